@@ -1,0 +1,1 @@
+"""The ``zenrec`` command line."""

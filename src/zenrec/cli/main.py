@@ -1,0 +1,79 @@
+"""Entry point of the ``zenrec`` command.
+
+Each sub-command lives in its own module under ``zenrec.cli`` and exposes
+``register(subparsers)``; heavy imports stay inside the command's run function so
+``zenrec --help`` is fast. User errors (:class:`zenrec.ZenrecError`) end with one line on
+stderr and exit code 2; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from zenrec._errors import ZenrecError
+from zenrec._version import __version__
+
+# Explicit registry of command modules (no scanning); order is the order in --help.
+COMMAND_MODULES: tuple[str, ...] = (
+    "zenrec.cli.quickstart",
+    "zenrec.cli.data",
+    "zenrec.cli.evaluate",
+    "zenrec.cli.recommend",
+    "zenrec.cli.traffic",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line naming the command and the fix."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"zenrec: error: {self.prog}: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="zenrec",
+        description="zenrec: recommender systems from raw logs to a tuned model served online.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Example:\n  zenrec quickstart\n  zenrec evaluate --dataset ml-100k --protocol msrec --model ease",
+    )
+    parser.add_argument("--version", action="version", version=f"zenrec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a command whose module is not shipped yet
+            if exc.name == name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2 if args.command is None else 0
+    try:
+        result = args.func(args)
+    except ZenrecError as exc:
+        msg = str(exc).strip().splitlines()
+        sys.stderr.write(f"zenrec: error: {' '.join(m.strip() for m in msg)}\n")
+        return 2
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        sys.stderr.write("zenrec: interrupted; finished results were kept.\n")
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

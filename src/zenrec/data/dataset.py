@@ -1,0 +1,316 @@
+"""The :class:`Dataset`: interactions plus user, item and context features.
+
+Users and items are stored as contiguous indices into :class:`~zenrec.data.vocab.Vocabulary`
+objects; every public API of zenrec takes and returns raw ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from zenrec._errors import DataError
+from zenrec.data.vocab import Vocabulary
+
+__all__ = ["Dataset", "Feature", "FeatureKind"]
+
+FeatureKind = Literal["categorical", "numeric", "multi", "text"]
+
+
+@dataclass(eq=False)
+class Feature:
+    """One column of a user or item feature table, aligned to the entity vocabulary.
+
+    Attributes:
+        name: Column name.
+        kind: ``categorical`` (``values`` are int codes into ``labels``, -1 missing),
+            ``numeric`` (float32, NaN missing), ``multi`` (CSR: ``values`` are codes into
+            ``labels`` and ``offsets`` has n+1 entries, e.g. genres) or ``text`` (strings).
+        values: The column, one entry per entity (or the flat codes for ``multi``).
+        labels: Category labels for ``categorical`` and ``multi``.
+        offsets: Row offsets for ``multi``.
+    """
+
+    name: str
+    kind: FeatureKind
+    values: np.ndarray
+    labels: list[str] | None = None
+    offsets: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return int(self.offsets.size - 1) if self.kind == "multi" else int(self.values.size)
+
+    def take(self, rows: np.ndarray) -> Feature:
+        """Rows ``rows`` of this feature (``-1`` rows become missing)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        missing = rows < 0
+        safe = np.where(missing, 0, rows)
+        if self.kind == "multi":
+            assert self.offsets is not None
+            starts, ends = self.offsets[safe], self.offsets[safe + 1]
+            lens = np.where(missing, 0, ends - starts)
+            offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+            idx = np.concatenate(
+                [np.arange(s, s + n) for s, n in zip(starts, lens)] or [np.zeros(0, np.int64)]
+            ).astype(np.int64)
+            return Feature(self.name, self.kind, self.values[idx], self.labels, offsets)
+        vals = self.values[safe].copy()
+        if missing.any():
+            if self.kind == "categorical":
+                vals[missing] = -1
+            elif self.kind == "numeric":
+                vals[missing] = np.nan
+            else:
+                vals[missing] = ""
+        return Feature(self.name, self.kind, vals, self.labels, None)
+
+    def row(self, i: int) -> Any:
+        """Human-readable value of row ``i``."""
+        if self.kind == "multi":
+            assert self.offsets is not None and self.labels is not None
+            return [self.labels[c] for c in self.values[self.offsets[i] : self.offsets[i + 1]]]
+        if self.kind == "categorical":
+            assert self.labels is not None
+            code = int(self.values[i])
+            return None if code < 0 else self.labels[code]
+        if self.kind == "numeric":
+            v = float(self.values[i])
+            return None if np.isnan(v) else v
+        return str(self.values[i])
+
+
+@dataclass(eq=False)
+class Dataset:
+    """Interactions between users and items, with optional ratings, time, context and features.
+
+    Attributes:
+        users: int64 user index per interaction.
+        items: int64 item index per interaction.
+        ratings: float32 rating/value per interaction, or ``None`` for implicit data.
+        timestamps: int64 unix seconds per interaction, or ``None``.
+        user_vocab: Raw user ids.
+        item_vocab: Raw item ids (the catalog).
+        context: Per-interaction context columns (name -> array).
+        user_features: Per-user features (aligned to ``user_vocab``).
+        item_features: Per-item features (aligned to ``item_vocab``).
+        name: Human-readable name.
+        source_sha256: Hash of the source file(s) the data came from.
+        filters: Descriptions of every filter applied so far, in order.
+
+    Example:
+        >>> ds = Dataset.from_raw(users=["a", "b", "a"], items=[1, 2, 2])
+        >>> (ds.n_users, ds.n_items, len(ds))
+        (2, 2, 3)
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    user_vocab: Vocabulary
+    item_vocab: Vocabulary
+    ratings: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
+    context: dict[str, np.ndarray] = field(default_factory=dict)
+    user_features: dict[str, Feature] = field(default_factory=dict)
+    item_features: dict[str, Feature] = field(default_factory=dict)
+    name: str = "dataset"
+    source_sha256: str | None = None
+    filters: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_raw(
+        cls,
+        users: Any,
+        items: Any,
+        ratings: Any = None,
+        timestamps: Any = None,
+        *,
+        context: dict[str, Any] | None = None,
+        name: str = "dataset",
+        source_sha256: str | None = None,
+        user_vocab: Vocabulary | None = None,
+        item_vocab: Vocabulary | None = None,
+    ) -> Dataset:
+        """Build a dataset from raw id columns (vocabularies are built from the data)."""
+        users_arr = np.asarray(users)
+        items_arr = np.asarray(items)
+        if users_arr.shape != items_arr.shape or users_arr.ndim != 1:
+            raise DataError(
+                f"users and items must be 1-D columns of the same length; got {users_arr.shape} "
+                f"and {items_arr.shape}"
+            )
+        uv = user_vocab or Vocabulary.from_values(users_arr)
+        iv = item_vocab or Vocabulary.from_values(items_arr)
+        u = uv.encode(users_arr)
+        i = iv.encode(items_arr)
+        if (u < 0).any() or (i < 0).any():
+            raise DataError("some interactions use ids missing from the given vocabularies")
+        r = None if ratings is None else np.asarray(ratings, dtype=np.float32)
+        t = None if timestamps is None else np.asarray(timestamps, dtype=np.int64)
+        ctx = {k: np.asarray(v) for k, v in (context or {}).items()}
+        for label, col in [("ratings", r), ("timestamps", t), *ctx.items()]:
+            if col is not None and col.shape != u.shape:
+                raise DataError(f"column '{label}' has {col.shape[0]} rows; expected {u.size}")
+        return cls(
+            users=u,
+            items=i,
+            user_vocab=uv,
+            item_vocab=iv,
+            ratings=r,
+            timestamps=t,
+            context=ctx,
+            name=name,
+            source_sha256=source_sha256,
+        )
+
+    # ------------------------------------------------------------------ basic facts
+    def __len__(self) -> int:
+        return int(self.users.size)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_vocab)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_vocab)
+
+    @property
+    def has_ratings(self) -> bool:
+        return self.ratings is not None
+
+    @property
+    def has_time(self) -> bool:
+        return self.timestamps is not None
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(name={self.name!r}, interactions={len(self)}, users={self.n_users}, "
+            f"items={self.n_items}, ratings={self.has_ratings}, time={self.has_time})"
+        )
+
+    # ------------------------------------------------------------------ derived views
+    def subset(self, rows: np.ndarray, *, name: str | None = None) -> Dataset:
+        """Interactions ``rows`` (bool mask or indices), keeping vocabularies and features."""
+        rows = np.asarray(rows)
+        return replace(
+            self,
+            users=self.users[rows],
+            items=self.items[rows],
+            ratings=None if self.ratings is None else self.ratings[rows],
+            timestamps=None if self.timestamps is None else self.timestamps[rows],
+            context={k: v[rows] for k, v in self.context.items()},
+            name=name or self.name,
+            filters=list(self.filters),
+        )
+
+    def with_filter(self, rows: np.ndarray, description: str, *, compact: bool = True) -> Dataset:
+        """Apply a filter (rows to keep) and record it; optionally drop now-unused ids."""
+        out = self.subset(rows)
+        out.filters.append(description)
+        return out.compacted() if compact else out
+
+    def compacted(self) -> Dataset:
+        """Drop users and items with no interactions, remapping indices and features."""
+        used_u = np.unique(self.users)
+        used_i = np.unique(self.items)
+        if used_u.size == self.n_users and used_i.size == self.n_items:
+            return self
+        umap = np.full(self.n_users, -1, dtype=np.int64)
+        umap[used_u] = np.arange(used_u.size)
+        imap = np.full(self.n_items, -1, dtype=np.int64)
+        imap[used_i] = np.arange(used_i.size)
+        return replace(
+            self,
+            users=umap[self.users],
+            items=imap[self.items],
+            user_vocab=Vocabulary(self.user_vocab.ids[used_u]),
+            item_vocab=Vocabulary(self.item_vocab.ids[used_i]),
+            user_features={k: f.take(used_u) for k, f in self.user_features.items()},
+            item_features={k: f.take(used_i) for k, f in self.item_features.items()},
+            filters=list(self.filters),
+        )
+
+    def csr(self, values: Literal["binary", "rating"] = "binary") -> sp.csr_matrix:
+        """User x item matrix (users are rows). Duplicate pairs are summed."""
+        if values == "rating":
+            if self.ratings is None:
+                raise DataError(f"dataset '{self.name}' has no rating column")
+            data = self.ratings.astype(np.float32)
+        else:
+            data = np.ones(len(self), dtype=np.float32)
+        m = sp.csr_matrix(
+            (data, (self.users, self.items)), shape=(self.n_users, self.n_items), dtype=np.float32
+        )
+        m.sum_duplicates()
+        if values == "binary":
+            m.data[:] = 1.0
+        return m
+
+    def user_counts(self) -> np.ndarray:
+        return np.bincount(self.users, minlength=self.n_users)
+
+    def item_counts(self) -> np.ndarray:
+        return np.bincount(self.items, minlength=self.n_items)
+
+    def item_titles(self) -> np.ndarray | None:
+        f = self.item_features.get("title")
+        return None if f is None else f.values
+
+    def fingerprint(self) -> str:
+        """sha256 of the interactions (raw ids, ratings, times) in a canonical order."""
+        h = hashlib.sha256()
+        order = np.lexsort((self.items, self.users))
+        h.update(np.ascontiguousarray(self.user_vocab.decode(self.users[order])).tobytes())
+        h.update(np.ascontiguousarray(self.item_vocab.decode(self.items[order])).tobytes())
+        if self.ratings is not None:
+            h.update(self.ratings[order].tobytes())
+        if self.timestamps is not None:
+            h.update(self.timestamps[order].tobytes())
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """Summary facts: counts, sparsity, time range, rating distribution, features."""
+        n = len(self)
+        info: dict[str, Any] = {
+            "name": self.name,
+            "interactions": n,
+            "users": self.n_users,
+            "items": self.n_items,
+            "density": n / max(1, self.n_users * self.n_items),
+            "sparsity": 1.0 - n / max(1, self.n_users * self.n_items),
+            "filters": list(self.filters),
+            "source_sha256": self.source_sha256,
+        }
+        if n:
+            uc, ic = self.user_counts(), self.item_counts()
+            info["interactions_per_user"] = {
+                "min": int(uc.min()),
+                "median": float(np.median(uc)),
+                "max": int(uc.max()),
+            }
+            info["interactions_per_item"] = {
+                "min": int(ic.min()),
+                "median": float(np.median(ic)),
+                "max": int(ic.max()),
+            }
+        if self.timestamps is not None and n:
+            info["time_range"] = [int(self.timestamps.min()), int(self.timestamps.max())]
+        if self.ratings is not None and n:
+            vals, counts = np.unique(self.ratings, return_counts=True)
+            if vals.size <= 20:
+                info["rating_distribution"] = {f"{v:g}": int(c) for v, c in zip(vals, counts)}
+            else:
+                info["rating_summary"] = {
+                    "min": float(vals.min()),
+                    "mean": float(self.ratings.mean()),
+                    "max": float(vals.max()),
+                }
+        info["user_features"] = {k: f.kind for k, f in self.user_features.items()}
+        info["item_features"] = {k: f.kind for k, f in self.item_features.items()}
+        info["context_columns"] = list(self.context)
+        return info

@@ -1,0 +1,269 @@
+"""Evaluators: full-ranking top-K, sampled ranking (labelled), rating and CTR metrics.
+
+Full ranking scores every catalog item for every test user in bounded batches, masks the
+items the user had in the excluded parts (train, and valid when testing), takes the top K
+with ``argpartition`` and keeps per-user values for significance tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from zenrec._errors import ConfigError, ProtocolError
+from zenrec.data.dataset import Dataset
+from zenrec.evaluation import metrics as M
+from zenrec.models.base import Recommender, top_k_indices
+
+__all__ = [
+    "EvalResult",
+    "evaluate_ctr",
+    "evaluate_ranking",
+    "evaluate_rating",
+    "evaluate_sampled",
+    "metric_keys",
+]
+
+
+@dataclass
+class EvalResult:
+    """Mean metrics, per-user values (aligned with ``users``) and timing of one evaluation."""
+
+    metrics: dict[str, float]
+    per_user: dict[str, np.ndarray] = field(default_factory=dict)
+    users: np.ndarray | None = None
+    seconds: float = 0.0
+    mode: str = "full"
+    n_users: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def metric_keys(metrics: Sequence[str], ks: Sequence[int]) -> list[str]:
+    return [f"{m}@{k}" for m in metrics for k in ks]
+
+
+def _check_metrics(metrics: Sequence[str], ks: Sequence[int]) -> None:
+    bad = [m for m in metrics if m not in M.RANKING_METRICS]
+    if bad:
+        raise ConfigError(f"unknown ranking metrics {bad}; choose from {sorted(M.RANKING_METRICS)}")
+    if not ks or any(int(k) < 1 for k in ks):
+        raise ConfigError(f"cutoffs K must be integers >= 1; got {list(ks)}")
+
+
+def _mapped_csr(model: Recommender, parts: Sequence[Dataset | None]) -> sp.csr_matrix:
+    """Union of ``parts`` as a binary matrix in the model's user/item index space."""
+    assert model.user_vocab is not None and model.item_vocab is not None
+    n_u, n_i = len(model.user_vocab), len(model.item_vocab)
+    rows, cols = [], []
+    for d in parts:
+        if d is None or len(d) == 0:
+            continue
+        if d.user_vocab is model.user_vocab or d.user_vocab == model.user_vocab:
+            u = d.users
+        else:
+            u = model.user_vocab.encode(d.user_vocab.ids)[d.users]
+        if d.item_vocab is model.item_vocab or d.item_vocab == model.item_vocab:
+            i = d.items
+        else:
+            i = model.item_vocab.encode(d.item_vocab.ids)[d.items]
+        ok = (u >= 0) & (i >= 0)
+        rows.append(u[ok])
+        cols.append(i[ok])
+    if not rows:
+        return sp.csr_matrix((n_u, n_i), dtype=np.float32)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    m = sp.csr_matrix((np.ones(r.size, np.float32), (r, c)), shape=(n_u, n_i))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+def _batch_size(n_items: int, budget_bytes: int = 96 * 2**20) -> int:
+    return max(16, budget_bytes // max(1, n_items * 4))
+
+
+def evaluate_ranking(
+    model: Recommender,
+    test: Dataset,
+    exclude: Sequence[Dataset | None] = (),
+    *,
+    ks: Sequence[int] = (10,),
+    metrics: Sequence[str] = ("precision", "recall", "ndcg", "map", "mrr", "hit"),
+    batch_size: int | None = None,
+    beyond_accuracy: bool = True,
+) -> EvalResult:
+    """Full-ranking top-K evaluation over the whole catalog.
+
+    Args:
+        model: A fitted recommender.
+        test: Relevant interactions (every user with at least one is evaluated).
+        exclude: Parts whose items are masked for each user (e.g. ``[train, valid]``).
+        ks: Cutoffs.
+        metrics: Names from :data:`zenrec.evaluation.metrics.RANKING_METRICS`.
+        batch_size: Users scored at once (default: about 96 MB of scores).
+        beyond_accuracy: Also compute coverage, Gini index, average popularity and novelty
+            of the top-K lists.
+    """
+    _check_metrics(metrics, ks)
+    model._check_fitted()
+    t0 = time.perf_counter()
+    ks = sorted({int(k) for k in ks})
+    kmax = max(ks)
+    n_items = model.n_items
+    test_m = _mapped_csr(model, [test])
+    excl = _mapped_csr(model, list(exclude))
+    users = np.flatnonzero(np.diff(test_m.indptr) > 0)
+    if users.size == 0:
+        raise ProtocolError(f"test part '{test.name}' has no interactions with known users and items")
+    n_rel = np.diff(test_m.indptr)[users]
+    bs = batch_size or _batch_size(n_items)
+    per_user = {key: np.empty(users.size) for key in metric_keys(metrics, ks)}
+    rec_counts = {k: np.zeros(n_items, dtype=np.int64) for k in ks}
+    for start in range(0, users.size, bs):
+        b = users[start : start + bs]
+        scores = model.score_indices(b)
+        scores = np.where(np.isnan(scores), -np.inf, scores).astype(np.float32, copy=False)
+        sub = excl[b]
+        scores[np.repeat(np.arange(b.size), np.diff(sub.indptr)), sub.indices] = -np.inf
+        top = top_k_indices(scores, kmax)
+        rel = test_m[b]
+        rel_dense = np.zeros((b.size, n_items), dtype=bool)
+        rel_dense[np.repeat(np.arange(b.size), np.diff(rel.indptr)), rel.indices] = True
+        hits = np.take_along_axis(rel_dense, top, 1)
+        # never count a masked (-inf) slot as a hit when fewer than K items remain
+        hits &= np.isfinite(np.take_along_axis(scores, top, 1))
+        nr = n_rel[start : start + bs]
+        for m in metrics:
+            fn = M.RANKING_METRICS[m]
+            for k in ks:
+                per_user[f"{m}@{k}"][start : start + b.size] = fn(hits, nr, k)
+        if beyond_accuracy:
+            for k in ks:
+                rec_counts[k] += np.bincount(top[:, :k].ravel(), minlength=n_items)
+    result = {key: float(v.mean()) for key, v in per_user.items()}
+    if beyond_accuracy:
+        pop = model.item_popularity_
+        assert pop is not None
+        n_users_train = max(1, len(model.user_vocab or []))
+        for k in ks:
+            c = rec_counts[k]
+            result[f"coverage@{k}"] = float((c > 0).mean())
+            result[f"gini@{k}"] = M.gini_index(c)
+            result[f"avg_popularity@{k}"] = float((c * pop).sum() / max(1, c.sum()))
+            p = np.clip(pop / n_users_train, 1e-12, None)
+            result[f"novelty@{k}"] = float((c * -np.log2(p)).sum() / max(1, c.sum()))
+    assert model.user_vocab is not None
+    return EvalResult(
+        metrics=result,
+        per_user=per_user,
+        users=model.user_vocab.decode(users),
+        seconds=time.perf_counter() - t0,
+        mode="full",
+        n_users=int(users.size),
+    )
+
+
+def evaluate_sampled(
+    model: Recommender,
+    test: Dataset,
+    exclude: Sequence[Dataset | None] = (),
+    *,
+    n_negatives: int = 100,
+    sampling: str = "uniform",
+    ks: Sequence[int] = (10,),
+    metrics: Sequence[str] = ("hit", "ndcg", "mrr"),
+    seed: int = 0,
+) -> EvalResult:
+    """Sampled ranking: each user's test items against ``n_negatives`` sampled unseen items.
+
+    Always labelled ``sampled`` (metric keys carry the suffix ``(sampled)``): sampled
+    metrics can reorder models and mostly measure AUC (Krichene & Rendle 2020).
+    """
+    if sampling not in ("uniform", "popularity"):
+        raise ConfigError(f"sampling must be 'uniform' or 'popularity'; got {sampling!r}")
+    if n_negatives < 1:
+        raise ConfigError(f"n_negatives must be >= 1; got {n_negatives}")
+    _check_metrics(metrics, ks)
+    model._check_fitted()
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    n_items = model.n_items
+    test_m = _mapped_csr(model, [test])
+    seen = _mapped_csr(model, [*exclude, test])
+    users = np.flatnonzero(np.diff(test_m.indptr) > 0)
+    if sampling == "popularity":
+        assert model.item_popularity_ is not None
+        p = model.item_popularity_.astype(np.float64) + 1e-9
+        p /= p.sum()
+    else:
+        p = None
+    ks = sorted({int(k) for k in ks})
+    per_user = {key: np.empty(users.size) for key in metric_keys(metrics, ks)}
+    for j, u in enumerate(users):
+        pos = test_m.indices[test_m.indptr[u] : test_m.indptr[u + 1]]
+        banned = seen.indices[seen.indptr[u] : seen.indptr[u + 1]]
+        if n_items - banned.size < n_negatives:
+            raise ProtocolError(f"user has too few unseen items for {n_negatives} negatives")
+        negs = np.zeros(0, dtype=np.int64)
+        while negs.size < n_negatives:
+            draw = rng.choice(n_items, size=2 * n_negatives, p=p)
+            draw = draw[~np.isin(draw, banned)]
+            negs = np.unique(np.concatenate([negs, draw]))
+        negs = rng.permutation(negs)[:n_negatives]
+        cand = np.concatenate([pos, negs])
+        s = model.score_indices(np.array([u]))[0, cand]
+        order = np.lexsort((rng.random(cand.size), -s))
+        hits = (order < pos.size)[None, :]
+        for m in metrics:
+            for k in ks:
+                per_user[f"{m}@{k}"][j] = M.RANKING_METRICS[m](hits, np.array([pos.size]), k)[0]
+    result = {f"{key}(sampled)": float(v.mean()) for key, v in per_user.items()}
+    assert model.user_vocab is not None
+    return EvalResult(
+        metrics=result,
+        per_user={f"{k}(sampled)": v for k, v in per_user.items()},
+        users=model.user_vocab.decode(users),
+        seconds=time.perf_counter() - t0,
+        mode=f"sampled ({n_negatives} {sampling} negatives)",
+        n_users=int(users.size),
+    )
+
+
+def evaluate_rating(model: Recommender, test: Dataset) -> EvalResult:
+    """RMSE and MAE of ``model.predict`` on the test ratings."""
+    if test.ratings is None:
+        raise ProtocolError(f"rating metrics need ratings, but '{test.name}' has none")
+    t0 = time.perf_counter()
+    pred = model.predict(test.user_vocab.decode(test.users), test.item_vocab.decode(test.items))
+    err = pred.astype(np.float64) - test.ratings
+    users = test.users
+    n_u = test.n_users
+    cnt = np.bincount(users, minlength=n_u)
+    sq = np.bincount(users, weights=err * err, minlength=n_u)
+    ab = np.bincount(users, weights=np.abs(err), minlength=n_u)
+    has = cnt > 0
+    return EvalResult(
+        metrics={"rmse": M.rmse(pred, test.ratings), "mae": M.mae(pred, test.ratings)},
+        per_user={"rmse": np.sqrt(sq[has] / cnt[has]), "mae": ab[has] / cnt[has]},
+        users=test.user_vocab.decode(np.flatnonzero(has)),
+        seconds=time.perf_counter() - t0,
+        mode="rating",
+        n_users=int(has.sum()),
+    )
+
+
+def evaluate_ctr(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
+                 probabilities: bool = True) -> EvalResult:
+    """AUC, GAUC (when ``groups``, e.g. users, are given) and LogLoss (for probabilities)."""
+    t0 = time.perf_counter()
+    out = {"auc": M.auc(scores, labels)}
+    if groups is not None:
+        out["gauc"] = M.gauc(scores, labels, groups)
+    if probabilities:
+        out["logloss"] = M.logloss(scores, labels)
+    return EvalResult(metrics=out, seconds=time.perf_counter() - t0, mode="ctr")

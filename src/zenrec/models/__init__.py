@@ -1,0 +1,15 @@
+"""Models: the recommender protocol, the registry and bundles."""
+
+from zenrec.models.base import ModelConfig, Recommendations, Recommender
+from zenrec.models.registry import MODELS, create_model, get_model_class, load_model, model_names
+
+__all__ = [
+    "MODELS",
+    "ModelConfig",
+    "Recommendations",
+    "Recommender",
+    "create_model",
+    "get_model_class",
+    "load_model",
+    "model_names",
+]

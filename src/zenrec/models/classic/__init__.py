@@ -1,0 +1,1 @@
+"""Classic recommenders: popularity, neighbourhood, linear autoencoder and factorisation models."""

@@ -1,0 +1,125 @@
+"""Biased matrix factorisation for explicit ratings (Koren, Bell & Volinsky, Computer 2009).
+
+r_hat(u, i) = mu + b_u + b_i + p_u . q_i, fitted by alternating ridge regressions
+(weighted-lambda regularisation, Zhou et al. 2008): each user's [p_u, b_u] is solved in
+closed form with items fixed, then each item's [q_i, b_i] with users fixed. Every step is
+exact, so it converges in a few sweeps without a learning rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from zenrec._errors import DataError
+from zenrec.data.dataset import Dataset
+from zenrec.models.base import ModelConfig, Recommender
+
+__all__ = ["BiasedMF", "BiasedMFConfig"]
+
+
+class BiasedMFConfig(ModelConfig):
+    factors: int = Field(32, ge=1)
+    """Latent dimension."""
+    reg: float = Field(0.08, ge=0)
+    """L2 regularisation of the factors, scaled by each user's/item's rating count."""
+    reg_bias: float = Field(0.02, ge=0)
+    """L2 regularisation of the biases, scaled by rating count."""
+    iterations: int = Field(12, ge=1)
+    """Alternating sweeps."""
+    init_std: float = Field(0.1, gt=0)
+    """Standard deviation of the initial factors."""
+    seed: int = 0
+    """Random seed of the initialisation."""
+
+
+def _solve_side(
+    R: sp.csr_matrix, other: np.ndarray, other_bias: np.ndarray, mu: float, reg: float, reg_bias: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge-solve [factors, bias] of every row of ``R`` given the other side fixed."""
+    n, k = R.shape[0], other.shape[1]
+    F = np.zeros((n, k), dtype=np.float64)
+    b = np.zeros(n, dtype=np.float64)
+    Xa = np.hstack([other, np.ones((other.shape[0], 1))])  # (m, k+1)
+    eye = np.eye(k + 1)
+    eye[k, k] = 0.0
+    bias_eye = np.zeros((k + 1, k + 1))
+    bias_eye[k, k] = 1.0
+    indptr, indices, data = R.indptr, R.indices, R.data
+    for r in range(n):
+        s, e = indptr[r], indptr[r + 1]
+        if s == e:
+            continue
+        cols = indices[s:e]
+        A = Xa[cols]
+        y = data[s:e] - mu - other_bias[cols]
+        cnt = e - s
+        M = A.T @ A + cnt * (reg * eye + reg_bias * bias_eye)
+        sol = np.linalg.solve(M, A.T @ y)
+        F[r], b[r] = sol[:k], sol[k]
+    return F, b
+
+
+class BiasedMF(Recommender):
+    """Biased MF for rating prediction (RMSE/MAE); also ranks by predicted rating.
+
+    Example:
+        >>> from zenrec.data import synthetic_dataset
+        >>> ds = synthetic_dataset(n_users=40, n_items=30, seed=0)
+        >>> m = BiasedMF(factors=4, iterations=3).fit(ds)
+        >>> bool(abs(float(m.predict([1000], [1001])[0]) - 3) < 3)
+        True
+    """
+
+    name = "biasedmf"
+    Config = BiasedMFConfig
+    task = "rating"
+
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        if train.ratings is None:
+            raise DataError(
+                f"biasedmf predicts ratings, but dataset '{train.name}' has none; pass --rating-col "
+                "or use a ranking model (ials, ease)"
+            )
+        c = self.config
+        rng = np.random.default_rng(c.seed)
+        R = sp.csr_matrix(
+            (train.ratings.astype(np.float64), (train.users, train.items)),
+            shape=(train.n_users, train.n_items),
+        )
+        R.sum_duplicates()
+        RT = R.T.tocsr()
+        self.mu_ = float(train.ratings.mean())
+        P = rng.normal(0, c.init_std, (train.n_users, c.factors))
+        Q = rng.normal(0, c.init_std, (train.n_items, c.factors))
+        bu = np.zeros(train.n_users)
+        bi = np.zeros(train.n_items)
+        for _ in range(c.iterations):
+            P, bu = _solve_side(R, Q, bi, self.mu_, c.reg, c.reg_bias)
+            Q, bi = _solve_side(RT, P, bu, self.mu_, c.reg, c.reg_bias)
+        self.P_, self.Q_ = P.astype(np.float32), Q.astype(np.float32)
+        self.bu_, self.bi_ = bu.astype(np.float32), bi.astype(np.float32)
+
+    def _score_users(self, users: np.ndarray) -> np.ndarray:
+        return self.mu_ + self.bu_[users, None] + self.bi_[None, :] + self.P_[users] @ self.Q_.T
+
+    def _predict_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        dot = np.einsum("ij,ij->i", self.P_[users], self.Q_[items])
+        return (self.mu_ + self.bu_[users] + self.bi_[items] + dot).astype(np.float32)
+
+    def _predict_fallback(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        out = np.full(users.size, self.mu_, dtype=np.float32)
+        ku, ki = users >= 0, items >= 0
+        out[ku] += self.bu_[users[ku]]
+        out[ki] += self.bi_[items[ki]]
+        return out
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"P": self.P_, "Q": self.Q_, "bu": self.bu_, "bi": self.bi_,
+                "mu": np.asarray([self.mu_], dtype=np.float64)}
+
+    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.P_, self.Q_ = arrays["P"], arrays["Q"]
+        self.bu_, self.bi_ = arrays["bu"], arrays["bi"]
+        self.mu_ = float(arrays["mu"][0])

@@ -1,0 +1,198 @@
+"""The shared recommender conformance suite (pytest-style test methods)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from zenrec._errors import NotFittedError
+from zenrec.data.dataset import Dataset
+from zenrec.data.vocab import Vocabulary
+
+__all__ = ["Planted", "RecommenderConformance", "planted_blocks"]
+
+
+@dataclass
+class Planted:
+    """A planted dataset: ``train`` plus, per user, the one withheld item (raw ids)."""
+
+    train: Dataset
+    withheld: dict[Any, Any]
+    group_of_user: dict[Any, int]
+    largest_group: int
+
+
+def planted_blocks(
+    n_groups: int = 4,
+    items_per_group: int = 8,
+    users_per_group: tuple[int, ...] | None = None,
+    *,
+    string_ids: bool = False,
+    seed: int = 0,
+) -> Planted:
+    """Users of group g consume every item of block g except one withheld item.
+
+    The withheld item of each user is consumed by the other users of the group, so any
+    collaborative model must rank it first among the user's unseen items. Group 0 is the
+    largest, so its items are also the most popular. Ratings are 5 in-block; each user also
+    rates one random out-of-block items 1, so rating models see the structure too.
+    """
+    rng = np.random.default_rng(seed)
+    sizes = users_per_group or (40,) + tuple(16 - 2 * g for g in range(1, n_groups))
+    users, items, ratings = [], [], []
+    withheld: dict[Any, Any] = {}
+    group_of: dict[Any, int] = {}
+    uid = 0
+    n_items = n_groups * items_per_group
+
+    def rid(prefix: str, x: int) -> Any:
+        return f"{prefix}{x}" if string_ids else 100 + x
+
+    for g, size in enumerate(sizes):
+        block = np.arange(g * items_per_group, (g + 1) * items_per_group)
+        for j in range(size):
+            held = block[j % items_per_group]
+            u = rid("u", uid)
+            for it in block:
+                if it != held:
+                    users.append(u)
+                    items.append(rid("i", int(it)))
+                    ratings.append(5.0)
+            others = rng.choice(np.setdiff1d(np.arange(n_items), block), 1, replace=False)
+            for it in others:
+                users.append(u)
+                items.append(rid("i", int(it)))
+                ratings.append(1.0)
+            withheld[u] = rid("i", int(held))
+            group_of[u] = g
+            uid += 1
+    iv = Vocabulary.from_values([rid("i", x) for x in range(n_items)])
+    train = Dataset.from_raw(np.array(users), np.array(items), np.array(ratings), item_vocab=iv,
+                             name="planted")
+    return Planted(train, withheld, group_of, 0)
+
+
+class RecommenderConformance:
+    """Mixin of conformance tests; subclasses define :meth:`make_model`.
+
+    Attributes:
+        planted_scope: ``"all"`` (every user's withheld item must come first) or
+            ``"largest_group"`` (only for users of the most popular block, e.g. Pop).
+        min_planted_hit_rate: Fraction of users whose withheld item must be ranked first.
+    """
+
+    planted_scope: str = "all"
+    min_planted_hit_rate: float = 0.95
+
+    def make_model(self) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- helpers
+    def _fitted(self, string_ids: bool = False) -> tuple[Any, Planted]:
+        planted = planted_blocks(string_ids=string_ids)
+        model = self.make_model().fit(planted.train)
+        return model, planted
+
+    # -------------------------------------------------------------- tests
+    def test_not_fitted_error(self) -> None:
+        import pytest
+
+        model = self.make_model()
+        with pytest.raises(NotFittedError, match="not fitted"):
+            model.recommend([1], k=3)
+
+    def test_planted_withheld_item_first(self) -> None:
+        model, planted = self._fitted()
+        users = list(planted.withheld)
+        if self.planted_scope == "largest_group":
+            users = [u for u in users if planted.group_of_user[u] == planted.largest_group]
+        if getattr(model, "task", "ranking") == "rating":
+            # A rating model cannot learn preference from missing data; it must rank the item
+            # the user's group loved above the items the group rated 1.
+            tr = planted.train
+            hits = []
+            for u in users:
+                g = planted.group_of_user[u]
+                peers = [tr.user_vocab.encode([v])[0] for v, gv in planted.group_of_user.items() if gv == g]
+                low = (np.isin(tr.users, peers)) & (tr.ratings <= 1)
+                cands = [planted.withheld[u], *tr.item_vocab.decode(np.unique(tr.items[low])).tolist()]
+                top = model.recommend([u], k=1, candidates=cands).item_lists[0]
+                hits.append(len(top) and top[0] == planted.withheld[u])
+        else:
+            recs = model.recommend(users, k=1)
+            hits = [recs.item_lists[j][0] == planted.withheld[u] for j, u in enumerate(users)]
+        rate = float(np.mean(hits))
+        assert rate >= self.min_planted_hit_rate, f"withheld item first for only {rate:.0%} of users"
+
+    def test_string_ids_work(self) -> None:
+        model, planted = self._fitted(string_ids=True)
+        u = next(iter(planted.withheld))
+        recs = model.recommend([u], k=3)
+        assert all(isinstance(x, str) for x in recs.item_lists[0])
+        assert all(str(x).startswith("i") for x in recs.item_lists[0])
+
+    def test_exclude_seen(self) -> None:
+        model, planted = self._fitted()
+        u = next(iter(planted.withheld))
+        seen = set(planted.train.item_vocab.decode(
+            planted.train.items[planted.train.users == planted.train.user_vocab.encode([u])[0]]).tolist())
+        n = planted.train.n_items
+        recs = model.recommend([u], k=n)
+        assert not seen & set(recs.item_lists[0].tolist())
+        assert len(recs.item_lists[0]) == n - len(seen)
+        with_seen = model.recommend([u], k=n, exclude_seen=False)
+        assert len(with_seen.item_lists[0]) == n
+
+    def test_unknown_users_fall_back(self) -> None:
+        model, planted = self._fitted()
+        known = next(iter(planted.withheld))
+        recs = model.recommend([known, 999_999, "nobody"], k=5)
+        assert recs.fallback.tolist() == [False, True, True]
+        assert recs.users[2] == "nobody"
+        pop = model.item_popularity_
+        got = pop[model.item_vocab.encode(recs.item_lists[1])]
+        assert got.tolist() == sorted(got.tolist(), reverse=True)
+        assert sorted(got.tolist()) == sorted(np.sort(pop)[-5:].tolist())
+        assert recs.item_lists[1].tolist() == recs.item_lists[2].tolist()
+
+    def test_unknown_items_and_candidates(self) -> None:
+        model, planted = self._fitted()
+        u = next(iter(planted.withheld))
+        cands = [planted.withheld[u], 101, 102, 555_555]
+        recs = model.recommend([u], k=10, candidates=cands, exclude_seen=False)
+        assert set(recs.item_lists[0].tolist()) <= {planted.withheld[u], 101, 102}
+        assert recs.unknown_items.tolist() == [555_555]
+        s = model.score([u], [planted.withheld[u], 555_555])
+        assert np.isfinite(s[0, 0]) and np.isnan(s[0, 1])
+
+    def test_batched_equals_one_by_one(self) -> None:
+        model, planted = self._fitted()
+        users = list(planted.withheld)[:20]
+        batched = model.recommend(users, k=5, batch_size=7)
+        for j, u in enumerate(users):
+            single = model.recommend([u], k=5)
+            assert single.item_lists[0].tolist() == batched.item_lists[j].tolist()
+            np.testing.assert_allclose(single.score_lists[0], batched.score_lists[j], rtol=1e-5, atol=1e-6)
+
+    def test_save_load_round_trip(self, tmp_path: Any) -> None:
+        from zenrec.models.base import Recommender
+
+        model, planted = self._fitted()
+        users = list(planted.withheld)[:10] + ["nobody"]
+        before = model.recommend(users, k=6)
+        path = model.save(tmp_path / "bundle")
+        loaded = Recommender.load(path)
+        assert type(loaded) is type(model)
+        assert loaded.params() == model.params()
+        after = loaded.recommend(users, k=6)
+        for a, b in zip(before.item_lists, after.item_lists):
+            assert a.tolist() == b.tolist()
+        for a, b in zip(before.score_lists, after.score_lists):
+            np.testing.assert_array_equal(a, b)
+        assert after.fallback.tolist() == before.fallback.tolist()
+        # overwriting an existing bundle keeps it loadable (atomic replace)
+        model.save(path)
+        assert Recommender.load(path).recommend(users[:1], k=3).item_lists[0].tolist() == \
+            before.item_lists[0][:3].tolist()
