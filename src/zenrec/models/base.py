@@ -13,6 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -151,6 +152,9 @@ class Recommender(ABC):
         self.fit_seconds_: float | None = None
         self.dataset_sha256: str | None = None
         self.history_: list[dict[str, Any]] = []
+        # Iterative models call this after each validation pass with (epoch, metrics); a tuner
+        # uses it for pruning. Whatever it raises propagates out of ``fit``.
+        self.epoch_callback: Callable[[int, dict[str, float]], None] | None = None
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: Dataset, valid: Dataset | None = None) -> Recommender:
@@ -179,6 +183,13 @@ class Recommender(ABC):
 
     @abstractmethod
     def _load_state(self, arrays: dict[str, np.ndarray]) -> None: ...
+
+    def _meta_state(self) -> dict[str, Any]:
+        """JSON-able learned state saved in ``bundle.json`` (e.g. feature specs); optional."""
+        return {}
+
+    def _load_meta_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`_meta_state` returned."""
 
     def _predict_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Score of each (user index, item index) pair; override for speed."""
@@ -348,6 +359,7 @@ class Recommender(ABC):
             "metrics": metrics or {},
             "fit_seconds": self.fit_seconds_,
             "history": self.history_,
+            "model_state": self._meta_state(),
             **(extra or {}),
         }
         vocab = {"users": self.user_vocab.to_json(), "items": self.item_vocab.to_json()}
@@ -376,6 +388,7 @@ class Recommender(ABC):
         model.dataset_sha256 = meta.get("dataset_sha256")
         model.fit_seconds_ = meta.get("fit_seconds")
         model.history_ = meta.get("history", [])
+        model._load_meta_state(meta.get("model_state", {}))
         model._load_state({k[len("state."):]: v for k, v in arrays.items() if k.startswith("state.")})
         model.bundle_meta = meta
         return model
