@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -190,6 +190,7 @@ class Recommender(ABC):
 
     def _load_meta_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`_meta_state` returned."""
+        return None
 
     def _predict_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Score of each (user index, item index) pair; override for speed."""
