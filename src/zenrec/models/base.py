@@ -117,8 +117,17 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
         kth = np.take_along_axis(scores, top[:, -1:], 1)  # (B, 1)
         n_tied_total = (scores == kth).sum(axis=1)
         n_tied_kept = (np.take_along_axis(scores, top, 1) == kth).sum(axis=1)
-        for r in np.flatnonzero(n_tied_total > n_tied_kept):
-            top[r] = np.argsort(-scores[r], kind="stable")[:k]
+        rows = np.flatnonzero(n_tied_total > n_tied_kept)
+        if rows.size:
+            sub = scores[rows]
+            kv = kth[rows]
+            gt = sub > kv
+            eq = sub == kv
+            need = k - gt.sum(axis=1)
+            take = gt | (eq & (np.cumsum(eq, axis=1) <= need[:, None]))
+            idx = np.nonzero(take)[1].reshape(rows.size, k)  # row-major: ascending index
+            v = np.take_along_axis(sub, idx, 1)
+            top[rows] = np.take_along_axis(idx, np.lexsort((idx, -v), axis=1), 1)
     return top
 
 

@@ -20,13 +20,15 @@ __all__ = ["BiasedMF", "BiasedMFConfig"]
 
 
 class BiasedMFConfig(ModelConfig):
+    """Defaults picked by 5-fold CV on ml-latest-small (not on the ML-100K/1M benchmarks)."""
+
     factors: int = Field(32, ge=1)
     """Latent dimension."""
-    reg: float = Field(0.08, ge=0)
+    reg: float = Field(0.1, ge=0)
     """L2 regularisation of the factors, scaled by each user's/item's rating count."""
-    reg_bias: float = Field(0.02, ge=0)
+    reg_bias: float = Field(0.05, ge=0)
     """L2 regularisation of the biases, scaled by rating count."""
-    iterations: int = Field(12, ge=1)
+    iterations: int = Field(6, ge=1)
     """Alternating sweeps."""
     init_std: float = Field(0.1, gt=0)
     """Standard deviation of the initial factors."""
@@ -37,28 +39,27 @@ class BiasedMFConfig(ModelConfig):
 def _solve_side(
     R: sp.csr_matrix, other: np.ndarray, other_bias: np.ndarray, mu: float, reg: float, reg_bias: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge-solve [factors, bias] of every row of ``R`` given the other side fixed."""
+    """Ridge-solve [factors, bias] of every row of ``R`` given the other side fixed.
+
+    Rows are solved one by one with BLAS-sized work (A^T A of the row's ratings); the
+    right-hand sides for all rows come from one sparse product.
+    """
     n, k = R.shape[0], other.shape[1]
-    F = np.zeros((n, k), dtype=np.float64)
-    b = np.zeros(n, dtype=np.float64)
     Xa = np.hstack([other, np.ones((other.shape[0], 1))])  # (m, k+1)
-    eye = np.eye(k + 1)
-    eye[k, k] = 0.0
-    bias_eye = np.zeros((k + 1, k + 1))
-    bias_eye[k, k] = 1.0
-    indptr, indices, data = R.indptr, R.indices, R.data
-    for r in range(n):
-        s, e = indptr[r], indptr[r + 1]
-        if s == e:
-            continue
-        cols = indices[s:e]
-        A = Xa[cols]
-        y = data[s:e] - mu - other_bias[cols]
-        cnt = e - s
-        M = A.T @ A + cnt * (reg * eye + reg_bias * bias_eye)
-        sol = np.linalg.solve(M, A.T @ y)
-        F[r], b[r] = sol[:k], sol[k]
-    return F, b
+    lam = np.full(k + 1, reg)
+    lam[k] = reg_bias
+    Y = sp.csr_matrix((R.data - mu - other_bias[R.indices], R.indices, R.indptr), shape=R.shape)
+    rhs = np.asarray(Y @ Xa)  # (n, k+1)
+    counts = np.diff(R.indptr)
+    sol = np.zeros((n, k + 1))
+    indptr, indices = R.indptr, R.indices
+    diag = np.diag_indices(k + 1)
+    for r in np.flatnonzero(counts):
+        A = Xa[indices[indptr[r] : indptr[r + 1]]]
+        M = A.T @ A
+        M[diag] += counts[r] * lam
+        sol[r] = np.linalg.solve(M, rhs[r])
+    return sol[:, :k], sol[:, k]
 
 
 class BiasedMF(Recommender):

@@ -1,0 +1,405 @@
+"""``zenrec traffic``: forecast serving traffic, flag surges, plan replicas.
+
+Heavy imports (pandas, statsforecast, matplotlib) stay inside the run functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+EPILOG = """Examples:
+  zenrec traffic forecast --input requests.jsonl --freq 5min --horizon 48h --output out/
+  zenrec traffic detect --input traffic.csv --time-col ts --value-col n --output out/
+  zenrec traffic plan --input traffic.csv --capacity 120 --warmup 5min --max 20 --output out/
+
+Input: JSON lines {"ts": "2024-05-01T12:00:00Z"[, "count": 3]} (one request per line), or a
+CSV/Parquet of timestamps or of (time, count) rows; see docs/traffic.md.
+"""
+
+
+def _add_input_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True, help="request log (.jsonl) or CSV/Parquet file")
+    p.add_argument("--freq", default=None, help="bucket width: 1min, 5min, 1h (default: data step)")
+    p.add_argument("--time-col", default=None, help="time column (default: detected)")
+    p.add_argument("--value-col", default=None, help="count column (default: detected)")
+    p.add_argument("--tz", default=None, help="time zone of naive timestamps, e.g. Europe/Berlin")
+    p.add_argument(
+        "--agg",
+        choices=("sum", "mean", "max"),
+        default=None,
+        help="combine rows in one bucket (default sum)",
+    )
+    p.add_argument("--output", default=None, help="output directory (default: print only)")
+
+
+def _add_forecast_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--horizon", default="48h", help="forecast horizon (default 48h)")
+    p.add_argument("--history", default="14d", help="most recent history fitted (default 14d)")
+    p.add_argument(
+        "--models",
+        default="SeasonalNaive,MSTL,AutoETS,AutoARIMA",
+        help="candidate models, comma separated",
+    )
+    p.add_argument("--windows", type=int, default=3, help="rolling backtest origins (default 3)")
+    p.add_argument("--seasonality", default="auto", help="auto, none, daily, weekly, daily,weekly")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``traffic`` command with ``forecast``, ``detect`` and ``plan`` sub-commands."""
+    parser = subparsers.add_parser(
+        "traffic",
+        help="forecast serving traffic, flag surges, plan replicas",
+        description="Forecast request traffic (statsforecast models chosen by rolling-origin "
+        "backtest), flag surges in history and ahead, and turn the forecast into a replica plan.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="traffic_command", metavar="ACTION", parser_class=type(parser))
+    parser.set_defaults(func=lambda args: (parser.print_help(), 2)[1])
+
+    pf = sub.add_parser(
+        "forecast",
+        help="forecast with intervals; backtest the models",
+        description="Backtest the candidate models, forecast with the best one.",
+        epilog="Example:\n  zenrec traffic forecast --input t.csv --output out/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_input_args(pf)
+    _add_forecast_args(pf)
+    pf.set_defaults(func=run_forecast)
+
+    pd_ = sub.add_parser(
+        "detect",
+        help="flag surges in history and alert on forecast surges",
+        description="Flag anomalous periods in history (robust z-score of "
+        "seasonal residuals) and forward surge alerts from the forecast.",
+        epilog="Example:\n  zenrec traffic detect --input t.csv --output out/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_input_args(pd_)
+    _add_forecast_args(pd_)
+    pd_.add_argument("--threshold", type=float, default=None, help="robust z threshold")
+    pd_.add_argument(
+        "--jump-factor",
+        type=float,
+        default=None,
+        help="alert when the upper bound exceeds this multiple of the seasonal norm",
+    )
+    cap = pd_.add_mutually_exclusive_group()
+    cap.add_argument(
+        "--capacity",
+        type=float,
+        default=None,
+        help="current total capacity in requests/s (alert when exceeded)",
+    )
+    pd_.add_argument("--no-forecast", action="store_true", help="history only, no forward alerts")
+    pd_.set_defaults(func=run_detect)
+
+    pp = sub.add_parser(
+        "plan",
+        help="replica plan over the forecast horizon",
+        description="Replicas needed over the horizon: scale out ahead of demand "
+        "by the warm-up time; scale in only on observed load.",
+        epilog="Example:\n  zenrec traffic plan --input t.csv --capacity 120 "
+        "--max 20 --output out/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_input_args(pp)
+    _add_forecast_args(pp)
+    g = pp.add_mutually_exclusive_group(required=True)
+    g.add_argument("--capacity", type=float, help="requests/s one replica serves within the SLO")
+    g.add_argument("--capacity-from", help='load-test JSON {"achieved_rps":..,"p99_ms":..}')
+    pp.add_argument("--target-utilization", type=float, default=0.7)
+    pp.add_argument("--warmup", default="5min", help="replica warm-up time (default 5min)")
+    pp.add_argument("--hold", default="30min", help="keep a raised floor at least this long")
+    pp.add_argument("--min", type=int, default=1, dest="min_replicas")
+    pp.add_argument("--max", type=int, default=None, dest="max_replicas")
+    pp.add_argument(
+        "--bound",
+        choices=("mean", "hi80", "hi95"),
+        default="hi80",
+        help="forecast column to plan for (default hi80)",
+    )
+    pp.add_argument(
+        "--value-unit",
+        choices=("count", "rate"),
+        default="count",
+        help="series values are requests per bucket (count) or per second (rate)",
+    )
+    pp.add_argument("--name", default="zenrec-serve", help="deployment name in the KEDA snippet")
+    pp.set_defaults(func=run_plan)
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from zenrec.traffic.series import load_series
+
+    return load_series(
+        args.input,
+        args.freq,
+        time_col=args.time_col,
+        value_col=args.value_col,
+        tz=args.tz,
+        agg=args.agg,
+    )
+
+
+def _forecast(args: argparse.Namespace, series: Any) -> Any:
+    from zenrec.traffic.forecast import ForecastConfig, forecast_series
+    from zenrec.traffic.series import validated
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    cfg = validated(
+        ForecastConfig,
+        horizon=args.horizon,
+        history=args.history,
+        models=models,
+        windows=args.windows,
+        seasonality=args.seasonality,
+    )
+    return forecast_series(series, cfg)
+
+
+def _print_report(series: Any) -> None:
+    from rich.console import Console
+
+    con = Console(stderr=True)
+    r = series.report
+    con.print(
+        f"[bold]{Path(r.source).name}[/]: {r.points} buckets of {r.freq} "
+        f"({r.start} .. {r.end}), {r.kind}, time zone {r.timezone}"
+    )
+    for note in r.notes:
+        con.print(f"  note: {note}")
+
+
+def _print_backtest(res: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    bt = res.backtest
+    con = Console()
+    if bt is None:
+        con.print("backtest: not enough history; " + "; ".join(res.notes))
+        return
+    t = Table(title=f"Backtest ({bt.selection}); chosen: {bt.chosen}")
+    for c in ("model", "horizon", "MASE", "sMAPE %", "cov80", "cov95"):
+        t.add_column(c)
+    for rec in bt.records:
+        style = "bold green" if rec["chosen"] else None
+        t.add_row(
+            rec["model"],
+            rec["horizon"],
+            f"{rec['mase']:.3f}",
+            f"{rec['smape']:.1f}",
+            f"{rec['coverage80']:.2f}",
+            f"{rec['coverage95']:.2f}",
+            style=style,
+        )
+    con.print(t)
+
+
+def _write_forecast_outputs(
+    out: Path, series: Any, res: Any, periods: Any = (), alerts: Any = ()
+) -> None:
+    from zenrec.traffic.plots import atomic_write_text, plot_forecast
+
+    atomic_write_text(out / "forecast.csv", res.frame.assign(model=res.model).to_csv(index=False))
+    bt = res.backtest
+    payload = {
+        "chosen_model": res.model,
+        "selection": bt.selection if bt else "no backtest (history too short)",
+        "origins": bt.origins if bt else [],
+        "records": bt.records if bt else [],
+        "seasons": res.seasons,
+        "fit_seconds": round(res.fit_seconds, 3),
+        "notes": res.notes + (bt.notes if bt else []),
+        "series": series.report.as_dict(),
+    }
+    atomic_write_text(out / "backtest.json", json.dumps(payload, indent=2, default=str) + "\n")
+    plot_forecast(
+        out / "forecast.png", series, res.frame, model=res.model, periods=periods, alerts=alerts
+    )
+
+
+def run_forecast(args: argparse.Namespace) -> int:
+    """Run ``zenrec traffic forecast``."""
+    series = _load(args)
+    _print_report(series)
+    res = _forecast(args, series)
+    _print_backtest(res)
+    print(
+        f"forecast: {len(res.frame)} buckets of {series.freq} with {res.model}; "
+        f"peak mean {res.frame['mean'].max():.1f}, peak hi95 {res.frame['hi95'].max():.1f}"
+    )
+    if args.output:
+        out = Path(args.output)
+        _write_forecast_outputs(out, series, res)
+        print(f"wrote {out / 'forecast.csv'}, {out / 'backtest.json'}, {out / 'forecast.png'}")
+    return 0
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    """Run ``zenrec traffic detect``."""
+    import numpy as np
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    from zenrec.traffic.detect import DetectConfig, detect_anomalies, surge_alerts
+    from zenrec.traffic.plots import atomic_write_text, plot_forecast
+    from zenrec.traffic.series import validated
+
+    series = _load(args)
+    _print_report(series)
+    kw: dict[str, Any] = {}
+    if args.threshold is not None:
+        kw["threshold"] = args.threshold
+    if args.jump_factor is not None:
+        kw["jump_factor"] = args.jump_factor
+    cfg = validated(DetectConfig, **kw)
+    periods, _, _ = detect_anomalies(series, cfg)
+    con = Console()
+    t = Table(title=f"Flagged periods in history ({len(periods)})")
+    for c in ("start", "end", "kind", "peak", "expected", "z"):
+        t.add_column(c)
+    for p in periods:
+        t.add_row(
+            p.start, p.end, p.kind, f"{p.peak_value:.1f}", f"{p.expected:.1f}", f"{p.peak_z:.1f}"
+        )
+    con.print(t)
+    alerts: list[Any] = []
+    res = None
+    if not args.no_forecast:
+        res = _forecast(args, series)
+        cap = None
+        if args.capacity is not None:
+            if not args.capacity > 0:
+                from zenrec._errors import ConfigError
+
+                raise ConfigError(f"--capacity must be > 0, got {args.capacity}")
+            cap = args.capacity * series.step_seconds  # rps -> requests per bucket
+        alerts = surge_alerts(
+            res.frame,
+            pd.Timestamp(res.frame["ts"].iloc[0]),
+            history_median=float(np.nanmedian(series.values)),
+            capacity=cap,
+            config=cfg,
+        )
+        ta = Table(
+            title=f"Surge alerts over the next {args.horizon} ({len(alerts)}; model {res.model})"
+        )
+        for c in ("start", "end", "lead time", "reason", "peak bound", "norm"):
+            ta.add_column(c)
+        for a in alerts:
+            ta.add_row(
+                a.start,
+                a.end,
+                f"{a.lead_time_s / 3600:.1f} h",
+                a.reason,
+                f"{a.peak_bound:.1f}",
+                f"{a.norm:.1f}",
+            )
+        con.print(ta)
+    if args.output:
+        out = Path(args.output)
+        rows = [{"type": "history", **p.as_dict()} for p in periods]
+        rows += [{"type": "alert", "kind": "surge", **a.as_dict()} for a in alerts]
+        payload = {
+            "config": cfg.model_dump(),
+            "periods": [p.as_dict() for p in periods],
+            "alerts": [a.as_dict() for a in alerts],
+            "series": series.report.as_dict(),
+        }
+        atomic_write_text(out / "surges.json", json.dumps(payload, indent=2, default=str) + "\n")
+        cols = [
+            "type",
+            "start",
+            "end",
+            "kind",
+            "peak_time",
+            "peak_value",
+            "expected",
+            "peak_z",
+            "lead_time_s",
+            "reason",
+            "peak_bound",
+            "norm",
+        ]
+        atomic_write_text(out / "surges.csv", pd.DataFrame(rows, columns=cols).to_csv(index=False))
+        if res is not None:
+            _write_forecast_outputs(out, series, res, periods, alerts)
+        else:
+            plot_forecast(out / "detect.png", series, None, periods=periods)
+        print(f"wrote {out / 'surges.json'}, {out / 'surges.csv'} and a plot")
+    return 0
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    """Run ``zenrec traffic plan``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from zenrec.traffic.plan import PlanConfig, keda_scaledobject, load_capacity, plan_replicas
+    from zenrec.traffic.plots import atomic_write_text, plot_plan
+    from zenrec.traffic.series import fmt_seconds, validated
+
+    capacity = load_capacity(args.capacity_from) if args.capacity_from else args.capacity
+    cfg = validated(
+        PlanConfig,
+        capacity_rps=capacity,
+        target_utilization=args.target_utilization,
+        warmup=args.warmup,
+        hold=args.hold,
+        min_replicas=args.min_replicas,
+        max_replicas=args.max_replicas,
+        bound=args.bound,
+        value_unit=args.value_unit,
+    )
+    series = _load(args)
+    _print_report(series)
+    res = _forecast(args, series)
+    import numpy as np
+
+    obs = series.values[np.isfinite(series.values)]
+    plan = plan_replicas(
+        res.frame, series.step_seconds, float(obs[-1]) if len(obs) else math.nan, cfg
+    )
+    con = Console()
+    t = Table(
+        title=f"Replica plan ({res.model}, {cfg.bound}, {capacity:g} rps/replica at "
+        f"{cfg.target_utilization:.0%}, warm-up {cfg.warmup}); now {plan.current_replicas}"
+    )
+    for c in ("at", "min replicas", "action"):
+        t.add_column(c)
+    for ev in plan.schedule[:60]:
+        t.add_row(ev["at"], str(ev["min_replicas"]), ev["action"])
+    con.print(t)
+    if len(plan.schedule) > 60:
+        con.print(f"... {len(plan.schedule) - 60} more changes in plan.json")
+    for note in plan.notes:
+        con.print(f"note: {note}")
+    print(
+        f"peak {plan.peak_replicas} replicas over {fmt_seconds(len(res.frame) * series.step_seconds)}"
+    )
+    if args.output:
+        out = Path(args.output)
+        payload = plan.as_dict() | {"model": res.model, "series": series.report.as_dict()}
+        atomic_write_text(out / "plan.json", json.dumps(payload, indent=2, default=str) + "\n")
+        atomic_write_text(out / "plan_steps.csv", plan.steps.to_csv(index=False))
+        tz = str(series.index.tz) if series.index.tz is not None else "UTC"
+        atomic_write_text(out / "keda-scaledobject.yaml", keda_scaledobject(plan, args.name, tz))
+        atomic_write_text(
+            out / "forecast.csv", res.frame.assign(model=res.model).to_csv(index=False)
+        )
+        plot_plan(out / "plan.png", plan)
+        print(f"wrote {out / 'plan.json'}, {out / 'keda-scaledobject.yaml'}, {out / 'plan.png'}")
+    return 0

@@ -1,0 +1,327 @@
+"""Turn a traffic forecast into a replica plan (predictive scale-out, reactive scale-in).
+
+Contract (as AWS Predictive Scaling): the forecast sets a **floor** (minimum replicas) that is
+raised ``warmup`` *before* each bucket that needs it; when the forecast falls, the floor is only
+released -- replicas are removed by the reactive scaler on *observed* load, never on the
+forecast alone.
+
+Per-replica capacity comes from ``--capacity`` (requests/s one replica serves within the SLO) or
+from a load-test summary (``--capacity-from``), a JSON object::
+
+    {"achieved_rps": 850.0, "p99_ms": 180.0, "slo_p99_ms": 250.0, "replicas": 2,
+     "error_rate": 0.001, "max_error_rate": 0.01}
+
+``achieved_rps`` (required, > 0) is the total rate the load test sustained with ``replicas``
+replicas (default 1) while ``p99_ms`` (required) stayed within ``slo_p99_ms`` (optional; when
+given, a run that missed it is rejected) and ``error_rate`` within ``max_error_rate``
+(optional). Per-replica capacity = ``achieved_rps / replicas``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from zenrec._errors import ConfigError, DataError
+from zenrec.traffic.series import parse_duration
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "Plan",
+    "PlanConfig",
+    "keda_scaledobject",
+    "load_capacity",
+    "plan_replicas",
+]
+
+
+class PlanConfig(BaseModel):
+    """Settings of ``zenrec traffic plan``.
+
+    Attributes:
+        capacity_rps: Requests/s one replica serves within the SLO.
+        target_utilization: Fraction of capacity to plan for (headroom = 1 - this).
+        warmup: Time a new replica needs before it takes traffic.
+        hold: A raised floor is kept at least this long after the bucket that needed it
+            (avoids flapping; scale-in is reactive anyway).
+        min_replicas: Lower bound of the plan.
+        max_replicas: Upper bound (``None``: unbounded; needs above it are reported).
+        bound: Forecast column planned for (``hi80`` default: the 80 % upper bound).
+        value_unit: ``count`` (requests per bucket, converted to rps) or ``rate`` (already rps).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    capacity_rps: float = Field(gt=0)
+    target_utilization: float = Field(default=0.7, gt=0, le=1)
+    warmup: str = "5min"
+    hold: str = "30min"
+    min_replicas: int = Field(default=1, ge=0)
+    max_replicas: int | None = Field(default=None, ge=1)
+    bound: Literal["mean", "hi80", "hi95"] = "hi80"
+    value_unit: Literal["count", "rate"] = "count"
+
+    @model_validator(mode="after")
+    def _check(self) -> PlanConfig:
+        parse_duration(self.warmup, "warmup") if self.warmup not in ("0", "0s") else None
+        if self.max_replicas is not None and self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"--max {self.max_replicas} is below --min {self.min_replicas}; raise --max"
+            )
+        return self
+
+
+def load_capacity(path: str | os.PathLike[str]) -> float:
+    """Read a load-test summary and return the per-replica capacity in requests/s.
+
+    Raises:
+        DataError: Missing file/fields, or a run whose p99 or error rate missed its SLO.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(
+            f"{path}: file not found; pass --capacity-from with a load-test JSON"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{p.name}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{p.name}: expected a JSON object with 'achieved_rps' and 'p99_ms'")
+    for key in ("achieved_rps", "p99_ms"):
+        v = data.get(key)
+        if not isinstance(v, int | float) or isinstance(v, bool) or not v > 0:
+            raise DataError(
+                f"{p.name}: field '{key}' must be a positive number, got {v!r}; "
+                'expected {"achieved_rps": 850, "p99_ms": 180}'
+            )
+    replicas = data.get("replicas", 1)
+    if not isinstance(replicas, int) or replicas < 1:
+        raise DataError(f"{p.name}: field 'replicas' must be a positive integer, got {replicas!r}")
+    slo = data.get("slo_p99_ms")
+    if slo is not None and data["p99_ms"] > slo:
+        raise DataError(
+            f"{p.name}: p99_ms {data['p99_ms']} exceeds slo_p99_ms {slo}: the SLO did not hold at "
+            "this rate; use a load test at a lower rate"
+        )
+    err, max_err = data.get("error_rate"), data.get("max_error_rate")
+    if err is not None and max_err is not None and err > max_err:
+        raise DataError(
+            f"{p.name}: error_rate {err} exceeds max_error_rate {max_err}; use a passing load test"
+        )
+    return float(data["achieved_rps"]) / replicas
+
+
+@dataclass
+class Plan:
+    """A replica plan.
+
+    Attributes:
+        schedule: Change points: ``{"at", "min_replicas", "action"}`` (``scale_out`` raises the
+            floor ahead of demand; ``release_floor`` lowers it, scale-in then follows observed
+            load).
+        steps: Per-bucket table: ``ts, load_rps, needed, floor``.
+        current_replicas: Replicas the last observed load needs.
+        peak_replicas: Largest floor in the plan.
+        capped: Buckets whose need exceeded ``max_replicas``.
+    """
+
+    schedule: list[dict[str, Any]]
+    steps: pd.DataFrame
+    current_replicas: int
+    peak_replicas: int
+    capped: int
+    config: PlanConfig
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (schedule plus settings)."""
+        return {
+            "policy": {
+                "scale_out": "predictive: floor raised warmup ahead of forecast need",
+                "scale_in": "reactive only: floors are released, replicas follow observed load",
+            },
+            "config": self.config.model_dump(),
+            "current_replicas": self.current_replicas,
+            "peak_replicas": self.peak_replicas,
+            "capped_buckets": self.capped,
+            "schedule": self.schedule,
+            "notes": self.notes,
+        }
+
+
+def _need(rps: np.ndarray, cfg: PlanConfig) -> tuple[np.ndarray, int]:
+    raw = np.ceil(np.maximum(rps, 0.0) / (cfg.capacity_rps * cfg.target_utilization) - 1e-9)
+    raw = np.maximum(raw, cfg.min_replicas)
+    capped = 0
+    if cfg.max_replicas is not None:
+        capped = int((raw > cfg.max_replicas).sum())
+        raw = np.minimum(raw, cfg.max_replicas)
+    return raw.astype(int), capped
+
+
+def plan_replicas(
+    frame: pd.DataFrame,
+    step_seconds: float,
+    last_observed: float,
+    config: PlanConfig,
+) -> Plan:
+    """Compute the replica floor over the forecast horizon.
+
+    Args:
+        frame: Forecast (``ts, mean, hi80, hi95``) in series units per bucket.
+        step_seconds: Bucket width.
+        last_observed: Last observed bucket value (series units), for the current replicas.
+        config: Plan settings.
+
+    Returns:
+        The plan; the floor during bucket ``j`` is in place from ``ts_j - warmup``.
+    """
+    import pandas as pd
+
+    cfg = config
+    if len(frame) == 0:
+        raise DataError("forecast is empty; nothing to plan")
+    div = step_seconds if cfg.value_unit == "count" else 1.0
+    rps = frame[cfg.bound].to_numpy(dtype=float) / div
+    need, capped = _need(rps, cfg)
+    cur, _ = _need(np.array([last_observed / div if np.isfinite(last_observed) else 0.0]), cfg)
+    current = int(cur[0])
+    warm = 0.0 if cfg.warmup in ("0", "0s") else parse_duration(cfg.warmup, "warmup")
+    ts = pd.DatetimeIndex(frame["ts"])
+    t_ns = ts.asi8
+    origin = int(t_ns[0])
+    step_ns = int(round(step_seconds * 1e9))
+    warm_ns = int(round(warm * 1e9))
+    hold_ns = (
+        int(round(parse_duration(cfg.hold, "hold") * 1e9)) if cfg.hold not in ("0", "0s") else 0
+    )
+    # floor(t) = max need_j over buckets j with ts_j - warmup <= t < ts_j + step + hold
+    end_ns = t_ns + step_ns + hold_ns
+    cand = np.unique(np.concatenate([t_ns - warm_ns, end_ns, [origin]]))
+    cand = cand[(cand >= origin) & (cand < t_ns[-1] + step_ns)]
+    active = (t_ns[None, :] - warm_ns <= cand[:, None]) & (cand[:, None] < end_ns[None, :])
+    floor_at = np.where(active, need[None, :], 0).max(axis=1)
+    floor_at = np.maximum(floor_at, cfg.min_replicas)
+    schedule: list[dict[str, Any]] = []
+    prev = current
+    tz = ts.tz
+    for t, f in zip(cand, floor_at):
+        if f == prev:
+            continue
+        at = (
+            pd.Timestamp(int(t), tz="UTC").tz_convert(tz)
+            if tz is not None
+            else pd.Timestamp(int(t))
+        )
+        schedule.append(
+            {
+                "at": str(at),
+                "min_replicas": int(f),
+                "action": "scale_out" if f > prev else "release_floor",
+            }
+        )
+        prev = int(f)
+    per_bucket_floor = np.array(
+        [floor_at[np.searchsorted(cand, t, side="right") - 1] for t in t_ns], dtype=int
+    )
+    steps = pd.DataFrame(
+        {"ts": frame["ts"], "load_rps": rps, "needed": need, "floor": per_bucket_floor}
+    )
+    notes = []
+    if capped:
+        notes.append(f"{capped} buckets need more than --max {cfg.max_replicas} replicas")
+    if warm >= step_seconds:
+        notes.append("warm-up is at least one bucket: floors rise one or more buckets early")
+    return Plan(
+        schedule=schedule,
+        steps=steps,
+        current_replicas=current,
+        peak_replicas=int(max(floor_at.max(), current)),
+        capped=capped,
+        config=cfg,
+        notes=notes,
+    )
+
+
+def _cron(ts: pd.Timestamp) -> str:
+    return f"{ts.minute} {ts.hour} {ts.day} {ts.month} *"
+
+
+def keda_scaledobject(
+    plan: Plan,
+    name: str = "zenrec-serve",
+    timezone: str = "UTC",
+    prometheus_query: str = 'sum(rate(http_requests_total{service="zenrec-serve"}[2m]))',
+) -> str:
+    """Render a KEDA ``ScaledObject`` (YAML text) implementing the plan.
+
+    Each raised floor becomes a ``cron`` trigger (start/end/desiredReplicas) and a
+    ``prometheus`` trigger scales on observed load at ``capacity * target_utilization`` per
+    replica; KEDA takes the maximum, so scale-in follows observed load only. Cron fields carry
+    day and month, so regenerate the object when the forecast is refreshed.
+    """
+    import pandas as pd
+
+    cfg = plan.config
+    per_replica = cfg.capacity_rps * cfg.target_utilization
+    lines = [
+        "# Generated by `zenrec traffic plan`: predictive floors (cron) + reactive scaling on",
+        "# observed load (prometheus). Regenerate when the forecast is refreshed.",
+        "apiVersion: keda.sh/v1alpha1",
+        "kind: ScaledObject",
+        "metadata:",
+        f"  name: {name}",
+        "spec:",
+        "  scaleTargetRef:",
+        f"    name: {name}",
+        f"  minReplicaCount: {cfg.min_replicas}",
+        f"  maxReplicaCount: {cfg.max_replicas or max(plan.peak_replicas, cfg.min_replicas, 1)}",
+        "  advanced:",
+        "    horizontalPodAutoscalerConfig:",
+        "      behavior:",
+        "        scaleDown:",
+        "          stabilizationWindowSeconds: 300",
+        "  triggers:",
+        "    - type: prometheus",
+        "      metadata:",
+        "        serverAddress: http://prometheus.monitoring:9090",
+        f"        query: '{prometheus_query}'",
+        f'        threshold: "{per_replica:g}"',
+    ]
+    sched = plan.schedule
+    end_of_plan = pd.Timestamp(plan.steps["ts"].iloc[-1])
+    for i, ev in enumerate(sched):
+        if ev["min_replicas"] <= cfg.min_replicas:
+            continue
+        start = pd.Timestamp(ev["at"])
+        end = pd.Timestamp(sched[i + 1]["at"]) if i + 1 < len(sched) else end_of_plan
+        if start.tzinfo is not None:
+            start, end = start.tz_convert(timezone), end.tz_convert(timezone)
+        if end <= start:
+            continue
+        lines += [
+            "    - type: cron",
+            "      metadata:",
+            f"        timezone: {timezone}",
+            f'        start: "{_cron(start)}"',
+            f'        end: "{_cron(end)}"',
+            f'        desiredReplicas: "{ev["min_replicas"]}"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def replicas_for(rate_rps: float, capacity_rps: float, target_utilization: float) -> int:
+    """Replicas needed for ``rate_rps`` at ``target_utilization`` of ``capacity_rps`` each."""
+    if capacity_rps <= 0 or not 0 < target_utilization <= 1:
+        raise ConfigError("capacity must be > 0 and target utilization in (0, 1]")
+    return max(0, math.ceil(rate_rps / (capacity_rps * target_utilization) - 1e-9))

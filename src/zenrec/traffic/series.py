@@ -1,0 +1,634 @@
+"""Build a regular traffic series from request logs or (time, count) tables.
+
+Accepted inputs (see ``docs/traffic.md``):
+
+* **Request logs**, JSON lines (``.jsonl``, ``.ndjson``, ``.json``): one JSON object per line with a
+  ``ts`` field, either an ISO-8601 string (with or without offset) or unix seconds (int or float;
+  values above 1e11 are read as unix milliseconds). An optional integer ``count`` field (default 1)
+  lets one line stand for several requests. Other fields are ignored. Each line is one event, so
+  a bucket without lines is a true zero.
+* **Tables** (``.csv``, ``.tsv``, ``.parquet``): either one timestamp column (one row per event) or a
+  timestamp column plus a numeric value column (one row per (time, count) observation). The
+  timestamp may also be split over ``year``, ``month``, ``day`` [, ``hour``, ``minute``, ``second``]
+  columns. In (time, count) tables a bucket without rows is a **gap** (NaN), never a silent zero.
+
+Time zones: offsets in the data are honoured and converted to ``tz`` (default UTC). Naive
+timestamps stay naive unless ``tz`` is given, in which case they are read as wall-clock time of
+that zone (DST gaps/overlaps resolved) and converted to UTC so the grid stays regular.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from zenrec._errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "SeriesReport",
+    "TrafficSeries",
+    "fill_gaps",
+    "fmt_seconds",
+    "load_series",
+    "parse_duration",
+    "require_history",
+    "season_lengths",
+    "series_from_values",
+    "validated",
+]
+
+TIME_NAMES = ("ts", "timestamp", "time", "datetime", "date", "ds", "time_stamp", "t")
+VALUE_NAMES = (
+    "value",
+    "count",
+    "requests",
+    "y",
+    "n",
+    "qps",
+    "rps",
+    "hits",
+    "requests_count",
+    "request_count",
+)
+PART_NAMES = ("year", "month", "day", "hour", "minute", "second")
+IGNORED_NAMES = ("week_day", "weekday", "dow", "day_of_week", "unique_id", "id")
+
+
+def parse_duration(text: str | float | int, name: str = "duration") -> float:
+    """Parse a duration such as ``5min``, ``1h``, ``48h``, ``14d`` into seconds.
+
+    Args:
+        text: The duration text (pandas-style) or a number of seconds.
+        name: Parameter name used in the error message.
+
+    Returns:
+        The duration in seconds (> 0).
+
+    Raises:
+        ConfigError: If the text is not a positive duration.
+    """
+    import pandas as pd
+
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        t = str(text).strip().lower()
+        if t.endswith("m") and t[:-1].replace(".", "", 1).isdigit():
+            t = t + "in"  # "5m" means minutes, not months
+        try:
+            seconds = pd.to_timedelta(t).total_seconds()
+        except (ValueError, TypeError):
+            raise ConfigError(
+                f"{name}: cannot parse {text!r} as a duration; use e.g. 5min, 1h, 48h, 14d"
+            ) from None
+    if not seconds > 0:
+        raise ConfigError(f"{name}: must be positive, got {text!r}")
+    return seconds
+
+
+def _fmt_seconds(seconds: float) -> str:
+    s = int(round(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size and s % size == 0:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+@dataclass
+class SeriesReport:
+    """What was done to turn the input into a regular series (printed and saved with results)."""
+
+    source: str
+    kind: Literal["events", "counts"]
+    time_column: str
+    value_column: str | None
+    freq: str
+    native_step: str | None
+    input_rows: int
+    points: int = 0
+    start: str = ""
+    end: str = ""
+    missing: int = 0
+    missing_runs: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: int = 0
+    unsorted: bool = False
+    timezone: str = "naive"
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dictionary (at most 20 missing runs listed)."""
+        d = dict(self.__dict__)
+        d["missing_runs"] = [list(r) for r in self.missing_runs[:20]]
+        d["missing_runs_total"] = len(self.missing_runs)
+        return d
+
+
+@dataclass
+class TrafficSeries:
+    """A regular series: ``values[i]`` is the traffic of bucket ``index[i]`` (NaN = gap).
+
+    Attributes:
+        index: Bucket start times (pandas ``DatetimeIndex``, regular step).
+        values: Float array, NaN where the input had no observation.
+        step_seconds: Bucket width in seconds.
+        report: How the series was built.
+    """
+
+    index: pd.DatetimeIndex
+    values: np.ndarray
+    step_seconds: float
+    report: SeriesReport
+
+    @property
+    def freq(self) -> str:
+        """Bucket width as text, e.g. ``5min``."""
+        return _fmt_seconds(self.step_seconds)
+
+    @property
+    def n(self) -> int:
+        """Number of buckets."""
+        return len(self.values)
+
+    @property
+    def duration_seconds(self) -> float:
+        """Covered time span in seconds."""
+        return self.n * self.step_seconds
+
+    def tail(self, seconds: float) -> TrafficSeries:
+        """Return the last ``seconds`` of the series (same report object)."""
+        k = max(1, int(round(seconds / self.step_seconds)))
+        return TrafficSeries(self.index[-k:], self.values[-k:], self.step_seconds, self.report)
+
+    def slice(self, start: int, stop: int) -> TrafficSeries:
+        """Return buckets ``start:stop`` (same report object)."""
+        return TrafficSeries(
+            self.index[start:stop], self.values[start:stop], self.step_seconds, self.report
+        )
+
+
+def season_lengths(step_seconds: float) -> dict[str, int]:
+    """Return the daily and weekly season lengths (in buckets) that make sense for a step.
+
+    A season is only listed when it spans at least 2 buckets and is a whole number of them.
+    """
+    out: dict[str, int] = {}
+    for name, span in (("daily", 86400.0), ("weekly", 7 * 86400.0)):
+        m = span / step_seconds
+        if m >= 2 and abs(m - round(m)) < 1e-9:
+            out[name] = round(m)
+    return out
+
+
+def fill_gaps(values: np.ndarray, season: int | None = None) -> tuple[np.ndarray, int]:
+    """Fill NaN gaps for model fitting: same phase one season earlier/later, else linear.
+
+    Args:
+        values: Series with NaN gaps.
+        season: Season length in buckets (``None`` for linear interpolation only).
+
+    Returns:
+        The filled copy and the number of filled buckets.
+    """
+    y = np.asarray(values, dtype=float).copy()
+    miss = np.isnan(y)
+    n_missing = int(miss.sum())
+    if n_missing == 0:
+        return y, 0
+    if n_missing == len(y):
+        raise DataError("series has no observed values; nothing to fit")
+    if season and season < len(y):
+        idx = np.flatnonzero(miss)
+        for i in idx:
+            for j in (i - season, i + season, i - 2 * season, i + 2 * season):
+                if 0 <= j < len(y) and not np.isnan(y[j]):
+                    y[i] = y[j]
+                    break
+    still = np.isnan(y)
+    if still.any():
+        ok = np.flatnonzero(~still)
+        y[still] = np.interp(np.flatnonzero(still), ok, y[ok])
+    return y, n_missing
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    ts: list[Any] = []
+    counts: list[float] = []
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(
+                    f"{path.name}: line {lineno}: not valid JSON ({exc.msg}); "
+                    'each line must be one object like {"ts": "2024-05-01T12:00:00Z"}'
+                ) from None
+            if not isinstance(rec, dict) or "ts" not in rec:
+                raise DataError(
+                    f"{path.name}: line {lineno}: no 'ts' field; each line must be an object "
+                    "with 'ts' (ISO-8601 or unix seconds) and optional 'count'"
+                )
+            c = rec.get("count", 1)
+            if not isinstance(c, int | float) or isinstance(c, bool) or c < 0:
+                raise DataError(
+                    f"{path.name}: line {lineno}: 'count' must be a non-negative number, got {c!r}"
+                )
+            ts.append(rec["ts"])
+            counts.append(float(c))
+    if not ts:
+        raise DataError(f"{path.name}: no records; expected JSON lines with a 'ts' field")
+    return pd.DataFrame({"ts": pd.Series(ts, dtype=object), "count": counts})
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    suffix = "".join(path.suffixes[-2:]).lower()
+    try:
+        if suffix.endswith(".parquet") or suffix.endswith(".pq"):
+            return pd.read_parquet(path)
+        sep = "\t" if ".tsv" in suffix else ","
+        return pd.read_csv(path, sep=sep)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path.name}: cannot read as a table ({first})") from None
+
+
+def _to_datetime(col: pd.Series, fname: str, cname: str, header_rows: int) -> pd.Series:
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return col
+    if pd.api.types.is_numeric_dtype(col):
+        is_num = np.ones(len(col), dtype=bool)
+    else:
+        is_num = np.array(
+            [isinstance(v, int | float) and not isinstance(v, bool) for v in col], dtype=bool
+        )
+    out = pd.Series(pd.NaT, index=col.index, dtype="datetime64[ns, UTC]")
+    if is_num.any():
+        num = pd.to_numeric(col[is_num], errors="coerce").astype(float)
+        unit = "ms" if num.abs().max() > 1e11 else "s"
+        out[is_num] = pd.to_datetime(num, unit=unit, utc=True)
+        if is_num.all():
+            return out
+    s = col[~is_num].astype(str)
+    aware = bool(s.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).any()) or is_num.any()
+    try:
+        parsed = pd.to_datetime(s, format="ISO8601", errors="coerce", utc=aware)
+    except (ValueError, TypeError):
+        parsed = pd.to_datetime(s, format="mixed", errors="coerce", utc=aware)
+    if not aware:
+        out = parsed
+    else:
+        out[~is_num] = parsed
+    bad = out.isna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{fname}: line {i + header_rows}: column '{cname}': cannot parse {col.iloc[i]!r} "
+            "as a timestamp; use ISO-8601 (2024-05-01T12:00:00Z) or unix seconds"
+        )
+    return out
+
+
+def _detect_columns(
+    df: pd.DataFrame, fname: str, time_col: str | None, value_col: str | None
+) -> tuple[str | list[str], str | None]:
+    import pandas as pd
+
+    cols = [str(c) for c in df.columns]
+    lower = {c.lower(): c for c in cols}
+    listing = "[" + ",".join(repr(c) for c in cols) + "]"
+    tcol: str | list[str]
+    if time_col is not None:
+        if time_col not in cols:
+            raise DataError(
+                f"{fname}: time column {time_col!r} not found; columns are {listing}; "
+                "pass --time-col with one of them"
+            )
+        tcol = time_col
+    elif all(p in lower for p in ("year", "month", "day")):
+        tcol = [lower[p] for p in PART_NAMES if p in lower]
+    else:
+        named = [lower[n] for n in TIME_NAMES if n in lower]
+        if len(named) == 1:
+            tcol = named[0]
+        elif len(named) > 1:
+            raise DataError(
+                f"{fname}: several possible time columns {named}; pass --time-col to pick one"
+            )
+        else:
+            parsable = []
+            for c in cols:
+                if df[c].dtype == object or pd.api.types.is_datetime64_any_dtype(df[c]):
+                    ok = pd.to_datetime(df[c].head(20), errors="coerce", format="mixed")
+                    if ok.notna().all():
+                        parsable.append(c)
+            if len(parsable) != 1:
+                raise DataError(
+                    f"{fname}: cannot tell which column holds the time; columns are {listing}; "
+                    "pass --time-col"
+                )
+            tcol = parsable[0]
+    used = set(tcol if isinstance(tcol, list) else [tcol])
+    if value_col is not None:
+        if value_col not in cols:
+            raise DataError(
+                f"{fname}: column {value_col!r} not found; columns are {listing}; pass --value-col"
+            )
+        if not pd.api.types.is_numeric_dtype(df[value_col]):
+            raise DataError(f"{fname}: value column {value_col!r} is not numeric; pass --value-col")
+        return tcol, value_col
+    rest = [c for c in cols if c not in used and c.lower() not in IGNORED_NAMES]
+    named = [c for c in rest if c.lower() in VALUE_NAMES]
+    if len(named) == 1:
+        return tcol, named[0]
+    numeric = [c for c in rest if pd.api.types.is_numeric_dtype(df[c])]
+    if len(named) > 1 or len(numeric) > 1:
+        cand = named if len(named) > 1 else numeric
+        raise DataError(
+            f"{fname}: several possible value columns {cand}; pass --value-col to pick one"
+        )
+    if len(numeric) == 1:
+        return tcol, numeric[0]
+    return tcol, None  # one row per event
+
+
+def _localize(ts: pd.Series, tz: str | None, report: SeriesReport) -> pd.Series:
+    if ts.dt.tz is not None:
+        target = tz or "UTC"
+        report.timezone = target
+        report.notes.append(f"timestamps carry offsets; converted to {target}")
+        return ts.dt.tz_convert(target)
+    if tz is None:
+        report.timezone = "naive"
+        return ts
+    try:
+        loc = ts.dt.tz_localize(tz, ambiguous="infer", nonexistent="shift_forward")
+    except Exception:  # ambiguous times that cannot be inferred (e.g. a single repeated hour)
+        loc = ts.dt.tz_localize(tz, ambiguous=False, nonexistent="shift_forward")
+        report.notes.append("ambiguous DST wall-clock times read as standard time")
+    report.timezone = "UTC"
+    report.notes.append(f"naive timestamps read as {tz} wall-clock time and converted to UTC")
+    return loc.dt.tz_convert("UTC")
+
+
+def load_series(
+    path: str | os.PathLike[str],
+    freq: str | None = None,
+    *,
+    time_col: str | None = None,
+    value_col: str | None = None,
+    tz: str | None = None,
+    agg: Literal["sum", "mean", "max"] | None = None,
+    duplicates: Literal["aggregate", "error"] = "aggregate",
+) -> TrafficSeries:
+    """Read a request log or a (time, count) table into a regular :class:`TrafficSeries`.
+
+    Args:
+        path: JSON-lines request log, CSV/TSV or Parquet file.
+        freq: Bucket width (``1min``, ``5min``, ``1h``...). Default: the data's own step for
+            (time, count) tables, ``5min`` for event logs.
+        time_col: Name of the time column (auto-detected when unambiguous).
+        value_col: Name of the count column (auto-detected; none means one row per event).
+        tz: Time zone of naive timestamps / target zone of offset timestamps.
+        agg: How rows falling in one bucket combine: ``sum`` (counts, default), ``mean`` (rates,
+            gauges) or ``max``.
+        duplicates: Repeated timestamps in a (time, count) table are combined with ``agg`` and
+            reported (``aggregate``) or rejected (``error``).
+
+    Returns:
+        The regular series; gaps are NaN and listed in ``report``.
+
+    Raises:
+        DataError: Unreadable file, missing/ambiguous columns, bad timestamps, freq finer than
+            the data.
+    """
+    import pandas as pd
+
+    p = Path(path)
+    fname = p.name
+    if not p.exists():
+        raise DataError(f"{path}: file not found; pass --input with an existing file")
+    if agg not in (None, "sum", "mean", "max"):
+        raise ConfigError(f"agg: must be sum, mean or max, got {agg!r}")
+    suffixes = "".join(p.suffixes).lower()
+    is_jsonl = any(s in suffixes for s in (".jsonl", ".ndjson", ".json"))
+    if is_jsonl:
+        df = _read_jsonl(p)
+        tcol: str | list[str] = "ts"
+        vcol: str | None = "count"
+        kind: Literal["events", "counts"] = "events"
+        header_rows = 1
+    else:
+        df = _read_table(p)
+        if df.empty:
+            raise DataError(f"{fname}: no data rows")
+        tcol, vcol = _detect_columns(df, fname, time_col, value_col)
+        kind = "counts" if vcol is not None else "events"
+        header_rows = 2
+    if isinstance(tcol, list):
+        parts = {c.lower(): df[c] for c in tcol}
+        try:
+            ts = pd.to_datetime(
+                pd.DataFrame({k: pd.to_numeric(v, errors="raise") for k, v in parts.items()})
+            )
+        except (ValueError, TypeError) as exc:
+            raise DataError(
+                f"{fname}: cannot build timestamps from columns {tcol} ({str(exc)[:80]}); "
+                "pass --time-col"
+            ) from None
+        tname = "+".join(tcol)
+    else:
+        ts = _to_datetime(df[tcol], fname, tcol, header_rows)
+        tname = tcol
+    ts = pd.Series(ts.to_numpy(), name="ts") if ts.dt.tz is None else ts.reset_index(drop=True)
+    if vcol is None:
+        vals = np.ones(len(df))
+    else:
+        vals = pd.to_numeric(df[vcol], errors="coerce").to_numpy(dtype=float)
+    report = SeriesReport(
+        source=str(p),
+        kind=kind,
+        time_column=tname,
+        value_column=None if (vcol is None or (kind == "events" and is_jsonl)) else vcol,
+        freq="",
+        native_step=None,
+        input_rows=len(df),
+    )
+    nan_vals = np.isnan(vals)
+    if nan_vals.any():
+        report.notes.append(f"{int(nan_vals.sum())} rows with an empty/non-numeric value dropped")
+    ts = _localize(ts, tz, report)
+    ts_ns = (
+        ts.to_numpy().astype("datetime64[ns]")
+        if ts.dt.tz is None
+        else ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    )
+    keep = ~nan_vals
+    t_int = ts_ns.astype("int64")[keep]
+    vals = vals[keep]
+    if len(t_int) == 0:
+        raise DataError(f"{fname}: no usable rows")
+    if np.any(np.diff(t_int) < 0):
+        report.unsorted = True
+        order = np.argsort(t_int, kind="stable")
+        t_int, vals = t_int[order], vals[order]
+        report.notes.append("input was not sorted by time; rows were sorted")
+    native: float | None = None
+    if kind == "counts":
+        diffs = np.diff(t_int)
+        dup = int((diffs == 0).sum())
+        if dup:
+            first = pd.Timestamp(t_int[np.flatnonzero(diffs == 0)[0]])
+            if duplicates == "error":
+                raise DataError(
+                    f"{fname}: {dup} duplicated timestamps (first {first}); remove them or allow "
+                    "aggregation"
+                )
+            report.duplicates = dup
+            report.notes.append(
+                f"{dup} duplicated timestamps (first {first}) combined with {agg or 'sum'}"
+            )
+        pos = diffs[diffs > 0]
+        if len(pos):
+            native = float(np.median(pos)) / 1e9
+            report.native_step = _fmt_seconds(native)
+    if freq is None:
+        step = native if (native and kind == "counts") else 300.0
+        if native and abs(native / 60 - round(native / 60)) > 1e-9 and native > 60:
+            step = round(native / 60) * 60.0
+    else:
+        step = parse_duration(freq, "freq")
+    if native and step < native * 0.999:
+        raise DataError(
+            f"{fname}: --freq {_fmt_seconds(step)} is finer than the data's step "
+            f"{_fmt_seconds(native)}; use --freq {_fmt_seconds(native)} or coarser"
+        )
+    step_ns = int(round(step * 1e9))
+    buckets = t_int // step_ns
+    first_b, last_b = int(buckets[0]), int(buckets[-1])
+    nb = last_b - first_b + 1
+    if nb > 50_000_000:
+        raise DataError(f"{fname}: {nb} buckets at {_fmt_seconds(step)}; choose a coarser --freq")
+    rel = buckets - first_b
+    how = agg or "sum"
+    sums = np.bincount(rel, weights=vals, minlength=nb)
+    cnt = np.bincount(rel, minlength=nb)
+    if kind == "events":
+        out = sums  # no event in a bucket is a real zero
+    elif how == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(cnt > 0, sums / np.maximum(cnt, 1), np.nan)
+    elif how == "max":
+        out = np.full(nb, -np.inf)
+        np.maximum.at(out, rel, vals)
+        out[cnt == 0] = np.nan
+    else:
+        out = np.where(cnt > 0, sums, np.nan)
+        if native and step > native * 1.5 and abs(step / native - round(step / native)) < 1e-6:
+            expected = round(step / native)
+            partial = (cnt > 0) & (cnt < expected)
+            if partial.any():
+                out[partial] = sums[partial] * expected / cnt[partial]
+                report.notes.append(
+                    f"{int(partial.sum())} buckets had fewer than {expected} input rows; their "
+                    "sum was scaled up to the full bucket"
+                )
+    index = pd.date_range(
+        pd.Timestamp(first_b * step_ns), periods=nb, freq=pd.Timedelta(seconds=step)
+    )
+    if report.timezone != "naive":
+        index = index.tz_localize("UTC")
+        if report.timezone != "UTC":
+            index = index.tz_convert(report.timezone)
+    report.freq = _fmt_seconds(step)
+    report.points = nb
+    report.start = str(index[0])
+    report.end = str(index[-1])
+    miss = np.isnan(out)
+    report.missing = int(miss.sum())
+    if report.missing:
+        edges = np.diff(np.concatenate([[0], miss.astype(np.int8), [0]]))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+        report.missing_runs = [(str(index[a]), str(index[b])) for a, b in zip(starts, ends)]
+        report.notes.append(
+            f"{report.missing} missing buckets in {len(starts)} gaps kept as NaN "
+            "(filled seasonally only for model fitting)"
+        )
+    return TrafficSeries(index=index, values=out, step_seconds=step, report=report)
+
+
+def series_from_values(
+    values: np.ndarray | list[float],
+    start: str = "2024-01-01",
+    freq: str = "5min",
+    source: str = "<array>",
+) -> TrafficSeries:
+    """Wrap an in-memory array (NaN = gap) as a :class:`TrafficSeries` (for tests and notebooks)."""
+    import pandas as pd
+
+    step = parse_duration(freq, "freq")
+    y = np.asarray(values, dtype=float)
+    index = pd.date_range(pd.Timestamp(start), periods=len(y), freq=pd.Timedelta(seconds=step))
+    rep = SeriesReport(
+        source=source,
+        kind="counts",
+        time_column="ts",
+        value_column="value",
+        freq=_fmt_seconds(step),
+        native_step=_fmt_seconds(step),
+        input_rows=len(y),
+        points=len(y),
+        start=str(index[0]) if len(y) else "",
+        end=str(index[-1]) if len(y) else "",
+        missing=int(np.isnan(y).sum()),
+    )
+    return TrafficSeries(index=index, values=y, step_seconds=step, report=rep)
+
+
+def require_history(series: TrafficSeries, min_seconds: float, what: str = "forecasting") -> None:
+    """Raise :class:`DataError` when the series is shorter than ``min_seconds``."""
+    if series.duration_seconds < min_seconds:
+        raise DataError(
+            f"{Path(series.report.source).name}: only {_fmt_seconds(series.duration_seconds)} of "
+            f"history; {what} needs at least {_fmt_seconds(min_seconds)}; pass a longer file"
+        )
+    if np.isnan(series.values).all():
+        raise DataError(f"{Path(series.report.source).name}: no observed values")
+
+
+def fmt_seconds(seconds: float) -> str:
+    """Format seconds as a compact duration (``5min``, ``48h``)."""
+    return _fmt_seconds(seconds)
+
+
+def validated(cls: Any, **kwargs: Any) -> Any:
+    """Build a pydantic config, turning validation errors into one-line :class:`ConfigError`."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**kwargs)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err.get("loc", ())) or cls.__name__
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        raise ConfigError(f"{loc}: {msg} (got {err.get('input')!r})") from None

@@ -1,0 +1,43 @@
+"""Integration test on one real trace (NAB AWS ELB request count) under $ZENREC_DATA."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zenrec.traffic import (
+    DetectConfig,
+    ForecastConfig,
+    detect_anomalies,
+    forecast_series,
+    load_series,
+)
+
+REL = "traffic/nab/realAWSCloudwatch/elb_request_count_8c0756.csv"
+
+
+@pytest.fixture(scope="module")
+def elb_path() -> Path:
+    root = os.environ.get("ZENREC_DATA")
+    if not root:
+        pytest.skip("ZENREC_DATA is not set; it must point at the shared data folder")
+    p = Path(root) / REL
+    if not p.exists():
+        pytest.skip(f"{p} not found under $ZENREC_DATA")
+    return p
+
+
+@pytest.mark.integration
+def test_real_elb_trace(elb_path: Path) -> None:
+    s = load_series(elb_path)
+    assert s.freq == "5min" and s.report.missing == 8  # 8 gaps of 10 min per the data README
+    res = forecast_series(
+        s, ForecastConfig(horizon="6h", history="7d", models=["MSTL", "AutoETS"], windows=1)
+    )
+    assert len(res.frame) == 72 and np.isfinite(res.frame["mean"]).all()
+    assert res.backtest is not None and res.backtest.records
+    periods, _, _ = detect_anomalies(s, DetectConfig())
+    assert periods  # the labelled surge windows contain flagged buckets
