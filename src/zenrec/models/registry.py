@@ -17,6 +17,12 @@ MODELS: dict[str, str] = {
     "ease": "zenrec.models.classic.ease:EASE",
     "ials": "zenrec.models.classic.als:IALS",
     "biasedmf": "zenrec.models.classic.biased_mf:BiasedMF",
+    "bprmf": "zenrec.models.neural.models:BPRMF",
+    "gmf": "zenrec.models.neural.models:GMF",
+    "ncf-mlp": "zenrec.models.neural.models:NCFMLP",
+    "neumf": "zenrec.models.neural.models:NeuMF",
+    "mlpranker": "zenrec.models.neural.models:MLPRanker",
+    "twotower": "zenrec.models.neural.models:TwoTower",
 }
 
 

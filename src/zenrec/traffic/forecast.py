@@ -14,6 +14,16 @@ Predictive Scaling) before each origin, forecasts ``horizon`` ahead and scores M
 in-sample seasonal-naive error), sMAPE and 80 %/95 % interval coverage for lead times up to
 1 h, 6 h, 24 h and the full horizon. The model with the lowest mean MASE over the full horizon
 wins.
+
+Interval calibration (split conformal, Vovk et al. 2005; conformalised scaling of the model's
+own interval as in Romano et al. 2019, "Conformalized Quantile Regression"): every backtest
+forecast yields one nonconformity score per bucket, the error measured in units of the model's
+own half-width on that side, ``s = (y - mean) / (hi - mean)`` above the mean and
+``(mean - y) / (mean - lo)`` below. Per lead-time block (<= 1 h, 1-6 h, 6-24 h, ...; blocks with
+fewer than ``min_scores`` scores are merged with the next) the finite-sample conformal quantile
+``q`` of the scores gives the calibrated interval ``mean -/+ q * half-width``. In the backtest an
+origin is calibrated only with scores of buckets observed before it (earlier origins), so the
+calibrated coverage is out of sample; the final forecast uses the scores of all origins.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -43,9 +53,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ALL_MODELS",
     "BacktestResult",
+    "ConformalCalibrator",
     "ForecastConfig",
     "ForecastResult",
     "backtest",
+    "conformal_scores",
     "fit_predict",
     "forecast_series",
     "seasonal_norm",
@@ -69,6 +81,9 @@ class ForecastConfig(BaseModel):
         backtest_step: Distance between backtest origins (default: the horizon).
         select_on: Horizon bucket the selection uses (default: the full horizon).
         seasonality: ``auto`` or an explicit comma list of ``daily``/``weekly`` (or ``none``).
+        calibration: ``conformal`` rescales the 80/95 % intervals with the backtest's
+            out-of-sample errors (see the module docstring); ``none`` keeps the model's own.
+        min_scores: Fewest conformal scores per lead-time block (smaller blocks are merged).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -81,6 +96,8 @@ class ForecastConfig(BaseModel):
     backtest_step: str | None = None
     select_on: str | None = None
     seasonality: str = "auto"
+    calibration: Literal["conformal", "none"] = "conformal"
+    min_scores: int = Field(default=20, ge=1)
 
     @field_validator("horizon", "history", "min_history", "backtest_step", "select_on")
     @classmethod
@@ -116,6 +133,19 @@ class BacktestResult:
     horizon_steps: int
     selection: str
     notes: list[str] = field(default_factory=list)
+    scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    """Per model: ``step`` (lead, 0-based), ``s80``, ``s95`` conformal scores of all origins."""
+    block_ends: list[int] = field(default_factory=list)
+    """Lead-time block ends (steps, exclusive) used by the calibration."""
+
+    def calibrator(self, model: str, min_scores: int = 20) -> ConformalCalibrator | None:
+        """Conformal calibrator of ``model`` from the scores of all origins (``None``: none)."""
+        sc = self.scores.get(model)
+        if sc is None or len(sc["step"]) < min_scores:
+            return None
+        return ConformalCalibrator.fit(
+            sc["step"], sc["s80"], sc["s95"], self.block_ends, min_scores=min_scores
+        )
 
     def table(self, horizon: str | None = None) -> list[dict[str, Any]]:
         """Records for one horizon label (all when ``None``)."""
@@ -133,6 +163,7 @@ class ForecastResult:
         seasons: Season lengths (buckets) used.
         fit_seconds: Time to fit the chosen model and forecast.
         notes: What was done (gap filling, skipped models...).
+        calibrator: The conformal calibration applied to the intervals (``None``: not applied).
     """
 
     frame: pd.DataFrame
@@ -141,6 +172,7 @@ class ForecastResult:
     seasons: dict[str, int]
     fit_seconds: float
     notes: list[str] = field(default_factory=list)
+    calibrator: ConformalCalibrator | None = None
 
 
 def usable_seasons(
@@ -260,6 +292,125 @@ def seasonal_norm(y: np.ndarray, h: int, seasons: dict[str, int], cycles: int = 
     return out
 
 
+def conformal_scores(actual: np.ndarray, pred: dict[str, np.ndarray], level: int) -> np.ndarray:
+    """Nonconformity scores: the error in units of the model's half-width on the error's side.
+
+    ``actual`` lies inside the interval scaled by ``q`` exactly when its score is ``<= q``.
+    Zero-width sides (a model without intervals) get a tiny floor, so their scores are large.
+    """
+    mean = pred["mean"]
+    floor = 1e-9 * (np.abs(mean) + 1.0)
+    w_hi = np.maximum(pred[f"hi{level}"] - mean, floor)
+    w_lo = np.maximum(mean - pred[f"lo{level}"], floor)
+    err = actual - mean
+    return np.where(err >= 0, err / w_hi, -err / w_lo)
+
+
+def _conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """Finite-sample split-conformal quantile: the ceil((n+1) level)-th smallest score."""
+    n = len(scores)
+    k = int(math.ceil((n + 1) * level))
+    if k > n:
+        return float("inf")
+    return float(np.sort(scores)[k - 1])
+
+
+@dataclass
+class ConformalCalibrator:
+    """Split-conformal rescaling of forecast intervals per lead-time block.
+
+    Attributes:
+        ends: Block ends (forecast steps, exclusive), increasing; the last block runs to any h.
+        q80: Multiplier of the 80 % half-widths per block.
+        q95: Multiplier of the 95 % half-widths per block.
+        n: Number of scores behind each block's multipliers.
+
+    Example:
+        >>> import numpy as np
+        >>> cal = ConformalCalibrator.fit(np.zeros(99, int), np.ones(99), np.full(99, 2.0), [1])
+        >>> float(cal.q95[0])
+        2.0
+    """
+
+    ends: list[int]
+    q80: list[float]
+    q95: list[float]
+    n: list[int]
+
+    @classmethod
+    def fit(
+        cls,
+        step: np.ndarray,
+        s80: np.ndarray,
+        s95: np.ndarray,
+        ends: list[int],
+        *,
+        min_scores: int = 20,
+    ) -> ConformalCalibrator:
+        """Conformal quantiles per block; a block with < ``min_scores`` joins the next one.
+
+        Args:
+            step: 0-based lead (forecast step) of each score.
+            s80: Scores against the 80 % interval (see :func:`conformal_scores`).
+            s95: Scores against the 95 % interval.
+            ends: Block ends (exclusive steps), increasing.
+            min_scores: Fewest scores per (merged) block; a short last group joins the one
+                before.
+        """
+        ends = sorted(set(int(e) for e in ends)) or [int(step.max()) + 1]
+        bounds = [0, *ends[:-1], np.iinfo(np.int64).max]
+        groups: list[list[int]] = []
+        cur: list[int] = []
+        count = 0
+        for b in range(len(ends)):
+            cur.append(b)
+            count += int(np.sum((step >= bounds[b]) & (step < bounds[b + 1])))
+            if count >= min_scores:
+                groups.append(cur)
+                cur, count = [], 0
+        if cur:
+            if groups:
+                groups[-1].extend(cur)
+            else:
+                groups.append(cur)
+        q80 = [1.0] * len(ends)
+        q95 = [1.0] * len(ends)
+        nb = [0] * len(ends)
+        for g in groups:
+            sel = (step >= bounds[g[0]]) & (step < bounds[g[-1] + 1])
+            if not sel.any():
+                continue
+            a80 = _conformal_quantile(s80[sel], 0.80)
+            a95 = _conformal_quantile(s95[sel], 0.95)
+            for b in g:
+                q80[b], q95[b], nb[b] = a80, a95, int(sel.sum())
+        return cls(ends=ends, q80=q80, q95=q95, n=nb)
+
+    def multipliers(self, h: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-step multipliers ``(q80, q95)`` for a forecast of ``h`` steps."""
+        block = np.searchsorted(np.asarray(self.ends[:-1]), np.arange(h), side="right")
+        return np.asarray(self.q80)[block], np.asarray(self.q95)[block]
+
+    def apply(self, pred: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Return ``pred`` with its 80/95 % bounds rescaled around the mean."""
+        mean = pred["mean"]
+        m80, m95 = self.multipliers(len(mean))
+        out = dict(pred)
+        for level, q in ((80, m80), (95, m95)):
+            q = np.where(np.isfinite(q), q, 1.0)  # no finite quantile: keep the model's width
+            out[f"lo{level}"] = mean - q * (mean - pred[f"lo{level}"])
+            out[f"hi{level}"] = mean + q * (pred[f"hi{level}"] - mean)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return {"ends": self.ends, "q80": self.q80, "q95": self.q95, "n": self.n}
+
+
+def _sub(pred: dict[str, np.ndarray], sel: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[sel] for k, v in pred.items()}
+
+
 def _horizon_labels(h: int, step: float) -> list[tuple[str, int]]:
     labels: list[tuple[str, int]] = []
     for b in HORIZON_BUCKETS:
@@ -281,6 +432,8 @@ def backtest(
     min_train: int | None = None,
     seasonality: str = "auto",
     select_on: str | None = None,
+    calibration: str = "conformal",
+    min_scores: int = 20,
 ) -> BacktestResult | None:
     """Rolling-origin backtest of the candidate models on ``series``.
 
@@ -294,6 +447,12 @@ def backtest(
         min_train: Minimum training buckets before the first origin.
         seasonality: ``auto`` or explicit seasons.
         select_on: Horizon label used for selection (default: the full horizon).
+        calibration: ``conformal`` also scores conformally calibrated intervals: each origin
+            is calibrated with the scores of buckets observed before it (no leakage) and
+            records get ``cal_coverage80/95`` with ``raw_coverage80/95`` (the model's own
+            intervals on the same buckets), ``cal_width95`` (calibrated / raw 95 % width) and
+            ``cal_windows`` (origins with earlier scores). ``none`` skips this.
+        min_scores: Fewest scores per lead-time block of the calibration.
 
     Returns:
         The scores, or ``None`` if not even one origin fits.
@@ -314,7 +473,10 @@ def backtest(
     if not origins:
         return None
     labels = _horizon_labels(h, series.step_seconds)
+    ends = [k for _, k in labels]
     acc: dict[tuple[str, str], dict[str, list[float]]] = {}
+    cal_acc: dict[tuple[str, str], dict[str, list[float]]] = {}
+    pool: dict[str, dict[str, list[np.ndarray]]] = {}  # conformal scores per model
     used_origins: list[str] = []
     for o in origins:
         lo = max(0, o - input_size)
@@ -337,10 +499,45 @@ def backtest(
             err = actual - pred["mean"]
             valid = np.isfinite(actual)
             denom = np.abs(actual) + np.abs(pred["mean"])
+            calibrated = None
+            sc = pool.get(name)
+            if calibration == "conformal" and sc is not None:
+                known = np.concatenate(sc["t"]) < o  # buckets observed before this origin
+                if known.sum() >= min_scores:
+                    cal = ConformalCalibrator.fit(
+                        np.concatenate(sc["step"])[known],
+                        np.concatenate(sc["s80"])[known],
+                        np.concatenate(sc["s95"])[known],
+                        ends,
+                        min_scores=min_scores,
+                    )
+                    calibrated = cal.apply(pred)
+            if valid.any():
+                sc = pool.setdefault(name, {"t": [], "step": [], "s80": [], "s95": []})
+                sc["t"].append(o + np.flatnonzero(valid))
+                sc["step"].append(np.flatnonzero(valid))
+                sc["s80"].append(conformal_scores(actual[valid], _sub(pred, valid), 80))
+                sc["s95"].append(conformal_scores(actual[valid], _sub(pred, valid), 95))
             for label, k in labels:
                 sel = valid[:k]
                 if not sel.any():
                     continue
+                if calibrated is not None:
+                    crec = cal_acc.setdefault(
+                        (name, label), {"c80": [], "c95": [], "r80": [], "r95": [], "w": []}
+                    )
+                    a = actual[:k][sel]
+                    for key, src in (("c", calibrated), ("r", pred)):
+                        for lev in (80, 95):
+                            inside = (a >= src[f"lo{lev}"][:k][sel]) & (
+                                a <= src[f"hi{lev}"][:k][sel]
+                            )
+                            crec[f"{key}{lev}"].extend(inside.astype(float))
+                    raw_w = float(np.mean(pred["hi95"][:k][sel] - pred["lo95"][:k][sel]))
+                    cal_w = float(
+                        np.mean(calibrated["hi95"][:k][sel] - calibrated["lo95"][:k][sel])
+                    )
+                    crec["w"].append(cal_w / raw_w if raw_w > 0 else float("nan"))
                 e = err[:k][sel]
                 a = actual[:k][sel]
                 d = denom[:k][sel]
@@ -376,6 +573,18 @@ def backtest(
                 "windows": len(r["mase"]),
             }
         )
+        c = cal_acc.get((name, label))
+        if c is not None:
+            records[-1].update(
+                {
+                    "cal_coverage80": round(float(np.mean(c["c80"])), 4),
+                    "cal_coverage95": round(float(np.mean(c["c95"])), 4),
+                    "raw_coverage80": round(float(np.mean(c["r80"])), 4),
+                    "raw_coverage95": round(float(np.mean(c["r95"])), 4),
+                    "cal_width95": round(float(np.nanmean(c["w"])), 3),
+                    "cal_windows": len(c["w"]),
+                }
+            )
     # a model must have been scored on every origin to be chosen
     full = [
         r
@@ -394,6 +603,11 @@ def backtest(
         horizon_steps=h,
         selection=f"lowest mean MASE at horizon {sel_label} over {len(used_origins)} origins",
         notes=notes,
+        scores={
+            name: {k: np.concatenate(v[k]) for k in ("step", "s80", "s95")}
+            for name, v in pool.items()
+        },
+        block_ends=ends,
     )
 
 
@@ -434,6 +648,8 @@ def forecast_series(series: TrafficSeries, config: ForecastConfig | None = None)
             step=bt_step,
             seasonality=cfg.seasonality,
             select_on=cfg.select_on,
+            calibration=cfg.calibration,
+            min_scores=cfg.min_scores,
         )
     train_raw = series.values[-input_size:]
     if series.n > input_size:
@@ -457,6 +673,18 @@ def forecast_series(series: TrafficSeries, config: ForecastConfig | None = None)
     if pred is None:
         raise DataError(f"{series.report.source}: no model could be fitted")
     fit_seconds = time.perf_counter() - t0
+    calibrator = None
+    if cfg.calibration == "conformal":
+        calibrator = bt.calibrator(chosen, cfg.min_scores) if bt is not None else None
+        if calibrator is None:
+            notes.append("intervals not calibrated: too few backtest errors; model's own used")
+        else:
+            pred = calibrator.apply(pred)
+            notes.append(
+                f"80/95 % intervals conformally calibrated on {len(bt.origins)} backtest "
+                f"origins (95 % half-width x {', '.join(f'{q:.2f}' for q in calibrator.q95)} "
+                "per lead block)"
+            )
     future = pd.date_range(
         series.index[-1] + pd.Timedelta(seconds=step), periods=h, freq=pd.Timedelta(seconds=step)
     )
@@ -471,4 +699,5 @@ def forecast_series(series: TrafficSeries, config: ForecastConfig | None = None)
         seasons=seasons,
         fit_seconds=fit_seconds,
         notes=notes,
+        calibrator=calibrator,
     )

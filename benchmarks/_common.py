@@ -1,0 +1,52 @@
+"""Helpers shared by the benchmark scripts: medians, machine facts, atomic result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ZENREC_DATA", ROOT.parent / "shared" / "data"))
+RESULTS = ROOT / "docs" / "results"
+
+
+def machine() -> dict[str, Any]:
+    from threadpoolctl import threadpool_info
+
+    blas = [f"{i.get('internal_api')} {i.get('num_threads')} threads" for i in threadpool_info()]
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "blas": sorted(set(blas)),
+    }
+
+
+def median(xs: list[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def write_json(path: Path, payload: Any) -> None:
+    from zenrec.models.bundle import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=2, default=str))
+
+
+def write_text(path: Path, text: str) -> None:
+    from zenrec.models.bundle import atomic_write_text
+
+    atomic_write_text(path, text)
+
+
+def run_json(cmd: list[str], env: dict[str, str] | None = None, timeout: int = 3600) -> dict[str, Any]:
+    """Run a peer script that prints one JSON record on its last stdout line."""
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})},
+                         timeout=timeout, cwd=ROOT)
+    if res.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
