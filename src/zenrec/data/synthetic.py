@@ -29,6 +29,7 @@ def synthetic_dataset(
     seed: int = 0,
     string_ids: bool = False,
     chunk_users: int = 2000,
+    candidate_factor: int | None = None,
 ) -> Dataset:
     """Generate a :class:`Dataset` with known structure.
 
@@ -42,6 +43,9 @@ def synthetic_dataset(
         seed: Random seed.
         string_ids: Use string raw ids (``"u12"``) instead of integers offset by 1000.
         chunk_users: Users per sampling chunk (bounds memory at chunk x n_items floats).
+        candidate_factor: When set (default: 8 if ``n_items > 5000``), each user's items are
+            drawn among ``candidate_factor x count`` popularity-sampled candidates instead of
+            the whole catalog, so 20M interactions over a large catalog take minutes, not hours.
 
     Example:
         >>> ds = synthetic_dataset(n_users=20, n_items=30, seed=1)
@@ -63,28 +67,49 @@ def synthetic_dataset(
     pop = -popularity_skew * np.log1p(pop_rank).astype(np.float32)
     counts = np.clip(rng.poisson(interactions_per_user, n_users), 3, max(3, n_items - 1))
     users_out, items_out, aff_out = [], [], []
+    if candidate_factor is None and n_items > 5000:
+        candidate_factor = 8
+    pop_p = np.exp(pop - pop.max())
+    pop_p /= pop_p.sum()
     for start in range(0, n_users, chunk_users):
         stop = min(n_users, start + chunk_users)
-        aff = U[start:stop] @ V.T / np.sqrt(n_factors)  # (B, I)
-        logits = aff + pop[None, :]
-        g = logits + noise * rng.gumbel(size=logits.shape).astype(np.float32)
         kmax = int(counts[start:stop].max())
-        top = np.argpartition(-g, kmax - 1, axis=1)[:, :kmax]
+        if candidate_factor:
+            n_c = min(n_items, candidate_factor * kmax)
+            cand = rng.choice(n_items, size=(stop - start, n_c), p=pop_p)  # (B, C)
+            aff = np.einsum("bf,bcf->bc", U[start:stop], V[cand]) / np.sqrt(n_factors)
+            g = aff + noise * rng.gumbel(size=aff.shape).astype(np.float32)
+            # duplicates among candidates: keep the first occurrence only
+            srt = np.sort(cand, axis=1)
+            dup_vals = np.where(np.diff(srt, axis=1) == 0, srt[:, 1:], -1)
+            for r in np.flatnonzero((dup_vals >= 0).any(axis=1)):
+                _, first = np.unique(cand[r], return_index=True)
+                mask = np.ones(n_c, dtype=bool)
+                mask[first] = False
+                g[r, mask] = -np.inf
+        else:
+            cand = None
+            aff = U[start:stop] @ V.T / np.sqrt(n_factors)  # (B, I)
+            g = aff + pop[None, :] + noise * rng.gumbel(size=aff.shape).astype(np.float32)
+        kk = min(kmax, g.shape[1])
+        top = np.argpartition(-g, kk - 1, axis=1)[:, :kk]
         order = np.argsort(-np.take_along_axis(g, top, 1), axis=1)
         top = np.take_along_axis(top, order, 1)
         for r in range(stop - start):
-            k = int(counts[start + r])
+            k = min(int(counts[start + r]), int(np.isfinite(g[r]).sum()))
+            cols = top[r, :k]
             users_out.append(np.full(k, start + r, dtype=np.int64))
-            items_out.append(top[r, :k])
-            aff_out.append(aff[r, top[r, :k]])
+            items_out.append(cand[r, cols] if cand is not None else cols)
+            aff_out.append(aff[r, cols])
     u = np.concatenate(users_out)
     i = np.concatenate(items_out).astype(np.int64)
     a = np.concatenate(aff_out)
     qs = np.quantile(a, [0.1, 0.3, 0.6, 0.85])
     ratings = (1 + np.searchsorted(qs, a)).astype(np.float32)
     # Timestamps: each user's draws in order of preference rank, one hour apart, random start.
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    pos = np.arange(u.size) - np.repeat(first, counts)
+    real_counts = np.bincount(u, minlength=n_users)
+    first = np.concatenate([[0], np.cumsum(real_counts)[:-1]])
+    pos = np.arange(u.size) - np.repeat(first, real_counts)
     start_t = rng.integers(1_500_000_000, 1_600_000_000, n_users)
     times = start_t[u] + 3600 * pos
     if string_ids:
@@ -100,7 +125,7 @@ def synthetic_dataset(
     labels = [f"c{j}" for j in range(n_clusters)]
     ds.user_features = {
         "segment": Feature("segment", "categorical", ucl[uv.encode(uids)].astype(np.int64), labels),
-        "activity": Feature("activity", "numeric", counts.astype(np.float32)),
+        "activity": Feature("activity", "numeric", real_counts.astype(np.float32)),
     }
     ds.item_features = {
         "genre": Feature(
