@@ -52,9 +52,11 @@ def main() -> None:
     from recbole.utils import get_model, get_trainer, init_seed
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    split_dir, out_path = Path(args.split_dir).resolve(), Path(args.out).resolve()
     tmp = Path(tempfile.mkdtemp(prefix="recbole-"))
+    os.chdir(tmp)  # RecBole writes log/ and log_tensorboard/ into the working directory
     name = "goldensplit"
-    write_atomic_files(Path(args.split_dir), tmp, name)
+    write_atomic_files(split_dir, tmp, name)
     cfg = {
         "data_path": str(tmp),
         "benchmark_filename": ["train", "valid", "test"],
@@ -104,7 +106,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "config": {k: cfg[k] for k in args.set and [s.split("=", 1)[0] for s in args.set]} if args.set else {},
     }
-    Path(args.out).write_text(json.dumps(record, indent=2))
+    out_path.write_text(json.dumps(record, indent=2))
     print(json.dumps(record))
 
 
