@@ -86,6 +86,18 @@ def register(subparsers: Any) -> None:
     _add_forecast_args(pd_)
     pd_.add_argument("--threshold", type=float, default=None, help="robust z threshold")
     pd_.add_argument(
+        "--mode",
+        choices=("batch", "online"),
+        default=None,
+        help="batch: whole history (default); online: causal, each bucket scored from the past",
+    )
+    pd_.add_argument(
+        "--max-anoms", type=float, default=None, help="batch: most flagged fraction of buckets"
+    )
+    pd_.add_argument(
+        "--min-duration", default=None, help="online: candidates must last this long (e.g. 1h)"
+    )
+    pd_.add_argument(
         "--jump-factor",
         type=float,
         default=None,
@@ -221,6 +233,7 @@ def _write_forecast_outputs(
         "records": bt.records if bt else [],
         "seasons": res.seasons,
         "fit_seconds": round(res.fit_seconds, 3),
+        "calibration": res.calibrator.as_dict() if res.calibrator else None,
         "notes": res.notes + (bt.notes if bt else []),
         "series": series.report.as_dict(),
     }
@@ -265,6 +278,9 @@ def run_detect(args: argparse.Namespace) -> int:
         kw["threshold"] = args.threshold
     if args.jump_factor is not None:
         kw["jump_factor"] = args.jump_factor
+    for name in ("mode", "max_anoms", "min_duration"):
+        if getattr(args, name) is not None:
+            kw[name] = getattr(args, name)
     cfg = validated(DetectConfig, **kw)
     periods, _, _ = detect_anomalies(series, cfg)
     con = Console()

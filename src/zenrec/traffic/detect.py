@@ -7,6 +7,17 @@ level (rolling median over ``level_window``), then score each bucket with a robu
 ``max_anoms`` of the series, largest first, as ESD's upper bound) are flagged; flagged buckets
 closer than ``merge_gap`` are merged into periods (``surge`` above the norm, ``drop`` below).
 
+Online (causal) mode, ``mode="online"``: every quantity at bucket ``t`` uses only buckets before
+``t``, as a streaming detector must (and as NAB scores detectors). The expected value is the
+median of the same time of day over the previous ``profile_days`` days of the same day type
+(weekday/weekend) plus a trailing median level of the remaining deviation; the residual is scaled
+by a trailing robust MAD over ``level_window``. A bucket is a candidate when ``|z| >= threshold``
+and, with ``adaptive_quantile > 0``, also above that quantile of the series' own past ``|z|``
+(a per-series, data-driven threshold). A period is reported once ``min_duration`` of consecutive
+observed candidates is reached (gaps of irregular sensors are skipped, not counted as breaks);
+its ``alarm`` is the bucket at which that happened, so ``alarm`` minus an event time is a true
+lead time. No flags are raised during ``warmup``.
+
 Forward alerts: a future bucket is alerting when the forecast's upper bound exceeds the
 current capacity, or when it exceeds ``jump_factor`` times the seasonal norm (median of the same
 phase over recent weeks/days) while also being above the series' median level (so quiet-hour
@@ -16,11 +27,12 @@ noise does not alert). The lead time is the alert start minus the forecast origi
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from zenrec.traffic.series import TrafficSeries, fill_gaps, parse_duration, season_lengths
 
@@ -32,6 +44,8 @@ __all__ = [
     "DetectConfig",
     "Period",
     "detect_anomalies",
+    "online_scores",
+    "periods_from_scores",
     "robust_z",
     "surge_alerts",
 ]
@@ -48,6 +62,14 @@ class DetectConfig(BaseModel):
         direction: Flag ``surge`` (above norm), ``drop`` or ``both``.
         jump_factor: Forward alert when the upper bound exceeds this multiple of the norm.
         bound: Which forecast column is compared (``hi80``, ``hi95`` or ``mean``).
+        mode: ``batch`` (whole series, centred level, ``max_anoms`` cap) or ``online``
+            (causal: each bucket scored from earlier buckets only; ``max_anoms`` unused).
+        min_duration: Online: candidates must persist this long (observed buckets) to alarm;
+            ``0s`` alarms on the first candidate bucket.
+        adaptive_quantile: Online: also require ``|z|`` above this quantile of the past ``|z|``
+            of the same series (0 disables).
+        profile_days: Online: days of history in the time-of-day profile.
+        warmup: Online: no flags before this much history.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -59,6 +81,24 @@ class DetectConfig(BaseModel):
     direction: Literal["surge", "drop", "both"] = "both"
     jump_factor: float = Field(default=1.5, gt=1.0)
     bound: Literal["mean", "hi80", "hi95"] = "hi95"
+    mode: Literal["batch", "online"] = "batch"
+    min_duration: str = "0s"
+    adaptive_quantile: float = Field(default=0.0, ge=0.0, lt=1.0)
+    profile_days: int = Field(default=14, ge=1, le=56)
+    warmup: str = "2d"
+
+    @field_validator("merge_gap", "level_window", "warmup")
+    @classmethod
+    def _duration(cls, v: str, info: Any) -> str:
+        parse_duration(v, info.field_name)
+        return v
+
+    @field_validator("min_duration")
+    @classmethod
+    def _min_duration(cls, v: str) -> str:
+        if str(v).strip() not in ("0", "0s", "0min"):
+            parse_duration(v, "min_duration")
+        return v
 
 
 @dataclass
@@ -73,6 +113,8 @@ class Period:
     peak_value: float
     expected: float
     peak_z: float
+    alarm: str | None = None
+    """Online mode: bucket at which the period was first reported (``min_duration`` reached)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary."""
@@ -183,10 +225,141 @@ def _runs(mask: np.ndarray, merge: int) -> list[tuple[int, int]]:
     return runs
 
 
+def _trailing(x: np.ndarray, window: int, fn: str, min_periods: int) -> np.ndarray:
+    """Trailing rolling statistic over the ``window`` buckets *before* each bucket."""
+    import pandas as pd
+
+    r = pd.Series(x).rolling(max(2, window), min_periods=max(1, min_periods))
+    out = r.median() if fn == "median" else r.quantile(float(fn))
+    return out.shift(1).to_numpy(dtype=float)
+
+
+def online_scores(
+    series: TrafficSeries, config: DetectConfig | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Causal robust z-scores: bucket ``t`` is scored from buckets before ``t`` only.
+
+    Args:
+        series: The regular series (gaps stay NaN and get no score).
+        config: Detector settings (``profile_days``, ``level_window``, ``adaptive_quantile``).
+
+    Returns:
+        ``(z, expected, limit)``: per-bucket z-score, expected value, and the per-bucket
+        ``|z|`` limit (``threshold`` or the adaptive quantile, whichever is larger).
+    """
+    cfg = config or DetectConfig()
+    y = np.asarray(series.values, dtype=float)
+    n = len(y)
+    step = series.step_seconds
+    m = season_lengths(step).get("daily")
+    day_w = max(2, int(round(86400 / step)))
+    if m:  # same time of day on earlier days of the same day type (weekday / weekend)
+        weekend = series.index.dayofweek.to_numpy() >= 5
+        lags = np.full((n, cfg.profile_days), np.nan)
+        for k in range(1, cfg.profile_days + 1):
+            src = np.arange(n) - k * m
+            ok = src >= 0
+            vals = np.full(n, np.nan)
+            vals[ok] = y[src[ok]]
+            same = np.zeros(n, dtype=bool)
+            same[ok] = weekend[src[ok]] == weekend[ok]
+            lags[:, k - 1] = np.where(same, vals, np.nan)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            profile = np.nanmedian(lags, axis=1)
+    else:
+        profile = np.full(n, np.nan)
+    recent = _trailing(y, day_w, "median", 1)
+    profile = np.where(np.isfinite(profile), profile, recent)
+    win = max(2, int(round(parse_duration(cfg.level_window, "level_window") / step)))
+    dev = y - profile
+    level = _trailing(dev, win, "median", 1)
+    level = np.where(np.isfinite(level), level, 0.0)
+    expected = profile + level
+    resid = y - expected
+    med = _trailing(resid, win, "median", max(3, day_w // 8))
+    mad = 1.4826 * _trailing(np.abs(resid - med), win, "median", max(3, day_w // 8))
+    spread = _trailing(np.abs(np.diff(y, prepend=np.nan)), win, "median", 3)
+    floor = np.where(np.isfinite(spread) & (spread > 0), spread, 1e-9)
+    z = (resid - med) / np.maximum(np.nan_to_num(mad, nan=0.0), floor)
+    limit = np.full(n, cfg.threshold)
+    if cfg.adaptive_quantile > 0:
+        q = _trailing(np.abs(z), n, str(cfg.adaptive_quantile), day_w)
+        limit = np.fmax(limit, q)
+    return z, expected, limit
+
+
+def periods_from_scores(
+    series: TrafficSeries,
+    z: np.ndarray,
+    expected: np.ndarray,
+    limit: np.ndarray,
+    config: DetectConfig | None = None,
+) -> list[Period]:
+    """Online periods from causal scores: candidates, ``min_duration``, warmup and merging."""
+    cfg = config or DetectConfig()
+    step = series.step_seconds
+    score = np.where(np.isnan(z), 0.0, z)
+    observed = np.isfinite(z)
+    if cfg.direction == "surge":
+        signs = [(1, "surge")]
+    elif cfg.direction == "drop":
+        signs = [(-1, "drop")]
+    else:
+        signs = [(1, "surge"), (-1, "drop")]
+    md = str(cfg.min_duration).strip()
+    need = 1 if md in ("0", "0s", "0min") else max(1, int(round(parse_duration(md) / step)))
+    start = int(math.ceil(parse_duration(cfg.warmup, "warmup") / step))
+    merge = int(parse_duration(cfg.merge_gap, "merge_gap") // step)
+    obs_idx = np.flatnonzero(observed)
+    periods: list[Period] = []
+    for sign, kind in signs:
+        cand = observed & (sign * score >= limit)
+        cand[:start] = False
+        # runs of consecutive *observed* candidates (gaps of irregular sampling are skipped)
+        c = cand[obs_idx]
+        alarms: list[tuple[int, int, int]] = []  # (first, alarm, last) bucket indices
+        i = 0
+        while i < len(c):
+            if not c[i]:
+                i += 1
+                continue
+            j = i
+            while j + 1 < len(c) and c[j + 1]:
+                j += 1
+            if j - i + 1 >= need:
+                alarms.append((int(obs_idx[i]), int(obs_idx[i + need - 1]), int(obs_idx[j])))
+            i = j + 1
+        merged: list[list[int]] = []
+        for a, al, b in alarms:
+            if merged and a - merged[-1][2] <= merge + 1:
+                merged[-1][2] = b
+            else:
+                merged.append([a, al, b])
+        for a, al, b in merged:
+            seg = np.abs(score[a : b + 1])
+            p = a + int(np.argmax(seg))
+            periods.append(
+                Period(
+                    start=str(series.index[a]),
+                    end=str(series.index[b]),
+                    kind=kind,
+                    buckets=b - a + 1,
+                    peak_time=str(series.index[p]),
+                    peak_value=float(series.values[p]),
+                    expected=round(float(expected[p]), 4),
+                    peak_z=round(float(score[p]), 3),
+                    alarm=str(series.index[al]),
+                )
+            )
+    periods.sort(key=lambda q: q.start)
+    return periods
+
+
 def detect_anomalies(
     series: TrafficSeries, config: DetectConfig | None = None
 ) -> tuple[list[Period], np.ndarray, np.ndarray]:
-    """Flag surges and drops in history.
+    """Flag surges and drops in history (``mode="batch"``) or causally (``mode="online"``).
 
     Args:
         series: The regular series (gaps are never flagged).
@@ -197,6 +370,9 @@ def detect_anomalies(
         and the expected (seasonal + level) value.
     """
     cfg = config or DetectConfig()
+    if cfg.mode == "online":
+        z, expected, limit = online_scores(series, cfg)
+        return periods_from_scores(series, z, expected, limit, cfg), z, expected
     expected, resid = decompose(series, cfg.level_window)
     z = robust_z(resid)
     score = np.where(np.isnan(z), 0.0, z)

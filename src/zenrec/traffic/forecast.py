@@ -400,6 +400,8 @@ class ConformalCalibrator:
             q = np.where(np.isfinite(q), q, 1.0)  # no finite quantile: keep the model's width
             out[f"lo{level}"] = mean - q * (mean - pred[f"lo{level}"])
             out[f"hi{level}"] = mean + q * (pred[f"hi{level}"] - mean)
+        out["lo95"] = np.minimum(out["lo95"], out["lo80"])  # keep the 95 % band outside the 80 %
+        out["hi95"] = np.maximum(out["hi95"], out["hi80"])
         return out
 
     def as_dict(self) -> dict[str, Any]:

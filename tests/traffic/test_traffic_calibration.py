@@ -1,0 +1,88 @@
+"""Conformal interval calibration and the online (causal) surge detector."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zenrec.traffic import DetectConfig, ForecastConfig, detect_anomalies, series_from_values
+from zenrec.traffic.detect import online_scores
+from zenrec.traffic.forecast import ConformalCalibrator, backtest, forecast_series
+
+
+def noisy_daily(days: int, sigma: float, seed: int) -> np.ndarray:
+    """Hourly daily cycle plus Student-t noise (df=3) of known scale: heavy tails on purpose."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * 24)
+    return 500 + 200 * np.sin(2 * np.pi * t / 24) + sigma * rng.standard_t(3, len(t))
+
+
+def test_calibrator_quantiles_and_blocks() -> None:
+    step = np.repeat(np.arange(4), 50)  # 50 scores per lead step
+    s95 = np.tile(np.linspace(0.02, 1.0, 50), 4) * np.repeat([1.0, 1.0, 3.0, 3.0], 50)
+    cal = ConformalCalibrator.fit(step, s95 / 2, s95, [2, 4], min_scores=20)
+    # ceil(101 * 0.95) = 96th of 100 sorted scores in each block
+    assert cal.q95[0] == pytest.approx(np.sort(s95[:100])[95])
+    assert cal.q95[1] == pytest.approx(np.sort(s95[100:])[95])
+    assert cal.n == [100, 100]
+    _m80, m95 = cal.multipliers(6)
+    assert list(m95[:2]) == [cal.q95[0]] * 2 and list(m95[2:]) == [cal.q95[1]] * 4
+    # too few scores per block: blocks merge
+    merged = ConformalCalibrator.fit(step[:30], s95[:30] / 2, s95[:30], [1, 2, 4], min_scores=20)
+    assert merged.n == [30, 30, 30]
+
+
+def test_calibrated_coverage_near_nominal_without_leakage() -> None:
+    s = series_from_values(noisy_daily(70, 30.0, seed=3), freq="1h")
+    bt = backtest(
+        s, 24, models=["SeasonalNaive"], input_size=14 * 24, windows=50, step=24, min_train=14 * 24
+    )
+    full = bt.table("1d")[0]
+    # each origin is calibrated on earlier origins only: the first one cannot be
+    assert full["cal_windows"] == full["windows"] - 1
+    assert abs(full["cal_coverage95"] - 0.95) <= 0.035
+    assert abs(full["cal_coverage80"] - 0.80) <= 0.06
+    # the raw Gaussian intervals miss the nominal level on t-noise; calibration moves towards it
+    assert abs(full["cal_coverage80"] - 0.80) < abs(full["raw_coverage80"] - 0.80)
+
+
+def test_forecast_series_applies_calibration() -> None:
+    s = series_from_values(noisy_daily(30, 30.0, seed=4), freq="1h")
+    cfg = ForecastConfig(horizon="24h", models=["SeasonalNaive", "AutoETS"], windows=4)
+    res = forecast_series(s, cfg)
+    assert res.calibrator is not None and any("conformally" in n for n in res.notes)
+    raw = forecast_series(s, cfg.model_copy(update={"calibration": "none"}))
+    assert raw.calibrator is None and raw.model == res.model
+    ratio = (res.frame["hi95"] - res.frame["mean"]) / (raw.frame["hi95"] - raw.frame["mean"])
+    _m80, m95 = res.calibrator.multipliers(24)
+    np.testing.assert_allclose(ratio, m95, rtol=1e-6)
+    f = res.frame
+    assert (f["lo95"] <= f["lo80"]).all() and (f["hi80"] <= f["hi95"]).all()
+
+
+SURGES = (24 * 12 + 9, 24 * 16 + 14, 24 * 19 + 2)
+
+
+def test_online_detector_finds_surges_causally() -> None:
+    rng = np.random.default_rng(7)
+    t = np.arange(21 * 24)
+    y = 1000 * (1 + 0.5 * np.sin(2 * np.pi * t / 24)) + rng.normal(0, 20, len(t))
+    for a in SURGES:
+        y[a : a + 4] *= 2.0
+    s = series_from_values(y, freq="1h")
+    cfg = DetectConfig(mode="online", direction="surge", threshold=6.0, min_duration="2h")
+    periods, z, _ = detect_anomalies(s, cfg)
+    assert len(periods) == len(SURGES)
+    for a, p in zip(SURGES, periods, strict=True):
+        assert str(s.index[a]) == p.start
+        assert p.alarm == str(s.index[a + 1])  # reported as soon as 2 h have been seen
+    # causal: changing the future does not change past scores
+    y2 = y.copy()
+    y2[300:] += 5000
+    z2, _, _ = online_scores(series_from_values(y2, freq="1h"), cfg)
+    np.testing.assert_array_equal(z[:300], z2[:300])
+    # gaps (irregular sensors) neither break a run nor get flagged
+    y3 = y.copy()
+    y3[SURGES[0] + 1] = np.nan
+    p3, _, _ = detect_anomalies(series_from_values(y3, freq="1h"), cfg)
+    assert p3[0].start == str(s.index[SURGES[0]]) and p3[0].alarm == str(s.index[SURGES[0] + 2])
