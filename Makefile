@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed-stamp
 export ZENREC_DATA ?= $(abspath ../shared/data)
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean system-deps
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -18,10 +18,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# Headless Chromium renders the HTML reports in the report tests (Debian's package).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; the HTML report browser test will be skipped"; \
+	  else echo "warning: chromium not found (apt-get install chromium); the HTML report browser test will be skipped"; fi; }
+
 demo: $(STAMP)
 	$(BIN)/zenrec quickstart
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 

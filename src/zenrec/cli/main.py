@@ -21,7 +21,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "zenrec.cli.quickstart",
     "zenrec.cli.data",
     "zenrec.cli.evaluate",
+    "zenrec.cli.train",
     "zenrec.cli.recommend",
+    "zenrec.cli.tune",
+    "zenrec.cli.benchmark",
+    "zenrec.cli.report",
     "zenrec.cli.traffic",
 )
 

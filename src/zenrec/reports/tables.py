@@ -1,0 +1,62 @@
+"""Markdown tables of benchmark summaries: mean [95% CI] over seeds and tests vs the baseline."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["fmt_ci", "markdown_table", "summary_markdown"]
+
+
+def fmt_ci(mean: float, lo: float, hi: float, digits: int = 4) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _p(p: float | None) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "-"
+    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
+
+
+def summary_markdown(summary: Any, significance: Any = None, baseline: str | None = None,
+                     metrics: list[str] | None = None) -> str:
+    """One table per (dataset, protocol): mean [95% CI] of each metric, fit seconds, tests."""
+    import polars as pl
+
+    if summary is None or summary.height == 0:
+        return "(no finished cells)"
+    blocks = []
+    for (dname, pname), grp in summary.group_by(["dataset", "protocol"], maintain_order=True):
+        ms = metrics or [c.removesuffix("_ci_low") for c in grp.columns if c.endswith("_ci_low")
+                         and c.split("@")[0] not in ("coverage", "avg_popularity", "gini", "novelty")]
+        main = ms[0] if ms else None
+        header = ["model", "tuned", "seeds", *[f"{m} (95% CI)" for m in ms], "fit s"]
+        if significance is not None and main is not None:
+            header += [f"Δ{main} vs {baseline}", "p Wilcoxon (Holm)", "p t-test (Holm)", "significant"]
+        rows = []
+        for r in grp.iter_rows(named=True):
+            row = [r["label"], "yes" if r["tuned"] else "no", r["n_seeds"],
+                   *[fmt_ci(r.get(m), r.get(f"{m}_ci_low"), r.get(f"{m}_ci_high")) for m in ms],
+                   f"{r['fit_seconds']:.2f}"]
+            if significance is not None and main is not None:
+                s = significance.filter((pl.col("dataset") == dname) & (pl.col("protocol") == pname)
+                                        & (pl.col("metric") == main) & (pl.col("model") == r["label"]))
+                if s.height:
+                    x = s.row(0, named=True)
+                    row += [f"{x['mean_diff']:+.4f}", _p(x["wilcoxon_p_holm"]), _p(x["ttest_p_holm"]),
+                            "yes" if x["significant"] else "no"]
+                else:
+                    row += ["(baseline)" if r["label"] == baseline else "-", "-", "-", "-"]
+            rows.append(row)
+        blocks.append(f"**{dname}, protocol {pname}**\n\n" + markdown_table(header, rows))
+    return "\n\n".join(blocks)

@@ -1,0 +1,79 @@
+"""The report: Markdown and a self-contained HTML page that renders in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from cdp import check_page, find_chromium, html_file_url
+
+needs_chromium = pytest.mark.skipif(
+    find_chromium() is None,
+    reason="chromium is not installed (apt-get update && apt-get install -y chromium)",
+)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    from zenrec.data import synthetic_dataset
+    from zenrec.reports.benchmark import BenchmarkConfig, run_benchmark
+    from zenrec.reports.report import build_report
+
+    ds = synthetic_dataset(n_users=200, n_items=100, interactions_per_user=12, seed=2)
+    cfg = BenchmarkConfig(name="report-test", datasets=[ds.name], protocols=["recbole"], seeds=[1, 2],
+                          baseline="pop", tune={"trials": 4},
+                          models=[{"name": "pop"}, {"name": "ease"}, {"name": "itemknn", "tune": False}])
+    run_dir = tmp_path_factory.mktemp("run")
+    run_benchmark(cfg, run_dir, progress=False, datasets={ds.name: ds})
+    md, html = build_report(run_dir)
+    return run_dir, md, html
+
+
+def test_report_markdown_and_html_are_self_contained(report):
+    run_dir, md, html = report
+    text = md.read_text()
+    assert "## How it was run" in text and "zenrec evaluate --dataset" in text
+    assert "[95% CI]" in text and "Wilcoxon" in text and "Tuning: ease-" in text
+    figs = re.findall(r"\]\((figures/fig\d+\.png)\)", text)
+    assert len(figs) >= 5 and all((run_dir / f).exists() for f in figs)
+    page = html.read_text()
+    assert page.count('src="data:image/png;base64,') == len(figs)
+    # nothing is fetched from elsewhere: no http(s) URLs in src/href attributes
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+
+
+@needs_chromium
+def test_report_renders_in_chromium_with_no_errors(report):
+    _, _, html = report
+    state = check_page(html_file_url(html))
+    assert state["errors"] == []
+    assert state["ready"] == "1", "the inline script did not run to its end"
+    assert len(state["imgs"]) >= 5
+    for img in state["imgs"]:
+        assert img["complete"] and img["w"] > 100 and img["h"] > 100, img
+    assert all(u.startswith(("file:", "data:")) for u in state["requests"]), state["requests"]
+    assert state["tables"] >= 3
+
+
+@needs_chromium
+def test_the_chromium_check_catches_broken_images_and_scripts(tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!DOCTYPE html><html><head><title>x</title></head><body>'
+                   '<img src="data:image/png;base64,AAAA"><script>throw new Error("boom")</script></body></html>')
+    state = check_page(html_file_url(bad))
+    assert any("boom" in e for e in state["errors"])
+    assert state["imgs"][0]["w"] == 0
+
+
+def test_report_of_a_tuning_run(tmp_path):
+    from zenrec.data import synthetic_dataset
+    from zenrec.evaluation.protocols import get_protocol
+    from zenrec.reports.report import build_report
+    from zenrec.tuning.tuner import tune
+
+    ds = synthetic_dataset(n_users=150, n_items=80, interactions_per_user=12, seed=4)
+    tune(ds, get_protocol("recbole"), "itemknn", n_trials=5, run_dir=tmp_path, seed=3)
+    md, html = build_report(tmp_path)
+    text = md.read_text()
+    assert "Tuning: itemknn-" in text and "importance" in text and "zenrec evaluate" in text
+    assert html.read_text().count("data:image/png;base64,") == 2
