@@ -71,21 +71,21 @@ def main() -> None:
         golden = DATA / "golden" / f"{name}-recbole-split"
         for model, params in ZENREC_MODELS.items():
             r = zenrec_runs(ds, recbole, model, params, args.repeats, split_dir=golden)
-            rows.append({"dataset": name, "split": "RecBole golden split", "library": "zenrec", "model": model, **r})
+            rows.append({**r, "dataset": name, "setting": "RecBole golden split", "library": "zenrec", "model": model})
             print(name, "golden zenrec", model, {k: round(r["metrics"][k], 4) for k in KEYS}, f"fit {r['fit_seconds']:.2f}")
             if model in RECBOLE_MODELS and not args.no_peer:
                 p = recbole_runs(golden, RECBOLE_MODELS[model], args.repeats)
                 if p is not None:
-                    rows.append({"dataset": name, "split": "RecBole golden split", **p, "model": model})
+                    rows.append({**p, "dataset": name, "setting": "RecBole golden split", "model": model})
                     print(name, "golden recbole", model, {k: round(p["metrics"].get(k, float('nan')), 4) for k in KEYS}, f"fit {p['fit_seconds']:.2f}")
         for model, params in ZENREC_MODELS.items():
             r = zenrec_runs(ds, recbole, model, params, args.repeats)
-            rows.append({"dataset": name, "split": "zenrec recbole preset (seed 2020)", "library": "zenrec", "model": model, **r})
+            rows.append({**r, "dataset": name, "setting": "zenrec recbole preset (seed 2020)", "library": "zenrec", "model": model})
         if name == "ml-100k":
             msrec = get_protocol("msrec")
             for model, params in ZENREC_MODELS.items():
                 r = zenrec_runs(ds, msrec, model, params, args.repeats)
-                rows.append({"dataset": name, "split": "zenrec msrec preset", "library": "zenrec", "model": model, **r})
+                rows.append({**r, "dataset": name, "setting": "zenrec msrec preset", "library": "zenrec", "model": model})
     payload = {"machine": machine(), "repeats": args.repeats, "rows": rows,
                "command": "ZENREC_DATA=../shared/data .venv/bin/python benchmarks/classic_side_by_side.py "
                           f"--repeats {args.repeats}", "seconds": time.time() - t_start}
@@ -106,7 +106,7 @@ def render(payload) -> str:
     ]
     groups: dict = {}
     for r in payload["rows"]:
-        groups.setdefault((r["dataset"], r["split"]), []).append(r)
+        groups.setdefault((r["dataset"], r["setting"]), []).append(r)
     for (ds, split), rows in groups.items():
         lines += [f"## {ds}, {split}", "", "| library | model | NDCG@10 | Recall@10 | MRR@10 | Hit@10 | P@10 | fit s | eval s |",
                   "|---|---|---|---|---|---|---|---|---|"]

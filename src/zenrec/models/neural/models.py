@@ -1,0 +1,760 @@
+"""Neural recommenders: BPR-MF, GMF, NCF-MLP, NeuMF, MLP ranker and two-tower retrieval.
+
+Each wraps a pure module of :mod:`zenrec.models.neural.nn`; the wrapper owns the config, the
+vocabularies, the feature encoder and training (through the shared
+:class:`~zenrec.models.neural.trainer.Trainer`). Papers: Rendle et al. 2009 (BPR); He et al.
+2017 (NCF); Covington et al. 2016 and Cheng et al. 2016 (feature MLP ranking); Yi et al. 2019
+(two-tower retrieval with sampled softmax and log-Q correction).
+"""
+
+from __future__ import annotations
+
+import os
+from abc import abstractmethod
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+from torch import Tensor, nn
+
+from zenrec._errors import ConfigError, DataError
+from zenrec.data.dataset import Dataset
+from zenrec.models.base import Recommender
+from zenrec.models.neural import nn as zn
+from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
+from zenrec.models.neural.losses import (
+    BCELoss,
+    BPRLoss,
+    FullSoftmaxLoss,
+    MSELoss,
+    SampledSoftmaxLoss,
+)
+from zenrec.models.neural.sampling import NegativeSampler
+from zenrec.models.neural.trainer import (
+    RunOptions,
+    Trainer,
+    TrainingConfig,
+    TrainResult,
+    resolve_device,
+)
+
+__all__ = [
+    "BPRMF",
+    "GMF",
+    "NCFMLP",
+    "BPRMFConfig",
+    "GMFConfig",
+    "MLPRanker",
+    "MLPRankerConfig",
+    "NCFMLPConfig",
+    "NeuMF",
+    "NeuMFConfig",
+    "NeuralRecommender",
+    "TwoTower",
+    "TwoTowerConfig",
+]
+
+LossName = Literal["bpr", "bce", "softmax", "full_softmax"]
+
+
+def _parse_metric(metric: str) -> tuple[str, int | None]:
+    if "@" in metric:
+        name, k = metric.split("@", 1)
+        if not k.isdigit():
+            raise ConfigError(f"the 'valid_metric' parameter must look like 'ndcg@10' or 'rmse'; got {metric!r}")
+        return name, int(k)
+    return metric, None
+
+
+def _auto_threads() -> int:
+    """One thread on machines of up to 2 cores (two busy torch threads there thrash when
+    anything else runs), else half the cores up to 8."""
+    n = os.cpu_count() or 1
+    return 1 if n <= 2 else min(8, n // 2)
+
+
+class _InteractionTask:
+    """Training rows are the interactions of ``train``; tensors stay on the device and batches
+    are gathered by index (no per-sample Python)."""
+
+    def __init__(self, model: NeuralRecommender, train: Dataset, device: torch.device) -> None:
+        c = model.config
+        self.model = model
+        self.module = model.module_
+        self.device = device
+        self.loss_name = model._loss_name()
+        self.n_rows = len(train)
+        self.users = torch.as_tensor(train.users, device=device)
+        self.items = torch.as_tensor(train.items, device=device)
+        labels = model._labels(train)
+        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.float32,
+                                                                  device=device)
+        enc = model.encoder_
+        assert enc is not None
+        self.context = {k: torch.as_tensor(v, device=device)
+                        for k, v in enc.context_inputs(train).items()}
+        self.n_neg = getattr(c, "n_negatives", 1)
+        counts = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
+        self.sampler = None
+        if self.loss_name in ("bpr", "bce"):
+            self.sampler = NegativeSampler(train.n_items, counts, c.negative_sampling,
+                                           c.popularity_alpha, train.users, train.items, device)
+        q = np.maximum(counts, 1.0) / max(1.0, counts.sum())
+        self.log_q = torch.as_tensor(np.log(q), dtype=torch.float32, device=device)
+        self.logq_correction = bool(getattr(c, "logq_correction", True))
+        self.id_dropout = float(getattr(c, "id_dropout", 0.0))
+        self.context_dropout = float(getattr(c, "context_dropout", 0.0))
+        self.losses = {"bpr": BPRLoss(), "bce": BCELoss(), "softmax": SampledSoftmaxLoss(),
+                       "full_softmax": FullSoftmaxLoss(), "mse": MSELoss(), "click": BCELoss()}
+
+    def batch(self, rows: Tensor, gen: torch.Generator) -> dict[str, Any]:
+        b: dict[str, Any] = {"u": self.users[rows], "i": self.items[rows]}
+        n = rows.numel()
+        if self.sampler is not None:
+            b["neg"] = self.sampler.sample(b["u"], self.n_neg, gen)
+        if self.labels is not None:
+            b["y"] = self.labels[rows]
+        if self.context:
+            keep = torch.rand(n, generator=gen, device=self.device) >= self.context_dropout
+            b["ctx"] = {k: torch.where(keep, v[rows], torch.zeros_like(v[rows]))
+                        for k, v in self.context.items()}
+        if self.id_dropout > 0:
+            b["drop_u"] = torch.rand(n, generator=gen, device=self.device) < self.id_dropout
+            b["drop_i"] = torch.rand(n, generator=gen, device=self.device) < self.id_dropout
+        return b
+
+    def loss(self, module: nn.Module, b: dict[str, Any]) -> Tensor:
+        m = self.model
+        u_in = m._user_inputs(b["u"], b.get("ctx"), target=b["i"], drop=b.get("drop_u"))
+        ur = module.user_repr(u_in)
+        ir = module.item_repr(m._item_inputs(b["i"], drop=b.get("drop_i")))
+        name = self.loss_name
+        if name == "softmax":
+            logits = module.score_matrix(ur, ir)  # (B, B)
+            return self.losses[name](logits, b["i"], self.log_q[b["i"]] if self.logq_correction else None)
+        if name == "full_softmax":
+            logits = module.score_matrix(ur, module.item_repr(m._all_item_inputs()))  # (B, N)
+            return self.losses[name](logits, b["i"])
+        pos = module.score_pairs(ur, ir)  # (B,)
+        if name in ("mse", "click"):
+            return self.losses[name](pos, b["y"]) if name == "mse" else self.losses[name](pos, labels=b["y"])
+        neg_items = b["neg"]  # (B, K)
+        bsz, k = neg_items.shape
+        ur_rep = ur.repeat_interleave(k, 0) if not isinstance(ur, tuple) else ur
+        neg = module.score_pairs(ur_rep, module.item_repr(m._item_inputs(neg_items.reshape(-1))))
+        return self.losses[name](pos, neg.view(bsz, k))  # (B,), (B, K)
+
+
+class NeuralRecommender(Recommender):
+    """Base of the neural recommenders: encoder, module, trainer, scoring and bundle state."""
+
+    allowed_losses: ClassVar[tuple[str, ...]] = ("bpr", "bce", "softmax", "full_softmax")
+    score_budget: ClassVar[int] = 2**24  # floats of the (B, N, H) tensor of pairwise scorers
+
+    def __init__(self, config: Any = None, **params: Any) -> None:
+        super().__init__(config, **params)
+        self.run_options = RunOptions()
+        self.module_: nn.Module | None = None
+        self.encoder_: FeatureEncoder | None = None
+        self.train_result_: TrainResult | None = None
+        self.device_: torch.device | None = None
+        self._tables: dict[str, Tensor] | None = None
+        self.global_mean_: float = 0.0
+        loss = self._loss_name()
+        if loss not in self.allowed_losses + ("mse", "click"):
+            raise ConfigError(
+                f"the 'loss' parameter of {self.name} must be one of {list(self.allowed_losses)}; "
+                f"got {loss!r}"
+            )
+        _parse_metric(self.config.valid_metric)
+
+    def set_run_options(self, *, checkpoint_dir: Any = None, resume: bool = False,
+                        stop_after_epoch: int | None = None) -> NeuralRecommender:
+        """Checkpoint directory, resume flag and the stop-after test hook for the next ``fit``."""
+        from pathlib import Path
+
+        self.run_options = RunOptions(None if checkpoint_dir is None else Path(checkpoint_dir),
+                                      resume, stop_after_epoch)
+        return self
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def _loss_name(self) -> str:
+        return str(self.config.loss)
+
+    def _labels(self, train: Dataset) -> np.ndarray | None:
+        return None
+
+    def _build_encoder(self, train: Dataset) -> FeatureEncoder:
+        return build_feature_encoder(train)
+
+    @abstractmethod
+    def _build_module(self) -> nn.Module: ...
+
+    def _new_module(self) -> nn.Module:
+        # torch's layer constructors draw their default initialisation from the global RNG;
+        # fork it so that building a model leaves the caller's random state alone (the
+        # weights are then re-initialised from the model's own generator).
+        with torch.random.fork_rng(devices=[]):
+            return self._build_module()
+
+    def _after_init(self, train: Dataset, valid: Dataset | None) -> None:
+        """Change the freshly initialised module (e.g. NeuMF pre-training)."""
+
+    # ------------------------------------------------------------------ inputs
+    def _table_tensors(self) -> dict[str, Tensor]:
+        if self._tables is None:
+            assert self.encoder_ is not None and self.device_ is not None
+            self._tables = {k: torch.as_tensor(v, device=self.device_)
+                            for k, v in self.encoder_.tables.items()}
+        return self._tables
+
+    def _user_inputs(self, users: Tensor, ctx: dict[str, Tensor] | None = None,
+                     target: Tensor | None = None, drop: Tensor | None = None) -> dict[str, Tensor]:
+        assert self.encoder_ is not None
+        t = self._table_tensors()
+        out = {"user": users + 1 if drop is None else torch.where(drop, 0, users + 1)}
+        for f in self.encoder_.spec.side("user"):
+            x = t[f"user.{f.name}"][users]
+            if f.kind == "history" and target is not None:
+                x = torch.where(x == (target + 1).unsqueeze(1), 0, x)  # hide the target item
+            out[f.name] = x
+        for f in self.encoder_.spec.side("context"):
+            if ctx is not None:
+                out[f.name] = ctx[f.name]
+            else:
+                dtype = torch.float32 if f.kind == "numeric" else torch.int64
+                out[f.name] = torch.zeros(users.shape[0], dtype=dtype, device=users.device)
+        return out
+
+    def _item_inputs(self, items: Tensor, drop: Tensor | None = None) -> dict[str, Tensor]:
+        assert self.encoder_ is not None
+        t = self._table_tensors()
+        out = {"item": items + 1 if drop is None else torch.where(drop, 0, items + 1)}
+        for f in self.encoder_.spec.side("item"):
+            out[f.name] = t[f"item.{f.name}"][items]
+        return out
+
+    def _all_item_inputs(self) -> dict[str, Tensor]:
+        assert self.device_ is not None
+        return self._item_inputs(torch.arange(self.n_items, device=self.device_))
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        c = self.config
+        if len(train) == 0:
+            raise DataError(f"{self.name}: the training data '{train.name}' has no interactions")
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(c.num_threads or _auto_threads())
+        try:
+            self.device_ = resolve_device(c.device)
+            self._tables = None
+            if train.ratings is not None:
+                self.global_mean_ = float(train.ratings.mean())
+            self.encoder_ = self._build_encoder(train)
+            module = self._new_module()
+            zn.init_parameters(module, torch.Generator().manual_seed(c.seed),
+                               getattr(c, "init_std", 0.1))
+            self.module_ = module.to(self.device_)
+            self._after_init(train, valid)
+            task = _InteractionTask(self, train, self.device_)
+            gen = torch.Generator(device=self.device_).manual_seed(c.seed + 1)
+            validate = self._make_validate(train, valid) if valid is not None and len(valid) else None
+            trainer = Trainer(c, self.device_, self.run_options)
+            result = trainer.fit(task, gen, validate, self.epoch_callback)
+            self.train_result_ = result
+            self.history_ = result.history
+        finally:
+            torch.set_num_threads(threads_before)
+
+    def _make_validate(self, train: Dataset, valid: Dataset) -> Any:
+        from zenrec.evaluation.evaluator import evaluate_ranking, evaluate_rating
+
+        c = self.config
+        name, k = _parse_metric(c.valid_metric)
+        if c.valid_users and np.unique(valid.users).size > c.valid_users:
+            rng = np.random.default_rng(c.seed)
+            chosen = rng.choice(np.unique(valid.users), c.valid_users, replace=False)
+            valid = valid.subset(np.isin(valid.users, chosen))
+        if name in ("rmse", "mae"):
+            return lambda: evaluate_rating(self, valid).metrics
+        if name in ("auc", "gauc", "logloss"):
+            return lambda: self._validate_ctr(valid)
+        if k is None:
+            raise ConfigError(f"the 'valid_metric' parameter of {self.name} needs a cutoff, "
+                              f"e.g. '{name}@10'; got {c.valid_metric!r}")
+        return lambda: evaluate_ranking(self, valid, [train], ks=[k], metrics=[name],
+                                        beyond_accuracy=False).metrics
+
+    def _validate_ctr(self, valid: Dataset) -> dict[str, float]:
+        from zenrec.evaluation.evaluator import evaluate_ctr
+
+        labels = self._labels(valid)
+        if labels is None:
+            raise ConfigError(f"the 'valid_metric' parameter of {self.name} is a CTR metric, "
+                              "which needs click labels; use ndcg@10 instead")
+        s = self._predict_pairs(valid.users, valid.items)
+        p = 1.0 / (1.0 + np.exp(-s.astype(np.float64)))
+        return evaluate_ctr(p, labels, groups=valid.users).metrics
+
+    # ------------------------------------------------------------------ scoring
+    def _require_module(self) -> nn.Module:
+        if self.module_ is None:
+            self._check_fitted()
+            raise ConfigError(f"{self.name}: the model has vocabularies but no trained module")
+        return self.module_
+
+    def _score_users(self, users: np.ndarray) -> np.ndarray:
+        module = self._require_module()
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                u = torch.as_tensor(np.asarray(users, np.int64), device=self.device_)
+                ir = module.item_repr(self._all_item_inputs())  # (N, ...)
+                if getattr(module, "dot_product", False):
+                    out = module.score_matrix(module.user_repr(self._user_inputs(u)), ir)  # (B, N)
+                else:
+                    width = max(64, getattr(getattr(module, "mlp", None), "first_u", nn.Linear(1, 64)).out_features)
+                    chunk = max(1, self.score_budget // max(1, self.n_items * width))
+                    parts = [module.score_matrix(module.user_repr(self._user_inputs(u[s:s + chunk])), ir)
+                             for s in range(0, u.numel(), chunk)]
+                    out = torch.cat(parts, 0)
+                return out.float().cpu().numpy()
+        finally:
+            module.train(was_training)
+
+    def _predict_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        module = self._require_module()
+        was_training = module.training
+        module.eval()
+        out = []
+        try:
+            with torch.no_grad():
+                for s in range(0, users.size, 65536):
+                    u = torch.as_tensor(users[s:s + 65536], dtype=torch.int64, device=self.device_)
+                    i = torch.as_tensor(items[s:s + 65536], dtype=torch.int64, device=self.device_)
+                    out.append(module.score_pairs(module.user_repr(self._user_inputs(u)),
+                                                  module.item_repr(self._item_inputs(i))).float().cpu())
+        finally:
+            module.train(was_training)
+        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+    # ------------------------------------------------------------------ persistence
+    def _meta_state(self) -> dict[str, Any]:
+        assert self.encoder_ is not None
+        r = self.train_result_
+        return {
+            "features": self.encoder_.to_json(),
+            "global_mean": self.global_mean_,
+            "best_epoch": None if r is None else r.best_epoch,
+            "best_valid": None if r is None else r.best_score,
+            "seconds_to_best": None if r is None else r.seconds_to_best,
+        }
+
+    def _load_meta_state(self, state: dict[str, Any]) -> None:
+        self._pending_meta = state
+        self.global_mean_ = float(state.get("global_mean", 0.0))
+
+    def _state(self) -> dict[str, np.ndarray]:
+        module = self._require_module()
+        assert self.encoder_ is not None
+        out = {f"module.{k}": v.detach().float().cpu().numpy() if v.is_floating_point()
+               else v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+        out.update(self.encoder_.arrays())
+        return out
+
+    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        meta = getattr(self, "_pending_meta", None)
+        if not meta or "features" not in meta:
+            raise DataError(f"{self.name} bundle lacks its feature spec (model_state.features)")
+        self.encoder_ = FeatureEncoder.from_state(meta["features"], arrays)
+        self.device_ = resolve_device(self.config.device)
+        self._tables = None
+        module = self._new_module()
+        sd = {k[len("module."):]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("module.")}
+        module.load_state_dict(sd)
+        self.module_ = module.to(self.device_).eval()
+
+    def _predict_fallback(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return np.full(users.size, self.global_mean_ if self.task == "rating" else 0.0, np.float32)
+
+
+# ====================================================================== configs
+class _IdModelConfig(TrainingConfig):
+    n_negatives: int = Field(1, ge=1)
+    """Sampled negatives per positive (bpr/bce losses)."""
+    init_std: float = Field(0.1, gt=0)
+    """Standard deviation of the initial embeddings."""
+
+
+class BPRMFConfig(_IdModelConfig):
+    """BPR-MF: dot-product matrix factorisation trained with BPR (or a softmax loss)."""
+
+    factors: int = Field(64, ge=1)
+    """Embedding size."""
+    loss: LossName = "bpr"
+    """Training loss."""
+    logq_correction: bool = True
+    """Subtract log item frequency from in-batch softmax logits."""
+    epochs: int = Field(40, ge=1)
+    lr: float = Field(5e-3, gt=0)
+    batch_size: int = Field(4096, ge=1)
+    n_negatives: int = Field(4, ge=1)
+    weight_decay: float = Field(1e-6, ge=0)
+    init_std: float = Field(0.01, gt=0)
+    eval_every: int = Field(2, ge=1)
+
+
+class BPRMF(NeuralRecommender):
+    """BPR-MF (Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", 2009).
+
+    Example:
+        >>> from zenrec.data import synthetic_dataset
+        >>> ds = synthetic_dataset(n_users=50, n_items=40, seed=0)
+        >>> m = BPRMF(factors=8, epochs=2, batch_size=256, progress=False).fit(ds)
+        >>> m.recommend([1000], k=3).item_lists[0].shape
+        (3,)
+    """
+
+    name = "bprmf"
+    Config = BPRMFConfig
+
+    def _build_module(self) -> nn.Module:
+        return zn.MF(len(self.user_vocab), len(self.item_vocab), self.config.factors)
+
+    def item_embeddings(self) -> np.ndarray:
+        """The (n_items, factors) item embedding matrix (rows in catalog order)."""
+        m = self._require_module()
+        return m.item.weight[1:].detach().float().cpu().numpy()
+
+
+class GMFConfig(_IdModelConfig):
+    """GMF (NCF's generalised matrix factorisation)."""
+
+    factors: int = Field(32, ge=1)
+    """Embedding size."""
+    loss: Literal["bce", "bpr"] = "bce"
+    """Pointwise log loss with sampled negatives (as in NCF), or BPR."""
+    n_negatives: int = Field(4, ge=1)
+    epochs: int = Field(30, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    batch_size: int = Field(4096, ge=1)
+
+
+class GMF(NeuralRecommender):
+    """GMF (He et al., "Neural Collaborative Filtering", WWW 2017)."""
+
+    name = "gmf"
+    Config = GMFConfig
+    allowed_losses = ("bce", "bpr")
+
+    def _build_module(self) -> nn.Module:
+        return zn.GMF(len(self.user_vocab), len(self.item_vocab), self.config.factors)
+
+
+class NCFMLPConfig(_IdModelConfig):
+    """NCF's MLP model."""
+
+    factors: int = Field(32, ge=1)
+    """Embedding size of users and items."""
+    layers: list[int] = Field(default_factory=lambda: [64, 32, 16], min_length=1)
+    """Hidden layer widths."""
+    loss: Literal["bce", "bpr"] = "bce"
+    """Pointwise log loss with sampled negatives, or BPR."""
+    n_negatives: int = Field(4, ge=1)
+    epochs: int = Field(30, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    batch_size: int = Field(4096, ge=1)
+    valid_users: int = Field(2000, ge=0)
+
+    @model_validator(mode="after")
+    def _positive_layers(self) -> NCFMLPConfig:
+        if any(w < 1 for w in self.layers):
+            raise ValueError(f"layer widths must be >= 1; got {self.layers}")
+        return self
+
+
+class NCFMLP(NeuralRecommender):
+    """NCF-MLP (He et al., WWW 2017): an MLP over concatenated user and item embeddings."""
+
+    name = "ncf-mlp"
+    Config = NCFMLPConfig
+    allowed_losses = ("bce", "bpr")
+
+    def _build_module(self) -> nn.Module:
+        c = self.config
+        return zn.NCFMLP(len(self.user_vocab), len(self.item_vocab), c.factors, c.layers)
+
+
+class NeuMFConfig(_IdModelConfig):
+    """NeuMF: GMF and MLP branches fused in one output layer."""
+
+    gmf_factors: int = Field(64, ge=1)
+    """GMF embedding size."""
+    mlp_factors: int = Field(32, ge=1)
+    """MLP embedding size."""
+    layers: list[int] = Field(default_factory=lambda: [64, 32, 16], min_length=1)
+    """MLP hidden widths."""
+    loss: Literal["bce", "bpr"] = "bce"
+    """Pointwise log loss with sampled negatives, or BPR."""
+    pretrain: bool = False
+    """Train GMF and NCF-MLP first and initialise NeuMF from them (He et al., section 3.4.1)."""
+    pretrain_epochs: int = Field(10, ge=1)
+    """Epochs of each pre-training run."""
+    pretrain_alpha: float = Field(0.5, ge=0, le=1)
+    """Weight of the GMF output layer in the fused layer after pre-training."""
+    n_negatives: int = Field(4, ge=1)
+    epochs: int = Field(20, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    batch_size: int = Field(4096, ge=1)
+    weight_decay: float = Field(1e-6, ge=0)
+    valid_users: int = Field(2000, ge=0)
+    eval_every: int = Field(2, ge=1)
+
+
+class NeuMF(NeuralRecommender):
+    """NeuMF (He et al., WWW 2017), optionally initialised from trained GMF and NCF-MLP."""
+
+    name = "neumf"
+    Config = NeuMFConfig
+    allowed_losses = ("bce", "bpr")
+
+    def _build_module(self) -> nn.Module:
+        c = self.config
+        return zn.NeuMF(len(self.user_vocab), len(self.item_vocab), c.gmf_factors, c.mlp_factors,
+                        c.layers)
+
+    def _new_module(self) -> nn.Module:
+        # torch's layer constructors draw their default initialisation from the global RNG;
+        # fork it so that building a model leaves the caller's random state alone (the
+        # weights are then re-initialised from the model's own generator).
+        with torch.random.fork_rng(devices=[]):
+            return self._build_module()
+
+    def _after_init(self, train: Dataset, valid: Dataset | None) -> None:
+        c = self.config
+        if not c.pretrain:
+            return
+        shared = {k: getattr(c, k) for k in TrainingConfig.model_fields if k != "epochs"}
+        shared.update(n_negatives=c.n_negatives, init_std=c.init_std, loss=c.loss)
+        gmf = GMF(factors=c.gmf_factors, epochs=c.pretrain_epochs, **shared).fit(train, valid)
+        mlp = NCFMLP(factors=c.mlp_factors, layers=c.layers, epochs=c.pretrain_epochs,
+                     **shared).fit(train, valid)
+        self.init_from(gmf, mlp)
+
+    def init_from(self, gmf: GMF, mlp: NCFMLP) -> None:
+        """Copy the embeddings and layers of a trained GMF and NCF-MLP into this NeuMF."""
+        c = self.config
+        m = self.module_
+        g, p = gmf._require_module(), mlp._require_module()
+        if not isinstance(m, zn.NeuMF):
+            raise ConfigError("NeuMF.init_from: fit NeuMF's vocabularies first (call from _after_init)")
+        if g.user.weight.shape != m.gmf_user.weight.shape or p.user.weight.shape != m.mlp_user.weight.shape:
+            raise ConfigError("NeuMF.init_from: GMF/MLP sizes differ from this NeuMF's "
+                              "gmf_factors/mlp_factors or vocabularies")
+        with torch.no_grad():
+            m.gmf_user.weight.copy_(g.user.weight)
+            m.gmf_item.weight.copy_(g.item.weight)
+            m.mlp_user.weight.copy_(p.user.weight)
+            m.mlp_item.weight.copy_(p.item.weight)
+            m.mlp.load_state_dict(p.mlp.state_dict())
+            a = c.pretrain_alpha
+            m.out.weight.copy_(torch.cat([a * g.h.weight, (1 - a) * p.out.weight], 1))
+            m.out.bias.copy_((1 - a) * p.out.bias)
+
+
+class _FeatureConfig(TrainingConfig):
+    user_features: list[str] | Literal["all"] = "all"
+    """User features to encode ('all': every non-text feature of the dataset)."""
+    item_features: list[str] | Literal["all"] = "all"
+    """Item features to encode."""
+    context: list[str] = Field(default_factory=list)
+    """Context fields: 'hour', 'weekday' (from timestamps) or context columns."""
+    context_dropout: float = Field(0.5, ge=0, le=1)
+    """Probability of hiding an interaction's context in training (scoring has none)."""
+    history_len: int = Field(0, ge=0)
+    """Recent training items pooled into the user representation (0: none)."""
+    id_dropout: float = Field(0.0, ge=0, lt=1)
+    """Probability of hiding the user/item id in training (teaches feature-only fallback)."""
+    init_std: float = Field(0.05, gt=0)
+    """Standard deviation of the initial embeddings."""
+
+
+class MLPRankerConfig(_FeatureConfig):
+    """MLP ranker over user, item and context features."""
+
+    head: Literal["implicit", "rating", "click"] = "implicit"
+    """implicit: BCE against sampled negatives (top-K); rating: MSE; click: BCE on labels."""
+    dim: int = Field(32, ge=1)
+    """Embedding size of each field."""
+    layers: list[int] = Field(default_factory=lambda: [128, 64], min_length=1)
+    """Hidden layer widths."""
+    dot_term: bool = True
+    """Add the dot product of summed user-side and item-side field embeddings to the MLP."""
+    n_negatives: int = Field(4, ge=1)
+    """Sampled negatives per positive (implicit head)."""
+    click_threshold: float = 4.0
+    """Click head on rated data: label = rating >= threshold (0/1 data is used as is)."""
+    epochs: int = Field(20, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-6, ge=0)
+    valid_users: int = Field(2000, ge=0)
+    eval_every: int = Field(2, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _head_metric(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "valid_metric" not in data:
+            head = data.get("head", "implicit")
+            if head == "rating":
+                data = {**data, "valid_metric": "rmse"}
+            elif head == "click":
+                data = {**data, "valid_metric": "auc"}
+        return data
+
+
+class MLPRanker(NeuralRecommender):
+    """Feature MLP ranker with rating, click or implicit (sampled-negative) heads.
+
+    Example:
+        >>> from zenrec.data import synthetic_dataset
+        >>> ds = synthetic_dataset(n_users=50, n_items=40, seed=0)
+        >>> m = MLPRanker(head="rating", epochs=2, progress=False).fit(ds)
+        >>> m.predict([1000], [1001]).shape
+        (1,)
+    """
+
+    name = "mlpranker"
+    Config = MLPRankerConfig
+
+    def __init__(self, config: Any = None, **params: Any) -> None:
+        super().__init__(config, **params)
+        if self.config.head == "rating":
+            self.task = "rating"
+
+    def _loss_name(self) -> str:
+        return {"implicit": "bce", "rating": "mse", "click": "click"}[self.config.head]
+
+    def _labels(self, train: Dataset) -> np.ndarray | None:
+        head = self.config.head
+        if head == "implicit":
+            return None
+        if train.ratings is None:
+            raise DataError(f"mlpranker: head={head!r} needs a rating/label column in '{train.name}'; "
+                            "use head='implicit' for data without one")
+        if head == "rating":
+            return train.ratings
+        r = train.ratings
+        binary = np.isin(np.unique(r), [0.0, 1.0]).all()
+        return (r if binary else (r >= self.config.click_threshold)).astype(np.float32)
+
+    def _build_encoder(self, train: Dataset) -> FeatureEncoder:
+        c = self.config
+        return build_feature_encoder(train, user_features=c.user_features,
+                                     item_features=c.item_features, context=c.context,
+                                     history_len=c.history_len)
+
+    def _build_module(self) -> nn.Module:
+        c = self.config
+        assert self.encoder_ is not None
+        spec = self.encoder_.spec
+        bias = self.global_mean_ if c.head == "rating" else 0.0
+        return zn.MLPRanker(spec.side("user") + spec.side("context"), spec.side("item"),
+                            len(self.user_vocab), len(self.item_vocab), c.dim, c.layers, bias,
+                            c.dot_term)
+
+
+class TwoTowerConfig(_FeatureConfig):
+    """Two-tower retrieval model."""
+
+    dim: int = Field(64, ge=1)
+    """Embedding size of each field."""
+    layers: list[int] = Field(default_factory=lambda: [128], min_length=0)
+    """Hidden widths of each tower (may be empty: a linear projection)."""
+    out_dim: int = Field(64, ge=1)
+    """Retrieval embedding size."""
+    normalize: bool = True
+    """L2-normalise tower outputs (cosine score divided by 'temperature')."""
+    temperature: float = Field(0.1, gt=0)
+    """Softmax temperature of the score."""
+    loss: LossName = "softmax"
+    """In-batch sampled softmax (default), full softmax, BPR or BCE."""
+    logq_correction: bool = True
+    """Subtract log item frequency from in-batch softmax logits."""
+    n_negatives: int = Field(1, ge=1)
+    """Sampled negatives per positive (bpr/bce losses)."""
+    history_len: int = Field(50, ge=0)
+    id_dropout: float = Field(0.1, ge=0, lt=1)
+    epochs: int = Field(16, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    lr_schedule: Literal["constant", "cosine", "linear", "step"] = "cosine"
+    weight_decay: float = Field(1e-6, ge=0)
+    eval_every: int = Field(2, ge=1)
+    batch_size: int = Field(2048, ge=1)
+
+
+class TwoTower(NeuralRecommender):
+    """Two-tower retrieval (Yi et al., RecSys 2019): user tower (id, features, context, pooled
+    recent history) and item tower (id, features), dot-product score, sampled softmax with
+    log-Q correction.
+
+    Example:
+        >>> from zenrec.data import synthetic_dataset
+        >>> ds = synthetic_dataset(n_users=50, n_items=40, seed=0)
+        >>> m = TwoTower(epochs=2, batch_size=128, progress=False).fit(ds)
+        >>> m.item_embeddings().shape
+        (40, 64)
+    """
+
+    name = "twotower"
+    Config = TwoTowerConfig
+
+    def _build_encoder(self, train: Dataset) -> FeatureEncoder:
+        c = self.config
+        return build_feature_encoder(train, user_features=c.user_features,
+                                     item_features=c.item_features, context=c.context,
+                                     history_len=c.history_len)
+
+    def _build_module(self) -> nn.Module:
+        c = self.config
+        assert self.encoder_ is not None
+        spec = self.encoder_.spec
+        return zn.TwoTower(spec.side("user") + spec.side("context"), spec.side("item"),
+                           len(self.user_vocab), len(self.item_vocab), c.dim, c.layers, c.out_dim,
+                           c.normalize, c.temperature)
+
+    def item_embeddings(self) -> np.ndarray:
+        """Item-tower outputs of the whole catalog, (n_items, out_dim), for a retrieval index."""
+        module = self._require_module()
+        with torch.no_grad():
+            return module.item_repr(self._all_item_inputs()).float().cpu().numpy()
+
+    def user_embeddings(self, users: Any) -> np.ndarray:
+        """User-tower outputs (scaled by 1/temperature) for raw user ids (all must be known)."""
+        module = self._require_module()
+        assert self.user_vocab is not None
+        idx = self.user_vocab.encode(users)
+        if (idx < 0).any():
+            raise DataError("user_embeddings: unknown user ids; score them with recommend() "
+                            "(popularity fallback) instead")
+        with torch.no_grad():
+            u = torch.as_tensor(idx, device=self.device_)
+            return module.user_repr(self._user_inputs(u)).float().cpu().numpy()
+
+    def embed_new_items(self, features: dict[str, Any]) -> np.ndarray:
+        """Item-tower embeddings of new items from their features alone.
+
+        Args:
+            features: Item feature name -> one raw value per new item (a label, a list of labels
+                for multi-valued features, a number); missing fields count as unknown.
+
+        Returns:
+            (n_new, out_dim) float32 embeddings, comparable with :meth:`item_embeddings`.
+        """
+        module = self._require_module()
+        assert self.encoder_ is not None
+        enc = self.encoder_.encode_item_rows(features)
+        with torch.no_grad():
+            inputs = {k: torch.as_tensor(v, device=self.device_) for k, v in enc.items()}
+            return module.item_repr(inputs).float().cpu().numpy()

@@ -1,0 +1,484 @@
+"""The one trainer of zenrec's neural models.
+
+Models plug in through :class:`TrainingTask` (a module, a number of training rows, a
+``batch(rows, gen)`` that gathers tensors by index, and a ``loss(module, batch)``), so there is
+no trainer subclass per model. The trainer owns the loop: shuffling by index on the device,
+optimiser and learning-rate schedule, gradient clipping, mixed precision on GPU, validation
+with early stopping and best-weight restore, the per-epoch history, checkpoints
+(safetensors + JSON, atomic) with exact resume, and data-parallel training under ``torchrun``
+(DDP: gloo on CPU, NCCL on GPU) through the same code path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+
+from zenrec._errors import ConfigError, ZenrecError
+from zenrec.models.base import ModelConfig
+
+__all__ = [
+    "RunOptions",
+    "TrainResult",
+    "Trainer",
+    "TrainingConfig",
+    "TrainingInterrupted",
+    "TrainingTask",
+    "resolve_device",
+]
+
+
+class TrainingConfig(ModelConfig):
+    """Training settings shared by every neural model (flat, so ``--set lr=0.01`` works)."""
+
+    epochs: int = Field(30, ge=1)
+    """Maximum passes over the training rows."""
+    batch_size: int = Field(4096, ge=1)
+    """Rows per optimiser step (global batch: split across processes under torchrun)."""
+    lr: float = Field(1e-3, gt=0)
+    """Peak learning rate."""
+    optimizer: Literal["adam", "adamw", "sgd", "adagrad"] = "adam"
+    """Optimiser."""
+    weight_decay: float = Field(0.0, ge=0)
+    """Weight decay (L2 for adam/sgd/adagrad, decoupled for adamw)."""
+    momentum: float = Field(0.0, ge=0, lt=1)
+    """SGD momentum."""
+    lr_schedule: Literal["constant", "cosine", "linear", "step"] = "constant"
+    """Learning-rate decay over the run, after warm-up."""
+    warmup_epochs: float = Field(0.0, ge=0)
+    """Linear warm-up length in epochs (may be fractional)."""
+    step_epochs: int = Field(10, ge=1)
+    """``step`` schedule: epochs between decays."""
+    step_gamma: float = Field(0.5, gt=0, le=1)
+    """``step`` schedule: decay factor."""
+    grad_clip: float = Field(0.0, ge=0)
+    """Clip the gradient norm to this value (0: off)."""
+    negative_sampling: Literal["uniform", "popularity"] = "uniform"
+    """Distribution of sampled negatives."""
+    popularity_alpha: float = Field(0.75, ge=0)
+    """Exponent of ``popularity`` sampling: p(i) ~ count(i) ** alpha."""
+    valid_metric: str = "ndcg@10"
+    """Validation metric for early stopping (any ranking metric@K, or rmse/mae)."""
+    eval_every: int = Field(1, ge=1)
+    """Validate every N epochs."""
+    patience: int = Field(5, ge=0)
+    """Validation rounds without improvement before stopping (0: never stop early)."""
+    valid_users: int = Field(0, ge=0)
+    """Validate on this many randomly chosen users (0: all), to make validation cheap."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to train: CUDA when present ('auto'), else CPU."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Autocast precision on GPU ('auto': bf16 where supported); CPU always trains in fp32."""
+    num_threads: int = Field(0, ge=0)
+    """CPU threads for torch (0: 1 on machines of <= 2 cores, else half the cores up to 8)."""
+    seed: int = 0
+    """Seed of initialisation, shuffling and sampling (a torch.Generator; no global seeding)."""
+    progress: bool = True
+    """Show a progress display (rich) on interactive terminals."""
+
+
+class TrainingInterrupted(ZenrecError):
+    """Raised by the ``stop_after_epoch`` test hook, as if the process had been killed."""
+
+
+class TrainingTask(Protocol):
+    """What a model hands to the trainer."""
+
+    module: nn.Module
+    n_rows: int
+
+    def batch(self, rows: Tensor, gen: torch.Generator) -> dict[str, Any]:
+        """Gather the inputs of training rows ``rows`` (B,) on the device; tensors lead with B."""
+        ...
+
+    def loss(self, module: nn.Module, batch: dict[str, Any]) -> Tensor:
+        """Scalar loss of ``batch`` under ``module``."""
+        ...
+
+
+@dataclass
+class RunOptions:
+    """Per-run settings that are not hyperparameters (they do not go into the bundle config).
+
+    Attributes:
+        checkpoint_dir: Write a checkpoint after each epoch here.
+        resume: Continue from the checkpoint in ``checkpoint_dir`` when there is one.
+        stop_after_epoch: Test hook: raise :class:`TrainingInterrupted` after this epoch
+            (1-based) and its checkpoint, as a kill would.
+    """
+
+    checkpoint_dir: Path | None = None
+    resume: bool = False
+    stop_after_epoch: int | None = None
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_score: float | None = None
+    seconds: float = 0.0
+    seconds_to_best: float | None = None
+    resumed_from: int | None = None
+
+
+def resolve_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("the 'device' parameter is 'cuda' but no CUDA device is available; "
+                          "use device=auto or device=cpu")
+    if choice == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        # under torchrun, init_distributed has already selected this process's GPU
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _dist() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class _LossModule(nn.Module):
+    """Wraps (module, task) so that DDP sees the loss computation as ``forward``."""
+
+    def __init__(self, module: nn.Module, task: TrainingTask) -> None:
+        super().__init__()
+        self.module = module
+        self._task = task
+
+    def forward(self, batch: dict[str, Any]) -> Tensor:
+        return self._task.loss(self.module, batch)
+
+
+def _shard(batch: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], int, int]:
+    """This rank's contiguous share of a global batch; returns (batch, n_local, n_global)."""
+    n = next(v.shape[0] for v in batch.values() if isinstance(v, Tensor) and v.dim() > 0)
+    lo, hi = n * rank // world, n * (rank + 1) // world
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == n:
+            out[k] = v[lo:hi]
+        elif isinstance(v, dict):
+            out[k] = {kk: vv[lo:hi] for kk, vv in v.items()}
+        else:
+            out[k] = v
+    return out, hi - lo, n
+
+
+def _make_optimizer(params: list[nn.Parameter], c: TrainingConfig) -> torch.optim.Optimizer:
+    if c.optimizer == "adam":
+        return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+    if c.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+    if c.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+    return torch.optim.Adagrad(params, lr=c.lr, weight_decay=c.weight_decay)
+
+
+def lr_factor(c: TrainingConfig, step: int, steps_per_epoch: int) -> float:
+    """Multiplier of the peak learning rate at optimiser step ``step`` (0-based)."""
+    total = max(1, c.epochs * steps_per_epoch)
+    warm = c.warmup_epochs * steps_per_epoch
+    if warm > 0 and step < warm:
+        return (step + 1) / warm
+    if c.lr_schedule == "constant":
+        return 1.0
+    if c.lr_schedule == "step":
+        return c.step_gamma ** (step // (c.step_epochs * steps_per_epoch))
+    frac = min(1.0, (step - warm) / max(1.0, total - warm))
+    if c.lr_schedule == "linear":
+        return max(0.0, 1.0 - frac)
+    return 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric.split("@")[0] not in ("rmse", "mae", "loss")
+
+
+# ---------------------------------------------------------------------- checkpoints
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, st in sd["state"].items():
+        for name, v in st.items():
+            if isinstance(v, Tensor):
+                tensors[f"opt.{idx}.{name}"] = v.detach().cpu().contiguous().clone()
+            else:
+                scalars.setdefault(str(idx), {})[name] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = v
+    for idx, d in meta["scalars"].items():
+        state.setdefault(int(idx), {}).update(d)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(directory: Path, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    """Write ``state-<epoch>.safetensors`` then point ``checkpoint.json`` at it (atomically)."""
+    from safetensors.torch import save
+
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"state-{meta['epoch']:05d}.safetensors"
+    _atomic_write_bytes(directory / name, save(tensors))
+    meta = {**meta, "state_file": name}
+    _atomic_write_bytes(directory / "checkpoint.json", json.dumps(meta, indent=1).encode())
+    for old in directory.glob("state-*.safetensors"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+
+
+def load_checkpoint(directory: Path) -> tuple[dict[str, Tensor], dict[str, Any]] | None:
+    from safetensors.torch import load_file
+
+    pointer = directory / "checkpoint.json"
+    if not pointer.exists():
+        return None
+    meta = json.loads(pointer.read_text())
+    return load_file(str(directory / meta["state_file"])), meta
+
+
+# ---------------------------------------------------------------------- trainer
+class Trainer:
+    """Runs the training loop of any :class:`TrainingTask`.
+
+    Args:
+        config: Training settings.
+        device: Device of the module and the batches.
+        run: Checkpoint and resume options.
+
+    Example:
+        >>> trainer = Trainer(TrainingConfig(epochs=2), torch.device("cpu"))  # doctest: +SKIP
+        >>> result = trainer.fit(task, validate=lambda: {"ndcg@10": 0.1})  # doctest: +SKIP
+    """
+
+    def __init__(self, config: TrainingConfig, device: torch.device,
+                 run: RunOptions | None = None) -> None:
+        self.config = config
+        self.device = device
+        self.run = run or RunOptions()
+
+    def _autocast(self) -> Any:
+        c = self.config
+        if self.device.type != "cuda" or c.precision == "fp32":
+            return torch.autocast(self.device.type, enabled=False)
+        if c.precision == "fp16":
+            return torch.autocast("cuda", dtype=torch.float16)
+        if c.precision == "bf16" or torch.cuda.is_bf16_supported():
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.float16)
+
+    def fit(
+        self,
+        task: TrainingTask,
+        gen: torch.Generator,
+        validate: Callable[[], dict[str, float]] | None = None,
+        callback: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> TrainResult:
+        """Train ``task.module`` in place; on return it holds the best validated weights.
+
+        Args:
+            task: The model's training task.
+            gen: Generator for shuffling and sampling (on ``self.device``).
+            validate: Returns validation metrics (called on rank 0 only); needs
+                ``config.valid_metric`` among its keys.
+            callback: Called as ``callback(epoch, metrics)`` after each validation (pruning).
+        """
+        c = self.config
+        rank, world = _dist()
+        module = task.module.to(self.device)
+        module.train()
+        wrapped: nn.Module = _LossModule(module, task)
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            wrapped = DDP(wrapped, device_ids=ids)
+        params = [p for p in module.parameters() if p.requires_grad]
+        opt = _make_optimizer(params, c)
+        use_scaler = self.device.type == "cuda" and c.precision == "fp16"
+        scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+        n = task.n_rows
+        bs = c.batch_size
+        steps = max(1, math.ceil(n / bs))
+        maximize = higher_is_better(c.valid_metric)
+        res = TrainResult()
+        best_state: dict[str, Tensor] | None = None
+        bad_rounds = 0
+        start_epoch = 0
+        step = 0
+        elapsed0 = 0.0
+        stopped = False
+        ckdir = self.run.checkpoint_dir
+        if ckdir is not None and self.run.resume:
+            loaded = load_checkpoint(Path(ckdir))
+            if loaded is not None:
+                tensors, meta = loaded
+                if meta.get("config") != c.model_dump(mode="json"):
+                    raise ConfigError(
+                        f"--resume: the checkpoint in {ckdir} was written with different settings; "
+                        "resume with the same --set values or start a new --output directory"
+                    )
+                module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+                opt.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+                gen.set_state(tensors["generator"].cpu())
+                if any(k.startswith("best.") for k in tensors):
+                    best_state = {k[5:]: v.to(self.device) for k, v in tensors.items()
+                                  if k.startswith("best.")}
+                res.history = meta["history"]
+                res.best_epoch, res.best_score = meta["best_epoch"], meta["best_score"]
+                res.seconds_to_best = meta.get("seconds_to_best")
+                bad_rounds, start_epoch, step = meta["bad_rounds"], meta["epoch"], meta["step"]
+                elapsed0, stopped = meta["seconds"], meta["stopped"]
+                res.resumed_from = start_epoch
+        t0 = time.perf_counter()
+        show = c.progress and rank == 0
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                            TimeElapsedColumn(), transient=True, disable=not show)
+        with progress:
+            bar = progress.add_task("training", total=c.epochs, completed=start_epoch)
+            for epoch in range(start_epoch, c.epochs):
+                if stopped:
+                    break
+                perm = torch.randperm(n, generator=gen, device=self.device)
+                loss_sum = torch.zeros((), device=self.device)
+                for b in range(steps):
+                    rows = perm[b * bs : (b + 1) * bs]
+                    batch = task.batch(rows, gen)
+                    scale = 1.0
+                    if world > 1:
+                        batch, n_loc, n_glob = _shard(batch, rank, world)
+                        scale = n_loc * world / n_glob
+                    factor = lr_factor(c, step, steps)
+                    for g in opt.param_groups:
+                        g["lr"] = c.lr * factor
+                    with self._autocast():
+                        loss = wrapped(batch)
+                    opt.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.scale(loss * scale).backward()
+                        scaler.unscale_(opt)
+                    else:
+                        (loss * scale).backward()
+                    if c.grad_clip > 0:
+                        nn.utils.clip_grad_norm_(params, c.grad_clip)
+                    if scaler is not None:
+                        scaler.step(opt)
+                        scaler.update()
+                    else:
+                        opt.step()
+                    loss_sum += loss.detach()
+                    step += 1
+                record: dict[str, Any] = {"epoch": epoch + 1, "loss": float(loss_sum) / steps,
+                                          "lr": c.lr * lr_factor(c, step - 1, steps)}
+                metrics: dict[str, float] | None = None
+                if validate is not None and ((epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs):
+                    metrics = self._validate(module, validate, rank, world)
+                    if c.valid_metric not in metrics:
+                        raise ConfigError(
+                            f"the 'valid_metric' parameter is {c.valid_metric!r}, which validation "
+                            f"does not produce; choose one of {sorted(metrics)}"
+                        )
+                    score = float(metrics[c.valid_metric])
+                    record.update({f"valid_{k}": v for k, v in metrics.items()})
+                    better = res.best_score is None or (score > res.best_score if maximize
+                                                        else score < res.best_score)
+                    if better and math.isfinite(score):
+                        res.best_score, res.best_epoch = score, epoch + 1
+                        best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+                        bad_rounds = 0
+                    else:
+                        bad_rounds += 1
+                    if c.patience and bad_rounds >= c.patience:
+                        stopped = True
+                record["seconds"] = elapsed0 + time.perf_counter() - t0
+                if res.best_epoch == epoch + 1:
+                    res.seconds_to_best = record["seconds"]
+                res.history.append(record)
+                desc = f"epoch {epoch + 1} loss {record['loss']:.4f}"
+                if metrics is not None:
+                    desc += f" {c.valid_metric} {metrics[c.valid_metric]:.4f}"
+                progress.update(bar, advance=1, description=desc)
+                if ckdir is not None and rank == 0:
+                    self._checkpoint(Path(ckdir), module, opt, gen, best_state, res, epoch + 1,
+                                     step, bad_rounds, stopped, elapsed0 + time.perf_counter() - t0)
+                if metrics is not None and callback is not None:
+                    callback(epoch + 1, metrics)
+                if self.run.stop_after_epoch is not None and epoch + 1 >= self.run.stop_after_epoch \
+                        and epoch + 1 < c.epochs and not stopped:
+                    raise TrainingInterrupted(f"training stopped after epoch {epoch + 1} (test hook)")
+        if best_state is not None:
+            module.load_state_dict(best_state)
+        module.eval()
+        res.seconds = elapsed0 + time.perf_counter() - t0
+        return res
+
+    def _validate(self, module: nn.Module, validate: Callable[[], dict[str, float]],
+                  rank: int, world: int) -> dict[str, float]:
+        module.eval()
+        try:
+            with torch.no_grad():
+                metrics = validate() if rank == 0 else {}
+        finally:
+            module.train()
+        if world > 1:
+            box = [metrics]
+            torch.distributed.broadcast_object_list(box, src=0)
+            metrics = box[0]
+        return {k: float(v) for k, v in metrics.items()}
+
+    def _checkpoint(self, directory: Path, module: nn.Module, opt: torch.optim.Optimizer,
+                    gen: torch.Generator, best_state: dict[str, Tensor] | None, res: TrainResult,
+                    epoch: int, step: int, bad_rounds: int, stopped: bool, seconds: float) -> None:
+        tensors = {f"model.{k}": v.detach().cpu().contiguous().clone()
+                   for k, v in module.state_dict().items()}
+        if best_state is not None:
+            tensors.update({f"best.{k}": v.detach().cpu().contiguous().clone()
+                            for k, v in best_state.items()})
+        opt_tensors, opt_meta = _flatten_optimizer(opt)
+        tensors.update(opt_tensors)
+        tensors["generator"] = gen.get_state().cpu().clone()
+        meta = {
+            "format": "zenrec-checkpoint-1",
+            "epoch": epoch,
+            "step": step,
+            "bad_rounds": bad_rounds,
+            "stopped": stopped,
+            "seconds": seconds,
+            "best_epoch": res.best_epoch,
+            "best_score": res.best_score,
+            "seconds_to_best": res.seconds_to_best,
+            "history": res.history,
+            "optimizer": opt_meta,
+            "config": self.config.model_dump(mode="json"),
+        }
+        save_checkpoint(directory, tensors, meta)
