@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash benchmarks/peers/setup_peers.sh recbole
-export ZENREC_DATA=${ZENREC_DATA:-/work/shared/data}
+export ZENREC_DATA=${ZENREC_DATA:-$(cd .. && pwd)/shared/data}
 .venv/bin/python benchmarks/peers/recbole_neural.py \
     --split-dir "$ZENREC_DATA/golden/ml-1m-recbole-split" --out benchmarks/out/recbole_neural "$@"
