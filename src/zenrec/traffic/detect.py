@@ -337,23 +337,34 @@ def periods_from_scores(
             else:
                 merged.append([a, al, b])
         for a, al, b in merged:
-            seg = np.abs(score[a : b + 1])
-            p = a + int(np.argmax(seg))
-            periods.append(
-                Period(
-                    start=str(series.index[a]),
-                    end=str(series.index[b]),
-                    kind=kind,
-                    buckets=b - a + 1,
-                    peak_time=str(series.index[p]),
-                    peak_value=float(series.values[p]),
-                    expected=round(float(expected[p]), 4),
-                    peak_z=round(float(score[p]), 3),
-                    alarm=str(series.index[al]),
-                )
-            )
+            periods.append(_period(series, score, expected, a, b, kind, alarm=al))
     periods.sort(key=lambda q: q.start)
     return periods
+
+
+def _period(
+    series: TrafficSeries,
+    score: np.ndarray,
+    expected: np.ndarray,
+    a: int,
+    b: int,
+    kind: str,
+    alarm: int | None = None,
+) -> Period:
+    """The flagged period of buckets ``a..b`` (inclusive), described at its peak."""
+    p = a + int(np.argmax(np.abs(score[a : b + 1])))
+    extra = {} if alarm is None else {"alarm": str(series.index[alarm])}
+    return Period(
+        start=str(series.index[a]),
+        end=str(series.index[b]),
+        kind=kind,
+        buckets=b - a + 1,
+        peak_time=str(series.index[p]),
+        peak_value=float(series.values[p]),
+        expected=round(float(expected[p]), 4),
+        peak_z=round(float(score[p]), 3),
+        **extra,
+    )
 
 
 def detect_anomalies(
@@ -394,20 +405,7 @@ def detect_anomalies(
     for sign, kind in ((1, "surge"), (-1, "drop")):
         mask = cand & (np.sign(score) == sign)
         for a, b in _runs(mask, merge):
-            seg = np.abs(score[a : b + 1])
-            p = a + int(np.argmax(seg))
-            periods.append(
-                Period(
-                    start=str(series.index[a]),
-                    end=str(series.index[b]),
-                    kind=kind,
-                    buckets=b - a + 1,
-                    peak_time=str(series.index[p]),
-                    peak_value=float(series.values[p]),
-                    expected=round(float(expected[p]), 4),
-                    peak_z=round(float(score[p]), 3),
-                )
-            )
+            periods.append(_period(series, score, expected, a, b, kind))
     periods.sort(key=lambda q: q.start)
     return periods, z, expected
 
