@@ -68,6 +68,7 @@ def test_evaluate_own_csv_writes_record_and_bundle(tmp_path, log_csv):
         (["evaluate", "--dataset", "ml-1m", "--protocol", "loo-full", "--model", "pop"], "needs timestamps"),
         (["recommend", "--bundle", "/nonexistent", "--user", "1"], "not a zenrec bundle"),
         (["data", "info", "ml-100k", "--user-col", "x"], "applies to files"),
+        (["evaluate", "--dataset", "ml-100k", "--protocol", "surprise-cv5", "--model", "ease"], "is a ranking model"),
     ],
 )
 def test_user_errors_are_one_line(args, needle):

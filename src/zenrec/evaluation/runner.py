@@ -89,7 +89,15 @@ def evaluate_model(
     """Filter, split, fit and evaluate; returns (JSON record, ProtocolRun)."""
     params = dict(params or {})
     seed = protocol.default_seed if seed is None else seed
-    create_model(model_name, **params)  # validate parameters before any work
+    probe = create_model(model_name, **params)  # validate parameters before any work
+    if protocol.mode == "rating" and getattr(probe, "task", "ranking") != "rating":
+        from zenrec._errors import ConfigError
+
+        raise ConfigError(
+            f"protocol '{protocol.name}' evaluates predicted ratings (RMSE/MAE), but '{model_name}' "
+            "is a ranking model; use a rating model (e.g. biasedmf, or mlpranker with head=rating) "
+            "or a ranking protocol (recbole, msrec, loo-full)"
+        )
     t0 = time.perf_counter()
     if split_dir is not None:
         split, split_sha = load_split_dir(split_dir, base=dataset)
