@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Run every cell of CONFIG.toml (each model tuned first on validation data when the "
             "config has a [tune] budget), then write results, a summary with 95%% confidence "
             "intervals over seeds and paired significance tests (Wilcoxon, t-test; Holm) against "
-            "the baseline. Finished cells are kept: rerunning continues an interrupted run."
+            "the baseline. Finished cells are kept: rerunning continues an interrupted run. "
+            "Peers listed in [[peers]] (RecBole, Surprise, or a command) then run on the same "
+            "splits, each in its own virtual environment; a missing one is recorded as skipped."
         ),
         epilog=(
             "Examples:\n"
@@ -44,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     console.print(f"{out['cells']} cells ({out['ran']} run now, {out['skipped']} kept) in {out['seconds']:.0f} s",
                   highlight=False)
+    if out.get("peer_cells"):
+        console.print(f"{out['peer_cells']} peer cells ({out['peers_ran']} run now, {out['peers_kept']} kept, "
+                      f"{out['peers_not_run']} skipped or failed: see the library column)", highlight=False)
     if out.get("summary") is not None:
         print(summary_markdown(out["summary"], out.get("significance"), cfg.baseline_label))
     console.print(f"wrote {run_dir}/results.parquet, results.csv, summary.csv, significance.csv; "

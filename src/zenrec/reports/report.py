@@ -143,7 +143,7 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
 
     from zenrec.reports import plots
     from zenrec.reports.benchmark import BenchmarkConfig, summarise
-    from zenrec.reports.tables import fmt_ci
+    from zenrec.reports.tables import fmt_ci, fmt_seconds, library_cell
 
     cfg = BenchmarkConfig(**meta["config"])
     tables = summarise(run_dir, cfg)
@@ -164,7 +164,22 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
          f"{cfg.tune.trials} trials per model, timeout {cfg.tune.timeout} s, pruner {cfg.tune.pruner}, "
          "TPE on validation data only"],
         ["baseline of the tests", cfg.baseline_label],
+        ["peers", "none" if not cfg.peers else "; ".join(
+            f"{p.key}: {p.library} {p.model}" + (f" {json.dumps(p.params)}" if p.params else "")
+            for p in cfg.peers)],
     ])
+    if cfg.peers:
+        doc.p("Peers are other libraries run after the zenrec cells, one at a time, each in its own "
+              "virtual environment as a subprocess, on zenrec's split of the same dataset, protocol and "
+              "seed exported to files (the same rows; the split's sha256 is in each peer cell). Their "
+              "metrics are the library's own evaluation (RecBole's runner reports @10 only). Peers "
+              "report aggregate metrics, not per-user values, so they are left out of the "
+              "significance tests. A peer that is not installed is listed with the reason "
+              "(bash benchmarks/peers/setup_peers.sh installs RecBole and Surprise). Where a protocol "
+              "has no validation part (msrec), RecBole's valid.tsv is the part zenrec tunes on, a "
+              "subset of train: RecBole still trains on the whole train part, as zenrec's refit does. "
+              "In the re-run commands of peer rows, SPLIT_DIR is that exported split (paths are "
+              "relative to the repository root); rerunning the benchmark repeats them.")
     results = tables["results"]
     for (dname, pname), grp in summary.group_by(["dataset", "protocol"], maintain_order=True):
         from zenrec.evaluation.protocols import get_protocol
@@ -175,11 +190,20 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
         main = metrics[0]
         doc.h2(f"{dname} - protocol {pname}")
         doc.p(protocol.description)
-        header = ["model", "tuned", "seeds", *[f"{m} [95% CI]" for m in metrics], "fit s"]
-        rows = [[r["label"], "yes" if r["tuned"] else "no", r["n_seeds"],
+        header = ["model", "library", "tuned", "seeds", *[f"{m} [95% CI]" for m in metrics], "fit s"]
+        rows = [[r["label"], library_cell(r), "yes" if r["tuned"] else "no", r["n_seeds"],
                  *[fmt_ci(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"]) for m in metrics],
-                 round(r["fit_seconds"], 2)] for r in grp.iter_rows(named=True)]
+                 fmt_seconds(r["fit_seconds"])] for r in grp.iter_rows(named=True)]
         doc.table(header, rows)
+        if "library" in grp.columns:
+            peer_rows = grp.filter(pl.col("library").fill_null("zenrec") != "zenrec")
+            if peer_rows.height:
+                doc.p("Peer rows: " + "; ".join(
+                    f"{r['label']} = {r['library']} {r['model']}"
+                    + (f" ({r['n_seeds']} seed{'s' if r['n_seeds'] != 1 else ''})" if r["n_seeds"] else f", not run: {r['note']}")
+                    for r in peer_rows.iter_rows(named=True))
+                    + ". They are not in the significance tests (no per-user values).")
+        grp = grp.filter(pl.col(main).is_not_nan() & pl.col("fit_seconds").is_not_nan())
         labels = grp["label"].to_list()
         doc.figure(plots.metric_bars(labels, grp[main].to_list(), grp[f"{main}_ci_low"].to_list(),
                                      grp[f"{main}_ci_high"].to_list(), main, f"{dname} / {pname}: {main}"),
@@ -202,6 +226,8 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
         if cov:
             k = int(cov[0].split("@")[1])
             ap = f"avg_popularity@{k}"
+            grp = grp.filter(pl.col(cov[0]).is_not_nan())  # peers do not report coverage
+            labels = grp["label"].to_list()
             doc.figure(plots.popularity_coverage(labels, grp[cov[0]].to_list(), grp[ap].to_list(),
                                                  grp[main].to_list(), main, k,
                                                  f"{dname} / {pname}: popularity bias and coverage"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["fmt_ci", "markdown_table", "summary_markdown"]
+__all__ = ["fmt_ci", "fmt_seconds", "library_cell", "markdown_table", "summary_markdown"]
 
 
 def fmt_ci(mean: float, lo: float, hi: float, digits: int = 4) -> str:
@@ -14,6 +14,27 @@ def fmt_ci(mean: float, lo: float, hi: float, digits: int = 4) -> str:
     if lo is None or (isinstance(lo, float) and math.isnan(lo)):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None or (isinstance(s, float) and math.isnan(s)):
+        return "-"
+    return f"{s:.2f}"
+
+
+def library_cell(row: dict[str, Any]) -> str:
+    """``zenrec``, or the peer library with its version; a peer that did not run says why."""
+    lib = row.get("library") or "zenrec"
+    if lib == "zenrec":
+        return lib + (f" {row['library_version']}" if row.get("library_version") else "")
+    version = row.get("library_version")
+    name = f"{lib} {version}" if version else lib
+    if not row.get("n_seeds"):
+        note = str(row.get("note") or "did not run")
+        if note.startswith("not installed"):
+            return f"{lib} (not installed: run bash benchmarks/peers/setup_peers.sh)"
+        return f"{name} (not run: {note[:120]})"
+    return f"{name} (peer)"
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -40,15 +61,17 @@ def summary_markdown(summary: Any, significance: Any = None, baseline: str | Non
         ms = metrics or [c.removesuffix("_ci_low") for c in grp.columns if c.endswith("_ci_low")
                          and c.split("@")[0] not in ("coverage", "avg_popularity", "gini", "novelty")]
         main = ms[0] if ms else None
-        header = ["model", "tuned", "seeds", *[f"{m} (95% CI)" for m in ms], "fit s"]
+        header = ["model", "library", "tuned", "seeds", *[f"{m} (95% CI)" for m in ms], "fit s"]
         if significance is not None and main is not None:
             header += [f"Δ{main} vs {baseline}", "p Wilcoxon (Holm)", "p t-test (Holm)", "significant"]
         rows = []
         for r in grp.iter_rows(named=True):
-            row = [r["label"], "yes" if r["tuned"] else "no", r["n_seeds"],
+            row = [r["label"], library_cell(r), "yes" if r["tuned"] else "no", r["n_seeds"],
                    *[fmt_ci(r.get(m), r.get(f"{m}_ci_low"), r.get(f"{m}_ci_high")) for m in ms],
-                   f"{r['fit_seconds']:.2f}"]
-            if significance is not None and main is not None:
+                   fmt_seconds(r.get("fit_seconds"))]
+            if significance is not None and main is not None and (r.get("library") or "zenrec") != "zenrec":
+                row += ["n/a (peer: no per-user values)", "-", "-", "-"]
+            elif significance is not None and main is not None:
                 s = significance.filter((pl.col("dataset") == dname) & (pl.col("protocol") == pname)
                                         & (pl.col("metric") == main) & (pl.col("model") == r["label"]))
                 if s.height:
@@ -59,4 +82,7 @@ def summary_markdown(summary: Any, significance: Any = None, baseline: str | Non
                     row += ["(baseline)" if r["label"] == baseline else "-", "-", "-", "-"]
             rows.append(row)
         blocks.append(f"**{dname}, protocol {pname}**\n\n" + markdown_table(header, rows))
+        if "library" in grp.columns and (grp["library"].fill_null("zenrec") != "zenrec").any():
+            blocks.append("Peer rows ran in their own environment on zenrec's split of the same cell; they "
+                          "have no per-user values and are left out of the significance tests.")
     return "\n\n".join(blocks)

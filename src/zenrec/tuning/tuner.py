@@ -352,9 +352,15 @@ def tune(
     storage_obj, storage_url = make_storage(storage, run_dir)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    existed = study_name in optuna.study.get_all_study_names(storage_obj)
-    study = optuna.create_study(storage=storage_obj, study_name=study_name, direction=direction,
-                                load_if_exists=True, pruner=pruner_obj)
+    # Creating the study is atomic in the storage: of several processes started together,
+    # exactly one creates it (and keeps the reproducible seed); the others join it.
+    try:
+        study = optuna.create_study(storage=storage_obj, study_name=study_name, direction=direction,
+                                    load_if_exists=False, pruner=pruner_obj)
+        existed = False
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=study_name, storage=storage_obj, pruner=pruner_obj)
+        existed = True
     attrs = {"model": model, "dataset": dataset.name, "protocol": protocol.name, "metric": the_metric,
              "direction": direction, "seed": seed, "data_fingerprint": data.fingerprint(),
              "space": space.to_json(), "validation": split_how}
