@@ -33,7 +33,6 @@ import platform
 import re
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -186,16 +185,11 @@ class BenchmarkConfig(_Strict):
 
 def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
     """Read and validate a benchmark TOML; errors name the file, the key and the fix."""
+    from zenrec._toml import read_toml
     from zenrec.evaluation.protocols import get_protocol
     from zenrec.models.registry import create_model, model_names
 
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"benchmark config {p} not found; pass an existing .toml file")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML ({exc}); fix the syntax") from None
+    p, data = read_toml(path, "benchmark config")
     try:
         cfg = BenchmarkConfig(**{**data, "source": str(p)})
     except ValidationError as exc:

@@ -17,7 +17,6 @@ propose a configuration the model rejects at its ends.
 
 from __future__ import annotations
 
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from zenrec._errors import ConfigError, ZenrecError
+from zenrec._toml import read_toml
 
 __all__ = [
     "CategoricalParam",
@@ -281,13 +281,7 @@ def load_space(path: str | Path | None = None, *, model: str | None = None) -> S
         if model is None:
             raise ConfigError("load_space: pass a path or a model name")
         path = default_space_path(model)
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"search space file {p} not found; pass an existing .toml file")
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML ({exc}); fix the syntax") from None
+    p, data = read_toml(path, "search space file")
     space = parse_space(data, source=str(p))
     if model is not None and space.model != model:
         raise ConfigError(f"{p}: key 'model' is {space.model!r} but the tuned model is {model!r}; "
