@@ -95,10 +95,23 @@ def test_explicit_path_wins(tmp_path, monkeypatch):
     assert resolve_builtin("ml-100k", d, download=False) == d
 
 
-def test_reader_is_fast_enough_to_not_copy_per_row(tmp_path):
+def test_reads_a_50k_row_file(tmp_path):
     n = 50_000
     rng = np.random.default_rng(0)
     lines = "\n".join(f"{u}\t{i}\t{r}" for u, i, r in zip(rng.integers(0, 500, n), rng.integers(0, 900, n), rng.integers(1, 6, n)))
     p = write(tmp_path, "big.tsv", "user\titem\trating\n" + lines + "\n")
     ds = read_interactions(p)
     assert len(ds) == n
+
+
+def test_gzipped_file(tmp_path):
+    import gzip
+
+    p = tmp_path / "log.tsv.gz"
+    p.write_bytes(gzip.compress(b"user\titem\trating\n1\t10\t4\n2\t11\t5\n"))
+    ds = read_interactions(p)
+    assert (ds.n_users, ds.n_items, ds.ratings.tolist()) == (2, 2, [4.0, 5.0])
+    bad = tmp_path / "bad.csv.gz"
+    bad.write_bytes(b"not gzip")
+    with pytest.raises(DataError, match="not a readable gzip file"):
+        read_interactions(bad)

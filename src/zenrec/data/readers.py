@@ -7,6 +7,7 @@ the line and the column, and nothing half-loaded is returned.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 from collections.abc import Sequence
@@ -54,6 +55,11 @@ def file_sha256(*paths: Path) -> str:
 
 def _decode(path: Path, encoding: str) -> bytes:
     raw = path.read_bytes()
+    if path.suffix.lower() == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: not a readable gzip file ({exc})") from exc
     if encoding.lower().replace("-", "") in ("utf8", "utf8lossy"):
         return raw
     try:
@@ -97,7 +103,7 @@ def read_table(
     Args:
         path: The file.
         sep: Field separator; may be several characters (``::``). Default: ``\\t`` for
-            ``.tsv``/``.data``, else ``,``.
+            ``.tsv``/``.data``, else ``,``. Gzipped files (``.csv.gz``) are read as well.
         header: Whether the first line names the columns; without one, columns are named by
             position (``"0"``, ``"1"``, ...).
         encoding: Text encoding (e.g. ``latin-1``).
@@ -118,7 +124,8 @@ def read_table(
             raise DataError(f"{path}: not a readable Parquet file ({exc})") from exc
         return df, 1
     if sep is None:
-        sep = "\t" if path.suffix.lower() in (".tsv", ".data", ".tab") else ","
+        base_suffix = Path(path.stem).suffix if path.suffix.lower() == ".gz" else path.suffix
+        sep = "\t" if base_suffix.lower() in (".tsv", ".data", ".tab") else ","
     sep = sep.encode().decode("unicode_escape") if "\\" in sep else sep
     data = _decode(path, encoding)
     if not data.strip():

@@ -24,7 +24,7 @@ import polars as pl
 
 from zenrec._errors import DataError
 from zenrec.data.dataset import Dataset, Feature
-from zenrec.data.readers import file_sha256, read_table
+from zenrec.data.readers import _ids, _numbers, _times, file_sha256, read_table
 from zenrec.data.vocab import Vocabulary
 
 __all__ = ["BUILTIN_DATASETS", "load_builtin", "resolve_builtin"]
@@ -189,8 +189,6 @@ def _years(titles: np.ndarray) -> np.ndarray:
 
 
 def _interactions(df: pl.DataFrame, path: Path, first: int, name: str, sha: str) -> Dataset:
-    from zenrec.data.readers import _ids, _numbers, _times
-
     users = _ids(df, "user", path, first, "user id")
     items = _ids(df, "item", path, first, "item id")
     ratings = _numbers(df, "rating", path, first, "rating")

@@ -11,7 +11,7 @@ import numpy as np
 
 from zenrec._errors import DataError
 from zenrec.data.dataset import Dataset
-from zenrec.data.readers import file_sha256, read_table
+from zenrec.data.readers import _ids, _numbers, _times, file_sha256, read_table
 from zenrec.data.vocab import Vocabulary
 from zenrec.evaluation.protocols import Protocol, prepare_dataset, run_protocol
 from zenrec.models.bundle import versions
@@ -28,9 +28,6 @@ def load_split_dir(path: str | Path, base: Dataset | None = None) -> tuple[Split
     Features of ``base`` (the same dataset loaded normally) are carried over by raw id.
     Returns the split and a sha256 over the files.
     """
-    import gzip
-    import tempfile
-
     d = Path(path)
     parts: dict[str, Any] = {}
     files: list[Path] = []
@@ -43,30 +40,25 @@ def load_split_dir(path: str | Path, base: Dataset | None = None) -> tuple[Split
                 continue
             raise DataError(f"{d}: split directory lacks {name}.tsv; expected train/valid/test .tsv files")
         files.append(f)
-        if f.suffix == ".gz":
-            with tempfile.NamedTemporaryFile(suffix=".tsv", delete=False) as tmp:
-                tmp.write(gzip.decompress(f.read_bytes()))
-            df, _ = read_table(Path(tmp.name), sep="\t")
-            Path(tmp.name).unlink()
-        else:
-            df, _ = read_table(f, sep="\t")
-        parts[name] = df
+        df, first = read_table(f, sep="\t")
+        parts[name] = (df, f, first)
+    ids = {name: (_ids(df, "user_id", f, first, "user id"), _ids(df, "item_id", f, first, "item id"))
+           for name, (df, f, first) in parts.items()}
+    uv = Vocabulary.from_values(np.concatenate([u for u, _ in ids.values()]))
     items_file = d / "items.txt"
-    all_users = np.concatenate([p["user_id"].cast(str).to_numpy() for p in parts.values()])
-    uv = Vocabulary.from_values(all_users.astype(np.int64) if all(s.isdigit() for s in all_users[:100]) else all_users)
     if items_file.exists():
         files.append(items_file)
-        raw_items = [line.strip() for line in items_file.read_text().splitlines() if line.strip()]
-        iv = Vocabulary.from_values(np.array([int(x) for x in raw_items]) if all(x.isdigit() for x in raw_items) else raw_items)
+        catalog, _ = read_table(items_file, sep="\t", header=False, columns=["item_id"])
+        iv = Vocabulary.from_values(_ids(catalog, "item_id", items_file, 1, "item id"))
     else:
-        iv = Vocabulary.from_values(np.concatenate([p["item_id"].to_numpy() for p in parts.values()]))
+        iv = Vocabulary.from_values(np.concatenate([i for _, i in ids.values()]))
     sha = file_sha256(*files)
     out = {}
-    for name, df in parts.items():
-        ratings = df["rating"].cast(float).to_numpy() if "rating" in df.columns else None
-        times = df["timestamp"].cast(int).to_numpy() if "timestamp" in df.columns else None
-        ds = Dataset.from_raw(uv.coerce(df["user_id"].to_numpy()), iv.coerce(df["item_id"].to_numpy()),
-                              ratings, times, user_vocab=uv, item_vocab=iv,
+    for name, (df, f, first) in parts.items():
+        ratings = _numbers(df, "rating", f, first, "rating") if "rating" in df.columns else None
+        times = _times(df, "timestamp", f, first) if "timestamp" in df.columns else None
+        users, items = ids[name]
+        ds = Dataset.from_raw(users, items, ratings, times, user_vocab=uv, item_vocab=iv,
                               name=f"{d.name}:{name}", source_sha256=sha)
         if base is not None:
             ds.item_features = {k: f.take(base.item_vocab.encode(iv.ids)) for k, f in base.item_features.items()}

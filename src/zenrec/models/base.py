@@ -8,7 +8,6 @@ catalog) and ``_state`` / ``_load_state`` (learned arrays).
 
 from __future__ import annotations
 
-import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -424,6 +423,3 @@ def sparse_from_state(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matr
         (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]), shape=shape
     )
 
-
-def dump_config(model: Recommender) -> str:
-    return json.dumps(model.params(), sort_keys=True)

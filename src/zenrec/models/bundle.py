@@ -101,9 +101,7 @@ def write_bundle(
             "versions": versions(),
             "files": files,
         }
-        body["content_sha256"] = _hash_files(tmp, files) + ""
-        cfg_hash = hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()
-        body["meta_sha256"] = cfg_hash
+        body["content_sha256"] = _hash_files(tmp, files)
         (tmp / "bundle.json").write_text(json.dumps(body, indent=2, default=str), encoding="utf-8")
         old = None
         if target.exists():

@@ -110,21 +110,20 @@ class FeatureEncoder:
         return cls(spec, tables)
 
     # ------------------------------------------------------------------ encoding
+    def _side_inputs(self, side: str, idx: Any) -> dict[str, np.ndarray]:
+        ix = np.asarray(idx, dtype=np.int64)
+        out = {side: ix + 1}  # id 0 is the padding / unknown row
+        for f in self.spec.side(side):
+            out[f.name] = self.tables[f"{side}.{f.name}"][ix]
+        return out
+
     def user_inputs(self, users: Any) -> dict[str, np.ndarray]:
         """Encoded user-side fields of user indices ``users`` (arrays with leading dim B)."""
-        u = np.asarray(users, dtype=np.int64)
-        out = {"user": u + 1}
-        for f in self.spec.side("user"):
-            out[f.name] = self.tables[f"user.{f.name}"][u]
-        return out
+        return self._side_inputs("user", users)
 
     def item_inputs(self, items: Any) -> dict[str, np.ndarray]:
         """Encoded item-side fields of item indices ``items``."""
-        i = np.asarray(items, dtype=np.int64)
-        out = {"item": i + 1}
-        for f in self.spec.side("item"):
-            out[f.name] = self.tables[f"item.{f.name}"][i]
-        return out
+        return self._side_inputs("item", items)
 
     def context_inputs(self, ds: Dataset | None, n: int | None = None) -> dict[str, np.ndarray]:
         """Encoded context of each interaction of ``ds`` (or ``n`` rows of 'missing')."""
