@@ -32,13 +32,13 @@ def median(xs: list[float]) -> float:
 
 
 def write_json(path: Path, payload: Any) -> None:
-    from zenrec.models.bundle import atomic_write_text
+    from zenrec._io import atomic_write_text
 
     atomic_write_text(path, json.dumps(payload, indent=2, default=str))
 
 
 def write_text(path: Path, text: str) -> None:
-    from zenrec.models.bundle import atomic_write_text
+    from zenrec._io import atomic_write_text
 
     atomic_write_text(path, text)
 

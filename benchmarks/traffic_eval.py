@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zenrec._io import atomic_write_text
 from zenrec.traffic.detect import (
     DetectConfig,
     detect_anomalies,
@@ -32,7 +33,6 @@ from zenrec.traffic.detect import (
     periods_from_scores,
 )
 from zenrec.traffic.forecast import backtest
-from zenrec.traffic.plots import atomic_write_text
 from zenrec.traffic.series import load_series
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -64,9 +64,9 @@ def print_metrics(record: dict, title: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from zenrec._io import atomic_write_text
     from zenrec.evaluation.protocols import get_protocol
     from zenrec.evaluation.runner import evaluate_model
-    from zenrec.models.bundle import atomic_write_text
     from zenrec.models.registry import create_model
 
     protocol = get_protocol(args.protocol)

@@ -41,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from zenrec._io import atomic_write_text
     from zenrec.data import load_dataset
     from zenrec.evaluation.protocols import get_protocol
     from zenrec.evaluation.runner import evaluate_model
-    from zenrec.models.bundle import atomic_write_text
 
     console = Console()
     console.width = max(console.width, 120)

@@ -222,7 +222,8 @@ def _print_backtest(res: Any) -> None:
 def _write_forecast_outputs(
     out: Path, series: Any, res: Any, periods: Any = (), alerts: Any = ()
 ) -> None:
-    from zenrec.traffic.plots import atomic_write_text, plot_forecast
+    from zenrec._io import atomic_write_text
+    from zenrec.traffic.plots import plot_forecast
 
     atomic_write_text(out / "forecast.csv", res.frame.assign(model=res.model).to_csv(index=False))
     bt = res.backtest
@@ -267,8 +268,9 @@ def run_detect(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from zenrec._io import atomic_write_text
     from zenrec.traffic.detect import DetectConfig, detect_anomalies, surge_alerts
-    from zenrec.traffic.plots import atomic_write_text, plot_forecast
+    from zenrec.traffic.plots import plot_forecast
     from zenrec.traffic.series import validated
 
     series = _load(args)
@@ -364,8 +366,9 @@ def run_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from zenrec._io import atomic_write_text
     from zenrec.traffic.plan import PlanConfig, keda_scaledobject, load_capacity, plan_replicas
-    from zenrec.traffic.plots import atomic_write_text, plot_plan
+    from zenrec.traffic.plots import plot_plan
     from zenrec.traffic.series import fmt_seconds, validated
 
     capacity = load_capacity(args.capacity_from) if args.capacity_from else args.capacity

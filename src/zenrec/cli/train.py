@@ -56,9 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from zenrec._io import atomic_write_text, versions
     from zenrec.evaluation.protocols import get_protocol, prepare_dataset
     from zenrec.evaluation.runner import load_split_dir
-    from zenrec.models.bundle import atomic_write_text, versions
     from zenrec.models.registry import create_model
 
     protocol = get_protocol(args.protocol)

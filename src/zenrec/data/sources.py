@@ -11,8 +11,6 @@ import hashlib
 import io
 import os
 import re
-import shutil
-import tempfile
 import urllib.request
 import zipfile
 from collections.abc import Callable
@@ -23,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from zenrec._errors import DataError
+from zenrec._io import atomic_dir
 from zenrec.data.dataset import Dataset, Feature
 from zenrec.data.readers import _ids, _numbers, _times, file_sha256, read_table
 from zenrec.data.vocab import Vocabulary
@@ -66,27 +65,19 @@ def _download(src: _Source, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     with urllib.request.urlopen(src.url, timeout=30) as resp:
         payload = resp.read()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{src.name}-", dir=dest.parent))
-    try:
-        with zipfile.ZipFile(io.BytesIO(payload)) as zf:
-            for member in zf.namelist():
-                rel = member.split("/", 1)[1] if "/" in member else member
-                if not rel or rel.endswith("/") or ".." in rel.split("/"):
-                    continue
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / rel).write_bytes(zf.read(member))
+    with atomic_dir(dest) as tmp, zipfile.ZipFile(io.BytesIO(payload)) as zf:
+        for member in zf.namelist():
+            rel = member.split("/", 1)[1] if "/" in member else member
+            if not rel or rel.endswith("/") or ".." in rel.split("/"):
+                continue
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_bytes(zf.read(member))
         for fname, (kind, digest) in src.checks.items():
             if not (tmp / fname).exists() or not _check(tmp / fname, kind, digest):
                 raise DataError(
                     f"downloaded {src.url}: {fname} does not match its known {kind} hash; "
                     "the download is corrupt or the file changed upstream"
                 )
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def resolve_builtin(name: str, path: str | Path | None = None, *, download: bool = True) -> Path:

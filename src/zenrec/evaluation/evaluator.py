@@ -18,7 +18,8 @@ import scipy.sparse as sp
 from zenrec._errors import ConfigError, ProtocolError
 from zenrec.data.dataset import Dataset
 from zenrec.evaluation import metrics as M
-from zenrec.models.base import Recommender, top_k_indices
+from zenrec.evaluation.scorer import Scorer
+from zenrec.evaluation.topk import top_k_indices
 
 __all__ = [
     "EvalResult",
@@ -55,7 +56,7 @@ def _check_metrics(metrics: Sequence[str], ks: Sequence[int]) -> None:
         raise ConfigError(f"cutoffs K must be integers >= 1; got {list(ks)}")
 
 
-def _mapped_csr(model: Recommender, parts: Sequence[Dataset | None]) -> sp.csr_matrix:
+def _mapped_csr(model: Scorer, parts: Sequence[Dataset | None]) -> sp.csr_matrix:
     """Union of ``parts`` as a binary matrix in the model's user/item index space."""
     assert model.user_vocab is not None and model.item_vocab is not None
     n_u, n_i = len(model.user_vocab), len(model.item_vocab)
@@ -88,7 +89,7 @@ def _batch_size(n_items: int, budget_bytes: int = 96 * 2**20) -> int:
 
 
 def evaluate_ranking(
-    model: Recommender,
+    model: Scorer,
     test: Dataset,
     exclude: Sequence[Dataset | None] = (),
     *,
@@ -169,7 +170,7 @@ def evaluate_ranking(
 
 
 def evaluate_sampled(
-    model: Recommender,
+    model: Scorer,
     test: Dataset,
     exclude: Sequence[Dataset | None] = (),
     *,
@@ -234,7 +235,7 @@ def evaluate_sampled(
     )
 
 
-def evaluate_rating(model: Recommender, test: Dataset) -> EvalResult:
+def evaluate_rating(model: Scorer, test: Dataset) -> EvalResult:
     """RMSE and MAE of ``model.predict`` on the test ratings."""
     if test.ratings is None:
         raise ProtocolError(f"rating metrics need ratings, but '{test.name}' has none")

@@ -17,18 +17,22 @@ These are RecBole's definitions; they reproduce its evaluator exactly (tests/gol
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 
 __all__ = [
+    "LOWER_IS_BETTER",
     "RANKING_METRICS",
     "auc",
     "gauc",
     "gini_index",
+    "higher_is_better",
     "hit",
     "logloss",
     "mae",
     "map_",
+    "metric_direction",
     "mrr",
     "ndcg",
     "precision",
@@ -138,3 +142,22 @@ def gini_index(counts: np.ndarray) -> float:
         return 0.0
     idx = np.arange(1, n + 1)
     return float(((2 * idx - n - 1) * x).sum() / (n * x.sum()))
+
+
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "logloss", "loss"})
+"""Metric names (the part before ``@`` and any ``task/`` prefix) where smaller is better."""
+
+
+def higher_is_better(metric: str) -> bool:
+    """The one metric-direction rule: errors and losses go down, everything else goes up.
+
+    Example:
+        >>> higher_is_better("ndcg@10"), higher_is_better("rmse"), higher_is_better("rating/mae")
+        (True, False, False)
+    """
+    return metric.rsplit("/", 1)[-1].split("@")[0] not in LOWER_IS_BETTER
+
+
+def metric_direction(metric: str) -> Literal["maximize", "minimize"]:
+    """Optuna's direction for ``metric`` (see :func:`higher_is_better`)."""
+    return "maximize" if higher_is_better(metric) else "minimize"

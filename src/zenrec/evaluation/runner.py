@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 
 from zenrec._errors import DataError
+from zenrec._io import versions
 from zenrec.data.dataset import Dataset
 from zenrec.data.readers import _ids, _numbers, _times, file_sha256, read_table
 from zenrec.data.vocab import Vocabulary
 from zenrec.evaluation.protocols import Protocol, prepare_dataset, run_protocol
-from zenrec.models.bundle import versions
 from zenrec.models.registry import create_model
 from zenrec.splits import Split
 

@@ -14,35 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
-import shutil
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from zenrec._errors import BundleError
-from zenrec._version import __version__
+from zenrec._io import atomic_dir, versions
 
-__all__ = ["BUNDLE_FORMAT", "read_bundle", "versions", "write_bundle"]
+__all__ = ["BUNDLE_FORMAT", "read_bundle", "write_bundle"]
 
 BUNDLE_FORMAT = "zenrec-bundle"
 BUNDLE_VERSION = 1
-
-
-def versions() -> dict[str, str]:
-    """Versions of zenrec, Python and the libraries loaded in this process."""
-    out = {"zenrec": __version__, "python": platform.python_version()}
-    for mod in ("numpy", "scipy", "polars", "implicit", "torch", "optuna", "statsforecast"):
-        m = sys.modules.get(mod)
-        if m is not None:
-            out[mod] = str(getattr(m, "__version__", "unknown"))
-    if "numpy" not in out:
-        out["numpy"] = np.__version__
-    return out
 
 
 def _hash_files(d: Path, names: list[str]) -> str:
@@ -51,26 +34,6 @@ def _hash_files(d: Path, names: list[str]) -> str:
         h.update(n.encode())
         h.update((d / n).read_bytes())
     return h.hexdigest()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_bundle(
@@ -85,38 +48,31 @@ def write_bundle(
     from safetensors.numpy import save_file
 
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+
+    def not_a_bundle(existing: Path) -> str | None:
+        if not (existing / "bundle.json").exists() and any(existing.iterdir()):
+            return f"{existing}: exists and is not a zenrec bundle; choose another output directory"
+        return None
+
     try:
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / "arrays.safetensors"))
-        (tmp / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-        files = ["arrays.safetensors", "vocab.json"]
-        if items:
-            (tmp / "items.json").write_text(json.dumps(items), encoding="utf-8")
-            files.append("items.json")
-        body = {
-            "format": BUNDLE_FORMAT,
-            "format_version": BUNDLE_VERSION,
-            **meta,
-            "versions": versions(),
-            "files": files,
-        }
-        body["content_sha256"] = _hash_files(tmp, files)
-        (tmp / "bundle.json").write_text(json.dumps(body, indent=2, default=str), encoding="utf-8")
-        old = None
-        if target.exists():
-            if not (target / "bundle.json").exists() and any(target.iterdir()):
-                raise BundleError(
-                    f"{target}: exists and is not a zenrec bundle; choose another --output"
-                )
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_dir(target, refuse=not_a_bundle) as tmp:
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / "arrays.safetensors"))
+            (tmp / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+            files = ["arrays.safetensors", "vocab.json"]
+            if items:
+                (tmp / "items.json").write_text(json.dumps(items), encoding="utf-8")
+                files.append("items.json")
+            body = {
+                "format": BUNDLE_FORMAT,
+                "format_version": BUNDLE_VERSION,
+                **meta,
+                "versions": versions(),
+                "files": files,
+            }
+            body["content_sha256"] = _hash_files(tmp, files)
+            (tmp / "bundle.json").write_text(json.dumps(body, indent=2, default=str), encoding="utf-8")
+    except FileExistsError as exc:
+        raise BundleError(str(exc)) from None
     return target
 
 

@@ -40,7 +40,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from zenrec._errors import ConfigError, ZenrecError
-from zenrec.models.bundle import atomic_write_text, versions
+from zenrec._io import atomic_path, atomic_write_text, versions
 
 __all__ = ["BenchmarkConfig", "ModelEntry", "PeerEntry", "export_split", "load_benchmark_config",
            "run_benchmark", "summarise"]
@@ -242,15 +242,13 @@ def cell_id(dataset: str, protocol: str, label: str, seed: int) -> str:
 
 
 def _atomic_parquet(df: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    df.write_parquet(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".parquet") as tmp:
+        df.write_parquet(tmp)
 
 
 def _atomic_csv(df: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    df.write_csv(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".csv") as tmp:
+        df.write_csv(tmp)
 
 
 def machine() -> dict[str, Any]:
@@ -477,9 +475,9 @@ def _run_peers(config: BenchmarkConfig, run_dir: Path, loaded: dict[str, Any], c
     import subprocess
     import tempfile
 
+    from zenrec._io import versions as zenrec_versions
     from zenrec.data import load_dataset
     from zenrec.evaluation.protocols import get_protocol, prepare_dataset
-    from zenrec.models.bundle import versions as zenrec_versions
 
     groups = [(d, pr, s) for d in config.datasets for pr in config.protocols for s in config.seeds]
     todo: list[tuple[tuple[str, str, int], list[PeerEntry]]] = []
@@ -651,6 +649,7 @@ def summarise(run_dir: str | Path, config: BenchmarkConfig | None = None) -> dic
     """Build results, summary and significance tables from the finished cells of a run."""
     import polars as pl
 
+    from zenrec.evaluation.metrics import higher_is_better
     from zenrec.evaluation.significance import compare_to_baseline, mean_ci
 
     run_dir = Path(run_dir)
@@ -738,7 +737,7 @@ def summarise(run_dir: str | Path, config: BenchmarkConfig | None = None) -> dic
             if base not in per_user or len(per_user) < 2:
                 continue
             for s in compare_to_baseline(per_user, base, alpha=config.alpha,
-                                         lower_is_better=m in ("rmse", "mae")):
+                                         lower_is_better=not higher_is_better(m)):
                 sig_rows.append({"dataset": dname, "protocol": pname, "metric": m, **s})
     summary = pl.DataFrame(summary_rows, infer_schema_length=None)
     _atomic_parquet(summary, run_dir / "summary.parquet")

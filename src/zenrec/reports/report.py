@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zenrec._errors import DataError
-from zenrec.models.bundle import atomic_write_text
+from zenrec._io import atomic_write_text
 
 __all__ = ["build_report"]
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from zenrec._errors import ConfigError, ZenrecError
 from zenrec._toml import read_toml
+from zenrec.evaluation.metrics import metric_direction
 
 __all__ = [
     "CategoricalParam",
@@ -33,7 +34,6 @@ __all__ = [
     "SearchSpace",
     "default_space_path",
     "load_space",
-    "metric_direction",
     "parse_space",
     "shipped_spaces",
 ]
@@ -167,10 +167,6 @@ class SearchSpace(_Strict):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude={"source"})
-
-
-def metric_direction(metric: str) -> Literal["maximize", "minimize"]:
-    return "minimize" if metric in RATING_METRICS else "maximize"
 
 
 def _check_metric(metric: str) -> str | None:

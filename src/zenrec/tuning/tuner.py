@@ -37,13 +37,14 @@ import optuna
 from optuna.trial import TrialState
 
 from zenrec._errors import ConfigError, ZenrecError
+from zenrec._io import atomic_write_text, versions
 from zenrec.data.dataset import Dataset
 from zenrec.evaluation.evaluator import metric_keys
+from zenrec.evaluation.metrics import metric_direction
 from zenrec.evaluation.protocols import Protocol, prepare_dataset
-from zenrec.models.bundle import atomic_write_text, versions
 from zenrec.models.registry import create_model
 from zenrec.splits import Split, kfold_splits, user_random_split, user_stratified_split
-from zenrec.tuning.space import SearchSpace, load_space, metric_direction
+from zenrec.tuning.space import SearchSpace, load_space
 
 __all__ = ["TuneResult", "make_storage", "protocol_metric_keys", "tune", "tuning_split"]
 

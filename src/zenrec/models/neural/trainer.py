@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from zenrec._errors import ConfigError, ZenrecError
+from zenrec._io import atomic_write_bytes
+from zenrec.evaluation.metrics import higher_is_better
 from zenrec.models.base import ModelConfig
 
 __all__ = [
@@ -203,10 +204,6 @@ def lr_factor(c: TrainingConfig, step: int, steps_per_epoch: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
-def higher_is_better(metric: str) -> bool:
-    return metric.split("@")[0] not in ("rmse", "mae", "loss")
-
-
 # ---------------------------------------------------------------------- checkpoints
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
     sd = opt.state_dict()
@@ -232,24 +229,15 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> di
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def save_checkpoint(directory: Path, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
     """Write ``state-<epoch>.safetensors`` then point ``checkpoint.json`` at it (atomically)."""
     from safetensors.torch import save
 
     directory.mkdir(parents=True, exist_ok=True)
     name = f"state-{meta['epoch']:05d}.safetensors"
-    _atomic_write_bytes(directory / name, save(tensors))
+    atomic_write_bytes(directory / name, save(tensors))
     meta = {**meta, "state_file": name}
-    _atomic_write_bytes(directory / "checkpoint.json", json.dumps(meta, indent=1).encode())
+    atomic_write_bytes(directory / "checkpoint.json", json.dumps(meta, indent=1).encode())
     for old in directory.glob("state-*.safetensors"):
         if old.name != name:
             old.unlink(missing_ok=True)
