@@ -8,8 +8,7 @@ import pytest
 pytest.importorskip("torch")
 
 from zenrec.data import synthetic_dataset
-from zenrec.models import create_model
-from zenrec.models.base import Recommender
+from zenrec.models import create_model, load_model
 from zenrec.splits import user_random_split
 from zenrec.testing import RecommenderConformance
 
@@ -115,7 +114,7 @@ def test_two_tower_embeddings_and_new_items(synth_split, tmp_path):
     assert not np.allclose(new[0], new[1])  # features alone separate the new items
     # an item-tower embedding from the features of a known item (id unknown) is close to its
     # genre-mates' embeddings rather than to arbitrary items
-    loaded = Recommender.load(m.save(tmp_path / "b"))
+    loaded = load_model(m.save(tmp_path / "b"))
     np.testing.assert_array_equal(loaded.embed_new_items({"genre": [["c1"]]}),
                                   m.embed_new_items({"genre": [["c1"]]}))
 
@@ -123,7 +122,7 @@ def test_two_tower_embeddings_and_new_items(synth_split, tmp_path):
 def test_feature_spec_round_trips_through_bundle(synth_split, tmp_path):
     m = create_model("mlpranker", dim=8, layers=[16], epochs=1, batch_size=256, history_len=6,
                      context=["hour"], progress=False, num_threads=1).fit(synth_split.train)
-    loaded = Recommender.load(m.save(tmp_path / "b"))
+    loaded = load_model(m.save(tmp_path / "b"))
     assert loaded.encoder_.spec == m.encoder_.spec
     for k, v in m.encoder_.tables.items():
         np.testing.assert_array_equal(loaded.encoder_.tables[k], v)
