@@ -14,7 +14,8 @@ __all__ = ["add_dataset_args", "add_filter_args", "load_from_args", "parse_sets"
 def add_dataset_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", required=required, metavar="NAME|PATH",
-                   help="built-in name (ml-100k, ml-1m, ml-latest-small) or a CSV/TSV/Parquet file")
+                   help="built-in name (ml-100k, ml-1m, ml-latest-small), a CSV/TSV/Parquet file, or a "
+                        ".toml data config ([data] table: file, columns, feature tables)")
     g.add_argument("--data-dir", metavar="DIR", help="explicit directory of a built-in dataset")
     g.add_argument("--user-col", help="column of user ids (name, or 0-based position with --no-header)")
     g.add_argument("--item-col", help="column of item ids")
@@ -23,6 +24,14 @@ def add_dataset_args(p: argparse.ArgumentParser, *, required: bool = True) -> No
     g.add_argument("--sep", help="field separator, may be several characters such as '::' (default: by extension)")
     g.add_argument("--no-header", action="store_true", help="the file has no header row")
     g.add_argument("--encoding", default="utf-8", help="text encoding (default utf-8; e.g. latin-1)")
+    f = p.add_argument_group("side features (any dataset; same as Dataset.with_item_features in Python)")
+    f.add_argument("--items", metavar="FILE", help="item feature table (CSV/TSV/Parquet), one row per item")
+    f.add_argument("--item-key", metavar="COL", help="column of item ids in --items (default: item_id/movieId...)")
+    f.add_argument("--item-features", metavar="SPEC",
+                   help="columns and kinds, e.g. 'genre:multi:|,year:numeric,brand:categorical,title:text'")
+    f.add_argument("--users", metavar="FILE", help="user feature table, one row per user")
+    f.add_argument("--user-key", metavar="COL", help="column of user ids in --users")
+    f.add_argument("--user-features", metavar="SPEC", help="columns and kinds, e.g. 'age:numeric,country:categorical'")
 
 
 def add_filter_args(p: argparse.ArgumentParser) -> None:
@@ -61,7 +70,35 @@ def load_from_args(args: argparse.Namespace) -> Any:
             f"--{next(iter(opts)).replace('_', '-')} applies to files, not to the built-in dataset "
             f"'{args.dataset}'"
         )
-    return load_dataset(args.dataset, path=args.data_dir, **opts)
+    ds = load_dataset(args.dataset, path=args.data_dir, **opts)
+    return attach_features_from_args(ds, args)
+
+
+def attach_features_from_args(ds: Any, args: argparse.Namespace) -> Any:
+    """Apply ``--items/--item-key/--item-features`` and ``--users/...`` to a loaded dataset."""
+    from zenrec._errors import DataError
+    from zenrec.data import parse_feature_specs
+
+    for entity in ("item", "user"):
+        table = getattr(args, f"{entity}s", None)
+        key = getattr(args, f"{entity}_key", None)
+        spec = getattr(args, f"{entity}_features", None)
+        if table is None:
+            if key is not None or spec is not None:
+                raise ConfigError(f"--{entity}-key and --{entity}-features need --{entity}s FILE")
+            continue
+        if spec is None:
+            raise ConfigError(f"--{entity}s {table} needs --{entity}-features, e.g. "
+                              + ("'genre:multi:|,year:numeric'" if entity == "item" else "'age:numeric'"))
+        try:
+            features = parse_feature_specs(spec)
+            attach = ds.with_item_features if entity == "item" else ds.with_user_features
+            ds = attach(table, key=key, features=features)
+        except DataError as exc:
+            msg = str(exc).replace("pass key=", f"pass --{entity}-key").replace(
+                "feature list", f"--{entity}-features")
+            raise DataError(msg) from None
+    return ds
 
 
 def _parse_value(raw: str) -> Any:
