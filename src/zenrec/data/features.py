@@ -83,6 +83,10 @@ class FeatureReport:
         return text
 
 
+def _py(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def parse_feature_spec(spec: str, *, name: str = "feature") -> tuple[FeatureKind, str | None]:
     """``"multi:|"`` -> ``("multi", "|")``; ``"numeric"`` -> ``("numeric", None)``.
 
@@ -152,7 +156,7 @@ def _build(name: str, kind: FeatureKind, sep: str | None, s: pl.Series, rows: np
             if bad.any():
                 j = int(np.flatnonzero(bad)[0])
                 raise DataError(
-                    f"{_at(where, first, j)}: column '{name}' is {text[j]!r}, expected a number "
+                    f"{_at(where, first, j)}: column '{name}' is {str(text[j])!r}, expected a number "
                     f"(feature '{name}' is numeric); fix the value or declare it 'categorical'"
                 )
             vals = num
@@ -260,7 +264,7 @@ def read_features(
             j2 = int(order[dup[0] + 1])
             j1 = int(order[dup[0]])
             raise DataError(
-                f"{_at(where, first, j2)}: {entity} id {ids[j2]!r} appears again (also at "
+                f"{_at(where, first, j2)}: {entity} id {_py(ids[j2])!r} appears again (also at "
                 f"{_at(where, first, j1)}); keep one row per {entity}"
             )
     out = {name: _build(name, kind, sp_, df[name], rows, len(vocab), where, first)
@@ -277,8 +281,8 @@ def read_features(
         n_rows=int(df.height),
         missing=int(miss_idx.size),
         unknown=int(unknown_ids.size),
-        missing_examples=[v.item() if isinstance(v, np.generic) else v for v in vocab.decode(miss_idx[:5])],
-        unknown_examples=[v.item() if isinstance(v, np.generic) else v for v in unknown_ids[:5]],
+        missing_examples=[_py(v) for v in vocab.decode(miss_idx[:5])],
+        unknown_examples=[_py(v) for v in unknown_ids[:5]],
     )
     if report.missing or report.unknown:
         warnings.warn(report.summary(), FeatureCoverageWarning, stacklevel=stacklevel + 1)

@@ -82,12 +82,13 @@ class Recommendations:
             raise ValueError("users got lists of different lengths; use score_lists")
         return np.stack(self.score_lists) if self.score_lists else np.zeros((0, 0))
 
-    def to_frame(self, *, titles: bool = True, backend: str = "pandas") -> Any:
+    def to_frame(self, *, titles: bool | None = None, backend: str = "pandas") -> Any:
         """The lists as one long table: ``user, rank, item, score[, title], fallback``.
 
         Args:
-            titles: Add a ``title`` column (the model's training data must have had a
-                ``title`` item feature).
+            titles: Add a ``title`` column: ``None`` (default) when the model knows titles,
+                ``True`` always (the model's training data must have had a ``title`` item
+                feature), ``False`` never.
             backend: ``pandas`` (default) or ``polars``.
 
         Raises:
@@ -122,7 +123,7 @@ class Recommendations:
             "item": items,
             "score": np.concatenate(self.score_lists).astype(np.float64) if n else np.zeros(0),
         }
-        if titles and self.titles is not None:
+        if titles is not False and self.titles is not None:
             cols["title"] = [self.titles.get(_py(x)) for x in items]
         cols["fallback"] = np.repeat(np.asarray(self.fallback, dtype=bool), lens)
         kinds = getattr(self, "fallback_kind", None)
