@@ -175,10 +175,9 @@ def _build(name: str, kind: FeatureKind, sep: str | None, s: pl.Series, rows: np
         use = ok & ~missing
         codes[rows[use]] = [lookup[v] for v in text[use]]
         return Feature(name, "categorical", codes, labels)
-    assert sep is not None
     lists: list[list[str]] = [[] for _ in range(n)]
-    for j in np.flatnonzero(ok & ~missing):
-        lists[rows[j]] = [t.strip() for t in text[j].split(sep) if t.strip()]
+    for j in np.flatnonzero(ok & ~missing).tolist():
+        lists[int(rows[j])] = [t.strip() for t in str(text[j]).split(sep or "|") if t.strip()]
     labels = sorted({g for row in lists for g in row})
     lookup = {g: i for i, g in enumerate(labels)}
     lens = np.array([len(r) for r in lists], dtype=np.int64)
