@@ -242,3 +242,21 @@ def test_cli_evaluate_with_a_data_config_and_a_feature_model(files):
     meta = json.loads((files / "bundle" / "bundle.json").read_text())
     fields = [f["name"] for f in meta["model_state"]["features"]["fields"]]
     assert {"brand", "genres", "year", "age"} <= set(fields)
+
+
+def test_benchmark_accepts_a_data_config(files, tmp_path):
+    """`datasets = ["shop.toml"]` in a benchmark: the same loader, features included."""
+    import zenrec
+
+    rng = np.random.default_rng(1)
+    pd.DataFrame({"customer": [f"u{u}" for u in rng.integers(0, 30, 400)],
+                  "sku": rng.choice([10, 11, 12], 400), "qty": 1}).drop_duplicates(["customer", "sku"]).to_csv(
+        files / "events.csv", index=False)
+    cfg = _toml(files, DATA_TOML)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FeatureCoverageWarning)
+        out = zenrec.benchmark({"name": "b", "datasets": [str(cfg)], "protocols": ["msrec"], "seeds": [0],
+                                "models": [{"name": "pop"}]}, tmp_path / "run")
+    assert out["cells"] == 1 and out["ran"] == 1
+    cell = json.loads(next((tmp_path / "run" / "cells").glob("*.json")).read_text())
+    assert cell["dataset"] == "shop" and cell["metrics"]["ndcg@10"] > 0
