@@ -284,3 +284,24 @@ def test_python_errors_name_keywords_and_the_cli_names_flags(tmp_path):
 def test_docs_page_exists_and_readme_points_to_it():
     root = Path(__file__).resolve().parents[1]
     assert "docs/python-api.md" in (root / "README.md").read_text()
+
+
+def test_evaluate_picks_rating_metrics_for_rating_models(synthetic):
+    from zenrec.evaluation import evaluate_rating
+    from zenrec.splits import user_random_split
+
+    split = user_random_split(synthetic, (0.8, 0.1, 0.1), seed=0)
+    model = zenrec.create_model("biasedmf", factors=4, iterations=3).fit(split.train)
+    res = zenrec.evaluate(model, split)
+    assert set(res.metrics) == {"rmse", "mae"}
+    assert res.metrics == pytest.approx(evaluate_rating(model, split.test).metrics)
+    with pytest.raises(zenrec.ConfigError, match="exclude and ks apply to ranking"):
+        zenrec.evaluate(model, split, exclude=())
+
+
+def test_evaluate_rejects_what_is_not_data(msrec_ease):
+    _, model = msrec_ease
+    with pytest.raises(zenrec.ConfigError, match="must be a Split or a Dataset"):
+        zenrec.evaluate(model, [1, 2, 3])
+    with pytest.raises(zenrec.ConfigError, match=r"exclude must be a list of Datasets, e\.g\. exclude=\[split\.train\]"):
+        evaluate_ranking(model, msrec_ease[0].test, exclude=msrec_ease[0].train)
