@@ -157,6 +157,20 @@ def test_dataframe_errors_name_row_column_and_keyword(frame, kwargs, pattern):
         read_interactions(frame, **kwargs)
 
 
+def test_pandas_without_pyarrow_reads_the_same(monkeypatch):
+    pdf = _events().assign(qty=pd.array([1, 3, None, 1], dtype="Int64"))
+    want = read_interactions(pdf.dropna(), user_col="customer", item_col="sku", rating_col="qty", time_col="ts")
+
+    def no_pyarrow(*args, **kwargs):
+        raise ImportError("pyarrow is required for converting a pandas dataframe to Polars")
+
+    monkeypatch.setattr(pl, "from_pandas", no_pyarrow)
+    got = read_interactions(pdf.dropna(), user_col="customer", item_col="sku", rating_col="qty", time_col="ts")
+    assert got.fingerprint() == want.fingerprint()
+    with pytest.raises(DataError, match=r"DataFrame row 2 \(0-based\): column 'qty' \(rating\) is empty"):
+        read_interactions(pdf, user_col="customer", item_col="sku", rating_col="qty", time_col="ts")
+
+
 def test_pandas_index_holding_ids_is_a_column():
     df = pd.DataFrame({"user": [1, 1, 2], "item": [5, 6, 5], "n": [2, 1, 4]}).set_index(["user", "item"])
     ds = read_interactions(df, rating_col="n")

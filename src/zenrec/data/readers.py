@@ -217,6 +217,22 @@ def is_frame(obj: Any) -> bool:
     )
 
 
+def _from_pandas(frame: Any) -> pl.DataFrame:
+    """pandas -> polars; without pyarrow (polars needs it for some dtypes), column by column."""
+    try:
+        return pl.from_pandas(frame)
+    except ImportError:
+        cols: dict[str, Any] = {}
+        for c in frame.columns:
+            s = frame[c]
+            if getattr(s.dtype, "tz", None) is not None:  # tz-aware: as naive UTC
+                s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+            arr = s.to_numpy() if isinstance(s.dtype, np.dtype) else s.to_numpy(dtype=object, na_value=None)
+            # object columns (strings, nullable ints) as lists, so polars infers their type
+            cols[str(c)] = arr.tolist() if arr.dtype == object else arr
+        return pl.DataFrame(cols, nan_to_null=True, strict=False)
+
+
 def to_polars(frame: Any, *, what: str = "frame") -> pl.DataFrame:
     """A polars DataFrame from a pandas/polars DataFrame, a polars LazyFrame or an Arrow table.
 
@@ -233,7 +249,7 @@ def to_polars(frame: Any, *, what: str = "frame") -> pl.DataFrame:
             out = frame.collect()
         elif mod == "pandas" and kind == "DataFrame":
             named_index = any(n is not None for n in frame.index.names)
-            out = pl.from_pandas(frame.reset_index() if named_index else frame)
+            out = _from_pandas(frame.reset_index() if named_index else frame)
         elif mod == "pyarrow" and kind in ("Table", "RecordBatch"):
             arrow_out = pl.from_arrow(frame)
             if not isinstance(arrow_out, pl.DataFrame):
