@@ -70,10 +70,11 @@ def _frame_backend(df: Any, backend: str) -> Any:
     if backend != "pandas":
         raise ConfigError(f"backend must be 'pandas' or 'polars'; got {backend!r}")
     try:
-        import pandas  # noqa: F401
+        import pandas as pd
     except ImportError:
         raise ConfigError("backend='pandas' needs pandas (pip install pandas); or pass backend='polars'") from None
-    return df.to_pandas(use_pyarrow_extension_array=False)
+    # column by column through NumPy: no pyarrow needed
+    return pd.DataFrame({c: df[c].to_numpy() for c in df.columns})
 
 
 def metric_keys(metrics: Sequence[str], ks: Sequence[int]) -> list[str]:
