@@ -183,6 +183,8 @@ def test_load_dataset_accepts_a_dataframe_and_rejects_other_objects():
     with pytest.raises(DataError, match="load_dataset: pass a built-in name, a file path, a .toml data config "
                                         r"or a pandas/polars DataFrame; got builtins.list"):
         zenrec.load_dataset([1, 2, 3])
+    with pytest.raises(DataError, match=r"^'  customer .*\.\.\.' is neither a built-in dataset .*\(a DataFrame can be passed"):
+        zenrec.load_dataset(str(_events()) * 20)  # trial: OSError: File name too long, then the whole frame
     with pytest.raises(DataError, match="apply to files, not to a DataFrame"):
         zenrec.load_dataset(_events(), user_col="customer", item_col="sku", sep=";")
 

@@ -75,16 +75,21 @@ def load_dataset(spec: str | Path | Any, *, path: str | Path | None = None, down
         if any(v is not None for k, v in reader_options.items() if k.endswith("_col") or k == "sep"):
             raise DataError(f"{p}: column options go inside the data config's [data] table, not beside it")
         return load_data_config(p, data_dir=path, download=download)
-    if p.is_file():
+    try:
+        is_file, is_dir = p.is_file(), p.is_dir()
+    except OSError:  # e.g. "File name too long" for a string that is not a path at all
+        is_file = is_dir = False
+    if is_file:
         return _read_interactions(p, **{**_READER_DEFAULTS, **reader_options}, stacklevel=2)
-    if p.is_dir():
+    if is_dir:
         raise DataError(
             f"{p}: is a directory; pass an interaction file, or a built-in name "
             f"({', '.join(sorted(BUILTIN_DATASETS))})"
         )
+    shown = name if len(name) <= 80 and "\n" not in name else name.replace("\n", " ")[:77] + "..."
     raise DataError(
-        f"'{name}' is neither a built-in dataset ({', '.join(sorted(BUILTIN_DATASETS))}) "
-        "nor an existing file; check the name or path"
+        f"'{shown}' is neither a built-in dataset ({', '.join(sorted(BUILTIN_DATASETS))}) "
+        "nor an existing file; check the name or path (a DataFrame can be passed as it is)"
     )
 
 
