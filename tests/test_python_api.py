@@ -321,3 +321,10 @@ def test_evaluate_rejects_what_is_not_data(msrec_ease):
         zenrec.evaluate(model, [1, 2, 3])
     with pytest.raises(zenrec.ConfigError, match=r"exclude must be a list of Datasets, e\.g\. exclude=\[split\.train\]"):
         evaluate_ranking(model, msrec_ease[0].test, exclude=msrec_ease[0].train)
+
+
+def test_zenrec_tune_errors_name_keywords(synthetic, tmp_path):
+    with pytest.raises(zenrec.ConfigError, match=r"^n_trials= must be an int >= 1; got 0$"):
+        zenrec.tune(synthetic, "msrec", "pop", n_trials=0, run_dir=tmp_path)
+    with pytest.raises(zenrec.ConfigError, match=r"^metric= 'rmse' is not produced by protocol 'msrec'"):
+        zenrec.tune(synthetic, "msrec", "ease", metric="rmse", run_dir=tmp_path)

@@ -5,6 +5,7 @@ Loaded lazily by ``zenrec.__getattr__``, so ``import zenrec`` stays light (no Op
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,20 @@ def tune(dataset: Dataset, protocol: str | Protocol, model: str, **options: Any)
     from zenrec.tuning.tuner import tune as _tune
 
     proto = get_protocol(protocol) if isinstance(protocol, str) else protocol
-    return _tune(dataset, proto, model, **options)
+    try:
+        return _tune(dataset, proto, model, **options)
+    except ConfigError as exc:  # the tuner words its errors for the CLI; name the keywords here
+        raise ConfigError(_keywords(str(exc))) from None
+
+
+_FLAG_KEYWORDS = {"--trials": "n_trials=", "--timeout": "timeout=", "--metric": "metric=",
+                  "--storage": "storage=", "--pruner": "pruner=", "--study": "study_name=",
+                  "--space": "space="}
+
+
+def _keywords(message: str) -> str:
+    """``--trials must be ...`` -> ``n_trials= must be ...`` (Python users pass keywords)."""
+    return re.sub(r"(?<![\w-])(--[a-z]+)\b", lambda m: _FLAG_KEYWORDS.get(m.group(1), m.group(1)), message)
 
 
 def benchmark(config: str | Path | dict[str, Any], run_dir: str | Path, *,

@@ -332,9 +332,9 @@ def tune(
         write: Write ``tune.json`` and ``trials.csv`` into ``run_dir``.
     """
     if n_trials < 1:
-        raise ConfigError(f"n_trials (--trials) must be an int >= 1; got {n_trials}")
+        raise ConfigError(f"--trials must be an int >= 1; got {n_trials}")
     if timeout is not None and timeout <= 0:
-        raise ConfigError(f"timeout (--timeout) must be > 0 seconds; got {timeout}")
+        raise ConfigError(f"--timeout must be > 0 seconds; got {timeout}")
     space = space or load_space(model=model)
     if space.model != model:
         raise ConfigError(f"{space.source}: key 'model' is {space.model!r} but the tuned model is {model!r}")
