@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reports"))
-from cdp import _WebSocket, find_chromium  # noqa: E402
+from cdp import _WebSocket, find_chromium
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(find_chromium() is None, reason="chromium not installed (make system-deps)")]
