@@ -108,13 +108,13 @@ class HNSWIndex:
             import faiss
         except ImportError as exc:  # pragma: no cover - faiss is in the serve extra
             raise ConfigError("the HNSW index needs faiss-cpu: pip install 'zenrec[serve]'") from exc
-        self._faiss = faiss
+        self._faiss: Any = faiss
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.n, self.dim = self.vectors.shape
         self.ef_search = ef_search
         self.overfetch = overfetch
         t0 = time.perf_counter()
-        index = faiss.IndexHNSWFlat(self.dim, m, faiss.METRIC_INNER_PRODUCT)
+        index: Any = self._faiss.IndexHNSWFlat(self.dim, m, self._faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = ef_construction
         index.add(self.vectors)
         self.index = index
@@ -159,7 +159,7 @@ class HNSWIndex:
     @property
     def memory_bytes(self) -> int:
         """Memory of the index: the stored vectors plus the graph's neighbour lists and levels."""
-        h = self.index.hnsw
+        h: Any = self.index.hnsw
         return int(self.vectors.nbytes + 4 * h.neighbors.size() + 8 * h.offsets.size() + 4 * h.levels.size())
 
 
@@ -222,7 +222,11 @@ def bench_retrieval(
     index = HNSWIndex(items, m=m, ef_construction=ef_construction)
     by_ef = []
     for ef in ef_values:
-        got, lat = timed(lambda q, ef=ef: index.search_batch(q[None], k, ef)[0])
+
+        def hnsw_query(q: np.ndarray, ef: int = ef) -> np.ndarray:
+            return index.search_batch(q[None], k, ef)[0]
+
+        got, lat = timed(hnsw_query)
         recall = float(np.mean([np.intersect1d(a, b).size / k for a, b in zip(got, exact)]))
         by_ef.append({"ef_search": ef, "recall": recall, **stats(lat)})
     out["hnsw"] = {"m": m, "ef_construction": ef_construction, "build_seconds": index.build_seconds,

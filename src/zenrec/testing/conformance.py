@@ -218,6 +218,7 @@ class RecommenderConformance:
             if getattr(model, "task", "ranking") == "rating" and self.history_support:
                 # As above: a rating model must put the block above what the block's users rated low.
                 tr = planted.train
+                assert tr.ratings is not None
                 peers = tr.user_vocab.encode([v for v, gv in planted.group_of_user.items() if gv == g])
                 low = np.isin(tr.users, peers) & (tr.ratings <= 1)
                 candidates = [*block, *tr.item_vocab.decode(np.unique(tr.items[low])).tolist()]

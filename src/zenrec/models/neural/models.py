@@ -776,7 +776,7 @@ class TwoTower(NeuralRecommender):
         hist = next((f for f in fields if f.kind == "history"), None)
         if hist is None:
             return None
-        module = self._require_module()
+        module: Any = self._require_module()
         t = self._table_tensors()
         row = torch.zeros((1, int(hist.max_len or 1)), dtype=torch.int64, device=self.device_)
         recent = torch.as_tensor(np.asarray(items, np.int64)[-row.shape[1]:] + 1, device=self.device_)
