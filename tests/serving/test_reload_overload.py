@@ -129,3 +129,25 @@ def test_overload_is_answered_503_with_retry_after(bundles):
     assert all(r.headers["retry-after"] == "3" for r in refused)
     assert all("overloaded" in r.json()["detail"] for r in refused)
     assert f'zenrec_requests_rejected_total{{reason="overload"}} {float(len(refused))}' in metrics
+
+
+def test_shutdown_drains_requests_in_flight(bundles):
+    """A stop signal while a slow request runs: the request still completes with 200."""
+    heavy = {"requests": [{"user_id": u, "k": 200, "exclude_seen": False} for u in range(1, 201)]}
+    from conftest import LiveServer
+
+    srv = LiveServer(bundles["ease"]).start()
+    result: dict[str, httpx.Response] = {}
+
+    def hit() -> None:
+        result["r"] = httpx.post(srv.url + "/v1/recommend/batch", json=heavy, timeout=120)
+
+    t = threading.Thread(target=hit)
+    t.start()
+    deadline = time.time() + 30
+    while srv.state.metrics.in_flight._value.get() < 1:
+        assert time.time() < deadline, "the request never started"
+        time.sleep(0.005)
+    srv.stop()  # uvicorn stops accepting and waits for the request in flight
+    t.join(60)
+    assert result["r"].status_code == 200 and len(result["r"].json()["results"]) == 200
