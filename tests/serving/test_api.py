@@ -100,6 +100,10 @@ def test_body_limits_and_malformed_json(server):
     big = {"user_id": 1, "recent_items": ["x" * 1000] * 1000}
     r = post(server, "/v1/recommend", big)
     assert r.status_code == 413 and "larger than" in r.json()["detail"]
+    # a streamed (chunked) body without Content-Length is counted while it is read
+    chunks = (b'{"user_id": 1, "recent_items": [' + b'"xxxxxxxx", ' * 100_000 + b'"y"]}' for _ in range(1))
+    r = httpx.post(server.url + "/v1/recommend", content=chunks, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
     r = httpx.post(server.url + "/v1/recommend", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422
     r = post(server, "/v1/recommend/batch", {"requests": [{"user_id": 1}] * 300})

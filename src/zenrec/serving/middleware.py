@@ -8,6 +8,7 @@ import logging
 import time
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zenrec.serving.deps import ServiceState
@@ -25,8 +26,12 @@ KNOWN_ENDPOINTS = frozenset({
 UNLIMITED = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised while a streamed body is read past the limit; FastAPI re-raises HTTPExceptions
+    from body parsing, so the client gets this 413 rather than a generic 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes")
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any],
@@ -90,7 +95,7 @@ class ServiceMiddleware:
             if msg["type"] == "http.request":
                 received += len(msg.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_body_bytes)
             return msg
 
         async def tracking_send(msg: Message) -> None:
@@ -105,12 +110,13 @@ class ServiceMiddleware:
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            self.metrics.rejected.labels("body_too_large").inc()
+        except _BodyTooLarge as exc:  # read outside FastAPI's body parsing
             status = 413
             if not started:
-                await _send_json(send, 413, {"detail": f"request body larger than {self.max_body_bytes} bytes"})
+                await _send_json(send, 413, {"detail": exc.detail})
         finally:
+            if received > self.max_body_bytes:
+                self.metrics.rejected.labels("body_too_large").inc()
             if limited:
                 self.in_flight -= 1
             self.metrics.in_flight.dec()
