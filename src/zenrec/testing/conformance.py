@@ -74,6 +74,9 @@ def planted_blocks(
     return Planted(train, withheld, group_of, 0)
 
 
+_FITTED: dict[tuple[type, bool], tuple[Any, Planted]] = {}
+
+
 class RecommenderConformance:
     """Mixin of conformance tests; subclasses define :meth:`make_model`.
 
@@ -100,9 +103,14 @@ class RecommenderConformance:
 
     # -------------------------------------------------------------- helpers
     def _fitted(self, string_ids: bool = False) -> tuple[Any, Planted]:
-        planted = planted_blocks(string_ids=string_ids)
-        model = self.make_model().fit(planted.train)
-        return model, planted
+        """The model fitted on planted data, once per test class (no test here changes it)."""
+        key = (type(self), string_ids)
+        cached = _FITTED.get(key)
+        if cached is None:
+            planted = planted_blocks(string_ids=string_ids)
+            cached = (self.make_model().fit(planted.train), planted)
+            _FITTED[key] = cached
+        return cached
 
     # -------------------------------------------------------------- tests
     def test_not_fitted_error(self) -> None:
