@@ -45,8 +45,14 @@ def run_retrieval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--ef must be comma-separated integers, e.g. 32,64,128; got {args.ef!r}") from None
     if not efs or min(efs) < 1:
         raise ConfigError(f"--ef needs at least one value >= 1; got {args.ef!r}")
+    import sys
+
+    def progress(line: str) -> None:
+        sys.stderr.write(f"bench retrieval: {line}\n")
+        sys.stderr.flush()
+
     res = bench_retrieval(n_items=args.items, dim=args.dim, n_queries=args.queries, k=args.k, ef_values=efs,
-                          m=args.m, ef_construction=args.ef_construction, seed=args.seed)
+                          m=args.m, ef_construction=args.ef_construction, seed=args.seed, progress=progress)
     t = Table(title=f"retrieval: {args.items:,} items x {args.dim} dims, {args.queries} single queries, "
                     f"recall@{args.k} vs exact")
     for col in ("method", "recall", "p50 ms", "p99 ms", "build s", "memory MiB"):

@@ -186,11 +186,13 @@ def bench_retrieval(
     m: int = 32,
     ef_construction: int = 80,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Exact search vs HNSW on a synthetic clustered catalog: recall@k, build time, memory, latency.
 
     Queries are scored one at a time (as a service does). Exact search is one (n_items, dim)
-    matrix-vector product plus ``top_k_indices``.
+    matrix-vector product plus ``top_k_indices``. ``progress`` receives one line per finished
+    stage (so a run cut short still reports what it measured).
 
     Returns:
         ``{"n_items", "dim", "k", "exact": {...}, "hnsw": {"build_seconds", "memory_bytes",
@@ -215,11 +217,16 @@ def bench_retrieval(
         return {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
                 "mean_ms": float(lat.mean())}
 
+    say = progress or (lambda line: None)
+    say(f"data: {n_items} x {dim} clustered unit vectors, {n_queries} queries")
     exact, lat = timed(lambda q: exact_top_k(items @ q, k, None)[0])
+    say(f"exact: p50 {np.percentile(lat, 50):.3f} ms, p99 {np.percentile(lat, 99):.3f} ms")
     out: dict[str, Any] = {"n_items": n_items, "dim": dim, "k": k, "n_queries": n_queries,
                            "data": "clustered unit vectors (1000 centres), inner product",
                            "exact": {**stats(lat), "memory_bytes": int(items.nbytes)}}
     index = HNSWIndex(items, m=m, ef_construction=ef_construction)
+    say(f"hnsw M={m} efConstruction={ef_construction}: built in {index.build_seconds:.1f} s, "
+        f"{index.memory_bytes / 2**20:.0f} MiB")
     by_ef = []
     for ef in ef_values:
 
@@ -229,6 +236,8 @@ def bench_retrieval(
         got, lat = timed(hnsw_query)
         recall = float(np.mean([np.intersect1d(a, b).size / k for a, b in zip(got, exact)]))
         by_ef.append({"ef_search": ef, "recall": recall, **stats(lat)})
+        say(f"hnsw efSearch={ef}: recall@{k} {recall:.3f}, p50 {by_ef[-1]['p50_ms']:.3f} ms, "
+            f"p99 {by_ef[-1]['p99_ms']:.3f} ms")
     out["hnsw"] = {"m": m, "ef_construction": ef_construction, "build_seconds": index.build_seconds,
                    "memory_bytes": index.memory_bytes, "by_ef": by_ef}
     return out
