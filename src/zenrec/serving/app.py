@@ -50,8 +50,8 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings | None = None) ->
     Example:
         >>> from zenrec.serving import ServeSettings, create_app
         >>> app = create_app("runs/quickstart/best-model", ServeSettings(max_concurrency=32))
-        >>> sorted(r.path for r in app.routes if r.path.startswith("/v1"))[:2]
-        ['/v1/items', '/v1/model']
+        >>> app.title  # nothing is loaded until the server starts the app's lifespan
+        'zenrec'
     """
     settings = settings if settings is not None else ServeSettings.model_construct()
     metrics = ServiceMetrics()
