@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-DATA = Path(os.environ.get("ZENREC_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
-
-
-def data_dir(name: str) -> Path:
-    d = DATA / name
-    if not d.exists():
-        pytest.skip(f"{d} not found: set ZENREC_DATA to the folder holding {name}/ to run this test")
-    return d
+from datahelp import DATA, data_dir
 
 
 @pytest.fixture

@@ -224,7 +224,8 @@ def test_recommend_to_frame_has_titles(msrec_ease):
     _, model = msrec_ease
     recs = model.recommend([196, "nobody"], k=3)
     df = recs.to_frame(titles=True)
-    assert list(df.columns) == ["user", "rank", "item", "score", "title", "fallback"]
+    assert list(df.columns) == ["user", "rank", "item", "score", "title", "fallback", "fallback_kind"]
+    assert df["fallback_kind"].tolist() == ["none"] * 3 + ["popularity"] * 3
     assert df["rank"].tolist() == [1, 2, 3, 1, 2, 3]
     titles = dict(zip(model.item_vocab.ids.tolist(), model.item_meta["title"]))
     assert df["title"].tolist() == [titles[i] for i in df["item"]]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, data_dir
+from datahelp import DATA, data_dir
 
 
 def zenrec(*args, cwd=None, env_extra=None):

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from conftest import DATA, data_dir
+from datahelp import DATA, data_dir
 from zenrec.data import load_builtin, min_rating
 
 

@@ -87,7 +87,7 @@ def test_builtin_resolution_lists_every_place_tried(tmp_path, monkeypatch):
 
 
 def test_explicit_path_wins(tmp_path, monkeypatch):
-    from conftest import data_dir
+    from datahelp import data_dir
     from zenrec.data import resolve_builtin
 
     d = data_dir("ml-100k")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import data_dir
+from datahelp import data_dir
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "python-api.md"
 

@@ -91,7 +91,7 @@ def test_protocol_presets_are_complete():
 
 
 def test_recbole_preset_on_ml1m_reproduces_anchor_counts():
-    from conftest import data_dir
+    from datahelp import data_dir
     from zenrec.data import load_builtin
 
     ds = load_builtin("ml-1m", data_dir("ml-1m"), download=False)

@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import data_dir
+from datahelp import data_dir
 from zenrec.evaluation import metrics as M
 
 

@@ -30,6 +30,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "zenrec.cli.benchmark",
     "zenrec.cli.report",
     "zenrec.cli.traffic",
+    "zenrec.cli.serve",
+    "zenrec.cli.bench",
 )
 
 

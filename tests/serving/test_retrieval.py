@@ -1,0 +1,116 @@
+"""Retrieval: exact top-k, the HNSW index (with exclusion/filter re-checking), the dot-product
+views of factor models, two-stage re-ranking, and the retrieval micro-benchmark."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from zenrec.data import synthetic_dataset
+from zenrec.models import create_model
+from zenrec.serving.attributes import AttributeFilter
+from zenrec.serving.engine import Query, load_served, recommend
+from zenrec.serving.retrieval import (
+    HNSWIndex,
+    _clustered_vectors,
+    bench_retrieval,
+    dot_product_view,
+    exact_top_k,
+)
+from zenrec.serving.settings import ServeSettings
+
+
+def test_exact_top_k_respects_allowed_and_ranks_non_finite_last():
+    s = np.array([0.5, np.nan, 2.0, 1.0, -np.inf], dtype=np.float32)
+    idx, sc = exact_top_k(s, 5, None)
+    assert idx[:3].tolist() == [2, 3, 0] and set(idx[3:].tolist()) == {1, 4}
+    allowed = np.array([True, True, False, True, True])
+    idx, sc = exact_top_k(s, 2, allowed)
+    assert idx.tolist() == [3, 0] and sc.tolist() == [1.0, 0.5]
+    assert exact_top_k(s, 3, np.zeros(5, bool))[0].size == 0
+
+
+def test_hnsw_recall_and_rechecking(rng):
+    items = _clustered_vectors(5000, 16, rng)
+    index = HNSWIndex(items, m=16, ef_construction=80, ef_search=128)
+    queries = _clustered_vectors(50, 16, rng)
+    recalls = []
+    allowed = rng.random(5000) > 0.3  # 30% excluded: over-fetch and re-check
+    for q in queries:
+        exact, _ = exact_top_k(items @ q, 10, allowed)
+        got, scores = index.search(q, 10, allowed, n_excluded=int((~allowed).sum()))
+        assert allowed[got].all() and got.size == 10
+        np.testing.assert_allclose(scores, items[got] @ q, rtol=1e-5)
+        assert scores.tolist() == sorted(scores.tolist(), reverse=True)
+        recalls.append(np.intersect1d(exact, got).size / 10)
+    assert np.mean(recalls) >= 0.9
+    # a selective filter is answered exactly from the allowed items
+    few = np.zeros(5000, bool)
+    few[rng.choice(5000, 40, replace=False)] = True
+    for q in queries[:5]:
+        got, _ = index.search(q, 10, few)
+        assert got.tolist() == exact_top_k(items @ q, 10, few)[0].tolist()
+
+
+@pytest.mark.parametrize(("name", "params"), [
+    ("ials", {"factors": 8, "iterations": 3, "num_threads": 1}),
+    ("biasedmf", {"factors": 8, "iterations": 3}),
+    ("bprmf", {"factors": 8, "epochs": 2, "batch_size": 256, "progress": False, "num_threads": 1}),
+])
+def test_dot_product_views_reproduce_the_model_scores(name, params):
+    ds = synthetic_dataset(n_users=60, n_items=40, seed=1)
+    m = create_model(name, **params).fit(ds)
+    view = dot_product_view(m)
+    assert view is not None
+    for u in (0, 7, 59):
+        np.testing.assert_allclose(view.item_vectors @ view.user_vector(u), m.score_indices([u])[0],
+                                   rtol=1e-4, atol=1e-4)
+    assert dot_product_view(create_model("ease").fit(ds)) is None
+
+
+@pytest.mark.integration
+def test_hnsw_serving_of_an_ials_bundle(ml100k, tmp_path):
+    model = create_model("ials", factors=32, iterations=6, num_threads=1).fit(ml100k)
+    path = model.save(tmp_path / "ials")
+    served = load_served(path, ServeSettings(ann_threshold=0, hnsw_ef_search=128))
+    assert served.retrieval == "hnsw"
+    users = model.user_vocab.ids[:60].tolist()
+    offline = model.recommend(users, k=10)
+    recalls = []
+    for j, u in enumerate(users):
+        r = recommend(served, Query(user_id=u, k=10))
+        seen = set(model.seen_[j].indices.tolist())
+        assert r.fallback == "none" and r.items.size == 10 and not seen & set(r.items.tolist())
+        recalls.append(np.intersect1d(model.item_vocab.decode(r.items), offline.item_lists[j]).size / 10)
+    assert np.mean(recalls) >= 0.95
+    comedy = served.attributes.mask({"genres": AttributeFilter(any_of=("Comedy",))})
+    r = recommend(served, Query(user_id=users[0], k=10, filters={"genres": AttributeFilter(any_of=("Comedy",))}))
+    assert r.items.size == 10 and comedy[r.items].all()
+
+
+@pytest.mark.integration
+def test_two_stage_reranking(bundles, ease_model):
+    from zenrec.models.registry import load_model
+
+    knn = load_model(bundles["itemknn"])
+    served = load_served(bundles["ease"], ServeSettings(rerank_candidates=50), reranker=knn)
+    r = recommend(served, Query(user_id=1, k=10))
+    assert r.reranked and r.items.size == 10
+    first_stage = ease_model.recommend([1], k=50).item_lists[0]
+    ids = ease_model.item_vocab.decode(r.items)
+    assert set(ids.tolist()) <= set(first_stage.tolist())
+    np.testing.assert_array_equal(r.scores, knn.score([1], ids)[0])
+    all_scores = knn.score([1], first_stage)[0]
+    assert r.scores[0] == all_scores.max() and r.scores.tolist() == sorted(r.scores.tolist(), reverse=True)
+    # a visitor is not known to the re-ranker: first-stage order, not re-ranked
+    v = recommend(served, Query(recent_items=(50, 181), k=5))
+    assert not v.reranked and v.fallback == "history"
+
+
+def test_bench_retrieval_reports_recall_latency_memory():
+    res = bench_retrieval(n_items=3000, dim=16, n_queries=40, ef_values=(16, 256), m=16)
+    assert res["exact"]["memory_bytes"] == 3000 * 16 * 4
+    by_ef = {r["ef_search"]: r for r in res["hnsw"]["by_ef"]}
+    assert by_ef[256]["recall"] >= 0.97 and by_ef[256]["recall"] >= by_ef[16]["recall"]
+    assert res["hnsw"]["memory_bytes"] > res["exact"]["memory_bytes"] and res["hnsw"]["build_seconds"] > 0
+    assert all(r["p50_ms"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in res["hnsw"]["by_ef"])
