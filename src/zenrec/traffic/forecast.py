@@ -157,8 +157,9 @@ class BacktestResult:
     """Per model: ``step`` (lead, 0-based), ``s80``, ``s95`` conformal scores of all origins."""
     block_ends: list[int] = field(default_factory=list)
     """Lead-time block ends (steps, exclusive) used by the calibration."""
-    block_models: list[str] = field(default_factory=list)
-    """The model of each lead-time block of the combination (winner over all origins)."""
+    block_models: list[dict[str, float]] = field(default_factory=list)
+    """The models of each lead-time block of the combination and their weights (inverse mean
+    error over all origins)."""
 
     def calibrator(self, model: str, min_scores: int = 20) -> ConformalCalibrator | None:
         """Conformal calibrator of ``model`` from the scores of all origins (``None``: none)."""
@@ -197,8 +198,8 @@ class ForecastResult:
     fit_seconds: float
     notes: list[str] = field(default_factory=list)
     calibrator: ConformalCalibrator | None = None
-    components: list[str] = field(default_factory=list)
-    """For the per-lead combination: the model of each lead-time block."""
+    components: list[dict[str, float]] = field(default_factory=list)
+    """For the per-lead combination: the models and weights of each lead-time block."""
     events: list[dict[str, Any]] = field(default_factory=list)
     """Event occurrences in the horizon and the uplift applied to each."""
 
@@ -779,29 +780,32 @@ class _Scoreboard:
         cal_w = float(np.mean(calibrated["hi95"][:k][sel] - calibrated["lo95"][:k][sel]))
         crec["w"].append(cal_w / raw_w if raw_w > 0 else float("nan"))
 
-    def block_winners(self, models: list[str], before: int | None) -> list[str] | None:
-        """Per disjoint lead block, the model with the lowest mean error on origins < ``before``.
+    def block_weights(
+        self, models: list[str], before: int | None, top: int = 3
+    ) -> list[dict[str, float]] | None:
+        """Per disjoint lead block, inverse-error weights of the ``top`` models on earlier origins.
 
-        Only models scored on every such origin compete; ``None`` when there is none.
+        Only origins before ``before`` count (all when ``None``) and only models scored on every
+        such origin compete; weights are ``1 / mean scaled error``, normalised. ``None`` when no
+        model qualifies.
         """
-        chosen: list[str] = []
+        origins = {o for v in self.block_err.values() for o in v if before is None or o < before}
+        if not origins:
+            return None
+        out: list[dict[str, float]] = []
         for b in range(len(self.ends)):
-            best, best_err = None, math.inf
+            errs: dict[str, float] = {}
             for name in models:
-                errs = self.block_err.get(name, {})
-                past = [v[b] for o, v in errs.items() if before is None or o < before]
-                n_needed = len(
-                    {o for v in self.block_err.values() for o in v if before is None or o < before}
-                )
-                if not past or len(past) < n_needed or not np.isfinite(past).any():
-                    continue
-                err = float(np.nanmean(past))
-                if err < best_err:
-                    best, best_err = name, err
-            if best is None:
+                past = [v[b] for o, v in self.block_err.get(name, {}).items() if o in origins]
+                if len(past) == len(origins) and np.isfinite(past).any():
+                    errs[name] = max(float(np.nanmean(past)), 1e-9)
+            if not errs:
                 return None
-            chosen.append(best)
-        return chosen
+            best = sorted(errs, key=lambda m: (errs[m], _model_order(m)))[:top]
+            inv = {m: 1.0 / errs[m] for m in best}
+            total = sum(inv.values())
+            out.append({m: round(v / total, 4) for m, v in inv.items()})
+        return out
 
     def records(self) -> list[dict[str, Any]]:
         """One record per (model, lead label), with the MASE ratio to the best baseline."""
@@ -859,14 +863,17 @@ class _Scoreboard:
         }
 
 
-def _stitch(preds: dict[str, dict[str, np.ndarray]], winners: list[str], ends: list[int]) -> Any:
-    """Per lead block, take the forecast of that block's winner."""
+def _stitch(
+    preds: dict[str, dict[str, np.ndarray]], weights: list[dict[str, float]], ends: list[int]
+) -> Any:
+    """Per lead block, the weighted mean of its models' forecasts (means and bounds)."""
     h = len(next(iter(preds.values()))["mean"])
-    out = {k: np.empty(h) for k in ("mean", "lo80", "hi80", "lo95", "hi95")}
+    out = {k: np.zeros(h) for k in ("mean", "lo80", "hi80", "lo95", "hi95")}
     starts = [0, *ends[:-1]]
-    for name, a, b in zip(winners, starts, ends):
-        for k in out:
-            out[k][a:b] = preds[name][k][a:b]
+    for wts, a, b in zip(weights, starts, ends):
+        for name, wt in wts.items():
+            for k in out:
+                out[k][a:b] += wt * preds[name][k][a:b]
     return out
 
 
@@ -954,9 +961,9 @@ def backtest(
                 preds[name] = pred
                 board.add(name, w, pred)
         if combine == "by_lead":
-            winners = board.block_winners(models, before=o)
-            if winners is not None and all(m in preds for m in winners):
-                board.add(COMBINED, w, _stitch(preds, winners, board.ends[: len(winners)]))
+            weights = board.block_weights(models, before=o)
+            if weights is not None and all(m in preds for wt in weights for m in wt):
+                board.add(COMBINED, w, _stitch(preds, weights, board.ends))
     if not board.acc:
         return None
     sel_label = select_on or labels[-1][0]
@@ -968,7 +975,7 @@ def backtest(
     best = _choose(records, sel_label, combine == "by_lead")
     for r in records:
         r["chosen"] = r["model"] == best["model"]
-    final_winners = board.block_winners(models, before=None) if combine == "by_lead" else None
+    final_weights = board.block_weights(models, before=None) if combine == "by_lead" else None
     return BacktestResult(
         records=records,
         chosen=best["model"],
@@ -982,7 +989,7 @@ def backtest(
         notes=notes,
         scores=board.conformal_pool(),
         block_ends=board.ends,
-        block_models=final_winners or [],
+        block_models=final_weights or [],
     )
 
 
@@ -994,11 +1001,11 @@ def _final_forecast(
     seasons: dict[str, int],
     step: float,
     notes: list[str],
-) -> tuple[str, dict[str, np.ndarray], list[str]]:
+) -> tuple[str, dict[str, np.ndarray], list[dict[str, float]]]:
     """Fit the chosen model (or each block model of the combination) on the last window."""
     if chosen == COMBINED and bt is not None and bt.block_models:
         preds: dict[str, dict[str, np.ndarray]] = {}
-        for name in dict.fromkeys(bt.block_models):
+        for name in dict.fromkeys(m for wt in bt.block_models for m in wt):
             pred = fit_predict(name, train, h, seasons, step)
             if pred is None:
                 break
@@ -1113,7 +1120,8 @@ def forecast_series(
         notes.append(
             "per lead-time block: "
             + ", ".join(
-                f"<= {fmt_seconds(e * step)}: {m}" for m, e in zip(components, bt.block_ends)
+                f"<= {fmt_seconds(e * step)}: " + "+".join(f"{w:.2f} {m}" for m, w in wt.items())
+                for wt, e in zip(components, bt.block_ends)
             )
             if bt is not None
             else ""
