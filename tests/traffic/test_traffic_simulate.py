@@ -99,6 +99,7 @@ def test_no_look_ahead() -> None:
     a = simulate(series_from_values(y, freq="1min"), cfg)
     b = simulate(series_from_values(y2, freq="1min"), cfg)
     np.testing.assert_array_equal(a.floor[:cut], b.floor[:cut])
+    np.testing.assert_array_equal(a.hybrid_floor[:cut], b.hybrid_floor[:cut])
     for p in ("hpa", "predictive", "hybrid"):
         np.testing.assert_array_equal(a.traces[p].spec[:cut], b.traces[p].spec[:cut])
         np.testing.assert_array_equal(a.traces[p].ready[:cut], b.traces[p].ready[:cut])

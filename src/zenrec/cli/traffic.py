@@ -58,7 +58,7 @@ def _add_forecast_args(p: argparse.ArgumentParser) -> None:
         "--models",
         default="SeasonalProfile,MSTL,AutoETS,AutoARIMA",
         help="candidate models, comma separated (baselines Naive, SeasonalNaive, "
-        "SeasonalNaiveWeekly, WindowAverage are always added; also AutoTheta, AutoCES, MFLES)",
+        "SeasonalNaiveWeekly, WindowAverage are always added; also AutoTheta, AutoCES)",
     )
     p.add_argument(
         "--combine",

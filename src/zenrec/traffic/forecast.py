@@ -76,7 +76,6 @@ ALL_MODELS = (
     "AutoARIMA",
     "AutoTheta",
     "AutoCES",
-    "MFLES",
 )
 DEFAULT_MODELS = ("SeasonalProfile", "MSTL", "AutoETS", "AutoARIMA")
 COMBINED = "Combined"
@@ -242,7 +241,6 @@ def _base_season(seasons: dict[str, int]) -> int:
 
 def _make_model(name: str, seasons: dict[str, int]) -> Any:
     from statsforecast.models import (
-        MFLES,
         MSTL,
         AutoARIMA,
         AutoCES,
@@ -279,8 +277,6 @@ def _make_model(name: str, seasons: dict[str, int]) -> Any:
         return AutoTheta(season_length=m0)
     if name == "AutoCES":
         return AutoCES(season_length=m0 if m0 <= 48 else 1)
-    if name == "MFLES":
-        return MFLES(season_length=sorted(seasons.values()) or None)
     raise ConfigError(f"models: unknown {name!r}")
 
 

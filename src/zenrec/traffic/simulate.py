@@ -18,9 +18,11 @@ Policies (all start with the replicas the first bucket needs, all ready):
   replicas ``ceil(bound / per_replica_target)`` each bucket needs, and a floor requested
   ``warmup`` ahead of each bucket and held ``hold`` after it. The replicas follow that floor
   both ways (there is no reactive part).
-* ``hybrid`` -- the HPA above whose recommendation is ``max(hpa, predictive floor)`` (what
+* ``hybrid`` -- the HPA above whose recommendation is ``max(hpa, floor)`` (what
   KEDA does with a cron floor beside a load trigger, and what AWS recommends: predictive
-  scaling beside a dynamic policy), so scale-in still follows observed load.
+  scaling beside a dynamic policy), so scale-in still follows observed load. Its floor comes
+  from the same forecast but plans for ``hybrid_bound`` (the mean by default) without a hold:
+  the HPA covers what exceeds the mean, so the floor need not pay for the upper bound.
 
 The default forecaster is ``SeasonalProfile`` (:func:`zenrec.traffic.forecast.profile_forecast`:
 the median of the same phase over the last weeks, re-anchored to the last hour's level), whose
@@ -75,8 +77,11 @@ class SimulateConfig(BaseModel):
         history: Most recent history the predictive forecaster sees at each refit.
         min_history: The predictive floor starts once this much history was observed.
         forecaster: Forecast model of the predictive plan (``SeasonalProfile`` is cheap).
-        bound: Forecast column planned for.
-        hold: A predictive floor is kept this long after the bucket that needed it.
+        bound: Forecast column the predictive policy plans for (it has nothing else).
+        hybrid_bound: Forecast column of the hybrid's floor (the HPA covers what exceeds it,
+            so the mean is enough and costs less).
+        hold: A predictive floor is kept this long after the bucket that needed it (the
+            hybrid's floor is not held: the HPA's scale-down stabilisation does that).
         sync_period: HPA sync period (Kubernetes default 15 s).
         tolerance: HPA tolerance band (Kubernetes default 0.1).
         scale_down_window: HPA scale-down stabilisation window (default 5 min).
@@ -98,6 +103,7 @@ class SimulateConfig(BaseModel):
     min_history: str = "1d"
     forecaster: str = "SeasonalProfile"
     bound: Literal["mean", "hi80", "hi95"] = "hi80"
+    hybrid_bound: Literal["mean", "hi80", "hi95"] = "mean"
     hold: str = "30min"
     sync_period: str = "15s"
     tolerance: float = Field(default=0.1, ge=0, lt=1)
@@ -158,6 +164,7 @@ class SimulationResult:
         traces: Per policy, the replicas over time.
         scores: Per policy, the five scores.
         floor: The predictive floor requested at each bucket (0 before ``min_history``).
+        hybrid_floor: The hybrid's floor (from ``hybrid_bound``, not held).
         seconds: Wall time of the replay.
         refits: Number of forecasts made.
     """
@@ -168,6 +175,7 @@ class SimulationResult:
     traces: dict[str, PolicyTrace]
     scores: dict[str, dict[str, float]]
     floor: np.ndarray
+    hybrid_floor: np.ndarray
     config: SimulateConfig
     seconds: float
     refits: int
@@ -262,8 +270,9 @@ class _Forecaster:
         self.min_b = max(2, int(round(parse_duration(cfg.min_history, "min_history") / step)))
         self.refits = 0
 
-    def floor_from(self, t: int) -> np.ndarray:
-        """Floors for request times ``t .. t + refit_every`` from ``demand[:t]`` only."""
+    def floor_from(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Predictive and hybrid floors for request times ``t .. t + refit_every``, from
+        ``demand[:t]`` only (one forecast for both)."""
         from zenrec.traffic.forecast import fit_predict, usable_seasons
 
         self.refits += 1
@@ -283,13 +292,17 @@ class _Forecaster:
             ups = self.events.uplifts(self.demand[:t], self.index[:t], seasons)
             if ups:
                 pred, _ = self.events.apply(pred, self.index[t : t + h], ups)
-        load = np.maximum(pred[self.cfg.bound], 0.0)
-        need = np.ceil(load / self.per - 1e-9).astype(int)
-        # a request at bucket t+i covers the buckets it serves after warm-up (t+i .. t+i+warm)
-        # and those that ended at most `hold` ago within this forecast
+        return self._floor(pred[self.cfg.bound], self.hold_b), self._floor(
+            pred[self.cfg.hybrid_bound], 0
+        )
+
+    def _floor(self, load: np.ndarray, hold_b: int) -> np.ndarray:
+        """Floor per request time: a request at bucket ``t+i`` covers the buckets it serves
+        after warm-up (``t+i .. t+i+warm``) and those that ended at most ``hold`` ago."""
+        need = np.ceil(np.maximum(load, 0.0) / self.per - 1e-9).astype(int)
         out = np.empty(self.refit_b, dtype=int)
         for i in range(self.refit_b):
-            a = max(0, i - self.hold_b)
+            a = max(0, i - hold_b)
             out[i] = int(need[a : min(len(need), i + self.warm_b + 1)].max())
         return out
 
@@ -405,16 +418,20 @@ def simulate(
     need_pred = any(p in cfg.policies for p in ("predictive", "hybrid"))
     fc = _Forecaster(demand, index, step, cfg, events)
     floor = np.zeros(n, dtype=int)
+    floor_h = np.zeros(n, dtype=int)
     if need_pred:
         start = max(fc.min_b, first)
         for t in range(start, n, fc.refit_b):
-            floor[t : t + fc.refit_b] = fc.floor_from(t)[: min(fc.refit_b, n - t)]
+            k = min(fc.refit_b, n - t)
+            f_pred, f_hyb = fc.floor_from(t)
+            floor[t : t + k], floor_h[t : t + k] = f_pred[:k], f_hyb[:k]
         if fc.min_b > first:
             notes.append(
                 f"no predictive floor in the first {fmt_seconds(fc.min_b * step)} "
                 "(min_history not yet observed)"
             )
-    floor = np.minimum(floor, cfg.max_replicas) if cfg.max_replicas is not None else floor
+    if cfg.max_replicas is not None:
+        floor, floor_h = np.minimum(floor, cfg.max_replicas), np.minimum(floor_h, cfg.max_replicas)
     init = int(np.ceil(demand[first] / per - 1e-9))
     traces: dict[str, PolicyTrace] = {}
     n_sync = max(1, int(round(step / sync)))
@@ -433,7 +450,7 @@ def simulate(
                 if policy == "predictive":
                     state.set(state.clamp(int(floor[t])) if floor[t] > 0 else state.spec, now)
                 else:
-                    state.step_hpa(observed, now, int(floor[t]) if policy == "hybrid" else 0)
+                    state.step_hpa(observed, now, int(floor_h[t]) if policy == "hybrid" else 0)
                 acc += state.spec
             spec[t - first] = acc / n_sync
         traces[policy] = PolicyTrace(spec=spec, ready=ready, scale_events=state.events)
@@ -446,6 +463,7 @@ def simulate(
         traces=traces,
         scores=scores,
         floor=floor[first:],
+        hybrid_floor=floor_h[first:],
         config=cfg,
         seconds=time.perf_counter() - t_start,
         refits=fc.refits,
