@@ -264,3 +264,34 @@ def test_load_capacity_contract(tmp_path: Path) -> None:
     p.write_text(json.dumps(single | {"errors": 12, "errors_by_kind": {"timeout": 12}}))
     with pytest.raises(DataError, match="12 errors"):
         load_capacity(p)
+
+
+def test_detect_reports_surge_lead_times(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    t = np.arange(21 * 24)
+    y = 1000 * (1 + 0.5 * np.sin(2 * np.pi * t / 24)) + rng.normal(0, 20, len(t))
+    surges = (24 * 12 + 9, 24 * 16 + 14)
+    for a in surges:
+        y[a : a + 4] *= 2.0
+    idx = pd.date_range("2024-03-01", periods=len(y), freq="1h")
+    p = tmp_path / "t.csv"
+    pd.DataFrame({"ts": idx.strftime("%Y-%m-%dT%H:%M:%S"), "n": y.round()}).to_csv(p, index=False)
+    ev = tmp_path / "ev.csv"
+    labelled = [*surges, 24 * 19 + 3]  # the third labelled surge never happens: missed
+    ev.write_text(
+        "name,start,end\n"
+        + "".join(
+            f"s{i},{idx[a]},{idx[a] + pd.Timedelta(hours=4)}\n" for i, a in enumerate(labelled)
+        )
+    )
+    out = tmp_path / "d"
+    rc = main(
+        ["traffic", "detect", "--input", str(p), "--mode", "online", "--threshold", "6"]
+        + ["--min-duration", "2h", "--no-forecast", "--events", str(ev), "--output", str(out)]
+    )
+    assert rc == 0
+    rep = json.loads((out / "surges.json").read_text())["lead_times"]
+    leads = [r["lead_min"] for r in rep["surges"]]
+    assert leads[:2] == [-60.0, -60.0]  # alarmed once 2 h were seen: 60 min after the start
+    assert leads[2] is None and rep["missed"] == 1
+    assert rep["false_alarms"] == 0 and rep["false_alarms_per_day"] == 0.0

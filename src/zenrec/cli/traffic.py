@@ -363,6 +363,28 @@ def run_detect(args: argparse.Namespace) -> int:
             p.start, p.end, p.kind, f"{p.peak_value:.1f}", f"{p.expected:.1f}", f"{p.peak_z:.1f}"
         )
     con.print(t)
+    lead_report = None
+    if args.events:
+        from zenrec.traffic.detect import surge_lead_times
+        from zenrec.traffic.events import load_events
+
+        cal = load_events(args.events)
+        step = pd.Timedelta(seconds=series.step_seconds)
+        wins = [
+            (name, series.index[a], series.index[b - 1] + step)
+            for name, a, b in cal.spans(series.index)
+        ]
+        lead_report = surge_lead_times(periods, wins, span_days=series.duration_seconds / 86400)
+        tl = Table(
+            title=f"Labelled surges ({len(wins)}): missed {lead_report['missed']}, "
+            f"false alarms {lead_report['false_alarms']} "
+            f"({lead_report['false_alarms_per_day']} per day)"
+        )
+        for c in ("event", "start", "first alarm", "lead min (negative = late)"):
+            tl.add_column(c)
+        for r in lead_report["surges"]:
+            tl.add_row(r["name"], r["start"], r["first_alarm"] or "missed", str(r["lead_min"]))
+        con.print(tl)
     alerts: list[Any] = []
     res = None
     if not args.no_forecast:
@@ -404,6 +426,7 @@ def run_detect(args: argparse.Namespace) -> int:
             "config": cfg.model_dump(),
             "periods": [p.as_dict() for p in periods],
             "alerts": [a.as_dict() for a in alerts],
+            "lead_times": lead_report,
             "series": series.report.as_dict(),
         }
         atomic_write_text(out / "surges.json", json.dumps(payload, indent=2, default=str) + "\n")

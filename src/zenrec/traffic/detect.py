@@ -489,3 +489,60 @@ def surge_alerts(
             )
         )
     return alerts
+
+
+def surge_lead_times(
+    periods: list[Period],
+    windows: list[tuple[str, Any, Any]],
+    *,
+    span_days: float,
+    lookback: str = "1d",
+) -> dict[str, Any]:
+    """Score alarms against labelled surges: lead time, missed surges, false alarms per day.
+
+    Args:
+        periods: Flagged periods; a period alarms at ``alarm`` (online) or ``start`` (batch).
+        windows: Labelled surges ``(name, start, end)`` (timestamps or ISO strings).
+        span_days: Days of history the detector saw (for false alarms per day).
+        lookback: An alarm this long before a surge start still counts as early detection.
+
+    Returns:
+        ``{"surges": [{"name", "start", "first_alarm", "lead_min"}...], "missed",
+        "false_alarms", "false_alarms_per_day", "median_lead_min"}``; ``lead_min`` is the surge
+        start minus the first alarm in ``[start - lookback, end)`` (negative = late).
+    """
+    import pandas as pd
+
+    back = pd.Timedelta(seconds=parse_duration(lookback, "lookback"))
+    alarms = [pd.Timestamp(p.alarm or p.start) for p in periods]
+    ends = [pd.Timestamp(p.end) for p in periods]
+    rows: list[dict[str, Any]] = []
+    used = [False] * len(periods)
+    for name, start, end in windows:
+        s, e = pd.Timestamp(start), pd.Timestamp(end)
+        if alarms and (alarms[0].tzinfo is None) != (s.tzinfo is None):
+            s = s.tz_localize(alarms[0].tzinfo) if s.tzinfo is None else s.tz_localize(None)
+            e = e.tz_localize(alarms[0].tzinfo) if e.tzinfo is None else e.tz_localize(None)
+        hits = [i for i, (a, b) in enumerate(zip(alarms, ends)) if a < e and b >= s - back]
+        for i in hits:
+            used[i] = True
+        first = min((max(alarms[i], s - back) for i in hits), default=None)
+        rows.append(
+            {
+                "name": name,
+                "start": str(s),
+                "first_alarm": str(first) if first is not None else None,
+                "lead_min": round((s - first).total_seconds() / 60, 1)
+                if first is not None
+                else None,
+            }
+        )
+    leads = [r["lead_min"] for r in rows if r["lead_min"] is not None]
+    fa = used.count(False)
+    return {
+        "surges": rows,
+        "missed": sum(r["first_alarm"] is None for r in rows),
+        "false_alarms": fa,
+        "false_alarms_per_day": round(fa / span_days, 3) if span_days > 0 else None,
+        "median_lead_min": float(np.median(leads)) if leads else None,
+    }

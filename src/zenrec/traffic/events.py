@@ -54,7 +54,7 @@ class EventCalendar:
     source: str = "<events>"
     notes: list[str] = field(default_factory=list)
 
-    def _bounds(self, index: pd.DatetimeIndex) -> list[tuple[str, int, int]]:
+    def spans(self, index: pd.DatetimeIndex) -> list[tuple[str, int, int]]:
         """Bucket ranges ``[a, b)`` of the occurrences overlapping ``index``."""
         import pandas as pd
 
@@ -72,7 +72,7 @@ class EventCalendar:
     def mask(self, index: pd.DatetimeIndex) -> np.ndarray:
         """Boolean mask of the buckets of ``index`` that overlap an occurrence."""
         m = np.zeros(len(index), dtype=bool)
-        for _, a, b in self._bounds(index):
+        for _, a, b in self.spans(index):
             m[a:b] = True
         return m
 
@@ -90,7 +90,7 @@ class EventCalendar:
         masked = y.copy()
         masked[self.mask(index)] = np.nan
         ratios: dict[str, list[float]] = {}
-        for name, a, b in self._bounds(index):
+        for name, a, b in self.spans(index):
             if b > len(y) - 1 or a < 1:
                 continue
             base = seasonal_profile(masked[:a], b - a, seasons)
@@ -118,7 +118,7 @@ class EventCalendar:
         """
         out = {k: v.copy() for k, v in pred.items()}
         applied: list[dict[str, Any]] = []
-        for name, a, b in self._bounds(future):
+        for name, a, b in self.spans(future):
             r = uplifts.get(name, uplifts.get("*"))
             if r is None:
                 continue
