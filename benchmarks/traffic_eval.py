@@ -10,8 +10,9 @@ Writes docs/results/traffic.md and docs/results/traffic.json:
 * autoscaling replays (hpa / predictive / hybrid) of every trace at warm-up 2, 5, 10 min, and
   hybrid with / without the event calendar.
 
-Sections run separately with ``--only forecast,detect,simulate`` (results of the others are kept
-from the existing JSON). Speed: ``python benchmarks/traffic_speed.py > speed.txt`` then
+Sections run separately with ``--only forecast,detect,simulate,timing`` (results of the others
+are kept from the existing JSON); run ``--only timing`` alone under
+``flock /tmp/zenrec-bench.lock``. Speed: ``python benchmarks/traffic_speed.py > speed.txt`` then
 ``--speed speed.txt``.
 
 Usage: ZENREC_DATA=/path/to/data OMP_NUM_THREADS=1 python benchmarks/traffic_eval.py [--quick]
@@ -144,6 +145,46 @@ def eval_forecast(data: Path, quick: bool, names: set[str] | None = None) -> lis
     return out
 
 
+def eval_event_plans(data: Path) -> list[dict]:
+    """Forecast from the midnight before each scheduled event (2 days ahead), with and without
+    the calendar: does the 80 % upper bound reach the event's actual peak?"""
+    from zenrec.traffic.forecast import ForecastConfig, forecast_series
+
+    rows = []
+    for name, rel, hist, _, _, _, ev, transform, _ in TRACES:
+        if not ev:
+            continue
+        s = load_trace(data, rel, transform)
+        cal = load_events(data / ev)
+        cfg = ForecastConfig(
+            horizon="2d", history=hist, models=["SeasonalProfile", "AutoETS"], windows=3
+        )
+        for occ_name, a, b in cal.spans(s.index):
+            day = pd.Timestamp(s.index[a]).normalize()
+            origin = int(np.searchsorted(s.index.asi8, day.value))
+            if origin < int(pd.Timedelta(hist).total_seconds() / s.step_seconds) + 2:
+                continue
+            past = s.slice(0, origin)
+            actual = s.values[a:b]
+            out = {"trace": name, "event": occ_name, "start": str(s.index[a])}
+            for label, c in (("without", None), ("with", cal)):
+                res = forecast_series(past, cfg, events=c)
+                f = res.frame.set_index("ts")
+                sel = f.loc[s.index[a] : s.index[b - 1]]
+                out[label] = {
+                    "peak_hi80_over_actual": round(
+                        float(sel["hi80"].max()) / float(np.nanmax(actual)), 3
+                    ),
+                    "mean_over_actual": round(
+                        float(sel["mean"].mean()) / float(np.nanmean(actual)), 3
+                    ),
+                    "uplift": res.events[0]["uplift"] if res.events else None,
+                }
+            rows.append(out)
+            print(out, flush=True)
+    return rows
+
+
 WARMUPS = ("2min", "5min", "10min")
 
 
@@ -164,7 +205,6 @@ def eval_simulate(data: Path, quick: bool) -> dict:
         cal = load_events(data / ev) if ev else None
         for warm in WARMUPS:
             cfg = SimulateConfig(capacity_rps=cap, warmup=warm)
-            t0 = time.perf_counter()
             res = simulate(s, cfg, freq="1min", last=span)
             row = {
                 "trace": name,
@@ -173,7 +213,6 @@ def eval_simulate(data: Path, quick: bool) -> dict:
                 "span": span,
                 "buckets": len(res.demand_rps),
                 "refits": res.refits,
-                "seconds": round(time.perf_counter() - t0, 1),
                 "policies": res.scores,
             }
             if cal is not None:
@@ -182,7 +221,7 @@ def eval_simulate(data: Path, quick: bool) -> dict:
                 row["hybrid_with_events"] = res_e.scores["hybrid"]
             rows.append(row)
             print(name, warm, {p: v["overload_minutes"] for p, v in res.scores.items()}, flush=True)
-    return {"rows": rows, "timing": time_replay()}
+    return {"rows": rows}
 
 
 def time_replay(repeats: int = 3) -> dict:
@@ -483,7 +522,7 @@ def render_forecast(res: dict) -> list[str]:
         L += [
             "",
             f"### {tr['trace']} ({tr['step']} buckets, history {tr['history']}, horizon "
-            f"{tr['horizon']}, {tr['origins']} origins, {tr['seconds']:.0f} s; chosen "
+            f"{tr['horizon']}, {tr['origins']} origins; chosen "
             f"**{tr['chosen']}**)",
             "",
             "| model | horizon | MASE | / best baseline | sMAPE % | cov80 | cov95 | "
@@ -577,6 +616,34 @@ def render_detection(res: dict) -> list[str]:
     return L
 
 
+def render_event_plans(res: dict) -> list[str]:
+    L = [
+        "",
+        "## Planning ahead of scheduled events",
+        "",
+        f"Command: `{res['command_events']}`",
+        "",
+        "For every occurrence in a trace's event calendar (with enough history before it), a "
+        "forecast made at the midnight before the event day, 2 days ahead (SeasonalProfile + "
+        "AutoETS, 3 backtest origins), without and with `--events`. `hi80 peak / actual` >= 1 "
+        "means a plan on the 80 % bound would have had the event's peak covered before it "
+        "started; `mean / actual` is the event-average forecast over the event-average actual. "
+        "The uplift is learned from earlier occurrences only.",
+        "",
+        "| trace | event | start | hi80 peak / actual, without | with | mean / actual, without "
+        "| with | uplift |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in res["event_plans"]:
+        a, b = r["without"], r["with"]
+        L.append(
+            f"| {r['trace']} | {r['event']} | {r['start']} | {a['peak_hi80_over_actual']:.2f} | "
+            f"{b['peak_hi80_over_actual']:.2f} | {a['mean_over_actual']:.2f} | "
+            f"{b['mean_over_actual']:.2f} | {b['uplift'] if b['uplift'] is not None else '-'} |"
+        )
+    return L
+
+
 def render_simulate(res: dict) -> list[str]:
     sim = res["simulate"]
     L = [
@@ -642,12 +709,14 @@ def render_simulate(res: dict) -> list[str]:
                 f"| {r['trace']} | {r['warmup']} | {a['overload_minutes']:g} | "
                 f"{b['overload_minutes']:g} | {a['replica_hours']:g} | {b['replica_hours']:g} |"
             )
-    t = sim["timing"]
-    L += [
-        "",
-        f"Replay speed: {t['what']}: median {t['median_s']} s (runs {t['runs_s']}), on the "
-        "shared 2-CPU machine under the bench lock (target < 120 s).",
-    ]
+    t = res.get("timing")
+    if t:
+        L += [
+            "",
+            f"Replay speed (`{res['command_timing']}`, under `flock /tmp/zenrec-bench.lock`): "
+            f"{t['what']}: median {t['median_s']} s (runs {t['runs_s']}), on the shared 2-CPU "
+            "machine (target < 120 s).",
+        ]
     return L
 
 
@@ -663,6 +732,8 @@ def render(res: dict) -> str:
         L += render_forecast(res)
     if res.get("detection"):
         L += render_detection(res)
+    if res.get("event_plans"):
+        L += render_event_plans(res)
     if res.get("simulate"):
         L += render_simulate(res)
     if res.get("speed"):
@@ -687,7 +758,9 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "docs/results/traffic.md"))
     ap.add_argument("--speed", default=None, help="include this traffic_speed.py output")
     ap.add_argument(
-        "--only", default="forecast,detect,simulate", help="sections to (re)run, comma separated"
+        "--only",
+        default="forecast,detect,simulate,events",
+        help="sections to (re)run, comma separated: forecast, detect, simulate, events, timing",
     )
     ap.add_argument("--traces", default=None, help="forecast only these traces (merged)")
     args = ap.parse_args()
@@ -720,6 +793,12 @@ def main() -> int:
     if "simulate" in only:
         res["simulate"] = eval_simulate(data, args.quick)
         res["command_simulate"] = cmd + " --only simulate"
+    if "events" in only:
+        res["event_plans"] = eval_event_plans(data)
+        res["command_events"] = cmd + " --only events"
+    if "timing" in only:  # run this section alone under flock /tmp/zenrec-bench.lock
+        res["timing"] = time_replay()
+        res["command_timing"] = "python benchmarks/traffic_eval.py --only timing"
     if args.speed:  # output of: python benchmarks/traffic_speed.py > FILE
         speed = Path(args.speed)
         res["speed"] = {
