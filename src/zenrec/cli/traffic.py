@@ -281,7 +281,7 @@ def _print_backtest(res: Any) -> None:
 
 
 def _write_forecast_outputs(
-    out: Path, series: Any, res: Any, periods: Any = (), alerts: Any = ()
+    out: Path, series: Any, res: Any, periods: Any = (), alerts: Any = (), events: Any = ()
 ) -> None:
     from zenrec._io import atomic_write_text
     from zenrec.traffic.plots import plot_forecast
@@ -309,7 +309,7 @@ def _write_forecast_outputs(
         model=res.model,
         periods=periods,
         alerts=alerts,
-        events=_events_in(res),
+        events=events,
     )
 
 
@@ -325,7 +325,7 @@ def run_forecast(args: argparse.Namespace) -> int:
     )
     if args.output:
         out = Path(args.output)
-        _write_forecast_outputs(out, series, res)
+        _write_forecast_outputs(out, series, res, events=_events_in(args, series, res))
         print(f"wrote {out / 'forecast.csv'}, {out / 'backtest.json'}, {out / 'forecast.png'}")
     return 0
 
@@ -446,7 +446,9 @@ def run_detect(args: argparse.Namespace) -> int:
         ]
         atomic_write_text(out / "surges.csv", pd.DataFrame(rows, columns=cols).to_csv(index=False))
         if res is not None:
-            _write_forecast_outputs(out, series, res, periods, alerts)
+            _write_forecast_outputs(
+                out, series, res, periods, alerts, events=_events_in(args, series, res)
+            )
         else:
             plot_forecast(out / "detect.png", series, None, periods=periods)
         print(f"wrote {out / 'surges.json'}, {out / 'surges.csv'} and a plot")
@@ -511,25 +513,29 @@ def run_plan(args: argparse.Namespace) -> int:
         atomic_write_text(
             out / "forecast.csv", res.frame.assign(model=res.model).to_csv(index=False)
         )
-        plot_plan(out / "plan.png", plan, series=series, frame=res.frame, events=_events_in(res))
+        plot_plan(
+            out / "plan.png",
+            plan,
+            series=series,
+            frame=res.frame,
+            events=_events_in(args, series, res),
+        )
         print(f"wrote {out / 'plan.json'}, {out / 'keda-scaledobject.yaml'}, {out / 'plan.png'}")
     return 0
 
 
-def _events_in(res: Any) -> list[tuple[str, str, str]]:
-    """Event occurrences of the forecast horizon as ``(name, start, end)`` for the plots."""
+def _events_in(args: argparse.Namespace, series: Any, res: Any) -> list[tuple[str, str, str]]:
+    """Known events on the plotted time axis (last week of history and the horizon) as
+    ``(name, start, end)``."""
     import pandas as pd
 
-    out = []
-    step = (
-        pd.Timedelta(res.frame["ts"].iloc[1] - res.frame["ts"].iloc[0])
-        if len(res.frame) > 1
-        else pd.Timedelta(0)
-    )
-    for ev in res.events:
-        start = pd.Timestamp(ev["start"])
-        out.append((ev["event"], str(start), str(start + ev["buckets"] * step)))
-    return out
+    cal = _events(args)
+    if cal is None:
+        return []
+    step = pd.Timedelta(seconds=series.step_seconds)
+    tail = series.tail(7 * 86400).index
+    axis = tail.append(pd.DatetimeIndex(res.frame["ts"]))
+    return [(name, str(axis[a]), str(axis[b - 1] + step)) for name, a, b in cal.spans(axis)]
 
 
 def run_simulate(args: argparse.Namespace) -> int:
