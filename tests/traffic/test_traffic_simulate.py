@@ -90,14 +90,20 @@ def test_hybrid_scales_before_a_recurring_surge() -> None:
     }
 
 
-def test_no_look_ahead() -> None:
-    y = daily_surges(days=6, seed=1)
-    cut = 4 * 1440 + 600
+def test_no_look_ahead(tmp_path: Path) -> None:
+    y = daily_surges(days=4, seed=1)
+    cut = 3 * 1440 + 600
     y2 = y.copy()
     y2[cut:] = y2[cut:][::-1] * 3.0  # a different future
+    ev = tmp_path / "ev.csv"  # past and future events: uplifts learned from the past only
+    ev.write_text(
+        "name,start,end\n"
+        + "".join(f"sale,2024-01-0{d} 18:00,2024-01-0{d} 19:00\n" for d in (2, 3, 4))
+    )
     cfg = SimulateConfig(capacity_rps=40, warmup="5min", min_history="2d")
-    a = simulate(series_from_values(y, freq="1min"), cfg)
-    b = simulate(series_from_values(y2, freq="1min"), cfg)
+    cal = load_events(ev)
+    a = simulate(series_from_values(y, freq="1min"), cfg, events=cal)
+    b = simulate(series_from_values(y2, freq="1min"), cfg, events=cal)
     np.testing.assert_array_equal(a.floor[:cut], b.floor[:cut])
     np.testing.assert_array_equal(a.hybrid_floor[:cut], b.hybrid_floor[:cut])
     for p in ("hpa", "predictive", "hybrid"):

@@ -269,6 +269,8 @@ class _Forecaster:
         self.hist_b = max(2, int(round(parse_duration(cfg.history, "history") / step)))
         self.min_b = max(2, int(round(parse_duration(cfg.min_history, "min_history") / step)))
         self.refits = 0
+        self._done: tuple[tuple[str, int, int], ...] | None = None
+        self._uplifts: dict[str, float] = {}
 
     def floor_from(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Predictive and hybrid floors for request times ``t .. t + refit_every``, from
@@ -289,7 +291,11 @@ class _Forecaster:
             pred = fit_predict("Naive", past, h, seasons, self.step)
         assert pred is not None
         if self.events is not None:
-            ups = self.events.uplifts(self.demand[:t], self.index[:t], seasons)
+            done = tuple(sp for sp in self.events.spans(self.index[:t]) if sp[2] < t - 1)
+            if done != self._done:  # learn again only when another occurrence has ended
+                self._done = done
+                self._uplifts = self.events.uplifts(self.demand[:t], self.index[:t], seasons)
+            ups = self._uplifts
             if ups:
                 pred, _ = self.events.apply(pred, self.index[t : t + h], ups)
         return self._floor(pred[self.cfg.bound], self.hold_b), self._floor(
