@@ -6,8 +6,9 @@ occurrence, ``ratio = mean(observed) / mean(baseline)`` over its buckets, where 
 the seasonal profile (median of the same phase over the previous cycles, see
 :func:`zenrec.traffic.forecast.seasonal_profile`) built from data *before* the occurrence, with
 earlier event buckets masked. An event's uplift is the median ratio of its past occurrences
-(same ``name``); a name never seen before gets the median ratio of all past occurrences when
-there are at least two, else no uplift. The forecaster (i) masks past event buckets out of the
+(same ``name``); a name without a past occurrence gets no uplift (events of different names
+differ too much: on the NYC taxi trace the median of earlier holidays, all drops, would have
+cut the New Year forecast by a third). The forecaster (i) masks past event buckets out of the
 training data (they are refilled from the same phase, like gaps), and (ii) multiplies the
 forecast over each future occurrence by its uplift, so a plan raises its floor *before* a
 scheduled event instead of reacting to it. This is the "holiday effect" of Prophet (Taylor and
@@ -99,11 +100,7 @@ class EventCalendar:
             if ok.sum() == 0 or not np.nanmean(base[ok]) > 0:
                 continue
             ratios.setdefault(name, []).append(float(np.mean(obs[ok]) / np.mean(base[ok])))
-        out = {k: float(np.median(v)) for k, v in ratios.items()}
-        pooled = [r for v in ratios.values() for r in v]
-        if len(pooled) >= 2:
-            out["*"] = float(np.median(pooled))
-        return out
+        return {k: float(np.median(v)) for k, v in ratios.items()}
 
     def apply(
         self,
@@ -119,7 +116,7 @@ class EventCalendar:
         out = {k: v.copy() for k, v in pred.items()}
         applied: list[dict[str, Any]] = []
         for name, a, b in self.spans(future):
-            r = uplifts.get(name, uplifts.get("*"))
+            r = uplifts.get(name)
             if r is None:
                 continue
             for k in out:
@@ -130,7 +127,6 @@ class EventCalendar:
                     "start": str(future[a]),
                     "buckets": b - a,
                     "uplift": round(r, 3),
-                    "learned_from": "same name" if name in uplifts else "all past events",
                 }
             )
         return out, applied
