@@ -99,7 +99,8 @@ class EventCalendar:
             ok = np.isfinite(obs) & np.isfinite(base)
             if ok.sum() == 0 or not np.nanmean(base[ok]) > 0:
                 continue
-            ratios.setdefault(name, []).append(float(np.mean(obs[ok]) / np.mean(base[ok])))
+            r = float(np.mean(obs[ok]) / np.mean(base[ok]))
+            ratios.setdefault(name, []).append(min(max(r, 0.05), 50.0))
         return {k: float(np.median(v)) for k, v in ratios.items()}
 
     def apply(
@@ -108,27 +109,28 @@ class EventCalendar:
         future: pd.DatetimeIndex,
         uplifts: dict[str, float],
     ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
-        """Multiply the forecast over each future occurrence by its event's uplift.
+        """Multiply the forecast over each future occurrence by its event's uplift (where
+        occurrences overlap, the strongest uplift of a bucket applies, they do not compound).
 
         Returns:
             The adjusted forecast and one record per applied occurrence.
         """
         out = {k: v.copy() for k, v in pred.items()}
         applied: list[dict[str, Any]] = []
+        factor = np.ones(len(future))
         for name, a, b in self.spans(future):
             r = uplifts.get(name)
             if r is None:
                 continue
-            for k in out:
-                out[k][a:b] = out[k][a:b] * r
+            # overlapping occurrences (a final that is also a playoff) do not compound: each
+            # bucket takes the strongest effect
+            cur = factor[a:b]
+            factor[a:b] = np.where(np.abs(np.log(r)) > np.abs(np.log(cur)), r, cur)
             applied.append(
-                {
-                    "event": name,
-                    "start": str(future[a]),
-                    "buckets": b - a,
-                    "uplift": round(r, 3),
-                }
+                {"event": name, "start": str(future[a]), "buckets": b - a, "uplift": round(r, 3)}
             )
+        for k in out:
+            out[k] = out[k] * factor
         return out, applied
 
 
