@@ -289,7 +289,10 @@ class _Forecaster:
         pred = fit_predict(self.cfg.forecaster, past, h, seasons, self.step)
         if pred is None:
             pred = fit_predict("Naive", past, h, seasons, self.step)
-        assert pred is not None
+        if pred is None:
+            raise DataError(
+                f"simulate: no forecast could be made from the {len(past)} buckets before bucket {t}"
+            )
         if self.events is not None:
             done = tuple(sp for sp in self.events.spans(self.index[:t]) if sp[2] < t - 1)
             if done != self._done:  # learn again only when another occurrence has ended
