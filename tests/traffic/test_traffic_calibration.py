@@ -91,3 +91,17 @@ def test_online_detector_finds_surges_causally() -> None:
     y3[SURGES[0] + 1] = np.nan
     p3, _, _ = detect_anomalies(series_from_values(y3, freq="1h"), cfg)
     assert p3[0].start == str(s.index[SURGES[0]]) and p3[0].alarm == str(s.index[SURGES[0] + 2])
+
+
+def test_bands_never_narrow_and_change_smoothly() -> None:
+    s = series_from_values(noisy_daily(30, 30.0, seed=5), freq="1h")
+    cfg = ForecastConfig(horizon="48h", models=["SeasonalProfile"], windows=4)
+    f = forecast_series(s, cfg).frame
+    for lev in (80, 95):
+        up = (f[f"hi{lev}"] - f["mean"]).to_numpy()
+        down = (f["mean"] - f[f"lo{lev}"]).to_numpy()
+        down = down[f[f"lo{lev}"].to_numpy() > 0]  # a bound clipped at zero may shrink
+        assert (np.diff(up) >= -1e-9).all() and (np.diff(down) >= -1e-9).all()
+    cal = ConformalCalibrator(ends=[6, 24, 48], q80=[1.0, 2.0, 1.5], q95=[1.0, 3.0, 2.0], n=[9] * 3)
+    _m80, m95 = cal.multipliers(48)
+    assert np.abs(np.diff(m95)).max() < 0.2  # no jump at the block edges (6, 24)
