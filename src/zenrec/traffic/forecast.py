@@ -1,19 +1,26 @@
-"""Traffic forecasting with statsforecast models, chosen by rolling-origin backtest.
+"""Traffic forecasting with statsforecast models, chosen per lead time by rolling-origin backtest.
 
 Candidate models (names used in outputs):
 
-* ``SeasonalNaive`` -- baseline: the value one season ago (daily season when the step allows).
-* ``MSTL`` -- multiple seasonal-trend decomposition (daily and, with >= 2 weeks of history,
-  weekly seasons) with an AutoETS trend forecaster. STL smoothers use interpolation jumps on
-  long seasons so 1-minute data stays fast.
+* Baselines, always run: ``Naive`` (the last value), ``SeasonalNaive`` (one day ago),
+  ``SeasonalNaiveWeekly`` (one week ago) and ``WindowAverage`` (mean of the last hour).
+* ``SeasonalProfile`` -- the median of the same phase over the last 4 weekly (else daily)
+  cycles, re-anchored to the level of the last hour, the deviation fading with lead time
+  (:func:`profile_forecast`); microseconds to fit.
+* ``MSTL`` -- multiple seasonal-trend decomposition (Bandara et al. 2021; daily and, with >= 2
+  weeks of history, weekly seasons) with an AutoETS trend forecaster. STL smoothers use
+  interpolation jumps on long seasons so 1-minute data stays fast.
 * ``AutoETS`` -- seasonal on the daily season when it is at most 24 buckets, else non-seasonal.
 * ``AutoARIMA`` -- only where affordable: season at most 24 buckets (hourly or coarser data).
+* ``AutoTheta`` (Fiorucci et al. 2016) and ``AutoCES`` (Svetunkov et al. 2022), on request.
 
 The backtest fits each model on a sliding window of at most ``history`` (14 days, as in AWS
 Predictive Scaling) before each origin, forecasts ``horizon`` ahead and scores MASE (scaled by the
 in-sample seasonal-naive error), sMAPE and 80 %/95 % interval coverage for lead times up to
-1 h, 6 h, 24 h and the full horizon. The model with the lowest mean MASE over the full horizon
-wins.
+5 min, 1 h, 6 h, 24 h and the full horizon, with each MASE divided by the best baseline's on the
+same origins. The forecast combines models per lead-time block: each block is the inverse-error
+weighted mean of the 3 models with the lowest error on that block (a forecast combination in the
+sense of Bates and Granger 1969); scored in the backtest with weights from earlier origins only.
 
 Interval calibration (split conformal, Vovk et al. 2005; conformalised scaling of the model's
 own interval as in Romano et al. 2019, "Conformalized Quantile Regression"): every backtest
@@ -99,9 +106,10 @@ class ForecastConfig(BaseModel):
         calibration: ``conformal`` rescales the 80/95 % intervals with the backtest's
             out-of-sample errors (see the module docstring); ``none`` keeps the model's own.
         min_scores: Fewest conformal scores per lead-time block (smaller blocks are merged).
-        combine: ``by_lead`` forecasts each lead-time block with the model that won that block
-            in the backtest (chosen on earlier origins only when scoring the combination);
-            ``best`` uses the single model with the lowest MASE at ``select_on``.
+        combine: ``by_lead`` forecasts each lead-time block with the inverse-error weighted
+            mean of the 3 models with the lowest backtest error on that block (weights from
+            earlier origins only when scoring the combination); ``best`` uses the single model
+            with the lowest MASE at ``select_on``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -978,7 +986,8 @@ def backtest(
         origins=used_origins,
         horizon_steps=h,
         selection=(
-            f"per lead-time block, the lowest mean MASE over {len(used_origins)} origins"
+            "per lead-time block, the 3 models with the lowest mean scaled error over "
+            f"{len(used_origins)} origins, weighted by inverse error"
             if best["model"] == COMBINED
             else f"lowest mean MASE at horizon {sel_label} over {len(used_origins)} origins"
         ),
