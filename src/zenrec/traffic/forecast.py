@@ -663,9 +663,12 @@ def _prepare_window(
     actual = series.values[o : o + h]
     if len(actual) == 0:
         return None
-    scale = float(np.mean(np.abs(train[m0:] - train[:-m0]))) if len(train) > m0 else 0.0
+    # the MASE scale comes from the unmasked window, so scores with and without an event
+    # calendar are comparable
+    plain = train if events is None else fill_gaps(series.values[lo:o], m0 if m0 > 1 else None)[0]
+    scale = float(np.mean(np.abs(plain[m0:] - plain[:-m0]))) if len(plain) > m0 else 0.0
     if not scale > 0:
-        scale = float(np.mean(np.abs(np.diff(train)))) or 1.0
+        scale = float(np.mean(np.abs(np.diff(plain)))) or 1.0
     future = pd.DatetimeIndex(series.index[o : o + len(actual)])
     uplifts = (
         events.uplifts(series.values[:o], series.index[:o], seasons) if events is not None else {}
