@@ -117,7 +117,7 @@ class EventCalendar:
         """
         out = {k: v.copy() for k, v in pred.items()}
         applied: list[dict[str, Any]] = []
-        factor = np.ones(len(future))
+        factor = np.ones(len(pred["mean"]))  # ``future`` may be shorter (end of a replay)
         for name, a, b in self.spans(future):
             r = uplifts.get(name)
             if r is None:

@@ -275,6 +275,8 @@ class _Forecaster:
     def floor_from(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Predictive and hybrid floors for request times ``t .. t + refit_every``, from
         ``demand[:t]`` only (one forecast for both)."""
+        import pandas as pd
+
         from zenrec.traffic.forecast import fit_predict, usable_seasons
 
         self.refits += 1
@@ -300,7 +302,10 @@ class _Forecaster:
                 self._uplifts = self.events.uplifts(self.demand[:t], self.index[:t], seasons)
             ups = self._uplifts
             if ups:
-                pred, _ = self.events.apply(pred, self.index[t : t + h], ups)
+                future = pd.date_range(
+                    self.index[t], periods=h, freq=pd.Timedelta(seconds=self.step)
+                )
+                pred, _ = self.events.apply(pred, future, ups)
         return self._floor(pred[self.cfg.bound], self.hold_b), self._floor(
             pred[self.cfg.hybrid_bound], 0
         )
