@@ -188,11 +188,13 @@ def eval_event_plans(data: Path) -> list[dict]:
 WARMUPS = ("2min", "5min", "10min")
 
 
-def eval_simulate(data: Path, quick: bool) -> dict:
+def eval_simulate(data: Path, quick: bool, names: set[str] | None = None) -> dict:
     """Replay every trace (1-min grid) at three warm-ups; capacity: the peak needs 15 replicas
     at the target utilisation."""
     rows = []
     for name, rel, _, _, _, _, ev, transform, last in TRACES:
+        if names and name not in names:
+            continue
         s = load_trace(data, rel, transform)
         keep = int(pd.Timedelta(last).total_seconds() / s.step_seconds) + int(
             400 * 86400 / s.step_seconds
@@ -830,7 +832,7 @@ def main() -> int:
         default="forecast,detect,simulate,events",
         help="sections to (re)run, comma separated: forecast, detect, simulate, events, timing",
     )
-    ap.add_argument("--traces", default=None, help="forecast only these traces (merged)")
+    ap.add_argument("--traces", default=None, help="forecast/simulate only these (merged)")
     args = ap.parse_args()
     root = os.environ.get("ZENREC_DATA")
     if not root or not (Path(root) / "traffic").exists():
@@ -859,7 +861,13 @@ def main() -> int:
         res["forecast"] = [merged[n] for n in order if n in merged]
         res["command_forecast"] = cmd + " --only forecast"
     if "simulate" in only:
-        res["simulate"] = eval_simulate(data, args.quick)
+        names = set(args.traces.split(",")) if args.traces else None
+        rows = eval_simulate(data, args.quick, names)["rows"]
+        done = {r["trace"] for r in rows}
+        old = [r for r in res.get("simulate", {}).get("rows", []) if r["trace"] not in done]
+        order = [t[0] for t in TRACES]
+        rows = sorted(old + rows, key=lambda r: (order.index(r["trace"]), r["warmup"]))
+        res["simulate"] = {"rows": rows}
         res["command_simulate"] = cmd + " --only simulate"
     if "events" in only:
         res["event_plans"] = eval_event_plans(data)
