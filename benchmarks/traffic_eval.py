@@ -866,7 +866,9 @@ def main() -> int:
         done = {r["trace"] for r in rows}
         old = [r for r in res.get("simulate", {}).get("rows", []) if r["trace"] not in done]
         order = [t[0] for t in TRACES]
-        rows = sorted(old + rows, key=lambda r: (order.index(r["trace"]), r["warmup"]))
+        rows = sorted(
+            old + rows, key=lambda r: (order.index(r["trace"]), WARMUPS.index(r["warmup"]))
+        )
         res["simulate"] = {"rows": rows}
         res["command_simulate"] = cmd + " --only simulate"
     if "events" in only:
