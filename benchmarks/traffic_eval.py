@@ -786,7 +786,27 @@ def render_targets(res: dict) -> list[str]:
             f"| replay 14 d of 1-min data, hourly refits, < 120 s | synthetic | "
             f"{t['median_s']} s | {'yes' if t['median_s'] < 120 else 'no'} |"
         )
-    return [*L, ""]
+    L += [
+        "",
+        "Reading these: only `nab_elb_5min` has 5-minute buckets, and its 14 days allow 3 "
+        "backtest origins with 7 days of history, so its combination is scored on 2; the best "
+        "single models there reach 0.81 (AutoTheta, 5 min) to 0.91-0.94 of the best baseline, "
+        "the combination 0.93 at 6 h and 1 d and 1.02 at 1 h. On the hourly and 30-minute "
+        "traces the combination beats every baseline by 32-60 % up to 6 h; further ahead "
+        "the best single model (MSTL on app_server: 0.63 at 1 d) beats the combination (1.01), "
+        "whose weights come from few earlier origins; on the daily Wikipedia trace the "
+        "combination is worse than the last value (1.64 at 1 d) while SeasonalProfile alone "
+        "reaches 0.82. The replays spread "
+        "hourly, 30-minute and daily buckets linearly over minutes, which removes the "
+        "burstiness inside a bucket: the HPA then overloads 0-13 minutes in weeks on three of "
+        "the four traces, so the overload target can only be judged on the bursty ELB trace, "
+        "where the hybrid cuts overload by 59-69 % but costs 24-31 % more replica-hours "
+        "(a floor on the 80 % bound: -94 %, 3x the cost; a floor on the mean at full "
+        "utilisation instead of 70 %, tried once: -40 % for +12 %). No setting was tuned on "
+        "the traces except where a table says leave-one-file-out.",
+        "",
+    ]
+    return L
 
 
 def render(res: dict) -> str:
