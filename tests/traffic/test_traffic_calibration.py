@@ -60,7 +60,10 @@ def test_forecast_series_applies_calibration() -> None:
     assert raw.calibrator is None and raw.model == res.model
     ratio = (res.frame["hi95"] - res.frame["mean"]) / (raw.frame["hi95"] - raw.frame["mean"])
     _m80, m95 = res.calibrator.multipliers(24)
-    np.testing.assert_allclose(ratio, m95, rtol=1e-6)
+    # at lead 0 exactly the multiplier; later the never-narrowing running maximum of both
+    # bands may differ, but stays within the multipliers' range
+    assert ratio.iloc[0] == pytest.approx(m95[0], rel=1e-6)
+    assert (ratio >= m95.min() * (1 - 1e-6)).all() and (ratio <= m95.max() * (1 + 1e-6)).all()
     f = res.frame
     assert (f["lo95"] <= f["lo80"]).all() and (f["hi80"] <= f["hi95"]).all()
 

@@ -604,8 +604,7 @@ def _horizon_labels(h: int, step: float) -> list[tuple[str, int]]:
 
 
 def _model_order(name: str) -> int:
-    base = name.removesuffix("+events")
-    return ALL_MODELS.index(base) if base in ALL_MODELS else len(ALL_MODELS)
+    return ALL_MODELS.index(name) if name in ALL_MODELS else len(ALL_MODELS)
 
 
 @dataclass
@@ -850,7 +849,7 @@ class _Scoreboard:
         origins = set(r["origin"])
         best, best_mase = None, math.inf
         for base in BASELINES:
-            br = self.acc.get((base, label)) or self.acc.get((f"{base}+events", label))
+            br = self.acc.get((base, label))
             if br is None:
                 continue
             vals = [m for o, m in zip(br["origin"], br["mase"]) if o in origins]
@@ -884,16 +883,27 @@ def _stitch(
     return out
 
 
-def _choose(records: list[dict[str, Any]], sel_label: str, combined: bool) -> dict[str, Any]:
-    """The chosen record: the per-lead combination when scored, else the lowest MASE."""
+def _choose(board: _Scoreboard, records: list[dict[str, Any]], sel_label: str) -> str:
+    """The model with the lowest mean MASE at ``sel_label``.
+
+    When the per-lead combination was scored, every model is compared with it on exactly the
+    origins the combination was scored on (it misses the first), so the combination is kept
+    only where it beats the best single model.
+    """
     at = [r for r in records if r["horizon"] == sel_label]
-    if combined:
-        comb = [r for r in at if r["model"] == COMBINED]
-        if comb:
-            return comb[0]
-    n_max = max(r["windows"] for r in at if r["model"] != COMBINED)
-    full = [r for r in at if r["windows"] == n_max and r["model"] != COMBINED]
-    return min(full, key=lambda r: (r["mase"], _model_order(r["model"])))
+    comb = board.acc.get((COMBINED, sel_label))
+    if comb is not None:
+        origins = set(comb["origin"])
+        scores: dict[str, float] = {}
+        for r in at:
+            acc = board.acc[(r["model"], sel_label)]
+            vals = [m for o, m in zip(acc["origin"], acc["mase"]) if o in origins]
+            if len(vals) == len(origins):
+                scores[r["model"]] = float(np.mean(vals))
+        return min(scores, key=lambda m: (scores[m], _model_order(m)))
+    n_max = max(r["windows"] for r in at)
+    full = [r for r in at if r["windows"] == n_max]
+    return str(min(full, key=lambda r: (r["mase"], _model_order(r["model"])))["model"])
 
 
 def backtest(
@@ -979,19 +989,19 @@ def backtest(
             f"select_on: {sel_label!r} is not one of the horizons {[lab for lab, _ in labels]}"
         )
     records = board.records()
-    best = _choose(records, sel_label, combine == "by_lead")
+    chosen = _choose(board, records, sel_label)
     for r in records:
-        r["chosen"] = r["model"] == best["model"]
+        r["chosen"] = r["model"] == chosen
     final_weights = board.block_weights(models, before=None) if combine == "by_lead" else None
     return BacktestResult(
         records=records,
-        chosen=best["model"],
+        chosen=chosen,
         origins=used_origins,
         horizon_steps=h,
         selection=(
             "per lead-time block, the 3 models with the lowest mean scaled error over "
             f"{len(used_origins)} origins, weighted by inverse error"
-            if best["model"] == COMBINED
+            if chosen == COMBINED
             else f"lowest mean MASE at horizon {sel_label} over {len(used_origins)} origins"
         ),
         notes=notes,
