@@ -8,17 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-DATA = Path(
-    os.environ.get("ZENREC_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
-)
+DATA = Path(os.environ.get("ZENREC_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 def data_dir(name: str) -> Path:
     d = DATA / name
     if not d.exists():
-        pytest.skip(
-            f"{d} not found: set ZENREC_DATA to the folder holding {name}/ to run this test"
-        )
+        pytest.skip(f"{d} not found: set ZENREC_DATA to the folder holding {name}/ to run this test")
     return d
 
 

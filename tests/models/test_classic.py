@@ -41,9 +41,7 @@ class TestBiasedMF(RecommenderConformance):
 
 
 def test_bad_parameters_give_one_line_errors():
-    with pytest.raises(
-        ConfigError, match=r"'factors' parameter of ials.*greater than or equal to 1.*got 0"
-    ):
+    with pytest.raises(ConfigError, match=r"'factors' parameter of ials.*greater than or equal to 1.*got 0"):
         create_model("ials", factors=0)
     with pytest.raises(ConfigError, match="'lambda' is not a parameter of ease"):
         create_model("ease", **{"lambda": 3})

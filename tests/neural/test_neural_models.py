@@ -33,9 +33,8 @@ class TestNCFMLP(RecommenderConformance):
 
 class TestNeuMF(RecommenderConformance):
     def make_model(self):
-        return create_model(
-            "neumf", gmf_factors=4, mlp_factors=8, layers=[16], epochs=40, lr=0.02, **FAST
-        )
+        return create_model("neumf", gmf_factors=4, mlp_factors=8, layers=[16], epochs=40, lr=0.02,
+                            **FAST)
 
 
 class TestMLPRankerImplicit(RecommenderConformance):
@@ -45,24 +44,13 @@ class TestMLPRankerImplicit(RecommenderConformance):
 
 class TestMLPRankerRating(RecommenderConformance):
     def make_model(self):
-        return create_model(
-            "mlpranker", head="rating", dim=8, layers=[16], epochs=40, lr=0.02, **FAST
-        )
+        return create_model("mlpranker", head="rating", dim=8, layers=[16], epochs=40, lr=0.02, **FAST)
 
 
 class TestTwoTower(RecommenderConformance):
     def make_model(self):
-        return create_model(
-            "twotower",
-            dim=8,
-            layers=[],
-            out_dim=8,
-            epochs=40,
-            lr=0.02,
-            history_len=0,
-            temperature=0.3,
-            **FAST,
-        )
+        return create_model("twotower", dim=8, layers=[], out_dim=8, epochs=40, lr=0.02,
+                            history_len=0, temperature=0.3, **FAST)
 
 
 @pytest.fixture(scope="module")
@@ -74,41 +62,18 @@ def synth_split():
 def _ndcg(model, split) -> float:
     from zenrec.evaluation import evaluate_ranking
 
-    return evaluate_ranking(
-        model, split.test, [split.train, split.valid], ks=[10], metrics=["ndcg"]
-    ).metrics["ndcg@10"]
+    return evaluate_ranking(model, split.test, [split.train, split.valid], ks=[10],
+                            metrics=["ndcg"]).metrics["ndcg@10"]
 
 
-@pytest.mark.parametrize(
-    ("name", "params"),
-    [
-        ("bprmf", {"factors": 16, "epochs": 15, "lr": 0.02, "batch_size": 256}),
-        (
-            "neumf",
-            {
-                "gmf_factors": 16,
-                "mlp_factors": 16,
-                "layers": [32],
-                "epochs": 10,
-                "lr": 0.005,
-                "batch_size": 256,
-            },
-        ),
-        ("mlpranker", {"dim": 16, "layers": [32], "epochs": 10, "lr": 0.005, "batch_size": 256}),
-        (
-            "twotower",
-            {
-                "dim": 16,
-                "layers": [32],
-                "out_dim": 16,
-                "epochs": 10,
-                "lr": 0.005,
-                "batch_size": 256,
-                "history_len": 20,
-            },
-        ),
-    ],
-)
+@pytest.mark.parametrize(("name", "params"), [
+    ("bprmf", {"factors": 16, "epochs": 15, "lr": 0.02, "batch_size": 256}),
+    ("neumf", {"gmf_factors": 16, "mlp_factors": 16, "layers": [32], "epochs": 10, "lr": 0.005,
+               "batch_size": 256}),
+    ("mlpranker", {"dim": 16, "layers": [32], "epochs": 10, "lr": 0.005, "batch_size": 256}),
+    ("twotower", {"dim": 16, "layers": [32], "out_dim": 16, "epochs": 10, "lr": 0.005,
+                  "batch_size": 256, "history_len": 20}),
+])
 def test_models_learn_planted_clusters_beyond_popularity(synth_split, name, params):
     """Each model must beat popularity clearly on cluster-structured synthetic data."""
     pop = create_model("pop").fit(synth_split.train)
@@ -120,17 +85,8 @@ def test_models_learn_planted_clusters_beyond_popularity(synth_split, name, para
 def test_rating_head_predicts_ratings(synth_split):
     from zenrec.evaluation import evaluate_rating
 
-    m = create_model(
-        "mlpranker",
-        head="rating",
-        dim=16,
-        layers=[32],
-        epochs=15,
-        lr=0.005,
-        batch_size=256,
-        progress=False,
-        num_threads=1,
-    ).fit(synth_split.train)
+    m = create_model("mlpranker", head="rating", dim=16, layers=[32], epochs=15, lr=0.005,
+                     batch_size=256, progress=False, num_threads=1).fit(synth_split.train)
     assert m.task == "rating"
     rmse = evaluate_rating(m, synth_split.test).metrics["rmse"]
     mean = float(synth_split.train.ratings.mean())
@@ -139,35 +95,16 @@ def test_rating_head_predicts_ratings(synth_split):
 
 
 def test_click_head_and_context_train(synth_split):
-    m = create_model(
-        "mlpranker",
-        head="click",
-        dim=8,
-        layers=[16],
-        epochs=3,
-        batch_size=256,
-        context=["hour", "weekday"],
-        history_len=5,
-        progress=False,
-        num_threads=1,
-    )
+    m = create_model("mlpranker", head="click", dim=8, layers=[16], epochs=3, batch_size=256,
+                     context=["hour", "weekday"], history_len=5, progress=False, num_threads=1)
     m.fit(synth_split.train, synth_split.valid)
     assert "valid_auc" in m.history_[-1]
     assert m.history_[-1]["valid_auc"] > 0.55
 
 
 def test_two_tower_embeddings_and_new_items(synth_split, tmp_path):
-    m = create_model(
-        "twotower",
-        dim=16,
-        layers=[32],
-        out_dim=16,
-        epochs=3,
-        batch_size=256,
-        history_len=10,
-        progress=False,
-        num_threads=1,
-    ).fit(synth_split.train)
+    m = create_model("twotower", dim=16, layers=[32], out_dim=16, epochs=3, batch_size=256,
+                     history_len=10, progress=False, num_threads=1).fit(synth_split.train)
     emb = m.item_embeddings()
     assert emb.shape == (synth_split.train.n_items, 16)
     users = synth_split.train.user_vocab.ids[:5]
@@ -179,23 +116,13 @@ def test_two_tower_embeddings_and_new_items(synth_split, tmp_path):
     # an item-tower embedding from the features of a known item (id unknown) is close to its
     # genre-mates' embeddings rather than to arbitrary items
     loaded = Recommender.load(m.save(tmp_path / "b"))
-    np.testing.assert_array_equal(
-        loaded.embed_new_items({"genre": [["c1"]]}), m.embed_new_items({"genre": [["c1"]]})
-    )
+    np.testing.assert_array_equal(loaded.embed_new_items({"genre": [["c1"]]}),
+                                  m.embed_new_items({"genre": [["c1"]]}))
 
 
 def test_feature_spec_round_trips_through_bundle(synth_split, tmp_path):
-    m = create_model(
-        "mlpranker",
-        dim=8,
-        layers=[16],
-        epochs=1,
-        batch_size=256,
-        history_len=6,
-        context=["hour"],
-        progress=False,
-        num_threads=1,
-    ).fit(synth_split.train)
+    m = create_model("mlpranker", dim=8, layers=[16], epochs=1, batch_size=256, history_len=6,
+                     context=["hour"], progress=False, num_threads=1).fit(synth_split.train)
     loaded = Recommender.load(m.save(tmp_path / "b"))
     assert loaded.encoder_.spec == m.encoder_.spec
     for k, v in m.encoder_.tables.items():
@@ -254,13 +181,6 @@ def test_neumf_initialised_from_gmf_and_mlp_scores_their_mix(synth_split):
     users = np.arange(5)
     expected = 0.5 * gmf._score_users(users) + 0.5 * mlp._score_users(users)
     np.testing.assert_allclose(neu._score_users(users), expected, rtol=1e-4, atol=1e-5)
-    pre = create_model(
-        "neumf",
-        gmf_factors=8,
-        mlp_factors=8,
-        layers=[16, 8],
-        pretrain=True,
-        pretrain_epochs=1,
-        **common,
-    ).fit(synth_split.train)
+    pre = create_model("neumf", gmf_factors=8, mlp_factors=8, layers=[16, 8], pretrain=True,
+                       pretrain_epochs=1, **common).fit(synth_split.train)
     assert len(pre.history_) == 2

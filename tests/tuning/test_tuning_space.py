@@ -25,17 +25,10 @@ def test_defaults_inside_space_and_suggest_types():
     import optuna
 
     s = load_space(model="ials")
-    assert s.defaults_in_space() == {
-        "factors": 64,
-        "regularization": 5.0,
-        "alpha": 2.0,
-        "iterations": 15,
-    }
+    assert s.defaults_in_space() == {"factors": 64, "regularization": 5.0, "alpha": 2.0, "iterations": 15}
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     params = s.suggest(study.ask())
-    assert (
-        params["seed"] == 0 and isinstance(params["factors"], int) and params["factors"] % 16 == 0
-    )
+    assert params["seed"] == 0 and isinstance(params["factors"], int) and params["factors"] % 16 == 0
     assert 0.01 <= params["regularization"] <= 1000
 
 
@@ -48,44 +41,25 @@ def _write(tmp_path, text):
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (
-            'model = "ease"\n[params]\nl2 = { type = "float", low = 10.0, high = 1.0 }\n',
-            ["params.l2", "'low' must be smaller than 'high'", "swap"],
-        ),
-        (
-            'model = "ease"\n[params]\nl2 = { type = "float", low = 0.0, high = 10.0, log = true }\n',
-            ["params.l2", "log-scale range needs low > 0"],
-        ),
-        (
-            'model = "ease"\n[params]\nlambda = { type = "float", low = 1.0, high = 10.0 }\n',
-            ["params.lambda", "ease has no parameter 'lambda'", "l2"],
-        ),
-        (
-            'model = "ease"\n[params]\nl2 = { type = "float", low = 1.0, high = 10.0, lg = true }\n',
-            ["unknown key 'params.l2.lg'", "allowed keys"],
-        ),
-        (
-            'model = "ease"\n[params]\nl2 = { type = "double", low = 1.0, high = 10.0 }\n',
-            ["params.l2", 'type = "float", "int" or "categorical"'],
-        ),
-        (
-            'model = "ease"\nmetrik = "ndcg@10"\n',
-            ["unknown key 'metrik'", "model, metric, fixed, params"],
-        ),
+        ('model = "ease"\n[params]\nl2 = { type = "float", low = 10.0, high = 1.0 }\n',
+         ["params.l2", "'low' must be smaller than 'high'", "swap"]),
+        ('model = "ease"\n[params]\nl2 = { type = "float", low = 0.0, high = 10.0, log = true }\n',
+         ["params.l2", "log-scale range needs low > 0"]),
+        ('model = "ease"\n[params]\nlambda = { type = "float", low = 1.0, high = 10.0 }\n',
+         ["params.lambda", "ease has no parameter 'lambda'", "l2"]),
+        ('model = "ease"\n[params]\nl2 = { type = "float", low = 1.0, high = 10.0, lg = true }\n',
+         ["unknown key 'params.l2.lg'", "allowed keys"]),
+        ('model = "ease"\n[params]\nl2 = { type = "double", low = 1.0, high = 10.0 }\n',
+         ["params.l2", "type = \"float\", \"int\" or \"categorical\""]),
+        ('model = "ease"\nmetrik = "ndcg@10"\n', ["unknown key 'metrik'", "model, metric, fixed, params"]),
         ('model = "eaze"\n', ["key 'model'", "unknown model 'eaze'"]),
         ('model = "ease"\nmetric = "ndcg10"\n', ["'metric'", "NAME@K"]),
-        (
-            'model = "itemknn"\n[params]\nk = { type = "int", low = 0, high = 100 }\n',
-            ["params.k", "value 0 is rejected by itemknn", "narrow the range"],
-        ),
-        (
-            'model = "ials"\n[fixed]\nfactors = 8\n[params]\nfactors = { type = "int", low = 8, high = 64 }\n',
-            ["'factors' is both in [fixed] and [params]"],
-        ),
-        (
-            'model = "ials"\n[params]\nfactors = { type = "categorical", choices = [] }\n',
-            ["params.factors.choices"],
-        ),
+        ('model = "itemknn"\n[params]\nk = { type = "int", low = 0, high = 100 }\n',
+         ["params.k", "value 0 is rejected by itemknn", "narrow the range"]),
+        ('model = "ials"\n[fixed]\nfactors = 8\n[params]\nfactors = { type = "int", low = 8, high = 64 }\n',
+         ["'factors' is both in [fixed] and [params]"]),
+        ('model = "ials"\n[params]\nfactors = { type = "categorical", choices = [] }\n',
+         ["params.factors.choices"]),
         ('model = "ease"\n[params\n', ["not valid TOML"]),
     ],
 )
@@ -100,9 +74,7 @@ def test_invalid_space_errors_name_file_key_and_fix(tmp_path, body, expected):
 
 
 def test_space_for_another_model_is_refused(tmp_path):
-    p = _write(
-        tmp_path, 'model = "ease"\n[params]\nl2 = { type = "float", low = 1.0, high = 9.0 }\n'
-    )
+    p = _write(tmp_path, 'model = "ease"\n[params]\nl2 = { type = "float", low = 1.0, high = 9.0 }\n')
     with pytest.raises(ConfigError, match="tuned model is 'ials'"):
         load_space(p, model="ials")
     with pytest.raises(ConfigError, match="not found"):
@@ -110,11 +82,6 @@ def test_space_for_another_model_is_refused(tmp_path):
 
 
 def test_parse_space_from_dict_and_categorical():
-    s = parse_space(
-        {
-            "model": "ials",
-            "metric": "recall@20",
-            "params": {"factors": {"type": "categorical", "choices": [16, 32]}},
-        }
-    )
+    s = parse_space({"model": "ials", "metric": "recall@20",
+                     "params": {"factors": {"type": "categorical", "choices": [16, 32]}}})
     assert s.params["factors"].choices == [16, 32] and s.direction == "maximize"

@@ -29,13 +29,8 @@ def small():
 
 def test_tuning_finds_better_than_default_and_tests_once(tmp_path, small):
     protocol = get_protocol("msrec")
-    space = parse_space(
-        {
-            "model": "ease",
-            "metric": "ndcg@10",
-            "params": {"l2": {"type": "float", "low": 0.5, "high": 5000.0, "log": True}},
-        }
-    )
+    space = parse_space({"model": "ease", "metric": "ndcg@10",
+                         "params": {"l2": {"type": "float", "low": 0.5, "high": 5000.0, "log": True}}})
     res = tune(small, protocol, "ease", space=space, n_trials=12, run_dir=tmp_path, seed=5)
     assert res.n_finished == 12
     assert res.default_value is not None  # trial 0 is the default configuration
@@ -45,9 +40,7 @@ def test_tuning_finds_better_than_default_and_tests_once(tmp_path, small):
     from zenrec.evaluation.runner import evaluate_model
 
     rec, _ = evaluate_model(small, protocol, "ease", res.best_params, seed=5)
-    assert rec["metrics"]["ndcg@10"] == pytest.approx(
-        res.test_record["metrics"]["ndcg@10"], abs=1e-12
-    )
+    assert rec["metrics"]["ndcg@10"] == pytest.approx(res.test_record["metrics"]["ndcg@10"], abs=1e-12)
     assert "--set l2=" in res.summary["reproduce"] and "--seed 5" in res.summary["reproduce"]
     info = json.loads((tmp_path / "tune.json").read_text())
     assert info["n_finished"] == 12 and "stratified" in info["validation"]
@@ -100,25 +93,10 @@ def test_iterative_models_are_pruned_on_their_epoch_metric(tmp_path, small, monk
     from zenrec.models import registry
 
     monkeypatch.setitem(registry.MODELS, "fakeiter", f"{__name__}:FakeIter")
-    space = parse_space(
-        {
-            "model": "fakeiter",
-            "metric": "ndcg@10",
-            "fixed": {"epochs": 8},
-            "params": {"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
-        }
-    )
-    res = tune(
-        small,
-        get_protocol("recbole"),
-        "fakeiter",
-        space=space,
-        n_trials=25,
-        run_dir=tmp_path,
-        seed=1,
-        refit=False,
-        write=False,
-    )
+    space = parse_space({"model": "fakeiter", "metric": "ndcg@10", "fixed": {"epochs": 8},
+                         "params": {"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}}})
+    res = tune(small, get_protocol("recbole"), "fakeiter", space=space, n_trials=25, run_dir=tmp_path,
+               seed=1, refit=False, write=False)
     import optuna
 
     study = optuna.load_study(study_name=res.study_name, storage=res.storage)
@@ -140,40 +118,15 @@ def log_csv(tmp_path_factory):
     p = tmp_path_factory.mktemp("data") / "events.csv"
     users = ds.user_vocab.decode(ds.users)
     items = ds.item_vocab.decode(ds.items)
-    p.write_text(
-        "user,item,rating,ts\n"
-        + "\n".join(
-            f"{u},{i},{r:g},{t}" for u, i, r, t in zip(users, items, ds.ratings, ds.timestamps)
-        )
-        + "\n"
-    )
+    p.write_text("user,item,rating,ts\n" + "\n".join(
+        f"{u},{i},{r:g},{t}" for u, i, r, t in zip(users, items, ds.ratings, ds.timestamps)) + "\n")
     return p
 
 
 def _tune_cmd(csv_path, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "zenrec",
-        "tune",
-        "--dataset",
-        str(csv_path),
-        "--user-col",
-        "user",
-        "--item-col",
-        "item",
-        "--rating-col",
-        "rating",
-        "--time-col",
-        "ts",
-        "--protocol",
-        "msrec",
-        "--model",
-        "itemknn",
-        "--quiet",
-        "--no-refit",
-        *extra,
-    ]
+    return [sys.executable, "-m", "zenrec", "tune", "--dataset", str(csv_path), "--user-col", "user",
+            "--item-col", "item", "--rating-col", "rating", "--time-col", "ts", "--protocol", "msrec",
+            "--model", "itemknn", "--quiet", "--no-refit", *extra]
 
 
 def _env():
@@ -192,43 +145,20 @@ def _load(storage, study):
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_two_processes_cooperate_on_one_study(tmp_path, log_csv, kind):
-    storage = (
-        f"sqlite:///{tmp_path / 'shared.db'}"
-        if kind == "sqlite"
-        else f"journal:{tmp_path / 'shared.log'}"
-    )
+    storage = f"sqlite:///{tmp_path / 'shared.db'}" if kind == "sqlite" else f"journal:{tmp_path / 'shared.log'}"
     n = 24
-    procs = [
-        subprocess.Popen(
-            _tune_cmd(
-                log_csv,
-                "--trials",
-                str(n),
-                "--storage",
-                storage,
-                "--study",
-                "coop",
-                "--output-dir",
-                str(tmp_path / f"w{j}"),
-            ),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_env(),
-        )
-        for j in range(2)
-    ]
+    procs = [subprocess.Popen(_tune_cmd(log_csv, "--trials", str(n), "--storage", storage, "--study", "coop",
+                                        "--output-dir", str(tmp_path / f"w{j}")),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+             for j in range(2)]
     outs = [p.communicate(timeout=240) for p in procs]
     for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
     import optuna
 
     study = _load(storage, "coop")
-    finished = [
-        t
-        for t in study.trials
-        if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    ]
+    finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                       optuna.trial.TrialState.PRUNED)]
     # the study target is shared: together they stop at n (each may finish one trial in flight)
     assert n <= len(finished) <= n + 1
     pids = {t.user_attrs.get("pid") for t in finished}
@@ -241,21 +171,11 @@ def test_two_processes_cooperate_on_one_study(tmp_path, log_csv, kind):
 def test_resume_after_kill_keeps_trials_and_continues(tmp_path, log_csv, sig, kind):
     import optuna
 
-    storage = (
-        f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else f"journal:{tmp_path / 's.log'}"
-    )
-    cmd = _tune_cmd(
-        log_csv, "--storage", storage, "--study", "resume", "--output-dir", str(tmp_path)
-    )
+    storage = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else f"journal:{tmp_path / 's.log'}"
+    cmd = _tune_cmd(log_csv, "--storage", storage, "--study", "resume", "--output-dir", str(tmp_path))
     # a shell's background job ignores SIGINT and Python keeps that; give the child Ctrl-C back
-    p = subprocess.Popen(
-        cmd + ["--trials", "500"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    p = subprocess.Popen(cmd + ["--trials", "500"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=_env(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     done_before: list = []
     while time.time() < deadline:
@@ -274,16 +194,11 @@ def test_resume_after_kill_keeps_trials_and_continues(tmp_path, log_csv, sig, ki
         assert p.returncode == 130 and "interrupted" in err
     else:
         assert p.returncode == -signal.SIGKILL
-    kept = {
-        t.number: t.value
-        for t in _load(storage, "resume").trials
-        if t.state == optuna.trial.TrialState.COMPLETE
-    }
+    kept = {t.number: t.value for t in _load(storage, "resume").trials
+            if t.state == optuna.trial.TrialState.COMPLETE}
     assert len(kept) >= len(done_before)
     target = len(kept) + 5
-    r = subprocess.run(
-        cmd + ["--trials", str(target)], capture_output=True, text=True, env=_env(), timeout=180
-    )
+    r = subprocess.run(cmd + ["--trials", str(target)], capture_output=True, text=True, env=_env(), timeout=180)
     assert r.returncode == 0, r.stderr[-2000:]
     after = _load(storage, "resume").trials
     complete = {t.number: t.value for t in after if t.state == optuna.trial.TrialState.COMPLETE}
@@ -296,21 +211,11 @@ def test_resume_after_kill_keeps_trials_and_continues(tmp_path, log_csv, sig, ki
 def test_cli_errors_are_one_line(tmp_path, log_csv):
     bad = tmp_path / "bad.toml"
     bad.write_text('model = "itemknn"\n[params]\nk = { type = "int", low = 50, high = 10 }\n')
-    r = subprocess.run(
-        _tune_cmd(log_csv, "--trials", "2", "--space", str(bad)),
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=60,
-    )
+    r = subprocess.run(_tune_cmd(log_csv, "--trials", "2", "--space", str(bad)), capture_output=True, text=True,
+                       env=_env(), timeout=60)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and str(bad) in lines[0] and "params.k" in lines[0]
-    r = subprocess.run(
-        _tune_cmd(log_csv, "--trials", "2", "--storage", "nonsense"),
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=60,
-    )
+    r = subprocess.run(_tune_cmd(log_csv, "--trials", "2", "--storage", "nonsense"), capture_output=True,
+                       text=True, env=_env(), timeout=60)
     assert r.returncode == 2 and "--storage" in r.stderr

@@ -13,54 +13,25 @@ __all__ = ["add_dataset_args", "add_filter_args", "load_from_args", "parse_sets"
 
 def add_dataset_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     g = p.add_argument_group("data")
-    g.add_argument(
-        "--dataset",
-        required=required,
-        metavar="NAME|PATH",
-        help="built-in name (ml-100k, ml-1m, ml-latest-small) or a CSV/TSV/Parquet file",
-    )
+    g.add_argument("--dataset", required=required, metavar="NAME|PATH",
+                   help="built-in name (ml-100k, ml-1m, ml-latest-small) or a CSV/TSV/Parquet file")
     g.add_argument("--data-dir", metavar="DIR", help="explicit directory of a built-in dataset")
-    g.add_argument(
-        "--user-col", help="column of user ids (name, or 0-based position with --no-header)"
-    )
+    g.add_argument("--user-col", help="column of user ids (name, or 0-based position with --no-header)")
     g.add_argument("--item-col", help="column of item ids")
     g.add_argument("--rating-col", help="column of ratings/values")
     g.add_argument("--time-col", help="column of timestamps (unix seconds or ISO 8601)")
-    g.add_argument(
-        "--sep",
-        help="field separator, may be several characters such as '::' (default: by extension)",
-    )
+    g.add_argument("--sep", help="field separator, may be several characters such as '::' (default: by extension)")
     g.add_argument("--no-header", action="store_true", help="the file has no header row")
-    g.add_argument(
-        "--encoding", default="utf-8", help="text encoding (default utf-8; e.g. latin-1)"
-    )
+    g.add_argument("--encoding", default="utf-8", help="text encoding (default utf-8; e.g. latin-1)")
 
 
 def add_filter_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters (the protocol's own filters still apply)")
-    g.add_argument(
-        "--min-rating", type=float, metavar="X", help="keep interactions with rating >= X"
-    )
-    g.add_argument(
-        "--min-user-count",
-        type=int,
-        default=0,
-        metavar="N",
-        help="k-core: users with >= N interactions",
-    )
-    g.add_argument(
-        "--min-item-count",
-        type=int,
-        default=0,
-        metavar="N",
-        help="k-core: items with >= N interactions",
-    )
-    g.add_argument(
-        "--duplicates",
-        choices=["last", "mean", "error", "keep"],
-        default="last",
-        help="repeated (user, item) rows: keep the last, average, fail, or keep all",
-    )
+    g.add_argument("--min-rating", type=float, metavar="X", help="keep interactions with rating >= X")
+    g.add_argument("--min-user-count", type=int, default=0, metavar="N", help="k-core: users with >= N interactions")
+    g.add_argument("--min-item-count", type=int, default=0, metavar="N", help="k-core: items with >= N interactions")
+    g.add_argument("--duplicates", choices=["last", "mean", "error", "keep"], default="last",
+                   help="repeated (user, item) rows: keep the last, average, fail, or keep all")
 
 
 def user_filters(args: argparse.Namespace) -> dict[str, Any]:

@@ -15,13 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", required=True, metavar="DIR", help="bundle directory")
-    p.add_argument(
-        "--user", required=True, action="append", metavar="ID", help="raw user id (repeatable)"
-    )
+    p.add_argument("--user", required=True, action="append", metavar="ID", help="raw user id (repeatable)")
     p.add_argument("-k", type=int, default=10, help="list length (default 10)")
-    p.add_argument(
-        "--include-seen", action="store_true", help="do not drop the user's training items"
-    )
+    p.add_argument("--include-seen", action="store_true", help="do not drop the user's training items")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 

@@ -32,13 +32,8 @@ __all__ = [
 ]
 
 
-def load_dataset(
-    spec: str | Path,
-    *,
-    path: str | Path | None = None,
-    download: bool = True,
-    **reader_options: Any,
-) -> Dataset:
+def load_dataset(spec: str | Path, *, path: str | Path | None = None, download: bool = True,
+                 **reader_options: Any) -> Dataset:
     """Load a built-in dataset by name, or a CSV/TSV/Parquet file by path.
 
     Args:
@@ -51,7 +46,9 @@ def load_dataset(
     name = str(spec)
     if name in BUILTIN_DATASETS:
         if any(v is not None for k, v in reader_options.items() if k.endswith("_col")):
-            raise DataError(f"column options apply to files, not to the built-in dataset '{name}'")
+            raise DataError(
+                f"column options apply to files, not to the built-in dataset '{name}'"
+            )
         return load_builtin(name, path, download=download)
     p = Path(name)
     if p.is_file():

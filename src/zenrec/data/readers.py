@@ -65,9 +65,7 @@ def _decode(path: Path, encoding: str) -> bytes:
     try:
         return raw.decode(encoding).encode("utf-8")
     except (UnicodeDecodeError, LookupError) as exc:
-        raise DataError(
-            f"{path}: cannot decode as {encoding}: {exc}; pass the right --encoding"
-        ) from exc
+        raise DataError(f"{path}: cannot decode as {encoding}: {exc}; pass the right --encoding") from exc
 
 
 def _first_bad_line(path: Path, data: bytes, sep: str, header: bool) -> str:
@@ -178,15 +176,8 @@ def read_table(
     return df, first_row
 
 
-def _pick(
-    df: pl.DataFrame,
-    path: Path,
-    wanted: str | None,
-    names: Sequence[str],
-    role: str,
-    flag: str,
-    required: bool,
-) -> str | None:
+def _pick(df: pl.DataFrame, path: Path, wanted: str | None, names: Sequence[str], role: str,
+          flag: str, required: bool) -> str | None:
     cols = df.columns
     if wanted is not None:
         if wanted in cols:
@@ -221,9 +212,7 @@ def _ids(df: pl.DataFrame, col: str, path: Path, first_row: int, role: str) -> n
     else:
         nulls = s.is_null()
     if nulls.all():
-        raise DataError(
-            f"{path}: {role} column '{col}' is empty on every row; pass the right column"
-        )
+        raise DataError(f"{path}: {role} column '{col}' is empty on every row; pass the right column")
     if nulls.any():
         row = int(nulls.arg_true()[0])
         raise DataError(
@@ -247,9 +236,7 @@ def _numbers(df: pl.DataFrame, col: str, path: Path, first_row: int, role: str) 
     if s.dtype.is_numeric():
         if s.null_count():
             row = int(s.is_null().arg_true()[0])
-            raise DataError(
-                f"{path} line {_line_of(first_row, row)}: column '{col}' ({role}) is empty"
-            )
+            raise DataError(f"{path} line {_line_of(first_row, row)}: column '{col}' ({role}) is empty")
         return s.cast(pl.Float64).to_numpy()
     s = s.cast(pl.String).str.strip_chars()
     num = s.cast(pl.Float64, strict=False)
@@ -286,27 +273,16 @@ def _times(df: pl.DataFrame, col: str, path: Path, first_row: int) -> np.ndarray
 
 _DT_FORMATS_TZ = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z")
 _DT_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.fZ",
-    "%Y-%m-%dT%H:%M:%SZ",
-    "%Y-%m-%dT%H:%M:%S%.f",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d %H:%M:%S%.f",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d",
-    "%Y/%m/%d %H:%M:%S",
-    "%Y/%m/%d",
+    "%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d",
+    "%Y/%m/%d %H:%M:%S", "%Y/%m/%d",
 )
 
 
 def _parse_datetimes(s: pl.Series) -> pl.Series:
     """Unix seconds of ISO-like date-times, row by row over several formats (naive = UTC)."""
     frame = pl.DataFrame({"s": s})
-    exprs = [
-        pl.col("s").str.to_datetime(f, strict=False, time_zone="UTC").dt.epoch("s")
-        for f in _DT_FORMATS_TZ
-    ]
+    exprs = [pl.col("s").str.to_datetime(f, strict=False, time_zone="UTC").dt.epoch("s") for f in _DT_FORMATS_TZ]
     exprs += [pl.col("s").str.to_datetime(f, strict=False).dt.epoch("s") for f in _DT_FORMATS]
     return frame.select(pl.coalesce(exprs).alias("t"))["t"]
 
@@ -350,9 +326,7 @@ def read_interactions(
     ucol = _pick(df, path, user_col, USER_NAMES, "user id", "--user-col", True)
     icol = _pick(df, path, item_col, ITEM_NAMES, "item id", "--item-col", True)
     if ucol == icol:
-        raise DataError(
-            f"{path}: user and item columns are both '{ucol}'; pass --user-col and --item-col"
-        )
+        raise DataError(f"{path}: user and item columns are both '{ucol}'; pass --user-col and --item-col")
     rcol = _pick(df, path, rating_col, RATING_NAMES, "rating", "--rating-col", False)
     tcol = _pick(df, path, time_col, TIME_NAMES, "time", "--time-col", False)
     assert ucol is not None and icol is not None

@@ -52,13 +52,9 @@ def synthetic_dataset(
         >>> ds.n_users, ds.has_time, "genre" in ds.item_features
         (20, True, True)
     """
-    for label, v, lo in [
-        ("n_users", n_users, 1),
-        ("n_items", n_items, 2),
-        ("interactions_per_user", interactions_per_user, 1),
-        ("n_factors", n_factors, 1),
-        ("n_clusters", n_clusters, 1),
-    ]:
+    for label, v, lo in [("n_users", n_users, 1), ("n_items", n_items, 2),
+                         ("interactions_per_user", interactions_per_user, 1),
+                         ("n_factors", n_factors, 1), ("n_clusters", n_clusters, 1)]:
         if int(v) < lo:
             raise ConfigError(f"synthetic_dataset: '{label}' must be an int >= {lo}; got {v}")
     rng = np.random.default_rng(seed)

@@ -120,9 +120,7 @@ def evaluate_ranking(
     excl = _mapped_csr(model, list(exclude))
     users = np.flatnonzero(np.diff(test_m.indptr) > 0)
     if users.size == 0:
-        raise ProtocolError(
-            f"test part '{test.name}' has no interactions with known users and items"
-        )
+        raise ProtocolError(f"test part '{test.name}' has no interactions with known users and items")
     n_rel = np.diff(test_m.indptr)[users]
     bs = batch_size or _batch_size(n_items)
     per_user = {key: np.empty(users.size) for key in metric_keys(metrics, ks)}
@@ -260,12 +258,8 @@ def evaluate_rating(model: Scorer, test: Dataset) -> EvalResult:
     )
 
 
-def evaluate_ctr(
-    scores: np.ndarray,
-    labels: np.ndarray,
-    groups: np.ndarray | None = None,
-    probabilities: bool = True,
-) -> EvalResult:
+def evaluate_ctr(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
+                 probabilities: bool = True) -> EvalResult:
     """AUC, GAUC (when ``groups``, e.g. users, are given) and LogLoss (for probabilities)."""
     t0 = time.perf_counter()
     out = {"auc": M.auc(scores, labels)}

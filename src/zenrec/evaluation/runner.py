@@ -38,16 +38,12 @@ def load_split_dir(path: str | Path, base: Dataset | None = None) -> tuple[Split
         if not f.exists():
             if name == "valid":
                 continue
-            raise DataError(
-                f"{d}: split directory lacks {name}.tsv; expected train/valid/test .tsv files"
-            )
+            raise DataError(f"{d}: split directory lacks {name}.tsv; expected train/valid/test .tsv files")
         files.append(f)
         df, first = read_table(f, sep="\t")
         parts[name] = (df, f, first)
-    ids = {
-        name: (_ids(df, "user_id", f, first, "user id"), _ids(df, "item_id", f, first, "item id"))
-        for name, (df, f, first) in parts.items()
-    }
+    ids = {name: (_ids(df, "user_id", f, first, "user id"), _ids(df, "item_id", f, first, "item id"))
+           for name, (df, f, first) in parts.items()}
     uv = Vocabulary.from_values(np.concatenate([u for u, _ in ids.values()]))
     items_file = d / "items.txt"
     if items_file.exists():
@@ -62,23 +58,11 @@ def load_split_dir(path: str | Path, base: Dataset | None = None) -> tuple[Split
         ratings = _numbers(df, "rating", f, first, "rating") if "rating" in df.columns else None
         times = _times(df, "timestamp", f, first) if "timestamp" in df.columns else None
         users, items = ids[name]
-        ds = Dataset.from_raw(
-            users,
-            items,
-            ratings,
-            times,
-            user_vocab=uv,
-            item_vocab=iv,
-            name=f"{d.name}:{name}",
-            source_sha256=sha,
-        )
+        ds = Dataset.from_raw(users, items, ratings, times, user_vocab=uv, item_vocab=iv,
+                              name=f"{d.name}:{name}", source_sha256=sha)
         if base is not None:
-            ds.item_features = {
-                k: f.take(base.item_vocab.encode(iv.ids)) for k, f in base.item_features.items()
-            }
-            ds.user_features = {
-                k: f.take(base.user_vocab.encode(uv.ids)) for k, f in base.user_features.items()
-            }
+            ds.item_features = {k: f.take(base.item_vocab.encode(iv.ids)) for k, f in base.item_features.items()}
+            ds.user_features = {k: f.take(base.user_vocab.encode(uv.ids)) for k, f in base.user_features.items()}
         out[name] = ds
     return Split(out["train"], out.get("valid"), out["test"], f"fixed split from {d}"), sha
 
@@ -118,14 +102,8 @@ def evaluate_model(
         split_sha = None
         filters = data.filters
     prep_s = time.perf_counter() - t0
-    run = run_protocol(
-        lambda: create_model(model_name, **params),
-        data,
-        protocol,
-        seed,
-        splits=splits,
-        on_fold=on_fold,
-    )
+    run = run_protocol(lambda: create_model(model_name, **params), data, protocol, seed,
+                       splits=splits, on_fold=on_fold)
     first = splits[0]
     record = {
         "model": model_name,
@@ -135,11 +113,8 @@ def evaluate_model(
         "data_fingerprint": None if split_dir else data.fingerprint(),
         "filters": filters,
         "protocol": protocol.summary(dataset.name),
-        "split": {
-            "description": first.description,
-            "folds": len(splits),
-            "sizes": [list(s.sizes()) for s in splits],
-        },
+        "split": {"description": first.description, "folds": len(splits),
+                  "sizes": [list(s.sizes()) for s in splits]},
         "seed": seed,
         "metrics": run.metrics,
         "fold_metrics": run.fold_metrics if len(splits) > 1 else None,
@@ -149,9 +124,7 @@ def evaluate_model(
         "eval_seconds": run.eval_seconds,
         "prepare_seconds": prep_s,
         "versions": versions(),
-        "command": " ".join(["zenrec", *sys.argv[1:]])
-        if sys.argv and "zenrec" in sys.argv[0]
-        else None,
+        "command": " ".join(["zenrec", *sys.argv[1:]]) if sys.argv and "zenrec" in sys.argv[0] else None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return record, run

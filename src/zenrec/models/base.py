@@ -88,9 +88,7 @@ class Recommendations:
                 "scores": [float(s) for s in scores],
                 "fallback": bool(fb),
             }
-            for u, items, scores, fb in zip(
-                self.users, self.item_lists, self.score_lists, self.fallback
-            )
+            for u, items, scores, fb in zip(self.users, self.item_lists, self.score_lists, self.fallback)
         ]
 
 
@@ -111,9 +109,7 @@ class Recommender(ABC):
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         if config is not None and params:
-            raise ConfigError(
-                f"{self.name}: pass either a config object or keyword parameters, not both"
-            )
+            raise ConfigError(f"{self.name}: pass either a config object or keyword parameters, not both")
         if config is None:
             try:
                 config = self.Config(**params)
@@ -238,9 +234,7 @@ class Recommender(ABC):
         u = self.user_vocab.encode(users)
         i = self.item_vocab.encode(items)
         if u.shape != i.shape:
-            raise ConfigError(
-                f"predict: users and items must have the same length; got {u.size} and {i.size}"
-            )
+            raise ConfigError(f"predict: users and items must have the same length; got {u.size} and {i.size}")
         out = self._predict_fallback(u, i)
         ok = (u >= 0) & (i >= 0)
         if ok.any():
@@ -268,18 +262,14 @@ class Recommender(ABC):
             batch_size: Users scored at once (bounds memory at batch x catalog floats).
         """
         self._check_fitted()
-        assert (
-            self.user_vocab is not None and self.item_vocab is not None and self.seen_ is not None
-        )
+        assert self.user_vocab is not None and self.item_vocab is not None and self.seen_ is not None
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"recommend: 'k' must be an int >= 1; got {k!r}")
         given = list(np.atleast_1d(np.asarray(users, dtype=object)))
         coerced = self.user_vocab.coerce(np.asarray([str(g) for g in given]))
         uidx = self.user_vocab.encode(coerced)
-        raw_users = np.array(
-            [coerced[j] if uidx[j] >= 0 else given[j] for j in range(len(given))],
-            dtype=object if (uidx < 0).any() else coerced.dtype,
-        )
+        raw_users = np.array([coerced[j] if uidx[j] >= 0 else given[j] for j in range(len(given))],
+                             dtype=object if (uidx < 0).any() else coerced.dtype)
         unknown_items = np.zeros(0, dtype=self.item_vocab.ids.dtype)
         cand_mask = None
         if candidates is not None:
@@ -324,20 +314,13 @@ class Recommender(ABC):
     def params(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json")
 
-    def save(
-        self,
-        path: str | Path,
-        *,
-        metrics: dict[str, float] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> Path:
+    def save(self, path: str | Path, *, metrics: dict[str, float] | None = None,
+             extra: dict[str, Any] | None = None) -> Path:
         """Write this fitted model as a bundle directory (atomically)."""
         from zenrec.models.bundle import write_bundle
 
         self._check_fitted()
-        assert (
-            self.user_vocab is not None and self.item_vocab is not None and self.seen_ is not None
-        )
+        assert self.user_vocab is not None and self.item_vocab is not None and self.seen_ is not None
         arrays = {f"state.{k}": v for k, v in self._state().items()}
         arrays["seen.indptr"] = self.seen_.indptr.astype(np.int64)
         arrays["seen.indices"] = self.seen_.indices.astype(np.int64)
@@ -373,8 +356,7 @@ class Recommender(ABC):
         n_u, n_i = len(model.user_vocab), len(model.item_vocab)
         indices = arrays.pop("seen.indices")
         model.seen_ = sp.csr_matrix(
-            (np.ones(indices.size, dtype=np.float32), indices, arrays.pop("seen.indptr")),
-            shape=(n_u, n_i),
+            (np.ones(indices.size, dtype=np.float32), indices, arrays.pop("seen.indptr")), shape=(n_u, n_i)
         )
         model.item_popularity_ = arrays.pop("item_popularity")
         model.item_meta = items
@@ -382,9 +364,7 @@ class Recommender(ABC):
         model.fit_seconds_ = meta.get("fit_seconds")
         model.history_ = meta.get("history", [])
         model._load_meta_state(meta.get("model_state", {}))
-        model._load_state(
-            {k[len("state.") :]: v for k, v in arrays.items() if k.startswith("state.")}
-        )
+        model._load_state({k[len("state."):]: v for k, v in arrays.items() if k.startswith("state.")})
         model.bundle_meta = meta
         return model
 
@@ -406,6 +386,6 @@ def sparse_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
 def sparse_from_state(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
     shape = tuple(int(x) for x in arrays[f"{prefix}.shape"])
     return sp.csr_matrix(
-        (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]),
-        shape=shape,
+        (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]), shape=shape
     )
+

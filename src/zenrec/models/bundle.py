@@ -56,10 +56,7 @@ def write_bundle(
 
     try:
         with atomic_dir(target, refuse=not_a_bundle) as tmp:
-            save_file(
-                {k: np.ascontiguousarray(v) for k, v in arrays.items()},
-                str(tmp / "arrays.safetensors"),
-            )
+            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / "arrays.safetensors"))
             (tmp / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
             files = ["arrays.safetensors", "vocab.json"]
             if items:
@@ -73,34 +70,26 @@ def write_bundle(
                 "files": files,
             }
             body["content_sha256"] = _hash_files(tmp, files)
-            (tmp / "bundle.json").write_text(
-                json.dumps(body, indent=2, default=str), encoding="utf-8"
-            )
+            (tmp / "bundle.json").write_text(json.dumps(body, indent=2, default=str), encoding="utf-8")
     except FileExistsError as exc:
         raise BundleError(str(exc)) from None
     return target
 
 
-def read_bundle(
-    path: str | Path,
-) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
+def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
     """Read and verify a bundle: (meta, arrays, vocab, items)."""
     from safetensors.numpy import load_file
 
     d = Path(path)
     meta_path = d / "bundle.json"
     if not meta_path.exists():
-        raise BundleError(
-            f"{d}: not a zenrec bundle (no bundle.json); pass the directory 'zenrec train' or 'evaluate --save' wrote"
-        )
+        raise BundleError(f"{d}: not a zenrec bundle (no bundle.json); pass the directory 'zenrec train' or 'evaluate --save' wrote")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise BundleError(f"{meta_path}: invalid JSON ({exc}); the bundle is corrupt") from exc
     if meta.get("format") != BUNDLE_FORMAT:
-        raise BundleError(
-            f"{meta_path}: format is {meta.get('format')!r}, expected {BUNDLE_FORMAT!r}"
-        )
+        raise BundleError(f"{meta_path}: format is {meta.get('format')!r}, expected {BUNDLE_FORMAT!r}")
     if int(meta.get("format_version", 0)) > BUNDLE_VERSION:
         raise BundleError(
             f"{meta_path}: bundle format {meta['format_version']} is newer than this zenrec "
@@ -114,7 +103,5 @@ def read_bundle(
         raise BundleError(f"{d}: content hash mismatch; the bundle was modified or is corrupt")
     arrays = load_file(str(d / "arrays.safetensors"))
     vocab = json.loads((d / "vocab.json").read_text(encoding="utf-8"))
-    items = (
-        json.loads((d / "items.json").read_text(encoding="utf-8")) if "items.json" in files else {}
-    )
+    items = json.loads((d / "items.json").read_text(encoding="utf-8")) if "items.json" in files else {}
     return meta, arrays, vocab, items

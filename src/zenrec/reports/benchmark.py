@@ -42,15 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from zenrec._errors import ConfigError, ZenrecError
 from zenrec._io import atomic_path, atomic_write_text, versions
 
-__all__ = [
-    "BenchmarkConfig",
-    "ModelEntry",
-    "PeerEntry",
-    "export_split",
-    "load_benchmark_config",
-    "run_benchmark",
-    "summarise",
-]
+__all__ = ["BenchmarkConfig", "ModelEntry", "PeerEntry", "export_split", "load_benchmark_config",
+           "run_benchmark", "summarise"]
 
 
 class _Strict(BaseModel):
@@ -92,20 +85,10 @@ class ModelEntry(_Strict):
 
 
 PEER_LIBRARIES: dict[str, dict[str, Any]] = {
-    "recbole": {
-        "venv": "benchmarks/.venv-recbole",
-        "runner": "benchmarks/peers/recbole_run.py",
-        "dist": "recbole",
-        "modes": ("full",),
-        "name": "RecBole",
-    },
-    "surprise": {
-        "venv": "benchmarks/.venv-surprise",
-        "runner": "benchmarks/peers/surprise_run.py",
-        "dist": "scikit_surprise",
-        "modes": ("rating",),
-        "name": "Surprise",
-    },
+    "recbole": {"venv": "benchmarks/.venv-recbole", "runner": "benchmarks/peers/recbole_run.py",
+                "dist": "recbole", "modes": ("full",), "name": "RecBole"},
+    "surprise": {"venv": "benchmarks/.venv-surprise", "runner": "benchmarks/peers/surprise_run.py",
+                 "dist": "scikit_surprise", "modes": ("rating",), "name": "Surprise"},
 }
 SETUP_HINT = "run bash benchmarks/peers/setup_peers.sh"
 
@@ -142,10 +125,8 @@ class PeerEntry(_Strict):
     @model_validator(mode="after")
     def _runner(self) -> PeerEntry:
         if self.library not in PEER_LIBRARIES and self.command is None:
-            raise ValueError(
-                f"no built-in runner for library {self.library!r} (built-in: "
-                f"{', '.join(PEER_LIBRARIES)}); give a 'command'"
-            )
+            raise ValueError(f"no built-in runner for library {self.library!r} (built-in: "
+                             f"{', '.join(PEER_LIBRARIES)}); give a 'command'")
         if self.command is not None and not self.command:
             raise ValueError("'command' is empty; give the program and its arguments")
         return self
@@ -184,11 +165,9 @@ class BenchmarkConfig(_Strict):
         dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:
             raise ValueError(f"model labels must be unique; {dup[0]!r} repeats: give one a 'label'")
-        if self.baseline is not None and self.baseline not in keys[: len(self.models)]:
-            raise ValueError(
-                f"'baseline' {self.baseline!r} is not a model label; labels are "
-                f"{keys[: len(self.models)]}"
-            )
+        if self.baseline is not None and self.baseline not in keys[:len(self.models)]:
+            raise ValueError(f"'baseline' {self.baseline!r} is not a model label; labels are "
+                             f"{keys[:len(self.models)]}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("'seeds' has repeated values")
         return self
@@ -201,11 +180,7 @@ class BenchmarkConfig(_Strict):
     def root(self) -> Path:
         """Repository root that peer paths are relative to."""
         src = Path(self.source)
-        return (
-            src.resolve().parent.parent
-            if self.source != "<dict>" and src.suffix == ".toml"
-            else Path.cwd()
-        )
+        return src.resolve().parent.parent if self.source != "<dict>" and src.suffix == ".toml" else Path.cwd()
 
 
 def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
@@ -221,27 +196,21 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err.get("loc", ())) or "config"
         if err.get("type") == "extra_forbidden":
-            raise ConfigError(
-                f"{p}: unknown key '{loc}'; see docs/tuning.md for the benchmark schema"
-            ) from None
+            raise ConfigError(f"{p}: unknown key '{loc}'; see docs/tuning.md for the benchmark schema") from None
         if err.get("type") == "missing":
             raise ConfigError(f"{p}: key '{loc}' is missing; add it") from None
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         raise ConfigError(f"{p}: key '{loc}': {msg}") from None
     for j, m in enumerate(cfg.models):
         if m.name not in model_names():
-            raise ConfigError(
-                f"{p}: key 'models[{j}].name': unknown model {m.name!r}; "
-                f"use one of {', '.join(model_names())}"
-            )
+            raise ConfigError(f"{p}: key 'models[{j}].name': unknown model {m.name!r}; "
+                              f"use one of {', '.join(model_names())}")
         try:
             create_model(m.name, **m.params)
         except ZenrecError as exc:
             raise ConfigError(f"{p}: key 'models[{j}].params': {exc}") from None
         if m.space is not None:
-            m.space = (
-                str((p.parent / m.space).resolve()) if not Path(m.space).is_absolute() else m.space
-            )
+            m.space = str((p.parent / m.space).resolve()) if not Path(m.space).is_absolute() else m.space
         for pr in m.protocols or []:
             if pr not in cfg.protocols:
                 raise ConfigError(f"{p}: key 'models[{j}].protocols': {pr!r} is not in 'protocols'")
@@ -258,11 +227,9 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
         if lib is not None and peer.command is None:
             for pr in peer.protocols or cfg.protocols:
                 if get_protocol(pr).mode not in lib["modes"]:
-                    raise ConfigError(
-                        f"{p}: key 'peers[{j}]': the {peer.library} runner does not evaluate "
-                        f"protocol {pr!r} ({get_protocol(pr).mode} mode); restrict the peer "
-                        "with 'protocols'"
-                    )
+                    raise ConfigError(f"{p}: key 'peers[{j}]': the {peer.library} runner does not evaluate "
+                                      f"protocol {pr!r} ({get_protocol(pr).mode} mode); restrict the peer "
+                                      "with 'protocols'")
     return cfg
 
 
@@ -298,14 +265,9 @@ def machine() -> dict[str, Any]:
         load = list(os.getloadavg())
     except OSError:
         load = None
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average": load,
-        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
-    }
+    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "load_average": load,
+            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
 
 
 def _per_user_frame(run: Any) -> Any:
@@ -313,10 +275,8 @@ def _per_user_frame(run: Any) -> Any:
 
     frames = []
     for fold, res in enumerate(run.results):
-        cols: dict[str, Any] = {
-            "fold": np.full(len(res.users), fold, dtype=np.int32),
-            "user": [str(u) for u in res.users],
-        }
+        cols: dict[str, Any] = {"fold": np.full(len(res.users), fold, dtype=np.int32),
+                                "user": [str(u) for u in res.users]}
         cols.update({k: np.asarray(v, dtype=np.float64) for k, v in res.per_user.items()})
         frames.append(pl.DataFrame(cols))
     return pl.concat(frames, how="diagonal")
@@ -352,41 +312,18 @@ def run_benchmark(
     console = Console(stderr=True, quiet=not progress)
     meta_path = run_dir / "benchmark.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"runs": []}
-    meta.update(
-        {
-            "kind": "zenrec-benchmark",
-            "config": config.model_dump(mode="json"),
-            "config_source": config.source,
-        }
-    )
-    meta["runs"].append(
-        {
-            "command": " ".join(["zenrec", *sys.argv[1:]])
-            if sys.argv and "zenrec" in sys.argv[0]
-            else None,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": machine(),
-            "versions": versions(),
-        }
-    )
+    meta.update({"kind": "zenrec-benchmark", "config": config.model_dump(mode="json"),
+                 "config_source": config.source})
+    meta["runs"].append({"command": " ".join(["zenrec", *sys.argv[1:]]) if sys.argv and "zenrec" in sys.argv[0]
+                         else None, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         "machine": machine(), "versions": versions()})
     atomic_write_text(meta_path, json.dumps(meta, indent=2, default=str))
 
-    cells = [
-        (d, pr, m, s)
-        for d in config.datasets
-        for pr in config.protocols
-        for m in config.models
-        if m.protocols is None or pr in m.protocols
-        for s in config.seeds
-    ]
-    done = {
-        cell_id(c[0], c[1], c[2].key, c[3])
-        for c in cells
-        if (run_dir / "cells" / f"{cell_id(c[0], c[1], c[2].key, c[3])}.json").exists()
-    }
-    console.print(
-        f"benchmark {config.name}: {len(cells)} cells, {len(done)} already finished in {run_dir}"
-    )
+    cells = [(d, pr, m, s) for d in config.datasets for pr in config.protocols for m in config.models
+             if m.protocols is None or pr in m.protocols for s in config.seeds]
+    done = {cell_id(c[0], c[1], c[2].key, c[3]) for c in cells
+            if (run_dir / "cells" / f"{cell_id(c[0], c[1], c[2].key, c[3])}.json").exists()}
+    console.print(f"benchmark {config.name}: {len(cells)} cells, {len(done)} already finished in {run_dir}")
     t_start = time.perf_counter()
     ran = 0
     loaded: dict[str, Any] = dict(datasets or {})
@@ -419,59 +356,25 @@ def run_benchmark(
 
         record["command"] = _reproduce_command(dname, protocol, entry.name, params, seed)
         record["label"] = entry.key
-        record["tuning"] = (
-            None
-            if tune_info is None
-            else {
-                k: tune_info.get(k)
-                for k in (
-                    "study",
-                    "storage",
-                    "n_finished",
-                    "best_value_valid",
-                    "metric",
-                    "validation",
-                    "budget",
-                    "tune_seconds_this_process",
-                )
-            }
-        )
-        record["history"] = [
-            json.loads(json.dumps(h, default=float)) for h in run.models[0].history_
-        ]
+        record["tuning"] = None if tune_info is None else {
+            k: tune_info.get(k) for k in ("study", "storage", "n_finished", "best_value_valid", "metric",
+                                          "validation", "budget", "tune_seconds_this_process")}
+        record["history"] = [json.loads(json.dumps(h, default=float)) for h in run.models[0].history_]
         record["per_user_file"] = f"{cid}.users.parquet"
         _atomic_parquet(_per_user_frame(run), run_dir / "cells" / record["per_user_file"])
-        atomic_write_text(
-            run_dir / "cells" / f"{cid}.json", json.dumps(record, indent=2, default=str)
-        )
+        atomic_write_text(run_dir / "cells" / f"{cid}.json", json.dumps(record, indent=2, default=str))
         ran += 1
         main = protocol.main_metric
-        console.print(
-            f"  {main} = {record['metrics'].get(main, float('nan')):.4f}  fit "
-            f"{record['fit_seconds']:.1f} s  ({ran + len(done)}/{len(cells)})",
-            highlight=False,
-        )
+        console.print(f"  {main} = {record['metrics'].get(main, float('nan')):.4f}  fit "
+                      f"{record['fit_seconds']:.1f} s  ({ran + len(done)}/{len(cells)})", highlight=False)
     peers = _run_peers(config, run_dir, loaded, console) if config.peers else {}
     tables = summarise(run_dir, config)
     secs = time.perf_counter() - t_start
     meta = json.loads(meta_path.read_text())
-    meta["runs"][-1].update(
-        {
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "seconds": secs,
-            "cells_run": ran,
-            "peer_cells_run": peers.get("peers_ran", 0),
-        }
-    )
+    meta["runs"][-1].update({"finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                             "seconds": secs, "cells_run": ran, "peer_cells_run": peers.get("peers_ran", 0)})
     atomic_write_text(meta_path, json.dumps(meta, indent=2, default=str))
-    return {
-        "cells": len(cells),
-        "ran": ran,
-        "skipped": len(done),
-        "seconds": secs,
-        **peers,
-        **tables,
-    }
+    return {"cells": len(cells), "ran": ran, "skipped": len(done), "seconds": secs, **peers, **tables}
 
 
 # ---------------------------------------------------------------------------- peers
@@ -479,9 +382,8 @@ def _rating_text(r: Any) -> str:
     return f"{float(r):g}"
 
 
-def export_split(
-    split: Any, directory: str | Path, *, fold: int | None = None, valid: Any = None
-) -> list[Path]:
+def export_split(split: Any, directory: str | Path, *, fold: int | None = None,
+                 valid: Any = None) -> list[Path]:
     """Write one split's parts as tab-separated files a peer library reads.
 
     With ``fold=None``: ``train.tsv``, ``valid.tsv`` (when there is a validation part, or
@@ -492,15 +394,9 @@ def export_split(
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     valid = split.valid if valid is None else valid
-    parts = (
-        [("train", split.train), ("test", split.test)]
-        if fold is not None
-        else [
-            ("train", split.train),
-            *([("valid", valid)] if valid is not None and len(valid) else []),
-            ("test", split.test),
-        ]
-    )
+    parts = [("train", split.train), ("test", split.test)] if fold is not None else \
+        [("train", split.train), *([("valid", valid)] if valid is not None and len(valid) else []),
+         ("test", split.test)]
     files = []
     for part, ds in parts:
         users = ds.user_vocab.decode(ds.users)
@@ -510,9 +406,7 @@ def export_split(
         with open(f, "w", encoding="utf-8") as fh:
             if fold is None:
                 fh.write("user_id\titem_id\trating\n")
-            fh.writelines(
-                f"{u}\t{i}\t{_rating_text(r)}\n" for u, i, r in zip(users, items, ratings)
-            )
+            fh.writelines(f"{u}\t{i}\t{_rating_text(r)}\n" for u, i, r in zip(users, items, ratings))
         files.append(f)
     return files
 
@@ -533,28 +427,16 @@ _SURPRISE_WRAPPER = (
 )
 
 
-def _peer_command(
-    config: BenchmarkConfig, peer: PeerEntry, split_dir: Path, out: Path, seed: int
-) -> tuple[list[str] | None, str | None, str | None]:
+def _peer_command(config: BenchmarkConfig, peer: PeerEntry, split_dir: Path, out: Path,
+                  seed: int) -> tuple[list[str] | None, str | None, str | None]:
     """(argv, version, reason it cannot run) of one peer cell."""
     root = config.root
     if peer.command is not None:
         # relative paths (with a slash) that exist under the repository root are taken from there;
         # a bare program name ("python") is looked up on PATH
-        argv = [
-            str(root / a) if "/" in a and not Path(a).is_absolute() and (root / a).exists() else a
-            for a in peer.command
-        ]
-        argv += [
-            "--split-dir",
-            str(split_dir),
-            "--model",
-            peer.model,
-            "--out",
-            str(out),
-            "--seed",
-            str(seed),
-        ]
+        argv = [str(root / a) if "/" in a and not Path(a).is_absolute() and (root / a).exists() else a
+                for a in peer.command]
+        argv += ["--split-dir", str(split_dir), "--model", peer.model, "--out", str(out), "--seed", str(seed)]
         argv += [f"--set={k}={json.dumps(v)}" for k, v in peer.params.items()]
         return argv, None, None
     lib = PEER_LIBRARIES[peer.library]
@@ -569,34 +451,13 @@ def _peer_command(
     version = _peer_version(venv, lib["dist"])
     if peer.library == "recbole":
         sets = {"seed": seed, **peer.params}
-        argv = [
-            str(py),
-            str(runner),
-            "--split-dir",
-            str(split_dir),
-            "--model",
-            peer.model,
-            "--out",
-            str(out),
-        ]
+        argv = [str(py), str(runner), "--split-dir", str(split_dir), "--model", peer.model, "--out", str(out)]
         argv += [f"--set={k}={json.dumps(v)}" for k, v in sets.items()]
         return argv, version, None
     if peer.model == "SVD" and not peer.params:
         return [str(py), str(runner), str(split_dir), str(out)], version, None
-    return (
-        [
-            str(py),
-            "-c",
-            _SURPRISE_WRAPPER,
-            str(runner.parent),
-            peer.model,
-            json.dumps(peer.params),
-            str(split_dir),
-            str(out),
-        ],
-        version,
-        None,
-    )
+    return [str(py), "-c", _SURPRISE_WRAPPER, str(runner.parent), peer.model, json.dumps(peer.params),
+            str(split_dir), str(out)], version, None
 
 
 def _parse_peer_output(out: Path, stdout: str) -> dict[str, Any]:
@@ -608,9 +469,7 @@ def _parse_peer_output(out: Path, stdout: str) -> dict[str, Any]:
     raise ValueError("the peer wrote no JSON record (neither --out nor a JSON line on stdout)")
 
 
-def _run_peers(
-    config: BenchmarkConfig, run_dir: Path, loaded: dict[str, Any], console: Any
-) -> dict[str, Any]:
+def _run_peers(config: BenchmarkConfig, run_dir: Path, loaded: dict[str, Any], console: Any) -> dict[str, Any]:
     """Run every peer cell not finished yet, one after the other, on zenrec's exported splits."""
     import shlex
     import subprocess
@@ -658,21 +517,13 @@ def _run_peers(
 
                     carved, how = tuning_split(data, protocol, seed)
                     valid = carved.valid
-                    split_note += (
-                        f"; valid.tsv = the validation part zenrec tunes on ({how}), a subset of "
-                        "train.tsv: the peer trains on the whole train part as zenrec's refit does"
-                    )
+                    split_note += (f"; valid.tsv = the validation part zenrec tunes on ({how}), a subset of "
+                                   "train.tsv: the peer trains on the whole train part as zenrec's refit does")
                 export_split(splits[0], split_dir, valid=valid)
             files = sorted(split_dir.iterdir())
-            manifest = {
-                "dataset": ds.name,
-                "protocol": protocol.summary(ds.name),
-                "seed": seed,
-                "folds": len(splits),
-                "files": [f.name for f in files],
-                "description": split_note,
-                "sizes": [list(sp.sizes()) for sp in splits],
-            }
+            manifest = {"dataset": ds.name, "protocol": protocol.summary(ds.name), "seed": seed,
+                        "folds": len(splits), "files": [f.name for f in files], "description": split_note,
+                        "sizes": [list(sp.sizes()) for sp in splits]}
             atomic_write_text(split_dir / "split.json", json.dumps(manifest, indent=2))
             split_sha = _files_sha256(files)
             for peer in peers:
@@ -680,121 +531,60 @@ def _run_peers(
                 out = Path(tmp) / f"{_safe(peer.key)}.json"
                 argv, version, reason = _peer_command(config, peer, split_dir, out, seed)
                 rec: dict[str, Any] = {
-                    "kind": "peer",
-                    "library": peer.library,
-                    "library_version": version,
-                    "model": peer.model,
-                    "label": peer.key,
-                    "hyperparameters": dict(peer.params),
-                    "dataset": ds.name,
-                    "dataset_sha256": ds.source_sha256,
-                    "data_fingerprint": data.fingerprint(),
-                    "split_sha256": split_sha,
-                    "filters": data.filters,
-                    "protocol": protocol.summary(ds.name),
-                    "split": {
-                        "description": split_note,
-                        "folds": len(splits),
-                        "sizes": [list(sp.sizes()) for sp in splits],
-                        "files": [f.name for f in files],
-                    },
-                    "seed": seed,
-                    "metrics": {},
-                    "fit_seconds": None,
-                    "eval_seconds": None,
-                    "seconds": None,
-                    "versions": {
-                        **zenrec_versions(),
-                        **({peer.library: version} if version else {}),
-                    },
-                    "command": None
-                    if argv is None
-                    else shlex.join(
-                        [
-                            a.replace(str(split_dir), "SPLIT_DIR")
-                            .replace(str(out), "OUT.json")
-                            .replace(f"{config.root}/", "")
-                            for a in argv
-                        ]
-                    ),
-                    "per_user_file": None,
-                    "tuning": None,
-                    "history": [],
-                    "status": "ok",
-                    "reason": None,
+                    "kind": "peer", "library": peer.library, "library_version": version, "model": peer.model,
+                    "label": peer.key, "hyperparameters": dict(peer.params), "dataset": ds.name,
+                    "dataset_sha256": ds.source_sha256, "data_fingerprint": data.fingerprint(),
+                    "split_sha256": split_sha, "filters": data.filters, "protocol": protocol.summary(ds.name),
+                    "split": {"description": split_note, "folds": len(splits),
+                              "sizes": [list(sp.sizes()) for sp in splits], "files": [f.name for f in files]},
+                    "seed": seed, "metrics": {}, "fit_seconds": None, "eval_seconds": None, "seconds": None,
+                    "versions": {**zenrec_versions(), **({peer.library: version} if version else {})},
+                    "command": None if argv is None else shlex.join(
+                        [a.replace(str(split_dir), "SPLIT_DIR").replace(str(out), "OUT.json")
+                         .replace(f"{config.root}/", "") for a in argv]),
+                    "per_user_file": None, "tuning": None, "history": [], "status": "ok", "reason": None,
                 }
                 if argv is None:
                     rec.update(status="skipped", reason=reason)
                 else:
-                    console.print(
-                        f"[bold]{cid}[/bold] {peer.library} {peer.model} on the exported split",
-                        highlight=False,
-                    )
+                    console.print(f"[bold]{cid}[/bold] {peer.library} {peer.model} on the exported split",
+                                  highlight=False)
                     t0 = time.perf_counter()
                     try:
-                        proc = subprocess.run(
-                            argv,
-                            cwd=config.root,
-                            capture_output=True,
-                            text=True,
-                            timeout=peer.timeout,
-                            check=False,
-                        )
+                        proc = subprocess.run(argv, cwd=config.root, capture_output=True, text=True,
+                                              timeout=peer.timeout, check=False)
                         rec["seconds"] = time.perf_counter() - t0
                         if proc.returncode != 0:
-                            tail = " | ".join(
-                                (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-                            )
+                            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
                             raise RuntimeError(f"exit code {proc.returncode}: {tail}")
                         got = _parse_peer_output(out, proc.stdout)
                     except subprocess.TimeoutExpired:
-                        rec.update(
-                            status="failed",
-                            reason=f"stopped after the peer timeout of {peer.timeout:g} s",
-                            seconds=time.perf_counter() - t0,
-                        )
+                        rec.update(status="failed", reason=f"stopped after the peer timeout of {peer.timeout:g} s",
+                                   seconds=time.perf_counter() - t0)
                     except (OSError, RuntimeError, ValueError) as exc:
-                        rec.update(
-                            status="failed",
-                            reason=str(exc)[:2000],
-                            seconds=rec["seconds"] or time.perf_counter() - t0,
-                        )
+                        rec.update(status="failed", reason=str(exc)[:2000],
+                                   seconds=rec["seconds"] or time.perf_counter() - t0)
                     else:
                         metrics = dict(got.get("metrics") or {})
-                        metrics.update(
-                            {k: got[k] for k in ("rmse", "mae") if k in got and k not in metrics}
-                        )
-                        rec["metrics"] = {
-                            str(k).lower(): float(v)
-                            for k, v in metrics.items()
-                            if isinstance(v, (int, float))
-                        }
+                        metrics.update({k: got[k] for k in ("rmse", "mae") if k in got and k not in metrics})
+                        rec["metrics"] = {str(k).lower(): float(v) for k, v in metrics.items()
+                                          if isinstance(v, (int, float))}
                         rec["fit_seconds"] = got.get("fit_seconds")
                         rec["eval_seconds"] = got.get("eval_seconds")
-                        if (
-                            rec["eval_seconds"] is None
-                            and got.get("total_seconds") is not None
-                            and rec["fit_seconds"] is not None
-                        ):
-                            rec["eval_seconds"] = float(got["total_seconds"]) - float(
-                                rec["fit_seconds"]
-                            )
+                        if rec["eval_seconds"] is None and got.get("total_seconds") is not None \
+                                and rec["fit_seconds"] is not None:
+                            rec["eval_seconds"] = float(got["total_seconds"]) - float(rec["fit_seconds"])
                         rec["library_version"] = rec["library_version"] or got.get("version")
                         rec["peer_record"] = {k: v for k, v in got.items() if k != "metrics"}
                         if not rec["metrics"]:
                             rec.update(status="failed", reason="the peer's record has no metrics")
                 rec["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                atomic_write_text(
-                    run_dir / "cells" / f"{cid}.json", json.dumps(rec, indent=2, default=str)
-                )
+                atomic_write_text(run_dir / "cells" / f"{cid}.json", json.dumps(rec, indent=2, default=str))
                 if rec["status"] == "ok":
                     ran += 1
                     main = protocol.main_metric
-                    console.print(
-                        f"  {main} = {rec['metrics'].get(main, float('nan')):.4f}  "
-                        f"{rec['seconds']:.1f} s",
-                        highlight=False,
-                    )
+                    console.print(f"  {main} = {rec['metrics'].get(main, float('nan')):.4f}  "
+                                  f"{rec['seconds']:.1f} s", highlight=False)
                 else:
                     not_run += 1
                     console.print(f"  {cid}: {rec['status']}: {rec['reason']}", highlight=False)
@@ -811,9 +601,8 @@ def _files_sha256(files: list[Path]) -> str:
     return h.hexdigest()
 
 
-def _tune_cell(
-    config: BenchmarkConfig, entry: ModelEntry, ds: Any, protocol: Any, run_dir: Path, console: Any
-) -> dict[str, Any]:
+def _tune_cell(config: BenchmarkConfig, entry: ModelEntry, ds: Any, protocol: Any, run_dir: Path,
+               console: Any) -> dict[str, Any]:
     """Tune once per (dataset, protocol, model) on the first seed; reuse a finished tuning."""
     from zenrec.tuning.space import load_space
 
@@ -833,42 +622,21 @@ def _tune_cell(
     if entry.params:
         fixed = {**space.fixed, **{k: v for k, v in entry.params.items() if k not in space.params}}
         space = space.model_copy(update={"fixed": fixed})
-    console.print(
-        f"  tuning {study}: {trials} trials"
-        + (f", timeout {budget.timeout:g} s" if budget.timeout else ""),
-        highlight=False,
-    )
-    res = tune(
-        ds,
-        protocol,
-        entry.name,
-        space=space,
-        n_trials=trials,
-        timeout=budget.timeout,
-        storage=f"sqlite:///{(run_dir / 'tuning' / 'optuna.db').resolve()}",
-        study_name=study,
-        run_dir=tdir,
-        seed=config.seeds[0],
-        pruner=budget.pruner,
-        refit=False,
-        progress=console.quiet is False,
-        write=False,
-    )
+    console.print(f"  tuning {study}: {trials} trials" + (f", timeout {budget.timeout:g} s" if budget.timeout else ""),
+                  highlight=False)
+    res = tune(ds, protocol, entry.name, space=space, n_trials=trials, timeout=budget.timeout,
+               storage=f"sqlite:///{(run_dir / 'tuning' / 'optuna.db').resolve()}", study_name=study,
+               run_dir=tdir, seed=config.seeds[0], pruner=budget.pruner, refit=False,
+               progress=console.quiet is False, write=False)
     info = dict(res.summary)
-    info["budget"] = {
-        "trials": trials,
-        "timeout": budget.timeout,
-        "pruner": budget.pruner,
-        "timeout_reached": res.n_finished < trials,
-    }
+    info["budget"] = {"trials": trials, "timeout": budget.timeout, "pruner": budget.pruner,
+                      "timeout_reached": res.n_finished < trials}
     import optuna
 
     from zenrec.tuning.tuner import make_storage, trials_csv
 
     storage, _ = make_storage(info["storage"].replace("***", ""), tdir)
-    atomic_write_text(
-        tdir / "trials.csv", trials_csv(optuna.load_study(study_name=study, storage=storage))
-    )
+    atomic_write_text(tdir / "trials.csv", trials_csv(optuna.load_study(study_name=study, storage=storage)))
     atomic_write_text(done, json.dumps(info, indent=2, default=str))
     return info
 
@@ -895,28 +663,19 @@ def summarise(run_dir: str | Path, config: BenchmarkConfig | None = None) -> dic
     for r in recs:
         peer = r.get("kind") == "peer"
         row = {
-            "label": r["label"],
-            "library": r.get("library", "zenrec"),
-            "library_version": r.get("library_version")
-            if peer
-            else (r.get("versions") or {}).get("zenrec"),
+            "label": r["label"], "library": r.get("library", "zenrec"),
+            "library_version": r.get("library_version") if peer else (r.get("versions") or {}).get("zenrec"),
             "model": r["model"],
-            "dataset": r["dataset"],
-            "protocol": r["protocol"]["name"],
-            "seed": r["seed"],
-            "status": r.get("status", "ok"),
-            "reason": r.get("reason"),
-            "dataset_sha256": r.get("dataset_sha256"),
-            "data_fingerprint": r.get("data_fingerprint"),
+            "dataset": r["dataset"], "protocol": r["protocol"]["name"], "seed": r["seed"],
+            "status": r.get("status", "ok"), "reason": r.get("reason"),
+            "dataset_sha256": r.get("dataset_sha256"), "data_fingerprint": r.get("data_fingerprint"),
             "hyperparameters": json.dumps(r["hyperparameters"], sort_keys=True),
             "tuned": r.get("tuning") is not None,
             "fit_seconds": None if r.get("fit_seconds") is None else float(r["fit_seconds"]),
             "eval_seconds": None if r.get("eval_seconds") is None else float(r["eval_seconds"]),
-            "seconds": float(r["seconds"])
-            if peer and r.get("seconds") is not None
+            "seconds": float(r["seconds"]) if peer and r.get("seconds") is not None
             else (None if peer else float(r["fit_seconds"]) + float(r["eval_seconds"])),
-            "versions": json.dumps(r["versions"], sort_keys=True),
-            "command": r.get("command"),
+            "versions": json.dumps(r["versions"], sort_keys=True), "command": r.get("command"),
             "created": r.get("created"),
         }
         row.update({k: float(v) for k, v in r["metrics"].items()})
@@ -932,42 +691,26 @@ def summarise(run_dir: str | Path, config: BenchmarkConfig | None = None) -> dic
     for (dname, pname), grp in results.group_by(["dataset", "protocol"], maintain_order=True):
         protocol = get_protocol(str(pname))
         metrics = [m for m in (config.metrics or [protocol.main_metric]) if m in grp.columns]
-        extra = [
-            c
-            for c in grp.columns
-            if c.split("@")[0] in ("coverage", "avg_popularity", "gini", "novelty")
-            and c.endswith("@10")
-        ]
+        extra = [c for c in grp.columns if c.split("@")[0] in ("coverage", "avg_popularity", "gini", "novelty")
+                 and c.endswith("@10")]
         for label in sorted(set(grp["label"].to_list()), key=lambda x: order.get(x, 99)):
             g_all = grp.filter(pl.col("label") == label)
             g = g_all.filter(pl.col("status") == "ok")
             first = (g if g.height else g_all).sort("seed").row(0, named=True)
-            reasons = sorted(
-                {x for x in g_all.filter(pl.col("status") != "ok")["reason"].to_list() if x}
-            )
+            reasons = sorted({x for x in g_all.filter(pl.col("status") != "ok")["reason"].to_list() if x})
             fit = g["fit_seconds"].drop_nulls()
-            srow: dict[str, Any] = {
-                "dataset": dname,
-                "protocol": pname,
-                "label": label,
-                "library": first["library"],
-                "library_version": first["library_version"],
-                "model": first["model"],
-                "n_seeds": g.height,
-                "tuned": bool(first["tuned"]),
-                "hyperparameters": first["hyperparameters"],
-                "fit_seconds": float(fit.mean()) if fit.len() else math.nan,
-                "seconds": float(g["seconds"].drop_nulls().mean())
-                if g["seconds"].drop_nulls().len()
-                else math.nan,
-                "note": "; ".join(reasons) or None,
-            }
+            srow: dict[str, Any] = {"dataset": dname, "protocol": pname, "label": label,
+                                    "library": first["library"], "library_version": first["library_version"],
+                                    "model": first["model"],
+                                    "n_seeds": g.height, "tuned": bool(first["tuned"]),
+                                    "hyperparameters": first["hyperparameters"],
+                                    "fit_seconds": float(fit.mean()) if fit.len() else math.nan,
+                                    "seconds": float(g["seconds"].drop_nulls().mean())
+                                    if g["seconds"].drop_nulls().len() else math.nan,
+                                    "note": "; ".join(reasons) or None}
             for m in metrics + extra:
-                mean, lo, hi = (
-                    mean_ci(g[m].cast(pl.Float64).fill_null(math.nan).to_numpy())
-                    if g.height
-                    else (math.nan,) * 3
-                )
+                mean, lo, hi = mean_ci(g[m].cast(pl.Float64).fill_null(math.nan).to_numpy()) \
+                    if g.height else (math.nan,) * 3
                 srow[m] = mean
                 srow[f"{m}_ci_low"], srow[f"{m}_ci_high"] = lo, hi
             summary_rows.append(srow)
@@ -981,19 +724,11 @@ def summarise(run_dir: str | Path, config: BenchmarkConfig | None = None) -> dic
             for label in sorted(set(grp["label"].to_list()), key=lambda x: order.get(x, 99)):
                 frames = []
                 for r in recs:
-                    if (
-                        r["label"] == label
-                        and r["dataset"] == dname
-                        and r["protocol"]["name"] == pname
-                        and r.get("per_user_file")
-                    ):
+                    if r["label"] == label and r["dataset"] == dname and r["protocol"]["name"] == pname \
+                            and r.get("per_user_file"):
                         f = pl.read_parquet(run_dir / "cells" / r["per_user_file"])
                         if m in f.columns:
-                            frames.append(
-                                f.select("user", pl.col(m)).with_columns(
-                                    pl.lit(r["seed"]).alias("seed")
-                                )
-                            )
+                            frames.append(f.select("user", pl.col(m)).with_columns(pl.lit(r["seed"]).alias("seed")))
                 if not frames:
                     continue
                 # a user appears once per seed (and per fold it is tested in): average them
@@ -1001,9 +736,8 @@ def summarise(run_dir: str | Path, config: BenchmarkConfig | None = None) -> dic
                 per_user[label] = (u["user"].to_numpy(), u[m].to_numpy())
             if base not in per_user or len(per_user) < 2:
                 continue
-            for s in compare_to_baseline(
-                per_user, base, alpha=config.alpha, lower_is_better=not higher_is_better(m)
-            ):
+            for s in compare_to_baseline(per_user, base, alpha=config.alpha,
+                                         lower_is_better=not higher_is_better(m)):
                 sig_rows.append({"dataset": dname, "protocol": pname, "metric": m, **s})
     summary = pl.DataFrame(summary_rows, infer_schema_length=None)
     _atomic_parquet(summary, run_dir / "summary.parquet")

@@ -69,9 +69,8 @@ def planted_blocks(
             group_of[u] = g
             uid += 1
     iv = Vocabulary.from_values([rid("i", x) for x in range(n_items)])
-    train = Dataset.from_raw(
-        np.array(users), np.array(items), np.array(ratings), item_vocab=iv, name="planted"
-    )
+    train = Dataset.from_raw(np.array(users), np.array(items), np.array(ratings), item_vocab=iv,
+                             name="planted")
     return Planted(train, withheld, group_of, 0)
 
 
@@ -116,25 +115,16 @@ class RecommenderConformance:
             hits = []
             for u in users:
                 g = planted.group_of_user[u]
-                peers = [
-                    tr.user_vocab.encode([v])[0]
-                    for v, gv in planted.group_of_user.items()
-                    if gv == g
-                ]
+                peers = [tr.user_vocab.encode([v])[0] for v, gv in planted.group_of_user.items() if gv == g]
                 low = (np.isin(tr.users, peers)) & (tr.ratings <= 1)
-                cands = [
-                    planted.withheld[u],
-                    *tr.item_vocab.decode(np.unique(tr.items[low])).tolist(),
-                ]
+                cands = [planted.withheld[u], *tr.item_vocab.decode(np.unique(tr.items[low])).tolist()]
                 top = model.recommend([u], k=1, candidates=cands).item_lists[0]
                 hits.append(len(top) and top[0] == planted.withheld[u])
         else:
             recs = model.recommend(users, k=1)
             hits = [recs.item_lists[j][0] == planted.withheld[u] for j, u in enumerate(users)]
         rate = float(np.mean(hits))
-        assert rate >= self.min_planted_hit_rate, (
-            f"withheld item first for only {rate:.0%} of users"
-        )
+        assert rate >= self.min_planted_hit_rate, f"withheld item first for only {rate:.0%} of users"
 
     def test_string_ids_work(self) -> None:
         model, planted = self._fitted(string_ids=True)
@@ -146,11 +136,8 @@ class RecommenderConformance:
     def test_exclude_seen(self) -> None:
         model, planted = self._fitted()
         u = next(iter(planted.withheld))
-        seen = set(
-            planted.train.item_vocab.decode(
-                planted.train.items[planted.train.users == planted.train.user_vocab.encode([u])[0]]
-            ).tolist()
-        )
+        seen = set(planted.train.item_vocab.decode(
+            planted.train.items[planted.train.users == planted.train.user_vocab.encode([u])[0]]).tolist())
         n = planted.train.n_items
         recs = model.recommend([u], k=n)
         assert not seen & set(recs.item_lists[0].tolist())
@@ -187,9 +174,7 @@ class RecommenderConformance:
         for j, u in enumerate(users):
             single = model.recommend([u], k=5)
             assert single.item_lists[0].tolist() == batched.item_lists[j].tolist()
-            np.testing.assert_allclose(
-                single.score_lists[0], batched.score_lists[j], rtol=1e-5, atol=1e-6
-            )
+            np.testing.assert_allclose(single.score_lists[0], batched.score_lists[j], rtol=1e-5, atol=1e-6)
 
     def test_save_load_round_trip(self, tmp_path: Any) -> None:
         from zenrec.models.base import Recommender
@@ -209,7 +194,5 @@ class RecommenderConformance:
         assert after.fallback.tolist() == before.fallback.tolist()
         # overwriting an existing bundle keeps it loadable (atomic replace)
         model.save(path)
-        assert (
-            Recommender.load(path).recommend(users[:1], k=3).item_lists[0].tolist()
-            == before.item_lists[0][:3].tolist()
-        )
+        assert Recommender.load(path).recommend(users[:1], k=3).item_lists[0].tolist() == \
+            before.item_lists[0][:3].tolist()

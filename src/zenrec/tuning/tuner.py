@@ -105,35 +105,27 @@ def protocol_metric_keys(protocol: Protocol) -> list[str]:
     return [f"{k}(sampled)" for k in keys] if protocol.mode == "sampled" else keys
 
 
-def resolve_metric(
-    space: SearchSpace, protocol: Protocol, override: str | None
-) -> tuple[str, str | None]:
+def resolve_metric(space: SearchSpace, protocol: Protocol, override: str | None) -> tuple[str, str | None]:
     """The metric to optimise and a note when the space's own metric had to be replaced."""
     keys = protocol_metric_keys(protocol)
     sampled = protocol.mode == "sampled"
     if override:
         m = f"{override}(sampled)" if sampled and not override.endswith("(sampled)") else override
         if m not in keys:
-            raise ConfigError(
-                f"--metric {override!r} is not produced by protocol '{protocol.name}'; "
-                f"choose one of {', '.join(keys)}"
-            )
+            raise ConfigError(f"--metric {override!r} is not produced by protocol '{protocol.name}'; "
+                              f"choose one of {', '.join(keys)}")
         return m, None
     m = f"{space.metric}(sampled)" if sampled else space.metric
     if m in keys:
         return m, None
-    note = (
-        f"the space's metric {space.metric!r} is not produced by protocol '{protocol.name}'; "
-        f"optimising its main metric {protocol.main_metric!r} instead"
-    )
+    note = (f"the space's metric {space.metric!r} is not produced by protocol '{protocol.name}'; "
+            f"optimising its main metric {protocol.main_metric!r} instead")
     return protocol.main_metric, note
 
 
 # ---------------------------------------------------------------------------- storage
 def _is_journal(url: str) -> bool:
-    return url.startswith("journal:") or (
-        "://" not in url and url.endswith((".log", ".journal", ".jsonl"))
-    )
+    return url.startswith("journal:") or ("://" not in url and url.endswith((".log", ".journal", ".jsonl")))
 
 
 def make_storage(url: str | None, run_dir: Path) -> tuple[Any, str]:
@@ -152,10 +144,8 @@ def make_storage(url: str | None, run_dir: Path) -> tuple[Any, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path))), f"journal:{path.resolve()}"
     if "://" not in url:
-        raise ConfigError(
-            f"--storage {url!r} is neither an RDB URL (sqlite:///file.db, "
-            "postgresql://...) nor a journal file (journal:PATH or PATH.log)"
-        )
+        raise ConfigError(f"--storage {url!r} is neither an RDB URL (sqlite:///file.db, "
+                          "postgresql://...) nor a journal file (journal:PATH or PATH.log)")
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # many processes on one file: wait for the lock instead of failing
@@ -167,19 +157,16 @@ def make_storage(url: str | None, run_dir: Path) -> tuple[Any, str]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = optuna.storages.RDBStorage(
-                    url, heartbeat_interval=20, grace_period=60, **kwargs
-                )
+                storage = optuna.storages.RDBStorage(url, heartbeat_interval=20, grace_period=60, **kwargs)
             break
         except Exception as exc:  # driver missing, bad URL, server down
             racing = ("already exists", "UNIQUE constraint", "database is locked")
             if any(r in str(exc) for r in racing) and attempt < 5:
                 time.sleep(0.5 + attempt)  # another process is creating the tables right now
                 continue
-            raise ConfigError(
-                f"--storage {_hide_password(url)}: cannot open it ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0]}); check the URL and that its driver is installed"
-            ) from None
+            raise ConfigError(f"--storage {_hide_password(url)}: cannot open it ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0]}); check the URL and that its driver is installed"
+                              ) from None
     return storage, _hide_password(url)
 
 
@@ -207,14 +194,8 @@ class _Progress:
                 TimeElapsedColumn,
             )
 
-            self.progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(stderr=True),
-                transient=False,
-            )
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=Console(stderr=True), transient=False)
             self.trials = self.progress.add_task("trials (study)", total=n_trials)
             self.epochs = self.progress.add_task("epochs (trial)", total=None, visible=False)
 
@@ -229,13 +210,8 @@ class _Progress:
 
     def trial_started(self, number: int) -> None:
         if self.progress is not None:
-            self.progress.update(
-                self.epochs,
-                description=f"epochs (trial {number})",
-                completed=0,
-                total=None,
-                visible=False,
-            )
+            self.progress.update(self.epochs, description=f"epochs (trial {number})", completed=0,
+                                 total=None, visible=False)
 
     def epoch(self, number: int, epoch: int, total: int | None) -> None:
         if self.progress is not None:
@@ -253,10 +229,8 @@ class _Progress:
             val = f"pruned at epoch {last}"
         params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
         secs = t.user_attrs.get("fit_seconds")
-        line = (
-            f"trial {t.number} {t.state.name.lower()} {self.metric}={val} | {best_s} | {params}"
-            + (f" | fit {secs:.1f} s" if secs is not None else "")
-        )
+        line = (f"trial {t.number} {t.state.name.lower()} {self.metric}={val} | {best_s} | {params}"
+                + (f" | fit {secs:.1f} s" if secs is not None else ""))
         self.lines.append(line)
         if self.progress is not None:
             self.progress.update(self.trials, completed=n_done)
@@ -296,14 +270,8 @@ def _check_attrs(study: optuna.Study, attrs: dict[str, Any], storage_url: str) -
             )
 
 
-def _reproduce_command(
-    dataset: str,
-    protocol: Protocol,
-    model: str,
-    params: dict[str, Any],
-    seed: int,
-    split_dir: str | None = None,
-) -> str:
+def _reproduce_command(dataset: str, protocol: Protocol, model: str, params: dict[str, Any],
+                       seed: int, split_dir: str | None = None) -> str:
     sets = " ".join(f"--set {k}={_cli_value(v)}" for k, v in params.items())
     cmd = f"zenrec evaluate --dataset {dataset} --protocol {protocol.name} --model {model}"
     if seed != protocol.default_seed:
@@ -369,9 +337,7 @@ def tune(
         raise ConfigError(f"--timeout must be > 0 seconds; got {timeout}")
     space = space or load_space(model=model)
     if space.model != model:
-        raise ConfigError(
-            f"{space.source}: key 'model' is {space.model!r} but the tuned model is {model!r}"
-        )
+        raise ConfigError(f"{space.source}: key 'model' is {space.model!r} but the tuned model is {model!r}")
     if not space.params:
         n_trials = 1  # nothing to search (e.g. pop): one trial records the validation value
     the_metric, note = resolve_metric(space, protocol, metric)
@@ -390,40 +356,24 @@ def tune(
     # Creating the study is atomic in the storage: of several processes started together,
     # exactly one creates it (and keeps the reproducible seed); the others join it.
     try:
-        study = optuna.create_study(
-            storage=storage_obj,
-            study_name=study_name,
-            direction=direction,
-            load_if_exists=False,
-            pruner=pruner_obj,
-        )
+        study = optuna.create_study(storage=storage_obj, study_name=study_name, direction=direction,
+                                    load_if_exists=False, pruner=pruner_obj)
         existed = False
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=study_name, storage=storage_obj, pruner=pruner_obj)
         existed = True
-    attrs = {
-        "model": model,
-        "dataset": dataset.name,
-        "protocol": protocol.name,
-        "metric": the_metric,
-        "direction": direction,
-        "seed": seed,
-        "data_fingerprint": data.fingerprint(),
-        "space": space.to_json(),
-        "validation": split_how,
-    }
+    attrs = {"model": model, "dataset": dataset.name, "protocol": protocol.name, "metric": the_metric,
+             "direction": direction, "seed": seed, "data_fingerprint": data.fingerprint(),
+             "space": space.to_json(), "validation": split_how}
     _check_attrs(study, attrs, storage_url)
     if study.direction.name.lower() != direction:
-        raise ConfigError(
-            f"study '{study_name}' {storage_url} maximises/minimises differently; "
-            "pass another --study name"
-        )
+        raise ConfigError(f"study '{study_name}' {storage_url} maximises/minimises differently; "
+                          "pass another --study name")
     n_before = len(study.trials)
     if sampler_seed is None:
         sampler_seed = seed if not existed else seed + 7919 * n_before + os.getpid() % 100_003
-    study.sampler = optuna.samplers.TPESampler(
-        seed=sampler_seed, constant_liar=True, n_startup_trials=min(10, max(2, n_trials // 3))
-    )
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, constant_liar=True,
+                                               n_startup_trials=min(10, max(2, n_trials // 3)))
     defaults = space.defaults_in_space()
     if not existed and n_before == 0 and space.params:
         study.enqueue_trial(defaults, skip_if_exists=True)  # the default config is trial 0
@@ -460,10 +410,8 @@ def tune(
             trial.set_user_attr("history", _jsonable(rec.history_))
         value = res.metrics.get(the_metric)
         if value is None:
-            raise ConfigError(
-                f"metric {the_metric!r} missing from validation results "
-                f"({', '.join(res.metrics)}); pass --metric"
-            )
+            raise ConfigError(f"metric {the_metric!r} missing from validation results "
+                              f"({', '.join(res.metrics)}); pass --metric")
         return float(value)
 
     interrupted: list[int] = []
@@ -479,9 +427,7 @@ def tune(
         interrupted.append(signum)
         if len(interrupted) > 1:
             raise KeyboardInterrupt
-        sys.stderr.write(
-            "zenrec tune: stopping after the running trial (Ctrl-C again to abort it)\n"
-        )
+        sys.stderr.write("zenrec tune: stopping after the running trial (Ctrl-C again to abort it)\n")
 
     import signal
     import threading
@@ -499,12 +445,11 @@ def tune(
         raise KeyboardInterrupt
     tune_seconds = time.perf_counter() - t_start
 
+
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        raise ZenrecError(
-            f"study '{study_name}' has no completed trial; see the failed trials in "
-            f"{storage_url} (optuna-dashboard) or run with fewer pruned epochs"
-        )
+        raise ZenrecError(f"study '{study_name}' has no completed trial; see the failed trials in "
+                          f"{storage_url} (optuna-dashboard) or run with fewer pruned epochs")
     best = study.best_trial
     best_params = {**space.fixed, **best.params}
     default_value = next((t.value for t in complete if t.params == defaults), None)
@@ -513,9 +458,8 @@ def tune(
     if refit:
         from zenrec.evaluation.runner import evaluate_model
 
-        record, run = evaluate_model(
-            dataset, protocol, model, best_params, seed=seed, user_filters=user_filters
-        )
+        record, run = evaluate_model(dataset, protocol, model, best_params, seed=seed,
+                                     user_filters=user_filters)
         record["command"] = _reproduce_command(dataset.name, protocol, model, best_params, seed)
         record["history"] = _jsonable(run.models[0].history_)
     summary = {
@@ -533,19 +477,14 @@ def tune(
         "direction": direction,
         "validation": split_how,
         "refit": "best configuration refit on the protocol's train part (as zenrec evaluate does), "
-        "evaluated once on test",
+                 "evaluated once on test",
         "space": space.to_json(),
         "space_source": space.source,
         "n_trials_target": n_trials,
         "n_finished": _n_finished(study),
-        "n_trials_this_process": sum(
-            1
-            for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get("pid") == os.getpid() and t.number >= n_before
-        ),
-        "states": {
-            s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState
-        },
+        "n_trials_this_process": sum(1 for t in study.get_trials(deepcopy=False)
+                                     if t.user_attrs.get("pid") == os.getpid() and t.number >= n_before),
+        "states": {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState},
         "best_trial": best.number,
         "best_value_valid": best.value,
         "default_value_valid": default_value,
@@ -553,9 +492,7 @@ def tune(
         "tune_seconds_this_process": tune_seconds,
         "test": record,
         "reproduce": _reproduce_command(dataset.name, protocol, model, best_params, seed),
-        "tune_command": " ".join(["zenrec", *sys.argv[1:]])
-        if sys.argv and "zenrec" in sys.argv[0]
-        else None,
+        "tune_command": " ".join(["zenrec", *sys.argv[1:]]) if sys.argv and "zenrec" in sys.argv[0] else None,
         "versions": versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -563,50 +500,23 @@ def tune(
         import json
 
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(
-            run_dir / "tune.json", json.dumps(summary, indent=2, default=_json_default)
-        )
+        atomic_write_text(run_dir / "tune.json", json.dumps(summary, indent=2, default=_json_default))
         atomic_write_text(run_dir / "trials.csv", trials_csv(study))
-    return TuneResult(
-        study_name,
-        storage_url,
-        the_metric,
-        direction,
-        best_params,
-        float(best.value),
-        best.number,
-        default_value,
-        _n_finished(study),
-        record,
-        summary,
-        run,
-    )
+    return TuneResult(study_name, storage_url, the_metric, direction, best_params, float(best.value),
+                      best.number, default_value, _n_finished(study), record, summary, run)
 
 
-def _optimize(
-    study: optuna.Study,
-    prog: _Progress,
-    objective: Any,
-    after_trial: Any,
-    n_trials: int,
-    timeout: float | None,
-    note: str | None,
-    progress: bool,
-) -> None:
+def _optimize(study: optuna.Study, prog: _Progress, objective: Any, after_trial: Any, n_trials: int,
+              timeout: float | None, note: str | None, progress: bool) -> None:
     with prog:
         if note and prog.progress is not None:
             prog.progress.console.print(f"note: {note}")
         if prog.progress is not None:
             prog.progress.update(prog.trials, completed=_n_finished(study))
         if _n_finished(study) < n_trials:
-            study.optimize(
-                objective,
-                n_trials=None,
-                timeout=timeout,
-                callbacks=[after_trial],
-                catch=(ZenrecError, np.linalg.LinAlgError, FloatingPointError, MemoryError),
-                gc_after_trial=True,
-            )
+            study.optimize(objective, n_trials=None, timeout=timeout, callbacks=[after_trial],
+                           catch=(ZenrecError, np.linalg.LinAlgError, FloatingPointError, MemoryError),
+                           gc_after_trial=True)
 
 
 def trials_csv(study: optuna.Study) -> str:
@@ -620,22 +530,11 @@ def trials_csv(study: optuna.Study) -> str:
     w = csv.writer(buf)
     w.writerow(["number", "state", "value", *names, "fit_seconds", "duration_s", "last_epoch"])
     for t in trials:
-        dur = (
-            (t.datetime_complete - t.datetime_start).total_seconds()
-            if t.datetime_complete and t.datetime_start
-            else ""
-        )
-        w.writerow(
-            [
-                t.number,
-                t.state.name,
-                "" if t.value is None else t.value,
-                *[t.params.get(n, "") for n in names],
-                t.user_attrs.get("fit_seconds", ""),
-                dur,
-                max(t.intermediate_values) if t.intermediate_values else "",
-            ]
-        )
+        dur = (t.datetime_complete - t.datetime_start).total_seconds() \
+            if t.datetime_complete and t.datetime_start else ""
+        w.writerow([t.number, t.state.name, "" if t.value is None else t.value,
+                    *[t.params.get(n, "") for n in names], t.user_attrs.get("fit_seconds", ""), dur,
+                    max(t.intermediate_values) if t.intermediate_values else ""])
     return buf.getvalue()
 
 

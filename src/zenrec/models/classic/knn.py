@@ -26,9 +26,7 @@ class KNNConfig(ModelConfig):
     """Memory budget of one dense similarity block."""
 
 
-def topk_cosine(
-    M: sp.csr_matrix, k: int, shrink: float = 0.0, block_bytes: int = 256 * 2**20
-) -> sp.csr_matrix:
+def topk_cosine(M: sp.csr_matrix, k: int, shrink: float = 0.0, block_bytes: int = 256 * 2**20) -> sp.csr_matrix:
     """Top-``k`` cosine neighbours of every row of ``M`` (self excluded), as a sparse matrix.
 
     Args:
@@ -54,20 +52,14 @@ def topk_cosine(
         with np.errstate(divide="ignore", invalid="ignore"):
             S = np.where(denom > 0, G / denom, 0.0).astype(np.float32)
         S[np.arange(stop - start), np.arange(start, stop)] = 0.0
-        top = (
-            np.argpartition(-S, k - 1, axis=1)[:, :k]
-            if k < n
-            else np.tile(np.arange(n), (stop - start, 1))
-        )
+        top = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (stop - start, 1))
         v = np.take_along_axis(S, top, 1)
         keep = v > 0
         rows.append(np.repeat(np.arange(start, stop), keep.sum(1)))
         cols.append(top[keep])
         vals.append(v[keep])
     return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(n, n),
-        dtype=np.float32,
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n), dtype=np.float32
     )
 
 
@@ -87,9 +79,7 @@ class ItemKNN(Recommender):
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         assert self.seen_ is not None
-        S = topk_cosine(
-            self.seen_.T.tocsr(), self.config.k, self.config.shrink, self.config.block_bytes
-        )
+        S = topk_cosine(self.seen_.T.tocsr(), self.config.k, self.config.shrink, self.config.block_bytes)
         self.W_ = S.T.tocsr()  # column i holds the neighbours of target item i
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
@@ -118,9 +108,7 @@ class UserKNN(Recommender):
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         assert self.seen_ is not None
-        self.S_ = topk_cosine(
-            self.seen_, self.config.k, self.config.shrink, self.config.block_bytes
-        )
+        self.S_ = topk_cosine(self.seen_, self.config.k, self.config.shrink, self.config.block_bytes)
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
         assert self.seen_ is not None

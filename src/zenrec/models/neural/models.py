@@ -62,9 +62,7 @@ def _parse_metric(metric: str) -> tuple[str, int | None]:
     if "@" in metric:
         name, k = metric.split("@", 1)
         if not k.isdigit():
-            raise ConfigError(
-                f"the 'valid_metric' parameter must look like 'ndcg@10' or 'rmse'; got {metric!r}"
-            )
+            raise ConfigError(f"the 'valid_metric' parameter must look like 'ndcg@10' or 'rmse'; got {metric!r}")
         return name, int(k)
     return metric, None
 
@@ -90,40 +88,25 @@ class _InteractionTask:
         self.users = torch.as_tensor(train.users, device=device)
         self.items = torch.as_tensor(train.items, device=device)
         labels = model._labels(train)
-        self.labels = (
-            None if labels is None else torch.as_tensor(labels, dtype=torch.float32, device=device)
-        )
+        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.float32,
+                                                                  device=device)
         enc = model.encoder_
         assert enc is not None
-        self.context = {
-            k: torch.as_tensor(v, device=device) for k, v in enc.context_inputs(train).items()
-        }
+        self.context = {k: torch.as_tensor(v, device=device)
+                        for k, v in enc.context_inputs(train).items()}
         self.n_neg = getattr(c, "n_negatives", 1)
         counts = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
         self.sampler = None
         if self.loss_name in ("bpr", "bce"):
-            self.sampler = NegativeSampler(
-                train.n_items,
-                counts,
-                c.negative_sampling,
-                c.popularity_alpha,
-                train.users,
-                train.items,
-                device,
-            )
+            self.sampler = NegativeSampler(train.n_items, counts, c.negative_sampling,
+                                           c.popularity_alpha, train.users, train.items, device)
         q = np.maximum(counts, 1.0) / max(1.0, counts.sum())
         self.log_q = torch.as_tensor(np.log(q), dtype=torch.float32, device=device)
         self.logq_correction = bool(getattr(c, "logq_correction", True))
         self.id_dropout = float(getattr(c, "id_dropout", 0.0))
         self.context_dropout = float(getattr(c, "context_dropout", 0.0))
-        self.losses = {
-            "bpr": BPRLoss(),
-            "bce": BCELoss(),
-            "softmax": SampledSoftmaxLoss(),
-            "full_softmax": FullSoftmaxLoss(),
-            "mse": MSELoss(),
-            "click": BCELoss(),
-        }
+        self.losses = {"bpr": BPRLoss(), "bce": BCELoss(), "softmax": SampledSoftmaxLoss(),
+                       "full_softmax": FullSoftmaxLoss(), "mse": MSELoss(), "click": BCELoss()}
 
     def batch(self, rows: Tensor, gen: torch.Generator) -> dict[str, Any]:
         b: dict[str, Any] = {"u": self.users[rows], "i": self.items[rows]}
@@ -134,10 +117,8 @@ class _InteractionTask:
             b["y"] = self.labels[rows]
         if self.context:
             keep = torch.rand(n, generator=gen, device=self.device) >= self.context_dropout
-            b["ctx"] = {
-                k: torch.where(keep, v[rows], torch.zeros_like(v[rows]))
-                for k, v in self.context.items()
-            }
+            b["ctx"] = {k: torch.where(keep, v[rows], torch.zeros_like(v[rows]))
+                        for k, v in self.context.items()}
         if self.id_dropout > 0:
             b["drop_u"] = torch.rand(n, generator=gen, device=self.device) < self.id_dropout
             b["drop_i"] = torch.rand(n, generator=gen, device=self.device) < self.id_dropout
@@ -151,19 +132,13 @@ class _InteractionTask:
         name = self.loss_name
         if name == "softmax":
             logits = module.score_matrix(ur, ir)  # (B, B)
-            return self.losses[name](
-                logits, b["i"], self.log_q[b["i"]] if self.logq_correction else None
-            )
+            return self.losses[name](logits, b["i"], self.log_q[b["i"]] if self.logq_correction else None)
         if name == "full_softmax":
             logits = module.score_matrix(ur, module.item_repr(m._all_item_inputs()))  # (B, N)
             return self.losses[name](logits, b["i"])
         pos = module.score_pairs(ur, ir)  # (B,)
         if name in ("mse", "click"):
-            return (
-                self.losses[name](pos, b["y"])
-                if name == "mse"
-                else self.losses[name](pos, labels=b["y"])
-            )
+            return self.losses[name](pos, b["y"]) if name == "mse" else self.losses[name](pos, labels=b["y"])
         neg_items = b["neg"]  # (B, K)
         bsz, k = neg_items.shape
         ur_rep = ur.repeat_interleave(k, 0) if not isinstance(ur, tuple) else ur
@@ -194,19 +169,13 @@ class NeuralRecommender(Recommender):
             )
         _parse_metric(self.config.valid_metric)
 
-    def set_run_options(
-        self,
-        *,
-        checkpoint_dir: Any = None,
-        resume: bool = False,
-        stop_after_epoch: int | None = None,
-    ) -> NeuralRecommender:
+    def set_run_options(self, *, checkpoint_dir: Any = None, resume: bool = False,
+                        stop_after_epoch: int | None = None) -> NeuralRecommender:
         """Checkpoint directory, resume flag and the stop-after test hook for the next ``fit``."""
         from pathlib import Path
 
-        self.run_options = RunOptions(
-            None if checkpoint_dir is None else Path(checkpoint_dir), resume, stop_after_epoch
-        )
+        self.run_options = RunOptions(None if checkpoint_dir is None else Path(checkpoint_dir),
+                                      resume, stop_after_epoch)
         return self
 
     # ------------------------------------------------------------------ hooks for subclasses
@@ -236,18 +205,12 @@ class NeuralRecommender(Recommender):
     def _table_tensors(self) -> dict[str, Tensor]:
         if self._tables is None:
             assert self.encoder_ is not None and self.device_ is not None
-            self._tables = {
-                k: torch.as_tensor(v, device=self.device_) for k, v in self.encoder_.tables.items()
-            }
+            self._tables = {k: torch.as_tensor(v, device=self.device_)
+                            for k, v in self.encoder_.tables.items()}
         return self._tables
 
-    def _user_inputs(
-        self,
-        users: Tensor,
-        ctx: dict[str, Tensor] | None = None,
-        target: Tensor | None = None,
-        drop: Tensor | None = None,
-    ) -> dict[str, Tensor]:
+    def _user_inputs(self, users: Tensor, ctx: dict[str, Tensor] | None = None,
+                     target: Tensor | None = None, drop: Tensor | None = None) -> dict[str, Tensor]:
         assert self.encoder_ is not None
         t = self._table_tensors()
         out = {"user": users + 1 if drop is None else torch.where(drop, 0, users + 1)}
@@ -290,16 +253,13 @@ class NeuralRecommender(Recommender):
                 self.global_mean_ = float(train.ratings.mean())
             self.encoder_ = self._build_encoder(train)
             module = self._new_module()
-            zn.init_parameters(
-                module, torch.Generator().manual_seed(c.seed), getattr(c, "init_std", 0.1)
-            )
+            zn.init_parameters(module, torch.Generator().manual_seed(c.seed),
+                               getattr(c, "init_std", 0.1))
             self.module_ = module.to(self.device_)
             self._after_init(train, valid)
             task = _InteractionTask(self, train, self.device_)
             gen = torch.Generator(device=self.device_).manual_seed(c.seed + 1)
-            validate = (
-                self._make_validate(train, valid) if valid is not None and len(valid) else None
-            )
+            validate = self._make_validate(train, valid) if valid is not None and len(valid) else None
             trainer = Trainer(c, self.device_, self.run_options)
             result = trainer.fit(task, gen, validate, self.epoch_callback)
             self.train_result_ = result
@@ -321,25 +281,18 @@ class NeuralRecommender(Recommender):
         if name in ("auc", "gauc", "logloss"):
             return lambda: self._validate_ctr(valid)
         if k is None:
-            raise ConfigError(
-                f"the 'valid_metric' parameter of {self.name} needs a cutoff, "
-                f"e.g. '{name}@10'; got {c.valid_metric!r}"
-            )
-        return lambda: (
-            evaluate_ranking(
-                self, valid, [train], ks=[k], metrics=[name], beyond_accuracy=False
-            ).metrics
-        )
+            raise ConfigError(f"the 'valid_metric' parameter of {self.name} needs a cutoff, "
+                              f"e.g. '{name}@10'; got {c.valid_metric!r}")
+        return lambda: evaluate_ranking(self, valid, [train], ks=[k], metrics=[name],
+                                        beyond_accuracy=False).metrics
 
     def _validate_ctr(self, valid: Dataset) -> dict[str, float]:
         from zenrec.evaluation.evaluator import evaluate_ctr
 
         labels = self._labels(valid)
         if labels is None:
-            raise ConfigError(
-                f"the 'valid_metric' parameter of {self.name} is a CTR metric, "
-                "which needs click labels; use ndcg@10 instead"
-            )
+            raise ConfigError(f"the 'valid_metric' parameter of {self.name} is a CTR metric, "
+                              "which needs click labels; use ndcg@10 instead")
         s = self._predict_pairs(valid.users, valid.items)
         p = 1.0 / (1.0 + np.exp(-s.astype(np.float64)))
         return evaluate_ctr(p, labels, groups=valid.users).metrics
@@ -362,19 +315,10 @@ class NeuralRecommender(Recommender):
                 if getattr(module, "dot_product", False):
                     out = module.score_matrix(module.user_repr(self._user_inputs(u)), ir)  # (B, N)
                 else:
-                    width = max(
-                        64,
-                        getattr(
-                            getattr(module, "mlp", None), "first_u", nn.Linear(1, 64)
-                        ).out_features,
-                    )
+                    width = max(64, getattr(getattr(module, "mlp", None), "first_u", nn.Linear(1, 64)).out_features)
                     chunk = max(1, self.score_budget // max(1, self.n_items * width))
-                    parts = [
-                        module.score_matrix(
-                            module.user_repr(self._user_inputs(u[s : s + chunk])), ir
-                        )
-                        for s in range(0, u.numel(), chunk)
-                    ]
+                    parts = [module.score_matrix(module.user_repr(self._user_inputs(u[s:s + chunk])), ir)
+                             for s in range(0, u.numel(), chunk)]
                     out = torch.cat(parts, 0)
                 return out.float().cpu().numpy()
         finally:
@@ -388,20 +332,10 @@ class NeuralRecommender(Recommender):
         try:
             with torch.no_grad():
                 for s in range(0, users.size, 65536):
-                    u = torch.as_tensor(
-                        users[s : s + 65536], dtype=torch.int64, device=self.device_
-                    )
-                    i = torch.as_tensor(
-                        items[s : s + 65536], dtype=torch.int64, device=self.device_
-                    )
-                    out.append(
-                        module.score_pairs(
-                            module.user_repr(self._user_inputs(u)),
-                            module.item_repr(self._item_inputs(i)),
-                        )
-                        .float()
-                        .cpu()
-                    )
+                    u = torch.as_tensor(users[s:s + 65536], dtype=torch.int64, device=self.device_)
+                    i = torch.as_tensor(items[s:s + 65536], dtype=torch.int64, device=self.device_)
+                    out.append(module.score_pairs(module.user_repr(self._user_inputs(u)),
+                                                  module.item_repr(self._item_inputs(i))).float().cpu())
         finally:
             module.train(was_training)
         return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
@@ -425,12 +359,8 @@ class NeuralRecommender(Recommender):
     def _state(self) -> dict[str, np.ndarray]:
         module = self._require_module()
         assert self.encoder_ is not None
-        out = {
-            f"module.{k}": v.detach().float().cpu().numpy()
-            if v.is_floating_point()
-            else v.detach().cpu().numpy()
-            for k, v in module.state_dict().items()
-        }
+        out = {f"module.{k}": v.detach().float().cpu().numpy() if v.is_floating_point()
+               else v.detach().cpu().numpy() for k, v in module.state_dict().items()}
         out.update(self.encoder_.arrays())
         return out
 
@@ -442,11 +372,7 @@ class NeuralRecommender(Recommender):
         self.device_ = resolve_device(self.config.device)
         self._tables = None
         module = self._new_module()
-        sd = {
-            k[len("module.") :]: torch.as_tensor(v)
-            for k, v in arrays.items()
-            if k.startswith("module.")
-        }
+        sd = {k[len("module."):]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("module.")}
         module.load_state_dict(sd)
         self.module_ = module.to(self.device_).eval()
 
@@ -596,9 +522,8 @@ class NeuMF(NeuralRecommender):
 
     def _build_module(self) -> nn.Module:
         c = self.config
-        return zn.NeuMF(
-            len(self.user_vocab), len(self.item_vocab), c.gmf_factors, c.mlp_factors, c.layers
-        )
+        return zn.NeuMF(len(self.user_vocab), len(self.item_vocab), c.gmf_factors, c.mlp_factors,
+                        c.layers)
 
     def _new_module(self) -> nn.Module:
         # torch's layer constructors draw their default initialisation from the global RNG;
@@ -614,9 +539,8 @@ class NeuMF(NeuralRecommender):
         shared = {k: getattr(c, k) for k in TrainingConfig.model_fields if k != "epochs"}
         shared.update(n_negatives=c.n_negatives, init_std=c.init_std, loss=c.loss)
         gmf = GMF(factors=c.gmf_factors, epochs=c.pretrain_epochs, **shared).fit(train, valid)
-        mlp = NCFMLP(
-            factors=c.mlp_factors, layers=c.layers, epochs=c.pretrain_epochs, **shared
-        ).fit(train, valid)
+        mlp = NCFMLP(factors=c.mlp_factors, layers=c.layers, epochs=c.pretrain_epochs,
+                     **shared).fit(train, valid)
         self.init_from(gmf, mlp)
 
     def init_from(self, gmf: GMF, mlp: NCFMLP) -> None:
@@ -625,17 +549,10 @@ class NeuMF(NeuralRecommender):
         m = self.module_
         g, p = gmf._require_module(), mlp._require_module()
         if not isinstance(m, zn.NeuMF):
-            raise ConfigError(
-                "NeuMF.init_from: fit NeuMF's vocabularies first (call from _after_init)"
-            )
-        if (
-            g.user.weight.shape != m.gmf_user.weight.shape
-            or p.user.weight.shape != m.mlp_user.weight.shape
-        ):
-            raise ConfigError(
-                "NeuMF.init_from: GMF/MLP sizes differ from this NeuMF's "
-                "gmf_factors/mlp_factors or vocabularies"
-            )
+            raise ConfigError("NeuMF.init_from: fit NeuMF's vocabularies first (call from _after_init)")
+        if g.user.weight.shape != m.gmf_user.weight.shape or p.user.weight.shape != m.mlp_user.weight.shape:
+            raise ConfigError("NeuMF.init_from: GMF/MLP sizes differ from this NeuMF's "
+                              "gmf_factors/mlp_factors or vocabularies")
         with torch.no_grad():
             m.gmf_user.weight.copy_(g.user.weight)
             m.gmf_item.weight.copy_(g.item.weight)
@@ -724,10 +641,8 @@ class MLPRanker(NeuralRecommender):
         if head == "implicit":
             return None
         if train.ratings is None:
-            raise DataError(
-                f"mlpranker: head={head!r} needs a rating/label column in '{train.name}'; "
-                "use head='implicit' for data without one"
-            )
+            raise DataError(f"mlpranker: head={head!r} needs a rating/label column in '{train.name}'; "
+                            "use head='implicit' for data without one")
         if head == "rating":
             return train.ratings
         r = train.ratings
@@ -736,29 +651,18 @@ class MLPRanker(NeuralRecommender):
 
     def _build_encoder(self, train: Dataset) -> FeatureEncoder:
         c = self.config
-        return build_feature_encoder(
-            train,
-            user_features=c.user_features,
-            item_features=c.item_features,
-            context=c.context,
-            history_len=c.history_len,
-        )
+        return build_feature_encoder(train, user_features=c.user_features,
+                                     item_features=c.item_features, context=c.context,
+                                     history_len=c.history_len)
 
     def _build_module(self) -> nn.Module:
         c = self.config
         assert self.encoder_ is not None
         spec = self.encoder_.spec
         bias = self.global_mean_ if c.head == "rating" else 0.0
-        return zn.MLPRanker(
-            spec.side("user") + spec.side("context"),
-            spec.side("item"),
-            len(self.user_vocab),
-            len(self.item_vocab),
-            c.dim,
-            c.layers,
-            bias,
-            c.dot_term,
-        )
+        return zn.MLPRanker(spec.side("user") + spec.side("context"), spec.side("item"),
+                            len(self.user_vocab), len(self.item_vocab), c.dim, c.layers, bias,
+                            c.dot_term)
 
 
 class TwoTowerConfig(_FeatureConfig):
@@ -808,29 +712,17 @@ class TwoTower(NeuralRecommender):
 
     def _build_encoder(self, train: Dataset) -> FeatureEncoder:
         c = self.config
-        return build_feature_encoder(
-            train,
-            user_features=c.user_features,
-            item_features=c.item_features,
-            context=c.context,
-            history_len=c.history_len,
-        )
+        return build_feature_encoder(train, user_features=c.user_features,
+                                     item_features=c.item_features, context=c.context,
+                                     history_len=c.history_len)
 
     def _build_module(self) -> nn.Module:
         c = self.config
         assert self.encoder_ is not None
         spec = self.encoder_.spec
-        return zn.TwoTower(
-            spec.side("user") + spec.side("context"),
-            spec.side("item"),
-            len(self.user_vocab),
-            len(self.item_vocab),
-            c.dim,
-            c.layers,
-            c.out_dim,
-            c.normalize,
-            c.temperature,
-        )
+        return zn.TwoTower(spec.side("user") + spec.side("context"), spec.side("item"),
+                           len(self.user_vocab), len(self.item_vocab), c.dim, c.layers, c.out_dim,
+                           c.normalize, c.temperature)
 
     def item_embeddings(self) -> np.ndarray:
         """Item-tower outputs of the whole catalog, (n_items, out_dim), for a retrieval index."""
@@ -844,10 +736,8 @@ class TwoTower(NeuralRecommender):
         assert self.user_vocab is not None
         idx = self.user_vocab.encode(users)
         if (idx < 0).any():
-            raise DataError(
-                "user_embeddings: unknown user ids; score them with recommend() "
-                "(popularity fallback) instead"
-            )
+            raise DataError("user_embeddings: unknown user ids; score them with recommend() "
+                            "(popularity fallback) instead")
         with torch.no_grad():
             u = torch.as_tensor(idx, device=self.device_)
             return module.user_repr(self._user_inputs(u)).float().cpu().numpy()

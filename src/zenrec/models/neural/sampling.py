@@ -29,17 +29,9 @@ class NegativeSampler:
         retries: Rounds of re-drawing negatives that are positives.
     """
 
-    def __init__(
-        self,
-        n_items: int,
-        item_counts: np.ndarray,
-        mode: Literal["uniform", "popularity"],
-        alpha: float = 0.75,
-        users: np.ndarray | None = None,
-        items: np.ndarray | None = None,
-        device: torch.device | str = "cpu",
-        retries: int = 3,
-    ) -> None:
+    def __init__(self, n_items: int, item_counts: np.ndarray, mode: Literal["uniform", "popularity"],
+                 alpha: float = 0.75, users: np.ndarray | None = None, items: np.ndarray | None = None,
+                 device: torch.device | str = "cpu", retries: int = 3) -> None:
         self.n_items = n_items
         self.mode = mode
         self.device = torch.device(device)

@@ -135,10 +135,8 @@ class TrainResult:
 
 def resolve_device(choice: str) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "the 'device' parameter is 'cuda' but no CUDA device is available; "
-            "use device=auto or device=cpu"
-        )
+        raise ConfigError("the 'device' parameter is 'cuda' but no CUDA device is available; "
+                          "use device=auto or device=cpu")
     if choice == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
@@ -269,9 +267,8 @@ class Trainer:
         >>> result = trainer.fit(task, validate=lambda: {"ndcg@10": 0.1})  # doctest: +SKIP
     """
 
-    def __init__(
-        self, config: TrainingConfig, device: torch.device, run: RunOptions | None = None
-    ) -> None:
+    def __init__(self, config: TrainingConfig, device: torch.device,
+                 run: RunOptions | None = None) -> None:
         self.config = config
         self.device = device
         self.run = run or RunOptions()
@@ -337,17 +334,12 @@ class Trainer:
                         f"--resume: the checkpoint in {ckdir} was written with different settings; "
                         "resume with the same --set values or start a new --output directory"
                     )
-                module.load_state_dict(
-                    {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-                )
+                module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
                 opt.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
                 gen.set_state(tensors["generator"].cpu())
                 if any(k.startswith("best.") for k in tensors):
-                    best_state = {
-                        k[5:]: v.to(self.device)
-                        for k, v in tensors.items()
-                        if k.startswith("best.")
-                    }
+                    best_state = {k[5:]: v.to(self.device) for k, v in tensors.items()
+                                  if k.startswith("best.")}
                 res.history = meta["history"]
                 res.best_epoch, res.best_score = meta["best_epoch"], meta["best_score"]
                 res.seconds_to_best = meta.get("seconds_to_best")
@@ -358,14 +350,8 @@ class Trainer:
         show = c.progress and rank == 0
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            transient=True,
-            disable=not show,
-        )
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                            TimeElapsedColumn(), transient=True, disable=not show)
         with progress:
             bar = progress.add_task("training", total=c.epochs, completed=start_epoch)
             for epoch in range(start_epoch, c.epochs):
@@ -400,15 +386,10 @@ class Trainer:
                         opt.step()
                     loss_sum += loss.detach()
                     step += 1
-                record: dict[str, Any] = {
-                    "epoch": epoch + 1,
-                    "loss": float(loss_sum) / steps,
-                    "lr": c.lr * lr_factor(c, step - 1, steps),
-                }
+                record: dict[str, Any] = {"epoch": epoch + 1, "loss": float(loss_sum) / steps,
+                                          "lr": c.lr * lr_factor(c, step - 1, steps)}
                 metrics: dict[str, float] | None = None
-                if validate is not None and (
-                    (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs
-                ):
+                if validate is not None and ((epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs):
                     metrics = self._validate(module, validate, rank, world)
                     if c.valid_metric not in metrics:
                         raise ConfigError(
@@ -417,9 +398,8 @@ class Trainer:
                         )
                     score = float(metrics[c.valid_metric])
                     record.update({f"valid_{k}": v for k, v in metrics.items()})
-                    better = res.best_score is None or (
-                        score > res.best_score if maximize else score < res.best_score
-                    )
+                    better = res.best_score is None or (score > res.best_score if maximize
+                                                        else score < res.best_score)
                     if better and math.isfinite(score):
                         res.best_score, res.best_epoch = score, epoch + 1
                         best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
@@ -437,39 +417,21 @@ class Trainer:
                     desc += f" {c.valid_metric} {metrics[c.valid_metric]:.4f}"
                 progress.update(bar, advance=1, description=desc)
                 if ckdir is not None and rank == 0:
-                    self._checkpoint(
-                        Path(ckdir),
-                        module,
-                        opt,
-                        gen,
-                        best_state,
-                        res,
-                        epoch + 1,
-                        step,
-                        bad_rounds,
-                        stopped,
-                        elapsed0 + time.perf_counter() - t0,
-                    )
+                    self._checkpoint(Path(ckdir), module, opt, gen, best_state, res, epoch + 1,
+                                     step, bad_rounds, stopped, elapsed0 + time.perf_counter() - t0)
                 if metrics is not None and callback is not None:
                     callback(epoch + 1, metrics)
-                if (
-                    self.run.stop_after_epoch is not None
-                    and epoch + 1 >= self.run.stop_after_epoch
-                    and epoch + 1 < c.epochs
-                    and not stopped
-                ):
-                    raise TrainingInterrupted(
-                        f"training stopped after epoch {epoch + 1} (test hook)"
-                    )
+                if self.run.stop_after_epoch is not None and epoch + 1 >= self.run.stop_after_epoch \
+                        and epoch + 1 < c.epochs and not stopped:
+                    raise TrainingInterrupted(f"training stopped after epoch {epoch + 1} (test hook)")
         if best_state is not None:
             module.load_state_dict(best_state)
         module.eval()
         res.seconds = elapsed0 + time.perf_counter() - t0
         return res
 
-    def _validate(
-        self, module: nn.Module, validate: Callable[[], dict[str, float]], rank: int, world: int
-    ) -> dict[str, float]:
+    def _validate(self, module: nn.Module, validate: Callable[[], dict[str, float]],
+                  rank: int, world: int) -> dict[str, float]:
         module.eval()
         try:
             with torch.no_grad():
@@ -482,28 +444,14 @@ class Trainer:
             metrics = box[0]
         return {k: float(v) for k, v in metrics.items()}
 
-    def _checkpoint(
-        self,
-        directory: Path,
-        module: nn.Module,
-        opt: torch.optim.Optimizer,
-        gen: torch.Generator,
-        best_state: dict[str, Tensor] | None,
-        res: TrainResult,
-        epoch: int,
-        step: int,
-        bad_rounds: int,
-        stopped: bool,
-        seconds: float,
-    ) -> None:
-        tensors = {
-            f"model.{k}": v.detach().cpu().contiguous().clone()
-            for k, v in module.state_dict().items()
-        }
+    def _checkpoint(self, directory: Path, module: nn.Module, opt: torch.optim.Optimizer,
+                    gen: torch.Generator, best_state: dict[str, Tensor] | None, res: TrainResult,
+                    epoch: int, step: int, bad_rounds: int, stopped: bool, seconds: float) -> None:
+        tensors = {f"model.{k}": v.detach().cpu().contiguous().clone()
+                   for k, v in module.state_dict().items()}
         if best_state is not None:
-            tensors.update(
-                {f"best.{k}": v.detach().cpu().contiguous().clone() for k, v in best_state.items()}
-            )
+            tensors.update({f"best.{k}": v.detach().cpu().contiguous().clone()
+                            for k, v in best_state.items()})
         opt_tensors, opt_meta = _flatten_optimizer(opt)
         tensors.update(opt_tensors)
         tensors["generator"] = gen.get_state().cpu().clone()
