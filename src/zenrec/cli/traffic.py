@@ -17,14 +17,21 @@ EPILOG = """Examples:
   zenrec traffic forecast --input requests.jsonl --freq 5min --horizon 48h --output out/
   zenrec traffic detect --input traffic.csv --time-col ts --value-col n --output out/
   zenrec traffic plan --input traffic.csv --capacity 120 --warmup 5min --max 20 --output out/
+  zenrec traffic plan --input logs/ --capacity-from loadtest.json --events events.csv
+  zenrec traffic simulate --input traffic.csv --capacity 120 --warmup 5min --output sim/
 
-Input: JSON lines {"ts": "2024-05-01T12:00:00Z"[, "count": 3]} (one request per line), or a
+Input: a directory of request logs (requests-*.jsonl, as `zenrec serve --request-log DIR`
+writes), JSON lines {"ts": "2024-05-01T12:00:00Z"[, "count": 3]} (one request per line), or a
 CSV/Parquet of timestamps or of (time, count) rows; see docs/traffic.md.
 """
 
 
 def _add_input_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", required=True, help="request log (.jsonl) or CSV/Parquet file")
+    p.add_argument(
+        "--input",
+        required=True,
+        help="request-log directory (requests-*.jsonl), a .jsonl log, or a CSV/Parquet file",
+    )
     p.add_argument("--freq", default=None, help="bucket width: 1min, 5min, 1h (default: data step)")
     p.add_argument("--time-col", default=None, help="time column (default: detected)")
     p.add_argument("--value-col", default=None, help="count column (default: detected)")
@@ -36,6 +43,12 @@ def _add_input_args(p: argparse.ArgumentParser) -> None:
         help="combine rows in one bucket (default sum)",
     )
     p.add_argument("--output", default=None, help="output directory (default: print only)")
+    p.add_argument(
+        "--events",
+        default=None,
+        help="CSV of known events name,start,end (past and future): uplift learned from "
+        "past occurrences is added to the forecast",
+    )
 
 
 def _add_forecast_args(p: argparse.ArgumentParser) -> None:
@@ -43,8 +56,15 @@ def _add_forecast_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--history", default="14d", help="most recent history fitted (default 14d)")
     p.add_argument(
         "--models",
-        default="SeasonalNaive,MSTL,AutoETS,AutoARIMA",
-        help="candidate models, comma separated",
+        default="SeasonalProfile,MSTL,AutoETS,AutoARIMA",
+        help="candidate models, comma separated (baselines Naive, SeasonalNaive, "
+        "SeasonalNaiveWeekly, WindowAverage are always added; also AutoTheta, AutoCES)",
+    )
+    p.add_argument(
+        "--combine",
+        choices=("by_lead", "best"),
+        default="by_lead",
+        help="by_lead: each lead-time block from its backtest winner (default); best: one model",
     )
     p.add_argument("--windows", type=int, default=3, help="rolling backtest origins (default 3)")
     p.add_argument("--seasonality", default="auto", help="auto, none, daily, weekly, daily,weekly")
@@ -147,6 +167,38 @@ def register(subparsers: Any) -> None:
     pp.add_argument("--name", default="zenrec-serve", help="deployment name in the KEDA snippet")
     pp.set_defaults(func=run_plan)
 
+    ps = sub.add_parser(
+        "simulate",
+        help="replay a trace against hpa / predictive / hybrid autoscaling",
+        description="Replay a real trace against the Kubernetes HPA algorithm, zenrec's "
+        "predictive plan (re-made every --refit-every from past data only) and their hybrid; "
+        "score overload minutes, unserved requests, replica-hours and scale events.",
+        epilog="Example:\n  zenrec traffic simulate --input t.csv --capacity 120 --warmup 5min "
+        "--output sim/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_input_args(ps)
+    ps.set_defaults(freq="1min")
+    g = ps.add_mutually_exclusive_group(required=True)
+    g.add_argument("--capacity", type=float, help="requests/s one replica serves within the SLO")
+    g.add_argument("--capacity-from", help="load-test JSON (zenrec loadtest --output)")
+    ps.add_argument("--target-utilization", type=float, default=0.7)
+    ps.add_argument("--warmup", default="5min", help="replica warm-up time (default 5min)")
+    ps.add_argument("--min", type=int, default=1, dest="min_replicas")
+    ps.add_argument("--max", type=int, default=None, dest="max_replicas")
+    ps.add_argument("--policies", default="hpa,predictive,hybrid", help="comma separated")
+    ps.add_argument("--refit-every", default="1h", help="re-make the plan this often")
+    ps.add_argument("--history", default="14d", help="history each refit sees (default 14d)")
+    ps.add_argument("--forecaster", default="SeasonalProfile", help="forecast model of the plan")
+    ps.add_argument("--last", default=None, help="score only the last part, e.g. 14d")
+    ps.add_argument(
+        "--value-unit",
+        choices=("count", "rate"),
+        default="count",
+        help="series values are requests per bucket (count) or per second (rate)",
+    )
+    ps.set_defaults(func=run_simulate)
+
 
 # ------------------------------------------------------------------------------------------
 
@@ -164,6 +216,12 @@ def _load(args: argparse.Namespace) -> Any:
     )
 
 
+def _events(args: argparse.Namespace) -> Any:
+    from zenrec.traffic.events import load_events
+
+    return load_events(args.events) if getattr(args, "events", None) else None
+
+
 def _forecast(args: argparse.Namespace, series: Any) -> Any:
     from zenrec.traffic.forecast import ForecastConfig, forecast_series
     from zenrec.traffic.series import validated
@@ -176,8 +234,9 @@ def _forecast(args: argparse.Namespace, series: Any) -> Any:
         models=models,
         windows=args.windows,
         seasonality=args.seasonality,
+        combine=args.combine,
     )
-    return forecast_series(series, cfg)
+    return forecast_series(series, cfg, events=_events(args))
 
 
 def _print_report(series: Any) -> None:
@@ -203,14 +262,16 @@ def _print_backtest(res: Any) -> None:
         con.print("backtest: not enough history; " + "; ".join(res.notes))
         return
     t = Table(title=f"Backtest ({bt.selection}); chosen: {bt.chosen}")
-    for c in ("model", "horizon", "MASE", "sMAPE %", "cov80", "cov95"):
+    for c in ("model", "horizon", "MASE", "/ best baseline", "sMAPE %", "cov80", "cov95"):
         t.add_column(c)
     for rec in bt.records:
         style = "bold green" if rec["chosen"] else None
+        ratio = rec.get("mase_vs_best_baseline")
         t.add_row(
             rec["model"],
             rec["horizon"],
             f"{rec['mase']:.3f}",
+            f"{ratio:.2f} ({rec['best_baseline']})" if ratio is not None else "",
             f"{rec['smape']:.1f}",
             f"{rec['coverage80']:.2f}",
             f"{rec['coverage95']:.2f}",
@@ -220,7 +281,7 @@ def _print_backtest(res: Any) -> None:
 
 
 def _write_forecast_outputs(
-    out: Path, series: Any, res: Any, periods: Any = (), alerts: Any = ()
+    out: Path, series: Any, res: Any, periods: Any = (), alerts: Any = (), events: Any = ()
 ) -> None:
     from zenrec._io import atomic_write_text
     from zenrec.traffic.plots import plot_forecast
@@ -235,12 +296,20 @@ def _write_forecast_outputs(
         "seasons": res.seasons,
         "fit_seconds": round(res.fit_seconds, 3),
         "calibration": res.calibrator.as_dict() if res.calibrator else None,
+        "block_models": res.components,
+        "events": res.events,
         "notes": res.notes + (bt.notes if bt else []),
         "series": series.report.as_dict(),
     }
     atomic_write_text(out / "backtest.json", json.dumps(payload, indent=2, default=str) + "\n")
     plot_forecast(
-        out / "forecast.png", series, res.frame, model=res.model, periods=periods, alerts=alerts
+        out / "forecast.png",
+        series,
+        res.frame,
+        model=res.model,
+        periods=periods,
+        alerts=alerts,
+        events=events,
     )
 
 
@@ -256,7 +325,7 @@ def run_forecast(args: argparse.Namespace) -> int:
     )
     if args.output:
         out = Path(args.output)
-        _write_forecast_outputs(out, series, res)
+        _write_forecast_outputs(out, series, res, events=_events_in(args, series, res))
         print(f"wrote {out / 'forecast.csv'}, {out / 'backtest.json'}, {out / 'forecast.png'}")
     return 0
 
@@ -294,6 +363,28 @@ def run_detect(args: argparse.Namespace) -> int:
             p.start, p.end, p.kind, f"{p.peak_value:.1f}", f"{p.expected:.1f}", f"{p.peak_z:.1f}"
         )
     con.print(t)
+    lead_report = None
+    if args.events:
+        from zenrec.traffic.detect import surge_lead_times
+        from zenrec.traffic.events import load_events
+
+        cal = load_events(args.events)
+        step = pd.Timedelta(seconds=series.step_seconds)
+        wins = [
+            (name, series.index[a], series.index[b - 1] + step)
+            for name, a, b in cal.spans(series.index)
+        ]
+        lead_report = surge_lead_times(periods, wins, span_days=series.duration_seconds / 86400)
+        tl = Table(
+            title=f"Labelled surges ({len(wins)}): missed {lead_report['missed']}, "
+            f"false alarms {lead_report['false_alarms']} "
+            f"({lead_report['false_alarms_per_day']} per day)"
+        )
+        for c in ("event", "start", "first alarm", "lead min (negative = late)"):
+            tl.add_column(c)
+        for r in lead_report["surges"]:
+            tl.add_row(r["name"], r["start"], r["first_alarm"] or "missed", str(r["lead_min"]))
+        con.print(tl)
     alerts: list[Any] = []
     res = None
     if not args.no_forecast:
@@ -335,6 +426,7 @@ def run_detect(args: argparse.Namespace) -> int:
             "config": cfg.model_dump(),
             "periods": [p.as_dict() for p in periods],
             "alerts": [a.as_dict() for a in alerts],
+            "lead_times": lead_report,
             "series": series.report.as_dict(),
         }
         atomic_write_text(out / "surges.json", json.dumps(payload, indent=2, default=str) + "\n")
@@ -354,7 +446,9 @@ def run_detect(args: argparse.Namespace) -> int:
         ]
         atomic_write_text(out / "surges.csv", pd.DataFrame(rows, columns=cols).to_csv(index=False))
         if res is not None:
-            _write_forecast_outputs(out, series, res, periods, alerts)
+            _write_forecast_outputs(
+                out, series, res, periods, alerts, events=_events_in(args, series, res)
+            )
         else:
             plot_forecast(out / "detect.png", series, None, periods=periods)
         print(f"wrote {out / 'surges.json'}, {out / 'surges.csv'} and a plot")
@@ -419,6 +513,90 @@ def run_plan(args: argparse.Namespace) -> int:
         atomic_write_text(
             out / "forecast.csv", res.frame.assign(model=res.model).to_csv(index=False)
         )
-        plot_plan(out / "plan.png", plan)
+        plot_plan(
+            out / "plan.png",
+            plan,
+            series=series,
+            frame=res.frame,
+            events=_events_in(args, series, res),
+        )
         print(f"wrote {out / 'plan.json'}, {out / 'keda-scaledobject.yaml'}, {out / 'plan.png'}")
+    return 0
+
+
+def _events_in(args: argparse.Namespace, series: Any, res: Any) -> list[tuple[str, str, str]]:
+    """Known events on the plotted time axis (last week of history and the horizon) as
+    ``(name, start, end)``."""
+    import pandas as pd
+
+    cal = _events(args)
+    if cal is None:
+        return []
+    step = pd.Timedelta(seconds=series.step_seconds)
+    tail = series.tail(7 * 86400).index
+    axis = tail.append(pd.DatetimeIndex(res.frame["ts"]))
+    return [(name, str(axis[a]), str(axis[b - 1] + step)) for name, a, b in cal.spans(axis)]
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """Run ``zenrec traffic simulate``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from zenrec._io import atomic_write_text
+    from zenrec.traffic.plan import load_capacity
+    from zenrec.traffic.plots import plot_simulation
+    from zenrec.traffic.series import validated
+    from zenrec.traffic.simulate import SimulateConfig, simulate
+
+    capacity = load_capacity(args.capacity_from) if args.capacity_from else args.capacity
+    cfg = validated(
+        SimulateConfig,
+        capacity_rps=capacity,
+        target_utilization=args.target_utilization,
+        warmup=args.warmup,
+        min_replicas=args.min_replicas,
+        max_replicas=args.max_replicas,
+        policies=[p.strip() for p in args.policies.split(",") if p.strip()],
+        refit_every=args.refit_every,
+        history=args.history,
+        forecaster=args.forecaster,
+        value_unit=args.value_unit,
+    )
+    from zenrec.traffic.series import load_series
+
+    src = Path(args.input)
+    is_log = src.is_dir() or any(x in "".join(src.suffixes).lower() for x in (".jsonl", ".json"))
+    series = load_series(
+        args.input,
+        args.freq if is_log else None,  # tables keep their step; the replay interpolates
+        time_col=args.time_col,
+        value_col=args.value_col,
+        tz=args.tz,
+        agg=args.agg,
+    )
+    _print_report(series)
+    res = simulate(series, cfg, freq=args.freq, last=args.last, events=_events(args))
+    con = Console()
+    t = Table(
+        title=f"Autoscaling replay ({len(res.demand_rps)} buckets of {args.freq}, "
+        f"{capacity:g} rps/replica, target {cfg.target_utilization:.0%}, warm-up {cfg.warmup})"
+    )
+    cols = ("overload_minutes", "unserved_fraction", "replica_hours", "scale_events")
+    for c in ("policy", *cols, "longest_overload_minutes"):
+        t.add_column(c)
+    for name, sc in res.scores.items():
+        t.add_row(name, *(f"{sc[c]:g}" for c in (*cols, "longest_overload_minutes")))
+    con.print(t)
+    for note in res.notes:
+        con.print(f"note: {note}")
+    print(f"replayed in {res.seconds:.1f}s with {res.refits} forecasts")
+    if args.output:
+        out = Path(args.output)
+        payload = res.as_dict() | {"series": series.report.as_dict()}
+        atomic_write_text(
+            out / "simulation.json", json.dumps(payload, indent=2, default=str) + "\n"
+        )
+        plot_simulation(out / "simulation.png", res)
+        print(f"wrote {out / 'simulation.json'}, {out / 'simulation.png'}")
     return 0

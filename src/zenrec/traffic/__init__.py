@@ -6,7 +6,15 @@ See ``docs/traffic.md``.
 
 from __future__ import annotations
 
-from zenrec.traffic.detect import Alert, DetectConfig, Period, detect_anomalies, surge_alerts
+from zenrec.traffic.detect import (
+    Alert,
+    DetectConfig,
+    Period,
+    detect_anomalies,
+    surge_alerts,
+    surge_lead_times,
+)
+from zenrec.traffic.events import EventCalendar, load_events
 from zenrec.traffic.forecast import (
     BacktestResult,
     ForecastConfig,
@@ -23,17 +31,21 @@ from zenrec.traffic.series import (
     parse_duration,
     series_from_values,
 )
+from zenrec.traffic.simulate import SimulateConfig, SimulationResult, simulate
 
 __all__ = [
     "Alert",
     "BacktestResult",
     "DetectConfig",
+    "EventCalendar",
     "ForecastConfig",
     "ForecastResult",
     "Period",
     "Plan",
     "PlanConfig",
     "SeriesReport",
+    "SimulateConfig",
+    "SimulationResult",
     "TrafficSeries",
     "backtest",
     "detect_anomalies",
@@ -41,9 +53,12 @@ __all__ = [
     "forecast_series",
     "keda_scaledobject",
     "load_capacity",
+    "load_events",
     "load_series",
     "parse_duration",
     "plan_replicas",
     "series_from_values",
+    "simulate",
     "surge_alerts",
+    "surge_lead_times",
 ]

@@ -70,6 +70,10 @@ class DetectConfig(BaseModel):
             of the same series (0 disables).
         profile_days: Online: days of history in the time-of-day profile.
         warmup: Online: no flags before this much history.
+        cooldown: Online: after an alarm, further alarms of the same kind within this time
+            are suppressed (one alarm per incident; ``0s`` disables).
+        gap_suppress: Online: no alarms within this time after a gap of at least 30 min
+            without observations (the trailing level and spread are stale after a gap).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -86,6 +90,8 @@ class DetectConfig(BaseModel):
     adaptive_quantile: float = Field(default=0.0, ge=0.0, lt=1.0)
     profile_days: int = Field(default=14, ge=1, le=56)
     warmup: str = "2d"
+    cooldown: str = "0s"
+    gap_suppress: str = "0s"
 
     @field_validator("merge_gap", "level_window", "warmup")
     @classmethod
@@ -93,11 +99,11 @@ class DetectConfig(BaseModel):
         parse_duration(v, info.field_name)
         return v
 
-    @field_validator("min_duration")
+    @field_validator("min_duration", "cooldown", "gap_suppress")
     @classmethod
-    def _min_duration(cls, v: str) -> str:
+    def _min_duration(cls, v: str, info: Any) -> str:
         if str(v).strip() not in ("0", "0s", "0min"):
-            parse_duration(v, "min_duration")
+            parse_duration(v, info.field_name)
         return v
 
 
@@ -312,6 +318,8 @@ def periods_from_scores(
     start = int(math.ceil(parse_duration(cfg.warmup, "warmup") / step))
     merge = int(parse_duration(cfg.merge_gap, "merge_gap") // step)
     obs_idx = np.flatnonzero(observed)
+    cool = _steps0(cfg.cooldown, step)
+    blocked = _after_gaps(observed, step, _steps0(cfg.gap_suppress, step))
     periods: list[Period] = []
     for sign, kind in signs:
         cand = observed & (sign * score >= limit)
@@ -331,15 +339,38 @@ def periods_from_scores(
                 alarms.append((int(obs_idx[i]), int(obs_idx[i + need - 1]), int(obs_idx[j])))
             i = j + 1
         merged: list[list[int]] = []
+        last_alarm = -(10**12)
         for a, al, b in alarms:
             if merged and a - merged[-1][2] <= merge + 1:
-                merged[-1][2] = b
-            else:
+                merged[-1][2] = b  # continues the current period: no new alarm
+            elif not blocked[al] and al - last_alarm >= cool:
                 merged.append([a, al, b])
+                last_alarm = al
         for a, al, b in merged:
             periods.append(_period(series, score, expected, a, b, kind, alarm=al))
     periods.sort(key=lambda q: q.start)
     return periods
+
+
+def _steps0(text: str, step: float) -> int:
+    """A duration that may be zero, in buckets."""
+    t = str(text).strip()
+    return 0 if t in ("0", "0s", "0min") else int(round(parse_duration(t) / step))
+
+
+def _after_gaps(observed: np.ndarray, step: float, span: int) -> np.ndarray:
+    """Buckets within ``span`` buckets after the end of a gap of at least 30 minutes."""
+    out = np.zeros(len(observed), dtype=bool)
+    if span <= 0:
+        return out
+    min_gap = max(1, int(math.ceil(1800 / step)))
+    miss = ~observed
+    edges = np.diff(np.concatenate([[0], miss.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    for a, b in zip(starts, ends):
+        if b - a >= min_gap:
+            out[b : b + span] = True
+    return out
 
 
 def _period(
@@ -458,3 +489,60 @@ def surge_alerts(
             )
         )
     return alerts
+
+
+def surge_lead_times(
+    periods: list[Period],
+    windows: list[tuple[str, Any, Any]],
+    *,
+    span_days: float,
+    lookback: str = "1d",
+) -> dict[str, Any]:
+    """Score alarms against labelled surges: lead time, missed surges, false alarms per day.
+
+    Args:
+        periods: Flagged periods; a period alarms at ``alarm`` (online) or ``start`` (batch).
+        windows: Labelled surges ``(name, start, end)`` (timestamps or ISO strings).
+        span_days: Days of history the detector saw (for false alarms per day).
+        lookback: An alarm this long before a surge start still counts as early detection.
+
+    Returns:
+        ``{"surges": [{"name", "start", "first_alarm", "lead_min"}...], "missed",
+        "false_alarms", "false_alarms_per_day", "median_lead_min"}``; ``lead_min`` is the surge
+        start minus the first alarm in ``[start - lookback, end)`` (negative = late).
+    """
+    import pandas as pd
+
+    back = pd.Timedelta(seconds=parse_duration(lookback, "lookback"))
+    alarms = [pd.Timestamp(p.alarm or p.start) for p in periods]
+    ends = [pd.Timestamp(p.end) for p in periods]
+    rows: list[dict[str, Any]] = []
+    used = [False] * len(periods)
+    for name, start, end in windows:
+        s, e = pd.Timestamp(start), pd.Timestamp(end)
+        if alarms and (alarms[0].tzinfo is None) != (s.tzinfo is None):
+            s = s.tz_localize(alarms[0].tzinfo) if s.tzinfo is None else s.tz_localize(None)
+            e = e.tz_localize(alarms[0].tzinfo) if e.tzinfo is None else e.tz_localize(None)
+        hits = [i for i, (a, b) in enumerate(zip(alarms, ends)) if a < e and b >= s - back]
+        for i in hits:
+            used[i] = True
+        first = min((max(alarms[i], s - back) for i in hits), default=None)
+        rows.append(
+            {
+                "name": name,
+                "start": str(s),
+                "first_alarm": str(first) if first is not None else None,
+                "lead_min": round((s - first).total_seconds() / 60, 1)
+                if first is not None
+                else None,
+            }
+        )
+    leads = [r["lead_min"] for r in rows if r["lead_min"] is not None]
+    fa = used.count(False)
+    return {
+        "surges": rows,
+        "missed": sum(r["first_alarm"] is None for r in rows),
+        "false_alarms": fa,
+        "false_alarms_per_day": round(fa / span_days, 3) if span_days > 0 else None,
+        "median_lead_min": float(np.median(leads)) if leads else None,
+    }

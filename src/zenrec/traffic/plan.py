@@ -6,15 +6,9 @@ released -- replicas are removed by the reactive scaler on *observed* load, neve
 forecast alone.
 
 Per-replica capacity comes from ``--capacity`` (requests/s one replica serves within the SLO) or
-from a load-test summary (``--capacity-from``), a JSON object::
-
-    {"achieved_rps": 850.0, "p99_ms": 180.0, "slo_p99_ms": 250.0, "replicas": 2,
-     "error_rate": 0.001, "max_error_rate": 0.01}
-
-``achieved_rps`` (required, > 0) is the total rate the load test sustained with ``replicas``
-replicas (default 1) while ``p99_ms`` (required) stayed within ``slo_p99_ms`` (optional; when
-given, a run that missed it is rejected) and ``error_rate`` within ``max_error_rate``
-(optional). Per-replica capacity = ``achieved_rps / replicas``.
+from the result of ``zenrec loadtest --output FILE.json`` (``--capacity-from``), see
+:func:`load_capacity`: ``capacity_rps`` of a ramp when present, else ``achieved_rps`` of a
+single run whose p99 and errors met the SLO.
 """
 
 from __future__ import annotations
@@ -80,11 +74,28 @@ class PlanConfig(BaseModel):
         return self
 
 
+def _positive(data: dict[str, Any], key: str, name: str) -> float:
+    v = data.get(key)
+    if not isinstance(v, int | float) or isinstance(v, bool) or not v > 0:
+        raise DataError(
+            f"{name}: field '{key}' must be a positive number, got {v!r}; expected a "
+            '`zenrec loadtest --output` file like {"achieved_rps": 850, "p99_ms": 180, ...}'
+        )
+    return float(v)
+
+
 def load_capacity(path: str | os.PathLike[str]) -> float:
-    """Read a load-test summary and return the per-replica capacity in requests/s.
+    """Read a load-test result and return the per-replica capacity in requests/s.
+
+    Accepts the output of ``zenrec loadtest --output FILE.json``: with ``--ramp`` the file has
+    ``capacity_rps`` (the highest step rate whose p99 stayed within ``p99_target_ms`` without
+    errors), which is used as is; otherwise ``achieved_rps`` of the single run is used,
+    checked against ``slo_p99_ms`` (when given) and ``errors`` / ``error_rate``. A ``replicas``
+    field (default 1) divides the total rate.
 
     Raises:
-        DataError: Missing file/fields, or a run whose p99 or error rate missed its SLO.
+        DataError: Missing file/fields, a ramp in which no step met its target, or a run whose
+            p99 or errors missed the SLO.
     """
     p = Path(path)
     try:
@@ -97,20 +108,23 @@ def load_capacity(path: str | os.PathLike[str]) -> float:
         raise DataError(f"{p.name}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(data, dict):
         raise DataError(f"{p.name}: expected a JSON object with 'achieved_rps' and 'p99_ms'")
-    for key in ("achieved_rps", "p99_ms"):
-        v = data.get(key)
-        if not isinstance(v, int | float) or isinstance(v, bool) or not v > 0:
-            raise DataError(
-                f"{p.name}: field '{key}' must be a positive number, got {v!r}; "
-                'expected {"achieved_rps": 850, "p99_ms": 180}'
-            )
     replicas = data.get("replicas", 1)
-    if not isinstance(replicas, int) or replicas < 1:
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
         raise DataError(f"{p.name}: field 'replicas' must be a positive integer, got {replicas!r}")
+    if "capacity_rps" in data or "steps" in data:
+        if data.get("capacity_rps") is None:
+            target = data.get("p99_target_ms")
+            raise DataError(
+                f"{p.name}: field 'capacity_rps' is missing or null: no ramp step kept p99 "
+                f"within {target!r} ms without errors; rerun the ramp from a lower rate"
+            )
+        return _positive(data, "capacity_rps", p.name) / replicas
+    achieved = _positive(data, "achieved_rps", p.name)
+    p99 = _positive(data, "p99_ms", p.name)
     slo = data.get("slo_p99_ms")
-    if slo is not None and data["p99_ms"] > slo:
+    if slo is not None and p99 > slo:
         raise DataError(
-            f"{p.name}: p99_ms {data['p99_ms']} exceeds slo_p99_ms {slo}: the SLO did not hold at "
+            f"{p.name}: p99_ms {p99:g} exceeds slo_p99_ms {slo}: the SLO did not hold at "
             "this rate; use a load test at a lower rate"
         )
     err, max_err = data.get("error_rate"), data.get("max_error_rate")
@@ -118,7 +132,14 @@ def load_capacity(path: str | os.PathLike[str]) -> float:
         raise DataError(
             f"{p.name}: error_rate {err} exceeds max_error_rate {max_err}; use a passing load test"
         )
-    return float(data["achieved_rps"]) / replicas
+    errors = data.get("errors")
+    if isinstance(errors, int | float) and errors > 0 and max_err is None and err is None:
+        raise DataError(
+            f"{p.name}: the load test had {errors:g} errors (errors_by_kind: "
+            f"{data.get('errors_by_kind')!r}); its achieved_rps is not a capacity within the "
+            "SLO; use a run without errors or a --ramp result (capacity_rps)"
+        )
+    return achieved / replicas
 
 
 @dataclass
