@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "zenrec.cli.benchmark",
     "zenrec.cli.report",
     "zenrec.cli.traffic",
+    "zenrec.cli.loadtest",
 )
 
 

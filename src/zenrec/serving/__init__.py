@@ -1,0 +1,1 @@
+"""Serving: the FastAPI service, retrieval, request log and the load generator."""
