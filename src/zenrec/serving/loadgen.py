@@ -97,6 +97,7 @@ class LoadTestConfig(BaseModel):
         processes: Generator processes sharing the timetable (1 = this process only).
         seed: Seed of the choice of user / item ids in request bodies.
         allow_remote: Allow a non-loopback target host.
+        event_loop: ``auto`` (uvloop when installed), ``uvloop`` or ``asyncio``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -111,6 +112,7 @@ class LoadTestConfig(BaseModel):
     processes: int = Field(default=1, ge=1, le=64)
     seed: int = 0
     allow_remote: bool = False
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
     @field_validator("url")
     @classmethod
@@ -587,14 +589,21 @@ class _Engine:
         return float(done.max()) if done.size else time.perf_counter()
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    """A uvloop event loop when uvloop is installed (faster), else asyncio's default."""
+def _loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop's event loop when asked for or (``auto``) installed, else asyncio's default."""
+    if kind == "asyncio":
+        return asyncio.new_event_loop
     try:
         uvloop = importlib.import_module("uvloop")
     except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
+        if kind == "uvloop":
+            raise ConfigError(
+                "event_loop='uvloop' but uvloop is not installed; pip install uvloop, or use "
+                "event_loop='auto'"
+            ) from None
+        return asyncio.new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 def _run_share(
@@ -614,7 +623,7 @@ def _run_share(
         eng = _Engine(cfg, requests, t0, offset, stride, connections)
         return eng, await eng.run()
 
-    with asyncio.Runner(loop_factory=_new_loop) as runner:
+    with asyncio.Runner(loop_factory=_loop_factory(cfg.event_loop)) as runner:
         eng, t_end = runner.run(main())
     return eng.idx, eng.sched + shift, eng.sent + shift, eng.done + shift, eng.kind, t_end + shift
 
