@@ -264,3 +264,22 @@ def test_parse_ramp() -> None:
         with pytest.raises(ConfigError):
             parse_ramp(bad)
 
+
+
+def test_ids_from_refuses_what_is_neither_bundle_nor_dataset(tmp_path: Path) -> None:
+    from zenrec._errors import DataError
+
+    with pytest.raises(DataError, match="not a zenrec bundle"):
+        ids_from(tmp_path, "users")
+    with pytest.raises(DataError, match="neither a built-in dataset"):
+        ids_from(tmp_path / "missing.csv", "users")
+
+
+def test_ids_from_a_dataset_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conftest import DATA, data_dir
+
+    data_dir("ml-100k")
+    monkeypatch.setenv("ZENREC_DATA", str(DATA))
+    users = ids_from("ml-100k", "users")
+    items = ids_from("ml-100k", "items")
+    assert len(users) == 943 and len(items) == 1682 and users[:2] == [1, 2]
