@@ -225,6 +225,7 @@ def test_bodies_use_ids_from_a_bundle(server: str, tmp_path: Path) -> None:
     assert len({b["user_id"] for b in rec}) > 10  # drawn across the users, not one
 
 
+@pytest.mark.slow  # spawning two interpreters takes seconds on a busy machine
 def test_two_generator_processes_share_the_timetable(server: str) -> None:
     cfg = LoadTestConfig(url=server, rate=200, duration=1, endpoint="healthz", processes=2)
     res = run_load(cfg)

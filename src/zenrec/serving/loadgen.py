@@ -34,9 +34,9 @@ import importlib
 import ipaddress
 import json
 import math
+import multiprocessing
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -628,6 +628,56 @@ def _run_share(
     return eng.idx, eng.sched + shift, eng.sent + shift, eng.done + shift, eng.kind, t_end + shift
 
 
+def _share_process(conn: Any, cfg: LoadTestConfig, requests: list[bytes], offset: int,
+                   stride: int, connections: int) -> None:
+    """Child process: say ready, wait for the common start time, run the share, send it back."""
+    try:
+        conn.send("ready")
+        start = conn.recv()
+        conn.send(_run_share(cfg, requests, start, offset, stride, connections))
+    except Exception as exc:  # reported by the parent
+        conn.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        conn.close()
+
+
+def _run_processes(cfg: LoadTestConfig, requests: list[bytes]) -> list[Any]:
+    """Split the timetable over ``cfg.processes`` fresh (spawned) processes.
+
+    The start time is fixed only once every process has started and imported, so slow
+    process start-up never shows up as late requests.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    per = max(1, cfg.connections // cfg.processes)
+    pipes, procs = [], []
+    try:
+        for p in range(cfg.processes):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=_share_process, args=(child, cfg, requests, p, cfg.processes, per), daemon=True
+            )
+            proc.start()
+            child.close()
+            pipes.append(parent)
+            procs.append(proc)
+        for c in pipes:
+            if not c.poll(120) or c.recv() != "ready":
+                raise ConfigError("a generator process did not start within 120 s; use processes=1")
+        start = time.time() + 0.1
+        for c in pipes:
+            c.send(start)
+        shares = [c.recv() for c in pipes]
+    finally:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+    for sh in shares:
+        if isinstance(sh, str):
+            raise RuntimeError(f"a generator process failed: {sh}")
+    return shares
+
+
 def run_load(
     config: LoadTestConfig,
     *,
@@ -647,22 +697,14 @@ def run_load(
     cfg = config
     target = parse_target(cfg.url, allow_remote=cfg.allow_remote)
     reqs = requests or build_requests(target, cfg.endpoint, ids=ids, k=cfg.k, seed=cfg.seed)
-    lead = 0.05 if cfg.processes == 1 else 1.0  # spawned processes need time to start
-    start = time.time() + lead
     n = cfg.n_requests
     sched, sent, done = np.empty(n), np.empty(n), np.empty(n)
     kind = np.empty(n, dtype=np.int8)
     t_end = 0.0
     if cfg.processes == 1:
-        shares = [_run_share(cfg, reqs, start, 0, 1, cfg.connections)]
+        shares = [_run_share(cfg, reqs, time.time() + 0.05, 0, 1, cfg.connections)]
     else:
-        per = max(1, cfg.connections // cfg.processes)
-        with ProcessPoolExecutor(max_workers=cfg.processes) as pool:
-            futs = [
-                pool.submit(_run_share, cfg, reqs, start, p, cfg.processes, per)
-                for p in range(cfg.processes)
-            ]
-            shares = [f.result() for f in futs]
+        shares = _run_processes(cfg, reqs)
     for idx, s_, se, d, k_, te in shares:
         sched[idx], sent[idx], done[idx], kind[idx] = s_, se, d, k_
         t_end = max(t_end, te)
