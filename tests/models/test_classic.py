@@ -10,6 +10,8 @@ from zenrec.testing import RecommenderConformance
 
 class TestPop(RecommenderConformance):
     planted_scope = "largest_group"
+    history_support = False
+    similar_support = False
 
     def make_model(self):
         return create_model("pop")
@@ -21,6 +23,9 @@ class TestItemKNN(RecommenderConformance):
 
 
 class TestUserKNN(RecommenderConformance):
+    history_support = False
+    similar_support = False
+
     def make_model(self):
         return create_model("userknn", k=20)
 

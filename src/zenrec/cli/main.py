@@ -27,7 +27,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "zenrec.cli.benchmark",
     "zenrec.cli.report",
     "zenrec.cli.traffic",
+    "zenrec.cli.serve",
     "zenrec.cli.loadtest",
+    "zenrec.cli.bench",
 )
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -24,7 +25,9 @@ from zenrec.data.dataset import Dataset
 from zenrec.data.vocab import Vocabulary
 from zenrec.evaluation.topk import top_k_indices
 
-__all__ = ["ModelConfig", "Recommendations", "Recommender", "config_error"]
+__all__ = ["FallbackKind", "HistoryScores", "ModelConfig", "Recommendations", "Recommender", "config_error"]
+
+FallbackKind = Literal["none", "history", "popularity"]
 
 
 class ModelConfig(BaseModel):
@@ -56,7 +59,10 @@ class Recommendations:
         item_lists: Per user, raw item ids best first (length <= k).
         score_lists: Per user, the matching scores.
         fallback: Per user, True when the user was unknown and popularity was used.
-        unknown_items: Candidate ids that were not in the catalog (ignored).
+        unknown_items: Candidate (or history) ids that were not in the catalog (ignored).
+        fallback_kind: Per user, how the list was made: ``"none"`` (the model's own scores
+            of a known user), ``"history"`` (scored from a list of items, see
+            :meth:`Recommender.recommend_from_items`) or ``"popularity"``.
     """
 
     users: np.ndarray
@@ -64,6 +70,7 @@ class Recommendations:
     score_lists: list[np.ndarray]
     fallback: np.ndarray
     unknown_items: np.ndarray
+    fallback_kind: list[str] = field(default_factory=list)
 
     @property
     def items(self) -> np.ndarray:
@@ -87,9 +94,35 @@ class Recommendations:
                 "items": [_py(x) for x in items],
                 "scores": [float(s) for s in scores],
                 "fallback": bool(fb),
+                "fallback_kind": kind,
             }
-            for u, items, scores, fb in zip(self.users, self.item_lists, self.score_lists, self.fallback)
+            for u, items, scores, fb, kind in zip(
+                self.users, self.item_lists, self.score_lists, self.fallback, self._kinds()
+            )
         ]
+
+    def _kinds(self) -> list[str]:
+        if len(self.fallback_kind) == len(self.item_lists):
+            return self.fallback_kind
+        return ["popularity" if fb else "none" for fb in self.fallback]
+
+
+@dataclass
+class HistoryScores:
+    """Scores of one pseudo-user built from a list of items (see ``Recommender.score_from_items``).
+
+    Attributes:
+        scores: float32 scores over the whole catalog, shape (n_items,).
+        items: Catalog indices of the known history items, oldest first.
+        unknown_items: The given ids that are not in the catalog, as given.
+        fallback_kind: ``"history"`` when the model scored the history, ``"popularity"`` when
+            it cannot (or no history item is known) and popularity was used instead.
+    """
+
+    scores: np.ndarray
+    items: np.ndarray
+    unknown_items: np.ndarray
+    fallback_kind: FallbackKind
 
 
 def _py(v: Any) -> Any:
@@ -139,8 +172,7 @@ class Recommender(ABC):
         self.seen_ = train.csr()
         self.item_popularity_ = np.asarray(self.seen_.sum(axis=0)).ravel().astype(np.float32)
         self.dataset_sha256 = train.source_sha256
-        titles = train.item_titles()
-        self.item_meta = {"title": titles.tolist()} if titles is not None else {}
+        self.item_meta = _item_meta(train)
         self._fit(train, valid)
         self.fit_seconds_ = time.perf_counter() - t0
         return self
@@ -157,6 +189,22 @@ class Recommender(ABC):
 
     @abstractmethod
     def _load_state(self, arrays: dict[str, np.ndarray]) -> None: ...
+
+    def _score_from_items(self, items: np.ndarray) -> np.ndarray | None:
+        """Scores (float32, shape (n_items,)) of a pseudo-user who consumed ``items``.
+
+        ``items`` are catalog indices, oldest first, newest last (may be empty of nothing).
+        Return ``None`` when the model cannot score a history: the caller then falls back
+        to popularity and says so.
+        """
+        return None
+
+    def _similar_items(self, items: np.ndarray) -> np.ndarray | None:
+        """Similarities (float32, shape (len(items), n_items)) of item indices to the catalog.
+
+        Return ``None`` when the model has no item-item similarity.
+        """
+        return None
 
     def _meta_state(self) -> dict[str, Any]:
         """JSON-able learned state saved in ``bundle.json`` (e.g. feature specs); optional."""
@@ -308,6 +356,141 @@ class Recommender(ABC):
             score_lists=score_lists,
             fallback=uidx < 0,
             unknown_items=unknown_items,
+            fallback_kind=["none" if u >= 0 else "popularity" for u in uidx],
+        )
+
+    # ------------------------------------------------------------------ history and item-item
+    def score_from_items(self, items: Any) -> HistoryScores:
+        """Scores over the catalog of a pseudo-user given raw item ids (oldest first).
+
+        Unknown ids are ignored and listed. When the model cannot score a history (its
+        ``_score_from_items`` hook returns ``None``) or no given item is known, the scores
+        are item popularity and ``fallback_kind`` says ``"popularity"``.
+        """
+        self._check_fitted()
+        assert self.item_vocab is not None and self.item_popularity_ is not None
+        given = np.atleast_1d(np.asarray(items, dtype=object))
+        if given.ndim != 1:
+            raise ConfigError(f"the 'items' argument must be a flat list of item ids; got shape {given.shape}")
+        idx = self.item_vocab.encode(np.asarray([str(g) for g in given])) if given.size else np.zeros(0, np.int64)
+        known = idx[idx >= 0]
+        unknown = np.asarray([_py(g) for g in given[idx < 0]], dtype=object)
+        scores = None
+        if known.size:
+            out = self._score_from_items(known.astype(np.int64))
+            if out is not None:
+                scores = np.asarray(out, dtype=np.float32).reshape(-1)
+                if scores.size != self.n_items:
+                    raise ConfigError(
+                        f"{self.name}._score_from_items returned {scores.size} scores for a catalog "
+                        f"of {self.n_items} items"
+                    )
+        if scores is None:
+            return HistoryScores(self.item_popularity_.astype(np.float32, copy=True), known, unknown,
+                                 "popularity")
+        return HistoryScores(scores, known, unknown, "history")
+
+    def recommend_from_items(
+        self,
+        items: Any,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        candidates: Any = None,
+    ) -> Recommendations:
+        """Top-``k`` items for one pseudo-user described by the items they consumed.
+
+        For a visitor the model has never seen: EASE and ItemKNN score straight from the
+        items, factor models fold the user in against their item factors, and models that
+        cannot fall back to popularity (``fallback_kind == ["popularity"]``).
+
+        Args:
+            items: Raw item ids, oldest first, newest last; unknown ids are ignored and
+                listed in ``unknown_items``.
+            k: List length (must be >= 1).
+            exclude_seen: Drop the given items from the list.
+            candidates: Raw item ids to rank among (unknown ids are ignored and listed).
+
+        Returns:
+            One-row :class:`Recommendations` (``users`` holds ``None``).
+
+        Example:
+            >>> from zenrec.data import synthetic_dataset
+            >>> from zenrec.models import create_model
+            >>> ds = synthetic_dataset(n_users=40, n_items=30, seed=0)
+            >>> m = create_model("ease", l2=10.0).fit(ds)
+            >>> r = m.recommend_from_items(m.item_vocab.ids[:3], k=5)
+            >>> r.fallback_kind, len(r.item_lists[0])
+            (['history'], 5)
+        """
+        self._check_fitted()
+        assert self.item_vocab is not None
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise ConfigError(f"recommend_from_items: 'k' must be an int >= 1; got {k!r}")
+        hist = self.score_from_items(items)
+        s = np.where(np.isfinite(hist.scores), hist.scores, np.float32(-3.0e38))[None, :]
+        allowed = np.ones(self.n_items, dtype=bool)
+        unknown = hist.unknown_items
+        if candidates is not None:
+            cidx = self.item_vocab.encode(candidates)
+            cand = np.atleast_1d(np.asarray(candidates, dtype=object))
+            unknown = np.concatenate([unknown, np.asarray([_py(c) for c in cand[cidx < 0]], dtype=object)])
+            mask = np.zeros(self.n_items, dtype=bool)
+            mask[cidx[cidx >= 0]] = True
+            allowed &= mask
+        if exclude_seen:
+            allowed[hist.items] = False
+        s[:, ~allowed] = -np.inf
+        top = top_k_indices(s, k)[0]
+        top_scores = s[0, top]
+        valid = np.isfinite(top_scores)
+        return Recommendations(
+            users=np.array([None], dtype=object),
+            item_lists=[self.item_vocab.decode(top[valid])],
+            score_lists=[top_scores[valid]],
+            fallback=np.array([hist.fallback_kind == "popularity"]),
+            unknown_items=unknown,
+            fallback_kind=[hist.fallback_kind],
+        )
+
+    def similar_items(self, item: Any, k: int = 10) -> Recommendations:
+        """The ``k`` items most similar to ``item`` under the model (the item itself excluded).
+
+        EASE and ItemKNN use their item-item weights; factor models the cosine of their item
+        embeddings. An id not in the catalog gives an empty list and is listed in
+        ``unknown_items``.
+
+        Raises:
+            ConfigError: The model has no item-item similarity.
+        """
+        self._check_fitted()
+        assert self.item_vocab is not None
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise ConfigError(f"similar_items: 'k' must be an int >= 1; got {k!r}")
+        idx = int(self.item_vocab.encode(np.asarray([str(item)]))[0])
+        if idx < 0:
+            empty_ids = self.item_vocab.ids[:0]
+            return Recommendations(np.array([item], dtype=object), [empty_ids], [np.zeros(0, np.float32)],
+                                   np.array([False]), np.array([item], dtype=object), ["none"])
+        sims = self._similar_items(np.array([idx], dtype=np.int64))
+        if sims is None:
+            raise ConfigError(
+                f"the {self.name} model has no item-item similarity; use ease, itemknn or a factor "
+                "model (ials, bprmf, biasedmf, twotower) for similar items"
+            )
+        s = np.asarray(sims, dtype=np.float32).reshape(1, -1).copy()
+        s = np.where(np.isfinite(s), s, np.float32(-3.0e38))
+        s[0, idx] = -np.inf
+        top = top_k_indices(s, k)[0]
+        top_scores = s[0, top]
+        valid = np.isfinite(top_scores)
+        return Recommendations(
+            users=self.item_vocab.decode(np.array([idx])),
+            item_lists=[self.item_vocab.decode(top[valid])],
+            score_lists=[top_scores[valid]],
+            fallback=np.array([False]),
+            unknown_items=np.zeros(0, dtype=object),
+            fallback_kind=["none"],
         )
 
     # ------------------------------------------------------------------ persistence
@@ -335,6 +518,7 @@ class Recommender(ABC):
             "fit_seconds": self.fit_seconds_,
             "history": self.history_,
             "model_state": self._meta_state(),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             **(extra or {}),
         }
         vocab = {"users": self.user_vocab.to_json(), "items": self.item_vocab.to_json()}
@@ -371,6 +555,53 @@ class Recommender(ABC):
     def __repr__(self) -> str:
         cfg = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({cfg})"
+
+
+def _item_meta(train: Dataset) -> dict[str, list[Any]]:
+    """JSON-able display metadata and attributes of every item (title, genres, year...)."""
+    out: dict[str, list[Any]] = {}
+    for name, f in train.item_features.items():
+        if f.kind == "text":
+            out[name] = [str(v) for v in f.values.tolist()]
+        elif f.kind == "numeric":
+            vals = f.values.astype(np.float64)
+            out[name] = [None if np.isnan(v) else float(v) for v in vals.tolist()]
+        elif f.kind == "categorical":
+            assert f.labels is not None
+            labels = f.labels
+            out[name] = [None if c < 0 else labels[c] for c in f.values.tolist()]
+        else:
+            out[name] = [f.row(i) for i in range(len(f))]
+    return out
+
+
+def cosine_similarities(vectors: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Cosine similarity of the rows ``items`` of ``vectors`` to every row: (len(items), n)."""
+    v = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(v, axis=1)
+    norms[norms == 0] = 1.0
+    return ((v[items] / norms[items, None]) @ (v / norms[:, None]).T).astype(np.float32)
+
+
+def implicit_fold_in(item_factors: np.ndarray, gram: np.ndarray, items: np.ndarray, *,
+                     alpha: float, reg: float) -> np.ndarray:
+    """Least-squares user vector for a history under the implicit-feedback objective.
+
+    Minimises ``sum_i c_i (p_i - x . q_i)^2 + reg |x|^2`` over the whole catalog with
+    ``p_i = 1, c_i = 1 + alpha`` on the history and ``p_i = 0, c_i = 1`` elsewhere (Hu, Koren
+    & Volinsky 2008), i.e. ``x = (Q^T Q + alpha Q_h^T Q_h + reg I)^-1 (1 + alpha) Q_h^T 1``.
+
+    Args:
+        item_factors: (n_items, d) item factors Q.
+        gram: Q^T Q, (d, d) (precomputed once per model).
+        items: History item indices (repeats count once).
+        alpha: Confidence of an observed item.
+        reg: L2 regularisation.
+    """
+    q = np.asarray(item_factors, dtype=np.float64)[np.unique(items)]
+    a = gram + alpha * (q.T @ q) + reg * np.eye(gram.shape[0])
+    b = (1.0 + alpha) * q.sum(axis=0)
+    return np.linalg.solve(a, b).astype(np.float32)
 
 
 def sparse_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from zenrec._errors import NotFittedError
+from zenrec._errors import ConfigError, NotFittedError
 from zenrec.data.dataset import Dataset
 from zenrec.data.vocab import Vocabulary
 
@@ -81,10 +81,19 @@ class RecommenderConformance:
         planted_scope: ``"all"`` (every user's withheld item must come first) or
             ``"largest_group"`` (only for users of the most popular block, e.g. Pop).
         min_planted_hit_rate: Fraction of users whose withheld item must be ranked first.
+        history_support: The model scores a visitor's item history
+            (``recommend_from_items``); ``False``: it must fall back to popularity and say so.
+        history_min_in_block: Fraction of the history-based recommendations (over all blocks)
+            that must be block mates; 1.0 for models that score a history exactly.
+        similar_support: The model has item-item similarities (``similar_items``); ``False``:
+            it must raise a ``ConfigError`` naming the model.
     """
 
     planted_scope: str = "all"
     min_planted_hit_rate: float = 0.95
+    history_support: bool = True
+    history_min_in_block: float = 1.0
+    similar_support: bool = True
 
     def make_model(self) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -196,3 +205,66 @@ class RecommenderConformance:
         model.save(path)
         assert Recommender.load(path).recommend(users[:1], k=3).item_lists[0].tolist() == \
             before.item_lists[0][:3].tolist()
+
+    def test_history_recovers_planted_block(self) -> None:
+        """A visitor who consumed half of a block is recommended the rest of that block."""
+        model, planted = self._fitted()
+        n_groups, per = 4, planted.train.n_items // 4
+        in_block: list[float] = []
+        for g in range(n_groups):
+            block = [100 + x for x in range(g * per, (g + 1) * per)]
+            history = block[: per // 2]
+            candidates = None
+            if getattr(model, "task", "ranking") == "rating" and self.history_support:
+                # As above: a rating model must put the block above what the block's users rated low.
+                tr = planted.train
+                peers = tr.user_vocab.encode([v for v, gv in planted.group_of_user.items() if gv == g])
+                low = np.isin(tr.users, peers) & (tr.ratings <= 1)
+                candidates = [*block, *tr.item_vocab.decode(np.unique(tr.items[low])).tolist()]
+            recs = model.recommend_from_items([*history, 777_777], k=per - len(history), candidates=candidates)
+            assert recs.unknown_items.tolist() == [777_777]
+            got = recs.item_lists[0].tolist()
+            assert not set(got) & set(history), "history items must be excluded by default"
+            if not self.history_support:
+                assert recs.fallback_kind == ["popularity"] and recs.fallback.tolist() == [True]
+                pop = model.item_popularity_[model.item_vocab.encode(got)]
+                assert pop.tolist() == sorted(pop.tolist(), reverse=True)
+                continue
+            assert recs.fallback_kind == ["history"] and recs.fallback.tolist() == [False]
+            assert len(got) == per - len(history)
+            in_block.append(len(set(got) & set(block[len(history):])) / len(got))
+        if self.history_support:
+            assert float(np.mean(in_block)) >= self.history_min_in_block, f"block mates per block: {in_block}"
+        # nothing known: popularity, flagged; exclude_seen=False keeps the history items
+        none_known = model.recommend_from_items([777_777], k=3)
+        assert none_known.fallback_kind == ["popularity"]
+        kept = model.recommend_from_items([100, 101], k=planted.train.n_items, exclude_seen=False)
+        assert len(kept.item_lists[0]) == planted.train.n_items
+
+    def test_similar_items_come_from_the_block(self) -> None:
+        import pytest
+
+        model, planted = self._fitted()
+        per = planted.train.n_items // 4
+        if not self.similar_support:
+            with pytest.raises(ConfigError, match=model.name):
+                model.similar_items(100, k=3)
+            return
+        tr = planted.train
+        group = np.asarray([planted.group_of_user[u] for u in tr.user_vocab.decode(tr.users).tolist()])
+        for g in range(4):
+            # the block's item least consumed by other groups (their one random out-of-block item
+            # each can tie an item to a second block, legitimately)
+            block_idx = tr.item_vocab.encode(list(range(100 + g * per, 100 + (g + 1) * per)))
+            outside = np.bincount(tr.items[group != g], minlength=tr.n_items)[block_idx]
+            item = int(tr.item_vocab.decode(block_idx[int(np.argmin(outside))]))
+            recs = model.similar_items(item, k=per - 1)
+            got = recs.item_lists[0].tolist()
+            assert len(got) == per - 1 and item not in got
+            # Most of the nearest items are block mates (EASE's weights are regression
+            # coefficients, not cosines, so an occasional outsider is legitimate).
+            in_block = len(set(got) & set(range(100 + g * per, 100 + (g + 1) * per)))
+            assert in_block >= per - 3, f"block {g}: only {in_block} of {got} are block mates"
+            assert recs.score_lists[0].tolist() == sorted(recs.score_lists[0].tolist(), reverse=True)
+        missing = model.similar_items(777_777, k=3)
+        assert len(missing.item_lists[0]) == 0 and missing.unknown_items.tolist() == [777_777]

@@ -2,18 +2,21 @@
 
 Backed by the ``implicit`` library's CPU solver (conjugate gradient). zenrec hands it a
 users x items matrix itself, so the orientation question of implicit's API never reaches
-users; BLAS is limited to one thread while implicit's own threads do the work.
+users; BLAS is limited to one thread while implicit's own threads do the work. A visitor's
+history is folded in by ``implicit``'s ``recalculate_user`` (one exact least-squares solve of
+the user's factors with the item factors fixed, as in one ALS half-sweep).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import ModelConfig, Recommender
+from zenrec.models.base import ModelConfig, Recommender, cosine_similarities
 
 __all__ = ["IALS", "IALSConfig"]
 
@@ -72,9 +75,39 @@ class IALS(Recommender):
     def _predict_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return np.einsum("ij,ij->i", self.user_factors_[users], self.item_factors_[items])
 
+    def _solver(self) -> Any:
+        """An ``implicit`` ALS object holding this model's item factors (built once, cached)."""
+        solver = getattr(self, "_implicit_solver", None)
+        if solver is None:
+            from implicit.cpu.als import AlternatingLeastSquares
+
+            c = self.config
+            solver = AlternatingLeastSquares(factors=c.factors, regularization=c.regularization,
+                                             alpha=c.alpha, num_threads=1, random_state=c.seed)
+            solver.item_factors = self.item_factors_
+            solver.user_factors = np.zeros((1, c.factors), dtype=np.float32)
+            _ = solver.YtY  # computed once here, not under concurrent requests
+            self._implicit_solver = solver
+        return solver
+
+    def _score_from_items(self, items: np.ndarray) -> np.ndarray:
+        import scipy.sparse as sp
+        from threadpoolctl import threadpool_limits
+
+        uniq = np.unique(items)
+        row = sp.csr_matrix((np.ones(uniq.size, np.float32), uniq, [0, uniq.size]),
+                            shape=(1, self.item_factors_.shape[0]))
+        with threadpool_limits(1, "blas"):
+            x = np.asarray(self._solver().recalculate_user(0, row), dtype=np.float32)
+        return self.item_factors_ @ x
+
+    def _similar_items(self, items: np.ndarray) -> np.ndarray:
+        return cosine_similarities(self.item_factors_, items)
+
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
 
     def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.user_factors_ = arrays["user_factors"]
         self.item_factors_ = arrays["item_factors"]
+        self._implicit_solver = None

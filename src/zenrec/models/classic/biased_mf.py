@@ -4,6 +4,10 @@ r_hat(u, i) = mu + b_u + b_i + p_u . q_i, fitted by alternating ridge regression
 (weighted-lambda regularisation, Zhou et al. 2008): each user's [p_u, b_u] is solved in
 closed form with items fixed, then each item's [q_i, b_i] with users fixed. Every step is
 exact, so it converges in a few sweeps without a learning rate.
+
+A visitor's history (items without ratings) is folded in by the same ridge solve with the item
+factors fixed, each history item counted as rated at the top of the training scale r_max:
+``p = (Q_h^T Q_h + n_h reg I)^-1 Q_h^T (r_max - mu - b_h)``, then ``r_hat(i) = mu + b_i + p . q_i``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pydantic import Field
 
 from zenrec._errors import DataError
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import ModelConfig, Recommender
+from zenrec.models.base import ModelConfig, Recommender, cosine_similarities
 
 __all__ = ["BiasedMF", "BiasedMFConfig"]
 
@@ -142,6 +146,7 @@ class BiasedMF(Recommender):
         R.sum_duplicates()
         RT = R.T.tocsr()
         self.mu_ = float(train.ratings.mean())
+        self.rating_max_ = float(train.ratings.max())
         P = rng.normal(0, c.init_std, (train.n_users, c.factors))
         Q = rng.normal(0, c.init_std, (train.n_items, c.factors))
         bu = np.zeros(train.n_users)
@@ -167,6 +172,17 @@ class BiasedMF(Recommender):
         dot = np.einsum("ij,ij->i", self.P_[users], self.Q_[items])
         return (self.mu_ + self.bu_[users] + self.bi_[items] + dot).astype(np.float32)
 
+    def _score_from_items(self, items: np.ndarray) -> np.ndarray:
+        h = np.unique(items)
+        q = self.Q_[h].astype(np.float64)
+        target = self.rating_max_ - self.mu_ - self.bi_[h].astype(np.float64)
+        a = q.T @ q + max(self.config.reg, 1e-6) * q.shape[0] * np.eye(q.shape[1])
+        p = np.linalg.solve(a, q.T @ target)
+        return (self.mu_ + self.bi_ + self.Q_ @ p.astype(np.float32)).astype(np.float32)
+
+    def _similar_items(self, items: np.ndarray) -> np.ndarray:
+        return cosine_similarities(self.Q_, items)
+
     def _predict_fallback(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         out = np.full(users.size, self.mu_, dtype=np.float32)
         ku, ki = users >= 0, items >= 0
@@ -176,9 +192,12 @@ class BiasedMF(Recommender):
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"P": self.P_, "Q": self.Q_, "bu": self.bu_, "bi": self.bi_,
-                "mu": np.asarray([self.mu_], dtype=np.float64)}
+                "mu": np.asarray([self.mu_], dtype=np.float64),
+                "rating_max": np.asarray([self.rating_max_], dtype=np.float64)}
 
     def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.P_, self.Q_ = arrays["P"], arrays["Q"]
         self.bu_, self.bi_ = arrays["bu"], arrays["bi"]
         self.mu_ = float(arrays["mu"][0])
+        # bundles written before history support lack r_max: one point above the mean
+        self.rating_max_ = float(arrays["rating_max"][0]) if "rating_max" in arrays else self.mu_ + 1.0

@@ -1,7 +1,7 @@
 """EASE: embarrassingly shallow autoencoder (Steck, WWW 2019), closed form.
 
 B = I - P diagMat(1 / diag(P)) with P = (X^T X + lambda I)^-1, diagonal of B zero;
-scores = X_u B.
+scores = X_u B; a visitor's history is a binary row x, scored as x B (served online).
 """
 
 from __future__ import annotations
@@ -47,6 +47,13 @@ class EASE(Recommender):
     def _score_users(self, users: np.ndarray) -> np.ndarray:
         assert self.seen_ is not None
         return np.asarray(self.seen_[users] @ self.B_, dtype=np.float32)
+
+    def _score_from_items(self, items: np.ndarray) -> np.ndarray:
+        # x B for the binary history vector x: the sum of the history items' rows of B.
+        return self.B_[np.unique(items)].sum(axis=0, dtype=np.float32)
+
+    def _similar_items(self, items: np.ndarray) -> np.ndarray:
+        return np.asarray(self.B_[items], dtype=np.float32)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"B": self.B_}

@@ -86,6 +86,15 @@ class ItemKNN(Recommender):
         assert self.seen_ is not None
         return np.asarray((self.seen_[users] @ self.W_).toarray(), dtype=np.float32)
 
+    def _score_from_items(self, items: np.ndarray) -> np.ndarray:
+        rows = self.W_[np.unique(items)]
+        return np.asarray(rows.sum(axis=0), dtype=np.float32).ravel()
+
+    def _similar_items(self, items: np.ndarray) -> np.ndarray:
+        # Row j of W holds j's weight towards each target item (the symmetric cosine, top-k kept
+        # per target), i.e. how much consuming j raises each item's score.
+        return np.asarray(self.W_[items].toarray(), dtype=np.float32)
+
     def _state(self) -> dict[str, np.ndarray]:
         return sparse_state("W", self.W_)
 

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from zenrec._errors import ConfigError, DataError
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import Recommender
+from zenrec.models.base import Recommender, cosine_similarities, implicit_fold_in
 from zenrec.models.neural import nn as zn
 from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
 from zenrec.models.neural.losses import (
@@ -423,10 +423,35 @@ class BPRMF(NeuralRecommender):
     def _build_module(self) -> nn.Module:
         return zn.MF(len(self.user_vocab), len(self.item_vocab), self.config.factors)
 
+    fold_in_alpha: ClassVar[float] = 20.0
+    """Confidence of a history item in the fold-in solve (unobserved items weigh 1)."""
+    fold_in_reg: ClassVar[float] = 0.01
+    """Fold-in L2 regularisation, relative to the mean squared item-embedding norm."""
+
     def item_embeddings(self) -> np.ndarray:
         """The (n_items, factors) item embedding matrix (rows in catalog order)."""
         m = self._require_module()
         return m.item.weight[1:].detach().float().cpu().numpy()
+
+    def _fold_in_parts(self) -> tuple[np.ndarray, np.ndarray, float]:
+        parts = getattr(self, "_fold_in_cache", None)
+        if parts is None or parts[0].shape[0] != self.n_items:
+            q = self.item_embeddings()
+            gram = q.astype(np.float64).T @ q.astype(np.float64)
+            reg = self.fold_in_reg * float(np.trace(gram)) / max(1, q.shape[0]) + 1e-12
+            parts = (q, gram, reg)
+            self._fold_in_cache = parts
+        return parts
+
+    def _score_from_items(self, items: np.ndarray) -> np.ndarray:
+        """Fold-in: the implicit-feedback ridge solve of a user vector against the item
+        embeddings (see :func:`zenrec.models.base.implicit_fold_in`), then ``<x, q_i>``."""
+        q, gram, reg = self._fold_in_parts()
+        x = implicit_fold_in(q, gram, items, alpha=self.fold_in_alpha, reg=reg)
+        return q @ x
+
+    def _similar_items(self, items: np.ndarray) -> np.ndarray:
+        return cosine_similarities(self.item_embeddings(), items)
 
 
 class GMFConfig(_IdModelConfig):
@@ -741,6 +766,34 @@ class TwoTower(NeuralRecommender):
         with torch.no_grad():
             u = torch.as_tensor(idx, device=self.device_)
             return module.user_repr(self._user_inputs(u)).float().cpu().numpy()
+
+    def _score_from_items(self, items: np.ndarray) -> np.ndarray | None:
+        """Run the user tower on the history: the unknown-user id slot (which id dropout
+        trained), the history field filled with the newest ``history_len`` items, other user
+        features missing. ``None`` when the model has no history field."""
+        assert self.encoder_ is not None
+        fields = self.encoder_.spec.side("user")
+        hist = next((f for f in fields if f.kind == "history"), None)
+        if hist is None:
+            return None
+        module = self._require_module()
+        t = self._table_tensors()
+        row = torch.zeros((1, int(hist.max_len or 1)), dtype=torch.int64, device=self.device_)
+        recent = torch.as_tensor(np.asarray(items, np.int64)[-row.shape[1]:] + 1, device=self.device_)
+        row[0, : recent.numel()] = recent  # oldest first, newest last, 0-padded (as in training)
+        inputs: dict[str, Tensor] = {"user": torch.zeros(1, dtype=torch.int64, device=self.device_)}
+        for f in fields:
+            inputs[f.name] = row if f is hist else torch.zeros_like(t[f"user.{f.name}"][:1])
+        for f in self.encoder_.spec.side("context"):
+            dtype = torch.float32 if f.kind == "numeric" else torch.int64
+            inputs[f.name] = torch.zeros(1, dtype=dtype, device=self.device_)
+        with torch.no_grad():
+            u = module.user_repr(inputs)  # (1, E)
+            v = module.item_repr(self._all_item_inputs())  # (N, E)
+            return module.score_matrix(u, v)[0].float().cpu().numpy()
+
+    def _similar_items(self, items: np.ndarray) -> np.ndarray:
+        return cosine_similarities(self.item_embeddings(), items)
 
     def embed_new_items(self, features: dict[str, Any]) -> np.ndarray:
         """Item-tower embeddings of new items from their features alone.

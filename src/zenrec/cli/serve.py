@@ -1,0 +1,159 @@
+"""``zenrec serve``: run the HTTP service over a model bundle (uvicorn, uvloop, httptools).
+
+This module is the only place that reads the environment for serving: the API key from the
+variable named by ``--api-key-env``, ``ZENREC_SERVE_*`` settings, and, in worker processes,
+the settings the parent handed down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "worker_app"]
+
+EPILOG = """Examples:
+  zenrec serve runs/quickstart/best-model
+  zenrec serve runs/ease --port 8080 --workers 2 --max-concurrency 32
+  ZENREC_ADMIN_KEY=$(openssl rand -hex 16) zenrec serve runs/ease --api-key-env ZENREC_ADMIN_KEY
+  zenrec serve runs/ease --request-log logs/ --request-log-salt-env ZENREC_SALT
+
+Every setting can also come from a ZENREC_SERVE_<NAME> environment variable (e.g.
+ZENREC_SERVE_ANN_THRESHOLD=50000); command-line options win. See docs/serving.md.
+"""
+
+_BUNDLE_ENV = "ZENREC_SERVE_WORKER_BUNDLE"
+_SETTINGS_ENV = "ZENREC_SERVE_WORKER_SETTINGS"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a model bundle over HTTP (recommend, similar items, metrics, demo page)",
+        description="Serve a model bundle: POST /v1/recommend, /v1/recommend/batch, /v1/similar-items; "
+                    "GET /healthz, /readyz, /v1/model, /metrics, / (demo page), /docs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("bundle", metavar="BUNDLE_DIR", help="bundle directory (from 'zenrec train' or 'evaluate --save')")
+    p.add_argument("--host", help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, help="TCP port (default 8000)")
+    p.add_argument("--workers", type=int, help="worker processes sharing the port (default 1)")
+    p.add_argument("--api-key-env", metavar="VAR",
+                   help="environment variable holding the admin API key; enables POST /admin/reload")
+    p.add_argument("--request-log", metavar="DIR", help="write one JSON line per request under DIR")
+    p.add_argument("--request-log-salt-env", metavar="VAR",
+                   help="environment variable holding the salt of hashed user ids (default: a random salt)")
+    p.add_argument("--max-concurrency", type=int, metavar="N",
+                   help="requests processed at once per worker; more get 503 + Retry-After (default 64)")
+    p.add_argument("--ann-threshold", type=int, metavar="N",
+                   help="use an HNSW index above N catalog items, for dot-product models (default 100000)")
+    p.add_argument("--rerank-bundle", metavar="DIR", help="second bundle that re-ranks the retrieved candidates")
+    p.add_argument("--rerank-candidates", type=int, metavar="N", help="candidates retrieved for re-ranking (default 200)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--access-log", action="store_true", help="log every request as a JSON line on stderr")
+    p.set_defaults(func=run)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from zenrec._errors import ConfigError
+    from zenrec.serving.settings import ServeSettings
+
+    overrides: dict[str, Any] = {}
+    for opt in ("host", "port", "workers", "max_concurrency", "ann_threshold", "rerank_candidates"):
+        v = getattr(args, opt)
+        if v is not None:
+            overrides[opt] = v
+    if args.access_log:
+        overrides["access_log"] = True
+    if args.rerank_bundle:
+        overrides["rerank_bundle"] = Path(args.rerank_bundle)
+    if args.api_key_env:
+        key = os.environ.get(args.api_key_env, "")
+        if not key.strip():
+            raise ConfigError(f"--api-key-env {args.api_key_env}: the environment variable {args.api_key_env} "
+                              "is not set or empty; export the key in it, or drop --api-key-env")
+        overrides["api_key"] = key.strip()
+    if args.request_log:
+        overrides["request_log"] = Path(args.request_log)
+        if args.request_log_salt_env:
+            salt = os.environ.get(args.request_log_salt_env, "")
+            if not salt:
+                raise ConfigError(f"--request-log-salt-env {args.request_log_salt_env}: the environment variable "
+                                  "is not set or empty")
+            overrides["request_log_salt"] = salt
+        elif not os.environ.get("ZENREC_SERVE_REQUEST_LOG_SALT"):
+            overrides["request_log_salt"] = secrets.token_hex(16)
+            sys.stderr.write("zenrec serve: no --request-log-salt-env given: user ids in the request log are "
+                             "hashed with a random salt, not comparable across restarts\n")
+    try:
+        return ServeSettings(**overrides)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err.get("loc", ()))
+            flag = f"--{loc.replace('_', '-')}" if loc else "settings"
+            parts.append(f"{flag}: {err.get('msg')}; got {err.get('input')!r}")
+        raise ConfigError("; ".join(parts)) from None
+
+
+def worker_app() -> Any:
+    """App factory of each worker process (``--workers N``): settings from the parent."""
+    from zenrec.serving.app import create_app
+    from zenrec.serving.settings import ServeSettings
+
+    settings = ServeSettings.model_validate_json(os.environ[_SETTINGS_ENV])
+    return create_app(os.environ[_BUNDLE_ENV], settings)
+
+
+def run(args: argparse.Namespace) -> int:
+    from zenrec._errors import BundleError, ConfigError
+
+    bundle = Path(args.bundle)
+    if not (bundle / "bundle.json").is_file():
+        raise BundleError(f"{bundle}: not a zenrec bundle (no bundle.json); pass the directory that "
+                          "'zenrec train' or 'zenrec evaluate --save' wrote")
+    settings = _settings(args)
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError("zenrec serve needs the serve extra: pip install 'zenrec[serve]'") from None
+    from zenrec.models.bundle import read_bundle
+
+    read_bundle(bundle)  # fail fast, with one line, on a corrupt or incompatible bundle
+    if settings.rerank_bundle is not None:
+        read_bundle(settings.rerank_bundle)
+    from zenrec.serving.logs import uvicorn_log_config
+
+    common: dict[str, Any] = {
+        "host": settings.host, "port": settings.port, "loop": "uvloop", "http": "httptools",
+        "log_config": uvicorn_log_config(args.log_level), "access_log": False,
+        "timeout_graceful_shutdown": settings.graceful_shutdown_s, "server_header": False,
+    }
+    if settings.workers == 1:
+        from zenrec.serving.app import create_app
+
+        uvicorn.run(create_app(bundle, settings), **common)
+        return 0
+    metrics_dir = tempfile.mkdtemp(prefix="zenrec-prometheus-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    os.environ[_BUNDLE_ENV] = str(bundle.resolve())
+    dumped = settings.model_dump(mode="json")
+    for secret in ("api_key", "request_log_salt"):
+        value = getattr(settings, secret)
+        dumped[secret] = None if value is None else value.get_secret_value()
+    os.environ[_SETTINGS_ENV] = json.dumps(dumped)
+    try:
+        uvicorn.run("zenrec.cli.serve:worker_app", factory=True, workers=settings.workers, **common)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0

@@ -1,0 +1,135 @@
+"""The ASGI layer around every request: admission (concurrency limit, body size), timing,
+metrics and the request log. Pure ASGI (no ``BaseHTTPMiddleware``), so it costs little."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from zenrec.serving.deps import ServiceState
+
+__all__ = ["ServiceMiddleware"]
+
+log = logging.getLogger("zenrec.serving.access")
+
+# Endpoints reported in metrics and the request log (anything else is "other": bounded labels).
+KNOWN_ENDPOINTS = frozenset({
+    "/", "/healthz", "/readyz", "/metrics", "/v1/model", "/v1/recommend", "/v1/recommend/batch",
+    "/v1/similar-items", "/v1/items", "/admin/reload", "/docs", "/openapi.json",
+})
+# Cheap endpoints that are always admitted (probes and scrapes must work under overload).
+UNLIMITED = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any],
+                     headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    raw = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": raw})
+
+
+class ServiceMiddleware:
+    """Admission control, metrics and request logging.
+
+    A request beyond ``max_concurrency`` in flight is answered at once with 503 and
+    ``Retry-After`` (never queued without bound); a body larger than ``max_body_bytes``
+    (by ``Content-Length``, or counted while streaming) gets 413.
+    """
+
+    def __init__(self, app: ASGIApp, *, state: ServiceState) -> None:
+        self.app = app
+        self.state = state
+        s = state.settings
+        self.metrics = state.metrics
+        self.max_concurrency = s.max_concurrency
+        self.max_body_bytes = s.max_body_bytes
+        self.retry_after = str(s.retry_after_s).encode()
+        self.access_log = s.access_log
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        wall = time.time()
+        path = scope.get("path", "")
+        endpoint = path if path in KNOWN_ENDPOINTS else "other"
+        limited = endpoint not in UNLIMITED
+        status = 500
+        if limited and self.in_flight >= self.max_concurrency:
+            self.metrics.rejected.labels("overload").inc()
+            status = 503
+            await _send_json(send, 503, {"detail": "server overloaded; retry later"},
+                             ((b"retry-after", self.retry_after),))
+            self._done(scope, endpoint, status, t0, wall)
+            return
+        declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            self.metrics.rejected.labels("body_too_large").inc()
+            status = 413
+            await _send_json(send, 413, {"detail": f"request body larger than {self.max_body_bytes} bytes"})
+            self._done(scope, endpoint, status, t0, wall)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            msg = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge
+            return msg
+
+        async def tracking_send(msg: Message) -> None:
+            nonlocal status, started
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+                started = True
+            await send(msg)
+
+        if limited:
+            self.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            self.metrics.rejected.labels("body_too_large").inc()
+            status = 413
+            if not started:
+                await _send_json(send, 413, {"detail": f"request body larger than {self.max_body_bytes} bytes"})
+        finally:
+            if limited:
+                self.in_flight -= 1
+            self.metrics.in_flight.dec()
+            self._done(scope, endpoint, status, t0, wall)
+
+    def _done(self, scope: Scope, endpoint: str, status: int, t0: float, wall: float) -> None:
+        elapsed = time.perf_counter() - t0
+        code = str(status)
+        self.metrics.requests.labels(endpoint, code).inc()
+        self.metrics.latency.labels(endpoint, code).observe(elapsed)
+        state = scope.get("state") or {}
+        request_log = self.state.request_log
+        if request_log is not None and endpoint not in UNLIMITED:
+            before = request_log.dropped
+            request_log.log(wall, endpoint, status, elapsed * 1000.0, state.get("model_version"),
+                            state.get("log_user"), state.get("log_k"))
+            if request_log.dropped != before:
+                self.metrics.log_dropped.inc()
+        if self.access_log:
+            log.info("request", extra={"endpoint": endpoint, "method": scope.get("method"), "status": status,
+                                       "latency_ms": round(elapsed * 1000.0, 3),
+                                       "model_version": state.get("model_version")})

@@ -1,0 +1,84 @@
+"""Typed settings of the serving process (``zenrec serve`` and :func:`create_app`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ServeSettings"]
+
+
+class ServeSettings(BaseSettings):
+    """Every knob of a serving process; also read from ``ZENREC_SERVE_<FIELD>`` variables.
+
+    Only the CLI builds this from the environment; library callers pass values explicitly.
+
+    Example:
+        >>> s = ServeSettings(max_concurrency=32)
+        >>> s.max_k, s.host
+        (1000, '127.0.0.1')
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ZENREC_SERVE_", extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    """Interface to bind (loopback unless told otherwise)."""
+    port: int = Field(8000, ge=0, le=65535)
+    """TCP port (0: any free port)."""
+    workers: int = Field(1, ge=1, le=64)
+    """Worker processes sharing the port."""
+    api_key: SecretStr | None = None
+    """Key of the ``/admin`` routes (sent as ``X-API-Key``); the routes do not exist without it."""
+
+    max_concurrency: int = Field(64, ge=1)
+    """Requests processed at once per worker; more are answered 503 with ``Retry-After``."""
+    retry_after_s: int = Field(1, ge=1)
+    """Value of the ``Retry-After`` header of an overload answer."""
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    """Largest accepted request body (413 above)."""
+    max_k: int = Field(1000, ge=1)
+    """Largest list length a request may ask for."""
+    max_list_items: int = Field(1000, ge=1)
+    """Largest number of ids in ``recent_items``, ``include_items`` or ``exclude_items``."""
+    max_batch_users: int = Field(256, ge=1)
+    """Largest number of users in one ``/v1/recommend/batch`` request."""
+
+    ann_threshold: int = Field(100_000, ge=0)
+    """Catalogs with more items than this use an HNSW index (dot-product models only)."""
+    hnsw_m: int = Field(32, ge=4)
+    """HNSW graph degree (faiss ``M``)."""
+    hnsw_ef_construction: int = Field(80, ge=8)
+    """HNSW build beam width (``efConstruction``)."""
+    hnsw_ef_search: int = Field(128, ge=8)
+    """HNSW query beam width (``efSearch``); see ``zenrec bench retrieval`` for recall."""
+    overfetch: int = Field(4, ge=1)
+    """HNSW fetches ``overfetch * (k + excluded)`` neighbours, then re-checks exclusions/filters."""
+
+    rerank_bundle: Path | None = None
+    """Second bundle that re-ranks the retrieved candidates with its ``score`` (two-stage)."""
+    rerank_candidates: int = Field(200, ge=1)
+    """Candidates retrieved by the first stage when re-ranking."""
+
+    request_log: Path | None = None
+    """Directory of the JSON-lines request log (off when unset)."""
+    request_log_salt: SecretStr | None = None
+    """Per-deployment salt of the hashed user ids in the request log."""
+    request_log_max_bytes: int = Field(64 * 2**20, ge=4096)
+    """Size at which a request-log file is rotated."""
+    request_log_backups: int = Field(20, ge=1)
+    """Rotated request-log files kept per process."""
+    request_log_queue: int = Field(100_000, ge=16)
+    """Records buffered for the writer thread; beyond, records are dropped and counted."""
+
+    graceful_shutdown_s: float = Field(10.0, ge=0)
+    """Time in-flight requests get to finish on shutdown."""
+    access_log: bool = False
+    """Emit one JSON log line per request (the request log is the cheap alternative)."""
+
+    @model_validator(mode="after")
+    def _salt_with_log(self) -> ServeSettings:
+        if self.request_log is not None and self.request_log_salt is None:
+            raise ValueError("request_log needs request_log_salt (a per-deployment secret) to hash user ids")
+        return self

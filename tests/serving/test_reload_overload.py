@@ -1,0 +1,131 @@
+"""Hot reload under concurrent load, refused bundles, and the overload answer (503 + Retry-After)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+
+import httpx
+import pytest
+
+from conftest import live_server
+
+pytestmark = pytest.mark.integration
+
+KEY = {"X-API-Key": "test-key-123"}
+
+
+def version_of(bundle) -> str:
+    return json.loads((bundle / "bundle.json").read_text())["content_sha256"][:16]
+
+
+class SteadyClient(threading.Thread):
+    """Sends /v1/recommend at a fixed rate until stopped; records every answer."""
+
+    def __init__(self, url: str, rate: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.period = url, 1.0 / rate
+        self.stop_event = threading.Event()
+        self.results: list[tuple[float, int, str | None]] = []
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as c:
+            t_next = time.perf_counter()
+            j = 0
+            while not self.stop_event.is_set():
+                try:
+                    r = c.post("/v1/recommend", json={"user_id": 1 + j % 900, "k": 10})
+                    body = r.json()
+                    self.results.append((time.perf_counter(), r.status_code, body.get("model_version")))
+                    if r.status_code != 200 or len(body["items"]) != 10:
+                        self.failures.append(f"{r.status_code}: {r.text[:200]}")
+                except Exception as exc:  # connection errors count as failures
+                    self.failures.append(repr(exc))
+                j += 1
+                t_next += self.period
+                time.sleep(max(0.0, t_next - time.perf_counter()))
+
+
+def test_three_reloads_under_load_fail_no_request(bundles):
+    versions = {name: version_of(b) for name, b in bundles.items()}
+    with live_server(bundles["ease"], api_key="test-key-123") as srv:
+        client = SteadyClient(srv.url, rate=100)
+        client.start()
+        swaps = []
+        try:
+            for target in ("itemknn", "ease", "itemknn"):
+                time.sleep(0.4)
+                r = httpx.post(srv.url + "/admin/reload", json={"bundle_dir": str(bundles[target])},
+                               headers=KEY, timeout=60)
+                assert r.status_code == 200, r.text
+                assert r.json()["version"] == versions[target]
+                swaps.append((time.perf_counter(), versions[target]))
+            time.sleep(0.4)
+        finally:
+            client.stop_event.set()
+            client.join(20)
+        metrics = httpx.get(srv.url + "/metrics").text
+    assert client.failures == []
+    assert len(client.results) > 100
+    tags = [v for _, _, v in client.results]
+    assert set(tags) == {versions["ease"], versions["itemknn"]}
+    # every response sent after a swap completed is tagged with the new version
+    for (t_swap, v), nxt in zip(swaps, [*swaps[1:], (float("inf"), None)]):
+        after = [tag for t, _, tag in client.results if t_swap + 0.05 < t < nxt[0]]
+        assert after and set(after) == {v}
+    assert 'zenrec_reloads_total{outcome="ok"} 3.0' in metrics
+
+
+def test_bad_bundles_are_refused_and_the_old_one_keeps_serving(bundles, tmp_path, server):
+    before = httpx.get(server.url + "/v1/model").json()["version"]
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(bundles["itemknn"], corrupt)
+    raw = bytearray((corrupt / "arrays.safetensors").read_bytes())
+    raw[-100] ^= 0xFF
+    (corrupt / "arrays.safetensors").write_bytes(bytes(raw))
+    newer = tmp_path / "newer"
+    shutil.copytree(bundles["itemknn"], newer)
+    meta = json.loads((newer / "bundle.json").read_text())
+    meta["format_version"] = 99
+    (newer / "bundle.json").write_text(json.dumps(meta))
+    cases = {corrupt: "content hash mismatch", newer: "newer than this zenrec",
+             tmp_path / "missing": "no such bundle directory"}
+    for path, reason in cases.items():
+        r = httpx.post(server.url + "/admin/reload", json={"bundle_dir": str(path)}, headers=KEY, timeout=60)
+        assert r.status_code == 422, r.text
+        assert reason in r.json()["detail"] and f"still serving version {before}" in r.json()["detail"]
+        assert httpx.get(server.url + "/v1/model").json()["version"] == before
+        ok = httpx.post(server.url + "/v1/recommend", json={"user_id": 1})
+        assert ok.status_code == 200 and ok.json()["model_version"] == before
+    assert 'zenrec_reloads_total{outcome="refused"} 3.0' in httpx.get(server.url + "/metrics").text
+
+
+def test_overload_is_answered_503_with_retry_after(bundles):
+    """Two slots; twelve concurrent heavy batch requests: the excess is refused at once, not queued."""
+    heavy = {"requests": [{"user_id": u, "k": 200, "exclude_seen": False} for u in range(1, 129)]}
+    with live_server(bundles["ease"], max_concurrency=2, retry_after_s=3) as srv:
+        out: list[httpx.Response] = []
+        lock = threading.Lock()
+
+        def hit() -> None:
+            r = httpx.post(srv.url + "/v1/recommend/batch", json=heavy, timeout=120)
+            with lock:
+                out.append(r)
+
+        threads = [threading.Thread(target=hit) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        # probes still answer while the service is saturated
+        assert httpx.get(srv.url + "/healthz").status_code == 200
+        metrics = httpx.get(srv.url + "/metrics").text
+    codes = sorted(r.status_code for r in out)
+    assert set(codes) == {200, 503}, codes
+    refused = [r for r in out if r.status_code == 503]
+    assert all(r.headers["retry-after"] == "3" for r in refused)
+    assert all("overloaded" in r.json()["detail"] for r in refused)
+    assert f'zenrec_requests_rejected_total{{reason="overload"}} {float(len(refused))}' in metrics
