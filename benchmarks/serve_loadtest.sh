@@ -8,7 +8,8 @@
 #
 # Usage: bash benchmarks/serve_loadtest.sh          (~15 minutes; on a quiet machine)
 #   DURATION=20 STEP_DURATION=5 REPEATS=3 bash benchmarks/serve_loadtest.sh
-# On a 2-core machine the server is pinned to core 0 and the generator to core 1 (taskset).
+# With PIN=1 (default) on a 2-core machine the server is pinned to core 0 and the generator to
+# core 1 (taskset); PIN=0 leaves placement to the scheduler (better on a shared machine).
 # Every load test runs under the bench lock (flock /tmp/zenrec-bench.lock), one at a time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ LOCK=${LOCK:-/tmp/zenrec-bench.lock}
 mkdir -p "$OUT"
 
 SERVE_PIN=() GEN_PIN=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+if [ "${PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   SERVE_PIN=(taskset -c 0) GEN_PIN=(taskset -c 1)
 fi
 

@@ -39,8 +39,8 @@ def render(out: Path, ceiling: Path | None, machine: str) -> str:
         "",
         f"Machine: {machine}. Taken {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"load average at render {os.getloadavg()[0]:.1f}. The generator runs on the same machine",
-        "as the server (server pinned to core 0, generator to core 1 with `taskset`), so these are",
-        "the figures of the pair on loopback. Latency is measured from each request's *scheduled*",
+        f"as the server ({os.environ.get('PIN_NOTE', 'server pinned to core 0, generator to core 1 with `taskset`')}),",
+        "so these are the figures of the pair on loopback. Latency is measured from each request's *scheduled*",
         "send time (open loop, coordinated-omission corrected); percentiles over successful",
         "responses; one `zenrec serve` worker process; every load test ran under the bench lock.",
         "",

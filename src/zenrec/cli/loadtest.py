@@ -153,6 +153,21 @@ def _table(title: str, rows: list[list[str]]) -> Any:
     return t
 
 
+def _warn_lag(con: Any, res: Any, connections: int) -> None:
+    if res.lag_p99_ms is None or res.lag_p99_ms <= 10:
+        return
+    if res.connections_used >= connections:
+        con.print(
+            f"note: requests waited up to {res.lag_p99_ms:.0f} ms (p99) for one of the "
+            f"{connections} connections: the server did not keep up (counted in the latency)"
+        )
+    else:
+        con.print(
+            f"warning: the generator fell behind by up to {res.lag_p99_ms:.0f} ms (p99) with "
+            "connections to spare: it was short of CPU; use --processes or a quieter machine"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``zenrec loadtest``."""
     from rich.console import Console
@@ -187,14 +202,11 @@ def run(args: argparse.Namespace) -> int:
         res = run_load(cfg, ids=ids)
         out.print(_table(f"{method} {args.url.rstrip('/')}{path} (open loop)", [_row(res)]))
         payload = res.as_dict()
-        if res.lag_p99_ms is not None and res.lag_p99_ms > 10:
-            con.print(
-                f"warning: requests left up to {res.lag_p99_ms:.0f} ms late (p99): the generator "
-                "or --connections set the pace; raise --connections or --processes"
-            )
+        _warn_lag(con, res, args.connections)
     else:
 
         def progress(step: Any, ok: bool) -> None:
+            _warn_lag(con, step, args.connections)
             verdict = "ok" if ok else f"misses p99 <= {args.p99_target_ms:g} ms or has errors"
             con.print(
                 f"  {step.offered_rps:g} req/s: achieved {step.achieved_rps:.1f}, p99 "

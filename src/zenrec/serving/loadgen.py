@@ -301,8 +301,9 @@ class StepResult:
     Latency percentiles are over the successful responses (status < 400), measured from each
     request's scheduled send time; errors are counted by kind. ``service_p99_ms`` is the p99
     measured from the actual send instead (what a closed-loop client would report), and
-    ``lag_p99_ms`` how late the generator put requests on the wire (a large value means the
-    generator or the connection limit, not the server, set the pace).
+    ``lag_p99_ms`` how late requests went onto the wire: with ``connections_used`` below the
+    ``connections`` limit a large lag means the generator itself fell behind (CPU-starved);
+    at the limit, that every connection was waiting on the server.
     """
 
     offered_rps: float
@@ -320,6 +321,7 @@ class StepResult:
     duration_s: float
     service_p99_ms: float | None
     lag_p99_ms: float | None
+    connections_used: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (the load-test contract's keys plus the diagnostics)."""
@@ -339,6 +341,7 @@ class StepResult:
             "duration_s": self.duration_s,
             "service_p99_ms": self.service_p99_ms,
             "lag_p99_ms": self.lag_p99_ms,
+            "connections_used": self.connections_used,
         }
 
     def passes(self, p99_target_ms: float) -> bool:
@@ -382,6 +385,7 @@ def _summarize(
     done: np.ndarray,
     kind: np.ndarray,
     t_end: float,
+    connections_used: int = 0,
 ) -> StepResult:
     n = cfg.n_requests
     ok = kind == _OK
@@ -411,6 +415,7 @@ def _summarize(
         duration_s=round(window, 3),
         service_p99_ms=_ms(pct(svc, 99)),
         lag_p99_ms=_ms(pct(lag, 99)),
+        connections_used=connections_used,
     )
 
 
@@ -613,7 +618,7 @@ def _run_share(
     offset: int,
     stride: int,
     connections: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, int]:
     """Run one process's share; times are returned on the wall clock (shared by processes)."""
     # perf_counter is per process; convert the common wall-clock start to it.
     shift = time.time() - time.perf_counter()
@@ -625,7 +630,8 @@ def _run_share(
 
     with asyncio.Runner(loop_factory=_loop_factory(cfg.event_loop)) as runner:
         eng, t_end = runner.run(main())
-    return eng.idx, eng.sched + shift, eng.sent + shift, eng.done + shift, eng.kind, t_end + shift
+    return (eng.idx, eng.sched + shift, eng.sent + shift, eng.done + shift, eng.kind,
+            t_end + shift, len(eng.workers))
 
 
 def _share_process(conn: Any, cfg: LoadTestConfig, requests: list[bytes], offset: int,
@@ -705,10 +711,12 @@ def run_load(
         shares = [_run_share(cfg, reqs, time.time() + 0.05, 0, 1, cfg.connections)]
     else:
         shares = _run_processes(cfg, reqs)
-    for idx, s_, se, d, k_, te in shares:
+    used = 0
+    for idx, s_, se, d, k_, te, nconn in shares:
         sched[idx], sent[idx], done[idx], kind[idx] = s_, se, d, k_
         t_end = max(t_end, te)
-    return _summarize(cfg, sched, sent, done, kind, t_end)
+        used += nconn
+    return _summarize(cfg, sched, sent, done, kind, t_end, used)
 
 
 def run_ramp(
