@@ -10,7 +10,8 @@
 #   DURATION=20 STEP_DURATION=5 REPEATS=3 bash benchmarks/serve_loadtest.sh
 # With PIN=1 (default) on a 2-core machine the server is pinned to core 0 and the generator to
 # core 1 (taskset); PIN=0 leaves placement to the scheduler (better on a shared machine).
-# Every load test runs under the bench lock (flock /tmp/zenrec-bench.lock), one at a time.
+# Timed phases hold the bench lock (flock /tmp/zenrec-bench.lock): one per bundle for the rates
+# and ramps (~5 min), one per bundle for the request-log pairs (~2 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ZENREC_DATA=${ZENREC_DATA:-$(cd .. && pwd)/shared/data}
@@ -39,7 +40,7 @@ fi
 SERVER_PID=
 start_server() {  # bundle [serve options...]
   local bundle=$1; shift
-  "${SERVE_PIN[@]}" $Z serve "$bundle" --port "$PORT" --log-level warning "$@" &
+  "${SERVE_PIN[@]}" $Z serve "$bundle" --port "$PORT" --log-level warning "$@" 9>&- &
   SERVER_PID=$!
   for _ in $(seq 1 600); do
     if $PY -c "import sys,urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/readyz', timeout=1)" 2>/dev/null; then
@@ -57,14 +58,18 @@ stop_server() {
 trap stop_server EXIT
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$SERVER_PID/status"; }
 
+exec 9>"$LOCK"
+lock() { flock 9; }
+unlock() { flock -u 9; }
 lt() {  # output.json loadtest-options...
   local out=$1; shift
-  flock "$LOCK" "${GEN_PIN[@]}" $Z loadtest "http://127.0.0.1:$PORT" --output "$out" "$@"
+  "${GEN_PIN[@]}" $Z loadtest "http://127.0.0.1:$PORT" --output "$out" "$@" 9>&-
 }
 
 for model in bprmf ease; do
   bundle="$OUT/$model-bundle"
   start_server "$bundle"
+  lock
   lt "$OUT/$model-warmup.json" --rate 100 --duration 3 --users-from "$bundle" >/dev/null
   for rate in 200 500 1000; do
     lt "$OUT/$model-rate$rate.json" --rate "$rate" --duration "$DURATION" --users-from "$bundle"
@@ -74,11 +79,13 @@ for model in bprmf ease; do
   lt "$OUT/$model-ramp-healthz.json" --endpoint healthz --ramp 250:6000:250 \
     --duration "$STEP_DURATION" --p99-target-ms 50
   echo "{\"rss_mb\": $(rss_mb)}" > "$OUT/$model-rss.json"
+  unlock
   stop_server
 
   # Request-log cost: the same rate without and with the log, alternated.
   logdir=$(mktemp -d)
   export ZENREC_LOADTEST_SALT=loadtest-salt
+  lock
   for i in $(seq 1 "$REPEATS"); do
     start_server "$bundle"
     lt "$OUT/$model-log-off-$i.json" --rate 500 --duration "$DURATION" --users-from "$bundle"
@@ -87,6 +94,7 @@ for model in bprmf ease; do
     lt "$OUT/$model-log-on-$i.json" --rate 500 --duration "$DURATION" --users-from "$bundle"
     stop_server
   done
+  unlock
   wc -l "$logdir"/requests-*.jsonl | tail -1 > "$OUT/$model-log-lines.txt"
   rm -rf "$logdir"
 done
