@@ -84,9 +84,11 @@ def render(out: Path, ceiling: Path | None, machine: str) -> str:
             rss = _load(out / f"{m}-rss.json") or {}
             if rec is None or hz is None:
                 continue
-            ratio = rec["capacity_rps"] / hz["capacity_rps"] if hz["capacity_rps"] else None
+            rc, hc = rec["capacity_rps"], hz["capacity_rps"]
+            ratio = rc / hc if rc is not None and hc else None
             lines.append(
-                f"| {MODELS[m]} | {rec['capacity_rps']:g} | {hz['capacity_rps']:g} | "
+                f"| {MODELS[m]} | {'none' if rc is None else f'{rc:g}'} | "
+                f"{'none' if hc is None else f'{hc:g}'} | "
                 f"{'-' if ratio is None else f'{ratio:.0%}'} | {rss.get('rss_mb', '-')} |"
             )
         lines += [

@@ -167,7 +167,7 @@ def test_cli_ramp_json_has_the_contract_keys_and_feeds_the_planner(
             "--endpoint",
             "healthz",
             "--ramp",
-            "40:120:40",
+            "40:100:50",
             "--duration",
             "1",
             "--p99-target-ms",
@@ -180,7 +180,8 @@ def test_cli_ramp_json_has_the_contract_keys_and_feeds_the_planner(
     data = json.loads(out.read_text())
     assert CONTRACT_KEYS | {"steps", "capacity_rps", "p99_target_ms"} <= set(data)
     assert data["capacity_rps"] == 40.0 and data["p99_target_ms"] == 100.0
-    assert [s["offered_rps"] for s in data["steps"]] == [40.0, 80.0]
+    # 4 at a time x 50 ms = 80 req/s: 90 req/s queues past the 100 ms target
+    assert [s["offered_rps"] for s in data["steps"]] == [40.0, 90.0]
     for s in data["steps"]:
         assert set(s) >= CONTRACT_KEYS
     assert data["offered_rps"] == 40.0  # top level = the step at capacity
@@ -288,3 +289,12 @@ def test_ids_from_a_dataset_name(monkeypatch: pytest.MonkeyPatch) -> None:
     users = ids_from("ml-100k", "users")
     items = ids_from("ml-100k", "items")
     assert len(users) == 943 and len(items) == 1682 and users[:2] == [1, 2]
+
+
+def test_ramp_with_no_passing_step_has_no_capacity(server: str) -> None:
+    cfg = LoadTestConfig(url=f"{server}/status/503", rate=20, duration=0.3, endpoint="healthz")
+    ramp = run_ramp(cfg, [20.0, 40.0], p99_target_ms=50, pause=0)
+    assert ramp.capacity_rps is None and len(ramp.steps) == 1 and ramp.stopped_early
+    d = ramp.as_dict()
+    assert d["capacity_rps"] is None and d["offered_rps"] == 20.0
+    assert json.loads(json.dumps(d))["capacity_rps"] is None

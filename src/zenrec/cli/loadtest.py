@@ -225,7 +225,10 @@ def run(args: argparse.Namespace) -> int:
                 rows,
             )
         )
-        out.print(f"capacity: {ramp.capacity_rps:g} req/s at p99 <= {args.p99_target_ms:g} ms")
+        if ramp.capacity_rps is None:
+            out.print(f"capacity: none of the steps met p99 <= {args.p99_target_ms:g} ms without errors")
+        else:
+            out.print(f"capacity: {ramp.capacity_rps:g} req/s at p99 <= {args.p99_target_ms:g} ms")
         for note in ramp.notes:
             con.print(f"note: {note}")
         payload = ramp.as_dict()

@@ -354,12 +354,12 @@ class RampResult:
     """Outcome of a ramp: every step run, and the capacity at the p99 target.
 
     ``capacity_rps`` is the highest step rate with p99 <= ``p99_target_ms`` and no errors
-    (0.0 when no step met it). The top-level per-step fields of :meth:`as_dict` are those of
+    (``None``, JSON null, when no step met it: the planner then refuses the file). The top-level per-step fields of :meth:`as_dict` are those of
     the step at capacity (of the first step when none passed).
     """
 
     steps: list[StepResult]
-    capacity_rps: float
+    capacity_rps: float | None
     p99_target_ms: float
     stopped_early: bool = False
     notes: list[str] = field(default_factory=list)
@@ -755,7 +755,7 @@ def run_ramp(
     target = parse_target(config.url, allow_remote=config.allow_remote)
     reqs = build_requests(target, config.endpoint, ids=ids, k=config.k, seed=config.seed)
     steps: list[StepResult] = []
-    capacity = 0.0
+    capacity: float | None = None
     stopped = False
     for i, rate in enumerate(rates):
         cfg = config.model_copy(update={"rate": float(rate)})
@@ -764,7 +764,7 @@ def run_ramp(
         ok = res.passes(p99_target_ms)
         steps.append(res)
         if ok:
-            capacity = max(capacity, float(rate))
+            capacity = float(rate) if capacity is None else max(capacity, float(rate))
         if on_step is not None:
             on_step(res, ok)
         if not ok and stop_on_fail:
@@ -773,7 +773,7 @@ def run_ramp(
         if i < len(rates) - 1 and pause > 0:
             time.sleep(pause)
     notes = []
-    if capacity == 0.0:
+    if capacity is None:
         notes.append(f"no step met p99 <= {p99_target_ms:g} ms without errors; start lower")
     elif capacity == float(rates[-1]):
         notes.append("the last step still passed: capacity is at least this; ramp higher")
