@@ -155,6 +155,12 @@ def run_candidate(name: str, url: str, rate: float, duration: float) -> dict[str
     }
 
 
+def _write(path: str, duration: float, rows: list[dict[str, Any]]) -> None:
+    from zenrec._io import atomic_write_text
+
+    atomic_write_text(Path(path), json.dumps({"duration_s": duration, "rows": rows}, indent=2) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rates", default="1000,2000,5000,10000")
@@ -185,17 +191,15 @@ def main() -> int:
                 row = {"candidate": name, **run_candidate(name, url, rate, args.duration)}
                 print(json.dumps(row), flush=True)
                 rows.append(row)
+                _write(args.output, args.duration, rows)  # partial results survive a timeout
                 time.sleep(0.5)
                 if row["achieved_rps"] < 0.8 * rate:  # saturated: higher rates only queue
                     break
     finally:
         server.terminate()
         server.wait()
-    from zenrec._io import atomic_write_text
-
-    out = Path(args.output)
-    atomic_write_text(out, json.dumps({"duration_s": args.duration, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {out}")
+    _write(args.output, args.duration, rows)
+    print(f"wrote {args.output}")
     return 0
 
 
