@@ -99,4 +99,5 @@ for model in bprmf ease; do
   rm -rf "$logdir"
 done
 
-$PY benchmarks/serve_loadtest_report.py "$OUT" docs/results/serving-loadtest.md
+DURATION=$DURATION STEP_DURATION=$STEP_DURATION \
+  $PY benchmarks/serve_loadtest_report.py "$OUT" docs/results/serving-loadtest.md
