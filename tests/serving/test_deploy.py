@@ -1,0 +1,230 @@
+"""Deployment files: the Kubernetes manifests validate against a pinned Kubernetes version's
+schemas (kubernetes-validate, strict: unknown fields are errors), they agree with each other,
+the KEDA/HPA output of ``zenrec traffic plan`` is checked as far as schemas exist for it, and
+the Dockerfile is checked by parsing it (Docker itself is not available to the test suite).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+kv = pytest.importorskip("kubernetes_validate")
+yaml = pytest.importorskip("yaml")
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+#: Kubernetes version the manifests are validated against (raise it deliberately).
+K8S_VERSION = "1.33.0"
+
+
+def _docs() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for f in sorted(K8S.glob("*.yaml")):
+        if f.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(f.read_text()):
+            out[doc["kind"]] = doc
+    return out
+
+
+def test_every_manifest_validates_against_the_pinned_kubernetes_version() -> None:
+    docs = _docs()
+    assert set(docs) == {
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "PersistentVolumeClaim",
+    }
+    for kind, doc in docs.items():
+        assert kv.validate(doc, K8S_VERSION, strict=True) == K8S_VERSION[:4], kind
+
+
+def test_the_validator_rejects_a_broken_manifest() -> None:
+    # The check above would be worthless if the validator accepted anything.
+    dep = copy.deepcopy(_docs()["Deployment"])
+    dep["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["paht"] = "/x"
+    with pytest.raises(kv.ValidationError):
+        kv.validate(dep, K8S_VERSION, strict=True)
+    dep = copy.deepcopy(_docs()["Deployment"])
+    dep["spec"]["replicas"] = "two"
+    with pytest.raises(kv.ValidationError):
+        kv.validate(dep, K8S_VERSION, strict=True)
+
+
+def test_manifests_agree_with_each_other_and_the_service_contract() -> None:
+    d = _docs()
+    dep, svc, pdb, hpa, pvc = (
+        d["Deployment"],
+        d["Service"],
+        d["PodDisruptionBudget"],
+        d["HorizontalPodAutoscaler"],
+        d["PersistentVolumeClaim"],
+    )
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    name = dep["metadata"]["name"]
+    for selector in (
+        dep["spec"]["selector"]["matchLabels"],
+        svc["spec"]["selector"],
+        pdb["spec"]["selector"]["matchLabels"],
+    ):
+        assert selector.items() <= labels.items()
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"] <= dep["spec"]["replicas"]
+
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    port = c["ports"][0]
+    assert svc["spec"]["ports"][0]["targetPort"] == port["name"]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+    # non-root, read-only everywhere
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    (bundle,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/bundle"]
+    assert bundle["readOnly"] is True
+    (vol,) = [v for v in pod["volumes"] if v["name"] == bundle["name"]]
+    assert vol["persistentVolumeClaim"] == {"claimName": pvc["metadata"]["name"], "readOnly": True}
+    # one serving process per pod at its load-tested capacity: one CPU requested
+    assert c["resources"]["requests"]["cpu"] == "1"
+    assert "--host" in c["args"] and c["args"][c["args"].index("--host") + 1] == "0.0.0.0"
+    # zero-downtime rollout
+    assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kust = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    listed = set(kust["resources"])
+    on_disk = {f.name for f in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk
+
+
+@pytest.fixture(scope="module")
+def keda_yaml() -> dict[str, Any]:
+    pd = pytest.importorskip("pandas")
+    from zenrec.traffic.plan import PlanConfig, keda_scaledobject, plan_replicas
+
+    ts = pd.date_range("2026-12-01", periods=48, freq="1h", tz="UTC")
+    load = [100.0 if 8 <= t.hour < 20 else 20.0 for t in ts]  # requests/s, a day pattern
+    frame = pd.DataFrame({"ts": ts, "mean": load, "hi80": load, "hi95": load})
+    cfg = PlanConfig(capacity_rps=40, value_unit="rate", min_replicas=1, max_replicas=10)
+    plan = plan_replicas(frame, 3600, 20.0, cfg)
+    text = keda_scaledobject(plan, name="zenrec-serve", timezone="UTC")
+    doc: dict[str, Any] = yaml.safe_load(text)
+    return doc
+
+
+def test_traffic_plan_keda_scaledobject_targets_the_deployment(keda_yaml: dict[str, Any]) -> None:
+    so = keda_yaml
+    # KEDA's ScaledObject is a CRD: no schema ships with Kubernetes, so the validator cannot
+    # check it as a whole ...
+    with pytest.raises(kv.SchemaNotFoundError):
+        kv.validate(so, K8S_VERSION, strict=True)
+    assert so["apiVersion"] == "keda.sh/v1alpha1" and so["kind"] == "ScaledObject"
+    assert so["spec"]["scaleTargetRef"]["name"] == _docs()["Deployment"]["metadata"]["name"]
+    lo, hi = so["spec"]["minReplicaCount"], so["spec"]["maxReplicaCount"]
+    assert isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi
+    kinds = [t["type"] for t in so["spec"]["triggers"]]
+    assert kinds[0] == "prometheus" and "cron" in kinds
+    for t in so["spec"]["triggers"]:
+        assert all(isinstance(v, str) for v in t["metadata"].values())  # KEDA wants strings
+        if t["type"] == "cron":
+            for key in ("start", "end"):
+                assert re.fullmatch(r"\d+ \d+ \d+ \d+ \*", t["metadata"][key])
+            assert 1 <= int(t["metadata"]["desiredReplicas"]) <= hi
+        else:
+            assert float(t["metadata"]["threshold"]) == pytest.approx(40 * 0.7)
+
+
+def test_traffic_plan_keda_hpa_part_validates_as_an_hpa(keda_yaml: dict[str, Any]) -> None:
+    # ... but KEDA turns the ScaledObject into an autoscaling/v2 HPA and passes
+    # advanced.horizontalPodAutoscalerConfig through: that part is validated against the HPA
+    # schema of the pinned version.
+    so = keda_yaml["spec"]
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "keda-hpa-zenrec-serve"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                               "name": so["scaleTargetRef"]["name"]},
+            "minReplicas": max(1, so["minReplicaCount"]),
+            "maxReplicas": so["maxReplicaCount"],
+            "behavior": so["advanced"]["horizontalPodAutoscalerConfig"]["behavior"],
+            "metrics": [{
+                "type": "External",
+                "external": {
+                    "metric": {"name": "s0-prometheus"},
+                    "target": {"type": "AverageValue",
+                               "averageValue": so["triggers"][0]["metadata"]["threshold"]},
+                },
+            }],
+        },
+    }
+    assert kv.validate(hpa, K8S_VERSION, strict=True) == K8S_VERSION[:4]
+
+
+# ------------------------------------------------------------------------------------------
+# Dockerfile (parsed: no Docker daemon here)
+
+
+def _instructions() -> list[tuple[str, str]]:
+    text = (ROOT / "Dockerfile").read_text()
+    text = re.sub(r"\\\n", " ", text)  # line continuations
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        op, _, rest = line.partition(" ")
+        out.append((op.upper(), rest.strip()))
+    return out
+
+
+def _final_stage(ins: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    last_from = max(i for i, (op, _) in enumerate(ins) if op == "FROM")
+    return ins[last_from:]
+
+
+def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
+    ins = _instructions()
+    final = _final_stage(ins)
+    assert "slim" in final[0][1]
+    users = [rest for op, rest in final if op == "USER"]
+    assert users, "the final stage must switch to a non-root USER"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) > 0  # numeric, so runAsNonRoot can verify it
+    k8s_uid = _docs()["Deployment"]["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+    assert int(uid) == k8s_uid
+    (hc,) = [rest for op, rest in final if op == "HEALTHCHECK"]
+    assert "/healthz" in hc and "--timeout" in hc
+    entry = json.loads(next(rest for op, rest in final if op == "ENTRYPOINT"))
+    assert entry == ["zenrec", "serve", "/bundle"]
+    cmd = next(rest for op, rest in final if op == "CMD")
+    assert "0.0.0.0" in cmd
+    assert any(op == "VOLUME" and "/bundle" in rest for op, rest in final)
+
+
+def test_dockerfile_and_dockerignore_carry_no_secrets_or_bundles() -> None:
+    ins = _instructions()
+    secret = re.compile(r"(?i)(password|secret|token|api[_-]?key|aws_|private)")
+    for op, rest in ins:
+        if op in ("ENV", "ARG", "LABEL"):
+            assert not secret.search(rest), f"{op} {rest}"
+    assert not any(op == "ADD" for op, _ in ins)  # COPY only: no remote fetches
+    for op, rest in ins:
+        if op == "COPY" and not rest.startswith("--from="):
+            *sources, _dest = rest.split()
+            # only the package sources: never the whole context (bundles, .env, runs/)
+            assert set(sources) <= {"pyproject.toml", "README.md", "src"}, rest
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for must in (".git", ".venv", "runs", "*.safetensors", ".env"):
+        assert must in ignored
