@@ -2,7 +2,7 @@
 
 The top level is light: it does not import torch, FastAPI or plotting libraries.
 
-Example:
+Examples:
     >>> import zenrec
     >>> ds = zenrec.synthetic_dataset(n_users=50, n_items=40, seed=0)
     >>> model = zenrec.create_model("pop").fit(ds)

@@ -101,7 +101,7 @@ class Dataset:
         source_sha256: Hash of the source file(s) the data came from.
         filters: Descriptions of every filter applied so far, in order.
 
-    Example:
+    Examples:
         >>> ds = Dataset.from_raw(users=["a", "b", "a"], items=[1, 2, 2])
         >>> (ds.n_users, ds.n_items, len(ds))
         (2, 2, 3)

@@ -304,8 +304,10 @@ def read_interactions(
 
     Args:
         path: CSV, TSV or Parquet file.
-        user_col, item_col: Columns of the user and item ids (detected from common names
-            such as ``user_id``/``userId`` and ``item_id``/``movieId`` when omitted).
+        user_col: Column of the user ids (detected from common names such as
+            ``user_id``/``userId`` when omitted).
+        item_col: Column of the item ids (detected from ``item_id``/``movieId``... when
+            omitted).
         rating_col: Column of ratings or values (detected from ``rating``/``score``...).
         time_col: Column of unix seconds or ISO date-times (detected from ``timestamp``...).
         context_cols: Extra per-interaction columns kept as context.
@@ -314,7 +316,7 @@ def read_interactions(
         encoding: Text encoding.
         name: Dataset name (default: the file name).
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
         >>> _ = p.write_text("user,item,rating\\nu1,i1,5\\nu2,i1,3\\n")

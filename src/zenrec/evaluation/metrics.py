@@ -151,7 +151,7 @@ LOWER_IS_BETTER = frozenset({"rmse", "mae", "logloss", "loss"})
 def higher_is_better(metric: str) -> bool:
     """The one metric-direction rule: errors and losses go down, everything else goes up.
 
-    Example:
+    Examples:
         >>> higher_is_better("ndcg@10"), higher_is_better("rmse"), higher_is_better("rating/mae")
         (True, False, False)
     """

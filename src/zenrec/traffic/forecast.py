@@ -325,7 +325,7 @@ class ConformalCalibrator:
         q95: Multiplier of the 95 % half-widths per block.
         n: Number of scores behind each block's multipliers.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> cal = ConformalCalibrator.fit(np.zeros(99, int), np.ones(99), np.full(99, 2.0), [1])
         >>> float(cal.q95[0])

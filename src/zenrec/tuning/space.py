@@ -112,7 +112,7 @@ Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator=
 class SearchSpace(_Strict):
     """A validated search space. Build it with :func:`load_space` or :func:`parse_space`.
 
-    Example:
+    Examples:
         >>> s = parse_space({"model": "ease", "metric": "ndcg@10",
         ...                  "params": {"l2": {"type": "float", "low": 1.0, "high": 1e4, "log": True}}})
         >>> s.direction, list(s.params)

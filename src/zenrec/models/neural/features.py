@@ -77,7 +77,7 @@ class FeatureEncoder:
     Build it with :func:`build_feature_encoder`; save it with :meth:`to_json` and
     :meth:`arrays`; restore it with :meth:`from_state`.
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=20, n_items=30, seed=1)
         >>> enc = build_feature_encoder(ds, user_features="all", item_features="all",

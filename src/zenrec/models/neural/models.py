@@ -151,6 +151,7 @@ class NeuralRecommender(Recommender):
 
     allowed_losses: ClassVar[tuple[str, ...]] = ("bpr", "bce", "softmax", "full_softmax")
     score_budget: ClassVar[int] = 2**24  # floats of the (B, N, H) tensor of pairwise scorers
+    config: TrainingConfig
 
     def __init__(self, config: Any = None, **params: Any) -> None:
         super().__init__(config, **params)
@@ -409,7 +410,7 @@ class BPRMFConfig(_IdModelConfig):
 class BPRMF(NeuralRecommender):
     """BPR-MF (Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", 2009).
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=50, n_items=40, seed=0)
         >>> m = BPRMF(factors=8, epochs=2, batch_size=256, progress=False).fit(ds)
@@ -419,6 +420,7 @@ class BPRMF(NeuralRecommender):
 
     name = "bprmf"
     Config = BPRMFConfig
+    config: BPRMFConfig
 
     def _build_module(self) -> nn.Module:
         return zn.MF(len(self.user_vocab), len(self.item_vocab), self.config.factors)
@@ -447,6 +449,7 @@ class GMF(NeuralRecommender):
 
     name = "gmf"
     Config = GMFConfig
+    config: GMFConfig
     allowed_losses = ("bce", "bpr")
 
     def _build_module(self) -> nn.Module:
@@ -480,6 +483,7 @@ class NCFMLP(NeuralRecommender):
 
     name = "ncf-mlp"
     Config = NCFMLPConfig
+    config: NCFMLPConfig
     allowed_losses = ("bce", "bpr")
 
     def _build_module(self) -> nn.Module:
@@ -518,6 +522,7 @@ class NeuMF(NeuralRecommender):
 
     name = "neumf"
     Config = NeuMFConfig
+    config: NeuMFConfig
     allowed_losses = ("bce", "bpr")
 
     def _build_module(self) -> nn.Module:
@@ -617,7 +622,7 @@ class MLPRankerConfig(_FeatureConfig):
 class MLPRanker(NeuralRecommender):
     """Feature MLP ranker with rating, click or implicit (sampled-negative) heads.
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=50, n_items=40, seed=0)
         >>> m = MLPRanker(head="rating", epochs=2, progress=False).fit(ds)
@@ -627,6 +632,7 @@ class MLPRanker(NeuralRecommender):
 
     name = "mlpranker"
     Config = MLPRankerConfig
+    config: MLPRankerConfig
 
     def __init__(self, config: Any = None, **params: Any) -> None:
         super().__init__(config, **params)
@@ -699,7 +705,7 @@ class TwoTower(NeuralRecommender):
     recent history) and item tower (id, features), dot-product score, sampled softmax with
     log-Q correction.
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=50, n_items=40, seed=0)
         >>> m = TwoTower(epochs=2, batch_size=128, progress=False).fit(ds)
@@ -709,6 +715,7 @@ class TwoTower(NeuralRecommender):
 
     name = "twotower"
     Config = TwoTowerConfig
+    config: TwoTowerConfig
 
     def _build_encoder(self, train: Dataset) -> FeatureEncoder:
         c = self.config

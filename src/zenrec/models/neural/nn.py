@@ -239,7 +239,8 @@ class MLPRanker(nn.Module):
     Args:
         user_fields: User-side and context field specs (the ``user`` id is added).
         item_fields: Item-side field specs (the ``item`` id is added).
-        n_users, n_items: Vocabulary sizes.
+        n_users: Size of the user vocabulary.
+        n_items: Size of the item vocabulary.
         dim: Embedding size per field.
         hidden: Hidden layer widths.
         bias: Initial output bias (e.g. the mean rating for the rating head).
@@ -318,7 +319,8 @@ class TwoTower(nn.Module):
     Args:
         user_fields: User-side and context field specs (the ``user`` id is added first).
         item_fields: Item-side field specs (the ``item`` id is added first).
-        n_users, n_items: Vocabulary sizes.
+        n_users: Size of the user vocabulary.
+        n_items: Size of the item vocabulary.
         dim: Field embedding size.
         hidden: Hidden widths of each tower.
         out_dim: Output (retrieval) embedding size.

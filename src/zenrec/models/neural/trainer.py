@@ -262,7 +262,7 @@ class Trainer:
         device: Device of the module and the batches.
         run: Checkpoint and resume options.
 
-    Example:
+    Examples:
         >>> trainer = Trainer(TrainingConfig(epochs=2), torch.device("cpu"))  # doctest: +SKIP
         >>> result = trainer.fit(task, validate=lambda: {"ndcg@10": 0.1})  # doctest: +SKIP
     """
