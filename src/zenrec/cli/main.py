@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from zenrec._errors import ZenrecError
 from zenrec._version import __version__
@@ -33,7 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose usage errors are one line naming the command and the fix."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"zenrec: error: {self.prog}: {message} (see '{self.prog} --help')\n")
         raise SystemExit(2)
 

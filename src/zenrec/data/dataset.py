@@ -42,7 +42,10 @@ class Feature:
     offsets: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return int(self.offsets.size - 1) if self.kind == "multi" else int(self.values.size)
+        if self.kind == "multi":
+            assert self.offsets is not None
+            return int(self.offsets.size - 1)
+        return int(self.values.size)
 
     def take(self, rows: np.ndarray) -> Feature:
         """Rows ``rows`` of this feature (``-1`` rows become missing)."""

@@ -10,7 +10,7 @@ import csv
 import gzip
 import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +72,7 @@ def _first_bad_line(path: Path, data: bytes, sep: str, header: bool) -> str:
     """Find the first row whose field count differs from the first row's (for messages)."""
     text = data.decode("utf-8", errors="replace").splitlines()
     expected = None
+    rows: Iterable[list[str]]
     if len(sep) == 1:
         rows = csv.reader(text, delimiter=sep)
     else:

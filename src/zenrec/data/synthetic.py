@@ -83,11 +83,11 @@ def synthetic_dataset(
             # duplicates among candidates: keep the first occurrence only
             srt = np.sort(cand, axis=1)
             dup_vals = np.where(np.diff(srt, axis=1) == 0, srt[:, 1:], -1)
-            for r in np.flatnonzero((dup_vals >= 0).any(axis=1)):
-                _, first = np.unique(cand[r], return_index=True)
+            for row in np.flatnonzero((dup_vals >= 0).any(axis=1)):
+                _, first = np.unique(cand[row], return_index=True)
                 mask = np.ones(n_c, dtype=bool)
                 mask[first] = False
-                g[r, mask] = -np.inf
+                g[row, mask] = -np.inf
         else:
             cand = None
             aff = U[start:stop] @ V.T / np.sqrt(n_factors)  # (B, I)

@@ -42,7 +42,7 @@ __all__ = [
 
 
 def hit(hits: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
-    return hits[:, :k].any(axis=1).astype(np.float64)
+    return np.asarray(hits[:, :k].any(axis=1), dtype=np.float64)
 
 
 def precision(hits: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:

@@ -119,7 +119,7 @@ def compare_to_baseline(
     if baseline not in per_user:
         raise ConfigError(f"baseline '{baseline}' has no results; models are {', '.join(per_user)}")
     bu, bv = per_user[baseline]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, (u, v) in per_user.items():
         if label == baseline:
             continue

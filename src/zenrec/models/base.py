@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
@@ -105,7 +105,7 @@ class Recommender(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[ModelConfig]]
-    task: ClassVar[Literal["ranking", "rating"]] = "ranking"
+    task: Literal["ranking", "rating"] = "ranking"  # a class default; an instance may change it
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         if config is not None and params:
@@ -131,7 +131,7 @@ class Recommender(ABC):
         self.epoch_callback: Callable[[int, dict[str, float]], None] | None = None
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, train: Dataset, valid: Dataset | None = None) -> Recommender:
+    def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
         """Learn from ``train`` (``valid``, if given, may be used for early stopping)."""
         t0 = time.perf_counter()
         self.user_vocab = train.user_vocab

@@ -112,6 +112,7 @@ class RecommenderConformance:
             # A rating model cannot learn preference from missing data; it must rank the item
             # the user's group loved above the items the group rated 1.
             tr = planted.train
+            assert tr.ratings is not None  # planted data is rated
             hits = []
             for u in users:
                 g = planted.group_of_user[u]

@@ -678,7 +678,7 @@ def forecast_series(series: TrafficSeries, config: ForecastConfig | None = None)
     calibrator = None
     if cfg.calibration == "conformal":
         calibrator = bt.calibrator(chosen, cfg.min_scores) if bt is not None else None
-        if calibrator is None:
+        if bt is None or calibrator is None:
             notes.append("intervals not calibrated: too few backtest errors; model's own used")
         else:
             pred = calibrator.apply(pred)
