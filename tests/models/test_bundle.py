@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from zenrec import BundleError
-from zenrec.models import create_model
-from zenrec.models.base import Recommender
+from zenrec.models import create_model, load_model
 from zenrec.models.bundle import BUNDLE_VERSION
 
 
@@ -19,7 +18,7 @@ def saved(tmp_path, synthetic):
     path = model.save(tmp_path / "bundle")
     users = synthetic.user_vocab.ids[:4]
     # the untouched bundle loads and scores exactly as the model it was saved from
-    np.testing.assert_array_equal(Recommender.load(path).score(users), model.score(users))
+    np.testing.assert_array_equal(load_model(path).score(users), model.score(users))
     return path
 
 
@@ -29,7 +28,7 @@ def test_changed_array_bytes_fail_the_content_hash(saved):
     raw[-1] ^= 0x01  # one bit of the last weight: still a valid safetensors file
     f.write_bytes(bytes(raw))
     with pytest.raises(BundleError, match="content hash mismatch; the bundle was modified or is corrupt"):
-        Recommender.load(saved)
+        load_model(saved)
 
 
 def test_changed_vocabulary_fails_the_content_hash(saved):
@@ -39,7 +38,7 @@ def test_changed_vocabulary_fails_the_content_hash(saved):
     ids[0], ids[1] = ids[1], ids[0]  # two users swap their rows of the weights
     f.write_text(json.dumps(vocab))
     with pytest.raises(BundleError, match="content hash mismatch"):
-        Recommender.load(saved)
+        load_model(saved)
 
 
 def test_newer_format_version_is_refused_with_upgrade_hint(saved):
@@ -49,10 +48,10 @@ def test_newer_format_version_is_refused_with_upgrade_hint(saved):
     f.write_text(json.dumps(meta))
     with pytest.raises(BundleError, match=rf"bundle format {BUNDLE_VERSION + 1} is newer than this "
                                           rf"zenrec \({BUNDLE_VERSION}\); upgrade zenrec"):
-        Recommender.load(saved)
+        load_model(saved)
 
 
 def test_missing_file_is_reported(saved):
     (saved / "vocab.json").unlink()
     with pytest.raises(BundleError, match=r"bundle files missing: \['vocab.json'\]"):
-        Recommender.load(saved)
+        load_model(saved)
