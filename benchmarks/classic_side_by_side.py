@@ -25,7 +25,7 @@ from _common import DATA, RESULTS, ROOT, machine, median, run_json, write_json, 
 
 from zenrec.data import load_dataset
 from zenrec.evaluation.protocols import get_protocol
-from zenrec.evaluation.runner import evaluate_model
+from zenrec.runs import evaluate_model
 
 ZENREC_MODELS = {"pop": {}, "itemknn": {}, "ease": {}, "ials": {}}
 RECBOLE_MODELS = {"pop": "Pop", "itemknn": "ItemKNN", "ease": "EASE"}
@@ -33,7 +33,7 @@ KEYS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10")
 
 
 def zenrec_runs(ds, protocol, model, params, repeats, split_dir=None):
-    recs = [evaluate_model(ds, protocol, model, params, split_dir=split_dir)[0] for _ in range(repeats)]
+    recs = [evaluate_model(ds, protocol, model, params, split_dir=split_dir)[0].to_json() for _ in range(repeats)]
     out = dict(recs[0])
     out["fit_seconds"] = median([r["fit_seconds"] for r in recs])
     out["eval_seconds"] = median([r["eval_seconds"] for r in recs])

@@ -33,9 +33,9 @@ def main() -> None:
         split = user_random_split(ds, (0.8, 0.1, 0.1), seed=0)
     else:
         from zenrec.data import load_dataset
-        from zenrec.evaluation.runner import load_split_dir
+        from zenrec.splits import fixed_split
 
-        split = load_split_dir(GOLDEN, base=load_dataset("ml-1m"))[0]
+        split = fixed_split(GOLDEN, base=load_dataset("ml-1m"))[0]
     for name, params in [("bprmf", {"eval_every": 2}), ("twotower", {"eval_every": 2})]:
         for precision in ("bf16", "fp32"):
             m = create_model(name, epochs=args.epochs, device=args.device, precision=precision,

@@ -36,12 +36,12 @@ def main() -> None:
     from zenrec.cli._common import parse_sets
     from zenrec.data import load_dataset
     from zenrec.evaluation import evaluate_ranking
-    from zenrec.evaluation.runner import load_split_dir
     from zenrec.models import create_model
+    from zenrec.splits import fixed_split
 
     params = {"num_threads": args.threads, "progress": False, **parse_sets(args.set)}
     base = load_dataset("ml-1m")
-    split, _ = load_split_dir(args.split_dir, base=base)
+    split, _ = fixed_split(args.split_dir, base=base)
     model = create_model(args.model, **params)
     t0 = time.perf_counter()
     model.fit(split.train, split.valid)

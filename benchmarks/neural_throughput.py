@@ -42,9 +42,9 @@ def main() -> None:
                                   interactions_per_user=100, seed=0)
     else:
         from zenrec.data import load_dataset
-        from zenrec.evaluation.runner import load_split_dir
+        from zenrec.splits import fixed_split
 
-        train = load_split_dir(GOLDEN, base=load_dataset("ml-1m"))[0].train
+        train = fixed_split(GOLDEN, base=load_dataset("ml-1m"))[0].train
     rows = []
     for name in args.models:
         common = {"batch_size": args.batch_size, "num_threads": args.threads, "progress": False,

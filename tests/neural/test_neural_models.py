@@ -8,8 +8,7 @@ import pytest
 pytest.importorskip("torch")
 
 from zenrec.data import synthetic_dataset
-from zenrec.models import create_model
-from zenrec.models.base import Recommender
+from zenrec.models import create_model, load_model
 from zenrec.models.neural.models import NeuMF
 from zenrec.splits import user_random_split
 from zenrec.testing import RecommenderConformance
@@ -129,7 +128,7 @@ def test_two_tower_embeddings_and_new_items(synth_split, tmp_path):
         e = m.embed_new_items({"genre": [[g]]})[0]
         cos = emb @ e / (np.linalg.norm(emb, axis=1) * np.linalg.norm(e))
         assert cos[genre == g].mean() > cos[genre != g].mean() + 0.1, g
-    loaded = Recommender.load(m.save(tmp_path / "b"))
+    loaded = load_model(m.save(tmp_path / "b"))
     np.testing.assert_array_equal(loaded.embed_new_items({"genre": [["c1"]]}),
                                   m.embed_new_items({"genre": [["c1"]]}))
 
@@ -137,7 +136,7 @@ def test_two_tower_embeddings_and_new_items(synth_split, tmp_path):
 def test_feature_spec_round_trips_through_bundle(synth_split, tmp_path):
     m = create_model("mlpranker", dim=8, layers=[16], epochs=1, batch_size=256, history_len=6,
                      context=["hour"], progress=False, num_threads=1).fit(synth_split.train)
-    loaded = Recommender.load(m.save(tmp_path / "b"))
+    loaded = load_model(m.save(tmp_path / "b"))
     assert loaded.encoder_.spec == m.encoder_.spec
     for k, v in m.encoder_.tables.items():
         np.testing.assert_array_equal(loaded.encoder_.tables[k], v)

@@ -187,7 +187,7 @@ TRAIN_ARGS = ["--protocol", "recbole", "--model", "bprmf", "--set", "epochs=4", 
 
 
 def test_cli_train_writes_bundle_and_resumes(tmp_path):
-    from zenrec.models.base import Recommender
+    from zenrec.models import load_model
 
     csv = tmp_path / "log.csv"
     _write_csv(csv)
@@ -201,15 +201,15 @@ def test_cli_train_writes_bundle_and_resumes(tmp_path):
     part = json.loads((tmp_path / "part" / "result.json").read_text())
     assert part["resumed_from_epoch"] == 2
     assert part["metrics"] == full["metrics"]
-    a = Recommender.load(tmp_path / "full" / "bundle")
-    b = Recommender.load(tmp_path / "part" / "bundle")
+    a = load_model(tmp_path / "full" / "bundle")
+    b = load_model(tmp_path / "part" / "bundle")
     np.testing.assert_array_equal(a.item_embeddings(), b.item_embeddings())
     assert len(a.history_) == 4
 
 
 def test_ddp_two_gloo_processes_match_single_process(tmp_path):
     """torchrun --nproc_per_node=2 on CPU (gloo) gives the single-process result within tolerance."""
-    from zenrec.models.base import Recommender
+    from zenrec.models import load_model
 
     csv = tmp_path / "log.csv"
     _write_csv(csv)
@@ -217,8 +217,8 @@ def test_ddp_two_gloo_processes_match_single_process(tmp_path):
     _run([sys.executable, "-m", "zenrec", *args, "--output", "single"], tmp_path)
     _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
           "-m", "zenrec", *args, "--output", "ddp"], tmp_path)
-    single = Recommender.load(tmp_path / "single" / "bundle")
-    ddp = Recommender.load(tmp_path / "ddp" / "bundle")
+    single = load_model(tmp_path / "single" / "bundle")
+    ddp = load_model(tmp_path / "ddp" / "bundle")
     np.testing.assert_allclose(ddp.item_embeddings(), single.item_embeddings(), atol=1e-4, rtol=1e-3)
     rs = json.loads((tmp_path / "single" / "result.json").read_text())
     rd = json.loads((tmp_path / "ddp" / "result.json").read_text())

@@ -16,7 +16,7 @@ needs_chromium = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     from zenrec.data import synthetic_dataset
-    from zenrec.reports.benchmark import BenchmarkConfig, run_benchmark
+    from zenrec.experiments import BenchmarkConfig, run_benchmark
     from zenrec.reports.report import build_report
 
     ds = synthetic_dataset(n_users=200, n_items=100, interactions_per_user=12, seed=2)

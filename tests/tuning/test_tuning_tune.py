@@ -37,10 +37,10 @@ def test_tuning_finds_better_than_default_and_tests_once(tmp_path, small):
     assert res.best_value > res.default_value + 1e-4
     assert res.best_params["l2"] != 250.0
     # the test evaluation equals zenrec evaluate with the printed --set values
-    from zenrec.evaluation.runner import evaluate_model
+    from zenrec.runs import evaluate_model
 
     rec, _ = evaluate_model(small, protocol, "ease", res.best_params, seed=5)
-    assert rec["metrics"]["ndcg@10"] == pytest.approx(res.test_record["metrics"]["ndcg@10"], abs=1e-12)
+    assert rec.metrics["ndcg@10"] == pytest.approx(res.test_record.metrics["ndcg@10"], abs=1e-12)
     assert "--set l2=" in res.summary["reproduce"] and "--seed 5" in res.summary["reproduce"]
     info = json.loads((tmp_path / "tune.json").read_text())
     assert info["n_finished"] == 12 and "stratified" in info["validation"]

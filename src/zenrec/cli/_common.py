@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from typing import Any
 
 from zenrec._errors import ConfigError
+from zenrec.data.spec import DataSpec
 
-__all__ = ["add_dataset_args", "add_filter_args", "load_from_args", "parse_sets", "user_filters"]
+__all__ = ["add_dataset_args", "add_filter_args", "cli_wording", "data_spec", "invocation", "load_from_args",
+           "parse_sets", "user_filters"]
 
 
 def add_dataset_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -43,25 +47,45 @@ def user_filters(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def load_from_args(args: argparse.Namespace) -> Any:
-    from zenrec.data import load_dataset
+def invocation() -> str:
+    """The command line this process was started with (recorded in results)."""
+    return shlex.join(["zenrec", *sys.argv[1:]])
+
+
+def cli_wording(message: str, flags: dict[str, str]) -> str:
+    """Reword a library error that names a parameter (``'storage' ...``) with the CLI flag."""
+    for param, flag in flags.items():
+        for lead in ("", "tune: "):
+            if message.startswith(lead + param):
+                return lead + flag + message[len(lead) + len(param):]
+    return message
+
+
+def data_spec(args: argparse.Namespace) -> DataSpec:
+    """The data specification the data and filter options select (paths as given)."""
+    from zenrec.data import BUILTIN_DATASETS
 
     opts: dict[str, Any] = {}
     for key in ("user_col", "item_col", "rating_col", "time_col", "sep"):
         v = getattr(args, key, None)
         if v is not None:
             opts[key] = v
-    from zenrec.data import BUILTIN_DATASETS
-
-    if args.dataset not in BUILTIN_DATASETS:
-        opts["header"] = not args.no_header
-        opts["encoding"] = args.encoding
-    elif opts:
+    if args.dataset in BUILTIN_DATASETS and opts:
         raise ConfigError(
             f"--{next(iter(opts)).replace('_', '-')} applies to files, not to the built-in dataset "
             f"'{args.dataset}'"
         )
-    return load_dataset(args.dataset, path=args.data_dir, **opts)
+    if args.dataset not in BUILTIN_DATASETS:
+        opts["header"] = not args.no_header
+        opts["encoding"] = args.encoding
+    filters = {k: v for k, v in user_filters(args).items() if v is not None} if hasattr(args, "duplicates") else {}
+    return DataSpec(source=args.dataset, data_dir=getattr(args, "data_dir", None),
+                    split_dir=getattr(args, "split_dir", None), **opts, **filters)
+
+
+def load_from_args(args: argparse.Namespace) -> Any:
+    """Load the dataset the data options select."""
+    return data_spec(args).load()
 
 
 def _parse_value(raw: str) -> Any:

@@ -37,12 +37,13 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from zenrec.reports.benchmark import load_benchmark_config, run_benchmark
+    from zenrec.cli._common import invocation
+    from zenrec.experiments import load_benchmark_config, run_benchmark
     from zenrec.reports.tables import summary_markdown
 
     cfg = load_benchmark_config(args.config)
     run_dir = Path(args.output_dir or Path("runs") / cfg.name)
-    out = run_benchmark(cfg, run_dir, progress=not args.quiet)
+    out = run_benchmark(cfg, run_dir, progress=not args.quiet, invocation=invocation())
     console = Console()
     console.print(f"{out['cells']} cells ({out['ran']} run now, {out['skipped']} kept) in {out['seconds']:.0f} s",
                   highlight=False)

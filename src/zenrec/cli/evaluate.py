@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from zenrec.cli._common import (
     add_dataset_args,
     add_filter_args,
-    load_from_args,
+    data_spec,
+    invocation,
     parse_sets,
-    user_filters,
 )
 
 
@@ -64,29 +62,28 @@ def print_metrics(record: dict, title: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from zenrec._io import atomic_write_text
     from zenrec.evaluation.protocols import get_protocol
-    from zenrec.evaluation.runner import evaluate_model
     from zenrec.models.registry import create_model
+    from zenrec.runs.evaluate import evaluate_model
 
     protocol = get_protocol(args.protocol)
     params = parse_sets(args.set)
     create_model(args.model, **params)  # fail on bad parameters before loading data
     console = Console(stderr=True)
+    spec = data_spec(args)
     with console.status(f"loading {args.dataset}"):
-        ds = load_from_args(args)
+        ds = spec.load()
     with console.status(f"fitting and evaluating {args.model} under {protocol.name}") as status:
         record, run_ = evaluate_model(
-            ds, protocol, args.model, params, seed=args.seed, user_filters=user_filters(args),
-            split_dir=args.split_dir,
+            ds, protocol, args.model, params, seed=args.seed, spec=spec, invocation=invocation(),
             on_fold=lambda j, n: status.update(f"{args.model}: fold {j}/{n} done"),
         )
-    print_metrics(record, f"{args.model} on {ds.name} ({protocol.name})")
+    print_metrics(record.to_json(), f"{args.model} on {ds.name} ({protocol.name})")
     if args.output:
-        atomic_write_text(Path(args.output), json.dumps(record, indent=2, default=str))
+        record.write(args.output)
         console.print(f"wrote {args.output}")
     if args.save_bundle:
-        run_.models[0].save(args.save_bundle, metrics=record["metrics"],
-                            extra={"protocol": record["protocol"], "dataset": ds.name})
+        run_.models[0].save(args.save_bundle, metrics=record.metrics,
+                            extra={"protocol": record.protocol, "dataset": ds.name})
         console.print(f"saved bundle {args.save_bundle}")
     return 0

@@ -43,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
 
     from zenrec._io import atomic_write_text
     from zenrec.data import load_dataset
+    from zenrec.data.spec import DataSpec
     from zenrec.evaluation.protocols import get_protocol
-    from zenrec.evaluation.runner import evaluate_model
+    from zenrec.runs.evaluate import evaluate_model
 
     console = Console()
     console.width = max(console.width, 120)
@@ -61,13 +62,14 @@ def run(args: argparse.Namespace) -> int:
         task = progress.add_task("models", total=len(QUICKSTART_MODELS))
         for name, params in QUICKSTART_MODELS:
             progress.update(task, description=f"fitting {name}")
-            record, run_ = evaluate_model(ds, protocol, name, params)
+            record, run_ = evaluate_model(ds, protocol, name, params,
+                                          spec=DataSpec(source=args.dataset, data_dir=args.data_dir))
             rows.append((record, run_))
             progress.advance(task)
     key = protocol.main_metric
-    rows.sort(key=lambda r: -r[0]["metrics"][key])
+    rows.sort(key=lambda r: -r[0].metrics[key])
     shown = [k for k in ("ndcg@10", "recall@10", "precision@10", "map@10", "hit@10", "coverage@10")
-             if k in rows[0][0]["metrics"]]
+             if k in rows[0][0].metrics]
     t = Table(title=f"leaderboard: {ds.name}, protocol {protocol.name} (sorted by {key})")
     t.add_column("#", justify="right")
     t.add_column("model")
@@ -76,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     t.add_column("fit s", justify="right")
     t.add_column("eval s", justify="right")
     for j, (rec, _) in enumerate(rows, 1):
-        t.add_row(str(j), rec["model"], *(f"{rec['metrics'][k]:.4f}" for k in shown),
-                  f"{rec['fit_seconds']:.2f}", f"{rec['eval_seconds']:.2f}")
+        t.add_row(str(j), rec.model, *(f"{rec.metrics[k]:.4f}" for k in shown),
+                  f"{rec.fit_seconds or 0:.2f}", f"{rec.eval_seconds or 0:.2f}")
     console.print(t)
 
     best_rec, best_run = rows[0]
@@ -118,11 +120,11 @@ def run(args: argparse.Namespace) -> int:
 
     console.print(Columns([ht, rt]))
 
-    bundle = model.save(out / "best-model", metrics=best_rec["metrics"],
-                        extra={"protocol": best_rec["protocol"], "dataset": ds.name})
-    atomic_write_text(out / "leaderboard.json", json.dumps([r for r, _ in rows], indent=2, default=str))
+    bundle = model.save(out / "best-model", metrics=best_rec.metrics,
+                        extra={"protocol": best_rec.protocol, "dataset": ds.name})
+    atomic_write_text(out / "leaderboard.json", json.dumps([r.to_json() for r, _ in rows], indent=2, default=str))
     console.print(
-        f"saved the best model ({model.name}, {key} {best_rec['metrics'][key]:.4f}) to [bold]{bundle}[/bold]; "
+        f"saved the best model ({model.name}, {key} {best_rec.metrics[key]:.4f}) to [bold]{bundle}[/bold]; "
         f"results in {out / 'leaderboard.json'}"
     )
     console.print(f"try: zenrec recommend --bundle {bundle} --user {raw_user} -k 10")

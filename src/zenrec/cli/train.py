@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     from zenrec._io import atomic_write_text, versions
     from zenrec.evaluation.protocols import get_protocol, prepare_dataset
-    from zenrec.evaluation.runner import load_split_dir
     from zenrec.models.registry import create_model
+    from zenrec.splits import fixed_split
 
     protocol = get_protocol(args.protocol)
     params = parse_sets(args.set)
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         with console.status(f"loading {args.dataset}"):
             ds = load_from_args(args)
             if args.split_dir:
-                split, _ = load_split_dir(args.split_dir, base=ds)
+                split, _ = fixed_split(args.split_dir, base=ds)
             else:
                 data = prepare_dataset(ds, protocol, user_filters(args))
                 seed = protocol.default_seed if args.split_seed is None else args.split_seed

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
 
-from zenrec.cli._common import add_dataset_args, add_filter_args, load_from_args, user_filters
+from zenrec.cli._common import add_dataset_args, add_filter_args, cli_wording, data_spec, invocation
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,11 +57,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+_FLAGS = {"storage": "--storage", "metric": "--metric", "pruner": "--pruner", "'n_trials'": "--trials",
+          "'timeout'": "--timeout"}
+
+
+@contextlib.contextmanager
+def _graceful_sigint(stop: threading.Event) -> Iterator[None]:
+    """First Ctrl-C: finish the running trial and stop; second: abort it now. Restored after."""
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        sys.stderr.write("zenrec tune: stopping after the running trial (Ctrl-C again to abort it)\n")
+
+    old = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    import optuna
+
+    old = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(old)
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rich.console import Console
 
+    from zenrec._errors import ConfigError
     from zenrec.evaluation.protocols import get_protocol
     from zenrec.tuning.space import load_space
     from zenrec.tuning.tuner import tune
@@ -63,19 +104,26 @@ def run(args: argparse.Namespace) -> int:
     protocol = get_protocol(args.protocol)
     space = load_space(args.space, model=args.model)
     if args.trials < 1:
-        from zenrec._errors import ConfigError
-
         raise ConfigError(f"--trials must be an int >= 1; got {args.trials}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise ConfigError(f"--timeout must be > 0 seconds; got {args.timeout}")
     console = Console(stderr=True)
+    spec = data_spec(args)
     with console.status(f"loading {args.dataset}"):
-        ds = load_from_args(args)
+        ds = spec.load()
     seed = protocol.default_seed if args.seed is None else args.seed
     study = args.study or f"{args.model}-{ds.name}-{protocol.name}-s{seed}"
     run_dir = Path(args.output_dir or Path("runs") / "tune" / study)
-    res = tune(ds, protocol, args.model, space=space, n_trials=args.trials, timeout=args.timeout,
-               storage=args.storage, study_name=study, run_dir=run_dir, seed=seed,
-               sampler_seed=args.sampler_seed, pruner=args.pruner, metric=args.metric,
-               user_filters=user_filters(args), refit=not args.no_refit, progress=not args.quiet)
+    stop = threading.Event()
+    try:
+        with _quiet_optuna(), _graceful_sigint(stop):
+            res = tune(ds, protocol, args.model, space=space, n_trials=args.trials, timeout=args.timeout,
+                       storage=args.storage, study_name=study, run_dir=run_dir, seed=seed,
+                       sampler_seed=args.sampler_seed, pruner=args.pruner, metric=args.metric,
+                       data=spec, refit=not args.no_refit, progress=not args.quiet, stop=stop,
+                       invocation=invocation())
+    except ConfigError as exc:
+        raise ConfigError(cli_wording(str(exc), _FLAGS)) from None
     out = Console()
     s = res.summary
     dv = "-" if res.default_value is None else f"{res.default_value:.4f}"
@@ -84,9 +132,9 @@ def run(args: argparse.Namespace) -> int:
     out.print(f"best trial #{res.best_trial}: valid {res.metric} = {res.best_value:.4f} "
               f"(default config: {dv}); params {res.best_params}", highlight=False)
     if res.test_record is not None:
-        m = res.test_record["metrics"]
+        m = res.test_record.metrics
         shown = {k: round(v, 4) for k, v in m.items() if k == res.metric or k in ("ndcg@10", "recall@10", "rmse", "mae")}
-        out.print(f"test (once): {shown}  fit {res.test_record['fit_seconds']:.2f} s", highlight=False)
+        out.print(f"test (once): {shown}  fit {res.test_record.fit_seconds or 0:.2f} s", highlight=False)
         out.print(f"re-run: {res.summary['reproduce']}", highlight=False)
     out.print(f"wrote {run_dir / 'tune.json'} and {run_dir / 'trials.csv'}", highlight=False)
     return 0

@@ -10,12 +10,15 @@ from zenrec.data.dataset import Dataset, Feature
 from zenrec.data.filters import apply_filters, dedupe, kcore, min_rating
 from zenrec.data.readers import ColumnMap, read_interactions, read_table
 from zenrec.data.sources import BUILTIN_DATASETS, load_builtin, resolve_builtin
+from zenrec.data.spec import DataSpec
+from zenrec.data.splitdir import load_split_dir
 from zenrec.data.synthetic import synthetic_dataset
 from zenrec.data.vocab import Vocabulary
 
 __all__ = [
     "BUILTIN_DATASETS",
     "ColumnMap",
+    "DataSpec",
     "Dataset",
     "Feature",
     "Vocabulary",
@@ -24,6 +27,7 @@ __all__ = [
     "kcore",
     "load_builtin",
     "load_dataset",
+    "load_split_dir",
     "min_rating",
     "read_interactions",
     "read_table",

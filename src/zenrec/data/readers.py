@@ -20,7 +20,8 @@ import polars as pl
 from zenrec._errors import DataError
 from zenrec.data.dataset import Dataset
 
-__all__ = ["ColumnMap", "file_sha256", "read_interactions", "read_table"]
+__all__ = ["ColumnMap", "file_sha256", "parse_ids", "parse_numbers", "parse_times", "read_interactions",
+           "read_table"]
 
 USER_NAMES = ("user_id", "userid", "user", "uid", "customer_id", "visitor_id")
 ITEM_NAMES = ("item_id", "itemid", "item", "iid", "movie_id", "movieid", "product_id", "track_id")
@@ -205,7 +206,19 @@ def _line_of(first_row: int, row: int) -> int:
     return first_row + row
 
 
-def _ids(df: pl.DataFrame, col: str, path: Path, first_row: int, role: str) -> np.ndarray:
+def parse_ids(df: pl.DataFrame, col: str, path: Path, first_row: int, role: str) -> np.ndarray:
+    """Raw ids of column ``col`` (int64 when every value is an integer, else str).
+
+    Args:
+        df: The table as read by :func:`read_table`.
+        col: Column name.
+        path: File the table came from (named in errors).
+        first_row: File line of the table's first row (errors name the line).
+        role: What the column holds (``"user id"``), named in errors.
+
+    Raises:
+        DataError: An empty value, naming the file line.
+    """
     s = df[col]
     if s.dtype == pl.String:
         s = s.str.strip_chars()
@@ -232,7 +245,12 @@ def _ids(df: pl.DataFrame, col: str, path: Path, first_row: int, role: str) -> n
     return s.cast(pl.String).to_numpy().astype(str)
 
 
-def _numbers(df: pl.DataFrame, col: str, path: Path, first_row: int, role: str) -> np.ndarray:
+def parse_numbers(df: pl.DataFrame, col: str, path: Path, first_row: int, role: str) -> np.ndarray:
+    """Float64 values of column ``col``; arguments as :func:`parse_ids`.
+
+    Raises:
+        DataError: An empty or non-numeric value, naming the file line and the value.
+    """
     s = df[col]
     if s.dtype.is_numeric():
         if s.null_count():
@@ -251,10 +269,15 @@ def _numbers(df: pl.DataFrame, col: str, path: Path, first_row: int, role: str) 
     return num.to_numpy()
 
 
-def _times(df: pl.DataFrame, col: str, path: Path, first_row: int) -> np.ndarray:
+def parse_times(df: pl.DataFrame, col: str, path: Path, first_row: int) -> np.ndarray:
+    """Unix seconds (int64) of column ``col``: numbers, datetimes or ISO 8601 strings.
+
+    Raises:
+        DataError: A value that is not a time, naming the file line.
+    """
     s = df[col]
     if s.dtype.is_numeric():
-        return _numbers(df, col, path, first_row, "time").astype(np.int64)
+        return parse_numbers(df, col, path, first_row, "time").astype(np.int64)
     if isinstance(s.dtype, pl.Datetime):
         return (s.dt.epoch("s")).to_numpy().astype(np.int64)
     s = s.cast(pl.String).str.strip_chars()
@@ -333,10 +356,10 @@ def read_interactions(
     rcol = _pick(df, path, rating_col, RATING_NAMES, "rating", "--rating-col", False)
     tcol = _pick(df, path, time_col, TIME_NAMES, "time", "--time-col", False)
     assert ucol is not None and icol is not None
-    users = _ids(df, ucol, path, first, "user id")
-    items = _ids(df, icol, path, first, "item id")
-    ratings = None if rcol is None else _numbers(df, rcol, path, first, "rating")
-    times = None if tcol is None else _times(df, tcol, path, first)
+    users = parse_ids(df, ucol, path, first, "user id")
+    items = parse_ids(df, icol, path, first, "item id")
+    ratings = None if rcol is None else parse_numbers(df, rcol, path, first, "rating")
+    times = None if tcol is None else parse_times(df, tcol, path, first)
     context = {}
     for c in context_cols:
         cc = _pick(df, path, c, (), "context", "--context-col", True)

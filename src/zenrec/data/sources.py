@@ -23,7 +23,7 @@ import polars as pl
 from zenrec._errors import DataError
 from zenrec._io import atomic_dir
 from zenrec.data.dataset import Dataset, Feature
-from zenrec.data.readers import _ids, _numbers, _times, file_sha256, read_table
+from zenrec.data.readers import file_sha256, parse_ids, parse_numbers, parse_times, read_table
 from zenrec.data.vocab import Vocabulary
 
 __all__ = ["BUILTIN_DATASETS", "load_builtin", "resolve_builtin"]
@@ -180,10 +180,10 @@ def _years(titles: np.ndarray) -> np.ndarray:
 
 
 def _interactions(df: pl.DataFrame, path: Path, first: int, name: str, sha: str) -> Dataset:
-    users = _ids(df, "user", path, first, "user id")
-    items = _ids(df, "item", path, first, "item id")
-    ratings = _numbers(df, "rating", path, first, "rating")
-    times = _times(df, "timestamp", path, first) if "timestamp" in df.columns else None
+    users = parse_ids(df, "user", path, first, "user id")
+    items = parse_ids(df, "item", path, first, "item id")
+    ratings = parse_numbers(df, "rating", path, first, "rating")
+    times = parse_times(df, "timestamp", path, first) if "timestamp" in df.columns else None
     return Dataset.from_raw(users, items, ratings, times, name=name, source_sha256=sha)
 
 

@@ -341,15 +341,26 @@ class Recommender(ABC):
         return write_bundle(path, meta=meta, arrays=arrays, vocab=vocab, items=self.item_meta)
 
     @classmethod
-    def load(cls, path: str | Path) -> Recommender:
-        """Load a bundle written by :meth:`save` (no code is executed)."""
-        from zenrec.models.bundle import read_bundle
-        from zenrec.models.registry import get_model_class
+    def load(cls, path: str | Path) -> Self:
+        """Load a bundle of this model class written by :meth:`save` (no code is executed).
 
-        meta, arrays, vocab, items = read_bundle(path)
-        klass = get_model_class(meta["model"])
-        if cls is not Recommender and not issubclass(klass, cls):
-            raise BundleError(f"{path}: holds a {meta['model']} model, not a {cls.name}")
+        ``zenrec.load_model(path)`` loads a bundle of any model class.
+        """
+        from zenrec.models.bundle import read_bundle
+
+        return cls.from_bundle_parts(path, *read_bundle(path))
+
+    @classmethod
+    def from_bundle_parts(cls, path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray],
+                          vocab: dict[str, Any], items: dict[str, Any]) -> Self:
+        """Build a fitted model from a verified bundle's parts (see :func:`zenrec.models.bundle.read_bundle`)."""
+        if cls is Recommender:
+            raise BundleError(f"{path}: Recommender.load needs a model class; use zenrec.load_model(path) "
+                              "to load a bundle of any model")
+        if meta.get("model") != cls.name:
+            raise BundleError(f"{path}: holds a {meta.get('model')} model, not a {cls.name}; load it with "
+                              "zenrec.load_model(path)")
+        klass = cls
         model = klass(**meta["config"])
         model.user_vocab = Vocabulary.from_json(vocab["users"])
         model.item_vocab = Vocabulary.from_json(vocab["items"])

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from zenrec._errors import ConfigError
+from zenrec._errors import BundleError, ConfigError
+
+if TYPE_CHECKING:
+    from zenrec.models.base import Recommender
 
 __all__ = ["MODELS", "create_model", "get_model_class", "load_model", "model_names"]
 
@@ -27,24 +31,40 @@ MODELS: dict[str, str] = {
 
 
 def model_names() -> list[str]:
+    """Registry names of every model, in registry order."""
     return list(MODELS)
 
 
-def get_model_class(name: str) -> Any:
+def get_model_class(name: str) -> type[Recommender]:
+    """The class registered as ``name`` (imports its module on first use).
+
+    Raises:
+        ConfigError: ``name`` is not a registered model.
+    """
     target = MODELS.get(name)
     if target is None:
         raise ConfigError(f"unknown model '{name}'; available models are {', '.join(MODELS)}")
     module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)
+    klass: type[Recommender] = getattr(importlib.import_module(module), cls)
+    return klass
 
 
-def create_model(name: str, **params: Any) -> Any:
+def create_model(name: str, **params: Any) -> Recommender:
     """Build model ``name`` with validated parameters, e.g. ``create_model("ease", l2=250.0)``."""
     return get_model_class(name)(**params)
 
 
-def load_model(path: Any) -> Any:
-    """Load any model bundle."""
-    from zenrec.models.base import Recommender
+def load_model(path: str | Path) -> Recommender:
+    """Load a bundle of any model: the bundle names its model, the registry gives the class.
 
-    return Recommender.load(path)
+    Raises:
+        BundleError: Not a bundle, corrupt (hash mismatch), newer format, or an unknown model.
+    """
+    from zenrec.models.bundle import read_bundle
+
+    meta, arrays, vocab, items = read_bundle(path)
+    name = str(meta.get("model"))
+    if name not in MODELS:
+        raise BundleError(f"{path}: holds a model '{name}' this zenrec does not know (known: "
+                          f"{', '.join(MODELS)}); upgrade zenrec")
+    return get_model_class(name).from_bundle_parts(path, meta, arrays, vocab, items)

@@ -141,8 +141,8 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> tuple
 def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
     import polars as pl
 
+    from zenrec.experiments import BenchmarkConfig, load_cells, summarise
     from zenrec.reports import plots
-    from zenrec.reports.benchmark import BenchmarkConfig, summarise
     from zenrec.reports.tables import fmt_ci, fmt_seconds, library_cell
 
     cfg = BenchmarkConfig(**meta["config"])
@@ -236,11 +236,10 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
                       [[r["label"], r.get(f"coverage@{k}"), r.get(f"gini@{k}"), r.get(ap), r.get(f"novelty@{k}")]
                        for r in grp.iter_rows(named=True)])
         histories = {}
-        for p in sorted((run_dir / "cells").glob("*.json")):
-            rec = json.loads(p.read_text())
-            if rec["dataset"] == dname and rec["protocol"]["name"] == pname and rec.get("history") \
-                    and rec["label"] not in histories:
-                histories[rec["label"]] = rec["history"]
+        for rec in load_cells(run_dir):
+            if rec.dataset == dname and rec.protocol["name"] == pname and rec.history \
+                    and rec.label is not None and rec.label not in histories:
+                histories[rec.label] = rec.history
         if histories:
             doc.figure(plots.learning_curves(histories, main.removesuffix("(sampled)"), f"{dname} / {pname}"),
                        "Per-epoch validation metric (first seed) of the iterative models")
@@ -310,7 +309,6 @@ def _importances(info: dict[str, Any], run_dir: Path) -> tuple[dict[str, float],
 
         from zenrec.tuning.tuner import make_storage
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage, _ = make_storage(storage_url, run_dir)
         study = optuna.load_study(study_name=info["study"], storage=storage)
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from zenrec._errors import ConfigError, ProtocolError
 from zenrec.data.dataset import Dataset
+from zenrec.data.splitdir import load_split_dir
 
 __all__ = [
     "Split",
+    "fixed_split",
     "global_random_split",
     "kfold_splits",
     "leave_one_out",
@@ -38,6 +41,16 @@ class Split:
 
     def sizes(self) -> tuple[int, int, int]:
         return len(self.train), 0 if self.valid is None else len(self.valid), len(self.test)
+
+
+def fixed_split(path: str | Path, base: Dataset | None = None) -> tuple[Split, str]:
+    """A split read from a directory (see :func:`zenrec.data.splitdir.load_split_dir`).
+
+    Returns:
+        The split and the sha256 of its files.
+    """
+    parts, sha = load_split_dir(path, base=base)
+    return Split(parts["train"], parts.get("valid"), parts["test"], f"fixed split from {path}"), sha
 
 
 def _check_ratios(ratios: Sequence[float]) -> np.ndarray:

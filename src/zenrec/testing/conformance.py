@@ -178,13 +178,13 @@ class RecommenderConformance:
             np.testing.assert_allclose(single.score_lists[0], batched.score_lists[j], rtol=1e-5, atol=1e-6)
 
     def test_save_load_round_trip(self, tmp_path: Any) -> None:
-        from zenrec.models.base import Recommender
+        from zenrec.models import load_model
 
         model, planted = self._fitted()
         users = list(planted.withheld)[:10] + ["nobody"]
         before = model.recommend(users, k=6)
         path = model.save(tmp_path / "bundle")
-        loaded = Recommender.load(path)
+        loaded = load_model(path)
         assert type(loaded) is type(model)
         assert loaded.params() == model.params()
         after = loaded.recommend(users, k=6)
@@ -195,5 +195,5 @@ class RecommenderConformance:
         assert after.fallback.tolist() == before.fallback.tolist()
         # overwriting an existing bundle keeps it loadable (atomic replace)
         model.save(path)
-        assert Recommender.load(path).recommend(users[:1], k=3).item_lists[0].tolist() == \
+        assert load_model(path).recommend(users[:1], k=3).item_lists[0].tolist() == \
             before.item_lists[0][:3].tolist()

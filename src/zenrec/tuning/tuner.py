@@ -23,10 +23,11 @@ How a study runs (docs/tuning.md has the long form):
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
-import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,14 +40,17 @@ from optuna.trial import TrialState
 from zenrec._errors import ConfigError, ZenrecError
 from zenrec._io import atomic_write_text, versions
 from zenrec.data.dataset import Dataset
+from zenrec.data.spec import DataSpec
 from zenrec.evaluation.evaluator import metric_keys
 from zenrec.evaluation.metrics import metric_direction
-from zenrec.evaluation.protocols import Protocol, prepare_dataset
+from zenrec.evaluation.protocols import Protocol, ProtocolRun, prepare_dataset
 from zenrec.models.registry import create_model
+from zenrec.runs.record import RunRecord, now_utc, reproduce_command
 from zenrec.splits import Split, kfold_splits, user_random_split, user_stratified_split
 from zenrec.tuning.space import SearchSpace, load_space
 
-__all__ = ["TuneResult", "make_storage", "protocol_metric_keys", "tune", "tuning_split"]
+__all__ = ["TuneResult", "TuningInterrupted", "make_storage", "protocol_metric_keys", "trials_csv", "tune",
+           "tuning_split"]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -64,9 +68,13 @@ class TuneResult:
     best_trial: int
     default_value: float | None
     n_finished: int
-    test_record: dict[str, Any] | None
+    test_record: RunRecord | None
     summary: dict[str, Any] = field(default_factory=dict)
-    run: Any = None
+    run: ProtocolRun | None = None
+
+
+class TuningInterrupted(KeyboardInterrupt):
+    """A study was asked to stop (its finished trials are kept; rerunning continues it)."""
 
 
 # ---------------------------------------------------------------------------- data
@@ -112,7 +120,7 @@ def resolve_metric(space: SearchSpace, protocol: Protocol, override: str | None)
     if override:
         m = f"{override}(sampled)" if sampled and not override.endswith("(sampled)") else override
         if m not in keys:
-            raise ConfigError(f"--metric {override!r} is not produced by protocol '{protocol.name}'; "
+            raise ConfigError(f"metric {override!r} is not produced by protocol '{protocol.name}'; "
                               f"choose one of {', '.join(keys)}")
         return m, None
     m = f"{space.metric}(sampled)" if sampled else space.metric
@@ -144,7 +152,7 @@ def make_storage(url: str | None, run_dir: Path) -> tuple[Any, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path))), f"journal:{path.resolve()}"
     if "://" not in url:
-        raise ConfigError(f"--storage {url!r} is neither an RDB URL (sqlite:///file.db, "
+        raise ConfigError(f"storage {url!r} is neither an RDB URL (sqlite:///file.db, "
                           "postgresql://...) nor a journal file (journal:PATH or PATH.log)")
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -164,7 +172,7 @@ def make_storage(url: str | None, run_dir: Path) -> tuple[Any, str]:
             if any(r in str(exc) for r in racing) and attempt < 5:
                 time.sleep(0.5 + attempt)  # another process is creating the tables right now
                 continue
-            raise ConfigError(f"--storage {_hide_password(url)}: cannot open it ({type(exc).__name__}: "
+            raise ConfigError(f"storage {_hide_password(url)}: cannot open it ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0]}); check the URL and that its driver is installed"
                               ) from None
     return storage, _hide_password(url)
@@ -249,7 +257,7 @@ def _pruner(kind: str) -> optuna.pruners.BasePruner:
         return optuna.pruners.HyperbandPruner()
     if kind == "none":
         return optuna.pruners.NopPruner()
-    raise ConfigError(f"--pruner must be median, hyperband or none; got {kind!r}")
+    raise ConfigError(f"pruner must be median, hyperband or none; got {kind!r}")
 
 
 def _n_finished(study: optuna.Study) -> int:
@@ -266,27 +274,152 @@ def _check_attrs(study: optuna.Study, attrs: dict[str, Any], storage_url: str) -
         if k in old and old[k] != attrs[k]:
             raise ConfigError(
                 f"study '{study.study_name}' in {storage_url} was run with a different {k} "
-                f"({old[k]!r:.120} vs {attrs[k]!r:.120}); pass another --study name to start a new study"
+                f"({old[k]!r:.120} vs {attrs[k]!r:.120}); give another study name to start a new study"
             )
 
 
-def _reproduce_command(dataset: str, protocol: Protocol, model: str, params: dict[str, Any],
-                       seed: int, split_dir: str | None = None) -> str:
-    sets = " ".join(f"--set {k}={_cli_value(v)}" for k, v in params.items())
-    cmd = f"zenrec evaluate --dataset {dataset} --protocol {protocol.name} --model {model}"
-    if seed != protocol.default_seed:
-        cmd += f" --seed {seed}"
-    if split_dir:
-        cmd += f" --split-dir {split_dir}"
-    return f"{cmd} {sets}".strip()
+@dataclass
+class _Plan:
+    """What a study optimises, decided before any data is loaded."""
+
+    space: SearchSpace
+    metric: str
+    note: str | None
+    direction: Literal["maximize", "minimize"]
+    seed: int
+    n_trials: int
+    study_name: str
 
 
-def _cli_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
+def _plan(dataset: Dataset, protocol: Protocol, model: str, space: SearchSpace | None, n_trials: int,
+          timeout: float | None, study_name: str | None, seed: int | None, metric: str | None) -> _Plan:
+    """Validate the arguments and resolve the space, the metric and its direction."""
+    if n_trials < 1:
+        raise ConfigError(f"tune: 'n_trials' must be an int >= 1; got {n_trials}")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(f"tune: 'timeout' must be > 0 seconds; got {timeout}")
+    space = space or load_space(model=model)
+    if space.model != model:
+        raise ConfigError(f"{space.source}: key 'model' is {space.model!r} but the tuned model is {model!r}")
+    if not space.params:
+        n_trials = 1  # nothing to search (e.g. pop): one trial records the validation value
+    the_metric, note = resolve_metric(space, protocol, metric)
+    seed = protocol.default_seed if seed is None else int(seed)
+    create_model(model, **space.fixed)  # fail on bad parameters before loading data
+    return _Plan(space, the_metric, note, metric_direction(the_metric), seed, n_trials,
+                 study_name or f"{model}-{dataset.name}-{protocol.name}-s{seed}")
+
+
+def _open_study(plan: _Plan, storage_obj: Any, storage_url: str, pruner: str, attrs: dict[str, Any],
+                sampler_seed: int | None) -> tuple[optuna.Study, int, int]:
+    """Create or join the study; (study, trials it had before, TPE seed used)."""
+    pruner_obj = _pruner(pruner)
+    # Creating the study is atomic in the storage: of several processes started together,
+    # exactly one creates it (and keeps the reproducible seed); the others join it.
+    try:
+        study = optuna.create_study(storage=storage_obj, study_name=plan.study_name, direction=plan.direction,
+                                    load_if_exists=False, pruner=pruner_obj)
+        existed = False
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=plan.study_name, storage=storage_obj, pruner=pruner_obj)
+        existed = True
+    _check_attrs(study, attrs, storage_url)
+    if study.direction.name.lower() != plan.direction:
+        raise ConfigError(f"study '{plan.study_name}' {storage_url} maximises/minimises differently; "
+                          "give another study name")
+    n_before = len(study.trials)
+    if sampler_seed is None:
+        sampler_seed = plan.seed if not existed else plan.seed + 7919 * n_before + os.getpid() % 100_003
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, constant_liar=True,
+                                               n_startup_trials=min(10, max(2, plan.n_trials // 3)))
+    if not existed and n_before == 0 and plan.space.params:
+        study.enqueue_trial(plan.space.defaults_in_space(), skip_if_exists=True)  # the default config is trial 0
+    return study, n_before, sampler_seed
+
+
+def _objective(plan: _Plan, model: str, protocol: Protocol, split: Split, prog: _Progress
+               ) -> Any:
+    """The trial function: fit on the tuning train part, score the metric on validation."""
+    n_epochs_hint = plan.space.fixed.get("epochs")
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("pid", os.getpid())
+        params = plan.space.suggest(trial)
+        rec = create_model(model, **params)
+        total = params.get("epochs", n_epochs_hint)
+        prog.trial_started(trial.number)
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            prog.epoch(trial.number, epoch, total)
+            v = metrics.get(plan.metric, metrics.get(plan.metric.removesuffix("(sampled)")))
+            if v is None or not math.isfinite(float(v)):
+                return
+            trial.report(float(v), epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"{plan.metric}={float(v):.4f} at epoch {epoch}")
+
+        rec.epoch_callback = on_epoch
+        t0 = time.perf_counter()
+        rec.fit(split.train, split.valid)
+        fit_s = time.perf_counter() - t0
+        res = protocol.evaluate(rec, split, "valid", seed=plan.seed)
+        trial.set_user_attr("fit_seconds", fit_s)
+        trial.set_user_attr("eval_seconds", res.seconds)
+        trial.set_user_attr("valid_metrics", {k: float(v) for k, v in res.metrics.items()})
+        if rec.history_:
+            trial.set_user_attr("history", _jsonable(rec.history_))
+        value = res.metrics.get(plan.metric)
+        if value is None:
+            raise ConfigError(f"metric {plan.metric!r} missing from validation results "
+                              f"({', '.join(res.metrics)}); choose another metric")
+        return float(value)
+
+    return objective
+
+
+def _run_trials(study: optuna.Study, plan: _Plan, objective: Any, prog: _Progress, timeout: float | None,
+                stop: threading.Event | None) -> float:
+    """Run trials until the study has ``n_trials`` finished ones (or the timeout, or ``stop``)."""
+    max_trials = optuna.study.MaxTrialsCallback(plan.n_trials, states=FINISHED)
+
+    def after_trial(study_: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
+        prog.trial_finished(study_, t, _n_finished(study_))
+        max_trials(study_, t)
+        if stop is not None and stop.is_set():
+            study_.stop()
+
+    t_start = time.perf_counter()
+    _optimize(study, prog, objective, after_trial, plan.n_trials, timeout, plan.note)
+    if stop is not None and stop.is_set():
+        raise TuningInterrupted(f"study '{plan.study_name}' stopped after {_n_finished(study)} finished "
+                                "trials; run the same command again to continue it")
+    return time.perf_counter() - t_start
+
+
+def _summary(plan: _Plan, study: optuna.Study, dataset: Dataset, protocol: Protocol, model: str,
+             **fields: Any) -> dict[str, Any]:
+    """The ``tune.json`` document."""
+    return {
+        "kind": "zenrec-tune",
+        "study": plan.study_name,
+        "model": model,
+        "dataset": dataset.name,
+        "protocol": protocol.summary(dataset.name),
+        "seed": plan.seed,
+        "metric": plan.metric,
+        "metric_note": plan.note,
+        "direction": plan.direction,
+        "refit": "best configuration refit on the protocol's train part (as zenrec evaluate does), "
+                 "evaluated once on test",
+        "space": plan.space.to_json(),
+        "space_source": plan.space.source,
+        "n_trials_target": plan.n_trials,
+        "n_finished": _n_finished(study),
+        "states": {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState},
+        **fields,
+        "versions": versions(),
+        "created": now_utc(),
+    }
 
 
 def tune(
@@ -305,9 +438,12 @@ def tune(
     pruner: Literal["median", "hyperband", "none"] = "median",
     metric: str | None = None,
     user_filters: dict[str, Any] | None = None,
+    data: DataSpec | None = None,
     refit: bool = True,
     progress: bool = False,
     write: bool = True,
+    stop: threading.Event | None = None,
+    invocation: str | None = None,
 ) -> TuneResult:
     """Tune ``model`` on the protocol's validation data, then evaluate the best config once on test.
 
@@ -326,188 +462,67 @@ def tune(
             number of trials it found and its process id, so workers do not repeat each other).
         pruner: ``median``, ``hyperband`` or ``none``.
         metric: Override the space's metric.
-        user_filters: Extra dataset filters (as ``zenrec evaluate`` takes them).
+        user_filters: Extra dataset filters, when no ``data`` specification is given.
+        data: How ``dataset`` was loaded and filtered; the recorded re-run command uses it.
         refit: Refit the best configuration on train and evaluate it once on test.
         progress: Show rich progress bars and a line per finished trial on stderr.
         write: Write ``tune.json`` and ``trials.csv`` into ``run_dir``.
+        stop: When set (e.g. by the CLI's Ctrl-C handler), no new trial starts and
+            :class:`TuningInterrupted` is raised after the running one; the study stays resumable.
+        invocation: The command line that started the study (recorded; the CLI passes it).
+
+    Raises:
+        ConfigError: Invalid arguments, space or storage.
+        TuningInterrupted: ``stop`` was set.
     """
-    if n_trials < 1:
-        raise ConfigError(f"--trials must be an int >= 1; got {n_trials}")
-    if timeout is not None and timeout <= 0:
-        raise ConfigError(f"--timeout must be > 0 seconds; got {timeout}")
-    space = space or load_space(model=model)
-    if space.model != model:
-        raise ConfigError(f"{space.source}: key 'model' is {space.model!r} but the tuned model is {model!r}")
-    if not space.params:
-        n_trials = 1  # nothing to search (e.g. pop): one trial records the validation value
-    the_metric, note = resolve_metric(space, protocol, metric)
-    direction = metric_direction(the_metric)
-    seed = protocol.default_seed if seed is None else int(seed)
+    from zenrec.runs.evaluate import evaluate_model, spec_of
+
+    plan = _plan(dataset, protocol, model, space, n_trials, timeout, study_name, seed, metric)
+    spec = data or spec_of(dataset, user_filters)
     run_dir = Path(run_dir)
-    study_name = study_name or f"{model}-{dataset.name}-{protocol.name}-s{seed}"
-    pruner_obj = _pruner(pruner)
-    create_model(model, **space.fixed)  # fail on bad parameters before loading data
-
-    data = prepare_dataset(dataset, protocol, user_filters)
-    split, split_how = tuning_split(data, protocol, seed)
+    prepared = prepare_dataset(dataset, protocol, spec.user_filters())
+    split, split_how = tuning_split(prepared, protocol, plan.seed)
     storage_obj, storage_url = make_storage(storage, run_dir)
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Creating the study is atomic in the storage: of several processes started together,
-    # exactly one creates it (and keeps the reproducible seed); the others join it.
-    try:
-        study = optuna.create_study(storage=storage_obj, study_name=study_name, direction=direction,
-                                    load_if_exists=False, pruner=pruner_obj)
-        existed = False
-    except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=study_name, storage=storage_obj, pruner=pruner_obj)
-        existed = True
-    attrs = {"model": model, "dataset": dataset.name, "protocol": protocol.name, "metric": the_metric,
-             "direction": direction, "seed": seed, "data_fingerprint": data.fingerprint(),
-             "space": space.to_json(), "validation": split_how}
-    _check_attrs(study, attrs, storage_url)
-    if study.direction.name.lower() != direction:
-        raise ConfigError(f"study '{study_name}' {storage_url} maximises/minimises differently; "
-                          "pass another --study name")
-    n_before = len(study.trials)
-    if sampler_seed is None:
-        sampler_seed = seed if not existed else seed + 7919 * n_before + os.getpid() % 100_003
-    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, constant_liar=True,
-                                               n_startup_trials=min(10, max(2, n_trials // 3)))
-    defaults = space.defaults_in_space()
-    if not existed and n_before == 0 and space.params:
-        study.enqueue_trial(defaults, skip_if_exists=True)  # the default config is trial 0
-
-    prog = _Progress(progress, n_trials, the_metric, direction)
-    stop = optuna.study.MaxTrialsCallback(n_trials, states=FINISHED)
-    n_epochs_hint = space.fixed.get("epochs")
-
-    def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("pid", os.getpid())
-        params = space.suggest(trial)
-        rec = create_model(model, **params)
-        total = params.get("epochs", n_epochs_hint)
-        prog.trial_started(trial.number)
-
-        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            prog.epoch(trial.number, epoch, total)
-            v = metrics.get(the_metric, metrics.get(the_metric.removesuffix("(sampled)")))
-            if v is None or not math.isfinite(float(v)):
-                return
-            trial.report(float(v), epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"{the_metric}={float(v):.4f} at epoch {epoch}")
-
-        rec.epoch_callback = on_epoch
-        t0 = time.perf_counter()
-        rec.fit(split.train, split.valid)
-        fit_s = time.perf_counter() - t0
-        res = protocol.evaluate(rec, split, "valid", seed=seed)
-        trial.set_user_attr("fit_seconds", fit_s)
-        trial.set_user_attr("eval_seconds", res.seconds)
-        trial.set_user_attr("valid_metrics", {k: float(v) for k, v in res.metrics.items()})
-        if rec.history_:
-            trial.set_user_attr("history", _jsonable(rec.history_))
-        value = res.metrics.get(the_metric)
-        if value is None:
-            raise ConfigError(f"metric {the_metric!r} missing from validation results "
-                              f"({', '.join(res.metrics)}); pass --metric")
-        return float(value)
-
-    interrupted: list[int] = []
-
-    def after_trial(study_: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
-        prog.trial_finished(study_, t, _n_finished(study_))
-        stop(study_, t)
-        if interrupted:
-            study_.stop()
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        # first Ctrl-C: let the running trial finish and stop; second: abort it now
-        interrupted.append(signum)
-        if len(interrupted) > 1:
-            raise KeyboardInterrupt
-        sys.stderr.write("zenrec tune: stopping after the running trial (Ctrl-C again to abort it)\n")
-
-    import signal
-    import threading
-
-    old_handler = None
-    if threading.current_thread() is threading.main_thread():
-        old_handler = signal.signal(signal.SIGINT, on_sigint)
-    t_start = time.perf_counter()
-    try:
-        _optimize(study, prog, objective, after_trial, n_trials, timeout, note, progress)
-    finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-    if interrupted:
-        raise KeyboardInterrupt
-    tune_seconds = time.perf_counter() - t_start
-
+    attrs = {"model": model, "dataset": dataset.name, "protocol": protocol.name, "metric": plan.metric,
+             "direction": plan.direction, "seed": plan.seed, "data_fingerprint": prepared.fingerprint(),
+             "space": plan.space.to_json(), "validation": split_how}
+    study, n_before, sampler_seed = _open_study(plan, storage_obj, storage_url, pruner, attrs, sampler_seed)
+    prog = _Progress(progress, plan.n_trials, plan.metric, plan.direction)
+    tune_seconds = _run_trials(study, plan, _objective(plan, model, protocol, split, prog), prog, timeout, stop)
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        raise ZenrecError(f"study '{study_name}' has no completed trial; see the failed trials in "
+        raise ZenrecError(f"study '{plan.study_name}' has no completed trial; see the failed trials in "
                           f"{storage_url} (optuna-dashboard) or run with fewer pruned epochs")
     best = study.best_trial
-    best_params = {**space.fixed, **best.params}
+    best_params = {**plan.space.fixed, **best.params}
+    defaults = plan.space.defaults_in_space()
     default_value = next((t.value for t in complete if t.params == defaults), None)
-    record = None
-    run = None
+    record = run = None
     if refit:
-        from zenrec.evaluation.runner import evaluate_model
-
-        record, run = evaluate_model(dataset, protocol, model, best_params, seed=seed,
-                                     user_filters=user_filters)
-        record["command"] = _reproduce_command(dataset.name, protocol, model, best_params, seed)
-        record["history"] = _jsonable(run.models[0].history_)
-    summary = {
-        "kind": "zenrec-tune",
-        "study": study_name,
-        "storage": storage_url,
-        "model": model,
-        "dataset": dataset.name,
-        "protocol": protocol.summary(dataset.name),
-        "seed": seed,
-        "sampler": f"TPE (seed {sampler_seed}, constant liar)",
-        "pruner": pruner,
-        "metric": the_metric,
-        "metric_note": note,
-        "direction": direction,
-        "validation": split_how,
-        "refit": "best configuration refit on the protocol's train part (as zenrec evaluate does), "
-                 "evaluated once on test",
-        "space": space.to_json(),
-        "space_source": space.source,
-        "n_trials_target": n_trials,
-        "n_finished": _n_finished(study),
-        "n_trials_this_process": sum(1 for t in study.get_trials(deepcopy=False)
-                                     if t.user_attrs.get("pid") == os.getpid() and t.number >= n_before),
-        "states": {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState},
-        "best_trial": best.number,
-        "best_value_valid": best.value,
-        "default_value_valid": default_value,
-        "best_params": best_params,
-        "tune_seconds_this_process": tune_seconds,
-        "test": record,
-        "reproduce": _reproduce_command(dataset.name, protocol, model, best_params, seed),
-        "tune_command": " ".join(["zenrec", *sys.argv[1:]]) if sys.argv and "zenrec" in sys.argv[0] else None,
-        "versions": versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+        record, run = evaluate_model(dataset, protocol, model, best_params, seed=plan.seed, spec=spec)
+    summary = _summary(
+        plan, study, dataset, protocol, model,
+        storage=storage_url, data=spec.resolved().model_dump(),
+        sampler=f"TPE (seed {sampler_seed}, constant liar)", pruner=pruner, validation=split_how,
+        n_trials_this_process=sum(1 for t in study.get_trials(deepcopy=False)
+                                  if t.user_attrs.get("pid") == os.getpid() and t.number >= n_before),
+        best_trial=best.number, best_value_valid=best.value, default_value_valid=default_value,
+        best_params=best_params, tune_seconds_this_process=tune_seconds,
+        test=None if record is None else record.to_json(),
+        reproduce=reproduce_command(spec, protocol.name, model, best_params, plan.seed),
+        tune_command=invocation,
+    )
     if write:
-        import json
-
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "tune.json", json.dumps(summary, indent=2, default=_json_default))
         atomic_write_text(run_dir / "trials.csv", trials_csv(study))
-    return TuneResult(study_name, storage_url, the_metric, direction, best_params, float(best.value),
+    return TuneResult(plan.study_name, storage_url, plan.metric, plan.direction, best_params, float(best.value),
                       best.number, default_value, _n_finished(study), record, summary, run)
 
 
 def _optimize(study: optuna.Study, prog: _Progress, objective: Any, after_trial: Any, n_trials: int,
-              timeout: float | None, note: str | None, progress: bool) -> None:
+              timeout: float | None, note: str | None) -> None:
     with prog:
         if note and prog.progress is not None:
             prog.progress.console.print(f"note: {note}")
@@ -539,8 +554,6 @@ def trials_csv(study: optuna.Study) -> str:
 
 
 def _jsonable(x: Any) -> Any:
-    import json
-
     return json.loads(json.dumps(x, default=_json_default))
 
 

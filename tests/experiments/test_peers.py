@@ -9,12 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from zenrec.reports.benchmark import (
-    BenchmarkConfig,
-    export_split,
-    load_benchmark_config,
-    run_benchmark,
-)
+from zenrec.experiments import BenchmarkConfig, load_benchmark_config, run_benchmark
+from zenrec.runs.peers import export_split
 
 FAKE_PEER = textwrap.dedent('''
     """A fake peer: copies the split it is given and reports made-up metrics."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from zenrec.evaluation.significance import compare_to_baseline, holm, mean_ci, paired_tests
-from zenrec.reports.benchmark import BenchmarkConfig, load_benchmark_config, run_benchmark
+from zenrec.experiments import BenchmarkConfig, load_benchmark_config, run_benchmark
 
 
 def test_holm_matches_hand_computation():
@@ -73,9 +73,19 @@ def test_benchmark_tables_ci_and_significance(bench):
     assert by["pop"]["significant"] and by["pop"]["mean_diff"] < 0
     assert by["pop"]["wilcoxon_p_holm"] < 1e-6 and by["pop"]["ttest_p_holm"] < 1e-6
     assert not by["ease-copy"]["significant"] and by["ease-copy"]["wilcoxon_p"] == 1.0
-    # Holm over the three comparisons
-    raw = sorted(by[m]["wilcoxon_p"] for m in by)
-    assert max(by[m]["wilcoxon_p_holm"] for m in by) >= min(1.0, raw[-1])
+    # Holm over the comparisons, written out step by step: the i-th smallest of m raw p-values is
+    # multiplied by (m - i), and the adjusted values are made non-decreasing in that order
+    names = sorted(by, key=lambda n: by[n]["wilcoxon_p"])
+    n_cmp = len(names)
+    assert n_cmp == 3
+    expected, running = {}, 0.0
+    for i, n in enumerate(names):
+        running = max(running, (n_cmp - i) * by[n]["wilcoxon_p"])
+        expected[n] = min(1.0, running)
+    for n in names:
+        assert by[n]["wilcoxon_p_holm"] == pytest.approx(expected[n], rel=1e-9, abs=1e-300)
+    # a correction that does nothing (or Bonferroni without the step-down) would differ here
+    assert by[names[0]]["wilcoxon_p_holm"] == pytest.approx(min(1.0, 3 * by[names[0]]["wilcoxon_p"]), rel=1e-9)
     users = pl.read_parquet(next((run_dir / "cells").glob("*ease__s1.users.parquet")))
     rec = json.loads(next((run_dir / "cells").glob("*ease__s1.json")).read_text())
     assert users.height == rec["n_users_evaluated"]

@@ -1,0 +1,126 @@
+"""A data specification: everything needed to load the same interactions again.
+
+A :class:`DataSpec` names the source (a built-in dataset or a file, by absolute path), the
+reader options, the user's filters and an optional fixed split. Run records keep it, so a
+recorded command re-runs on the same data from any directory.
+
+Example:
+    >>> spec = DataSpec(source="/data/ratings.dat", sep="::", header=False, user_col="0",
+    ...                 item_col="1", rating_col="2", min_user_count=5)
+    >>> " ".join(spec.cli_args())
+    '--dataset /data/ratings.dat --user-col 0 --item-col 1 --rating-col 2 --sep :: --no-header --min-user-count 5'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from zenrec.data.dataset import Dataset
+
+__all__ = ["DataSpec"]
+
+_COLUMNS = ("user_col", "item_col", "rating_col", "time_col")
+
+
+class DataSpec(BaseModel):
+    """Where interactions come from and how they are read and filtered."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str
+    """Built-in dataset name (``ml-100k``...) or the path of an interaction file."""
+    data_dir: str | None = None
+    """Explicit directory of a built-in dataset."""
+    user_col: str | None = None
+    """Column of user ids (a name, or a 0-based position for header-less files)."""
+    item_col: str | None = None
+    """Column of item ids."""
+    rating_col: str | None = None
+    """Column of ratings or values."""
+    time_col: str | None = None
+    """Column of timestamps."""
+    sep: str | None = None
+    """Field separator (default: by file extension)."""
+    header: bool = True
+    """Whether the file has a header row."""
+    encoding: str = "utf-8"
+    """Text encoding of the file."""
+    min_rating: float | None = None
+    """Keep interactions with rating >= this."""
+    min_user_count: int | None = Field(None, ge=1)
+    """k-core: users with at least this many interactions."""
+    min_item_count: int | None = Field(None, ge=1)
+    """k-core: items with at least this many interactions."""
+    duplicates: Literal["last", "mean", "error", "keep"] = "last"
+    """What to do with repeated (user, item) rows."""
+    split_dir: str | None = None
+    """A fixed split directory (``train.tsv``, ``valid.tsv``, ``test.tsv``) used instead of the
+    protocol's split."""
+
+    @property
+    def is_builtin(self) -> bool:
+        """Whether ``source`` names a built-in dataset."""
+        from zenrec.data.sources import BUILTIN_DATASETS
+
+        return self.source in BUILTIN_DATASETS
+
+    def resolved(self) -> DataSpec:
+        """The same specification with every path made absolute (re-runs from any directory)."""
+        upd: dict[str, Any] = {}
+        if not self.is_builtin:
+            upd["source"] = str(Path(self.source).expanduser().resolve())
+        for key in ("data_dir", "split_dir"):
+            v = getattr(self, key)
+            if v is not None:
+                upd[key] = str(Path(v).expanduser().resolve())
+        return self.model_copy(update=upd)
+
+    def reader_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`zenrec.data.read_interactions` (empty for built-ins)."""
+        if self.is_builtin:
+            return {}
+        opts: dict[str, Any] = {k: getattr(self, k) for k in (*_COLUMNS, "sep") if getattr(self, k) is not None}
+        opts["header"] = self.header
+        opts["encoding"] = self.encoding
+        return opts
+
+    def user_filters(self) -> dict[str, Any]:
+        """The user's filters as :func:`zenrec.evaluation.prepare_dataset` takes them."""
+        return {"min_rating": self.min_rating, "min_user_count": self.min_user_count,
+                "min_item_count": self.min_item_count, "duplicates": self.duplicates}
+
+    def load(self) -> Dataset:
+        """Read the interactions (filters are applied later, by the protocol)."""
+        from zenrec.data import load_dataset
+
+        return load_dataset(self.source, path=self.data_dir, **self.reader_options())
+
+    def cli_args(self) -> list[str]:
+        """The ``zenrec`` data options that select exactly this data (paths as stored)."""
+        args = ["--dataset", self.source]
+        if self.data_dir is not None:
+            args += ["--data-dir", self.data_dir]
+        for key in _COLUMNS:
+            v = getattr(self, key)
+            if v is not None:
+                args += [f"--{key.replace('_', '-')}", v]
+        if self.sep is not None:
+            args += ["--sep", self.sep]
+        if not self.header:
+            args.append("--no-header")
+        if self.encoding.lower().replace("_", "-") != "utf-8":
+            args += ["--encoding", self.encoding]
+        if self.min_rating is not None:
+            args += ["--min-rating", f"{self.min_rating:g}"]
+        if self.min_user_count is not None:
+            args += ["--min-user-count", str(self.min_user_count)]
+        if self.min_item_count is not None:
+            args += ["--min-item-count", str(self.min_item_count)]
+        if self.duplicates != "last":
+            args += ["--duplicates", self.duplicates]
+        if self.split_dir is not None:
+            args += ["--split-dir", self.split_dir]
+        return args
