@@ -126,6 +126,7 @@ class Recommender(ABC):
         self.fit_seconds_: float | None = None
         self.dataset_sha256: str | None = None
         self.history_: list[dict[str, Any]] = []
+        self.bundle_meta: dict[str, Any] | None = None  # bundle.json of a loaded model
         # Iterative models call this after each validation pass with (epoch, metrics); a tuner
         # uses it for pruning. Whatever it raises propagates out of ``fit``.
         self.epoch_callback: Callable[[int, dict[str, float]], None] | None = None

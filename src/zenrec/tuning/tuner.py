@@ -517,6 +517,8 @@ def tune(
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "tune.json", json.dumps(summary, indent=2, default=_json_default))
         atomic_write_text(run_dir / "trials.csv", trials_csv(study))
+    if best.value is None:  # optuna's best trial is a completed one, which always has a value
+        raise ZenrecError(f"study '{plan.study_name}': best trial #{best.number} has no value")
     return TuneResult(plan.study_name, storage_url, plan.metric, plan.direction, best_params, float(best.value),
                       best.number, default_value, _n_finished(study), record, summary, run)
 
