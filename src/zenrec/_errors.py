@@ -10,8 +10,11 @@ __all__ = [
     "BundleError",
     "ConfigError",
     "DataError",
+    "FeatureCoverageWarning",
     "NotFittedError",
     "ProtocolError",
+    "UnknownIdsWarning",
+    "UnusedColumnWarning",
     "ZenrecError",
     "ZenrecWarning",
 ]
@@ -43,3 +46,15 @@ class ProtocolError(ZenrecError, ValueError):
 
 class ZenrecWarning(UserWarning):
     """Base category of zenrec's warnings."""
+
+
+class UnusedColumnWarning(ZenrecWarning):
+    """A column that looks like ratings or timestamps was read but not used."""
+
+
+class FeatureCoverageWarning(ZenrecWarning):
+    """A feature table misses catalog ids, or holds ids the dataset does not have."""
+
+
+class UnknownIdsWarning(ZenrecWarning):
+    """Evaluation data holds users or items the model never saw; those rows were dropped."""

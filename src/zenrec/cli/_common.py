@@ -6,19 +6,21 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 from zenrec._errors import ConfigError
 from zenrec.data.spec import DataSpec
 
-__all__ = ["add_dataset_args", "add_filter_args", "cli_wording", "data_spec", "invocation", "load_from_args",
+__all__ = ["add_dataset_args", "add_filter_args", "data_spec", "invocation", "load_from_args",
            "parse_sets", "user_filters"]
 
 
 def add_dataset_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", required=required, metavar="NAME|PATH",
-                   help="built-in name (ml-100k, ml-1m, ml-latest-small) or a CSV/TSV/Parquet file")
+                   help="built-in name (ml-100k, ml-1m, ml-latest-small), a CSV/TSV/Parquet file, or a "
+                        ".toml data config ([data] table: file, columns, feature tables)")
     g.add_argument("--data-dir", metavar="DIR", help="explicit directory of a built-in dataset")
     g.add_argument("--user-col", help="column of user ids (name, or 0-based position with --no-header)")
     g.add_argument("--item-col", help="column of item ids")
@@ -27,6 +29,14 @@ def add_dataset_args(p: argparse.ArgumentParser, *, required: bool = True) -> No
     g.add_argument("--sep", help="field separator, may be several characters such as '::' (default: by extension)")
     g.add_argument("--no-header", action="store_true", help="the file has no header row")
     g.add_argument("--encoding", default="utf-8", help="text encoding (default utf-8; e.g. latin-1)")
+    f = p.add_argument_group("side features (any dataset; same as Dataset.with_item_features in Python)")
+    f.add_argument("--items", metavar="FILE", help="item feature table (CSV/TSV/Parquet), one row per item")
+    f.add_argument("--item-key", metavar="COL", help="column of item ids in --items (default: item_id/movieId...)")
+    f.add_argument("--item-features", metavar="SPEC",
+                   help="columns and kinds, e.g. 'genre:multi:|,year:numeric,brand:categorical,title:text'")
+    f.add_argument("--users", metavar="FILE", help="user feature table, one row per user")
+    f.add_argument("--user-key", metavar="COL", help="column of user ids in --users")
+    f.add_argument("--user-features", metavar="SPEC", help="columns and kinds, e.g. 'age:numeric,country:categorical'")
 
 
 def add_filter_args(p: argparse.ArgumentParser) -> None:
@@ -52,15 +62,6 @@ def invocation() -> str:
     return shlex.join(["zenrec", *sys.argv[1:]])
 
 
-def cli_wording(message: str, flags: dict[str, str]) -> str:
-    """Reword a library error that names a parameter (``'storage' ...``) with the CLI flag."""
-    for param, flag in flags.items():
-        for lead in ("", "tune: "):
-            if message.startswith(lead + param):
-                return lead + flag + message[len(lead) + len(param):]
-    return message
-
-
 def data_spec(args: argparse.Namespace) -> DataSpec:
     """The data specification the data and filter options select (paths as given)."""
     from zenrec.data import BUILTIN_DATASETS
@@ -80,12 +81,53 @@ def data_spec(args: argparse.Namespace) -> DataSpec:
         opts["encoding"] = args.encoding
     filters = {k: v for k, v in user_filters(args).items() if v is not None} if hasattr(args, "duplicates") else {}
     return DataSpec(source=args.dataset, data_dir=getattr(args, "data_dir", None),
-                    split_dir=getattr(args, "split_dir", None), **opts, **filters)
+                    split_dir=getattr(args, "split_dir", None), **opts, **filters, **_feature_options(args))
+
+
+def _feature_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--items/--item-key/--item-features`` and ``--users/...``, checked for completeness."""
+    out: dict[str, Any] = {}
+    for entity in ("item", "user"):
+        table = getattr(args, f"{entity}s", None)
+        key = getattr(args, f"{entity}_key", None)
+        spec = getattr(args, f"{entity}_features", None)
+        if table is None:
+            if key is not None or spec is not None:
+                raise ConfigError(f"--{entity}-key and --{entity}-features need --{entity}s FILE")
+            continue
+        if spec is None:
+            raise ConfigError(f"--{entity}s {table} needs --{entity}-features, e.g. "
+                              + ("'genre:multi:|,year:numeric'" if entity == "item" else "'age:numeric'"))
+        from zenrec._errors import DataError
+        from zenrec.data.features import parse_feature_specs
+
+        try:
+            parse_feature_specs(spec)  # fail on a bad list before any data is read
+        except DataError as exc:
+            raise DataError(str(exc).replace("feature list", f"--{entity}-features")) from None
+        out.update({f"{entity}s": table, f"{entity}_key": key, f"{entity}_features": spec})
+    return out
 
 
 def load_from_args(args: argparse.Namespace) -> Any:
-    """Load the dataset the data options select."""
-    return data_spec(args).load()
+    """Load the dataset the data options select (with any side-feature tables attached)."""
+    return load_spec(data_spec(args))
+
+
+def load_spec(spec: DataSpec) -> Any:
+    """``spec.load()`` with errors about feature tables worded with the CLI's flags."""
+    from zenrec._errors import DataError
+
+    try:
+        return spec.load()
+    except DataError as exc:
+        msg = str(exc)
+        for entity in ("item", "user"):
+            table = getattr(spec, f"{entity}s")
+            if table is not None and (Path(table).name in msg or f"{entity} feature" in msg):
+                msg = msg.replace("pass key=", f"pass --{entity}-key").replace("feature list", f"--{entity}-features")
+                break
+        raise DataError(msg) from None
 
 
 def _parse_value(raw: str) -> Any:

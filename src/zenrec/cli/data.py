@@ -65,6 +65,8 @@ def run_info(args: argparse.Namespace) -> int:
         t.add_row("ratings", "none (implicit feedback)")
     t.add_row("user features", ", ".join(f"{k} ({v})" for k, v in info["user_features"].items()) or "none")
     t.add_row("item features", ", ".join(f"{k} ({v})" for k, v in info["item_features"].items()) or "none")
+    for line in info.get("feature_coverage", []):
+        t.add_row("feature coverage", line)
     t.add_row("context columns", ", ".join(info["context_columns"]) or "none")
     t.add_row("filters", "; ".join(info["filters"]) or "none")
     t.add_row("source sha256", str(info["source_sha256"]))

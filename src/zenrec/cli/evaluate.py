@@ -9,6 +9,7 @@ from zenrec.cli._common import (
     add_filter_args,
     data_spec,
     invocation,
+    load_spec,
     parse_sets,
 )
 
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     spec = data_spec(args)
     with console.status(f"loading {args.dataset}"):
-        ds = spec.load()
+        ds = load_spec(spec)
     with console.status(f"fitting and evaluating {args.model} under {protocol.name}") as status:
         record, run_ = evaluate_model(
             ds, protocol, args.model, params, seed=args.seed, spec=spec, invocation=invocation(),

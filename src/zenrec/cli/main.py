@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
+import warnings
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from zenrec._errors import ZenrecError
+from zenrec._errors import ZenrecError, ZenrecWarning
 from zenrec._version import __version__
 
 # Explicit registry of command modules (no scanning); order is the order in --help.
@@ -59,6 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_KEYWORD_FLAGS = {
+    "user_col": "--user-col", "item_col": "--item-col", "rating_col": "--rating-col",
+    "time_col": "--time-col", "context_cols": "--context-col", "sep": "--sep", "encoding": "--encoding",
+    "min_rating": "--min-rating", "duplicates": "--duplicates",
+    "n_trials": "--trials", "timeout": "--timeout", "storage": "--storage", "metric": "--metric",
+    "pruner": "--pruner", "study_name": "--study", "space": "--space",
+}
+
+
+def cli_words(message: str) -> str:
+    """Library errors name keyword arguments (``user_col=``); on the command line, name the flags."""
+    message = message.replace("header=False", "--no-header")
+    return re.sub(r"\b(" + "|".join(_KEYWORD_FLAGS) + r")=",
+                  lambda m: _KEYWORD_FLAGS[m.group(1)] + " ", message).replace("  ", " ")
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """zenrec's own warnings as one line on stderr; others as Python prints them."""
+    if issubclass(category, ZenrecWarning):
+        sys.stderr.write(f"zenrec: warning: {cli_words(str(message))}\n")
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -66,9 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2 if args.command is None else 0
     try:
-        result = args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            result = args.func(args)
     except ZenrecError as exc:
-        msg = str(exc).strip().splitlines()
+        msg = cli_words(str(exc)).strip().splitlines()
         sys.stderr.write(f"zenrec: error: {' '.join(m.strip() for m in msg)}\n")
         return 2
     except BrokenPipeError:  # output piped into e.g. `head`

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from zenrec.cli._common import add_dataset_args, add_filter_args, cli_wording, data_spec, invocation
+from zenrec.cli._common import add_dataset_args, add_filter_args, data_spec, invocation, load_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,10 +55,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-refit", action="store_true", help="skip the final refit and test evaluation")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
-
-
-_FLAGS = {"storage": "--storage", "metric": "--metric", "pruner": "--pruner", "'n_trials'": "--trials",
-          "'timeout'": "--timeout"}
 
 
 @contextlib.contextmanager
@@ -110,20 +106,17 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     spec = data_spec(args)
     with console.status(f"loading {args.dataset}"):
-        ds = spec.load()
+        ds = load_spec(spec)
     seed = protocol.default_seed if args.seed is None else args.seed
     study = args.study or f"{args.model}-{ds.name}-{protocol.name}-s{seed}"
     run_dir = Path(args.output_dir or Path("runs") / "tune" / study)
     stop = threading.Event()
-    try:
-        with _quiet_optuna(), _graceful_sigint(stop):
-            res = tune(ds, protocol, args.model, space=space, n_trials=args.trials, timeout=args.timeout,
-                       storage=args.storage, study_name=study, run_dir=run_dir, seed=seed,
-                       sampler_seed=args.sampler_seed, pruner=args.pruner, metric=args.metric,
-                       data=spec, refit=not args.no_refit, progress=not args.quiet, stop=stop,
-                       invocation=invocation())
-    except ConfigError as exc:
-        raise ConfigError(cli_wording(str(exc), _FLAGS)) from None
+    with _quiet_optuna(), _graceful_sigint(stop):
+        res = tune(ds, protocol, args.model, space=space, n_trials=args.trials, timeout=args.timeout,
+                   storage=args.storage, study_name=study, run_dir=run_dir, seed=seed,
+                   sampler_seed=args.sampler_seed, pruner=args.pruner, metric=args.metric,
+                   data=spec, refit=not args.no_refit, progress=not args.quiet, stop=stop,
+                   invocation=invocation())
     out = Console()
     s = res.summary
     dv = "-" if res.default_value is None else f"{res.default_value:.4f}"

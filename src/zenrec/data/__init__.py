@@ -6,9 +6,17 @@ from pathlib import Path
 from typing import Any
 
 from zenrec._errors import DataError
+from zenrec.data.config import load_data_config
 from zenrec.data.dataset import Dataset, Feature
+from zenrec.data.features import FeatureReport, parse_feature_specs
 from zenrec.data.filters import apply_filters, dedupe, kcore, min_rating
-from zenrec.data.readers import ColumnMap, read_interactions, read_table
+from zenrec.data.readers import (
+    ColumnMap,
+    _read_interactions,
+    is_frame,
+    read_interactions,
+    read_table,
+)
 from zenrec.data.sources import BUILTIN_DATASETS, load_builtin, resolve_builtin
 from zenrec.data.spec import DataSpec
 from zenrec.data.splitdir import load_split_dir
@@ -21,14 +29,17 @@ __all__ = [
     "DataSpec",
     "Dataset",
     "Feature",
+    "FeatureReport",
     "Vocabulary",
     "apply_filters",
     "dedupe",
     "kcore",
     "load_builtin",
+    "load_data_config",
     "load_dataset",
     "load_split_dir",
     "min_rating",
+    "parse_feature_specs",
     "read_interactions",
     "read_table",
     "resolve_builtin",
@@ -36,17 +47,26 @@ __all__ = [
 ]
 
 
-def load_dataset(spec: str | Path, *, path: str | Path | None = None, download: bool = True,
+def load_dataset(spec: str | Path | Any, *, path: str | Path | None = None, download: bool = True,
                  **reader_options: Any) -> Dataset:
-    """Load a built-in dataset by name, or a CSV/TSV/Parquet file by path.
+    """Load a built-in dataset by name, a CSV/TSV/Parquet file, a data config or a DataFrame.
 
     Args:
-        spec: ``ml-100k``, ``ml-1m``, ``ml-latest-small`` or a file path.
+        spec: ``ml-100k``, ``ml-1m``, ``ml-latest-small``; a file path; a ``.toml`` data
+            config (a ``[data]`` table, see :mod:`zenrec.data.config`); or a pandas/polars
+            DataFrame or Arrow table (read as :func:`read_interactions` reads it).
         path: Explicit directory of a built-in dataset.
         download: Allow downloading a built-in dataset when no local copy is found.
         **reader_options: Passed to :func:`read_interactions` for files (``user_col``,
             ``item_col``, ``rating_col``, ``time_col``, ``sep``, ``header``, ``encoding``).
     """
+    if is_frame(spec):
+        return _read_frame(spec, reader_options)
+    if not isinstance(spec, (str, Path)):
+        raise DataError(
+            "load_dataset: pass a built-in name, a file path, a .toml data config or a pandas/polars "
+            f"DataFrame; got {type(spec).__module__}.{type(spec).__name__}"
+        )
     name = str(spec)
     if name in BUILTIN_DATASETS:
         if any(v is not None for k, v in reader_options.items() if k.endswith("_col")):
@@ -55,14 +75,41 @@ def load_dataset(spec: str | Path, *, path: str | Path | None = None, download: 
             )
         return load_builtin(name, path, download=download)
     p = Path(name)
-    if p.is_file():
-        return read_interactions(p, **reader_options)
-    if p.is_dir():
+    if p.suffix.lower() == ".toml":
+        if any(v is not None for k, v in reader_options.items() if k.endswith("_col") or k == "sep"):
+            raise DataError(f"{p}: column options go inside the data config's [data] table, not beside it")
+        return load_data_config(p, data_dir=path, download=download)
+    try:
+        is_file, is_dir = p.is_file(), p.is_dir()
+    except OSError:  # e.g. "File name too long" for a string that is not a path at all
+        is_file = is_dir = False
+    if is_file:
+        return _read_interactions(p, **{**_READER_DEFAULTS, **reader_options}, stacklevel=2)
+    if is_dir:
         raise DataError(
             f"{p}: is a directory; pass an interaction file, or a built-in name "
             f"({', '.join(sorted(BUILTIN_DATASETS))})"
         )
+    shown = name if len(name) <= 80 and "\n" not in name else name.replace("\n", " ")[:77] + "..."
     raise DataError(
-        f"'{name}' is neither a built-in dataset ({', '.join(sorted(BUILTIN_DATASETS))}) "
-        "nor an existing file; check the name or path"
+        f"'{shown}' is neither a built-in dataset ({', '.join(sorted(BUILTIN_DATASETS))}) "
+        "nor an existing file; check the name or path (a DataFrame can be passed as it is)"
     )
+
+
+_READER_DEFAULTS: dict[str, Any] = {
+    "user_col": None, "item_col": None, "rating_col": None, "time_col": None, "context_cols": (),
+    "sep": None, "header": True, "encoding": "utf-8", "name": None,
+}
+
+
+def _read_frame(frame: Any, options: dict[str, Any]) -> Dataset:
+    bad = sorted(k for k in options if k in ("sep", "header", "encoding") and options[k] not in (None, True, "utf-8"))
+    if bad:
+        raise DataError(f"load_dataset: {', '.join(bad)} apply to files, not to a DataFrame")
+    unknown = sorted(set(options) - set(_READER_DEFAULTS))
+    if unknown:
+        raise DataError(f"load_dataset: unknown option(s) {unknown}; column options are user_col, item_col, "
+                        "rating_col, time_col, context_cols, name")
+    return _read_interactions(frame, **{**_READER_DEFAULTS, **options, "sep": None, "header": True,
+                                        "encoding": "utf-8"}, stacklevel=3)

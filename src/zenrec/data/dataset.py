@@ -7,6 +7,7 @@ objects; every public API of zenrec takes and returns raw ids.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ import scipy.sparse as sp
 from zenrec._errors import DataError
 from zenrec.data.vocab import Vocabulary
 
-__all__ = ["Dataset", "Feature", "FeatureKind"]
+__all__ = ["Dataset", "Feature", "FeatureKind", "FeatureTable"]
 
 FeatureKind = Literal["categorical", "numeric", "multi", "text"]
 
@@ -41,6 +42,42 @@ class Feature:
     labels: list[str] | None = None
     offsets: np.ndarray | None = None
 
+    def __post_init__(self) -> None:
+        where = f"Feature '{self.name}' ({self.kind})"
+        if self.kind not in ("categorical", "numeric", "multi", "text"):
+            raise DataError(f"Feature '{self.name}': kind must be categorical, numeric, multi or text; "
+                            f"got {self.kind!r}")
+        self.values = np.asarray(self.values)
+        if self.values.ndim != 1:
+            raise DataError(f"{where}: values must be one-dimensional; got shape {self.values.shape}")
+        if self.kind in ("categorical", "multi"):
+            if self.labels is None:
+                raise DataError(f"{where}: labels are required (values are codes into labels)")
+            if self.values.size and self.values.dtype.kind not in "iu":
+                raise DataError(f"{where}: values must be integer codes into labels; got dtype "
+                                f"{self.values.dtype}")
+            low = -1 if self.kind == "categorical" else 0
+            if self.values.size and (int(self.values.min()) < low or int(self.values.max()) >= len(self.labels)):
+                raise DataError(
+                    f"{where}: codes must lie in [{low}, {len(self.labels) - 1}] ({len(self.labels)} labels"
+                    f"{', -1 = missing' if low < 0 else ''}); got {int(self.values.min())}..{int(self.values.max())}"
+                )
+        if self.kind == "multi":
+            if self.offsets is None:
+                raise DataError(f"{where}: offsets are required (n + 1 row offsets into values)")
+            self.offsets = np.asarray(self.offsets, dtype=np.int64)
+            off = self.offsets
+            if off.ndim != 1 or off.size < 1 or off[0] != 0 or (np.diff(off) < 0).any() \
+                    or off[-1] != self.values.size:
+                raise DataError(
+                    f"{where}: offsets must start at 0, never decrease and end at len(values) = "
+                    f"{self.values.size}; got {off.size} offsets ending at {int(off[-1]) if off.size else None}"
+                )
+        elif self.offsets is not None:
+            raise DataError(f"{where}: only 'multi' features take offsets")
+        if self.kind == "numeric" and self.values.dtype.kind not in "fiub":
+            raise DataError(f"{where}: values must be numbers (NaN = missing); got dtype {self.values.dtype}")
+
     def __len__(self) -> int:
         if self.kind == "multi":
             assert self.offsets is not None
@@ -52,8 +89,7 @@ class Feature:
         rows = np.asarray(rows, dtype=np.int64)
         missing = rows < 0
         safe = np.where(missing, 0, rows)
-        if self.kind == "multi":
-            assert self.offsets is not None
+        if self.kind == "multi" and self.offsets is not None:
             starts, ends = self.offsets[safe], self.offsets[safe + 1]
             lens = np.where(missing, 0, ends - starts)
             offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
@@ -73,17 +109,53 @@ class Feature:
 
     def row(self, i: int) -> Any:
         """Human-readable value of row ``i``."""
-        if self.kind == "multi":
-            assert self.offsets is not None and self.labels is not None
+        if self.kind == "multi" and self.offsets is not None and self.labels is not None:
             return [self.labels[c] for c in self.values[self.offsets[i] : self.offsets[i + 1]]]
-        if self.kind == "categorical":
-            assert self.labels is not None
+        if self.kind == "categorical" and self.labels is not None:
             code = int(self.values[i])
             return None if code < 0 else self.labels[code]
         if self.kind == "numeric":
             v = float(self.values[i])
             return None if np.isnan(v) else v
         return str(self.values[i])
+
+
+class FeatureTable(dict[str, Feature]):
+    """Features of one entity (users or items), each checked to have one row per id.
+
+    Assigning ``ds.item_features["x"] = feature`` with the wrong number of rows fails at
+    once, naming the feature, its length and the catalog size.
+    """
+
+    def __init__(self, entity: str, n: int, features: dict[str, Feature] | None = None) -> None:
+        super().__init__()
+        self.entity = entity
+        self.n = n
+        for k, v in (features or {}).items():
+            self[k] = v
+
+    def __setitem__(self, name: str, feature: Feature) -> None:
+        if not isinstance(feature, Feature):
+            raise DataError(f"{self.entity} feature '{name}' must be a zenrec.data.Feature; got "
+                            f"{type(feature).__name__}")
+        if len(feature) != self.n:
+            raise DataError(
+                f"{self.entity} feature '{name}' has {len(feature):,} rows but the dataset has "
+                f"{self.n:,} {self.entity}s; a Feature holds one row per {self.entity}, in "
+                f"{self.entity}_vocab order. To attach a table keyed by raw ids (rows may be "
+                f"missing or extra), use Dataset.with_{self.entity}_features(frame, key=..., "
+                "features={...})"
+            )
+        super().__setitem__(name, feature)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # route through the check
+        for k, v in dict(*args, **kwargs).items():
+            self[k] = v
+
+    def setdefault(self, name: str, default: Any = None) -> Feature:
+        if name not in self:
+            self[name] = default
+        return self[name]
 
 
 @dataclass(eq=False)
@@ -122,6 +194,16 @@ class Dataset:
     name: str = "dataset"
     source_sha256: str | None = None
     filters: list[str] = field(default_factory=list)
+    feature_reports: list[Any] = field(default_factory=list)
+    """Coverage reports of feature tables attached with ``with_item/user_features``."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("user_features", "item_features"):
+            entity = "user" if name == "user_features" else "item"
+            vocab = self.__dict__.get(f"{entity}_vocab")
+            if vocab is not None:
+                value = FeatureTable(entity, len(vocab), dict(value or {}))
+        object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -169,6 +251,118 @@ class Dataset:
             name=name,
             source_sha256=source_sha256,
         )
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: Any,
+        *,
+        user_col: str | None = None,
+        item_col: str | None = None,
+        rating_col: str | None = None,
+        time_col: str | None = None,
+        context_cols: Sequence[str] = (),
+        name: str | None = None,
+    ) -> Dataset:
+        """Build a dataset from a pandas or polars DataFrame (or an Arrow table).
+
+        The column mapping, the detection of common names and the checks are those of
+        :func:`zenrec.data.read_interactions`; errors name the 0-based row.
+
+        Examples:
+            >>> import polars as pl
+            >>> df = pl.DataFrame({"customer": ["a", "b", "a"], "sku": [1, 2, 2], "qty": [1, 3, 2]})
+            >>> Dataset.from_frame(df, user_col="customer", item_col="sku", rating_col="qty")
+            Dataset(name='DataFrame', interactions=3, users=2, items=2, ratings=True, time=False)
+        """
+        from zenrec.data.readers import _read_interactions, is_frame
+
+        if not is_frame(frame):
+            raise DataError(
+                "Dataset.from_frame: frame must be a pandas or polars DataFrame or an Arrow table; "
+                f"got {type(frame).__module__}.{type(frame).__name__} (use read_interactions for files)"
+            )
+        return _read_interactions(
+            frame, user_col=user_col, item_col=item_col, rating_col=rating_col, time_col=time_col,
+            context_cols=context_cols, sep=None, header=True, encoding="utf-8", name=name, stacklevel=2,
+        )
+
+    def with_item_features(
+        self,
+        table: Any,
+        *,
+        key: str | None = None,
+        features: Mapping[str, str],
+        sep: str | None = None,
+        header: bool = True,
+        encoding: str = "utf-8",
+    ) -> Dataset:
+        """A copy of this dataset with item features read from a file or a DataFrame.
+
+        Args:
+            table: CSV/TSV/Parquet file, or a pandas/polars DataFrame or Arrow table, with
+                one row per item.
+            key: Column of the raw item ids (default: a column named like ``item_id``).
+            features: Column -> kind: ``numeric``, ``categorical``, ``text`` or
+                ``multi[:SEP]`` (multi-valued, ``SEP`` default ``|``). A ``text`` column named
+                ``title`` is shown beside recommendations.
+            sep: Separator, as for :func:`~zenrec.data.read_interactions` (files only).
+            header: Whether the file has a header row (files only).
+            encoding: Text encoding (files only).
+
+        Returns:
+            A new Dataset (interactions shared) whose ``item_features`` hold the new columns
+            (replacing same-named ones); ``feature_reports`` gains the coverage report.
+
+        Warns:
+            FeatureCoverageWarning: Catalog items without a row (they get missing values)
+                or table rows whose ids the catalog lacks (not used), with counts and examples.
+
+        Raises:
+            DataError: An unknown column, a bad kind, a value that does not fit its kind,
+                or a repeated or empty id.
+
+        Examples:
+            >>> import polars as pl
+            >>> ds = Dataset.from_raw(users=["a", "b", "a"], items=[1, 2, 2])
+            >>> items = pl.DataFrame({"sku": [1, 2], "genres": ["A|B", "B"], "year": [1999, 2004]})
+            >>> ds2 = ds.with_item_features(items, key="sku", features={"genres": "multi:|", "year": "numeric"})
+            >>> ds2.item_features["genres"].row(0), ds2.item_features["year"].row(1)
+            (['A', 'B'], 2004.0)
+        """
+        return self._with_features("item", table, key=key, features=features, sep=sep,
+                                   header=header, encoding=encoding)
+
+    def with_user_features(
+        self,
+        table: Any,
+        *,
+        key: str | None = None,
+        features: Mapping[str, str],
+        sep: str | None = None,
+        header: bool = True,
+        encoding: str = "utf-8",
+    ) -> Dataset:
+        """A copy of this dataset with user features; see :meth:`with_item_features`."""
+        return self._with_features("user", table, key=key, features=features, sep=sep,
+                                   header=header, encoding=encoding)
+
+    def _with_features(self, entity: Literal["item", "user"], table: Any, *, key: str | None,
+                       features: Mapping[str, str], sep: str | None, header: bool,
+                       encoding: str) -> Dataset:
+        from zenrec.data.features import read_features
+
+        vocab = self.item_vocab if entity == "item" else self.user_vocab
+        new, report = read_features(table, vocab=vocab, entity=entity, key=key, features=features,
+                                    sep=sep, header=header, encoding=encoding, stacklevel=3)
+        current = self.item_features if entity == "item" else self.user_features
+        merged = {**current, **new}
+        out = replace(self, filters=list(self.filters), feature_reports=[*self.feature_reports, report])
+        if entity == "item":
+            out.item_features = merged
+        else:
+            out.user_features = merged
+        return out
 
     # ------------------------------------------------------------------ basic facts
     def __len__(self) -> int:
@@ -316,4 +510,6 @@ class Dataset:
         info["user_features"] = {k: f.kind for k, f in self.user_features.items()}
         info["item_features"] = {k: f.kind for k, f in self.item_features.items()}
         info["context_columns"] = list(self.context)
+        if self.feature_reports:
+            info["feature_coverage"] = [r.summary() for r in self.feature_reports]
         return info

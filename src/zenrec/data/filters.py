@@ -18,8 +18,8 @@ def min_rating(ds: Dataset, threshold: float) -> Dataset:
     """Keep interactions whose rating/value is >= ``threshold`` (e.g. 3 for positives)."""
     if ds.ratings is None:
         raise DataError(
-            f"dataset '{ds.name}' has no rating column, so --min-rating {threshold:g} cannot apply; "
-            "pass --rating-col or drop --min-rating"
+            f"dataset '{ds.name}' has no rating column, so min_rating={threshold:g} cannot apply; "
+            "read the data with rating_col=COLUMN or drop min_rating="
         )
     keep = ds.ratings >= threshold
     return ds.with_filter(keep, f"rating >= {threshold:g} (kept {int(keep.sum())} of {len(ds)})")
@@ -70,7 +70,7 @@ def dedupe(ds: Dataset, policy: DuplicatePolicy = "last") -> Dataset:
         i = ds.item_vocab.decode([ds.items[first]])[0]
         raise DataError(
             f"dataset '{ds.name}': {n_dup} repeated (user, item) pairs, e.g. user {u} item {i}; "
-            "pass --duplicates last or --duplicates mean"
+            "pass duplicates='last' or duplicates='mean'"
         )
     rows = order[last_of_group]
     out = ds.subset(np.sort(rows))

@@ -10,18 +10,30 @@ import csv
 import gzip
 import hashlib
 import io
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from zenrec._errors import DataError
+from zenrec._errors import DataError, UnusedColumnWarning
 from zenrec.data.dataset import Dataset
 
-__all__ = ["ColumnMap", "file_sha256", "parse_ids", "parse_numbers", "parse_times", "read_interactions",
-           "read_table"]
+__all__ = [
+    "ColumnMap",
+    "FrameSource",
+    "file_sha256",
+    "is_frame",
+    "parse_ids",
+    "parse_numbers",
+    "parse_times",
+    "read_interactions",
+    "read_table",
+    "to_polars",
+]
 
 USER_NAMES = ("user_id", "userid", "user", "uid", "customer_id", "visitor_id")
 ITEM_NAMES = ("item_id", "itemid", "item", "iid", "movie_id", "movieid", "product_id", "track_id")
@@ -66,7 +78,7 @@ def _decode(path: Path, encoding: str) -> bytes:
     try:
         return raw.decode(encoding).encode("utf-8")
     except (UnicodeDecodeError, LookupError) as exc:
-        raise DataError(f"{path}: cannot decode as {encoding}: {exc}; pass the right --encoding") from exc
+        raise DataError(f"{path}: cannot decode as {encoding}: {exc}; pass the right encoding=") from exc
 
 
 def _first_bad_line(path: Path, data: bytes, sep: str, header: bool) -> str:
@@ -87,9 +99,9 @@ def _first_bad_line(path: Path, data: bytes, sep: str, header: bool) -> str:
         if len(row) != expected:
             return (
                 f"{path} line {lineno}: {len(row)} fields, expected {expected} "
-                f"(separator {sep!r}); fix the row or pass the right --sep"
+                f"(separator {sep!r}); fix the row or pass the right sep="
             )
-    return f"{path}: could not be parsed with separator {sep!r}; pass the right --sep"
+    return f"{path}: could not be parsed with separator {sep!r}; pass the right sep="
 
 
 def read_table(
@@ -159,7 +171,7 @@ def read_table(
             if bad.size:
                 raise DataError(
                     f"{path} line {int(bad[0]) + 1}: {int(lengths[bad[0]])} fields, expected "
-                    f"{width} (separator {sep!r}); fix the row or pass the right --sep"
+                    f"{width} (separator {sep!r}); fix the row or pass the right sep="
                 )
             df = pl.DataFrame({str(j): parts.list.get(j) for j in range(width)})
             if header:
@@ -178,18 +190,104 @@ def read_table(
     return df, first_row
 
 
-def _pick(df: pl.DataFrame, path: Path, wanted: str | None, names: Sequence[str], role: str,
-          flag: str, required: bool) -> str | None:
+class FrameSource:
+    """Stands in for a file path in messages about an in-memory table (rows, not lines)."""
+
+    def __init__(self, label: str = "DataFrame") -> None:
+        self.label = label
+
+    def __str__(self) -> str:
+        return self.label
+
+    def __repr__(self) -> str:
+        return f"FrameSource({self.label!r})"
+
+
+Where = Path | FrameSource
+
+
+def _at(path: Where, first_row: int, row: int) -> str:
+    """``file line N`` for files, ``DataFrame row N`` (0-based position) for in-memory tables."""
+    if isinstance(path, FrameSource):
+        return f"{path} row {row} (0-based)"
+    return f"{path} line {first_row + row}"
+
+
+def is_frame(obj: Any) -> bool:
+    """Whether ``obj`` is a pandas or polars DataFrame, a polars LazyFrame or an Arrow table."""
+    mod = type(obj).__module__.split(".")[0]
+    return (mod in ("pandas", "polars") and type(obj).__name__ in ("DataFrame", "LazyFrame")) or (
+        mod == "pyarrow" and type(obj).__name__ in ("Table", "RecordBatch")
+    )
+
+
+def _from_pandas(frame: Any) -> pl.DataFrame:
+    """pandas -> polars; without pyarrow (polars needs it for some dtypes), column by column."""
+    try:
+        return pl.from_pandas(frame)
+    except ImportError:
+        cols: dict[str, Any] = {}
+        for c in frame.columns:
+            s = frame[c]
+            if getattr(s.dtype, "tz", None) is not None:  # tz-aware: as naive UTC
+                s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+            arr = s.to_numpy() if isinstance(s.dtype, np.dtype) else s.to_numpy(dtype=object, na_value=None)
+            # object columns (strings, nullable ints) as lists, so polars infers their type
+            cols[str(c)] = arr.tolist() if arr.dtype == object else arr
+        return pl.DataFrame(cols, nan_to_null=True, strict=False)
+
+
+def to_polars(frame: Any, *, what: str = "frame") -> pl.DataFrame:
+    """A polars DataFrame from a pandas/polars DataFrame, a polars LazyFrame or an Arrow table.
+
+    A named pandas index (e.g. after ``groupby``) becomes a column, so ids kept in the index
+    can be mapped like any other column.
+    """
+    mod = type(frame).__module__.split(".")[0]
+    kind = type(frame).__name__
+    out: pl.DataFrame
+    try:
+        if isinstance(frame, pl.DataFrame):
+            out = frame
+        elif isinstance(frame, pl.LazyFrame):
+            out = frame.collect()
+        elif mod == "pandas" and kind == "DataFrame":
+            named_index = any(n is not None for n in frame.index.names)
+            out = _from_pandas(frame.reset_index() if named_index else frame)
+        elif mod == "pyarrow" and kind in ("Table", "RecordBatch"):
+            arrow_out = pl.from_arrow(frame)
+            if not isinstance(arrow_out, pl.DataFrame):
+                raise DataError(f"{what}: expected a table, got a single column")
+            out = arrow_out
+        else:
+            raise DataError(
+                f"{what} must be a file path, a pandas or polars DataFrame or an Arrow table; "
+                f"got {type(frame).__module__}.{kind}"
+            )
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{what}: could not read the {kind} ({type(exc).__name__}: {exc})") from exc
+    out = out.rename({c: str(c) for c in out.columns})
+    if out.height == 0:
+        raise DataError(f"{what}: the DataFrame has no rows; expected one row per {'entry' if 'feature' in what else 'interaction'}")
+    return out
+
+
+def _pick(df: pl.DataFrame, path: Where, wanted: str | None, names: Sequence[str], role: str,
+          keyword: str, required: bool) -> str | None:
     cols = df.columns
     if wanted is not None:
+        wanted = str(wanted)
         if wanted in cols:
             return wanted
         lower = {c.lower(): c for c in cols}
         if wanted.lower() in lower:
             return lower[wanted.lower()]
+        hint = "" if isinstance(path, FrameSource) else " (or a 0-based position with header=False)"
         raise DataError(
-            f"{path}: {role} column '{wanted}' not found; columns are {cols}; pass {flag} with "
-            "one of them (or a 0-based position with --no-header)"
+            f"{path}: {role} column '{wanted}' not found; columns are {cols}; pass {keyword}= with "
+            f"one of them{hint}"
         )
     lower = {c.lower(): c for c in cols}
     for n in names:
@@ -197,27 +295,23 @@ def _pick(df: pl.DataFrame, path: Path, wanted: str | None, names: Sequence[str]
             return lower[n]
     if required:
         raise DataError(
-            f"{path}: cannot tell which column holds the {role}; columns are {cols}; pass {flag}"
+            f"{path}: cannot tell which column holds the {role}; columns are {cols}; pass {keyword}="
         )
     return None
 
 
-def _line_of(first_row: int, row: int) -> int:
-    return first_row + row
-
-
-def parse_ids(df: pl.DataFrame, col: str, path: Path, first_row: int, role: str) -> np.ndarray:
+def parse_ids(df: pl.DataFrame, col: str, path: Where, first_row: int, role: str) -> np.ndarray:
     """Raw ids of column ``col`` (int64 when every value is an integer, else str).
 
     Args:
         df: The table as read by :func:`read_table`.
         col: Column name.
-        path: File the table came from (named in errors).
+        path: File (or frame description) the table came from, named in errors.
         first_row: File line of the table's first row (errors name the line).
         role: What the column holds (``"user id"``), named in errors.
 
     Raises:
-        DataError: An empty value, naming the file line.
+        DataError: An empty value, naming the line.
     """
     s = df[col]
     if s.dtype == pl.String:
@@ -230,7 +324,7 @@ def parse_ids(df: pl.DataFrame, col: str, path: Path, first_row: int, role: str)
     if nulls.any():
         row = int(nulls.arg_true()[0])
         raise DataError(
-            f"{path} line {_line_of(first_row, row)}: column '{col}' ({role}) is empty; "
+            f"{_at(path, first_row, row)}: column '{col}' ({role}) is empty; "
             "every interaction needs a user and an item"
         )
     if s.dtype.is_integer():
@@ -245,17 +339,17 @@ def parse_ids(df: pl.DataFrame, col: str, path: Path, first_row: int, role: str)
     return s.cast(pl.String).to_numpy().astype(str)
 
 
-def parse_numbers(df: pl.DataFrame, col: str, path: Path, first_row: int, role: str) -> np.ndarray:
+def parse_numbers(df: pl.DataFrame, col: str, path: Where, first_row: int, role: str) -> np.ndarray:
     """Float64 values of column ``col``; arguments as :func:`parse_ids`.
 
     Raises:
-        DataError: An empty or non-numeric value, naming the file line and the value.
+        DataError: An empty or non-numeric value, naming the line and the value.
     """
     s = df[col]
     if s.dtype.is_numeric():
         if s.null_count():
             row = int(s.is_null().arg_true()[0])
-            raise DataError(f"{path} line {_line_of(first_row, row)}: column '{col}' ({role}) is empty")
+            raise DataError(f"{_at(path, first_row, row)}: column '{col}' ({role}) is empty")
         return s.cast(pl.Float64).to_numpy()
     s = s.cast(pl.String).str.strip_chars()
     num = s.cast(pl.Float64, strict=False)
@@ -263,17 +357,17 @@ def parse_numbers(df: pl.DataFrame, col: str, path: Path, first_row: int, role: 
     if bad.any():
         row = int(bad.arg_true()[0])
         raise DataError(
-            f"{path} line {_line_of(first_row, row)}: column '{col}' ({role}) is "
+            f"{_at(path, first_row, row)}: column '{col}' ({role}) is "
             f"{s[row]!r}, expected a number"
         )
     return num.to_numpy()
 
 
-def parse_times(df: pl.DataFrame, col: str, path: Path, first_row: int) -> np.ndarray:
+def parse_times(df: pl.DataFrame, col: str, path: Where, first_row: int) -> np.ndarray:
     """Unix seconds (int64) of column ``col``: numbers, datetimes or ISO 8601 strings.
 
     Raises:
-        DataError: A value that is not a time, naming the file line.
+        DataError: A value that is not a time, naming the line.
     """
     s = df[col]
     if s.dtype.is_numeric():
@@ -289,7 +383,7 @@ def parse_times(df: pl.DataFrame, col: str, path: Path, first_row: int) -> np.nd
     if bad.any():
         row = int(bad.arg_true()[0])
         raise DataError(
-            f"{path} line {_line_of(first_row, row)}: column '{col}' (time) is {s[row]!r}; "
+            f"{_at(path, first_row, row)}: column '{col}' (time) is {s[row]!r}; "
             "expected unix seconds or an ISO 8601 date-time"
         )
     return parsed.to_numpy().astype(np.int64)
@@ -311,8 +405,42 @@ def _parse_datetimes(s: pl.Series) -> pl.Series:
     return frame.select(pl.coalesce(exprs).alias("t"))["t"]
 
 
+RATING_LIKE = (*RATING_NAMES, "stars", "star", "rate", "rated", "grade", "points", "qty", "quantity",
+               "count", "plays", "play_count", "playcount", "clicks", "purchases", "amount",
+               "preference", "pref", "thumbs", "like", "liked")
+TIME_LIKE = (*TIME_NAMES, "ts_utc", "created", "created_at", "updated_at", "epoch", "unix_time",
+             "unixtime", "when", "day", "event_ts", "event_date", "occurred_at", "date_time")
+
+
+def _looks_like(col: str, role: str) -> bool:
+    c = col.lower()
+    if role == "rating":
+        return c in RATING_LIKE or "rating" in c or c.endswith("_score")
+    return (c in TIME_LIKE or "timestamp" in c or c.endswith(("_ts", "_time", "_at", "_date"))
+            or c.startswith(("ts_", "time_")))
+
+
+def warn_unused_columns(columns: Sequence[str], used: set[str], *, rating_used: bool, time_used: bool,
+                        source: str, stacklevel: int) -> None:
+    """Warn (:class:`~zenrec.UnusedColumnWarning`) about unused rating- or time-like columns."""
+    for role, used_role, keyword in (("rating", rating_used, "rating_col"), ("time", time_used, "time_col")):
+        if used_role:
+            continue
+        for col in columns:
+            if col not in used and _looks_like(col, role):
+                what = "ratings or values" if role == "rating" else "timestamps"
+                consequence = ("the dataset is read as implicit feedback (every row counts as 1)"
+                               if role == "rating" else "time-based splits will refuse the dataset")
+                warnings.warn(
+                    f"{source}: column '{col}' looks like {what} but is not used, so {consequence}; "
+                    f"pass {keyword}='{col}' to use it, or drop the column to silence this warning",
+                    UnusedColumnWarning,
+                    stacklevel=stacklevel + 1,
+                )
+
+
 def read_interactions(
-    path: str | Path,
+    path: str | Path | Any,
     *,
     user_col: str | None = None,
     item_col: str | None = None,
@@ -324,10 +452,12 @@ def read_interactions(
     encoding: str = "utf-8",
     name: str | None = None,
 ) -> Dataset:
-    """Read an interaction file into a :class:`Dataset`.
+    """Read an interaction file, or an in-memory table, into a :class:`Dataset`.
 
     Args:
-        path: CSV, TSV or Parquet file.
+        path: CSV, TSV or Parquet file; or a pandas/polars DataFrame or an Arrow table, read
+            with the same column mapping and the same checks (errors name the 0-based row
+            instead of the file line).
         user_col: Column of the user ids (detected from common names such as
             ``user_id``/``userId`` when omitted).
         item_col: Column of the item ids (detected from ``item_id``/``movieId``... when
@@ -335,10 +465,15 @@ def read_interactions(
         rating_col: Column of ratings or values (detected from ``rating``/``score``...).
         time_col: Column of unix seconds or ISO date-times (detected from ``timestamp``...).
         context_cols: Extra per-interaction columns kept as context.
-        sep: Separator (multi-character such as ``::`` allowed).
+        sep: Separator (multi-character such as ``::`` allowed); files only.
         header: ``False`` for header-less files; columns are then named ``"0"``, ``"1"``...
-        encoding: Text encoding.
-        name: Dataset name (default: the file name).
+        encoding: Text encoding; files only.
+        name: Dataset name (default: the file name, or ``"DataFrame"``).
+
+    Warns:
+        UnusedColumnWarning: A column that looks like ratings (``stars``, ``qty``...) or
+            timestamps (``ts``, ``created_at``...) is not used because no ``rating_col`` /
+            ``time_col`` was given or detected. Pass the column, or drop it.
 
     Examples:
         >>> import tempfile, pathlib
@@ -346,31 +481,75 @@ def read_interactions(
         >>> _ = p.write_text("user,item,rating\\nu1,i1,5\\nu2,i1,3\\n")
         >>> read_interactions(p).n_items
         1
+        >>> import polars as pl
+        >>> read_interactions(pl.DataFrame({"user": [1, 2], "item": ["a", "b"]})).n_users
+        2
     """
-    path = Path(path)
-    df, first = read_table(path, sep=sep, header=header, encoding=encoding)
-    ucol = _pick(df, path, user_col, USER_NAMES, "user id", "--user-col", True)
-    icol = _pick(df, path, item_col, ITEM_NAMES, "item id", "--item-col", True)
+    return _read_interactions(
+        path, user_col=user_col, item_col=item_col, rating_col=rating_col, time_col=time_col,
+        context_cols=context_cols, sep=sep, header=header, encoding=encoding, name=name, stacklevel=2,
+    )
+
+
+def _read_interactions(
+    path: str | Path | Any,
+    *,
+    user_col: str | None,
+    item_col: str | None,
+    rating_col: str | None,
+    time_col: str | None,
+    context_cols: Sequence[str],
+    sep: str | None,
+    header: bool,
+    encoding: str,
+    name: str | None,
+    stacklevel: int,
+) -> Dataset:
+    where: Where
+    if is_frame(path):
+        if sep is not None or encoding.lower().replace("-", "") != "utf8" or not header:
+            raise DataError("sep, encoding and header apply to files, not to an in-memory table")
+        where = FrameSource()
+        df, first = to_polars(path, what="DataFrame"), 0
+        default_name = "DataFrame"
+    elif isinstance(path, (str, Path)):
+        where = Path(path)
+        df, first = read_table(where, sep=sep, header=header, encoding=encoding)
+        default_name = where.name
+    else:
+        raise DataError(
+            "read_interactions: the data must be a file path, a pandas or polars DataFrame or an "
+            f"Arrow table; got {type(path).__module__}.{type(path).__name__}"
+        )
+    ucol = _pick(df, where, user_col, USER_NAMES, "user id", "user_col", True)
+    icol = _pick(df, where, item_col, ITEM_NAMES, "item id", "item_col", True)
     if ucol == icol:
-        raise DataError(f"{path}: user and item columns are both '{ucol}'; pass --user-col and --item-col")
-    rcol = _pick(df, path, rating_col, RATING_NAMES, "rating", "--rating-col", False)
-    tcol = _pick(df, path, time_col, TIME_NAMES, "time", "--time-col", False)
-    assert ucol is not None and icol is not None
-    users = parse_ids(df, ucol, path, first, "user id")
-    items = parse_ids(df, icol, path, first, "item id")
-    ratings = None if rcol is None else parse_numbers(df, rcol, path, first, "rating")
-    times = None if tcol is None else parse_times(df, tcol, path, first)
+        raise DataError(f"{where}: user and item columns are both '{ucol}'; pass user_col= and item_col=")
+    rcol = _pick(df, where, rating_col, RATING_NAMES, "rating", "rating_col", False)
+    tcol = _pick(df, where, time_col, TIME_NAMES, "time", "time_col", False)
+    if ucol is None or icol is None:  # _pick raises for required columns
+        raise DataError(f"{where}: user and item columns are required")
+    users = parse_ids(df, ucol, where, first, "user id")
+    items = parse_ids(df, icol, where, first, "item id")
+    ratings = None if rcol is None else parse_numbers(df, rcol, where, first, "rating")
+    times = None if tcol is None else parse_times(df, tcol, where, first)
     context = {}
     for c in context_cols:
-        cc = _pick(df, path, c, (), "context", "--context-col", True)
-        assert cc is not None
-        context[cc] = df[cc].to_numpy()
-    return Dataset.from_raw(
+        cc = _pick(df, where, c, (), "context", "context_cols", True)
+        if cc is not None:
+            context[cc] = df[cc].to_numpy()
+    used = {c for c in (ucol, icol, rcol, tcol) if c is not None} | set(context)
+    warn_unused_columns(df.columns, used, rating_used=rcol is not None, time_used=tcol is not None,
+                        source=str(where), stacklevel=stacklevel + 1)
+    ds = Dataset.from_raw(
         users,
         items,
         ratings,
         times,
         context=context,
-        name=name or path.name,
-        source_sha256=file_sha256(path),
+        name=name or default_name,
+        source_sha256=None if isinstance(where, FrameSource) else file_sha256(where),
     )
+    if ds.source_sha256 is None:
+        ds.source_sha256 = ds.fingerprint()
+    return ds

@@ -4,7 +4,7 @@ A :class:`DataSpec` names the source (a built-in dataset or a file, by absolute 
 reader options, the user's filters and an optional fixed split. Run records keep it, so a
 recorded command re-runs on the same data from any directory.
 
-Example:
+Examples:
     >>> spec = DataSpec(source="/data/ratings.dat", sep="::", header=False, user_col="0",
     ...                 item_col="1", rating_col="2", min_user_count=5)
     >>> " ".join(spec.cli_args())
@@ -59,6 +59,18 @@ class DataSpec(BaseModel):
     split_dir: str | None = None
     """A fixed split directory (``train.tsv``, ``valid.tsv``, ``test.tsv``) used instead of the
     protocol's split."""
+    items: str | None = None
+    """Item feature table (CSV/TSV/Parquet), one row per item."""
+    item_key: str | None = None
+    """Column of item ids in ``items`` (default: guessed)."""
+    item_features: str | None = None
+    """Columns of ``items`` and their kinds, e.g. ``genre:multi:|,year:numeric``."""
+    users: str | None = None
+    """User feature table, one row per user."""
+    user_key: str | None = None
+    """Column of user ids in ``users``."""
+    user_features: str | None = None
+    """Columns of ``users`` and their kinds, e.g. ``age:numeric,country:categorical``."""
 
     @property
     def is_builtin(self) -> bool:
@@ -72,7 +84,7 @@ class DataSpec(BaseModel):
         upd: dict[str, Any] = {}
         if not self.is_builtin:
             upd["source"] = str(Path(self.source).expanduser().resolve())
-        for key in ("data_dir", "split_dir"):
+        for key in ("data_dir", "split_dir", "items", "users"):
             v = getattr(self, key)
             if v is not None:
                 upd[key] = str(Path(v).expanduser().resolve())
@@ -95,8 +107,16 @@ class DataSpec(BaseModel):
     def load(self) -> Dataset:
         """Read the interactions (filters are applied later, by the protocol)."""
         from zenrec.data import load_dataset
+        from zenrec.data.features import parse_feature_specs
 
-        return load_dataset(self.source, path=self.data_dir, **self.reader_options())
+        ds = load_dataset(self.source, path=self.data_dir, **self.reader_options())
+        if self.items is not None and self.item_features is not None:
+            ds = ds.with_item_features(self.items, key=self.item_key,
+                                       features=parse_feature_specs(self.item_features))
+        if self.users is not None and self.user_features is not None:
+            ds = ds.with_user_features(self.users, key=self.user_key,
+                                       features=parse_feature_specs(self.user_features))
+        return ds
 
     def cli_args(self) -> list[str]:
         """The ``zenrec`` data options that select exactly this data (paths as stored)."""
@@ -123,4 +143,12 @@ class DataSpec(BaseModel):
             args += ["--duplicates", self.duplicates]
         if self.split_dir is not None:
             args += ["--split-dir", self.split_dir]
+        for entity in ("item", "user"):
+            table = getattr(self, f"{entity}s")
+            if table is not None:
+                args += [f"--{entity}s", table]
+                for suffix in ("key", "features"):
+                    v = getattr(self, f"{entity}_{suffix}")
+                    if v is not None:
+                        args += [f"--{entity}-{suffix}", v]
         return args

@@ -8,6 +8,7 @@ with ``argpartition`` and keeps per-user values for significance tests.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,11 +16,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from zenrec._errors import ConfigError, ProtocolError
+from zenrec._errors import ConfigError, ProtocolError, UnknownIdsWarning
 from zenrec.data.dataset import Dataset
 from zenrec.evaluation import metrics as M
 from zenrec.evaluation.scorer import Scorer
 from zenrec.evaluation.topk import top_k_indices
+from zenrec.splits import Split
 
 __all__ = [
     "EvalResult",
@@ -42,6 +44,37 @@ class EvalResult:
     mode: str = "full"
     n_users: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_frame(self, backend: str = "pandas") -> Any:
+        """Per-user metric values as a DataFrame: a ``user`` column, then one column per metric.
+
+        Args:
+            backend: ``pandas`` (default) or ``polars``.
+        """
+        import polars as pl
+
+        users = self.users if self.users is not None else np.arange(self.n_users)
+        df = pl.DataFrame({"user": users, **{k: np.asarray(v) for k, v in self.per_user.items()}})
+        return _frame_backend(df, backend)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"'{k}': {v:.4f}" for k, v in list(self.metrics.items())[:8])
+        more = ", ..." if len(self.metrics) > 8 else ""
+        return f"EvalResult(mode={self.mode!r}, users={self.n_users}, metrics={{{shown}{more}}})"
+
+
+def _frame_backend(df: Any, backend: str) -> Any:
+    """Return a polars frame as ``backend`` (``pandas`` or ``polars``)."""
+    if backend == "polars":
+        return df
+    if backend != "pandas":
+        raise ConfigError(f"backend must be 'pandas' or 'polars'; got {backend!r}")
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ConfigError("backend='pandas' needs pandas (pip install pandas); or pass backend='polars'") from None
+    # column by column through NumPy: no pyarrow needed
+    return pd.DataFrame({c: df[c].to_numpy() for c in df.columns})
 
 
 def metric_keys(metrics: Sequence[str], ks: Sequence[int]) -> list[str]:
@@ -84,14 +117,65 @@ def _mapped_csr(model: Scorer, parts: Sequence[Dataset | None]) -> sp.csr_matrix
     return m
 
 
+def _resolve(model: Scorer, data: Dataset | Split, exclude: Sequence[Dataset | None] | None,
+             what: str) -> tuple[Dataset, sp.csr_matrix]:
+    """Target part and the mask: a Split masks train (and valid); a Dataset masks the model's
+    training interactions unless ``exclude`` says otherwise (``exclude=()``: mask nothing)."""
+    if isinstance(data, Split):
+        target = data.test
+        parts: Sequence[Dataset | None] = [data.train, data.valid] if exclude is None else exclude
+        return target, _mapped_csr(model, list(parts))
+    if not isinstance(data, Dataset):
+        raise ConfigError(f"{what}: the data must be a Split or a Dataset (the test part); got "
+                          f"{type(data).__name__}")
+    if exclude is None:
+        seen = getattr(model, "seen_", None)
+        if not isinstance(seen, sp.csr_matrix):
+            raise ConfigError(
+                f"{what}: cannot tell which items this model saw in training; pass the Split, or "
+                "exclude=[train] (exclude=() masks nothing)"
+            )
+        return data, seen
+    if isinstance(exclude, Dataset):
+        raise ConfigError(f"{what}: exclude must be a list of Datasets, e.g. exclude=[split.train]")
+    return data, _mapped_csr(model, list(exclude))
+
+
+def _report_unknown(model: Scorer, test: Dataset, what: str, stacklevel: int) -> dict[str, int]:
+    """Count test interactions whose user or item the model does not know; warn when any."""
+    assert model.user_vocab is not None and model.item_vocab is not None
+    if (test.user_vocab is model.user_vocab or test.user_vocab == model.user_vocab) and (
+            test.item_vocab is model.item_vocab or test.item_vocab == model.item_vocab):
+        return {}
+    u_known = model.user_vocab.encode(test.user_vocab.ids) >= 0
+    i_known = model.item_vocab.encode(test.item_vocab.ids) >= 0
+    row_ok = u_known[test.users] & i_known[test.items]
+    dropped = int((~row_ok).sum())
+    if not dropped:
+        return {}
+    info = {
+        "dropped_interactions": dropped,
+        "unknown_users": int(np.unique(test.users[~u_known[test.users]]).size),
+        "unknown_items": int(np.unique(test.items[~i_known[test.items]]).size),
+    }
+    warnings.warn(
+        f"{what}: {dropped:,} of {len(test):,} interactions of '{test.name}' were dropped: "
+        f"{info['unknown_users']:,} users and {info['unknown_items']:,} items are unknown to the "
+        "model (not in its training data); metrics cover the rest",
+        UnknownIdsWarning,
+        stacklevel=stacklevel + 1,
+    )
+    return info
+
+
 def _batch_size(n_items: int, budget_bytes: int = 96 * 2**20) -> int:
     return max(16, budget_bytes // max(1, n_items * 4))
 
 
 def evaluate_ranking(
     model: Scorer,
-    test: Dataset,
-    exclude: Sequence[Dataset | None] = (),
+    test: Dataset | Split,
+    exclude: Sequence[Dataset | None] | None = None,
     *,
     ks: Sequence[int] = (10,),
     metrics: Sequence[str] = ("precision", "recall", "ndcg", "map", "mrr", "hit"),
@@ -100,24 +184,50 @@ def evaluate_ranking(
 ) -> EvalResult:
     """Full-ranking top-K evaluation over the whole catalog.
 
+    Items a user already had are masked by default, exactly as the protocols do: pass the
+    :class:`~zenrec.splits.Split` and its test part is evaluated with the train and valid
+    items masked; pass a test :class:`Dataset` and the model's training interactions are
+    masked. Evaluating without any masking needs an explicit ``exclude=()``.
+
     Args:
         model: A fitted recommender.
-        test: Relevant interactions (every user with at least one is evaluated).
-        exclude: Parts whose items are masked for each user (e.g. ``[train, valid]``).
+        test: A Split, or the relevant interactions (every user with at least one is evaluated).
+        exclude: Parts whose items are masked for each user (e.g. ``[train, valid]``);
+            ``None`` (default): as described above; ``()``: mask nothing.
         ks: Cutoffs.
         metrics: Names from :data:`zenrec.evaluation.metrics.RANKING_METRICS`.
         batch_size: Users scored at once (default: about 96 MB of scores).
         beyond_accuracy: Also compute coverage, Gini index, average popularity and novelty
             of the top-K lists.
+
+    Warns:
+        UnknownIdsWarning: Test interactions with users or items the model never saw were
+            dropped (the count is also in ``result.extra``).
     """
+    return _evaluate_ranking(model, test, exclude, ks=ks, metrics=metrics, batch_size=batch_size,
+                             beyond_accuracy=beyond_accuracy, stacklevel=3)
+
+
+def _evaluate_ranking(
+    model: Scorer,
+    test: Dataset | Split,
+    exclude: Sequence[Dataset | None] | None,
+    *,
+    ks: Sequence[int],
+    metrics: Sequence[str],
+    batch_size: int | None,
+    beyond_accuracy: bool,
+    stacklevel: int,
+) -> EvalResult:
     _check_metrics(metrics, ks)
     model._check_fitted()
     t0 = time.perf_counter()
     ks = sorted({int(k) for k in ks})
     kmax = max(ks)
     n_items = model.n_items
+    test, excl = _resolve(model, test, exclude, "evaluate_ranking")
+    dropped = _report_unknown(model, test, "evaluate_ranking", stacklevel)
     test_m = _mapped_csr(model, [test])
-    excl = _mapped_csr(model, list(exclude))
     users = np.flatnonzero(np.diff(test_m.indptr) > 0)
     if users.size == 0:
         raise ProtocolError(f"test part '{test.name}' has no interactions with known users and items")
@@ -166,13 +276,14 @@ def evaluate_ranking(
         seconds=time.perf_counter() - t0,
         mode="full",
         n_users=int(users.size),
+        extra=dropped,
     )
 
 
 def evaluate_sampled(
     model: Scorer,
-    test: Dataset,
-    exclude: Sequence[Dataset | None] = (),
+    test: Dataset | Split,
+    exclude: Sequence[Dataset | None] | None = None,
     *,
     n_negatives: int = 100,
     sampling: str = "uniform",
@@ -183,7 +294,8 @@ def evaluate_sampled(
     """Sampled ranking: each user's test items against ``n_negatives`` sampled unseen items.
 
     Always labelled ``sampled`` (metric keys carry the suffix ``(sampled)``): sampled
-    metrics can reorder models and mostly measure AUC (Krichene & Rendle 2020).
+    metrics can reorder models and mostly measure AUC (Krichene & Rendle 2020). ``test`` and
+    ``exclude`` work as in :func:`evaluate_ranking` (negatives are never masked items).
     """
     if sampling not in ("uniform", "popularity"):
         raise ConfigError(f"sampling must be 'uniform' or 'popularity'; got {sampling!r}")
@@ -194,8 +306,10 @@ def evaluate_sampled(
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     n_items = model.n_items
+    test, excl = _resolve(model, test, exclude, "evaluate_sampled")
+    dropped = _report_unknown(model, test, "evaluate_sampled", 2)
     test_m = _mapped_csr(model, [test])
-    seen = _mapped_csr(model, [*exclude, test])
+    seen = excl.maximum(test_m).tocsr()
     users = np.flatnonzero(np.diff(test_m.indptr) > 0)
     if sampling == "popularity":
         assert model.item_popularity_ is not None
@@ -232,11 +346,14 @@ def evaluate_sampled(
         seconds=time.perf_counter() - t0,
         mode=f"sampled ({n_negatives} {sampling} negatives)",
         n_users=int(users.size),
+        extra=dropped,
     )
 
 
-def evaluate_rating(model: Scorer, test: Dataset) -> EvalResult:
-    """RMSE and MAE of ``model.predict`` on the test ratings."""
+def evaluate_rating(model: Scorer, test: Dataset | Split) -> EvalResult:
+    """RMSE and MAE of ``model.predict`` on the test ratings (of a Split's test part)."""
+    if isinstance(test, Split):
+        test = test.test
     if test.ratings is None:
         raise ProtocolError(f"rating metrics need ratings, but '{test.name}' has none")
     t0 = time.perf_counter()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 
@@ -64,6 +64,8 @@ class Recommendations:
     score_lists: list[np.ndarray]
     fallback: np.ndarray
     unknown_items: np.ndarray
+    titles: Mapping[Any, str] | None = field(default=None, repr=False)
+    """Raw item id -> title, when the model's training data had a ``title`` item feature."""
 
     @property
     def items(self) -> np.ndarray:
@@ -79,6 +81,97 @@ class Recommendations:
         if len(lens) > 1:
             raise ValueError("users got lists of different lengths; use score_lists")
         return np.stack(self.score_lists) if self.score_lists else np.zeros((0, 0))
+
+    def to_frame(self, *, titles: bool | None = None, backend: str = "pandas") -> Any:
+        """The lists as one long table: ``user, rank, item, score[, title], fallback``.
+
+        Args:
+            titles: Add a ``title`` column: ``None`` (default) when the model knows titles,
+                ``True`` always (the model's training data must have had a ``title`` item
+                feature), ``False`` never.
+            backend: ``pandas`` (default) or ``polars``.
+
+        Raises:
+            ConfigError: ``titles=True`` but the model was fitted on data without a
+                ``title`` item feature (attach one with ``Dataset.with_item_features``), or
+                pandas is missing for ``backend="pandas"``.
+
+        Examples:
+            >>> import zenrec
+            >>> ds = zenrec.synthetic_dataset(n_users=20, n_items=15, seed=0)
+            >>> recs = zenrec.create_model("pop").fit(ds).recommend(ds.user_vocab.ids[:2], k=3)
+            >>> list(recs.to_frame(titles=False, backend="polars").columns)
+            ['user', 'rank', 'item', 'score', 'fallback']
+        """
+        import polars as pl
+
+        from zenrec.evaluation.evaluator import _frame_backend
+
+        if titles and self.titles is None:
+            raise ConfigError(
+                "to_frame(titles=True): these recommendations carry no titles, because the model "
+                "was fitted on data without a 'title' item feature; attach one with "
+                "ds.with_item_features(table, key=..., features={'title': 'text'}) or pass titles=False"
+            )
+        lens = [len(x) for x in self.item_lists]
+        n = int(sum(lens))
+        item_dtype = self.item_lists[0].dtype if self.item_lists and self.item_lists[0].size else None
+        items = np.concatenate(self.item_lists) if n else np.zeros(0, dtype=item_dtype or np.int64)
+        cols: dict[str, Any] = {
+            "user": np.repeat(np.asarray([_py(u) for u in self.users], dtype=object), lens).tolist(),
+            "rank": np.concatenate([np.arange(1, m + 1) for m in lens]) if n else np.zeros(0, np.int64),
+            "item": items,
+            "score": np.concatenate(self.score_lists).astype(np.float64) if n else np.zeros(0),
+        }
+        if titles is not False and self.titles is not None:
+            cols["title"] = [self.titles.get(_py(x)) for x in items]
+        cols["fallback"] = np.repeat(np.asarray(self.fallback, dtype=bool), lens)
+        kinds = getattr(self, "fallback_kind", None)
+        if kinds is not None:
+            cols["fallback_kind"] = np.repeat(np.asarray(kinds, dtype=object), lens).tolist()
+        return _frame_backend(pl.DataFrame(cols, strict=False), backend)
+
+    def _rows(self, limit_users: int = 5) -> list[tuple[Any, int, Any, float, str | None, bool]]:
+        out = []
+        for u, items, scores, fb in list(zip(self.users, self.item_lists, self.score_lists,
+                                             self.fallback))[:limit_users]:
+            for r, (it, sc) in enumerate(zip(items, scores), start=1):
+                title = None if self.titles is None else self.titles.get(_py(it))
+                out.append((_py(u), r, _py(it), float(sc), title, bool(fb)))
+        return out
+
+    def __repr__(self) -> str:
+        head = f"Recommendations({len(self.users)} user{'s' if len(self.users) != 1 else ''}"
+        lines = [head + (", unknown candidate items: " + str(self.unknown_items.tolist())
+                         if self.unknown_items.size else "") + ")"]
+        rows = self._rows()
+        if rows:
+            wu = max(4, *(len(str(r[0])) for r in rows))
+            wi = max(4, *(len(str(r[2])) for r in rows))
+            lines.append(f"  {'user':>{wu}}  rank  {'item':>{wi}}      score  title")
+            for u, rank, it, sc, title, fb in rows:
+                mark = "  (popularity fallback)" if fb and rank == 1 else ""
+                lines.append(f"  {u!s:>{wu}}  {rank:>4}  {it!s:>{wi}}  {sc:9.4f}  {title or ''}{mark}")
+        if len(self.users) > 5:
+            lines.append(f"  ... {len(self.users) - 5} more users; .to_frame() has all of them")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        has_titles = self.titles is not None
+        head = "".join(f"<th>{h}</th>" for h in ("user", "rank", "item", "score", *(["title"] if has_titles else []),
+                                                  "fallback"))
+        body = []
+        for u, rank, it, sc, title, fb in self._rows(limit_users=20):
+            cells = [escape(str(u)), str(rank), escape(str(it)), f"{sc:.4f}"]
+            if has_titles:
+                cells.append(escape(title or ""))
+            cells.append("yes" if fb else "")
+            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        more = (f"<p>... {len(self.users) - 20} more users; <code>.to_frame()</code> has all of them</p>"
+                if len(self.users) > 20 else "")
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
 
     def to_records(self) -> list[dict[str, Any]]:
         return [
@@ -127,6 +220,7 @@ class Recommender(ABC):
         self.dataset_sha256: str | None = None
         self.history_: list[dict[str, Any]] = []
         self.bundle_meta: dict[str, Any] | None = None  # bundle.json of a loaded model
+        self._title_map: dict[Any, str] | None = None
         # Iterative models call this after each validation pass with (epoch, metrics); a tuner
         # uses it for pruning. Whatever it raises propagates out of ``fit``.
         self.epoch_callback: Callable[[int, dict[str, float]], None] | None = None
@@ -141,6 +235,7 @@ class Recommender(ABC):
         self.item_popularity_ = np.asarray(self.seen_.sum(axis=0)).ravel().astype(np.float32)
         self.dataset_sha256 = train.source_sha256
         titles = train.item_titles()
+        self._title_map = None
         self.item_meta = {"title": titles.tolist()} if titles is not None else {}
         self._fit(train, valid)
         self.fit_seconds_ = time.perf_counter() - t0
@@ -309,7 +404,19 @@ class Recommender(ABC):
             score_lists=score_lists,
             fallback=uidx < 0,
             unknown_items=unknown_items,
+            titles=self.item_titles(),
         )
+
+    def item_titles(self) -> dict[Any, str] | None:
+        """Raw item id -> title, when the training data had a ``title`` item feature."""
+        self._check_fitted()
+        assert self.item_vocab is not None
+        titles = self.item_meta.get("title")
+        if not titles or len(titles) != len(self.item_vocab):
+            return None
+        if self._title_map is None:
+            self._title_map = {_py(i): str(t) for i, t in zip(self.item_vocab.ids, titles)}
+        return self._title_map
 
     # ------------------------------------------------------------------ persistence
     def params(self) -> dict[str, Any]:

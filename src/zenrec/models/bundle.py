@@ -83,7 +83,10 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]
     d = Path(path)
     meta_path = d / "bundle.json"
     if not meta_path.exists():
-        raise BundleError(f"{d}: not a zenrec bundle (no bundle.json); pass the directory 'zenrec train' or 'evaluate --save' wrote")
+        raise BundleError(
+            f"{d}: not a zenrec bundle (no bundle.json); pass a directory written by "
+            "model.save(path) in Python, or by 'zenrec train --output' / 'zenrec evaluate --save-bundle'"
+        )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

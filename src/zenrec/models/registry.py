@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from zenrec._errors import BundleError, ConfigError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for editors and mypy only: nothing heavy is imported at run time
     from zenrec.models.base import Recommender
+    from zenrec.models.classic.als import IALS
+    from zenrec.models.classic.biased_mf import BiasedMF
+    from zenrec.models.classic.ease import EASE
+    from zenrec.models.classic.knn import ItemKNN, UserKNN
+    from zenrec.models.classic.pop import Pop
 
 __all__ = ["MODELS", "create_model", "get_model_class", "load_model", "model_names"]
 
@@ -49,8 +54,27 @@ def get_model_class(name: str) -> type[Recommender]:
     return klass
 
 
+@overload
+def create_model(name: Literal["pop"], **params: Any) -> Pop: ...
+@overload
+def create_model(name: Literal["itemknn"], **params: Any) -> ItemKNN: ...
+@overload
+def create_model(name: Literal["userknn"], **params: Any) -> UserKNN: ...
+@overload
+def create_model(name: Literal["ease"], **params: Any) -> EASE: ...
+@overload
+def create_model(name: Literal["ials"], **params: Any) -> IALS: ...
+@overload
+def create_model(name: Literal["biasedmf"], **params: Any) -> BiasedMF: ...
+@overload
+def create_model(name: str, **params: Any) -> Recommender: ...
 def create_model(name: str, **params: Any) -> Recommender:
-    """Build model ``name`` with validated parameters, e.g. ``create_model("ease", l2=250.0)``."""
+    """Build model ``name`` with validated parameters, e.g. ``create_model("ease", l2=250.0)``.
+
+    Returns a :class:`~zenrec.models.Recommender` (typed per name for the classic models, so an
+    editor completes ``fit``, ``recommend``, ``save``...). Bad parameters raise a
+    ``ConfigError`` naming the parameter, what was expected and what was given.
+    """
     return get_model_class(name)(**params)
 
 

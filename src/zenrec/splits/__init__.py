@@ -74,7 +74,7 @@ def _require_time(ds: Dataset, what: str) -> np.ndarray:
         raise ProtocolError(
             f"{what} needs timestamps, but dataset '{ds.name}' has none"
             + (" (this ml-1m ratings.dat has 3 fields)" if ds.name.startswith("ml-1m") else "")
-            + "; use a random split (e.g. --protocol recbole) or pass --time-col"
+            + "; use a random split (e.g. protocol 'recbole') or read the data with time_col=COLUMN"
         )
     return ds.timestamps
 

@@ -120,7 +120,7 @@ def resolve_metric(space: SearchSpace, protocol: Protocol, override: str | None)
     if override:
         m = f"{override}(sampled)" if sampled and not override.endswith("(sampled)") else override
         if m not in keys:
-            raise ConfigError(f"metric {override!r} is not produced by protocol '{protocol.name}'; "
+            raise ConfigError(f"metric={override!r} is not produced by protocol '{protocol.name}'; "
                               f"choose one of {', '.join(keys)}")
         return m, None
     m = f"{space.metric}(sampled)" if sampled else space.metric
@@ -152,7 +152,7 @@ def make_storage(url: str | None, run_dir: Path) -> tuple[Any, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path))), f"journal:{path.resolve()}"
     if "://" not in url:
-        raise ConfigError(f"storage {url!r} is neither an RDB URL (sqlite:///file.db, "
+        raise ConfigError(f"storage={url!r} is neither an RDB URL (sqlite:///file.db, "
                           "postgresql://...) nor a journal file (journal:PATH or PATH.log)")
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -172,7 +172,7 @@ def make_storage(url: str | None, run_dir: Path) -> tuple[Any, str]:
             if any(r in str(exc) for r in racing) and attempt < 5:
                 time.sleep(0.5 + attempt)  # another process is creating the tables right now
                 continue
-            raise ConfigError(f"storage {_hide_password(url)}: cannot open it ({type(exc).__name__}: "
+            raise ConfigError(f"storage={_hide_password(url)!r}: cannot open it ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0]}); check the URL and that its driver is installed"
                               ) from None
     return storage, _hide_password(url)
@@ -257,7 +257,7 @@ def _pruner(kind: str) -> optuna.pruners.BasePruner:
         return optuna.pruners.HyperbandPruner()
     if kind == "none":
         return optuna.pruners.NopPruner()
-    raise ConfigError(f"pruner must be median, hyperband or none; got {kind!r}")
+    raise ConfigError(f"pruner= must be median, hyperband or none; got {kind!r}")
 
 
 def _n_finished(study: optuna.Study) -> int:
@@ -274,7 +274,7 @@ def _check_attrs(study: optuna.Study, attrs: dict[str, Any], storage_url: str) -
         if k in old and old[k] != attrs[k]:
             raise ConfigError(
                 f"study '{study.study_name}' in {storage_url} was run with a different {k} "
-                f"({old[k]!r:.120} vs {attrs[k]!r:.120}); give another study name to start a new study"
+                f"({old[k]!r:.120} vs {attrs[k]!r:.120}); pass another study_name= to start a new study"
             )
 
 
@@ -295,9 +295,9 @@ def _plan(dataset: Dataset, protocol: Protocol, model: str, space: SearchSpace |
           timeout: float | None, study_name: str | None, seed: int | None, metric: str | None) -> _Plan:
     """Validate the arguments and resolve the space, the metric and its direction."""
     if n_trials < 1:
-        raise ConfigError(f"tune: 'n_trials' must be an int >= 1; got {n_trials}")
+        raise ConfigError(f"n_trials= must be an int >= 1; got {n_trials}")
     if timeout is not None and timeout <= 0:
-        raise ConfigError(f"tune: 'timeout' must be > 0 seconds; got {timeout}")
+        raise ConfigError(f"timeout= must be > 0 seconds; got {timeout}")
     space = space or load_space(model=model)
     if space.model != model:
         raise ConfigError(f"{space.source}: key 'model' is {space.model!r} but the tuned model is {model!r}")
@@ -326,7 +326,7 @@ def _open_study(plan: _Plan, storage_obj: Any, storage_url: str, pruner: str, at
     _check_attrs(study, attrs, storage_url)
     if study.direction.name.lower() != plan.direction:
         raise ConfigError(f"study '{plan.study_name}' {storage_url} maximises/minimises differently; "
-                          "give another study name")
+                          "pass another study_name=")
     n_before = len(study.trials)
     if sampler_seed is None:
         sampler_seed = plan.seed if not existed else plan.seed + 7919 * n_before + os.getpid() % 100_003
@@ -371,7 +371,7 @@ def _objective(plan: _Plan, model: str, protocol: Protocol, split: Split, prog: 
         value = res.metrics.get(plan.metric)
         if value is None:
             raise ConfigError(f"metric {plan.metric!r} missing from validation results "
-                              f"({', '.join(res.metrics)}); choose another metric")
+                              f"({', '.join(res.metrics)}); pass metric=")
         return float(value)
 
     return objective

@@ -1,0 +1,150 @@
+"""Data configs: a TOML file whose ``[data]`` table says how to read a dataset and its features.
+
+Accepted wherever a dataset is named (``zenrec evaluate/train/tune --dataset data.toml``,
+``datasets = ["data.toml"]`` in a benchmark config, ``load_dataset("data.toml")``)::
+
+    [data]
+    path = "events.csv"            # relative to this file; or dataset = "ml-100k"
+    user_col = "customer"
+    item_col = "sku"
+    rating_col = "qty"             # optional
+    time_col = "ts"                # optional
+    name = "shop"                  # optional (default: the file's stem)
+
+    [data.items]
+    path = "items.csv"
+    key = "sku"
+    features = { genre = "multi:|", year = "numeric", brand = "categorical", title = "text" }
+
+    [data.users]
+    path = "users.csv"
+    key = "customer"
+    features = { age = "numeric", country = "categorical" }
+
+Features are read by the same code as :meth:`zenrec.Dataset.with_item_features`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from zenrec._errors import ConfigError, DataError
+from zenrec._toml import read_toml
+from zenrec.data.dataset import Dataset
+
+__all__ = ["DataConfig", "FeatureTableConfig", "load_data_config", "read_data_config"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FeatureTableConfig(_Strict):
+    """One feature table (``[data.items]`` or ``[data.users]``)."""
+
+    path: str
+    """CSV/TSV/Parquet file, relative to the config file."""
+    key: str | None = None
+    """Column of the raw ids (default: a column named like ``item_id`` / ``user_id``)."""
+    features: dict[str, str] = Field(min_length=1)
+    """Column -> kind: ``numeric``, ``categorical``, ``text`` or ``multi[:SEP]``."""
+    sep: str | None = None
+    """Field separator (default: by extension)."""
+    header: bool = True
+    """Whether the first line names the columns."""
+    encoding: str = "utf-8"
+    """Text encoding."""
+
+
+class DataConfig(_Strict):
+    """How to read one dataset (the ``[data]`` table)."""
+
+    path: str | None = None
+    """Interaction file (CSV/TSV/Parquet), relative to the config file."""
+    dataset: str | None = None
+    """A built-in dataset name instead of ``path`` (its own features are kept)."""
+    name: str | None = None
+    """Dataset name shown in results (default: the config file's stem)."""
+    user_col: str | None = None
+    """Column of user ids."""
+    item_col: str | None = None
+    """Column of item ids."""
+    rating_col: str | None = None
+    """Column of ratings or values."""
+    time_col: str | None = None
+    """Column of unix seconds or ISO 8601 date-times."""
+    sep: str | None = None
+    """Field separator of the interaction file."""
+    header: bool = True
+    """Whether the interaction file has a header row."""
+    encoding: str = "utf-8"
+    """Text encoding of the interaction file."""
+    items: FeatureTableConfig | None = None
+    """Item features."""
+    users: FeatureTableConfig | None = None
+    """User features."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if (self.path is None) == (self.dataset is None):
+            raise ValueError("give exactly one of 'path' (an interaction file) or 'dataset' (a built-in name)")
+        if self.dataset is not None and any(
+            v is not None for v in (self.user_col, self.item_col, self.rating_col, self.time_col, self.sep)
+        ):
+            raise ValueError("column options apply to 'path', not to a built-in 'dataset'")
+        return self
+
+
+def read_data_config(path: str | Path) -> tuple[Path, DataConfig]:
+    """Read and validate the ``[data]`` table of ``path``; errors name the file, key and fix."""
+    p, raw = read_toml(path, "data config")
+    if "data" not in raw or not isinstance(raw["data"], dict):
+        raise ConfigError(f"{p}: no [data] table; a data config starts with [data] and path = \"events.csv\"")
+    extra = sorted(k for k in raw if k != "data")
+    if extra:
+        raise ConfigError(f"{p}: unknown top-level key(s) {extra}; everything goes under [data]")
+    try:
+        cfg = DataConfig(**raw["data"])
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(["data", *(str(x) for x in err.get("loc", ()))])
+        if err.get("type") == "extra_forbidden":
+            raise ConfigError(f"{p}: unknown key '{loc}'; see docs/python-api.md for the [data] schema") from None
+        if err.get("type") == "missing":
+            raise ConfigError(f"{p}: key '{loc}' is missing; add it") from None
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        raise ConfigError(f"{p}: key '{loc}': {msg}; got {err.get('input')!r}") from None
+    return p, cfg
+
+
+def load_data_config(path: str | Path, *, data_dir: str | Path | None = None, download: bool = True) -> Dataset:
+    """Load the dataset a data config describes, with its feature tables attached."""
+    from zenrec.data import load_dataset
+
+    p, cfg = read_data_config(path)
+    base = p.parent
+
+    def rel(f: str) -> Path:
+        q = Path(f).expanduser()
+        return q if q.is_absolute() else base / q
+
+    try:
+        if cfg.dataset is not None:
+            ds = load_dataset(cfg.dataset, path=data_dir, download=download)
+        else:
+            assert cfg.path is not None
+            ds = load_dataset(rel(cfg.path), user_col=cfg.user_col, item_col=cfg.item_col,
+                              rating_col=cfg.rating_col, time_col=cfg.time_col, sep=cfg.sep,
+                              header=cfg.header, encoding=cfg.encoding)
+        for entity, table in (("item", cfg.items), ("user", cfg.users)):
+            if table is None:
+                continue
+            attach = ds.with_item_features if entity == "item" else ds.with_user_features
+            ds = attach(rel(table.path), key=table.key, features=table.features, sep=table.sep,
+                        header=table.header, encoding=table.encoding)
+    except DataError as exc:
+        raise DataError(f"{p}: {exc}") from None
+    ds.name = cfg.name or p.stem
+    return ds
