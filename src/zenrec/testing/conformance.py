@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from zenrec._errors import NotFittedError
 from zenrec.data.dataset import Dataset
 from zenrec.data.vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from zenrec.models.base import Recommender
 
 __all__ = ["Planted", "RecommenderConformance", "planted_blocks"]
 
@@ -86,7 +89,7 @@ class RecommenderConformance:
     planted_scope: str = "all"
     min_planted_hit_rate: float = 0.95
 
-    def make_model(self) -> Any:  # pragma: no cover - overridden
+    def make_model(self) -> Recommender:  # pragma: no cover - overridden
         raise NotImplementedError
 
     # -------------------------------------------------------------- helpers

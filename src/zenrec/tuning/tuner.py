@@ -29,6 +29,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -338,7 +339,7 @@ def _open_study(plan: _Plan, storage_obj: Any, storage_url: str, pruner: str, at
 
 
 def _objective(plan: _Plan, model: str, protocol: Protocol, split: Split, prog: _Progress
-               ) -> Any:
+               ) -> Callable[[optuna.Trial], float]:
     """The trial function: fit on the tuning train part, score the metric on validation."""
     n_epochs_hint = plan.space.fixed.get("epochs")
 
