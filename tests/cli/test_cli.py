@@ -86,8 +86,13 @@ def test_user_errors_before_any_data_is_read_are_one_line(tmp_path, args, needle
     _assert_one_line_error(r, needle)
 
 
-def test_user_errors_about_the_data_are_one_line(tmp_path, log_csv):
-    no_time = ["--dataset", str(log_csv), "--sep", ";", "--user-col", "uid", "--item-col", "iid",
+def test_user_errors_about_the_data_are_one_line(tmp_path, synthetic):
+    p = tmp_path / "ratings.csv"  # no time column at all
+    users = synthetic.user_vocab.decode(synthetic.users)
+    items = synthetic.item_vocab.decode(synthetic.items)
+    p.write_text("\n".join(["uid;iid;stars"] + [f"{u};{i};{r:g}" for u, i, r in
+                                                  zip(users, items, synthetic.ratings)]) + "\n")
+    no_time = ["--dataset", str(p), "--sep", ";", "--user-col", "uid", "--item-col", "iid",
                "--rating-col", "stars"]
     r = zenrec("evaluate", *no_time, "--protocol", "loo-full", "--model", "pop")
     _assert_one_line_error(r, "leave-one-out needs timestamps, but dataset")
