@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 import zenrec
 
 
@@ -19,11 +21,11 @@ def test_version_and_cli_version(capsys):
     from zenrec.cli.main import main
 
     assert zenrec.__version__.count(".") == 2
-    try:
+    # argparse's version action prints and exits 0; a main that returns instead fails here
+    with pytest.raises(SystemExit) as exited:
         main(["--version"])
-    except SystemExit as e:
-        assert e.code == 0
-    assert zenrec.__version__ in capsys.readouterr().out
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"zenrec {zenrec.__version__}"
 
 
 def test_error_hierarchy():

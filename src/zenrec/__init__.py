@@ -3,7 +3,7 @@
 The top level is light: it does not import torch, Optuna, FastAPI or plotting libraries;
 ``zenrec.tune``, ``zenrec.benchmark`` and the model classes load them when first used.
 
-Example:
+Examples:
     >>> import zenrec
     >>> ds = zenrec.synthetic_dataset(n_users=50, n_items=40, seed=0)
     >>> model = zenrec.create_model("pop").fit(ds)

@@ -4,7 +4,7 @@ Every artifact zenrec writes (bundles, run records, benchmark tables, plots, che
 request logs' rotated files) goes through these helpers, so a crash or Ctrl-C leaves either
 the old file or the new one, never a half-written one.
 
-Example:
+Examples:
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> atomic_write_json(d / "x.json", {"a": 1})

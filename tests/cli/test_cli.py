@@ -57,30 +57,47 @@ def test_evaluate_own_csv_writes_record_and_bundle(tmp_path, log_csv):
     assert len(recs[0]["items"]) == 3 and recs[0]["fallback"] is False
 
 
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["evaluate", "--dataset", "ml-5m", "--protocol", "recbole", "--model", "ease"], "unknown model|neither a built-in"),
-        (["evaluate", "--dataset", "ml-100k", "--protocol", "nope", "--model", "ease"], "unknown protocol 'nope'"),
-        (["evaluate", "--dataset", "ml-100k", "--protocol", "msrec", "--model", "ease", "--set", "l2=-1"], "'l2' parameter of ease"),
-        (["evaluate", "--dataset", "ml-100k", "--protocol", "msrec", "--model", "eas"], "unknown model 'eas'"),
-        (["evaluate", "--dataset", "ml-100k", "--protocol", "msrec", "--model", "ease", "--set", "oops"], "--set expects key=value"),
-        (["evaluate", "--dataset", "ml-1m", "--protocol", "loo-full", "--model", "pop"], "needs timestamps"),
-        (["recommend", "--bundle", "/nonexistent", "--user", "1"], "not a zenrec bundle"),
-        (["data", "info", "ml-100k", "--user-col", "x"], "applies to files"),
-        (["evaluate", "--dataset", "ml-100k", "--protocol", "surprise-cv5", "--model", "ease"], "is a ranking model"),
-    ],
-)
-def test_user_errors_are_one_line(args, needle):
-    data_dir("ml-1m")
-    r = zenrec(*args)
-    assert r.returncode == 2
+def _assert_one_line_error(r, needle):
+    assert r.returncode == 2, (r.returncode, r.stderr)
     lines = [line for line in r.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1, r.stderr
     assert "Traceback" not in r.stderr
-    import re
+    assert needle in lines[0], lines[0]
 
-    assert re.search(needle, lines[0]), lines[0]
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["evaluate", "--dataset", "ml-5m", "--protocol", "recbole", "--model", "ease"],
+         "'ml-5m' is neither a built-in dataset"),
+        (["evaluate", "--dataset", "ml-100k", "--protocol", "nope", "--model", "ease"], "unknown protocol 'nope'"),
+        (["evaluate", "--dataset", "ml-100k", "--protocol", "msrec", "--model", "ease", "--set", "l2=-1"],
+         "the 'l2' parameter of ease"),
+        (["evaluate", "--dataset", "ml-100k", "--protocol", "msrec", "--model", "eas"], "unknown model 'eas'"),
+        (["evaluate", "--dataset", "ml-100k", "--protocol", "msrec", "--model", "ease", "--set", "oops"],
+         "--set expects key=value; got 'oops'"),
+        (["recommend", "--bundle", "/nonexistent", "--user", "1"], "not a zenrec bundle"),
+        (["data", "info", "ml-100k", "--user-col", "x"], "--user-col applies to files"),
+    ],
+)
+def test_user_errors_before_any_data_is_read_are_one_line(tmp_path, args, needle):
+    # an empty data folder and cache: these errors must come before any data is needed
+    r = zenrec(*args, env_extra={"ZENREC_DATA": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    _assert_one_line_error(r, needle)
+
+
+def test_user_errors_about_the_data_are_one_line(tmp_path, synthetic):
+    p = tmp_path / "ratings.csv"  # no time column at all
+    users = synthetic.user_vocab.decode(synthetic.users)
+    items = synthetic.item_vocab.decode(synthetic.items)
+    p.write_text("\n".join(["uid;iid;stars"] + [f"{u};{i};{r:g}" for u, i, r in
+                                                  zip(users, items, synthetic.ratings)]) + "\n")
+    no_time = ["--dataset", str(p), "--sep", ";", "--user-col", "uid", "--item-col", "iid",
+               "--rating-col", "stars"]
+    r = zenrec("evaluate", *no_time, "--protocol", "loo-full", "--model", "pop")
+    _assert_one_line_error(r, "leave-one-out needs timestamps, but dataset")
+    r = zenrec("evaluate", *no_time, "--protocol", "surprise-cv5", "--model", "ease")
+    _assert_one_line_error(r, "is a ranking model; use a rating model")
 
 
 def test_bad_column_in_own_file(tmp_path, log_csv):

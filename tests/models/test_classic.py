@@ -91,11 +91,31 @@ def test_biasedmf_recovers_planted_ratings():
     pred = m.predict(s.test.user_vocab.decode(s.test.users), s.test.item_vocab.decode(s.test.items))
     rmse = float(np.sqrt(np.mean((pred - s.test.ratings) ** 2)))
     assert rmse < 0.35  # global-mean RMSE is about 2
-    # unknown user falls back to mu + b_i
-    assert np.isfinite(m.predict(["ghost"], [int(s.train.item_vocab.ids[0])])).all()
+    # the learned item biases recover the planted ones (up to the shift the factors absorb)
+    planted_bi = bi[s.train.item_vocab.ids.astype(int)]
+    assert np.corrcoef(m.bi_, planted_bi)[0, 1] > 0.9
+    # an unknown user falls back to mu + b_i, an unknown item to mu + b_u, both unknown to mu
+    mu = float(s.train.ratings.mean())
+    items = s.train.item_vocab.ids[:5]
+    np.testing.assert_allclose(m.predict(["ghost"] * 5, items),
+                               mu + m.bi_[s.train.item_vocab.encode(items)], rtol=1e-6)
+    user = s.train.user_vocab.ids[3]
+    np.testing.assert_allclose(m.predict([user], [10**6]),
+                               mu + m.bu_[s.train.user_vocab.encode([user])], rtol=1e-6)
+    np.testing.assert_allclose(m.predict(["ghost"], [10**6]), [mu], rtol=1e-6)
 
 
-def test_ials_is_deterministic_for_a_seed(synthetic):
+def test_ials_is_deterministic_for_a_seed_and_another_seed_changes_it(synthetic):
     a = create_model("ials", factors=8, iterations=3, seed=1, num_threads=1).fit(synthetic)
     b = create_model("ials", factors=8, iterations=3, seed=1, num_threads=1).fit(synthetic)
     np.testing.assert_allclose(a.item_factors_, b.item_factors_, rtol=1e-5)
+    c = create_model("ials", factors=8, iterations=3, seed=2, num_threads=1).fit(synthetic)
+    assert np.abs(a.item_factors_ - c.item_factors_).max() > 1e-3
+
+
+def test_biasedmf_is_deterministic_for_a_seed_and_another_seed_changes_it(synthetic):
+    a = create_model("biasedmf", factors=8, iterations=3, seed=1).fit(synthetic)
+    b = create_model("biasedmf", factors=8, iterations=3, seed=1).fit(synthetic)
+    np.testing.assert_array_equal(a.Q_, b.Q_)
+    c = create_model("biasedmf", factors=8, iterations=3, seed=2).fit(synthetic)
+    assert np.abs(a.Q_ - c.Q_).max() > 1e-3

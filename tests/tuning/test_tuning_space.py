@@ -13,12 +13,27 @@ def test_every_classic_model_has_a_valid_shipped_space():
     shipped = shipped_spaces()
     for name in ("pop", "itemknn", "userknn", "ease", "ials", "biasedmf"):
         assert name in shipped
+    # written out by hand: only the rating model's space minimises (its metric is rmse)
+    expected = {"pop": "maximize", "itemknn": "maximize", "userknn": "maximize", "ease": "maximize",
+                "ials": "maximize", "biasedmf": "minimize", "bprmf": "maximize", "gmf": "maximize",
+                "ncf-mlp": "maximize", "neumf": "maximize", "mlpranker": "maximize",
+                "twotower": "maximize"}
     for name in shipped:
         if name in model_names():
             s = load_space(model=name)
             assert s.model == name
-            assert s.direction == ("minimize" if s.metric in ("rmse", "mae") else "maximize")
-    assert load_space(model="biasedmf").direction == "minimize"
+            assert s.direction == expected[name], name
+
+
+@pytest.mark.parametrize(("metric", "direction"), [
+    ("ndcg@10", "maximize"), ("recall@20", "maximize"), ("precision@5", "maximize"),
+    ("hit@10", "maximize"), ("mrr@10", "maximize"), ("map@10", "maximize"),
+    ("rmse", "minimize"), ("mae", "minimize"),
+])
+def test_space_direction_follows_the_metric(metric, direction):
+    s = parse_space({"model": "biasedmf" if metric in ("rmse", "mae") else "ease", "metric": metric,
+                     "params": {}})
+    assert s.direction == direction
 
 
 def test_defaults_inside_space_and_suggest_types():

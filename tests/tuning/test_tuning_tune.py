@@ -182,7 +182,7 @@ def test_resume_after_kill_keeps_trials_and_continues(tmp_path, log_csv, sig, ki
         time.sleep(0.5)
         try:
             study = _load(storage, "resume")
-        except (KeyError, Exception):
+        except KeyError:  # optuna: the child has not created the study yet
             continue
         done_before = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if len(done_before) >= 4:
@@ -205,7 +205,9 @@ def test_resume_after_kill_keeps_trials_and_continues(tmp_path, log_csv, sig, ki
     assert len(complete) >= target > len(kept)
     for num, val in kept.items():  # earlier trials are kept unchanged
         assert complete[num] == val
-    assert f"{target}" in r.stdout or "finished trials" in r.stdout
+    finished = sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+                   for t in after)
+    assert f"{finished} finished trials" in r.stdout, r.stdout
 
 
 def test_cli_errors_are_one_line(tmp_path, log_csv):

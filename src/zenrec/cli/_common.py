@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from zenrec._errors import ConfigError
+from zenrec.data.dataset import Dataset
 from zenrec.data.spec import DataSpec
 
 __all__ = ["add_dataset_args", "add_filter_args", "data_spec", "invocation", "load_from_args",
@@ -109,12 +110,12 @@ def _feature_options(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def load_from_args(args: argparse.Namespace) -> Any:
+def load_from_args(args: argparse.Namespace) -> Dataset:
     """Load the dataset the data options select (with any side-feature tables attached)."""
     return load_spec(data_spec(args))
 
 
-def load_spec(spec: DataSpec) -> Any:
+def load_spec(spec: DataSpec) -> Dataset:
     """``spec.load()`` with errors about feature tables worded with the CLI's flags."""
     from zenrec._errors import DataError
 

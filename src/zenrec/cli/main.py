@@ -14,7 +14,7 @@ import re
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from zenrec._errors import ZenrecError, ZenrecWarning
 from zenrec._version import __version__
@@ -39,7 +39,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose usage errors are one line naming the command and the fix."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"zenrec: error: {self.prog}: {message} (see '{self.prog} --help')\n")
         raise SystemExit(2)
 

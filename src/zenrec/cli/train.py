@@ -66,11 +66,16 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         params["seed"] = args.seed
     model = create_model(args.model, **params)  # fail on bad parameters before loading data
+    # only neural models have run options (and creating one has imported torch already)
     if not hasattr(model, "set_run_options"):
         raise ConfigError(
             f"'zenrec train' trains neural models; '{args.model}' is not one. "
             f"Use 'zenrec evaluate --model {args.model}' instead"
         )
+    from zenrec.models.neural.models import NeuralRecommender
+
+    if not isinstance(model, NeuralRecommender):
+        raise ConfigError(f"'zenrec train' trains neural models; '{args.model}' is not a NeuralRecommender")
     out = Path(args.output or f"runs/{args.model}-{Path(args.dataset).stem}-{protocol.name}")
     ckpt = out / "checkpoints"
     if (ckpt / "checkpoint.json").exists() and not args.resume:
@@ -98,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         res = protocol.evaluate(model, split, "test")
         r = model.train_result_
+        assert r is not None  # fit sets it
         record = {
             "model": args.model,
             "hyperparameters": model.params(),

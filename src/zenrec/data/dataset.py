@@ -79,8 +79,10 @@ class Feature:
             raise DataError(f"{where}: values must be numbers (NaN = missing); got dtype {self.values.dtype}")
 
     def __len__(self) -> int:
-        return int(self.offsets.size - 1) if self.kind == "multi" and self.offsets is not None \
-            else int(self.values.size)
+        if self.kind == "multi":
+            assert self.offsets is not None
+            return int(self.offsets.size - 1)
+        return int(self.values.size)
 
     def take(self, rows: np.ndarray) -> Feature:
         """Rows ``rows`` of this feature (``-1`` rows become missing)."""
@@ -174,7 +176,7 @@ class Dataset:
         source_sha256: Hash of the source file(s) the data came from.
         filters: Descriptions of every filter applied so far, in order.
 
-    Example:
+    Examples:
         >>> ds = Dataset.from_raw(users=["a", "b", "a"], items=[1, 2, 2])
         >>> (ds.n_users, ds.n_items, len(ds))
         (2, 2, 3)
@@ -267,7 +269,7 @@ class Dataset:
         The column mapping, the detection of common names and the checks are those of
         :func:`zenrec.data.read_interactions`; errors name the 0-based row.
 
-        Example:
+        Examples:
             >>> import polars as pl
             >>> df = pl.DataFrame({"customer": ["a", "b", "a"], "sku": [1, 2, 2], "qty": [1, 3, 2]})
             >>> Dataset.from_frame(df, user_col="customer", item_col="sku", rating_col="qty")
@@ -304,7 +306,9 @@ class Dataset:
             features: Column -> kind: ``numeric``, ``categorical``, ``text`` or
                 ``multi[:SEP]`` (multi-valued, ``SEP`` default ``|``). A ``text`` column named
                 ``title`` is shown beside recommendations.
-            sep, header, encoding: As for :func:`~zenrec.data.read_interactions` (files only).
+            sep: Separator, as for :func:`~zenrec.data.read_interactions` (files only).
+            header: Whether the file has a header row (files only).
+            encoding: Text encoding (files only).
 
         Returns:
             A new Dataset (interactions shared) whose ``item_features`` hold the new columns
@@ -318,7 +322,7 @@ class Dataset:
             DataError: An unknown column, a bad kind, a value that does not fit its kind,
                 or a repeated or empty id.
 
-        Example:
+        Examples:
             >>> import polars as pl
             >>> ds = Dataset.from_raw(users=["a", "b", "a"], items=[1, 2, 2])
             >>> items = pl.DataFrame({"sku": [1, 2], "genres": ["A|B", "B"], "year": [1999, 2004]})

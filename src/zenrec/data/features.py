@@ -91,7 +91,7 @@ def parse_feature_spec(spec: str, *, name: str = "feature") -> tuple[FeatureKind
     """``"multi:|"`` -> ``("multi", "|")``; ``"numeric"`` -> ``("numeric", None)``.
 
     Raises:
-        ConfigError-like DataError naming the feature and the accepted kinds.
+        DataError: The kind is not one of the accepted kinds (the message names the feature).
     """
     if not isinstance(spec, str):
         raise DataError(f"feature '{name}': the kind must be a string such as 'numeric'; got {spec!r}")
@@ -207,7 +207,9 @@ def read_features(
         key: Column of the ids (default: a column named like ``item_id``/``movieId`` or
             ``user_id``).
         features: Column -> kind (``numeric``, ``categorical``, ``text``, ``multi[:SEP]``).
-        sep, header, encoding: As for :func:`~zenrec.data.read_interactions` (files only).
+        sep: Separator, as for :func:`~zenrec.data.read_interactions` (files only).
+        header: Whether the file has a header row (files only).
+        encoding: Text encoding (files only).
         stacklevel: Where the coverage warning points (1: the caller of this function).
 
     Returns:

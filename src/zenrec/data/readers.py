@@ -11,7 +11,7 @@ import gzip
 import hashlib
 import io
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,7 @@ def _first_bad_line(path: Path, data: bytes, sep: str, header: bool) -> str:
     """Find the first row whose field count differs from the first row's (for messages)."""
     text = data.decode("utf-8", errors="replace").splitlines()
     expected = None
+    rows: Iterable[list[str]]
     if len(sep) == 1:
         rows = csv.reader(text, delimiter=sep)
     else:
@@ -457,8 +458,10 @@ def read_interactions(
         path: CSV, TSV or Parquet file; or a pandas/polars DataFrame or an Arrow table, read
             with the same column mapping and the same checks (errors name the 0-based row
             instead of the file line).
-        user_col, item_col: Columns of the user and item ids (detected from common names
-            such as ``user_id``/``userId`` and ``item_id``/``movieId`` when omitted).
+        user_col: Column of the user ids (detected from common names such as
+            ``user_id``/``userId`` when omitted).
+        item_col: Column of the item ids (detected from ``item_id``/``movieId``... when
+            omitted).
         rating_col: Column of ratings or values (detected from ``rating``/``score``...).
         time_col: Column of unix seconds or ISO date-times (detected from ``timestamp``...).
         context_cols: Extra per-interaction columns kept as context.
@@ -472,7 +475,7 @@ def read_interactions(
             timestamps (``ts``, ``created_at``...) is not used because no ``rating_col`` /
             ``time_col`` was given or detected. Pass the column, or drop it.
 
-    Example:
+    Examples:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
         >>> _ = p.write_text("user,item,rating\\nu1,i1,5\\nu2,i1,3\\n")

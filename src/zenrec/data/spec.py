@@ -4,7 +4,7 @@ A :class:`DataSpec` names the source (a built-in dataset or a file, by absolute 
 reader options, the user's filters and an optional fixed split. Run records keep it, so a
 recorded command re-runs on the same data from any directory.
 
-Example:
+Examples:
     >>> spec = DataSpec(source="/data/ratings.dat", sep="::", header=False, user_col="0",
     ...                 item_col="1", rating_col="2", min_user_count=5)
     >>> " ".join(spec.cli_args())

@@ -34,7 +34,8 @@ def synthetic_dataset(
     """Generate a :class:`Dataset` with known structure.
 
     Args:
-        n_users, n_items: Sizes.
+        n_users: Number of users.
+        n_items: Number of items.
         interactions_per_user: Mean interactions per user (Poisson, at least 3).
         n_factors: Latent dimension of the planted factors.
         n_clusters: Clusters of users and items (revealed as features ``segment``/``genre``).
@@ -47,7 +48,7 @@ def synthetic_dataset(
             drawn among ``candidate_factor x count`` popularity-sampled candidates instead of
             the whole catalog, so 20M interactions over a large catalog take minutes, not hours.
 
-    Example:
+    Examples:
         >>> ds = synthetic_dataset(n_users=20, n_items=30, seed=1)
         >>> ds.n_users, ds.has_time, "genre" in ds.item_features
         (20, True, True)
@@ -82,11 +83,11 @@ def synthetic_dataset(
             # duplicates among candidates: keep the first occurrence only
             srt = np.sort(cand, axis=1)
             dup_vals = np.where(np.diff(srt, axis=1) == 0, srt[:, 1:], -1)
-            for r in np.flatnonzero((dup_vals >= 0).any(axis=1)):
-                _, first = np.unique(cand[r], return_index=True)
+            for row in np.flatnonzero((dup_vals >= 0).any(axis=1)):
+                _, first = np.unique(cand[row], return_index=True)
                 mask = np.ones(n_c, dtype=bool)
                 mask[first] = False
-                g[r, mask] = -np.inf
+                g[row, mask] = -np.inf
         else:
             cand = None
             aff = U[start:stop] @ V.T / np.sqrt(n_factors)  # (B, I)

@@ -34,7 +34,7 @@ class Vocabulary:
     Raw ids are int64 when every id is an integer, else strings. Encoding is vectorised
     (binary search) and unknown ids encode to ``-1``.
 
-    Example:
+    Examples:
         >>> v = Vocabulary.from_values([30, 10, 20, 10])
         >>> v.encode([20, 99]).tolist()
         [1, -1]

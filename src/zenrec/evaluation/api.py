@@ -55,7 +55,7 @@ def evaluate(
         An :class:`~zenrec.evaluation.EvalResult`: ``.metrics`` (means), ``.to_frame()``
         (per-user values as a DataFrame).
 
-    Example:
+    Examples:
         >>> import zenrec
         >>> from zenrec.splits import user_stratified_split
         >>> ds = zenrec.synthetic_dataset(n_users=60, n_items=40, seed=0)

@@ -42,7 +42,7 @@ __all__ = [
 
 
 def hit(hits: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
-    return hits[:, :k].any(axis=1).astype(np.float64)
+    return np.asarray(hits[:, :k].any(axis=1), dtype=np.float64)
 
 
 def precision(hits: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
@@ -151,7 +151,7 @@ LOWER_IS_BETTER = frozenset({"rmse", "mae", "logloss", "loss"})
 def higher_is_better(metric: str) -> bool:
     """The one metric-direction rule: errors and losses go down, everything else goes up.
 
-    Example:
+    Examples:
         >>> higher_is_better("ndcg@10"), higher_is_better("rmse"), higher_is_better("rating/mae")
         (True, False, False)
     """

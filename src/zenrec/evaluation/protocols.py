@@ -93,6 +93,7 @@ class Protocol:
 
     def evaluate(self, model: Any, split: Split, part: Literal["valid", "test"] = "test",
                  seed: int = 0) -> EvalResult:
+        exclude: list[Dataset | None]
         if part == "valid":
             if split.valid is None:
                 raise ConfigError(f"protocol '{self.name}' has no validation part")

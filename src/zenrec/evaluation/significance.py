@@ -23,7 +23,7 @@ __all__ = ["align_users", "compare_to_baseline", "holm", "mean_ci", "paired_test
 def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
     """Mean and two-sided Student-t confidence interval; ``(mean, nan, nan)`` for one value.
 
-    Example:
+    Examples:
         >>> m, lo, hi = mean_ci([0.30, 0.32, 0.31])
         >>> round(m, 2), lo < m < hi
         (0.31, True)
@@ -73,7 +73,7 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 def holm(pvalues: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (monotone, capped at 1), in the input order.
 
-    Example:
+    Examples:
         >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
         [0.03, 0.06, 0.06]
     """
@@ -119,7 +119,7 @@ def compare_to_baseline(
     if baseline not in per_user:
         raise ConfigError(f"baseline '{baseline}' has no results; models are {', '.join(per_user)}")
     bu, bv = per_user[baseline]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, (u, v) in per_user.items():
         if label == baseline:
             continue

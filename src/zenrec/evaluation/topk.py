@@ -1,6 +1,6 @@
 """Top-k selection shared by the evaluator, the models and the service.
 
-Example:
+Examples:
     >>> import numpy as np
     >>> top_k_indices(np.array([[0.1, 0.9, 0.5, 0.9]]), 2).tolist()
     [[1, 3]]

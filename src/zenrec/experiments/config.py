@@ -7,7 +7,7 @@ schema). Peers (``[[peers]]``) are :class:`zenrec.runs.peers.PeerEntry` entries.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -31,7 +31,7 @@ class TuneBudget(_Strict):
     """Finished trials per model (and dataset, protocol)."""
     timeout: float | None = Field(None, gt=0)
     """Seconds per model after which no new trial starts."""
-    pruner: str = Field("median", pattern="^(median|hyperband|none)$")
+    pruner: Literal["median", "hyperband", "none"] = "median"
     """Pruner of iterative models."""
 
 

@@ -71,7 +71,8 @@ def _result_row(r: RunRecord) -> dict[str, Any]:
 
 
 def _order(config: BenchmarkConfig) -> dict[str, int]:
-    return {m.key: j for j, m in enumerate([*config.models, *config.peers])}
+    keys = [m.key for m in config.models] + [p.key for p in config.peers]
+    return {key: j for j, key in enumerate(keys)}
 
 
 def _summary_row(grp: Any, dname: Any, pname: Any, label: str, metrics: list[str]) -> dict[str, Any]:

@@ -103,7 +103,7 @@ class Recommendations:
                 ``title`` item feature (attach one with ``Dataset.with_item_features``), or
                 pandas is missing for ``backend="pandas"``.
 
-        Example:
+        Examples:
             >>> import zenrec
             >>> ds = zenrec.synthetic_dataset(n_users=20, n_items=15, seed=0)
             >>> recs = zenrec.create_model("pop").fit(ds).recommend(ds.user_vocab.ids[:2], k=3)
@@ -231,7 +231,7 @@ class Recommender(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[ModelConfig]]
-    task: ClassVar[Literal["ranking", "rating"]] = "ranking"
+    task: Literal["ranking", "rating"] = "ranking"  # a class default; an instance may change it
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         if config is not None and params:
@@ -252,6 +252,7 @@ class Recommender(ABC):
         self.fit_seconds_: float | None = None
         self.dataset_sha256: str | None = None
         self.history_: list[dict[str, Any]] = []
+        self.bundle_meta: dict[str, Any] | None = None  # bundle.json of a loaded model
         self._title_map: dict[Any, str] | None = None
         # Iterative models call this after each validation pass with (epoch, metrics); a tuner
         # uses it for pruning. Whatever it raises propagates out of ``fit``.
@@ -568,7 +569,7 @@ class Recommender(ABC):
         if idx < 0:
             empty_ids = self.item_vocab.ids[:0]
             return Recommendations(np.array([item], dtype=object), [empty_ids], [np.zeros(0, np.float32)],
-                                   np.array([False]), np.array([item], dtype=object), ["none"])
+                                   np.array([False]), np.array([item], dtype=object), fallback_kind=["none"])
         sims = self._similar_items(np.array([idx], dtype=np.int64))
         if sims is None:
             raise ConfigError(

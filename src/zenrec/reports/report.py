@@ -291,16 +291,16 @@ def _tuning_sections(doc: _Doc, run_dir: Path, info: dict[str, Any], level: str)
         doc.figure(plots.tuning_history(nums, vals, [t["state"] for t in trials], info["metric"],
                                         info["direction"], f"tuning history: {info['study']}"),
                    f"Validation {info['metric']} of each trial and the best so far ({info['study']})")
-    imp = _importances(info, run_dir)
+    imp, how = _importances(info, run_dir) or ({}, "")
     if imp:
-        how = imp.pop("__method__", "fANOVA")
         doc.figure(plots.param_importance(imp, f"parameter importance: {info['study']}", how),
                    f"Hyperparameter importance (optuna.importance, {how}) for {info['study']}")
     elif info.get("space", {}).get("params"):
         doc.p("Parameter importance: not available (needs at least two completed trials and a readable storage).")
 
 
-def _importances(info: dict[str, Any], run_dir: Path) -> dict[str, float] | None:
+def _importances(info: dict[str, Any], run_dir: Path) -> tuple[dict[str, float], str] | None:
+    """Hyperparameter importances of a tuning study and the method's name, or None."""
     storage_url = info.get("storage") or ""
     if "***" in storage_url or not info.get("space", {}).get("params") or len(info["space"]["params"]) < 1:
         return None
@@ -316,11 +316,11 @@ def _importances(info: dict[str, Any], run_dir: Path) -> dict[str, float] | None
             return None
         import importlib.util
 
+        ev: optuna.importance.BaseImportanceEvaluator
         if importlib.util.find_spec("sklearn") is not None:
             ev, how = optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"
         else:  # fANOVA needs scikit-learn; PED-ANOVA does not
             ev, how = optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA"
-        imp = optuna.importance.get_param_importances(study, evaluator=ev)
-        return {**imp, "__method__": how}  # type: ignore[dict-item]
+        return optuna.importance.get_param_importances(study, evaluator=ev), how
     except Exception:  # an unreachable storage must not stop the report
         return None

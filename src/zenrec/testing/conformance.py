@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from zenrec._errors import ConfigError, NotFittedError
 from zenrec.data.dataset import Dataset
 from zenrec.data.vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from zenrec.models.base import Recommender
 
 __all__ = ["Planted", "RecommenderConformance", "planted_blocks"]
 
@@ -98,7 +101,7 @@ class RecommenderConformance:
     history_min_in_block: float = 1.0
     similar_support: bool = True
 
-    def make_model(self) -> Any:  # pragma: no cover - overridden
+    def make_model(self) -> Recommender:  # pragma: no cover - overridden
         raise NotImplementedError
 
     # -------------------------------------------------------------- helpers
@@ -129,6 +132,7 @@ class RecommenderConformance:
             # A rating model cannot learn preference from missing data; it must rank the item
             # the user's group loved above the items the group rated 1.
             tr = planted.train
+            assert tr.ratings is not None  # planted data is rated
             hits = []
             for u in users:
                 g = planted.group_of_user[u]

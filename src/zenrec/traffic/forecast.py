@@ -488,7 +488,7 @@ class ConformalCalibrator:
         q95: Multiplier of the 95 % half-widths per block.
         n: Number of scores behind each block's multipliers.
 
-    Example:
+    Examples:
         >>> import numpy as np
         >>> cal = ConformalCalibrator.fit(np.zeros(99, int), np.ones(99), np.full(99, 2.0), [1])
         >>> float(cal.q95[0])
@@ -1147,7 +1147,7 @@ def forecast_series(
     calibrator = None
     if cfg.calibration == "conformal":
         calibrator = bt.calibrator(chosen, cfg.min_scores) if bt is not None else None
-        if calibrator is None:
+        if bt is None or calibrator is None:
             notes.append("intervals not calibrated: too few backtest errors; model's own used")
         else:
             pred = calibrator.apply(pred)

@@ -23,7 +23,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 
@@ -728,7 +728,10 @@ def fmt_seconds(seconds: float) -> str:
     return _fmt_seconds(seconds)
 
 
-def validated(cls: Any, **kwargs: Any) -> Any:
+_Config = TypeVar("_Config")
+
+
+def validated(cls: type[_Config], **kwargs: Any) -> _Config:
     """Build a pydantic config, turning validation errors into one-line :class:`ConfigError`."""
     from pydantic import ValidationError
 

@@ -17,6 +17,7 @@ propose a configuration the model rejects at its ends.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -112,7 +113,7 @@ Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator=
 class SearchSpace(_Strict):
     """A validated search space. Build it with :func:`load_space` or :func:`parse_space`.
 
-    Example:
+    Examples:
         >>> s = parse_space({"model": "ease", "metric": "ndcg@10",
         ...                  "params": {"l2": {"type": "float", "low": 1.0, "high": 1e4, "log": True}}})
         >>> s.direction, list(s.params)
@@ -181,7 +182,7 @@ def _check_metric(metric: str) -> str | None:
     return None
 
 
-def _loc(err: dict[str, Any]) -> str:
+def _loc(err: Mapping[str, Any]) -> str:
     parts = [str(x) for x in err.get("loc", ()) if x not in ("float", "int", "categorical")]
     if len(parts) >= 2 and parts[0] == "params":
         return f"params.{parts[1]}" + (f".{'.'.join(parts[2:])}" if parts[2:] else "")

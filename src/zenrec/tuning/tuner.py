@@ -29,6 +29,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -338,7 +339,7 @@ def _open_study(plan: _Plan, storage_obj: Any, storage_url: str, pruner: str, at
 
 
 def _objective(plan: _Plan, model: str, protocol: Protocol, split: Split, prog: _Progress
-               ) -> Any:
+               ) -> Callable[[optuna.Trial], float]:
     """The trial function: fit on the tuning train part, score the metric on validation."""
     n_epochs_hint = plan.space.fixed.get("epochs")
 
@@ -517,6 +518,8 @@ def tune(
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "tune.json", json.dumps(summary, indent=2, default=_json_default))
         atomic_write_text(run_dir / "trials.csv", trials_csv(study))
+    if best.value is None:  # optuna's best trial is a completed one, which always has a value
+        raise ZenrecError(f"study '{plan.study_name}': best trial #{best.number} has no value")
     return TuneResult(plan.study_name, storage_url, plan.metric, plan.direction, best_params, float(best.value),
                       best.number, default_value, _n_finished(study), record, summary, run)
 

@@ -39,7 +39,7 @@ class IALSConfig(ModelConfig):
 class IALS(Recommender):
     """Implicit ALS through ``implicit.cpu.als.AlternatingLeastSquares``.
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=40, n_items=30, seed=0)
         >>> IALS(factors=4, iterations=2).fit(ds).item_factors_.shape
@@ -48,6 +48,7 @@ class IALS(Recommender):
 
     name = "ials"
     Config = IALSConfig
+    config: IALSConfig
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         from implicit.cpu.als import AlternatingLeastSquares

@@ -119,7 +119,7 @@ def _cg_side(
 class BiasedMF(Recommender):
     """Biased MF for rating prediction (RMSE/MAE); also ranks by predicted rating.
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=40, n_items=30, seed=0)
         >>> m = BiasedMF(factors=4, iterations=3).fit(ds)
@@ -129,6 +129,7 @@ class BiasedMF(Recommender):
 
     name = "biasedmf"
     Config = BiasedMFConfig
+    config: BiasedMFConfig
     task = "rating"
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:

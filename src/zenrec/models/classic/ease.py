@@ -24,7 +24,7 @@ class EASEConfig(ModelConfig):
 class EASE(Recommender):
     """EASE item-item model. Memory is O(n_items^2): suited to catalogs up to ~50k items.
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=40, n_items=30, seed=0)
         >>> EASE(l2=10.0).fit(ds).B_.shape
@@ -33,6 +33,7 @@ class EASE(Recommender):
 
     name = "ease"
     Config = EASEConfig
+    config: EASEConfig
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         X = self.seen_

@@ -66,7 +66,7 @@ def topk_cosine(M: sp.csr_matrix, k: int, shrink: float = 0.0, block_bytes: int 
 class ItemKNN(Recommender):
     """Item-based k-nearest-neighbours: ``score(u, i) = sum_{j in N_k(i)} sim(i, j) x_uj``.
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=40, n_items=30, seed=0)
         >>> m = ItemKNN(k=5).fit(ds)
@@ -76,6 +76,7 @@ class ItemKNN(Recommender):
 
     name = "itemknn"
     Config = KNNConfig
+    config: KNNConfig
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         assert self.seen_ is not None
@@ -105,7 +106,7 @@ class ItemKNN(Recommender):
 class UserKNN(Recommender):
     """User-based k-nearest-neighbours: ``score(u, i) = sum_{v in N_k(u)} sim(u, v) x_vi``.
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=40, n_items=30, seed=0)
         >>> UserKNN(k=5).fit(ds).S_.shape
@@ -114,6 +115,7 @@ class UserKNN(Recommender):
 
     name = "userknn"
     Config = KNNConfig
+    config: KNNConfig
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         assert self.seen_ is not None

@@ -17,7 +17,7 @@ class PopConfig(ModelConfig):
 class Pop(Recommender):
     """Ranks items by training interaction count, the same list for every user.
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=30, n_items=20, seed=0)
         >>> Pop().fit(ds).recommend([1000], k=2).items.shape
@@ -26,6 +26,7 @@ class Pop(Recommender):
 
     name = "pop"
     Config = PopConfig
+    config: PopConfig
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         self.counts_ = train.item_counts().astype(np.float32)

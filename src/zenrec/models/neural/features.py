@@ -14,6 +14,7 @@ at 1. The module imports numpy only; models turn the tables into tensors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -77,7 +78,7 @@ class FeatureEncoder:
     Build it with :func:`build_feature_encoder`; save it with :meth:`to_json` and
     :meth:`arrays`; restore it with :meth:`from_state`.
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=20, n_items=30, seed=1)
         >>> enc = build_feature_encoder(ds, user_features="all", item_features="all",
@@ -270,9 +271,9 @@ def _history_table(train: Dataset, max_len: int) -> np.ndarray:
 def build_feature_encoder(
     train: Dataset,
     *,
-    user_features: list[str] | str = (),  # type: ignore[assignment]
-    item_features: list[str] | str = (),  # type: ignore[assignment]
-    context: list[str] = (),  # type: ignore[assignment]
+    user_features: Sequence[str] | str = (),
+    item_features: Sequence[str] | str = (),
+    context: Sequence[str] = (),
     history_len: int = 0,
 ) -> FeatureEncoder:
     """Build the feature spec and code tables from the training part.
@@ -328,5 +329,5 @@ def build_feature_encoder(
             _, labels = _as_labels(col)
             fields.append(FieldSpec(name=name, side="context", kind="categorical",
                                     cardinality=len(labels) + 1, labels=labels))
-    spec = FeatureSpec(fields=fields, n_users=train.n_users, n_items=train.n_items)
-    return FeatureEncoder(spec, tables)
+    return FeatureEncoder(FeatureSpec(fields=fields, n_users=train.n_users, n_items=train.n_items),
+                          tables)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from zenrec._errors import ConfigError, DataError
+from zenrec._errors import ConfigError, DataError, NotFittedError
 from zenrec.data.dataset import Dataset
 from zenrec.models.base import Recommender, cosine_similarities, implicit_fold_in
 from zenrec.models.neural import nn as zn
@@ -74,6 +74,16 @@ def _auto_threads() -> int:
     return 1 if n <= 2 else min(8, n // 2)
 
 
+_M = TypeVar("_M", bound=zn.ScoringModule)
+
+
+@runtime_checkable
+class _LossConfig(Protocol):
+    """A config with a ``loss`` field (every neural config except the MLP ranker's)."""
+
+    loss: str
+
+
 class _InteractionTask:
     """Training rows are the interactions of ``train``; tensors stay on the device and batches
     are gathered by index (no per-sample Python)."""
@@ -81,7 +91,7 @@ class _InteractionTask:
     def __init__(self, model: NeuralRecommender, train: Dataset, device: torch.device) -> None:
         c = model.config
         self.model = model
-        self.module = model.module_
+        self.module = model._require_module()
         self.device = device
         self.loss_name = model._loss_name()
         self.n_rows = len(train)
@@ -125,6 +135,8 @@ class _InteractionTask:
         return b
 
     def loss(self, module: nn.Module, b: dict[str, Any]) -> Tensor:
+        if not isinstance(module, zn.ScoringModule):
+            raise TypeError(f"expected a ScoringModule to train; got {type(module).__name__}")
         m = self.model
         u_in = m._user_inputs(b["u"], b.get("ctx"), target=b["i"], drop=b.get("drop_u"))
         ur = module.user_repr(u_in)
@@ -151,11 +163,12 @@ class NeuralRecommender(Recommender):
 
     allowed_losses: ClassVar[tuple[str, ...]] = ("bpr", "bce", "softmax", "full_softmax")
     score_budget: ClassVar[int] = 2**24  # floats of the (B, N, H) tensor of pairwise scorers
+    config: TrainingConfig
 
     def __init__(self, config: Any = None, **params: Any) -> None:
         super().__init__(config, **params)
         self.run_options = RunOptions()
-        self.module_: nn.Module | None = None
+        self.module_: zn.ScoringModule | None = None
         self.encoder_: FeatureEncoder | None = None
         self.train_result_: TrainResult | None = None
         self.device_: torch.device | None = None
@@ -180,6 +193,9 @@ class NeuralRecommender(Recommender):
 
     # ------------------------------------------------------------------ hooks for subclasses
     def _loss_name(self) -> str:
+        """The training loss: the config's ``loss`` (a model whose config has none overrides this)."""
+        if not isinstance(self.config, _LossConfig):
+            raise NotImplementedError(f"{self.name}: the config has no 'loss'; override _loss_name")
         return str(self.config.loss)
 
     def _labels(self, train: Dataset) -> np.ndarray | None:
@@ -189,9 +205,9 @@ class NeuralRecommender(Recommender):
         return build_feature_encoder(train)
 
     @abstractmethod
-    def _build_module(self) -> nn.Module: ...
+    def _build_module(self) -> zn.ScoringModule: ...
 
-    def _new_module(self) -> nn.Module:
+    def _new_module(self) -> zn.ScoringModule:
         # torch's layer constructors draw their default initialisation from the global RNG;
         # fork it so that building a model leaves the caller's random state alone (the
         # weights are then re-initialised from the model's own generator).
@@ -298,11 +314,24 @@ class NeuralRecommender(Recommender):
         return evaluate_ctr(p, labels, groups=valid.users).metrics
 
     # ------------------------------------------------------------------ scoring
-    def _require_module(self) -> nn.Module:
+    def _require_module(self) -> zn.ScoringModule:
         if self.module_ is None:
             self._check_fitted()
             raise ConfigError(f"{self.name}: the model has vocabularies but no trained module")
         return self.module_
+
+    def _module_of(self, kind: type[_M]) -> _M:
+        """The trained module, checked to be a ``kind`` (e.g. ``zn.MF`` for BPR-MF)."""
+        m = self._require_module()
+        if not isinstance(m, kind):
+            raise TypeError(f"{self.name}: the module is a {type(m).__name__}, expected {kind.__name__}")
+        return m
+
+    def _vocab_sizes(self) -> tuple[int, int]:
+        """(n_users, n_items) of the vocabularies, which ``fit`` sets before building the module."""
+        if self.user_vocab is None or self.item_vocab is None:
+            raise NotFittedError(f"This {self.name} instance has no vocabularies yet. Call 'fit' first.")
+        return len(self.user_vocab), len(self.item_vocab)
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
         module = self._require_module()
@@ -409,7 +438,7 @@ class BPRMFConfig(_IdModelConfig):
 class BPRMF(NeuralRecommender):
     """BPR-MF (Rendle et al., "BPR: Bayesian Personalized Ranking from Implicit Feedback", 2009).
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=50, n_items=40, seed=0)
         >>> m = BPRMF(factors=8, epochs=2, batch_size=256, progress=False).fit(ds)
@@ -419,9 +448,10 @@ class BPRMF(NeuralRecommender):
 
     name = "bprmf"
     Config = BPRMFConfig
+    config: BPRMFConfig
 
-    def _build_module(self) -> nn.Module:
-        return zn.MF(len(self.user_vocab), len(self.item_vocab), self.config.factors)
+    def _build_module(self) -> zn.ScoringModule:
+        return zn.MF(*self._vocab_sizes(), self.config.factors)
 
     fold_in_alpha: ClassVar[float] = 20.0
     """Confidence of a history item in the fold-in solve (unobserved items weigh 1)."""
@@ -430,7 +460,7 @@ class BPRMF(NeuralRecommender):
 
     def item_embeddings(self) -> np.ndarray:
         """The (n_items, factors) item embedding matrix (rows in catalog order)."""
-        m = self._require_module()
+        m = self._module_of(zn.MF)
         return m.item.weight[1:].detach().float().cpu().numpy()
 
     def _fold_in_parts(self) -> tuple[np.ndarray, np.ndarray, float]:
@@ -472,10 +502,11 @@ class GMF(NeuralRecommender):
 
     name = "gmf"
     Config = GMFConfig
+    config: GMFConfig
     allowed_losses = ("bce", "bpr")
 
-    def _build_module(self) -> nn.Module:
-        return zn.GMF(len(self.user_vocab), len(self.item_vocab), self.config.factors)
+    def _build_module(self) -> zn.ScoringModule:
+        return zn.GMF(*self._vocab_sizes(), self.config.factors)
 
 
 class NCFMLPConfig(_IdModelConfig):
@@ -505,11 +536,12 @@ class NCFMLP(NeuralRecommender):
 
     name = "ncf-mlp"
     Config = NCFMLPConfig
+    config: NCFMLPConfig
     allowed_losses = ("bce", "bpr")
 
-    def _build_module(self) -> nn.Module:
+    def _build_module(self) -> zn.ScoringModule:
         c = self.config
-        return zn.NCFMLP(len(self.user_vocab), len(self.item_vocab), c.factors, c.layers)
+        return zn.NCFMLP(*self._vocab_sizes(), c.factors, c.layers)
 
 
 class NeuMFConfig(_IdModelConfig):
@@ -543,14 +575,15 @@ class NeuMF(NeuralRecommender):
 
     name = "neumf"
     Config = NeuMFConfig
+    config: NeuMFConfig
     allowed_losses = ("bce", "bpr")
 
-    def _build_module(self) -> nn.Module:
+    def _build_module(self) -> zn.ScoringModule:
         c = self.config
-        return zn.NeuMF(len(self.user_vocab), len(self.item_vocab), c.gmf_factors, c.mlp_factors,
+        return zn.NeuMF(*self._vocab_sizes(), c.gmf_factors, c.mlp_factors,
                         c.layers)
 
-    def _new_module(self) -> nn.Module:
+    def _new_module(self) -> zn.ScoringModule:
         # torch's layer constructors draw their default initialisation from the global RNG;
         # fork it so that building a model leaves the caller's random state alone (the
         # weights are then re-initialised from the model's own generator).
@@ -572,7 +605,7 @@ class NeuMF(NeuralRecommender):
         """Copy the embeddings and layers of a trained GMF and NCF-MLP into this NeuMF."""
         c = self.config
         m = self.module_
-        g, p = gmf._require_module(), mlp._require_module()
+        g, p = gmf._module_of(zn.GMF), mlp._module_of(zn.NCFMLP)
         if not isinstance(m, zn.NeuMF):
             raise ConfigError("NeuMF.init_from: fit NeuMF's vocabularies first (call from _after_init)")
         if g.user.weight.shape != m.gmf_user.weight.shape or p.user.weight.shape != m.mlp_user.weight.shape:
@@ -642,7 +675,7 @@ class MLPRankerConfig(_FeatureConfig):
 class MLPRanker(NeuralRecommender):
     """Feature MLP ranker with rating, click or implicit (sampled-negative) heads.
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=50, n_items=40, seed=0)
         >>> m = MLPRanker(head="rating", epochs=2, progress=False).fit(ds)
@@ -652,6 +685,7 @@ class MLPRanker(NeuralRecommender):
 
     name = "mlpranker"
     Config = MLPRankerConfig
+    config: MLPRankerConfig
 
     def __init__(self, config: Any = None, **params: Any) -> None:
         super().__init__(config, **params)
@@ -680,13 +714,13 @@ class MLPRanker(NeuralRecommender):
                                      item_features=c.item_features, context=c.context,
                                      history_len=c.history_len)
 
-    def _build_module(self) -> nn.Module:
+    def _build_module(self) -> zn.ScoringModule:
         c = self.config
         assert self.encoder_ is not None
         spec = self.encoder_.spec
         bias = self.global_mean_ if c.head == "rating" else 0.0
         return zn.MLPRanker(spec.side("user") + spec.side("context"), spec.side("item"),
-                            len(self.user_vocab), len(self.item_vocab), c.dim, c.layers, bias,
+                            *self._vocab_sizes(), c.dim, c.layers, bias,
                             c.dot_term)
 
 
@@ -724,7 +758,7 @@ class TwoTower(NeuralRecommender):
     recent history) and item tower (id, features), dot-product score, sampled softmax with
     log-Q correction.
 
-    Example:
+    Examples:
         >>> from zenrec.data import synthetic_dataset
         >>> ds = synthetic_dataset(n_users=50, n_items=40, seed=0)
         >>> m = TwoTower(epochs=2, batch_size=128, progress=False).fit(ds)
@@ -734,6 +768,7 @@ class TwoTower(NeuralRecommender):
 
     name = "twotower"
     Config = TwoTowerConfig
+    config: TwoTowerConfig
 
     def _build_encoder(self, train: Dataset) -> FeatureEncoder:
         c = self.config
@@ -741,12 +776,12 @@ class TwoTower(NeuralRecommender):
                                      item_features=c.item_features, context=c.context,
                                      history_len=c.history_len)
 
-    def _build_module(self) -> nn.Module:
+    def _build_module(self) -> zn.ScoringModule:
         c = self.config
         assert self.encoder_ is not None
         spec = self.encoder_.spec
         return zn.TwoTower(spec.side("user") + spec.side("context"), spec.side("item"),
-                           len(self.user_vocab), len(self.item_vocab), c.dim, c.layers, c.out_dim,
+                           *self._vocab_sizes(), c.dim, c.layers, c.out_dim,
                            c.normalize, c.temperature)
 
     def item_embeddings(self) -> np.ndarray:

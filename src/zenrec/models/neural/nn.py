@@ -35,11 +35,35 @@ __all__ = [
     "MLPRanker",
     "NeuMF",
     "PairMLP",
+    "ScoringModule",
     "TwoTower",
     "init_parameters",
 ]
 
 Inputs = dict[str, Tensor]
+
+
+class ScoringModule(nn.Module):
+    """Base of every scorer module: the four methods the trainer and the scoring path call."""
+
+    dot_product: bool = False
+    """Whether ``score_matrix`` is a plain matrix product (cheap in-batch/full softmax)."""
+
+    def user_repr(self, inputs: Inputs) -> Tensor:
+        """User-side representation ``U`` of a batch of user inputs."""
+        raise NotImplementedError
+
+    def item_repr(self, inputs: Inputs) -> Tensor:
+        """Item-side representation ``V`` of a batch of item inputs."""
+        raise NotImplementedError
+
+    def score_pairs(self, u: Tensor, v: Tensor) -> Tensor:
+        """(B,) scores of aligned rows of ``U`` and ``V``."""
+        raise NotImplementedError
+
+    def score_matrix(self, u: Tensor, v: Tensor) -> Tensor:
+        """(B, N) scores of every user of ``U`` against every item of ``V``."""
+        raise NotImplementedError
 
 
 def init_parameters(module: nn.Module, gen: torch.Generator, emb_std: float = 0.1) -> None:
@@ -80,6 +104,13 @@ class FieldEmbedder(nn.Module):
                 self.tables[f.name] = nn.Embedding(f.cardinality, dim, padding_idx=0)
         self.history_embedding = history_embedding
 
+    def embedding(self, name: str) -> nn.Embedding:
+        """The embedding table of a categorical, multi-valued or history field."""
+        table = self.tables[name]
+        if not isinstance(table, nn.Embedding):
+            raise TypeError(f"field '{name}' is {self.kinds[name]}: it has no embedding table")
+        return table
+
     def forward(self, inputs: Inputs) -> Tensor:
         """Args: inputs: name -> (B,) codes, (B, L) code lists or (B,) floats. Returns (B, F, D)."""
         out = []
@@ -92,13 +123,13 @@ class FieldEmbedder(nn.Module):
                 out.append(self.tables[name](x.unsqueeze(-1).float()))  # (B, D)
             else:
                 table = self.history_embedding if (kind == "history" and self.history_embedding
-                                                   is not None) else self.tables[name]
+                                                   is not None) else self.embedding(name)
                 # fused gather + mean over non-zero codes: (B, L) -> (B, D), no (B, L, D) tensor
                 out.append(nn.functional.embedding_bag(x, table.weight, mode="mean", padding_idx=0))
         return torch.stack(out, 1)  # (B, F, D)
 
 
-class MF(nn.Module):
+class MF(ScoringModule):
     """Dot-product matrix factorisation (BPR-MF): score = <p_u, q_i>.
 
     Shapes: users (B,), items (N,) id codes (index + 1) -> scores (B,) or (B, N).
@@ -168,7 +199,7 @@ class PairMLP(nn.Module):
         return self._tail(h)
 
 
-class NCFMLP(nn.Module):
+class NCFMLP(ScoringModule):
     """NCF's MLP branch: score = w^T MLP([p_u ; q_i])."""
 
     dot_product = False
@@ -193,7 +224,7 @@ class NCFMLP(nn.Module):
         return self.out(self.mlp.matrix(u, v)).squeeze(-1)  # (B, N)
 
 
-class NeuMF(nn.Module):
+class NeuMF(ScoringModule):
     """NeuMF: ``w^T [p_u * q_i ; MLP([p'_u ; q'_i])] + b`` with separate GMF and MLP embeddings."""
 
     dot_product = False
@@ -228,7 +259,7 @@ class NeuMF(nn.Module):
         return gmf + mlp + self.out.bias[0]
 
 
-class MLPRanker(nn.Module):
+class MLPRanker(ScoringModule):
     """Feature MLP ranker: ``MLP([user fields ; context ; item fields]) + <sum u, sum v>``.
 
     User-side fields (id, features, history, context) and item-side fields (id, features) are
@@ -239,7 +270,8 @@ class MLPRanker(nn.Module):
     Args:
         user_fields: User-side and context field specs (the ``user`` id is added).
         item_fields: Item-side field specs (the ``item`` id is added).
-        n_users, n_items: Vocabulary sizes.
+        n_users: Size of the user vocabulary.
+        n_items: Size of the item vocabulary.
         dim: Embedding size per field.
         hidden: Hidden layer widths.
         bias: Initial output bias (e.g. the mean rating for the rating head).
@@ -259,7 +291,7 @@ class MLPRanker(nn.Module):
         self.item_fields = [iid, *item_fields]
         self.items = FieldEmbedder(self.item_fields, dim)
         self.users = FieldEmbedder([uid, *user_fields], dim,
-                                   history_embedding=self.items.tables["item"])
+                                   history_embedding=self.items.embedding("item"))
         self.mlp = PairMLP(dim * (1 + len(user_fields)), dim * len(self.item_fields), hidden)
         self.out = nn.Linear(self.mlp.out_dim, 1)
         self.init_bias = bias
@@ -310,7 +342,7 @@ class Tower(nn.Module):
         return nn.functional.normalize(h, dim=-1) if self.normalize else h
 
 
-class TwoTower(nn.Module):
+class TwoTower(ScoringModule):
     """Two-tower retrieval model: score = <user_tower(u, context, history), item_tower(i)> / T.
 
     The history field mean-pools the item-id embedding of the item tower.
@@ -318,7 +350,8 @@ class TwoTower(nn.Module):
     Args:
         user_fields: User-side and context field specs (the ``user`` id is added first).
         item_fields: Item-side field specs (the ``item`` id is added first).
-        n_users, n_items: Vocabulary sizes.
+        n_users: Size of the user vocabulary.
+        n_items: Size of the item vocabulary.
         dim: Field embedding size.
         hidden: Hidden widths of each tower.
         out_dim: Output (retrieval) embedding size.
@@ -336,7 +369,7 @@ class TwoTower(nn.Module):
         iid = FieldSpec(name="item", side="item", kind="categorical", cardinality=n_items + 1)
         item_emb = FieldEmbedder([iid, *item_fields], dim)
         user_emb = FieldEmbedder([uid, *user_fields], dim,
-                                 history_embedding=item_emb.tables["item"])
+                                 history_embedding=item_emb.embedding("item"))
         self.item_tower = Tower(item_emb, 1 + len(item_fields), dim, hidden, out_dim, normalize)
         self.user_tower = Tower(user_emb, 1 + len(user_fields), dim, hidden, out_dim, normalize)
         self.inv_temperature = 1.0 / temperature

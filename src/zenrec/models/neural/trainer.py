@@ -95,8 +95,12 @@ class TrainingInterrupted(ZenrecError):
 class TrainingTask(Protocol):
     """What a model hands to the trainer."""
 
-    module: nn.Module
     n_rows: int
+
+    @property
+    def module(self) -> nn.Module:
+        """The module to train (the trainer moves it to the device and trains it in place)."""
+        ...
 
     def batch(self, rows: Tensor, gen: torch.Generator) -> dict[str, Any]:
         """Gather the inputs of training rows ``rows`` (B,) on the device; tensors lead with B."""
@@ -167,7 +171,7 @@ def _shard(batch: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any]
     """This rank's contiguous share of a global batch; returns (batch, n_local, n_global)."""
     n = next(v.shape[0] for v in batch.values() if isinstance(v, Tensor) and v.dim() > 0)
     lo, hi = n * rank // world, n * (rank + 1) // world
-    out = {}
+    out: dict[str, Any] = {}
     for k, v in batch.items():
         if isinstance(v, Tensor) and v.dim() > 0 and v.shape[0] == n:
             out[k] = v[lo:hi]
@@ -262,7 +266,7 @@ class Trainer:
         device: Device of the module and the batches.
         run: Checkpoint and resume options.
 
-    Example:
+    Examples:
         >>> trainer = Trainer(TrainingConfig(epochs=2), torch.device("cpu"))  # doctest: +SKIP
         >>> result = trainer.fit(task, validate=lambda: {"ndcg@10": 0.1})  # doctest: +SKIP
     """

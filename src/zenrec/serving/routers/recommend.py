@@ -84,7 +84,7 @@ def answer(served: ServedModel, state: ServiceState, req: RecommendRequest, loc:
         items=items_out(served, res.items, res.scores),
         model=served.name,
         model_version=served.version,
-        fallback=res.fallback,  # type: ignore[arg-type]
+        fallback=res.fallback,
         unknown_items=res.unknown_items,
         reranked=res.reranked,
         ignored_context=sorted(req.context or {}),
