@@ -6,6 +6,8 @@ code did not run at all: such skips fail the run instead of passing green.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
