@@ -282,7 +282,7 @@ def keda_scaledobject(
     plan: Plan,
     name: str = "zenrec-serve",
     timezone: str = "UTC",
-    prometheus_query: str = 'sum(rate(http_requests_total{service="zenrec-serve"}[2m]))',
+    prometheus_query: str = 'sum(rate(zenrec_requests_total{service="zenrec-serve"}[2m]))',
 ) -> str:
     """Render a KEDA ``ScaledObject`` (YAML text) implementing the plan.
 
