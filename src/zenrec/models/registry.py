@@ -28,6 +28,7 @@ MODELS: dict[str, str] = {
     "twotower": "zenrec.models.neural.models:TwoTower",
     "multvae": "zenrec.models.neural.vae:MultVAE",
     "lightgcn": "zenrec.models.neural.lightgcn:LightGCN",
+    "ensemble": "zenrec.models.ensemble:Ensemble",
 }
 
 

@@ -58,6 +58,7 @@ class EDLAE(Recommender):
 
     name = "edlae"
     Config = EDLAEConfig
+    config: EDLAEConfig
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         c = self.config

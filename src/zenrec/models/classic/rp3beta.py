@@ -67,6 +67,7 @@ class RP3beta(Recommender):
 
     name = "rp3beta"
     Config = RP3betaConfig
+    config: RP3betaConfig
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         c = self.config

@@ -58,6 +58,7 @@ class SLIM(Recommender):
 
     name = "slim"
     Config = SLIMConfig
+    config: SLIMConfig
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         from joblib import Parallel, delayed

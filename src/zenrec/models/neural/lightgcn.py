@@ -94,8 +94,7 @@ class _GraphTask:
     def __init__(self, model: LightGCN, train: Dataset, device: torch.device) -> None:
         c = model.config
         assert model.seen_ is not None and model.module_ is not None
-        self.module = model.module_
-        self.n_rows = len(train)
+        self.module: nn.Module = model.module_
         self.device = device
         X = model.seen_.tocoo()
         self.users = torch.as_tensor(X.row.astype(np.int64), device=device)
@@ -119,8 +118,8 @@ class _GraphTask:
         pos = (eu * items[i]).sum(1)  # (B,)
         negs = torch.einsum("bd,bkd->bk", eu, items[neg])  # (B, K)
         bpr = -F.logsigmoid(pos.unsqueeze(1) - negs).mean()
-        ego = (module.user.weight[u].pow(2).sum() + module.item.weight[i].pow(2).sum()
-               + module.item.weight[neg].pow(2).sum() / neg.shape[1])
+        uw, iw = module.get_parameter("user.weight"), module.get_parameter("item.weight")
+        ego = uw[u].pow(2).sum() + iw[i].pow(2).sum() + iw[neg].pow(2).sum() / neg.shape[1]
         return bpr + self.reg * ego / (2 * u.numel())
 
 
@@ -137,6 +136,7 @@ class LightGCN(NeuralRecommender):
 
     name = "lightgcn"
     Config = LightGCNConfig
+    config: LightGCNConfig
     allowed_losses = ("bpr",)
 
     def _loss_name(self) -> str:

@@ -99,7 +99,8 @@ class _UserRowsTask:
 
     def __init__(self, model: MultVAE, X: sp.csr_matrix, device: torch.device) -> None:
         c = model.config
-        self.module = model.module_
+        assert model.module_ is not None
+        self.module: nn.Module = model.module_
         self.X = X
         self.n_rows = X.shape[0]
         self.device = device
@@ -115,10 +116,11 @@ class _UserRowsTask:
         logits, mu, logvar = module(b["x"], b["gen"])  # (B, N), (B, Z), (B, Z)
         nll = -(F.log_softmax(logits.float(), dim=1) * b["x"]).sum(1).mean()
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
-        step = float(module.steps)
+        steps = module.get_buffer("steps")
+        step = float(steps)
         beta = self.cap if self.anneal_steps <= 0 else min(self.cap, self.cap * step / self.anneal_steps)
         if module.training:
-            module.steps += 1
+            steps += 1
         return nll + beta * kl
 
 
@@ -135,6 +137,7 @@ class MultVAE(NeuralRecommender):
 
     name = "multvae"
     Config = MultVAEConfig
+    config: MultVAEConfig
     allowed_losses = ("multinomial",)
 
     def _loss_name(self) -> str:
@@ -180,7 +183,8 @@ class MultVAE(NeuralRecommender):
             with torch.no_grad():
                 for s in range(0, X.shape[0], 1024):
                     part = X[s:s + 1024]
-                    dense = part.toarray() if sp.issparse(part) else np.asarray(part)
+                    dense = np.asarray(part.toarray() if isinstance(part, sp.spmatrix | sp.sparray)
+                                       else part)
                     x = torch.as_tensor(dense, dtype=torch.float32, device=self.device_)
                     out.append(module(x)[0].float().cpu().numpy())
         finally:
