@@ -36,6 +36,10 @@ __all__ = ["Ensemble", "EnsembleConfig", "MemberSpec", "normalize_scores"]
 MAX_MEMBERS = 4
 # Fitted members per training Dataset object (weak keys: dropped with the dataset).
 _FITTED: weakref.WeakKeyDictionary[Dataset, dict[str, Recommender]] = weakref.WeakKeyDictionary()
+# Score blocks of those shared members per batch of users, so that trials that only change
+# weights do not rescore (an EASE scoring pass over ML-1M is ~80 GFLOP). Bounded in bytes.
+_SCORES: weakref.WeakKeyDictionary[Recommender, dict[bytes, np.ndarray]] = weakref.WeakKeyDictionary()
+SCORE_CACHE_BYTES = 2**30
 
 
 class MemberSpec(ModelConfig):
@@ -132,6 +136,9 @@ class Ensemble(Recommender):
                 cache[key] = m
             members.append(m)
         self.members_ = members
+        # members fitted here are shared with other ensembles of the same training set (and
+        # frozen), so their scores may be cached; loaded bundle members are private
+        self._shared_members = True
 
     def _load_member(self, k: int, path: str, train: Dataset) -> Recommender:
         m = Recommender.load(path)
@@ -161,9 +168,22 @@ class Ensemble(Recommender):
                 out += np.float32(w) * normalize_scores(S, seen, self.config.normalize)
         return out
 
+    def _member_scores(self, m: Recommender, users: np.ndarray) -> np.ndarray:
+        if not getattr(self, "_shared_members", False):
+            return m._score_users(users)
+        blocks = _SCORES.setdefault(m, {})
+        key = users.tobytes()
+        S = blocks.get(key)
+        if S is None:
+            S = np.asarray(m._score_users(users), dtype=np.float32)
+            used = sum(b.nbytes for d in _SCORES.values() for b in d.values())
+            if used + S.nbytes <= SCORE_CACHE_BYTES:
+                blocks[key] = S
+        return S
+
     def _score_users(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)
-        parts = [m._score_users(users) for m in self.members_]
+        parts = [self._member_scores(m, users) for m in self.members_]
         return self._combine(parts, self._seen_mask(users))
 
     def _score_from_items(self, items: np.ndarray) -> np.ndarray | None:

@@ -21,7 +21,7 @@ O(n_items r) per user instead of O(n_items^2).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import scipy.linalg
@@ -29,15 +29,17 @@ from pydantic import Field
 
 from zenrec.data.dataset import Dataset
 from zenrec.models.base import ModelConfig, Recommender
+from zenrec.models.defaults import AUTO, Auto, data_stats, item_l2
 
 __all__ = ["EDLAE", "EDLAEConfig"]
 
 
 class EDLAEConfig(ModelConfig):
-    dropout: float = Field(0.33, ge=0, lt=1)
+    dropout: float = Field(0.25, ge=0, lt=1)
     """Dropout probability p of the denoising; Lambda grows as p / (1 - p) diag(X^T X)."""
-    l2: float = Field(10.0, ge=0)
-    """Plain L2 regularisation lambda added on top of the dropout penalty."""
+    l2: Annotated[float, Field(ge=0)] | Auto = AUTO
+    """Plain L2 regularisation lambda added on top of the dropout penalty ("auto": EASE's
+    data-dependent lambda, 10 x mean interactions per user)."""
     emphasis: Literal["full", "none"] = "full"
     """'full': errors on dropped-out entries only (zero diagonal, EDLAE); 'none': DLAE."""
     rank: int = Field(0, ge=0)
@@ -59,13 +61,16 @@ class EDLAE(Recommender):
     name = "edlae"
     Config = EDLAEConfig
     config: EDLAEConfig
+    resolved_params_: dict[str, Any]
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         c = self.config
         X = self.seen_
         assert X is not None
         G = (X.T @ X).toarray().astype(np.float64)
-        lam = c.dropout / (1.0 - c.dropout) * np.diag(G) + c.l2
+        l2 = item_l2(data_stats(X)) if c.l2 == AUTO else float(c.l2)
+        self.resolved_params_ = {"l2": l2}
+        lam = c.dropout / (1.0 - c.dropout) * np.diag(G) + l2
         lam = np.maximum(lam, 1e-8)  # items never seen would make M singular
         self.B_ = np.zeros((0, 0), np.float32)
         self.left_ = np.zeros((0, 0), np.float32)
@@ -118,6 +123,12 @@ class EDLAE(Recommender):
         if self.config.rank > 0:
             return {"left": self.left_, "right": self.right_}
         return {"B": self.B_}
+
+    def _meta_state(self) -> dict[str, Any]:
+        return {"resolved": self.resolved_params_}
+
+    def _load_meta_state(self, state: dict[str, Any]) -> None:
+        self.resolved_params_ = dict(state.get("resolved", {}))
 
     def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.B_ = arrays.get("B", np.zeros((0, 0), np.float32))

@@ -72,7 +72,12 @@ class SLIM(Recommender):
         jobs = c.n_jobs or (os.cpu_count() or 1)
         n_blocks = max(1, min(n, jobs * 4))
         bounds = np.linspace(0, n, n_blocks + 1).astype(int)
-        with threadpool_limits(1, "blas"):
+        from sklearn.exceptions import ConvergenceWarning
+
+        # Filters are process-wide; set them here, around the threads, not inside them
+        # (catch_warnings is not thread-safe). Non-convergence within max_iter is expected.
+        with threadpool_limits(1, "blas"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
             parts = Parallel(n_jobs=jobs, prefer="threads")(
                 delayed(self._solve_block)(G, n_users, int(lo), int(hi))
                 for lo, hi in itertools.pairwise(bounds) if hi > lo
@@ -85,7 +90,6 @@ class SLIM(Recommender):
     def _solve_block(self, G: np.ndarray, n_users: int, lo: int, hi: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Columns lo..hi-1 of W as (row, col, value) triples."""
-        from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import ElasticNet
 
         c = self.config
@@ -109,9 +113,7 @@ class SLIM(Recommender):
             model = ElasticNet(alpha=c.alpha * n_users / m, l1_ratio=c.l1_ratio, positive=True,
                                fit_intercept=False, max_iter=c.max_iter, tol=c.tol,
                                selection="cyclic", precompute=False, copy_X=False)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(np.asfortranarray(R), z)
+            model.fit(np.asfortranarray(R), z)
             w = model.coef_
             nz = w > 0
             rows.append(cand[nz])

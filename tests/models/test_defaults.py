@@ -1,0 +1,27 @@
+"""Data-dependent defaults: resolved from the training data, recorded, overridable."""
+
+import numpy as np
+
+from zenrec.models import create_model
+from zenrec.models.base import Recommender
+from zenrec.models.defaults import data_stats, item_l2
+
+
+def test_auto_l2_follows_the_data_and_is_recorded(synthetic, tmp_path):
+    m = create_model("ease").fit(synthetic)
+    stats = data_stats(synthetic.csr())
+    assert m.resolved_params_["l2"] == item_l2(stats) == max(10.0, 10 * stats.per_user)
+    explicit = create_model("ease", l2=m.resolved_params_["l2"]).fit(synthetic)
+    np.testing.assert_array_equal(m.B_, explicit.B_)
+    loaded = Recommender.load(m.save(tmp_path / "b"))
+    assert loaded.params()["l2"] == "auto" and loaded.resolved_params_ == m.resolved_params_
+    # a denser dataset gets a larger lambda
+    from zenrec.data import synthetic_dataset
+
+    dense = synthetic_dataset(n_users=200, n_items=100, interactions_per_user=40, seed=1)
+    assert create_model("ease").fit(dense).resolved_params_["l2"] > m.resolved_params_["l2"]
+
+
+def test_edlae_auto_l2_matches_ease_rule(synthetic):
+    e = create_model("edlae").fit(synthetic)
+    assert e.resolved_params_["l2"] == item_l2(data_stats(synthetic.csr()))
