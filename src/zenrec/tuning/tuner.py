@@ -286,6 +286,11 @@ def _cli_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, float):
         return repr(v)
+    if isinstance(v, (list, dict)):
+        import json
+        import shlex
+
+        return shlex.quote(json.dumps(v))  # e.g. an ensemble's members: JSON, as --set parses it
     return str(v)
 
 
