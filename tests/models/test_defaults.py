@@ -25,3 +25,29 @@ def test_auto_l2_follows_the_data_and_is_recorded(synthetic, tmp_path):
 def test_edlae_auto_l2_matches_ease_rule(synthetic):
     e = create_model("edlae").fit(synthetic)
     assert e.resolved_params_["l2"] == item_l2(data_stats(synthetic.csr()))
+
+
+def test_ials_auto_factors_and_regularisation_scale_with_the_data(synthetic):
+    from zenrec.data import synthetic_dataset
+    from zenrec.models.defaults import als_factors, als_regularization
+
+    m = create_model("ials", iterations=2, num_threads=1).fit(synthetic)
+    stats = data_stats(synthetic.csr())
+    assert m.resolved_params_ == {"factors": als_factors(stats),
+                                  "regularization": als_regularization(stats, 5.0)}
+    assert m.item_factors_.shape[1] == m.resolved_params_["factors"]
+    sparse = synthetic_dataset(n_users=2000, n_items=400, interactions_per_user=3, seed=2)
+    reg_sparse = create_model("ials", iterations=1, num_threads=1).fit(sparse).resolved_params_["regularization"]
+    assert reg_sparse < m.resolved_params_["regularization"]
+    # explicit values win
+    e = create_model("ials", factors=8, regularization=1.0, iterations=1, num_threads=1).fit(synthetic)
+    assert e.resolved_params_ == {"factors": 8, "regularization": 1.0}
+
+
+def test_auto_parameter_errors_stay_one_line():
+    import pytest
+
+    from zenrec import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^the 'factors' parameter of ials: .*greater than or equal to 1 \(or 'auto'\); got 0$"):
+        create_model("ials", factors=0)
