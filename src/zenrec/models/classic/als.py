@@ -8,7 +8,6 @@ users; BLAS is limited to one thread while implicit's own threads do the work.
 from __future__ import annotations
 
 import os
-
 from typing import Annotated, Any
 
 import numpy as np
