@@ -32,9 +32,10 @@ __all__ = ["SLIM", "SLIMConfig"]
 
 
 class SLIMConfig(ModelConfig):
-    alpha: float = Field(1e-3, gt=0)
-    """Overall penalty strength (scikit-learn's ``alpha`` on the n_users-sample problem)."""
-    l1_ratio: float = Field(0.1, ge=0, le=1)
+    alpha: float = Field(0.2, gt=0)
+    """Overall penalty strength (scikit-learn's ``alpha`` on the n_users-sample problem;
+    default RecBole's 0.2)."""
+    l1_ratio: float = Field(0.02, ge=0, le=1)
     """Share of the L1 penalty in the ElasticNet mix (1: lasso, 0: ridge)."""
     neighbors: int = Field(200, ge=0)
     """Regressors per item: its most co-occurring items (fsSLIM); 0 uses every item."""
