@@ -51,3 +51,13 @@ def test_auto_parameter_errors_stay_one_line():
 
     with pytest.raises(ConfigError, match=r"^the 'factors' parameter of ials: .*greater than or equal to 1 \(or 'auto'\); got 0$"):
         create_model("ials", factors=0)
+
+
+def test_rp3beta_auto_beta_is_smaller_on_sparse_data(synthetic):
+    from zenrec.data import synthetic_dataset
+    from zenrec.models.defaults import rp3_beta
+
+    m = create_model("rp3beta").fit(synthetic)
+    assert m.resolved_params_["beta"] == rp3_beta(data_stats(synthetic.csr()))
+    sparse = synthetic_dataset(n_users=2000, n_items=400, interactions_per_user=3, seed=2)
+    assert create_model("rp3beta").fit(sparse).resolved_params_["beta"] < m.resolved_params_["beta"]
