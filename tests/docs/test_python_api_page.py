@@ -91,5 +91,5 @@ def test_readme_python_block_runs(tmp_path):
             exec(compile(blocks[0], "README.md", "exec"), {"__name__": "__readme__"})
     finally:
         os.chdir(old)
-    assert buf.getvalue().startswith("0.4711")  # EASE, msrec split, masked (0.47120 rounded)
+    assert buf.getvalue().startswith("0.4745")  # EASE (l2 "auto"), msrec split, masked
     assert (tmp_path / "runs" / "ease" / "bundle.json").exists()

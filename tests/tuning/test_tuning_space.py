@@ -17,7 +17,8 @@ def test_every_classic_model_has_a_valid_shipped_space():
     expected = {"pop": "maximize", "itemknn": "maximize", "userknn": "maximize", "ease": "maximize",
                 "ials": "maximize", "biasedmf": "minimize", "bprmf": "maximize", "gmf": "maximize",
                 "ncf-mlp": "maximize", "neumf": "maximize", "mlpranker": "maximize",
-                "twotower": "maximize"}
+                "twotower": "maximize", "rp3beta": "maximize", "edlae": "maximize", "slim": "maximize",
+                "multvae": "maximize", "lightgcn": "maximize", "ensemble": "maximize"}
     for name in shipped:
         if name in model_names():
             s = load_space(model=name)
@@ -40,7 +41,9 @@ def test_defaults_inside_space_and_suggest_types():
     import optuna
 
     s = load_space(model="ials")
-    assert s.defaults_in_space() == {"factors": 64, "regularization": 5.0, "alpha": 2.0, "iterations": 15}
+    # factors and regularization default to "auto" (resolved from the data), so only these
+    assert s.defaults_in_space() == {"alpha": 5.0, "iterations": 15}
+    assert s.auto_defaults() == ["factors", "regularization"]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     params = s.suggest(study.ask())
     assert params["seed"] == 0 and isinstance(params["factors"], int) and params["factors"] % 16 == 0

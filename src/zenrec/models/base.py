@@ -39,7 +39,17 @@ class ModelConfig(BaseModel):
 def config_error(model: str, exc: ValidationError) -> ConfigError:
     """Turn a pydantic error into one line: which parameter, what was expected, what was got."""
     parts = []
-    for err in exc.errors():
+    errors = exc.errors()
+    # A parameter that is a number or "auto" fails in both union branches; report the number's
+    # constraint once, under the parameter's own name, and say that "auto" is also accepted.
+    auto_fields = {e["loc"][0] for e in errors if len(e.get("loc", ())) == 2
+                   and str(e["loc"][1]).startswith("literal['auto']")}
+    for err in errors:
+        loc_t = tuple(err.get("loc", ()))
+        if loc_t and loc_t[0] in auto_fields:
+            if str(loc_t[1]).startswith("literal["):
+                continue
+            err = {**err, "loc": loc_t[:1], "msg": f"{err.get('msg', 'invalid')} (or 'auto')"}
         loc = ".".join(str(x) for x in err.get("loc", ())) or "config"
         if err.get("type") == "extra_forbidden":
             parts.append(f"'{loc}' is not a parameter of {model}")

@@ -25,6 +25,9 @@ MODELS: dict[str, str] = {
     "userknn": "zenrec.models.classic.knn:UserKNN",
     "ease": "zenrec.models.classic.ease:EASE",
     "ials": "zenrec.models.classic.als:IALS",
+    "rp3beta": "zenrec.models.classic.rp3beta:RP3beta",
+    "edlae": "zenrec.models.classic.edlae:EDLAE",
+    "slim": "zenrec.models.classic.slim:SLIM",
     "biasedmf": "zenrec.models.classic.biased_mf:BiasedMF",
     "bprmf": "zenrec.models.neural.models:BPRMF",
     "gmf": "zenrec.models.neural.models:GMF",
@@ -32,6 +35,9 @@ MODELS: dict[str, str] = {
     "neumf": "zenrec.models.neural.models:NeuMF",
     "mlpranker": "zenrec.models.neural.models:MLPRanker",
     "twotower": "zenrec.models.neural.models:TwoTower",
+    "multvae": "zenrec.models.neural.vae:MultVAE",
+    "lightgcn": "zenrec.models.neural.lightgcn:LightGCN",
+    "ensemble": "zenrec.models.ensemble:Ensemble",
 }
 
 

@@ -98,6 +98,15 @@ class CategoricalParam(_Strict):
         return self
 
 
+def _is_enqueued(trial: Any) -> bool:
+    """Whether an Optuna trial was enqueued with fixed parameters (the tuner's default trial)."""
+    try:
+        attrs = trial.storage.get_trial_system_attrs(trial._trial_id)
+    except AttributeError:
+        return False
+    return "fixed_params" in attrs
+
+
 def _check_range(low: float, high: float, log: bool, step: float | None) -> None:
     if not low < high:
         raise ValueError(f"'low' must be smaller than 'high'; got low={low}, high={high}: swap or widen them")
@@ -135,11 +144,25 @@ class SearchSpace(_Strict):
     def direction(self) -> Literal["maximize", "minimize"]:
         return metric_direction(self.metric)
 
+    def auto_defaults(self) -> list[str]:
+        """Searched parameters whose model default is ``"auto"`` (resolved from the data in fit)."""
+        from zenrec.models.registry import get_model_class
+
+        fields = get_model_class(self.model).Config.model_fields
+        return [n for n in self.params if fields[n].default == "auto"]
+
     def suggest(self, trial: Any) -> dict[str, Any]:
-        """Draw a full parameter set (fixed + searched) from an Optuna trial."""
+        """Draw a full parameter set (fixed + searched) from an Optuna trial.
+
+        In the enqueued default trial (trial 0 of a new study), parameters whose model default
+        is ``"auto"`` keep it, so that trial evaluates the model's true default configuration.
+        """
         out = dict(self.fixed)
+        keep_auto = set(self.auto_defaults()) if _is_enqueued(trial) else set()
         for name, p in self.params.items():
-            if isinstance(p, FloatParam):
+            if name in keep_auto:
+                out[name] = "auto"
+            elif isinstance(p, FloatParam):
                 out[name] = trial.suggest_float(name, p.low, p.high, log=p.log, step=p.step)
             elif isinstance(p, IntParam):
                 out[name] = trial.suggest_int(name, p.low, p.high, step=p.step, log=p.log)

@@ -1,0 +1,232 @@
+"""Mult-VAE: variational autoencoder with a multinomial likelihood (Liang, Krishnan, Hoffman &
+Jebara, "Variational Autoencoders for Collaborative Filtering", WWW 2018).
+
+A user's interaction row x_u (L2-normalised, with input dropout) is encoded to q(z_u | x_u) =
+N(mu, diag(sigma^2)); the decoder gives pi(z_u) = softmax(f(z_u)) over the catalog. Training
+maximises the annealed evidence lower bound
+
+    L_beta(x_u) = E_q[log p(x_u | z_u)] - beta KL(q(z_u | x_u) || N(0, I)),
+    log p(x_u | z_u) = sum_i x_ui log pi_i(z_u),
+
+with beta raised linearly from 0 to ``anneal_cap`` over ``anneal_epochs`` epochs (KL annealing).
+Scores of a user (or of any item history, for serving) are the decoder logits at z = mu.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from pydantic import Field
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from zenrec._errors import DataError
+from zenrec.data.dataset import Dataset
+from zenrec.models.neural.models import NeuralRecommender, _auto_threads
+from zenrec.models.neural.nn import ScoringModule
+from zenrec.models.neural.trainer import Trainer, TrainingConfig, resolve_device
+
+__all__ = ["MultVAE", "MultVAEConfig", "MultVAEModule"]
+
+
+class MultVAEModule(ScoringModule):
+    """Encoder-decoder of Mult-VAE (pure: rows in, logits out).
+
+    Args:
+        n_items: Catalog size N.
+        hidden: Width H of the encoder and decoder hidden layer.
+        latent: Size Z of the latent code.
+        dropout: Input dropout probability.
+    """
+
+    def __init__(self, n_items: int, hidden: int, latent: int, dropout: float) -> None:
+        super().__init__()
+        self.latent = latent
+        self.enc = nn.Linear(n_items, hidden)
+        self.enc_out = nn.Linear(hidden, 2 * latent)
+        self.dec = nn.Linear(latent, hidden)
+        self.dec_out = nn.Linear(hidden, n_items)
+        self.dropout = dropout
+        # optimiser steps taken, kept with the weights so KL annealing survives checkpoint/resume
+        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
+
+    def encode(self, x: Tensor, gen: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """x (B, N) counts -> mu (B, Z), logvar (B, Z); input dropout (from ``gen``) in training."""
+        h = F.normalize(x, dim=1)
+        if self.training and self.dropout > 0:
+            keep = torch.rand(h.shape, generator=gen, device=h.device) >= self.dropout  # (B, N)
+            h = h * keep / (1.0 - self.dropout)
+        h = torch.tanh(self.enc(h))  # (B, H)
+        out = self.enc_out(h)  # (B, 2Z)
+        return out[:, : self.latent], out[:, self.latent :]
+
+    def decode(self, z: Tensor) -> Tensor:
+        """z (B, Z) -> logits (B, N)."""
+        return self.dec_out(torch.tanh(self.dec(z)))
+
+    def forward(self, x: Tensor, gen: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """x (B, N) -> (logits (B, N), mu (B, Z), logvar (B, Z)); samples z only in training."""
+        mu, logvar = self.encode(x, gen)
+        z = mu
+        if self.training:
+            eps = torch.randn(mu.shape, generator=gen, device=mu.device, dtype=mu.dtype)
+            z = mu + eps * torch.exp(0.5 * logvar)
+        return self.decode(z), mu, logvar
+
+
+class MultVAEConfig(TrainingConfig):
+    hidden: int = Field(600, ge=1)
+    """Hidden layer width (the paper's 600)."""
+    latent: int = Field(200, ge=1)
+    """Latent dimension (the paper's 200)."""
+    dropout: float = Field(0.5, ge=0, lt=1)
+    """Input dropout probability."""
+    anneal_cap: float = Field(0.2, ge=0)
+    """Largest KL weight beta reached by annealing (the paper's 0.2)."""
+    anneal_epochs: float = Field(20.0, ge=0)
+    """Epochs over which beta rises linearly from 0 to ``anneal_cap`` (0: beta = cap at once)."""
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(500, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    eval_every: int = Field(2, ge=1)
+    patience: int = Field(5, ge=0)
+
+
+class _UserRowsTask:
+    """Training rows are users; a batch is their dense interaction rows."""
+
+    def __init__(self, model: MultVAE, X: sp.csr_matrix, device: torch.device) -> None:
+        c = model.config
+        assert model.module_ is not None
+        self.module: nn.Module = model.module_
+        self.X = X
+        self.n_rows = X.shape[0]
+        self.device = device
+        steps_per_epoch = max(1, -(-self.n_rows // c.batch_size))
+        self.anneal_steps = c.anneal_epochs * steps_per_epoch
+        self.cap = c.anneal_cap
+
+    def batch(self, rows: Tensor, gen: torch.Generator) -> dict[str, Any]:
+        dense = self.X[rows.cpu().numpy()].toarray()
+        return {"x": torch.as_tensor(dense, dtype=torch.float32, device=self.device), "gen": gen}
+
+    def loss(self, module: nn.Module, b: dict[str, Any]) -> Tensor:
+        logits, mu, logvar = module(b["x"], b["gen"])  # (B, N), (B, Z), (B, Z)
+        nll = -(F.log_softmax(logits.float(), dim=1) * b["x"]).sum(1).mean()
+        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+        steps = module.get_buffer("steps")
+        step = float(steps)
+        beta = self.cap if self.anneal_steps <= 0 else min(self.cap, self.cap * step / self.anneal_steps)
+        if module.training:
+            steps += 1
+        return nll + beta * kl
+
+
+class MultVAE(NeuralRecommender):
+    """Mult-VAE on the shared trainer; scores a user or any item history by one encoder pass.
+
+    Example:
+        >>> from zenrec.data import synthetic_dataset
+        >>> ds = synthetic_dataset(n_users=50, n_items=40, seed=0)
+        >>> m = MultVAE(hidden=16, latent=4, epochs=2, batch_size=16, progress=False).fit(ds)
+        >>> m.recommend([1000], k=3).item_lists[0].shape
+        (3,)
+    """
+
+    name = "multvae"
+    Config = MultVAEConfig
+    config: MultVAEConfig
+    allowed_losses = ("multinomial",)
+
+    def _loss_name(self) -> str:
+        return "multinomial"
+
+    def _build_module(self) -> ScoringModule:
+        c = self.config
+        assert self.item_vocab is not None
+        return MultVAEModule(len(self.item_vocab), c.hidden, c.latent, c.dropout)
+
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        c = self.config
+        if len(train) == 0:
+            raise DataError(f"{self.name}: the training data '{train.name}' has no interactions")
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(c.num_threads or _auto_threads())
+        try:
+            self.device_ = resolve_device(c.device)
+            gen_init = torch.Generator().manual_seed(c.seed)
+            module = self._new_module()
+            for p in module.parameters():  # Xavier-normal weights, small normal biases (paper)
+                if p.dim() > 1:
+                    nn.init.xavier_normal_(p, generator=gen_init)
+                else:
+                    nn.init.normal_(p, std=0.001, generator=gen_init)
+            self.module_ = module.to(self.device_)
+            assert self.seen_ is not None
+            task = _UserRowsTask(self, self.seen_, self.device_)
+            gen = torch.Generator(device=self.device_).manual_seed(c.seed + 1)
+            validate = self._make_validate(train, valid) if valid is not None and len(valid) else None
+            result = Trainer(c, self.device_, self.run_options).fit(task, gen, validate, self.epoch_callback)
+            self.train_result_ = result
+            self.history_ = result.history
+        finally:
+            torch.set_num_threads(threads_before)
+
+    def _logits(self, X: sp.csr_matrix | np.ndarray) -> np.ndarray:
+        module = self._require_module()
+        was_training = module.training
+        module.eval()
+        out = []
+        try:
+            with torch.no_grad():
+                for s in range(0, X.shape[0], 1024):
+                    part = X[s:s + 1024]
+                    dense = np.asarray(part.toarray() if isinstance(part, sp.spmatrix | sp.sparray)
+                                       else part)
+                    x = torch.as_tensor(dense, dtype=torch.float32, device=self.device_)
+                    out.append(module(x)[0].float().cpu().numpy())
+        finally:
+            module.train(was_training)
+        return np.concatenate(out) if out else np.zeros((0, self.n_items), np.float32)
+
+    def _score_users(self, users: np.ndarray) -> np.ndarray:
+        assert self.seen_ is not None
+        return self._logits(self.seen_[np.asarray(users, dtype=np.int64)])
+
+    def _predict_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        out = np.empty(users.size, dtype=np.float32)
+        uniq, inv = np.unique(users, return_inverse=True)
+        for s in range(0, uniq.size, 1024):
+            block = self._score_users(uniq[s:s + 1024])
+            m = (inv >= s) & (inv < s + 1024)
+            out[m] = block[inv[m] - s, items[m]]
+        return out
+
+    def _score_from_items(self, items: np.ndarray) -> np.ndarray | None:
+        x = np.zeros((1, self.n_items), dtype=np.float32)
+        x[0, np.asarray(items, dtype=np.int64)] = 1.0
+        return self._logits(x)[0]
+
+    def _similar_items(self, items: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def _meta_state(self) -> dict[str, Any]:
+        r = self.train_result_
+        return {"best_epoch": None if r is None else r.best_epoch,
+                "best_valid": None if r is None else r.best_score}
+
+    def _load_meta_state(self, state: dict[str, Any]) -> None:
+        return None
+
+    def _state(self) -> dict[str, np.ndarray]:
+        module = self._require_module()
+        return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+
+    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.device_ = resolve_device(self.config.device)
+        module = self._new_module()
+        module.load_state_dict({k: torch.as_tensor(v) for k, v in arrays.items()})
+        self.module_ = module.to(self.device_).eval()

@@ -1,0 +1,62 @@
+"""Data-dependent defaults: resolved from the training data, recorded, overridable."""
+
+import numpy as np
+
+from zenrec.models import create_model, load_model
+from zenrec.models.defaults import data_stats, item_l2
+
+
+def test_auto_l2_follows_the_data_and_is_recorded(synthetic, tmp_path):
+    m = create_model("ease").fit(synthetic)
+    stats = data_stats(synthetic.csr())
+    assert m.resolved_params_["l2"] == item_l2(stats) == max(10.0, 10 * stats.per_user)
+    explicit = create_model("ease", l2=m.resolved_params_["l2"]).fit(synthetic)
+    np.testing.assert_array_equal(m.B_, explicit.B_)
+    loaded = load_model(m.save(tmp_path / "b"))
+    assert loaded.params()["l2"] == "auto" and loaded.resolved_params_ == m.resolved_params_
+    # a denser dataset gets a larger lambda
+    from zenrec.data import synthetic_dataset
+
+    dense = synthetic_dataset(n_users=200, n_items=100, interactions_per_user=40, seed=1)
+    assert create_model("ease").fit(dense).resolved_params_["l2"] > m.resolved_params_["l2"]
+
+
+def test_edlae_auto_l2_matches_ease_rule(synthetic):
+    e = create_model("edlae").fit(synthetic)
+    assert e.resolved_params_["l2"] == item_l2(data_stats(synthetic.csr()))
+
+
+def test_ials_auto_factors_and_regularisation_scale_with_the_data(synthetic):
+    from zenrec.data import synthetic_dataset
+    from zenrec.models.defaults import als_factors, als_regularization
+
+    m = create_model("ials", iterations=2, num_threads=1).fit(synthetic)
+    stats = data_stats(synthetic.csr())
+    assert m.resolved_params_ == {"factors": als_factors(stats),
+                                  "regularization": als_regularization(stats, 5.0)}
+    assert m.item_factors_.shape[1] == m.resolved_params_["factors"]
+    sparse = synthetic_dataset(n_users=2000, n_items=400, interactions_per_user=3, seed=2)
+    reg_sparse = create_model("ials", iterations=1, num_threads=1).fit(sparse).resolved_params_["regularization"]
+    assert reg_sparse > m.resolved_params_["regularization"]  # sparser data, stronger penalty
+    # explicit values win
+    e = create_model("ials", factors=8, regularization=1.0, iterations=1, num_threads=1).fit(synthetic)
+    assert e.resolved_params_ == {"factors": 8, "regularization": 1.0}
+
+
+def test_auto_parameter_errors_stay_one_line():
+    import pytest
+
+    from zenrec import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^the 'factors' parameter of ials: .*greater than or equal to 1 \(or 'auto'\); got 0$"):
+        create_model("ials", factors=0)
+
+
+def test_rp3beta_auto_beta_is_smaller_on_sparse_data(synthetic):
+    from zenrec.data import synthetic_dataset
+    from zenrec.models.defaults import rp3_beta
+
+    m = create_model("rp3beta").fit(synthetic)
+    assert m.resolved_params_["beta"] == rp3_beta(data_stats(synthetic.csr()))
+    sparse = synthetic_dataset(n_users=2000, n_items=400, interactions_per_user=3, seed=2)
+    assert create_model("rp3beta").fit(sparse).resolved_params_["beta"] < m.resolved_params_["beta"]
