@@ -8,6 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# One thread for every pool in tests (zenrec's thread policy, docs/user-guide.md#threads):
+# results and timings must not depend on the runner's core count.
+os.environ["ZENREC_THREADS"] = "1"
+from zenrec._threads import set_threads
+
+set_threads(1)
+
 DATA = Path(os.environ.get("ZENREC_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 

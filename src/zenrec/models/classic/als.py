@@ -7,11 +7,10 @@ users; BLAS is limited to one thread while implicit's own threads do the work.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from pydantic import Field
 
+from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
 from zenrec.models.base import ModelConfig, Recommender
 
@@ -28,7 +27,7 @@ class IALSConfig(ModelConfig):
     iterations: int = Field(15, ge=1)
     """ALS sweeps."""
     num_threads: int = Field(0, ge=0)
-    """Solver threads (0: one per CPU core)."""
+    """Solver threads (0: the process thread policy, see :mod:`zenrec._threads`)."""
     seed: int = 0
     """Random seed of the factor initialisation."""
 
@@ -51,7 +50,7 @@ class IALS(Recommender):
         from threadpoolctl import threadpool_limits
 
         c = self.config
-        threads = c.num_threads or (os.cpu_count() or 1)
+        threads = c.num_threads or configured_threads()
         assert self.seen_ is not None
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(

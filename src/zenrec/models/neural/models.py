@@ -9,7 +9,6 @@ vocabularies, the feature encoder and training (through the shared
 
 from __future__ import annotations
 
-import os
 from abc import abstractmethod
 from typing import Any, ClassVar, Literal
 
@@ -19,6 +18,7 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from zenrec._errors import ConfigError, DataError
+from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
 from zenrec.models.base import Recommender
 from zenrec.models.neural import nn as zn
@@ -65,13 +65,6 @@ def _parse_metric(metric: str) -> tuple[str, int | None]:
             raise ConfigError(f"the 'valid_metric' parameter must look like 'ndcg@10' or 'rmse'; got {metric!r}")
         return name, int(k)
     return metric, None
-
-
-def _auto_threads() -> int:
-    """One thread on machines of up to 2 cores (two busy torch threads there thrash when
-    anything else runs), else half the cores up to 8."""
-    n = os.cpu_count() or 1
-    return 1 if n <= 2 else min(8, n // 2)
 
 
 class _InteractionTask:
@@ -245,7 +238,7 @@ class NeuralRecommender(Recommender):
         if len(train) == 0:
             raise DataError(f"{self.name}: the training data '{train.name}' has no interactions")
         threads_before = torch.get_num_threads()
-        torch.set_num_threads(c.num_threads or _auto_threads())
+        torch.set_num_threads(c.num_threads or configured_threads())
         try:
             self.device_ = resolve_device(c.device)
             self._tables = None
