@@ -91,12 +91,10 @@ def test_ease_float32_matches_float64_closed_form(synthetic):
     from zenrec.models.classic.ease import EASE
 
     m32 = EASE(l2=20.0).fit(synthetic)
-    m64 = EASE(l2=20.0, precision="float64").fit(synthetic)
     X = m32.seen_.toarray().astype(np.float64)
     P = np.linalg.inv(X.T @ X + 20.0 * np.eye(X.shape[1]))
     B = -P / np.diag(P)[None, :]
     np.fill_diagonal(B, 0.0)
-    np.testing.assert_allclose(m64.B_, B, atol=1e-6)
     np.testing.assert_allclose(m32.B_, B, atol=1e-4)
     users = np.arange(50)
     np.testing.assert_allclose(m32.score_indices(users), X[:50] @ B, atol=1e-3)

@@ -13,6 +13,9 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from zenrec._errors import (
     BundleError,
     ConfigError,
@@ -23,8 +26,36 @@ from zenrec._errors import (
     ZenrecWarning,
 )
 from zenrec._version import __version__
-from zenrec.data import Dataset, load_dataset, read_interactions, synthetic_dataset
-from zenrec.models import create_model, load_model, model_names
+
+if TYPE_CHECKING:
+    from zenrec.data import Dataset, load_dataset, read_interactions, synthetic_dataset
+    from zenrec.models import create_model, load_model, model_names
+
+# The data and model entry points load on first use (PEP 562), so `import zenrec` (and the
+# CLI's start) imports neither numpy, scipy nor polars: the CLI applies the thread policy
+# (zenrec._threads) before polars sizes its pool on import.
+_LAZY = {
+    "Dataset": "zenrec.data",
+    "load_dataset": "zenrec.data",
+    "read_interactions": "zenrec.data",
+    "synthetic_dataset": "zenrec.data",
+    "create_model": "zenrec.models",
+    "load_model": "zenrec.models",
+    "model_names": "zenrec.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zenrec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 __all__ = [
     "BundleError",
