@@ -112,14 +112,17 @@ class EASE(Recommender):
         if P is None:  # not positive definite to float32 precision: retry in float64
             P = self._inverse(X, np.float64)
         assert P is not None, "G + l2 I with l2 > 0 is positive definite in float64"
+        P = P.T  # symmetric: the C-ordered view of LAPACK's Fortran-ordered result, no copy
         d = np.diag(P).copy()
         P /= -d[None, :]
         np.fill_diagonal(P, 0.0)
         self.B_ = np.ascontiguousarray(P, dtype=np.float32)
 
     def _inverse(self, X: sp.csr_matrix, dtype: type[np.floating]) -> np.ndarray | None:
+        config = self.config
+        assert isinstance(config, EASEConfig)
         G = gram(X, dtype)
-        G[np.diag_indices_from(G)] += self.config.l2
+        G[np.diag_indices_from(G)] += config.l2
         return spd_inverse(np.asfortranarray(G))
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
