@@ -232,6 +232,8 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=["1M", "5M", "20M"])
     ap.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "zenrec-scale"))
     ap.add_argument("--eval-users", type=int, default=20_000)
+    ap.add_argument("--generate-only", action="store_true",
+                    help="write the logs and stop (generation is not timed; run it outside the lock)")
     ap.add_argument("--one", nargs=2, metavar=("CSV", "PARQUET"), help=argparse.SUPPRESS)
     ap.add_argument("--note", default="Measured on a shared machine (other jobs running): "
                                        "timings are noisy; re-run on a quiet machine to quote them.")
@@ -250,6 +252,8 @@ def main() -> None:
         csv, pq = generate(n, work)
         print(f"{raw}: log written in {time.perf_counter() - t0:.1f} s ({csv.stat().st_size / 2**20:.0f} MiB CSV, "
               f"{pq.stat().st_size / 2**20:.0f} MiB Parquet)", flush=True)
+        if args.generate_only:
+            continue
         res = subprocess.run([sys.executable, __file__, "--one", str(csv), str(pq),
                               "--eval-users", str(args.eval_users)], capture_output=True, text=True)
         sys.stdout.write(res.stdout)
@@ -266,7 +270,8 @@ def main() -> None:
         write_json(path, payload)
         plot(payload["rows"], RESULTS / "scale.png")
         write_text(RESULTS / "scale.md", render(payload))
-    print(f"wrote {RESULTS / 'scale.md'}")
+    if not args.generate_only:
+        print(f"wrote {RESULTS / 'scale.md'}")
 
 
 if __name__ == "__main__":
