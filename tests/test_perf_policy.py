@@ -151,3 +151,16 @@ def test_time_budget_needs_three_trials_and_scales_the_median():
     t.set_user_attr("fit_seconds", 4.0)
     study.tell(t, state=optuna.trial.TrialState.PRUNED)
     assert time_budget(study) == pytest.approx(TIME_PRUNE_FACTOR * 4.0)
+
+
+def test_history_splits_epoch_time_into_training_and_validation(synthetic):
+    pytest.importorskip("torch")
+    from zenrec.models.neural.models import BPRMF
+    from zenrec.splits import global_random_split
+
+    split = global_random_split(synthetic, (0.8, 0.1, 0.1), seed=0)
+    m = BPRMF(factors=8, epochs=2, eval_every=1, batch_size=256, progress=False)
+    m.fit(split.train, split.valid)
+    for h in m.history_:
+        assert h["train_seconds"] > 0 and h["valid_seconds"] > 0
+        assert h["train_seconds"] + h["valid_seconds"] <= h["seconds"] + 1e-6
