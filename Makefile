@@ -43,7 +43,7 @@ lint: $(STAMP)
 BENCH_REPEATS ?= 5
 bench: $(STAMP)
 	-bash benchmarks/peers/setup_peers.sh recbole
-	for s in yardstick ease cold neural; do \
+	for s in yardstick ease ease_peer cold neural; do \
 	  env -u OPENBLAS_NUM_THREADS flock /tmp/zenrec-bench.lock $(BIN)/python benchmarks/perf.py \
 	    --only $$s --repeats $(BENCH_REPEATS) --peers || exit 1; done
 
