@@ -275,9 +275,9 @@ def render(res: dict[str, Any]) -> str:
         f"BLAS {', '.join(m.get('blas', []))}; threads: zenrec's policy (all cores) unless noted.",
         f"**{res.get('note', '')}**",
         "",
-        "Re-run everything: `make bench` (= `flock /tmp/zenrec-bench.lock "
-        f"{CMD} --peers`); each section alone with the command beside it. Times are medians "
-        "of the repeats shown.",
+        "Re-run everything: `make bench` (each section in turn under "
+        f"`flock /tmp/zenrec-bench.lock {CMD} --only SECTION --peers`); each section alone "
+        "with the command beside it. Times are medians of the repeats shown.",
         "",
     ]
     if y:
@@ -353,6 +353,7 @@ def main() -> None:
     from zenrec._threads import set_threads
 
     set_threads(args.threads or None)
+    import numpy  # noqa: F401  (loads BLAS, so the machine record lists its pools)
     path = RESULTS / "perf.json"
     res: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     res["machine"], res["note"] = machine(), args.note
