@@ -9,7 +9,7 @@ LOCK_VENV := build/lock-venv
 export ZENREC_DATA ?= $(abspath ../shared/data)
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: demo test lint install lock typecheck docs clean system-deps
+.PHONY: demo test lint install lock typecheck docs clean system-deps bench bench-scale
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -69,6 +69,21 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/ruff format --check src tests benchmarks
+
+# Performance suite (docs/results/perf.md + perf.json): yardstick, EASE vs RecBole, cold
+# evaluation, neural defaults. One section at a time under the shared benchmark lock, so no
+# section holds it long; RecBole runs from benchmarks/.venv-recbole (setup_peers.sh) when present.
+BENCH_REPEATS ?= 5
+bench: $(STAMP)
+	-bash benchmarks/peers/setup_peers.sh recbole
+	for s in yardstick ease ease_peer cold neural; do \
+	  env -u OPENBLAS_NUM_THREADS flock /tmp/zenrec-bench.lock $(BIN)/python benchmarks/perf.py \
+	    --only $$s --repeats $(BENCH_REPEATS) --peers || exit 1; done
+
+# Scaling curve (docs/results/scale.md): synthetic logs in /tmp, never in the repository.
+SCALE_SIZES ?= 1M 5M 20M
+bench-scale: $(STAMP)
+	env -u OPENBLAS_NUM_THREADS flock /tmp/zenrec-bench.lock $(BIN)/python benchmarks/scale.py --sizes $(SCALE_SIZES)
 
 clean:
 	rm -rf $(VENV) build dist site src/*.egg-info

@@ -11,7 +11,14 @@ import os
 import numpy as np
 import pytest
 
-from datahelp import DATA, data_dir
+# One thread for every pool in tests (zenrec's thread policy, docs/user-guide.md#threads):
+# results and timings must not depend on the runner's core count.
+os.environ["ZENREC_THREADS"] = "1"
+from zenrec._threads import set_threads
+
+set_threads(1)
+
+from datahelp import DATA, data_dir  # noqa: E402
 
 
 @pytest.fixture

@@ -33,18 +33,30 @@ from zenrec._errors import (
     ZenrecWarning,
 )
 from zenrec._version import __version__
-from zenrec.data import Dataset, Feature, load_dataset, read_interactions, synthetic_dataset
-from zenrec.models import Recommendations, Recommender, create_model, load_model, model_names
 
 if TYPE_CHECKING:
     from zenrec import splits
     from zenrec._api import benchmark, tune
+    from zenrec.data import Dataset, Feature, load_dataset, read_interactions, synthetic_dataset
     from zenrec.evaluation import EvalResult, evaluate_ranking, get_protocol, run_protocol
     from zenrec.evaluation.api import evaluate
+    from zenrec.models import Recommendations, Recommender, create_model, load_model, model_names
     from zenrec.splits import Split
 
-# name -> (module, attribute or None for the module itself); imported on first access
+# name -> (module, attribute or None for the module itself); imported on first access (PEP 562),
+# so `import zenrec` (and the CLI's start) imports neither numpy, scipy nor polars: the CLI
+# applies the thread policy (zenrec._threads) before polars sizes its pool on import.
 _LAZY: dict[str, tuple[str, str | None]] = {
+    "Dataset": ("zenrec.data", "Dataset"),
+    "Feature": ("zenrec.data", "Feature"),
+    "load_dataset": ("zenrec.data", "load_dataset"),
+    "read_interactions": ("zenrec.data", "read_interactions"),
+    "synthetic_dataset": ("zenrec.data", "synthetic_dataset"),
+    "Recommendations": ("zenrec.models", "Recommendations"),
+    "Recommender": ("zenrec.models", "Recommender"),
+    "create_model": ("zenrec.models", "create_model"),
+    "load_model": ("zenrec.models", "load_model"),
+    "model_names": ("zenrec.models", "model_names"),
     "evaluate": ("zenrec.evaluation.api", "evaluate"),
     "evaluate_ranking": ("zenrec.evaluation", "evaluate_ranking"),
     "EvalResult": ("zenrec.evaluation", "EvalResult"),

@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for leaf in _leaf_commands(parser):
+        leaf.add_argument(
+            "--threads", type=_threads_arg, default=None, metavar="N",
+            help="CPU threads for BLAS, torch, implicit and polars (default: $ZENREC_THREADS, "
+                 "else all cores; see docs/user-guide.md#threads)",
+        )
     return parser
 
 
@@ -89,6 +95,32 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
+def _threads_arg(raw: str) -> int:
+    if not raw.isdigit():
+        raise argparse.ArgumentTypeError(f"--threads expects a whole number >= 0 (0: all cores); got {raw!r}")
+    return int(raw)
+
+
+def _leaf_commands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command parser without sub-commands of its own (each gets ``--threads``)."""
+    out: list[argparse.ArgumentParser] = []
+    seen: set[int] = set()
+
+    def walk(p: argparse.ArgumentParser, top: bool) -> None:
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            if not top and id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
+            return
+        for action in subs:
+            for child in action.choices.values():
+                walk(child, False)
+
+    walk(parser, True)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -96,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2 if args.command is None else 0
     try:
+        # The one place the thread policy is applied (zenrec._threads), before heavy imports.
+        from zenrec._threads import set_threads
+
+        set_threads(getattr(args, "threads", None))
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             result = args.func(args)

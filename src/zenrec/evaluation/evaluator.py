@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from zenrec._errors import ConfigError, ProtocolError, UnknownIdsWarning
+from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
 from zenrec.evaluation import metrics as M
 from zenrec.evaluation.scorer import Scorer
@@ -90,10 +93,14 @@ def _check_metrics(metrics: Sequence[str], ks: Sequence[int]) -> None:
 
 
 def _mapped_csr(model: Scorer, parts: Sequence[Dataset | None]) -> sp.csr_matrix:
-    """Union of ``parts`` as a binary matrix in the model's user/item index space."""
+    """Union of ``parts`` as a binary matrix in the model's user/item index space.
+
+    Built with one sort of the (user, item) keys, which also removes duplicates, instead of
+    scipy's COO conversion + index sort + duplicate summing.
+    """
     assert model.user_vocab is not None and model.item_vocab is not None
     n_u, n_i = len(model.user_vocab), len(model.item_vocab)
-    rows, cols = [], []
+    keys = []
     for d in parts:
         if d is None or len(d) == 0:
             continue
@@ -106,15 +113,16 @@ def _mapped_csr(model: Scorer, parts: Sequence[Dataset | None]) -> sp.csr_matrix
         else:
             i = model.item_vocab.encode(d.item_vocab.ids)[d.items]
         ok = (u >= 0) & (i >= 0)
-        rows.append(u[ok])
-        cols.append(i[ok])
-    if not rows:
+        keys.append(u[ok].astype(np.int64) * n_i + i[ok])
+    if not keys:
         return sp.csr_matrix((n_u, n_i), dtype=np.float32)
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    m = sp.csr_matrix((np.ones(r.size, np.float32), (r, c)), shape=(n_u, n_i))
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    return m
+    key = np.unique(np.concatenate(keys))  # sorted: by user, then item
+    rows, cols = np.divmod(key, n_i)
+    indptr = np.zeros(n_u + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_u), out=indptr[1:])
+    idx_dtype = np.int32 if max(n_i, key.size) < 2**31 else np.int64
+    return sp.csr_matrix((np.ones(key.size, np.float32), cols.astype(idx_dtype),
+                          indptr.astype(idx_dtype)), shape=(n_u, n_i))
 
 
 def _resolve(model: Scorer, data: Dataset | Split, exclude: Sequence[Dataset | None] | None,
@@ -168,8 +176,45 @@ def _report_unknown(model: Scorer, test: Dataset, what: str, stacklevel: int) ->
     return info
 
 
-def _batch_size(n_items: int, budget_bytes: int = 96 * 2**20) -> int:
+def _batch_size(n_items: int, budget_bytes: int = 16 * 2**20) -> int:
+    """Users per batch: about 16 MB of float32 scores, so each batch's arrays stay small
+    enough for the allocator to reuse (no fresh page faults batch after batch)."""
     return max(16, budget_bytes // max(1, n_items * 4))
+
+
+@dataclass
+class _RankingBatch:
+    """What one batch of users contributes: per-user metric values and top-K counts."""
+
+    start: int
+    values: dict[str, np.ndarray]
+    counts: dict[int, np.ndarray]
+
+
+def _rank_batch(scores: np.ndarray, start: int, b: np.ndarray, excl: sp.csr_matrix,
+                test_m: sp.csr_matrix, n_rel: np.ndarray, ks: list[int],
+                metrics: Sequence[str], beyond_accuracy: bool) -> _RankingBatch:
+    """Mask excluded items, take the top K and compute each metric for one batch."""
+    n_items = scores.shape[1]
+    kmax = max(ks)
+    scores = np.array(scores, dtype=np.float32)  # our own copy: masked in place below
+    nan = np.isnan(scores)
+    if nan.any():
+        scores[nan] = -np.inf
+    sub = excl[b]
+    scores[np.repeat(np.arange(b.size), np.diff(sub.indptr)), sub.indices] = -np.inf
+    top = top_k_indices(scores, kmax)
+    rel = test_m[b]  # sorted indices per row
+    rel_keys = np.repeat(np.arange(b.size, dtype=np.int64), np.diff(rel.indptr)) * n_items + rel.indices
+    top_keys = (np.arange(b.size, dtype=np.int64)[:, None] * n_items + top).ravel()
+    pos = np.minimum(np.searchsorted(rel_keys, top_keys), max(0, rel_keys.size - 1))
+    hits = (rel_keys[pos] == top_keys).reshape(top.shape) if rel_keys.size else np.zeros(top.shape, bool)
+    # never count a masked (-inf) slot as a hit when fewer than K items remain
+    hits &= np.isfinite(np.take_along_axis(scores, top, 1))
+    values = {f"{m}@{k}": M.RANKING_METRICS[m](hits, n_rel, k) for m in metrics for k in ks}
+    counts = {k: np.bincount(top[:, :k].ravel(), minlength=n_items) for k in ks} \
+        if beyond_accuracy else {}
+    return _RankingBatch(start, values, counts)
 
 
 def evaluate_ranking(
@@ -189,6 +234,11 @@ def evaluate_ranking(
     items masked; pass a test :class:`Dataset` and the model's training interactions are
     masked. Evaluating without any masking needs an explicit ``exclude=()``.
 
+    Users are scored batch by batch in the calling thread (so a model is never asked for
+    scores from two threads at once); masking, top-K and metrics of each batch run on a
+    pool of the process's thread count (:mod:`zenrec._threads`) while the next batch is
+    scored. Results do not depend on the batch size or the thread count.
+
     Args:
         model: A fitted recommender.
         test: A Split, or the relevant interactions (every user with at least one is evaluated).
@@ -196,7 +246,7 @@ def evaluate_ranking(
             ``None`` (default): as described above; ``()``: mask nothing.
         ks: Cutoffs.
         metrics: Names from :data:`zenrec.evaluation.metrics.RANKING_METRICS`.
-        batch_size: Users scored at once (default: about 96 MB of scores).
+        batch_size: Users scored at once (default: about 16 MB of scores).
         beyond_accuracy: Also compute coverage, Gini index, average popularity and novelty
             of the top-K lists.
 
@@ -223,7 +273,6 @@ def _evaluate_ranking(
     model._check_fitted()
     t0 = time.perf_counter()
     ks = sorted({int(k) for k in ks})
-    kmax = max(ks)
     n_items = model.n_items
     test, excl = _resolve(model, test, exclude, "evaluate_ranking")
     dropped = _report_unknown(model, test, "evaluate_ranking", stacklevel)
@@ -235,39 +284,32 @@ def _evaluate_ranking(
     bs = batch_size or _batch_size(n_items)
     per_user = {key: np.empty(users.size) for key in metric_keys(metrics, ks)}
     rec_counts = {k: np.zeros(n_items, dtype=np.int64) for k in ks}
-    for start in range(0, users.size, bs):
-        b = users[start : start + bs]
-        scores = model.score_indices(b)
-        scores = np.where(np.isnan(scores), -np.inf, scores).astype(np.float32, copy=False)
-        sub = excl[b]
-        scores[np.repeat(np.arange(b.size), np.diff(sub.indptr)), sub.indices] = -np.inf
-        top = top_k_indices(scores, kmax)
-        rel = test_m[b]
-        rel_dense = np.zeros((b.size, n_items), dtype=bool)
-        rel_dense[np.repeat(np.arange(b.size), np.diff(rel.indptr)), rel.indices] = True
-        hits = np.take_along_axis(rel_dense, top, 1)
-        # never count a masked (-inf) slot as a hit when fewer than K items remain
-        hits &= np.isfinite(np.take_along_axis(scores, top, 1))
-        nr = n_rel[start : start + bs]
-        for m in metrics:
-            fn = M.RANKING_METRICS[m]
-            for k in ks:
-                per_user[f"{m}@{k}"][start : start + b.size] = fn(hits, nr, k)
-        if beyond_accuracy:
-            for k in ks:
-                rec_counts[k] += np.bincount(top[:, :k].ravel(), minlength=n_items)
+
+    def collect(r: _RankingBatch) -> None:
+        for key, v in r.values.items():
+            per_user[key][r.start : r.start + v.size] = v
+        for k, c in r.counts.items():
+            rec_counts[k] += c
+
+    threads = min(configured_threads(), max(1, -(-users.size // bs)))
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        pending: deque[Future[_RankingBatch]] = deque()
+        for start in range(0, users.size, bs):
+            b = users[start : start + bs]
+            scores = model.score_indices(b)
+            args = (scores, start, b, excl, test_m, n_rel[start : start + bs], ks, metrics,
+                    beyond_accuracy)
+            if threads <= 1:
+                collect(_rank_batch(*args))
+                continue
+            pending.append(pool.submit(_rank_batch, *args))
+            while len(pending) >= threads:  # bound the batches in flight (memory)
+                collect(pending.popleft().result())
+        while pending:
+            collect(pending.popleft().result())
     result = {key: float(v.mean()) for key, v in per_user.items()}
     if beyond_accuracy:
-        pop = model.item_popularity_
-        assert pop is not None
-        n_users_train = max(1, len(model.user_vocab or []))
-        for k in ks:
-            c = rec_counts[k]
-            result[f"coverage@{k}"] = float((c > 0).mean())
-            result[f"gini@{k}"] = M.gini_index(c)
-            result[f"avg_popularity@{k}"] = float((c * pop).sum() / max(1, c.sum()))
-            p = np.clip(pop / n_users_train, 1e-12, None)
-            result[f"novelty@{k}"] = float((c * -np.log2(p)).sum() / max(1, c.sum()))
+        result.update(_beyond_accuracy(model, rec_counts))
     assert model.user_vocab is not None
     return EvalResult(
         metrics=result,
@@ -278,6 +320,21 @@ def _evaluate_ranking(
         n_users=int(users.size),
         extra=dropped,
     )
+
+
+def _beyond_accuracy(model: Scorer, rec_counts: dict[int, np.ndarray]) -> dict[str, float]:
+    """Coverage, Gini index, average popularity and novelty of the top-K lists."""
+    pop = model.item_popularity_
+    assert pop is not None
+    n_users_train = max(1, len(model.user_vocab or []))
+    out: dict[str, float] = {}
+    for k, c in rec_counts.items():
+        out[f"coverage@{k}"] = float((c > 0).mean())
+        out[f"gini@{k}"] = M.gini_index(c)
+        out[f"avg_popularity@{k}"] = float((c * pop).sum() / max(1, c.sum()))
+        p = np.clip(pop / n_users_train, 1e-12, None)
+        out[f"novelty@{k}"] = float((c * -np.log2(p)).sum() / max(1, c.sum()))
+    return out
 
 
 def evaluate_sampled(

@@ -291,12 +291,33 @@ def _tuning_sections(doc: _Doc, run_dir: Path, info: dict[str, Any], level: str)
         doc.figure(plots.tuning_history(nums, vals, [t["state"] for t in trials], info["metric"],
                                         info["direction"], f"tuning history: {info['study']}"),
                    f"Validation {info['metric']} of each trial and the best so far ({info['study']})")
+        _trial_seconds(doc, trials)
     imp, how = _importances(info, run_dir) or ({}, "")
     if imp:
         doc.figure(plots.param_importance(imp, f"parameter importance: {info['study']}", how),
                    f"Hyperparameter importance (optuna.importance, {how}) for {info['study']}")
     elif info.get("space", {}).get("params"):
         doc.p("Parameter importance: not available (needs at least two completed trials and a readable storage).")
+
+
+def _trial_seconds(doc: _Doc, trials: list[dict[str, str]]) -> None:
+    """Each trial's fit seconds, with the median and the slowest against it."""
+    rows, secs = [], []
+    for t in trials:
+        raw = t.get("fit_seconds") or ""
+        s = float(raw) if raw else None
+        if s is not None:
+            secs.append(s)
+        rows.append([t["number"], t["state"].lower(), t.get("value") or "-",
+                     "-" if s is None else f"{s:.1f}", t.get("last_epoch") or "-"])
+    if not secs:
+        return
+    import statistics
+
+    med = float(statistics.median(secs))
+    doc.p(f"Trial fit seconds: median {med:.1f}, slowest {max(secs):.1f} "
+          f"({max(secs) / med if med > 0 else float('nan'):.1f}x the median).")
+    doc.table(["trial", "state", "value", "fit s", "last epoch"], rows)
 
 
 def _importances(info: dict[str, Any], run_dir: Path) -> tuple[dict[str, float], str] | None:

@@ -14,6 +14,11 @@ How a study runs (docs/tuning.md has the long form):
 * **Pruning.** Iterative models call ``model.epoch_callback(epoch, metrics)`` after each
   validation pass; the tuner reports the metric to the trial and raises ``TrialPruned``
   when the median (or Hyperband) pruner says so.
+* **Pruning on time.** Once three trials have finished, a trial whose fit has run longer than
+  ``TIME_PRUNE_FACTOR`` (5) times the median finished trial's fit seconds is pruned at its
+  next validation pass (its last value is kept as the intermediate value), so one expensive
+  corner of a search space cannot eat the budget. Each trial's seconds are in ``trials.csv``,
+  the progress lines and the report.
 * **Storage and cooperation.** A SQLite file in the run directory by default; any RDB URL
   or a journal file (``journal:PATH`` or a path ending in ``.log``/``.journal``) for many
   processes or machines. ``--trials N`` is the study's target of finished (complete or
@@ -235,7 +240,7 @@ class _Progress:
         val = "-" if t.value is None else f"{t.value:.4f}"
         if t.state == TrialState.PRUNED:
             last = max(t.intermediate_values) if t.intermediate_values else None
-            val = f"pruned at epoch {last}"
+            val = f"pruned at epoch {last}" + (" (time)" if t.user_attrs.get("pruned_for_time") else "")
         params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
         secs = t.user_attrs.get("fit_seconds")
         line = (f"trial {t.number} {t.state.name.lower()} {self.metric}={val} | {best_s} | {params}"
@@ -356,8 +361,16 @@ def _objective(plan: _Plan, model: str, protocol: Protocol, split: Split, prog: 
             if v is None or not math.isfinite(float(v)):
                 return
             trial.report(float(v), epoch)
+            elapsed = time.perf_counter() - t0
             if trial.should_prune():
+                trial.set_user_attr("fit_seconds", elapsed)
                 raise optuna.TrialPruned(f"{plan.metric}={float(v):.4f} at epoch {epoch}")
+            budget = time_budget(trial.study)
+            if budget is not None and elapsed > budget:
+                trial.set_user_attr("fit_seconds", elapsed)
+                trial.set_user_attr("pruned_for_time", True)
+                raise optuna.TrialPruned(f"{elapsed:.0f} s > {TIME_PRUNE_FACTOR:g} x the median "
+                                         f"trial ({budget / TIME_PRUNE_FACTOR:.0f} s)")
 
         rec.epoch_callback = on_epoch
         t0 = time.perf_counter()
@@ -535,6 +548,21 @@ def _optimize(study: optuna.Study, prog: _Progress, objective: Any, after_trial:
             study.optimize(objective, n_trials=None, timeout=timeout, callbacks=[after_trial],
                            catch=(ZenrecError, np.linalg.LinAlgError, FloatingPointError, MemoryError),
                            gc_after_trial=True)
+
+
+TIME_PRUNE_FACTOR = 5.0
+"""A trial running longer than this many times the median finished trial is pruned."""
+
+
+def time_budget(study: optuna.Study, factor: float = TIME_PRUNE_FACTOR) -> float | None:
+    """Seconds after which a running trial is pruned for time: ``factor`` x the median fit
+    seconds of the finished trials (complete or pruned), once there are three; else None."""
+    secs = [t.user_attrs["fit_seconds"] for t in study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if isinstance(t.user_attrs.get("fit_seconds"), (int, float))]
+    if len(secs) < 3:
+        return None
+    return factor * float(np.median(secs))
 
 
 def trials_csv(study: optuna.Study) -> str:

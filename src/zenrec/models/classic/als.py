@@ -9,12 +9,12 @@ the user's factors with the item factors fixed, as in one ALS half-sweep).
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field
 
+from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
 from zenrec.models.base import ModelConfig, Recommender, cosine_similarities
 from zenrec.models.defaults import AUTO, Auto, als_factors, als_regularization, data_stats
@@ -32,7 +32,7 @@ class IALSConfig(ModelConfig):
     iterations: int = Field(15, ge=1)
     """ALS sweeps."""
     num_threads: int = Field(0, ge=0)
-    """Solver threads (0: one per CPU core)."""
+    """Solver threads (0: the process thread policy, see :mod:`zenrec._threads`)."""
     seed: int = 0
     """Random seed of the factor initialisation."""
 
@@ -57,7 +57,7 @@ class IALS(Recommender):
         from threadpoolctl import threadpool_limits
 
         c = self.config
-        threads = c.num_threads or (os.cpu_count() or 1)
+        threads = c.num_threads or configured_threads()
         assert self.seen_ is not None
         stats = data_stats(self.seen_)
         factors = als_factors(stats) if c.factors == AUTO else int(c.factors)

@@ -9,7 +9,6 @@ vocabularies, the feature encoder and training (through the shared
 
 from __future__ import annotations
 
-import os
 from abc import abstractmethod
 from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
@@ -19,6 +18,7 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from zenrec._errors import ConfigError, DataError, NotFittedError
+from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
 from zenrec.models.base import Recommender, cosine_similarities, implicit_fold_in
 from zenrec.models.neural import nn as zn
@@ -67,13 +67,6 @@ def _parse_metric(metric: str) -> tuple[str, int | None]:
     return metric, None
 
 
-def _auto_threads() -> int:
-    """One thread on machines of up to 2 cores (two busy torch threads there thrash when
-    anything else runs), else half the cores up to 8."""
-    n = os.cpu_count() or 1
-    return 1 if n <= 2 else min(8, n // 2)
-
-
 _M = TypeVar("_M", bound=zn.ScoringModule)
 
 
@@ -113,6 +106,7 @@ class _InteractionTask:
         q = np.maximum(counts, 1.0) / max(1.0, counts.sum())
         self.log_q = torch.as_tensor(np.log(q), dtype=torch.float32, device=device)
         self.logq_correction = bool(getattr(c, "logq_correction", True))
+        self.inbatch_negatives = int(getattr(c, "inbatch_negatives", 0))
         self.id_dropout = float(getattr(c, "id_dropout", 0.0))
         self.context_dropout = float(getattr(c, "context_dropout", 0.0))
         self.losses = {"bpr": BPRLoss(), "bce": BCELoss(), "softmax": SampledSoftmaxLoss(),
@@ -134,6 +128,23 @@ class _InteractionTask:
             b["drop_i"] = torch.rand(n, generator=gen, device=self.device) < self.id_dropout
         return b
 
+    def _inbatch_softmax(self, module: zn.ScoringModule, ur: Tensor, ir: Tensor, items: Tensor) -> Tensor:
+        """In-batch sampled softmax; batches larger than ``inbatch_negatives`` are split into
+        groups of that size, each positive contrasted with its group's items only, so the cost
+        is B x G instead of B x B (the mean over groups, weighted by their size)."""
+        log_q = self.log_q[items] if self.logq_correction else None
+        g = self.inbatch_negatives
+        n = items.numel()
+        if not g or n <= g or not isinstance(ur, Tensor):
+            return self.losses["softmax"](module.score_matrix(ur, ir), items, log_q)  # (B, B)
+        total = ur.new_zeros(())
+        for s in range(0, n, g):
+            sl = slice(s, min(n, s + g))
+            part = self.losses["softmax"](module.score_matrix(ur[sl], ir[sl]), items[sl],
+                                          None if log_q is None else log_q[sl])
+            total = total + part * (sl.stop - sl.start)
+        return total / n
+
     def loss(self, module: nn.Module, b: dict[str, Any]) -> Tensor:
         if not isinstance(module, zn.ScoringModule):
             raise TypeError(f"expected a ScoringModule to train; got {type(module).__name__}")
@@ -143,8 +154,7 @@ class _InteractionTask:
         ir = module.item_repr(m._item_inputs(b["i"], drop=b.get("drop_i")))
         name = self.loss_name
         if name == "softmax":
-            logits = module.score_matrix(ur, ir)  # (B, B)
-            return self.losses[name](logits, b["i"], self.log_q[b["i"]] if self.logq_correction else None)
+            return self._inbatch_softmax(module, ur, ir, b["i"])
         if name == "full_softmax":
             logits = module.score_matrix(ur, module.item_repr(m._all_item_inputs()))  # (B, N)
             return self.losses[name](logits, b["i"])
@@ -261,7 +271,7 @@ class NeuralRecommender(Recommender):
         if len(train) == 0:
             raise DataError(f"{self.name}: the training data '{train.name}' has no interactions")
         threads_before = torch.get_num_threads()
-        torch.set_num_threads(c.num_threads or _auto_threads())
+        torch.set_num_threads(c.num_threads or configured_threads())
         try:
             self.device_ = resolve_device(c.device)
             self._tables = None
@@ -426,6 +436,9 @@ class BPRMFConfig(_IdModelConfig):
     """Training loss."""
     logq_correction: bool = True
     """Subtract log item frequency from in-batch softmax logits."""
+    inbatch_negatives: int = Field(1024, ge=0)
+    """Softmax loss: contrast each positive with at most this many in-batch items (larger
+    batches are split into groups), so a step costs B x this instead of B x B (0: no bound)."""
     epochs: int = Field(40, ge=1)
     lr: float = Field(5e-3, gt=0)
     batch_size: int = Field(4096, ge=1)
@@ -433,6 +446,7 @@ class BPRMFConfig(_IdModelConfig):
     weight_decay: float = Field(1e-6, ge=0)
     init_std: float = Field(0.01, gt=0)
     eval_every: int = Field(2, ge=1)
+    patience: int = Field(3, ge=0)
 
 
 class BPRMF(NeuralRecommender):
@@ -741,6 +755,10 @@ class TwoTowerConfig(_FeatureConfig):
     """In-batch sampled softmax (default), full softmax, BPR or BCE."""
     logq_correction: bool = True
     """Subtract log item frequency from in-batch softmax logits."""
+    inbatch_negatives: int = Field(0, ge=0)
+    """Softmax loss: contrast each positive with at most this many in-batch items (larger
+    batches are split into groups), so a step costs B x this instead of B x B (0: the whole
+    batch)."""
     n_negatives: int = Field(1, ge=1)
     """Sampled negatives per positive (bpr/bce losses)."""
     history_len: int = Field(50, ge=0)

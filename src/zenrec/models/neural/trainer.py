@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -81,7 +82,8 @@ class TrainingConfig(ModelConfig):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     """Autocast precision on GPU ('auto': bf16 where supported); CPU always trains in fp32."""
     num_threads: int = Field(0, ge=0)
-    """CPU threads for torch (0: 1 on machines of <= 2 cores, else half the cores up to 8)."""
+    """CPU threads for torch during ``fit`` (0: the process's thread policy, see
+    :mod:`zenrec._threads`: ``--threads``/``$ZENREC_THREADS``, else all cores)."""
     seed: int = 0
     """Seed of initialisation, shuffling and sampling (a torch.Generator; no global seeding)."""
     progress: bool = True
@@ -258,6 +260,41 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, Tensor], dict[str, Any]]
 
 
 # ---------------------------------------------------------------------- trainer
+@dataclass
+class _Loop:
+    """What stays fixed during one ``fit``: the task, module, optimiser and process layout."""
+
+    task: TrainingTask
+    module: nn.Module
+    wrapped: nn.Module
+    params: list[nn.Parameter]
+    gen: torch.Generator
+    rank: int
+    world: int
+    opt: torch.optim.Optimizer | None = None
+    scaler: torch.amp.GradScaler | None = None
+
+    @staticmethod
+    def steps(n_rows: int, batch_size: int) -> int:
+        return max(1, math.ceil(n_rows / batch_size))
+
+
+@dataclass
+class _LoopState:
+    """What changes during one ``fit`` and goes into a checkpoint."""
+
+    res: TrainResult
+    best_state: dict[str, Tensor] | None = None
+    bad_rounds: int = 0
+    epoch: int = 0
+    """Epochs completed."""
+    step: int = 0
+    """Optimiser steps taken."""
+    elapsed0: float = 0.0
+    """Seconds of training before a resume."""
+    stopped: bool = False
+
+
 class Trainer:
     """Runs the training loop of any :class:`TrainingTask`.
 
@@ -296,6 +333,11 @@ class Trainer:
     ) -> TrainResult:
         """Train ``task.module`` in place; on return it holds the best validated weights.
 
+        The run is: set up (device, DDP wrapper, optimiser, gradient scaler), resume from a
+        checkpoint when asked, then per epoch: one pass over the shuffled rows
+        (:meth:`_train_epoch`), validation with early-stopping bookkeeping
+        (:meth:`_validate_epoch`), the history record, a checkpoint, and the callback.
+
         Args:
             task: The model's training task.
             gen: Generator for shuffling and sampling (on ``self.device``).
@@ -307,132 +349,180 @@ class Trainer:
         rank, world = _dist()
         module = task.module.to(self.device)
         module.train()
+        loop = _Loop(task=task, module=module, wrapped=self._wrap(module, task, world),
+                     params=[p for p in module.parameters() if p.requires_grad], gen=gen,
+                     rank=rank, world=world)
+        loop.opt = _make_optimizer(loop.params, c)
+        if self.device.type == "cuda" and c.precision == "fp16":
+            loop.scaler = torch.amp.GradScaler("cuda")
+        state = self._resume(loop) or _LoopState(TrainResult())
+        t0 = time.perf_counter()
+        with self._progress(rank, state.epoch) as tick:
+            for epoch in range(state.epoch, c.epochs):
+                if state.stopped:
+                    break
+                t_epoch = time.perf_counter()
+                loss = self._train_epoch(loop, state)
+                record: dict[str, Any] = {
+                    "epoch": epoch + 1, "loss": loss,
+                    "lr": c.lr * lr_factor(c, state.step - 1, loop.steps(task.n_rows, c.batch_size)),
+                    "train_seconds": time.perf_counter() - t_epoch,
+                }
+                metrics = None
+                if validate is not None and ((epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs):
+                    t_valid = time.perf_counter()
+                    metrics = self._validate_epoch(loop, state, validate, epoch + 1)
+                    record.update({f"valid_{k}": v for k, v in metrics.items()})
+                    record["valid_seconds"] = time.perf_counter() - t_valid
+                self._close_epoch(loop, state, record, metrics, epoch + 1, t0, tick)
+                if metrics is not None and callback is not None:
+                    callback(epoch + 1, metrics)
+                if self.run.stop_after_epoch is not None and epoch + 1 >= self.run.stop_after_epoch \
+                        and epoch + 1 < c.epochs and not state.stopped:
+                    raise TrainingInterrupted(f"training stopped after epoch {epoch + 1} (test hook)")
+        if state.best_state is not None:
+            module.load_state_dict(state.best_state)
+        module.eval()
+        state.res.seconds = state.elapsed0 + time.perf_counter() - t0
+        return state.res
+
+    # -------------------------------------------------------------- the steps of fit
+    def _wrap(self, module: nn.Module, task: TrainingTask, world: int) -> nn.Module:
+        """The loss as a module's ``forward`` (DDP-wrapped under torchrun)."""
         wrapped: nn.Module = _LossModule(module, task)
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             wrapped = DDP(wrapped, device_ids=ids)
-        params = [p for p in module.parameters() if p.requires_grad]
-        opt = _make_optimizer(params, c)
-        use_scaler = self.device.type == "cuda" and c.precision == "fp16"
-        scaler = torch.amp.GradScaler("cuda") if use_scaler else None
-        n = task.n_rows
-        bs = c.batch_size
-        steps = max(1, math.ceil(n / bs))
-        maximize = higher_is_better(c.valid_metric)
-        res = TrainResult()
-        best_state: dict[str, Tensor] | None = None
-        bad_rounds = 0
-        start_epoch = 0
-        step = 0
-        elapsed0 = 0.0
-        stopped = False
+        return wrapped
+
+    def _resume(self, loop: _Loop) -> _LoopState | None:
+        """Restore module, optimiser, generator and loop state from the checkpoint, if asked."""
         ckdir = self.run.checkpoint_dir
-        if ckdir is not None and self.run.resume:
-            loaded = load_checkpoint(Path(ckdir))
-            if loaded is not None:
-                tensors, meta = loaded
-                if meta.get("config") != c.model_dump(mode="json"):
-                    raise ConfigError(
-                        f"--resume: the checkpoint in {ckdir} was written with different settings; "
-                        "resume with the same --set values or start a new --output directory"
-                    )
-                module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-                opt.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
-                gen.set_state(tensors["generator"].cpu())
-                if any(k.startswith("best.") for k in tensors):
-                    best_state = {k[5:]: v.to(self.device) for k, v in tensors.items()
-                                  if k.startswith("best.")}
-                res.history = meta["history"]
-                res.best_epoch, res.best_score = meta["best_epoch"], meta["best_score"]
-                res.seconds_to_best = meta.get("seconds_to_best")
-                bad_rounds, start_epoch, step = meta["bad_rounds"], meta["epoch"], meta["step"]
-                elapsed0, stopped = meta["seconds"], meta["stopped"]
-                res.resumed_from = start_epoch
-        t0 = time.perf_counter()
-        show = c.progress and rank == 0
+        if ckdir is None or not self.run.resume:
+            return None
+        loaded = load_checkpoint(Path(ckdir))
+        if loaded is None:
+            return None
+        tensors, meta = loaded
+        if meta.get("config") != self.config.model_dump(mode="json"):
+            raise ConfigError(
+                f"--resume: the checkpoint in {ckdir} was written with different settings; "
+                "resume with the same --set values or start a new --output directory"
+            )
+        loop.module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        assert loop.opt is not None
+        loop.opt.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+        loop.gen.set_state(tensors["generator"].cpu())
+        state = _LoopState(TrainResult(history=meta["history"], best_epoch=meta["best_epoch"],
+                                       best_score=meta["best_score"],
+                                       seconds_to_best=meta.get("seconds_to_best"),
+                                       resumed_from=meta["epoch"]))
+        if any(k.startswith("best.") for k in tensors):
+            state.best_state = {k[5:]: v.to(self.device) for k, v in tensors.items()
+                                if k.startswith("best.")}
+        state.bad_rounds, state.epoch, state.step = meta["bad_rounds"], meta["epoch"], meta["step"]
+        state.elapsed0, state.stopped = meta["seconds"], meta["stopped"]
+        return state
+
+    @contextmanager
+    def _progress(self, rank: int, start_epoch: int) -> Iterator[Callable[[str], None]]:
+        """A rich progress bar over epochs (rank 0, when ``progress``); yields ``tick(desc)``."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TimeElapsedColumn(), transient=True, disable=not show)
+        progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                            TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                            transient=True, disable=not (self.config.progress and rank == 0))
         with progress:
-            bar = progress.add_task("training", total=c.epochs, completed=start_epoch)
-            for epoch in range(start_epoch, c.epochs):
-                if stopped:
-                    break
-                perm = torch.randperm(n, generator=gen, device=self.device)
-                loss_sum = torch.zeros((), device=self.device)
-                for b in range(steps):
-                    rows = perm[b * bs : (b + 1) * bs]
-                    batch = task.batch(rows, gen)
-                    scale = 1.0
-                    if world > 1:
-                        batch, n_loc, n_glob = _shard(batch, rank, world)
-                        scale = n_loc * world / n_glob
-                    factor = lr_factor(c, step, steps)
-                    for g in opt.param_groups:
-                        g["lr"] = c.lr * factor
-                    with self._autocast():
-                        loss = wrapped(batch)
-                    opt.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss * scale).backward()
-                        scaler.unscale_(opt)
-                    else:
-                        (loss * scale).backward()
-                    if c.grad_clip > 0:
-                        nn.utils.clip_grad_norm_(params, c.grad_clip)
-                    if scaler is not None:
-                        scaler.step(opt)
-                        scaler.update()
-                    else:
-                        opt.step()
-                    loss_sum += loss.detach()
-                    step += 1
-                record: dict[str, Any] = {"epoch": epoch + 1, "loss": float(loss_sum) / steps,
-                                          "lr": c.lr * lr_factor(c, step - 1, steps)}
-                metrics: dict[str, float] | None = None
-                if validate is not None and ((epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs):
-                    metrics = self._validate(module, validate, rank, world)
-                    if c.valid_metric not in metrics:
-                        raise ConfigError(
-                            f"the 'valid_metric' parameter is {c.valid_metric!r}, which validation "
-                            f"does not produce; choose one of {sorted(metrics)}"
-                        )
-                    score = float(metrics[c.valid_metric])
-                    record.update({f"valid_{k}": v for k, v in metrics.items()})
-                    better = res.best_score is None or (score > res.best_score if maximize
-                                                        else score < res.best_score)
-                    if better and math.isfinite(score):
-                        res.best_score, res.best_epoch = score, epoch + 1
-                        best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-                        bad_rounds = 0
-                    else:
-                        bad_rounds += 1
-                    if c.patience and bad_rounds >= c.patience:
-                        stopped = True
-                record["seconds"] = elapsed0 + time.perf_counter() - t0
-                if res.best_epoch == epoch + 1:
-                    res.seconds_to_best = record["seconds"]
-                res.history.append(record)
-                desc = f"epoch {epoch + 1} loss {record['loss']:.4f}"
-                if metrics is not None:
-                    desc += f" {c.valid_metric} {metrics[c.valid_metric]:.4f}"
-                progress.update(bar, advance=1, description=desc)
-                if ckdir is not None and rank == 0:
-                    self._checkpoint(Path(ckdir), module, opt, gen, best_state, res, epoch + 1,
-                                     step, bad_rounds, stopped, elapsed0 + time.perf_counter() - t0)
-                if metrics is not None and callback is not None:
-                    callback(epoch + 1, metrics)
-                if self.run.stop_after_epoch is not None and epoch + 1 >= self.run.stop_after_epoch \
-                        and epoch + 1 < c.epochs and not stopped:
-                    raise TrainingInterrupted(f"training stopped after epoch {epoch + 1} (test hook)")
-        if best_state is not None:
-            module.load_state_dict(best_state)
-        module.eval()
-        res.seconds = elapsed0 + time.perf_counter() - t0
-        return res
+            bar = progress.add_task("training", total=self.config.epochs, completed=start_epoch)
+            yield lambda desc: progress.update(bar, advance=1, description=desc)
+
+    def _train_epoch(self, loop: _Loop, state: _LoopState) -> float:
+        """One pass over the shuffled training rows; returns the mean batch loss."""
+        c = self.config
+        n, bs = loop.task.n_rows, c.batch_size
+        steps = loop.steps(n, bs)
+        perm = torch.randperm(n, generator=loop.gen, device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        for b in range(steps):
+            batch = loop.task.batch(perm[b * bs : (b + 1) * bs], loop.gen)
+            loss_sum += self._step(loop, batch, lr_factor(c, state.step, steps))
+            state.step += 1
+        return float(loss_sum) / steps
+
+    def _step(self, loop: _Loop, batch: dict[str, Any], factor: float) -> Tensor:
+        """One optimiser step on a global batch (this rank's shard under DDP); returns the loss."""
+        c = self.config
+        opt = loop.opt
+        assert opt is not None
+        scale = 1.0
+        if loop.world > 1:
+            batch, n_loc, n_glob = _shard(batch, loop.rank, loop.world)
+            scale = n_loc * loop.world / n_glob
+        for g in opt.param_groups:
+            g["lr"] = c.lr * factor
+        with self._autocast():
+            loss = loop.wrapped(batch)
+        opt.zero_grad(set_to_none=True)
+        if loop.scaler is not None:
+            loop.scaler.scale(loss * scale).backward()
+            loop.scaler.unscale_(opt)
+        else:
+            (loss * scale).backward()
+        if c.grad_clip > 0:
+            nn.utils.clip_grad_norm_(loop.params, c.grad_clip)
+        if loop.scaler is not None:
+            loop.scaler.step(opt)
+            loop.scaler.update()
+        else:
+            opt.step()
+        return loss.detach()
+
+    def _validate_epoch(self, loop: _Loop, state: _LoopState,
+                        validate: Callable[[], dict[str, float]], epoch: int) -> dict[str, float]:
+        """Validate, keep the best weights, count rounds without improvement, decide to stop."""
+        c = self.config
+        metrics = self._validate(loop.module, validate, loop.rank, loop.world)
+        if c.valid_metric not in metrics:
+            raise ConfigError(
+                f"the 'valid_metric' parameter is {c.valid_metric!r}, which validation "
+                f"does not produce; choose one of {sorted(metrics)}"
+            )
+        score = float(metrics[c.valid_metric])
+        res = state.res
+        better = res.best_score is None or (score > res.best_score if higher_is_better(c.valid_metric)
+                                            else score < res.best_score)
+        if better and math.isfinite(score):
+            res.best_score, res.best_epoch = score, epoch
+            state.best_state = {k: v.detach().clone() for k, v in loop.module.state_dict().items()}
+            state.bad_rounds = 0
+        else:
+            state.bad_rounds += 1
+        if c.patience and state.bad_rounds >= c.patience:
+            state.stopped = True
+        return metrics
+
+    def _close_epoch(self, loop: _Loop, state: _LoopState, record: dict[str, Any],
+                     metrics: dict[str, float] | None, epoch: int, t0: float,
+                     tick: Callable[[str], None]) -> None:
+        """Append the history record, update the progress bar, write the checkpoint."""
+        res = state.res
+        record["seconds"] = state.elapsed0 + time.perf_counter() - t0
+        if res.best_epoch == epoch:
+            res.seconds_to_best = record["seconds"]
+        res.history.append(record)
+        desc = f"epoch {epoch} loss {record['loss']:.4f}"
+        if metrics is not None:
+            desc += f" {self.config.valid_metric} {metrics[self.config.valid_metric]:.4f}"
+        tick(desc)
+        state.epoch = epoch
+        ckdir = self.run.checkpoint_dir
+        if ckdir is not None and loop.rank == 0:
+            assert loop.opt is not None
+            self._checkpoint(Path(ckdir), loop.module, loop.opt, loop.gen, state.best_state, res,
+                             epoch, state.step, state.bad_rounds, state.stopped,
+                             state.elapsed0 + time.perf_counter() - t0)
 
     def _validate(self, module: nn.Module, validate: Callable[[], dict[str, float]],
                   rank: int, world: int) -> dict[str, float]:

@@ -24,8 +24,9 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from zenrec._errors import DataError
+from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
-from zenrec.models.neural.models import NeuralRecommender, _auto_threads
+from zenrec.models.neural.models import NeuralRecommender
 from zenrec.models.neural.nn import ScoringModule
 from zenrec.models.neural.trainer import Trainer, TrainingConfig, resolve_device
 
@@ -154,7 +155,7 @@ class MultVAE(NeuralRecommender):
         if len(train) == 0:
             raise DataError(f"{self.name}: the training data '{train.name}' has no interactions")
         threads_before = torch.get_num_threads()
-        torch.set_num_threads(c.num_threads or _auto_threads())
+        torch.set_num_threads(c.num_threads or configured_threads())
         try:
             self.device_ = resolve_device(c.device)
             gen_init = torch.Generator().manual_seed(c.seed)

@@ -1,0 +1,166 @@
+"""The thread policy, EASE's fast path, the bounded in-batch softmax and pruning on time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from zenrec._errors import ConfigError
+from zenrec._threads import configured_threads, resolve_threads, set_threads, thread_limit
+
+
+def test_tests_run_on_one_thread():
+    from threadpoolctl import threadpool_info
+
+    assert configured_threads() == 1
+    assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+
+
+def test_resolve_threads_order(monkeypatch):
+    monkeypatch.setenv("ZENREC_THREADS", "3")
+    assert resolve_threads(None) == 3
+    assert resolve_threads(5) == 5  # explicit wins over the variable
+    monkeypatch.setenv("ZENREC_THREADS", "0")
+    assert resolve_threads(None) >= 1  # 0: all cores
+    monkeypatch.setenv("ZENREC_THREADS", "many")
+    with pytest.raises(ConfigError, match="ZENREC_THREADS"):
+        resolve_threads(None)
+    with pytest.raises(ConfigError, match="'threads'"):
+        resolve_threads(-1)
+
+
+def test_thread_limit_restores():
+    from threadpoolctl import threadpool_info
+
+    with thread_limit(2) as n:
+        assert n == 2 and configured_threads() == 2
+        assert {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"} <= {2}
+    assert configured_threads() == 1
+    assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+
+
+def test_set_threads_sets_the_pools_environment(monkeypatch):
+    for var in ("OMP_NUM_THREADS", "POLARS_MAX_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    try:
+        assert set_threads(2) == 2
+        import os
+
+        assert os.environ["POLARS_MAX_THREADS"] == "2" and os.environ["OMP_NUM_THREADS"] == "2"
+    finally:
+        set_threads(1)
+
+
+def test_every_computing_cli_command_takes_threads():
+    from zenrec.cli.main import _leaf_commands, build_parser
+
+    leaves = _leaf_commands(build_parser())
+    assert len(leaves) >= 8
+    for p in leaves:
+        assert any("--threads" in a.option_strings for a in p._actions), p.prog
+
+
+def test_cli_rejects_bad_threads(capsys):
+    from zenrec.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["data", "info", "ml-100k", "--threads", "-2"])
+    assert exc.value.code == 2
+    assert "--threads" in capsys.readouterr().err
+
+
+def test_spd_inverse_matches_general_inverse():
+    from zenrec.models.classic.ease import spd_inverse
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((400, 150))
+    g = a.T @ a + 3.0 * np.eye(150)
+    want = scipy.linalg.inv(g)
+    got64 = spd_inverse(np.asfortranarray(g.copy()))
+    got32 = spd_inverse(np.asfortranarray(g.astype(np.float32)))
+    assert got64 is not None and got32 is not None
+    np.testing.assert_allclose(got64, want, atol=1e-12)
+    np.testing.assert_allclose(got32, want, atol=1e-5)
+    np.testing.assert_array_equal(got64, got64.T)
+    assert spd_inverse(np.asfortranarray(-np.eye(4))) is None  # not positive definite
+
+
+def test_ease_float32_matches_float64_closed_form(synthetic):
+    """B from the float32 Cholesky path against the paper's formula in float64."""
+    from zenrec.models.classic.ease import EASE
+
+    m32 = EASE(l2=20.0).fit(synthetic)
+    X = m32.seen_.toarray().astype(np.float64)
+    P = np.linalg.inv(X.T @ X + 20.0 * np.eye(X.shape[1]))
+    B = -P / np.diag(P)[None, :]
+    np.fill_diagonal(B, 0.0)
+    np.testing.assert_allclose(m32.B_, B, atol=1e-4)
+    users = np.arange(50)
+    np.testing.assert_allclose(m32.score_indices(users), X[:50] @ B, atol=1e-3)
+
+
+def test_ease_blocked_threaded_scoring_equals_one_product(synthetic):
+    from zenrec.models.classic.ease import EASE
+
+    m = EASE(l2=20.0).fit(synthetic)
+    users = np.arange(synthetic.n_users)
+    want = (m.seen_[users] @ m.B_).astype(np.float32)
+    with thread_limit(2):
+        got = m.score_indices(users)  # 300 users: two blocks on two threads
+    np.testing.assert_array_equal(got, want)
+
+
+def test_inbatch_softmax_groups_equal_their_mean():
+    torch = pytest.importorskip("torch")
+    from zenrec.models.neural.losses import SampledSoftmaxLoss
+    from zenrec.models.neural.models import _InteractionTask
+
+    class Dot(torch.nn.Module):
+        def score_matrix(self, u, i):
+            return u @ i.T
+
+    gen = torch.Generator().manual_seed(0)
+    ur, ir = torch.randn(10, 4, generator=gen), torch.randn(10, 4, generator=gen)
+    items = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 0])
+    task = _InteractionTask.__new__(_InteractionTask)
+    task.losses = {"softmax": SampledSoftmaxLoss()}
+    task.logq_correction = False
+    task.inbatch_negatives = 4
+    got = task._inbatch_softmax(Dot(), ur, ir, items)
+    loss = SampledSoftmaxLoss()
+    want = (4 * loss(ur[:4] @ ir[:4].T, items[:4]) + 4 * loss(ur[4:8] @ ir[4:8].T, items[4:8])
+            + 2 * loss(ur[8:] @ ir[8:].T, items[8:])) / 10
+    assert torch.allclose(got, want)
+    task.inbatch_negatives = 0
+    assert torch.allclose(task._inbatch_softmax(Dot(), ur, ir, items), loss(ur @ ir.T, items))
+
+
+def test_time_budget_needs_three_trials_and_scales_the_median():
+    optuna = pytest.importorskip("optuna")
+    from zenrec.tuning.tuner import TIME_PRUNE_FACTOR, time_budget
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    for secs in (2.0, 10.0):
+        t = study.ask()
+        t.set_user_attr("fit_seconds", secs)
+        study.tell(t, 0.1)
+    assert time_budget(study) is None
+    t = study.ask()
+    t.set_user_attr("fit_seconds", 4.0)
+    study.tell(t, state=optuna.trial.TrialState.PRUNED)
+    assert time_budget(study) == pytest.approx(TIME_PRUNE_FACTOR * 4.0)
+
+
+def test_history_splits_epoch_time_into_training_and_validation(synthetic):
+    pytest.importorskip("torch")
+    from zenrec.models.neural.models import BPRMF
+    from zenrec.splits import global_random_split
+
+    split = global_random_split(synthetic, (0.8, 0.1, 0.1), seed=0)
+    m = BPRMF(factors=8, epochs=2, eval_every=1, batch_size=256, progress=False)
+    m.fit(split.train, split.valid)
+    for h in m.history_:
+        assert h["train_seconds"] > 0 and h["valid_seconds"] > 0
+        assert h["train_seconds"] + h["valid_seconds"] <= h["seconds"] + 1e-6
