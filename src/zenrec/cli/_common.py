@@ -14,7 +14,10 @@ __all__ = ["add_dataset_args", "add_filter_args", "load_from_args", "parse_sets"
 def add_dataset_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", required=required, metavar="NAME|PATH",
-                   help="built-in name (ml-100k, ml-1m, ml-latest-small) or a CSV/TSV/Parquet file")
+                   help="built-in name (ml-100k, ml-1m, ml-1m-ts, ml-latest-small) or a CSV/TSV/Parquet file")
+    g.add_argument("--format", choices=["table", "sequences"], default="table",
+                   help="file layout: 'table' (one interaction per row) or 'sequences' "
+                        "(one user per line: 'user item1 item2 ...', chronological)")
     g.add_argument("--data-dir", metavar="DIR", help="explicit directory of a built-in dataset")
     g.add_argument("--user-col", help="column of user ids (name, or 0-based position with --no-header)")
     g.add_argument("--item-col", help="column of item ids")
@@ -53,9 +56,17 @@ def load_from_args(args: argparse.Namespace) -> Any:
             opts[key] = v
     from zenrec.data import BUILTIN_DATASETS
 
+    fmt = getattr(args, "format", "table")
     if args.dataset not in BUILTIN_DATASETS:
+        if fmt == "sequences":
+            if any(k.endswith("_col") for k in opts):
+                raise ConfigError(f"--{next(k for k in opts if k.endswith('_col')).replace('_', '-')} "
+                                  "applies to table files, not to --format sequences")
+            return load_dataset(args.dataset, format="sequences", sep=opts.get("sep"))
         opts["header"] = not args.no_header
         opts["encoding"] = args.encoding
+    elif fmt != "table":
+        raise ConfigError(f"--format applies to files, not to the built-in dataset '{args.dataset}'")
     elif opts:
         raise ConfigError(
             f"--{next(iter(opts)).replace('_', '-')} applies to files, not to the built-in dataset "

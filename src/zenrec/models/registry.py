@@ -23,6 +23,10 @@ MODELS: dict[str, str] = {
     "neumf": "zenrec.models.neural.models:NeuMF",
     "mlpranker": "zenrec.models.neural.models:MLPRanker",
     "twotower": "zenrec.models.neural.models:TwoTower",
+    "sasrec": "zenrec.models.neural.sequential:SASRec",
+    "din": "zenrec.models.neural.sequential:DIN",
+    "mmoe": "zenrec.models.neural.multitask:MMoE",
+    "sharedbottom": "zenrec.models.neural.multitask:SharedBottom",
 }
 
 

@@ -141,7 +141,8 @@ class _InteractionTask:
             return self.losses[name](pos, b["y"]) if name == "mse" else self.losses[name](pos, labels=b["y"])
         neg_items = b["neg"]  # (B, K)
         bsz, k = neg_items.shape
-        ur_rep = ur.repeat_interleave(k, 0) if not isinstance(ur, tuple) else ur
+        ur_rep = (tuple(x.repeat_interleave(k, 0) for x in ur) if isinstance(ur, tuple)
+                  else ur.repeat_interleave(k, 0))
         neg = module.score_pairs(ur_rep, module.item_repr(m._item_inputs(neg_items.reshape(-1))))
         return self.losses[name](pos, neg.view(bsz, k))  # (B,), (B, K)
 
@@ -201,6 +202,14 @@ class NeuralRecommender(Recommender):
     def _after_init(self, train: Dataset, valid: Dataset | None) -> None:
         """Change the freshly initialised module (e.g. NeuMF pre-training)."""
 
+    def _make_task(self, train: Dataset) -> Any:
+        """The trainer's :class:`TrainingTask` (default: one row per training interaction)."""
+        assert self.device_ is not None
+        return _InteractionTask(self, train, self.device_)
+
+    def _after_fit(self, train: Dataset, valid: Dataset | None) -> None:
+        """Runs once the best weights are restored (e.g. SASRec extends its histories)."""
+
     # ------------------------------------------------------------------ inputs
     def _table_tensors(self) -> dict[str, Tensor]:
         if self._tables is None:
@@ -257,13 +266,14 @@ class NeuralRecommender(Recommender):
                                getattr(c, "init_std", 0.1))
             self.module_ = module.to(self.device_)
             self._after_init(train, valid)
-            task = _InteractionTask(self, train, self.device_)
+            task = self._make_task(train)
             gen = torch.Generator(device=self.device_).manual_seed(c.seed + 1)
             validate = self._make_validate(train, valid) if valid is not None and len(valid) else None
             trainer = Trainer(c, self.device_, self.run_options)
             result = trainer.fit(task, gen, validate, self.epoch_callback)
             self.train_result_ = result
             self.history_ = result.history
+            self._after_fit(train, valid)
         finally:
             torch.set_num_threads(threads_before)
 
@@ -287,15 +297,33 @@ class NeuralRecommender(Recommender):
                                         beyond_accuracy=False).metrics
 
     def _validate_ctr(self, valid: Dataset) -> dict[str, float]:
+        from zenrec.evaluation.ctr import ctr_samples
         from zenrec.evaluation.evaluator import evaluate_ctr
 
         labels = self._labels(valid)
+        users, items = valid.users, valid.items
         if labels is None:
-            raise ConfigError(f"the 'valid_metric' parameter of {self.name} is a CTR metric, "
-                              "which needs click labels; use ndcg@10 instead")
-        s = self._predict_pairs(valid.users, valid.items)
+            # implicit data: each validation positive against 4 sampled unseen items (seeded)
+            assert self.seen_ is not None
+            n_u = self.seen_.shape[0]
+            seen = Dataset(users=np.repeat(np.arange(n_u), np.diff(self.seen_.indptr)),
+                           items=self.seen_.indices.astype(np.int64), user_vocab=valid.user_vocab,
+                           item_vocab=valid.item_vocab)
+            users, items, labels = ctr_samples(valid, [seen], n_negatives=4, seed=self.config.seed)
+        s = self._predict_pairs(users, items)
         p = 1.0 / (1.0 + np.exp(-s.astype(np.float64)))
-        return evaluate_ctr(p, labels, groups=valid.users).metrics
+        return evaluate_ctr(p, labels, groups=users).metrics
+
+    @property
+    def predicts_probability(self) -> bool:
+        """Whether sigmoid(score) is a trained click probability (pointwise BCE training)."""
+        return self._loss_name() in ("bce", "click")
+
+    def predict_proba(self, users: Any, items: Any) -> np.ndarray:
+        """sigmoid of the score of raw (user, item) pairs: a click probability for models
+        trained with a pointwise log loss (see :attr:`predicts_probability`)."""
+        s = self.predict(users, items).astype(np.float64)
+        return 1.0 / (1.0 + np.exp(-s))
 
     # ------------------------------------------------------------------ scoring
     def _require_module(self) -> nn.Module:
