@@ -33,7 +33,8 @@ class TestSASRecBCE(SequentialConformance):
 class TestDIN(RecommenderConformance):
     def make_model(self):
         return create_model("din", dim=8, attention_layers=[16], layers=[16], history_len=8,
-                            epochs=40, lr=0.02, batch_size=64, eval_every=40, **FAST)
+                            epochs=40, lr=0.02, weight_decay=1e-3, batch_size=64, eval_every=40,
+                            **FAST)
 
 
 def test_order_blind_model_cannot_solve_planted_sequences():
