@@ -46,7 +46,7 @@ def test_ctr_samples_are_seeded_unseen_and_at_the_stated_ratio():
     assert y.sum() == len(sp.test) and (y == 0).sum() == 4 * len(sp.test)
     seen = set(zip(ds.users.tolist(), ds.items.tolist()))
     assert not any((a, b) in seen for a, b in zip(u[y == 0].tolist(), i[y == 0].tolist()))
-    u2, i2, _ = ctr_samples(sp.test, [sp.train, sp.valid], n_negatives=4, seed=7)
+    _, i2, _ = ctr_samples(sp.test, [sp.train, sp.valid], n_negatives=4, seed=7)
     np.testing.assert_array_equal(i, i2)
     _, i3, _ = ctr_samples(sp.test, [sp.train, sp.valid], n_negatives=4, seed=8)
     assert not np.array_equal(i, i3)
