@@ -163,3 +163,37 @@ def test_din_reads_labelled_clicks(tmp_path):
 
     p = m.predict_proba(ds.user_vocab.decode(users), ds.item_vocab.decode(items))
     assert auc(p, clicks) > 0.9
+
+
+def test_sasrec_explanations_python_and_cli(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from zenrec.data.dataset import Feature
+
+    p = planted_sequences()
+    titles = np.array([f"Movie {x}" for x in p.train.item_vocab.ids])
+    p.train.item_features = {"title": Feature("title", "text", titles)}
+    m = create_model("sasrec", **{**SAS, "epochs": 10}).fit(p.train)
+    recs = m.explain(m.recommend([100, 999], k=2), top=2)
+    assert recs.explanation is not None and len(recs.explanation) == 2
+    first = recs.explanation[0]
+    assert len(first) == 2 and len(first[0]) == 2
+    hist_items = set(p.train.item_vocab.decode(p.train.items[p.train.users == p.train.user_vocab.encode([100])[0]]).tolist())
+    for e in first[0]:
+        assert e["item"] in hist_items and e["title"] == f"Movie {e['item']}" and 0 <= e["weight"] <= 1
+    assert first[0][0]["weight"] >= first[0][1]["weight"]
+    assert recs.explanation[1] == [[], []]  # unknown user: popularity, nothing to explain
+    assert recs.to_records()[0]["explanation"] == first
+    bundle = m.save(tmp_path / "b")
+    out = subprocess.run([sys.executable, "-m", "zenrec", "recommend", "--bundle", str(bundle), "--user", "100",
+                          "-k", "2", "--explain", "--json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    rec = json.loads(out.stdout)[0]
+    assert len(rec["explanation"][0]) == 3  # --explain-top defaults to 3
+    assert [e["item"] for e in rec["explanation"][0][:2]] == [e["item"] for e in first[0]]
+    ease = create_model("ease").fit(p.train).save(tmp_path / "e")
+    bad = subprocess.run([sys.executable, "-m", "zenrec", "recommend", "--bundle", str(ease), "--user", "100",
+                          "--explain"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "attention model" in bad.stderr and "Traceback" not in bad.stderr

@@ -57,6 +57,9 @@ class Recommendations:
         score_lists: Per user, the matching scores.
         fallback: Per user, True when the user was unknown and popularity was used.
         unknown_items: Candidate ids that were not in the catalog (ignored).
+        explanation: Filled by attention models' ``explain``: per user, per recommended item,
+            the history items with the highest attention weight as ``{item, title, weight}``
+            dicts (``None`` when not asked for).
     """
 
     users: np.ndarray
@@ -64,6 +67,7 @@ class Recommendations:
     score_lists: list[np.ndarray]
     fallback: np.ndarray
     unknown_items: np.ndarray
+    explanation: list[list[list[dict[str, Any]]]] | None = None
 
     @property
     def items(self) -> np.ndarray:
@@ -81,7 +85,7 @@ class Recommendations:
         return np.stack(self.score_lists) if self.score_lists else np.zeros((0, 0))
 
     def to_records(self) -> list[dict[str, Any]]:
-        return [
+        out = [
             {
                 "user": _py(u),
                 "items": [_py(x) for x in items],
@@ -90,6 +94,10 @@ class Recommendations:
             }
             for u, items, scores, fb in zip(self.users, self.item_lists, self.score_lists, self.fallback)
         ]
+        if self.explanation is not None:
+            for rec, expl in zip(out, self.explanation):
+                rec["explanation"] = expl
+        return out
 
 
 def _py(v: Any) -> Any:

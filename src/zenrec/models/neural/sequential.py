@@ -19,12 +19,57 @@ from torch import Tensor, nn
 from zenrec._errors import ConfigError, DataError
 from zenrec.data.dataset import Dataset
 from zenrec.data.sequences import chronological_order, pad_left, user_sequences
+from zenrec.models.base import Recommendations
 from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
 from zenrec.models.neural.models import NeuralRecommender, _FeatureConfig
 from zenrec.models.neural.nn_seq import DINNet, SASRecNet
 from zenrec.models.neural.trainer import TrainingConfig
 
 __all__ = ["DIN", "DINConfig", "SASRec", "SASRecConfig", "training_windows"]
+
+
+class _Explains:
+    """``explain``: attention weights of the user's history items for each recommendation."""
+
+    item_vocab: Any
+    user_vocab: Any
+    item_meta: dict[str, list[Any]]
+
+    def _weights(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError  # pragma: no cover
+
+    def explain(self, recs: Recommendations, top: int = 3) -> Recommendations:
+        """Fill ``recs.explanation``: for each recommended item, the ``top`` history items with
+        the highest attention weight, as ``{"item", "title", "weight"}`` (title when the bundle
+        has titles), highest first. Unknown (fallback) users get empty lists.
+
+        Args:
+            recs: The result of ``recommend`` on this model.
+            top: History items listed per recommended item (>= 1).
+        """
+        if top < 1:
+            raise ConfigError(f"explain: 'top' must be >= 1; got {top}")
+        titles = self.item_meta.get("title")
+        out: list[list[list[dict[str, Any]]]] = []
+        for user, items, fb in zip(recs.users, recs.item_lists, recs.fallback):
+            u = int(self.user_vocab.encode([user])[0]) if not fb else -1
+            if u < 0 or len(items) == 0:
+                out.append([[] for _ in items])
+                continue
+            hist, w = self._weights(u, self.item_vocab.encode(items))  # (T,), (K, T)
+            per_item = []
+            for row in w:
+                pos = [int(j) for j in np.argsort(-row, kind="stable") if hist[j] > 0][:top]
+                per_item.append([{"item": _py_id(self.item_vocab.decode([hist[j] - 1])[0]),
+                                  "title": None if titles is None else titles[int(hist[j]) - 1],
+                                  "weight": float(row[j])} for j in pos])
+            out.append(per_item)
+        recs.explanation = out
+        return recs
+
+
+def _py_id(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def training_windows(train: Dataset, max_len: int, *, sliding: bool = True) -> np.ndarray:
@@ -133,7 +178,7 @@ class SASRecConfig(TrainingConfig):
         return self
 
 
-class SASRec(NeuralRecommender):
+class SASRec(_Explains, NeuralRecommender):
     """SASRec (Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018).
 
     Scores of a user are ``F_T . M_i`` for the last position of the user's most recent
@@ -245,6 +290,10 @@ class SASRec(NeuralRecommender):
         finally:
             module.train(was)
 
+    def _weights(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        hist = self._user_seqs(np.array([user]))[0]
+        return hist, self.explain_indices(hist, items)
+
     def history_of(self, users: np.ndarray) -> np.ndarray:
         """(len(users), max_len) history table rows (item index + 1, 0 = padding)."""
         return self._user_seqs(users)
@@ -298,7 +347,7 @@ class DINConfig(_FeatureConfig):
         return self
 
 
-class DIN(NeuralRecommender):
+class DIN(_Explains, NeuralRecommender):
     """DIN (Zhou et al., "Deep Interest Network for Click-Through Rate Prediction", KDD 2018).
 
     Example:
@@ -391,6 +440,9 @@ class DIN(NeuralRecommender):
             return ur[1][0].cpu().numpy(), w.float().cpu().numpy()
         finally:
             module.train(was)
+
+    def _weights(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.explain_indices(user, items)
 
     def _meta_state(self) -> dict[str, Any]:
         return {**super()._meta_state(), "clicks": bool(getattr(self, "_clicks", False))}
