@@ -17,7 +17,9 @@ def test_every_classic_model_has_a_valid_shipped_space():
         if name in model_names():
             s = load_space(model=name)
             assert s.model == name
-            assert s.direction == ("minimize" if s.metric in ("rmse", "mae") else "maximize")
+            from zenrec.evaluation.metrics import metric_direction
+
+            assert s.direction == metric_direction(s.metric)
     assert load_space(model="biasedmf").direction == "minimize"
 
 
