@@ -82,7 +82,7 @@ def evaluate_ctr_samples(model: Any, test: Dataset, exclude: Sequence[Dataset | 
     out = {"auc": M.auc(p, y), "gauc": M.gauc(p, y, u)}
     if is_prob:
         out["logloss"] = M.logloss(p, y)
-    return EvalResult(metrics=out, seconds=time.perf_counter() - t0,
+    return EvalResult(metrics=out, users=np.zeros(0, dtype=object), seconds=time.perf_counter() - t0,
                       mode=f"ctr (each positive with {n_negatives} sampled negatives, seed {seed})",
                       n_users=int(np.unique(test.users).size))
 
@@ -119,6 +119,6 @@ def evaluate_multitask(model: Any, test: Dataset, *, threshold: float = 4.0) -> 
         y = (r >= threshold).astype(np.float64)
         out["liked/auc"] = M.auc(preds["liked"], y)
         out["liked/logloss"] = M.logloss(preds["liked"], y)
-    return EvalResult(metrics=out, seconds=time.perf_counter() - t0,
+    return EvalResult(metrics=out, users=np.zeros(0, dtype=object), seconds=time.perf_counter() - t0,
                       mode=f"multitask (liked = rating >= {threshold:g})",
                       n_users=int(np.unique(test.users).size))
