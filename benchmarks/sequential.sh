@@ -11,10 +11,10 @@ export OPENBLAS_NUM_THREADS=1 ZENREC_DATA=${ZENREC_DATA:-$(cd .. && pwd)/shared/
 lock() { flock /tmp/zenrec-bench.lock "$@"; }
 sets=(--set progress=false --set num_threads=1)
 for extra in "$@"; do sets+=(--set "$extra"); done
-[[ -f "$out/sasrec-loo-full.json" ]] || lock .venv/bin/zenrec evaluate --dataset "$ds" --protocol loo-full \
-    --model sasrec "${sets[@]}" --output "$out/sasrec-loo-full.json" --save-bundle "$out/sasrec-bundle"
-lock .venv/bin/python benchmarks/sequential_sampled.py "$ds" "$out/sasrec-bundle" "$out/sasrec-loo-uni100.json"
 [[ -f "$out/ease-loo-full.json" ]] || lock .venv/bin/zenrec evaluate --dataset "$ds" --protocol loo-full \
     --model ease --output "$out/ease-loo-full.json"
 [[ -f "$out/ials-loo-full.json" ]] || lock .venv/bin/zenrec evaluate --dataset "$ds" --protocol loo-full \
     --model ials --output "$out/ials-loo-full.json"
+[[ -f "$out/sasrec-loo-full.json" ]] || lock .venv/bin/zenrec evaluate --dataset "$ds" --protocol loo-full \
+    --model sasrec "${sets[@]}" --output "$out/sasrec-loo-full.json" --save-bundle "$out/sasrec-bundle"
+lock .venv/bin/python benchmarks/sequential_sampled.py "$ds" "$out/sasrec-bundle" "$out/sasrec-loo-uni100.json"
