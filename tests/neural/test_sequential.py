@@ -218,3 +218,23 @@ def test_sasrec_on_ml100k_loo_full():
     data = prepare_dataset(load_dataset("ml-100k"), proto)
     run = run_protocol(lambda: create_model("sasrec", epochs=10, eval_every=10, **FAST), data, proto)
     assert run.metrics["ndcg@10"] > 0.05, run.metrics
+
+
+def test_din_reads_the_avazu_sample_click_file():
+    """A labelled click file in the Avazu layout (shared ctr-tiny data): DIN trains on the labels."""
+    import os
+    from pathlib import Path
+
+    from zenrec.data import read_interactions
+
+    f = Path(os.environ.get("ZENREC_DATA", "/nonexistent")) / "ctr-tiny" / "avazu_sample.txt"
+    if not f.exists():
+        pytest.skip("shared ctr-tiny data absent")
+    ds = read_interactions(f, user_col="device_model", item_col="site_id", rating_col="click",
+                           context_cols=["banner_pos"])
+    assert set(np.unique(ds.ratings).tolist()) == {0.0, 1.0}
+    m = create_model("din", dim=4, attention_layers=[4], layers=[8], history_len=5, epochs=3,
+                     context=["banner_pos"], valid_metric="auc", **FAST).fit(ds)
+    assert m._clicks
+    p = m.predict_proba(ds.user_vocab.decode(ds.users), ds.item_vocab.decode(ds.items))
+    assert p.shape == (len(ds),) and ((p > 0) & (p < 1)).all()
