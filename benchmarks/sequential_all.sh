@@ -11,27 +11,18 @@ export OPENBLAS_NUM_THREADS=1 ZENREC_DATA=${ZENREC_DATA:-$(cd .. && pwd)/shared/
 hold() { flock /tmp/zenrec-bench.lock timeout 590 "$@"; }
 again() { for _ in 1 2 3 4 5 6 7 8; do hold "$@" && return 0; done; return 1; }
 Z=.venv/bin/zenrec
+# Accuracy-only runs (EASE, iALS and the loo-uni100 re-scoring of SASRec's bundle) are in
+# benchmarks/sequential_accuracy.sh: their times are not quoted, so they need no lock.
 S=(--set progress=false --set num_threads=1)
 
-# 1. ML-100K: SASRec (loo-full bundle re-scored under loo-uni100), EASE, iALS
-[[ -f "$out/ml-100k/sasrec-loo-uni100.json" ]] || { mkdir -p "$out/ml-100k"; hold .venv/bin/python \
-    benchmarks/sequential_sampled.py ml-100k "$out/ml-100k/sasrec-bundle" "$out/ml-100k/sasrec-loo-uni100.json"; }
-for m in ease ials; do
-  [[ -f "$out/ml-100k/$m-loo-full.json" ]] || hold $Z evaluate --dataset ml-100k --protocol loo-full \
-      --model $m --output "$out/ml-100k/$m-loo-full.json"
-done
 # 2. RecBole's SASRec on zenrec's ML-100K loo-full split, 1 epoch (about 4 min/epoch on 2 idle cores)
 [[ -f "$out/recbole-sasrec-ml100k.json" ]] || hold .venv/bin/python benchmarks/peers/recbole_sasrec.py \
     --dataset ml-100k --epochs 1 --out "$out/recbole-sasrec-ml100k.json"
 # 3. multitask and ctr benchmarks (resumable cells)
 again $Z benchmark benchmarks/multitask-ml100k.toml --output-dir "$out/multitask-ml100k" --quiet
 again $Z benchmark benchmarks/ctr-ml100k.toml --output-dir "$out/ctr-ml100k" --quiet
-# 4. ml-1m-ts: EASE, iALS, SASRec (resumable training, 10 epochs max)
+# 4. ml-1m-ts: SASRec (resumable training, 10 epochs max)
 mkdir -p "$out/ml-1m-ts"
-for m in ease ials; do
-  [[ -f "$out/ml-1m-ts/$m-loo-full.json" ]] || hold $Z evaluate --dataset ml-1m-ts --protocol loo-full \
-      --model $m --output "$out/ml-1m-ts/$m-loo-full.json"
-done
 again $Z train --dataset ml-1m-ts --protocol loo-full --model sasrec "${S[@]}" --set epochs=10 \
     --set eval_every=2 --set patience=2 --output "$out/ml-1m-ts/sasrec-train" --resume
 [[ -f "$out/ml-1m-ts/sasrec-loo-uni100.json" ]] || hold .venv/bin/python benchmarks/sequential_sampled.py \
