@@ -246,6 +246,7 @@ class MultiTaskNet(nn.Module):
     """
 
     dot_product = False
+    bias: Tensor
 
     def __init__(self, user_fields: Sequence[FieldSpec], item_fields: Sequence[FieldSpec],
                  n_users: int, n_items: int, dim: int, n_experts: int,
