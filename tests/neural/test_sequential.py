@@ -103,6 +103,8 @@ def test_sasrec_learns_order_and_scores_from_items():
     s2 = m._score_from_items(iv.encode([103, 104, 105]))
     order2 = [int(i) for i in np.argsort(-s2) if int(i) not in set(iv.encode([103, 104, 105]).tolist())]
     assert iv.decode([order2[0]])[0] == 106
+    if hasattr(m, "recommend_from_items"):  # the serving contract, once the base class has it
+        assert m.recommend_from_items([100, 101, 102], k=1).item_lists[0].tolist() == [103]
 
 
 def test_sasrec_losses_and_determinism():
