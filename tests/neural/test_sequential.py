@@ -128,9 +128,13 @@ def test_sasrec_runs_under_loo_protocols_and_history_includes_valid(tmp_path):
     for name in ("loo-full", "loo-uni100"):
         proto = get_protocol(name)
         if name == "loo-uni100":
-            ds2 = Dataset.from_raw(np.concatenate([ds.user_vocab.decode(ds.users), np.full(120, 999)]),
-                                   np.concatenate([ds.item_vocab.decode(ds.items), np.arange(1000, 1120)]),
-                                   timestamps=np.concatenate([ds.timestamps, np.arange(120)]))
+            # 100 sampled negatives need a larger catalog: 10 extra users, 240 extra items, each
+            # item seen by 5 of them (the >= 5 filter keeps it), each user seeing half of them
+            eu = np.array([k for j in range(240) for k in range(10) if (j - k) % 10 < 5]) + 900
+            ei = np.array([j for j in range(240) for k in range(10) if (j - k) % 10 < 5]) + 1000
+            ds2 = Dataset.from_raw(np.concatenate([ds.user_vocab.decode(ds.users), eu]),
+                                   np.concatenate([ds.item_vocab.decode(ds.items), ei]),
+                                   timestamps=np.concatenate([ds.timestamps, np.arange(eu.size)]))
         else:
             ds2 = ds
         run = run_protocol(lambda: create_model("sasrec", **{**SAS, "epochs": 30, "eval_every": 10}),
