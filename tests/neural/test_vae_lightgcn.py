@@ -17,6 +17,8 @@ FAST = {"progress": False, "num_threads": 1}
 
 
 class TestMultVAE(RecommenderConformance):
+    similar_support = False  # no item embeddings of its own (a decoder per item)
+
     def make_model(self):
         return create_model("multvae", hidden=32, latent=8, epochs=60, batch_size=32, lr=5e-3,
                             anneal_epochs=20, **FAST)

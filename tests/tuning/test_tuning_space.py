@@ -18,7 +18,8 @@ def test_every_classic_model_has_a_valid_shipped_space():
                 "ials": "maximize", "biasedmf": "minimize", "bprmf": "maximize", "gmf": "maximize",
                 "ncf-mlp": "maximize", "neumf": "maximize", "mlpranker": "maximize",
                 "twotower": "maximize", "rp3beta": "maximize", "edlae": "maximize", "slim": "maximize",
-                "multvae": "maximize", "lightgcn": "maximize", "ensemble": "maximize"}
+                "multvae": "maximize", "lightgcn": "maximize", "ensemble": "maximize",
+                "sasrec": "maximize", "din": "maximize", "mmoe": "minimize", "sharedbottom": "minimize"}
     for name in shipped:
         if name in model_names():
             s = load_space(model=name)

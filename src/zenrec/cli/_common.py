@@ -20,8 +20,11 @@ __all__ = ["add_dataset_args", "add_filter_args", "data_spec", "invocation", "lo
 def add_dataset_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--dataset", required=required, metavar="NAME|PATH",
-                   help="built-in name (ml-100k, ml-1m, ml-latest-small), a CSV/TSV/Parquet file, or a "
-                        ".toml data config ([data] table: file, columns, feature tables)")
+                   help="built-in name (ml-100k, ml-1m, ml-1m-ts, ml-latest-small), a CSV/TSV/Parquet file, "
+                        "or a .toml data config ([data] table: file, columns, feature tables)")
+    g.add_argument("--format", choices=["table", "sequences"], default="table",
+                   help="file layout: 'table' (one interaction per row) or 'sequences' "
+                        "(one user per line: 'user item1 item2 ...', chronological)")
     g.add_argument("--data-dir", metavar="DIR", help="explicit directory of a built-in dataset")
     g.add_argument("--user-col", help="column of user ids (name, or 0-based position with --no-header)")
     g.add_argument("--item-col", help="column of item ids")
@@ -80,6 +83,14 @@ def data_spec(args: argparse.Namespace) -> DataSpec:
     if args.dataset not in BUILTIN_DATASETS:
         opts["header"] = not args.no_header
         opts["encoding"] = args.encoding
+    fmt = getattr(args, "format", "table")
+    if fmt != "table":
+        if args.dataset in BUILTIN_DATASETS:
+            raise ConfigError(f"--format applies to files, not to the built-in dataset '{args.dataset}'")
+        cols = [k for k in opts if k.endswith("_col")]
+        if cols:
+            raise ConfigError(f"--{cols[0].replace('_', '-')} applies to table files, not to --format {fmt}")
+        opts["format"] = fmt
     filters = {k: v for k, v in user_filters(args).items() if v is not None} if hasattr(args, "duplicates") else {}
     return DataSpec(source=args.dataset, data_dir=getattr(args, "data_dir", None),
                     split_dir=getattr(args, "split_dir", None), **opts, **filters, **_feature_options(args))

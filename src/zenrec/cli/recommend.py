@@ -19,6 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-k", type=int, default=10, help="list length (default 10)")
     p.add_argument("--include-seen", action="store_true", help="do not drop the user's training items")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--explain", action="store_true",
+                   help="attention models (sasrec, din): list, per recommended item, the history "
+                        "items with the highest attention weight")
+    p.add_argument("--explain-top", type=int, default=3, metavar="N",
+                   help="history items listed per recommendation with --explain (default 3)")
     p.set_defaults(func=run)
 
 
@@ -31,8 +36,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise ConfigError(f"-k must be >= 1; got {args.k}")
+    if args.explain_top < 1:
+        raise ConfigError(f"--explain-top must be >= 1; got {args.explain_top}")
     model = load_model(args.bundle)
     recs = model.recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
+    if args.explain:
+        from zenrec.models.neural.sequential import _Explains  # imports torch: only when asked
+
+        if not isinstance(model, _Explains):
+            raise ConfigError(f"--explain needs an attention model (sasrec, din); the bundle holds "
+                              f"'{model.name}'")
+        recs = model.explain(recs, top=args.explain_top)
     titles = model.item_meta.get("title")
     records = recs.to_records()
     if titles is not None:
@@ -52,10 +66,15 @@ def run(args: argparse.Namespace) -> int:
         t.add_column("score", justify="right")
         if "titles" in r:
             t.add_column("title")
+        if "explanation" in r:
+            t.add_column("because of (attention weight)")
         for j, (item, score) in enumerate(zip(r["items"], r["scores"]), 1):
             row = [str(j), str(item), f"{score:.4f}"]
             if "titles" in r:
                 row.append(r["titles"][j - 1])
+            if "explanation" in r:
+                row.append("; ".join(f"{e['title'] or e['item']} ({e['weight']:.2f})"
+                                     for e in r["explanation"][j - 1]))
             t.add_row(*row)
         console.print(t)
     return 0

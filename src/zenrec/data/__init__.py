@@ -17,6 +17,7 @@ from zenrec.data.readers import (
     read_interactions,
     read_table,
 )
+from zenrec.data.sequences import read_sequences, user_sequences
 from zenrec.data.sources import BUILTIN_DATASETS, load_builtin, resolve_builtin
 from zenrec.data.spec import DataSpec
 from zenrec.data.splitdir import load_split_dir
@@ -41,14 +42,16 @@ __all__ = [
     "min_rating",
     "parse_feature_specs",
     "read_interactions",
+    "read_sequences",
     "read_table",
     "resolve_builtin",
     "synthetic_dataset",
+    "user_sequences",
 ]
 
 
 def load_dataset(spec: str | Path | Any, *, path: str | Path | None = None, download: bool = True,
-                 **reader_options: Any) -> Dataset:
+                 format: str = "table", **reader_options: Any) -> Dataset:
     """Load a built-in dataset by name, a CSV/TSV/Parquet file, a data config or a DataFrame.
 
     Args:
@@ -56,6 +59,9 @@ def load_dataset(spec: str | Path | Any, *, path: str | Path | None = None, down
             config (a ``[data]`` table, see :mod:`zenrec.data.config`); or a pandas/polars
             DataFrame or Arrow table (read as :func:`read_interactions` reads it).
         path: Explicit directory of a built-in dataset.
+        format: ``table`` (CSV/TSV/Parquet, one interaction per row) or ``sequences`` (one
+            user per line: ``user_id item_1 item_2 ...``, chronological; see
+            :func:`read_sequences`).
         download: Allow downloading a built-in dataset when no local copy is found.
         **reader_options: Passed to :func:`read_interactions` for files (``user_col``,
             ``item_col``, ``rating_col``, ``time_col``, ``sep``, ``header``, ``encoding``).
@@ -74,6 +80,8 @@ def load_dataset(spec: str | Path | Any, *, path: str | Path | None = None, down
                 f"column options apply to files, not to the built-in dataset '{name}'"
             )
         return load_builtin(name, path, download=download)
+    if format not in ("table", "sequences"):
+        raise DataError(f"the 'format' parameter must be 'table' or 'sequences'; got {format!r}")
     p = Path(name)
     if p.suffix.lower() == ".toml":
         if any(v is not None for k, v in reader_options.items() if k.endswith("_col") or k == "sep"):
@@ -83,6 +91,11 @@ def load_dataset(spec: str | Path | Any, *, path: str | Path | None = None, down
         is_file, is_dir = p.is_file(), p.is_dir()
     except OSError:  # e.g. "File name too long" for a string that is not a path at all
         is_file = is_dir = False
+    if is_file and format == "sequences":
+        bad = [k for k, v in reader_options.items() if v is not None and k not in ("sep", "header", "encoding")]
+        if bad:
+            raise DataError(f"the '{bad[0]}' option applies to table files, not to format='sequences'")
+        return read_sequences(p, sep=reader_options.get("sep"))
     if is_file:
         return _read_interactions(p, **{**_READER_DEFAULTS, **reader_options}, stacklevel=2)
     if is_dir:

@@ -38,6 +38,14 @@ class _Source:
     # file -> ("sha256" | "gitblob", hex digest) of the official file, checked after download
     checks: dict[str, tuple[str, str]]
     loader: Callable[[Path], Dataset]
+    # folder name under $ZENREC_DATA / the cache, when it differs from ``name``
+    folder: str | None = None
+    # file -> sha256 checked every time the dataset is loaded (a fixed subset of a release)
+    load_checks: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def dir_name(self) -> str:
+        return self.folder or self.name
 
 
 def _cache_root() -> Path:
@@ -94,16 +102,16 @@ def resolve_builtin(name: str, path: str | Path | None = None, *, download: bool
         candidates.append(Path(path))
     env = os.environ.get("ZENREC_DATA")
     if env:
-        candidates.append(Path(env) / name)
+        candidates.append(Path(env) / src.dir_name)
     else:
         tried.append("$ZENREC_DATA (not set)")
-    cache = _cache_root() / name
+    cache = _cache_root() / src.dir_name
     candidates.append(cache)
     for c in candidates:
         if _has_files(c, src):
             return c
         tried.append(f"{c} (missing {', '.join(f for f in src.required if not (c / f).exists())})")
-    if download:
+    if download and src.url:
         try:
             _download(src, cache)
             return cache
@@ -113,14 +121,21 @@ def resolve_builtin(name: str, path: str | Path | None = None, *, download: bool
             tried.append(f"download {src.url} ({type(exc).__name__}: {exc})")
     raise DataError(
         f"dataset '{name}' not found; tried: {'; '.join(tried)}. Set ZENREC_DATA to a folder "
-        f"holding '{name}/' in its original layout, or pass its path"
+        f"holding '{src.dir_name}/' in its original layout, or pass its path"
     )
 
 
 def load_builtin(name: str, path: str | Path | None = None, *, download: bool = True) -> Dataset:
     """Load built-in dataset ``name`` with its features (titles, genres, demographics)."""
     d = resolve_builtin(name, path, download=download)
-    ds = BUILTIN_DATASETS[name].loader(d)
+    src = BUILTIN_DATASETS[name]
+    for fname, digest in src.load_checks:
+        if file_sha256(d / fname) != digest:
+            raise DataError(
+                f"{d / fname}: sha256 differs from the known file ({digest[:12]}...); dataset "
+                f"'{name}' is defined as exactly that file, so a changed copy is refused"
+            )
+    ds = src.loader(d)
     ds.name = name
     return ds
 
@@ -226,6 +241,12 @@ def _load_ml1m(d: Path) -> Dataset:
         raise DataError(f"{f}: {df.width} fields per line; expected UserID::MovieID::Rating[::Timestamp]")
     df = df.rename(dict(zip(df.columns, names)))
     ds = _interactions(df, f, first, "ml-1m", file_sha256(f))
+    _ml1m_features(ds, d)
+    return ds
+
+
+def _ml1m_features(ds: Dataset, d: Path) -> None:
+    """Attach movies.dat and users.dat features of an ML-1M folder to ``ds`` (in place)."""
     movies, _ = read_table(d / "movies.dat", sep="::", header=False, encoding="latin-1")
     iid = movies["0"].cast(pl.Int64).to_numpy()
     titles = movies["1"].to_numpy().astype(str)
@@ -245,6 +266,24 @@ def _load_ml1m(d: Path) -> Dataset:
         "occupation": _cat_feature("occupation", uv, uid, users["3"].to_numpy()),
         "zip_prefix": _cat_feature("zip_prefix", uv, uid, users["4"].str.slice(0, 1).to_numpy()),
     }
+
+
+ML1M_TS_FILE = "ratings.users1-2999.with-timestamps.dat.gz"
+
+
+def _load_ml1m_ts(d: Path) -> Dataset:
+    """ML-1M users 1-2999 with timestamps (the first 487,650 lines of the official ratings.dat).
+
+    Features as for ``ml-1m`` (titles, genres, year; gender, age, occupation, zip prefix).
+    Not "ML-1M": one block of user ids, timestamps from 2000-10-04.
+    """
+    f = d / ML1M_TS_FILE
+    df, first = read_table(f, sep="::", header=False)
+    if df.width != 4:
+        raise DataError(f"{f}: {df.width} fields per line; expected UserID::MovieID::Rating::Timestamp")
+    df = df.rename(dict(zip(df.columns, ["user", "item", "rating", "timestamp"])))
+    ds = _interactions(df, f, first, "ml-1m-ts", file_sha256(f))
+    _ml1m_features(ds, d)
     return ds
 
 
@@ -293,6 +332,16 @@ BUILTIN_DATASETS: dict[str, _Source] = {
             "users.dat": ("sha256", "1dc3a95300cb19f7c10e027daf29b8cdf1d908dab65b5edfb45950aa389a10a3"),
         },
         loader=_load_ml1m,
+    ),
+    "ml-1m-ts": _Source(
+        name="ml-1m-ts",
+        url="",  # a subset of the official ratings.dat shipped in the shared data folder only
+        zip_dir="ml-1m",
+        required=(ML1M_TS_FILE, "movies.dat", "users.dat"),
+        checks={},
+        loader=_load_ml1m_ts,
+        folder="ml-1m",
+        load_checks=((ML1M_TS_FILE, "2fedcf5405373a49df4041e3d3fe1e8db9eacf2c77c209ae1f686ea06b7a16d9"),),
     ),
     "ml-latest-small": _Source(
         name="ml-latest-small",

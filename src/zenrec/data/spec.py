@@ -44,6 +44,8 @@ class DataSpec(BaseModel):
     """Column of timestamps."""
     sep: str | None = None
     """Field separator (default: by file extension)."""
+    format: Literal["table", "sequences"] = "table"
+    """File layout: one interaction per row, or one user's chronological items per line."""
     header: bool = True
     """Whether the file has a header row."""
     encoding: str = "utf-8"
@@ -95,6 +97,8 @@ class DataSpec(BaseModel):
         if self.is_builtin:
             return {}
         opts: dict[str, Any] = {k: getattr(self, k) for k in (*_COLUMNS, "sep") if getattr(self, k) is not None}
+        if self.format != "table":
+            opts["format"] = self.format
         opts["header"] = self.header
         opts["encoding"] = self.encoding
         return opts
@@ -129,6 +133,8 @@ class DataSpec(BaseModel):
                 args += [f"--{key.replace('_', '-')}", v]
         if self.sep is not None:
             args += ["--sep", self.sep]
+        if self.format != "table":
+            args += ["--format", self.format]
         if not self.header:
             args.append("--no-header")
         if self.encoding.lower().replace("_", "-") != "utf-8":

@@ -15,6 +15,7 @@ import numpy as np
 from zenrec._errors import ConfigError
 from zenrec.data.dataset import Dataset
 from zenrec.data.filters import apply_filters
+from zenrec.evaluation.ctr import evaluate_ctr_samples, evaluate_multitask
 from zenrec.evaluation.evaluator import (
     EvalResult,
     evaluate_ranking,
@@ -40,20 +41,22 @@ class Protocol:
         name: Preset name.
         description: What it reproduces, printed with results.
         split: Split kind.
-        mode: ``full`` (full ranking), ``sampled`` or ``rating``.
+        mode: ``full`` (full ranking), ``sampled``, ``rating``, ``ctr`` (each held-out
+            positive with ``n_negatives`` sampled negatives, AUC/GAUC/LogLoss) or
+            ``multitask`` (per-task metrics on rated data).
         ks: Cutoffs.
         metrics: Metric names (ranking) or ``rmse``/``mae``.
         main_metric: The metric used for model selection and leaderboards.
         default_seed: Seed of the published protocol.
         filters: Filters applied to every dataset (``min_user_count``...).
         dataset_filters: Extra filters for named datasets (e.g. ML-1M ``rating >= 3``).
-        n_negatives: Negatives per user for ``sampled`` mode.
+        n_negatives: Negatives per user (``sampled``) or per positive (``ctr``).
     """
 
     name: str
     description: str
     split: Literal["user_random", "user_stratified", "kfold", "loo"]
-    mode: Literal["full", "sampled", "rating"]
+    mode: Literal["full", "sampled", "rating", "ctr", "multitask"]
     ks: tuple[int, ...]
     metrics: tuple[str, ...]
     main_metric: str
@@ -102,6 +105,11 @@ class Protocol:
             target, exclude = split.test, [split.train, split.valid]
         if self.mode == "rating":
             return evaluate_rating(model, target)
+        if self.mode == "ctr":
+            return evaluate_ctr_samples(model, target, exclude, n_negatives=self.n_negatives,
+                                        seed=seed)
+        if self.mode == "multitask":
+            return evaluate_multitask(model, target, threshold=self.split_params.get("liked", 4.0))
         if self.mode == "sampled":
             return evaluate_sampled(model, target, exclude, n_negatives=self.n_negatives, ks=self.ks,
                                     metrics=self.metrics, seed=seed)
@@ -178,6 +186,38 @@ PROTOCOLS: dict[str, Protocol] = {
         default_seed=0,
         filters={"min_user_count": 5, "min_item_count": 5},
         n_negatives=100,
+    ),
+    "ctr": Protocol(
+        name="ctr",
+        description=(
+            "Click-through prediction: per-user random split 8:1:1 of the interactions (all are "
+            "positives); each valid/test positive paired with 4 negatives sampled per seed from "
+            "the user's unseen items; AUC, GAUC (per user) and LogLoss (models that predict a "
+            "probability)"
+        ),
+        split="user_random",
+        split_params={"ratios": (0.8, 0.1, 0.1)},
+        mode="ctr",
+        ks=(),
+        metrics=("auc", "gauc", "logloss"),
+        main_metric="auc",
+        default_seed=0,
+        n_negatives=4,
+    ),
+    "multitask": Protocol(
+        name="multitask",
+        description=(
+            "Multi-task on rated data: per-user random split 8:1:1; task 'rating' (RMSE, MAE of "
+            "the predicted rating) and task 'liked' (rating >= 4: AUC, LogLoss); a single-task "
+            "model reports its own task"
+        ),
+        split="user_random",
+        split_params={"ratios": (0.8, 0.1, 0.1), "liked": 4.0},
+        mode="multitask",
+        ks=(),
+        metrics=("rating/rmse", "rating/mae", "liked/auc", "liked/logloss"),
+        main_metric="rating/rmse",
+        default_seed=0,
     ),
 }
 

@@ -73,6 +73,10 @@ class Recommendations:
         fallback_kind: Per user, how the list was made: ``"none"`` (the model's own scores
             of a known user), ``"history"`` (scored from a list of items, see
             :meth:`Recommender.recommend_from_items`) or ``"popularity"``.
+        unknown_items: Candidate ids that were not in the catalog (ignored).
+        explanation: Filled by attention models' ``explain``: per user, per recommended item,
+            the history items with the highest attention weight as ``{item, title, weight}``
+            dicts (``None`` when not asked for).
     """
 
     users: np.ndarray
@@ -83,6 +87,7 @@ class Recommendations:
     titles: Mapping[Any, str] | None = field(default=None, repr=False)
     """Raw item id -> title, when the model's training data had a ``title`` item feature."""
     fallback_kind: list[str] = field(default_factory=list)
+    explanation: list[list[list[dict[str, Any]]]] | None = None
 
     @property
     def items(self) -> np.ndarray:
@@ -191,7 +196,7 @@ class Recommendations:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
 
     def to_records(self) -> list[dict[str, Any]]:
-        return [
+        out = [
             {
                 "user": _py(u),
                 "items": [_py(x) for x in items],
@@ -203,6 +208,10 @@ class Recommendations:
                 self.users, self.item_lists, self.score_lists, self.fallback, self._kinds()
             )
         ]
+        if self.explanation is not None:
+            for rec, expl in zip(out, self.explanation):
+                rec["explanation"] = expl
+        return out
 
     def _kinds(self) -> list[str]:
         if len(self.fallback_kind) == len(self.item_lists):

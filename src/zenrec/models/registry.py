@@ -38,6 +38,10 @@ MODELS: dict[str, str] = {
     "multvae": "zenrec.models.neural.vae:MultVAE",
     "lightgcn": "zenrec.models.neural.lightgcn:LightGCN",
     "ensemble": "zenrec.models.ensemble:Ensemble",
+    "sasrec": "zenrec.models.neural.sequential:SASRec",
+    "din": "zenrec.models.neural.sequential:DIN",
+    "mmoe": "zenrec.models.neural.multitask:MMoE",
+    "sharedbottom": "zenrec.models.neural.multitask:SharedBottom",
 }
 
 

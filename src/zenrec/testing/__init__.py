@@ -15,6 +15,11 @@ equals one-by-one; ``NotFittedError`` before ``fit``; seen items excluded; candi
 
 from __future__ import annotations
 
-from zenrec.testing.conformance import RecommenderConformance, planted_blocks
+from zenrec.testing.conformance import (
+    RecommenderConformance,
+    SequentialConformance,
+    planted_blocks,
+    planted_sequences,
+)
 
-__all__ = ["RecommenderConformance", "planted_blocks"]
+__all__ = ["RecommenderConformance", "SequentialConformance", "planted_blocks", "planted_sequences"]

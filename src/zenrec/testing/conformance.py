@@ -14,7 +14,8 @@ from zenrec.data.vocab import Vocabulary
 if TYPE_CHECKING:
     from zenrec.models.base import Recommender
 
-__all__ = ["Planted", "RecommenderConformance", "planted_blocks"]
+__all__ = ["Planted", "RecommenderConformance", "SequentialConformance", "planted_blocks",
+           "planted_sequences"]
 
 
 @dataclass
@@ -74,6 +75,58 @@ def planted_blocks(
     iv = Vocabulary.from_values([rid("i", x) for x in range(n_items)])
     train = Dataset.from_raw(np.array(users), np.array(items), np.array(ratings), item_vocab=iv,
                              name="planted")
+    return Planted(train, withheld, group_of, 0)
+
+
+def planted_sequences(
+    n_groups: int = 4,
+    items_per_group: int = 8,
+    users_per_group: tuple[int, ...] | None = None,
+    length: int = 5,
+    *,
+    string_ids: bool = False,
+    seed: int = 0,
+) -> Planted:
+    """Users of group g walk the items of block g in a fixed cyclic order; the withheld item is
+    the next step of the walk.
+
+    User j of group g starts at position ``j % items_per_group`` and consumes ``length``
+    consecutive items of the cycle (timestamps 0, 1, ...); the withheld item is the one after
+    the last. Among the user's unseen items of the block only the order tells which comes next,
+    so a sequential model must rank it first, while an order-blind model cannot separate it from
+    the other ``items_per_group - length - 1`` unseen items of the block. Each user also has one
+    out-of-block item at time -1 (before the walk), as noise. Group 0 is the largest.
+    """
+    rng = np.random.default_rng(seed)
+    sizes = users_per_group or (40,) + tuple(16 - 2 * g for g in range(1, n_groups))
+    users, items, times = [], [], []
+    withheld: dict[Any, Any] = {}
+    group_of: dict[Any, int] = {}
+    n_items = n_groups * items_per_group
+
+    def rid(prefix: str, x: int) -> Any:
+        return f"{prefix}{x}" if string_ids else 100 + x
+
+    uid = 0
+    for g, size in enumerate(sizes):
+        block = np.arange(g * items_per_group, (g + 1) * items_per_group)
+        for j in range(size):
+            u = rid("u", uid)
+            other = int(rng.choice(np.setdiff1d(np.arange(n_items), block)))
+            users.append(u)
+            items.append(rid("i", other))
+            times.append(-1)
+            start = j % items_per_group
+            for t in range(length):
+                users.append(u)
+                items.append(rid("i", int(block[(start + t) % items_per_group])))
+                times.append(t)
+            withheld[u] = rid("i", int(block[(start + length) % items_per_group]))
+            group_of[u] = g
+            uid += 1
+    iv = Vocabulary.from_values([rid("i", x) for x in range(n_items)])
+    train = Dataset.from_raw(np.array(users), np.array(items), None, np.array(times), item_vocab=iv,
+                             name="planted-sequences")
     return Planted(train, withheld, group_of, 0)
 
 
@@ -281,3 +334,26 @@ class RecommenderConformance:
             assert recs.score_lists[0].tolist() == sorted(recs.score_lists[0].tolist(), reverse=True)
         missing = model.similar_items(777_777, k=3)
         assert len(missing.item_lists[0]) == 0 and missing.unknown_items.tolist() == [777_777]
+
+class SequentialConformance(RecommenderConformance):
+    """The conformance suite on :func:`planted_sequences` (order matters) for sequential models."""
+
+    def _fitted(self, string_ids: bool = False) -> tuple[Any, Planted]:
+        planted = planted_sequences(string_ids=string_ids)
+        model = self.make_model().fit(planted.train)
+        return model, planted
+
+    # A sequence model's history test: the planted next step of a group's walk comes first.
+    similar_support = False
+
+    def test_history_recovers_planted_block(self) -> None:
+        """A visitor who walked the first steps of a block's cycle gets the next step first."""
+        model, planted = self._fitted()
+        per = planted.train.n_items // 4
+        hits = 0
+        for g in range(4):
+            cycle = [100 + x for x in range(g * per, (g + 1) * per)]
+            recs = model.recommend_from_items(cycle[:5], k=3)
+            assert recs.fallback_kind == ["history"]
+            hits += int(recs.item_lists[0][0] == cycle[5])
+        assert hits >= 3, f"the next step came first for {hits} of 4 planted walks"

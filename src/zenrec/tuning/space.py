@@ -196,11 +196,13 @@ class SearchSpace(_Strict):
 def _check_metric(metric: str) -> str | None:
     from zenrec.evaluation.metrics import RANKING_METRICS
 
-    if metric in RATING_METRICS:
+    if metric in RATING_METRICS or metric in ("auc", "gauc", "logloss"):
+        return None
+    if metric.partition("/")[2] in ("rmse", "mae", "auc", "logloss"):  # multitask: task/metric
         return None
     name, _, k = metric.partition("@")
     if name not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
-        return (f"'metric' must be rmse, mae or NAME@K with NAME one of {', '.join(sorted(RANKING_METRICS))}"
+        return (f"'metric' must be rmse, mae, auc, gauc, logloss, TASK/METRIC or NAME@K with NAME one of {', '.join(sorted(RANKING_METRICS))}"
                 f" and K >= 1; got {metric!r}")
     return None
 

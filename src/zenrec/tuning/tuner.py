@@ -115,6 +115,8 @@ def protocol_metric_keys(protocol: Protocol) -> list[str]:
     """Metric keys a protocol's evaluation produces (what a space's metric may name)."""
     if protocol.mode == "rating":
         return ["rmse", "mae"]
+    if protocol.mode in ("ctr", "multitask"):
+        return list(protocol.metrics)
     keys = metric_keys(protocol.metrics, protocol.ks)
     return [f"{k}(sampled)" for k in keys] if protocol.mode == "sampled" else keys
 

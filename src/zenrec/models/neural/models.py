@@ -10,6 +10,7 @@ vocabularies, the feature encoder and training (through the shared
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
@@ -77,6 +78,24 @@ class _LossConfig(Protocol):
     loss: str
 
 
+@dataclass(frozen=True)
+class TaskOptions:
+    """Training options of the interaction task, read from a model's typed config."""
+
+    n_negatives: int = 1
+    """Sampled negatives per positive (BPR/BCE losses)."""
+    logq_correction: bool = True
+    """Subtract log item frequency from in-batch softmax logits."""
+    inbatch_negatives: int = 0
+    """Group size of the in-batch softmax (0: the whole batch)."""
+    id_dropout: float = 0.0
+    """Probability of dropping a user/item id (feature models)."""
+    context_dropout: float = 0.0
+    """Probability of dropping the context features of a row."""
+    init_std: float = 0.1
+    """Standard deviation of the initial embeddings."""
+
+
 class _InteractionTask:
     """Training rows are the interactions of ``train``; tensors stay on the device and batches
     are gathered by index (no per-sample Python)."""
@@ -97,7 +116,8 @@ class _InteractionTask:
         assert enc is not None
         self.context = {k: torch.as_tensor(v, device=device)
                         for k, v in enc.context_inputs(train).items()}
-        self.n_neg = getattr(c, "n_negatives", 1)
+        opts = model._task_options()
+        self.n_neg = opts.n_negatives
         counts = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
         self.sampler = None
         if self.loss_name in ("bpr", "bce"):
@@ -105,10 +125,10 @@ class _InteractionTask:
                                            c.popularity_alpha, train.users, train.items, device)
         q = np.maximum(counts, 1.0) / max(1.0, counts.sum())
         self.log_q = torch.as_tensor(np.log(q), dtype=torch.float32, device=device)
-        self.logq_correction = bool(getattr(c, "logq_correction", True))
-        self.inbatch_negatives = int(getattr(c, "inbatch_negatives", 0))
-        self.id_dropout = float(getattr(c, "id_dropout", 0.0))
-        self.context_dropout = float(getattr(c, "context_dropout", 0.0))
+        self.logq_correction = opts.logq_correction
+        self.inbatch_negatives = opts.inbatch_negatives
+        self.id_dropout = opts.id_dropout
+        self.context_dropout = opts.context_dropout
         self.losses = {"bpr": BPRLoss(), "bce": BCELoss(), "softmax": SampledSoftmaxLoss(),
                        "full_softmax": FullSoftmaxLoss(), "mse": MSELoss(), "click": BCELoss()}
 
@@ -163,7 +183,8 @@ class _InteractionTask:
             return self.losses[name](pos, b["y"]) if name == "mse" else self.losses[name](pos, labels=b["y"])
         neg_items = b["neg"]  # (B, K)
         bsz, k = neg_items.shape
-        ur_rep = ur.repeat_interleave(k, 0) if not isinstance(ur, tuple) else ur
+        ur_rep = (tuple(x.repeat_interleave(k, 0) for x in ur) if isinstance(ur, tuple)
+                  else ur.repeat_interleave(k, 0))
         neg = module.score_pairs(ur_rep, module.item_repr(m._item_inputs(neg_items.reshape(-1))))
         return self.losses[name](pos, neg.view(bsz, k))  # (B,), (B, K)
 
@@ -227,6 +248,29 @@ class NeuralRecommender(Recommender):
     def _after_init(self, train: Dataset, valid: Dataset | None) -> None:
         """Change the freshly initialised module (e.g. NeuMF pre-training)."""
 
+    def _task_options(self) -> TaskOptions:
+        """The options of this model's config that the interaction task uses (typed access by
+        config class; models of other modules override this to add theirs)."""
+        c = self.config
+        opts: dict[str, Any] = {}
+        if isinstance(c, (_IdModelConfig, MLPRankerConfig, TwoTowerConfig)):
+            opts["n_negatives"] = c.n_negatives
+        if isinstance(c, (_IdModelConfig, _FeatureConfig)):
+            opts["init_std"] = c.init_std
+        if isinstance(c, (BPRMFConfig, TwoTowerConfig)):
+            opts.update(logq_correction=c.logq_correction, inbatch_negatives=c.inbatch_negatives)
+        if isinstance(c, _FeatureConfig):
+            opts.update(id_dropout=c.id_dropout, context_dropout=c.context_dropout)
+        return TaskOptions(**opts)
+
+    def _make_task(self, train: Dataset) -> Any:
+        """The trainer's :class:`TrainingTask` (default: one row per training interaction)."""
+        assert self.device_ is not None
+        return _InteractionTask(self, train, self.device_)
+
+    def _after_fit(self, train: Dataset, valid: Dataset | None) -> None:
+        """Runs once the best weights are restored (e.g. SASRec extends its histories)."""
+
     # ------------------------------------------------------------------ inputs
     def _table_tensors(self) -> dict[str, Tensor]:
         if self._tables is None:
@@ -280,16 +324,17 @@ class NeuralRecommender(Recommender):
             self.encoder_ = self._build_encoder(train)
             module = self._new_module()
             zn.init_parameters(module, torch.Generator().manual_seed(c.seed),
-                               getattr(c, "init_std", 0.1))
+                               self._task_options().init_std)
             self.module_ = module.to(self.device_)
             self._after_init(train, valid)
-            task = _InteractionTask(self, train, self.device_)
+            task = self._make_task(train)
             gen = torch.Generator(device=self.device_).manual_seed(c.seed + 1)
             validate = self._make_validate(train, valid) if valid is not None and len(valid) else None
             trainer = Trainer(c, self.device_, self.run_options)
             result = trainer.fit(task, gen, validate, self.epoch_callback)
             self.train_result_ = result
             self.history_ = result.history
+            self._after_fit(train, valid)
         finally:
             torch.set_num_threads(threads_before)
 
@@ -313,15 +358,33 @@ class NeuralRecommender(Recommender):
                                         beyond_accuracy=False).metrics
 
     def _validate_ctr(self, valid: Dataset) -> dict[str, float]:
+        from zenrec.evaluation.ctr import ctr_samples
         from zenrec.evaluation.evaluator import evaluate_ctr
 
         labels = self._labels(valid)
+        users, items = valid.users, valid.items
         if labels is None:
-            raise ConfigError(f"the 'valid_metric' parameter of {self.name} is a CTR metric, "
-                              "which needs click labels; use ndcg@10 instead")
-        s = self._predict_pairs(valid.users, valid.items)
+            # implicit data: each validation positive against 4 sampled unseen items (seeded)
+            assert self.seen_ is not None
+            n_u = self.seen_.shape[0]
+            seen = Dataset(users=np.repeat(np.arange(n_u), np.diff(self.seen_.indptr)),
+                           items=self.seen_.indices.astype(np.int64), user_vocab=valid.user_vocab,
+                           item_vocab=valid.item_vocab)
+            users, items, labels = ctr_samples(valid, [seen], n_negatives=4, seed=self.config.seed)
+        s = self._predict_pairs(users, items)
         p = 1.0 / (1.0 + np.exp(-s.astype(np.float64)))
-        return evaluate_ctr(p, labels, groups=valid.users).metrics
+        return evaluate_ctr(p, labels, groups=users).metrics
+
+    @property
+    def predicts_probability(self) -> bool:
+        """Whether sigmoid(score) is a trained click probability (pointwise BCE training)."""
+        return self._loss_name() in ("bce", "click")
+
+    def predict_proba(self, users: Any, items: Any) -> np.ndarray:
+        """sigmoid of the score of raw (user, item) pairs: a click probability for models
+        trained with a pointwise log loss (see :attr:`predicts_probability`)."""
+        s = self.predict(users, items).astype(np.float64)
+        return 1.0 / (1.0 + np.exp(-s))
 
     # ------------------------------------------------------------------ scoring
     def _require_module(self) -> zn.ScoringModule:
@@ -608,7 +671,7 @@ class NeuMF(NeuralRecommender):
         c = self.config
         if not c.pretrain:
             return
-        shared = {k: getattr(c, k) for k in TrainingConfig.model_fields if k != "epochs"}
+        shared = c.model_dump(include=set(TrainingConfig.model_fields) - {"epochs"})
         shared.update(n_negatives=c.n_negatives, init_std=c.init_std, loss=c.loss)
         gmf = GMF(factors=c.gmf_factors, epochs=c.pretrain_epochs, **shared).fit(train, valid)
         mlp = NCFMLP(factors=c.mlp_factors, layers=c.layers, epochs=c.pretrain_epochs,

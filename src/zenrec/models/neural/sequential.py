@@ -1,0 +1,462 @@
+"""Sequential and target-attention recommenders: SASRec and DIN.
+
+SASRec (Kang & McAuley, ICDM 2018) reads each user's chronological history (see
+:mod:`zenrec.data.sequences`) and predicts the next item at every position; DIN (Zhou et al.,
+KDD 2018) scores a (user, candidate) pair by attending over the user's history with the
+candidate as the query. Formulas and shapes: :mod:`zenrec.models.neural.nn_seq` and
+``docs/neural.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+from torch import Tensor, nn
+
+from zenrec._errors import ConfigError, DataError
+from zenrec.data.dataset import Dataset
+from zenrec.data.sequences import chronological_order, pad_left, user_sequences
+from zenrec.models.base import Recommendations
+from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
+from zenrec.models.neural.models import NeuralRecommender, TaskOptions, _FeatureConfig
+from zenrec.models.neural.nn_seq import DINNet, SASRecNet
+from zenrec.models.neural.trainer import TrainingConfig
+
+__all__ = ["DIN", "DINConfig", "SASRec", "SASRecConfig", "training_windows"]
+
+
+class _Explains:
+    """``explain``: attention weights of the user's history items for each recommendation."""
+
+    item_vocab: Any
+    user_vocab: Any
+    item_meta: dict[str, list[Any]]
+
+    def _weights(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError  # pragma: no cover
+
+    def explain(self, recs: Recommendations, top: int = 3) -> Recommendations:
+        """Fill ``recs.explanation``: for each recommended item, the ``top`` history items with
+        the highest attention weight, as ``{"item", "title", "weight"}`` (title when the bundle
+        has titles), highest first. Unknown (fallback) users get empty lists.
+
+        Args:
+            recs: The result of ``recommend`` on this model.
+            top: History items listed per recommended item (>= 1).
+        """
+        if top < 1:
+            raise ConfigError(f"explain: 'top' must be >= 1; got {top}")
+        titles = self.item_meta.get("title")
+        out: list[list[list[dict[str, Any]]]] = []
+        for user, items, fb in zip(recs.users, recs.item_lists, recs.fallback):
+            u = int(self.user_vocab.encode([user])[0]) if not fb else -1
+            if u < 0 or len(items) == 0:
+                out.append([[] for _ in items])
+                continue
+            hist, w = self._weights(u, self.item_vocab.encode(items))  # (T,), (K, T)
+            per_item = []
+            for row in w:
+                pos = [int(j) for j in np.argsort(-row, kind="stable") if hist[j] > 0][:top]
+                per_item.append([{"item": _py_id(self.item_vocab.decode([hist[j] - 1])[0]),
+                                  "title": None if titles is None else titles[int(hist[j]) - 1],
+                                  "weight": float(row[j])} for j in pos])
+            out.append(per_item)
+        recs.explanation = out
+        return recs
+
+
+def _py_id(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def training_windows(train: Dataset, max_len: int, *, sliding: bool = True) -> np.ndarray:
+    """Training rows of SASRec from the training interactions only.
+
+    Each row is ``max_len + 1`` consecutive items of one user (item index + 1, left-padded):
+    the model reads positions ``0..max_len-1`` and predicts positions ``1..max_len``. The last
+    window of a user ends at their most recent training item; with ``sliding`` earlier
+    windows step back ``max_len`` items at a time, so every training item is a target once.
+    Users with fewer than 2 training items give no row.
+    """
+    order = chronological_order(train)
+    users, items = train.users[order], train.items[order]
+    counts = np.bincount(users, minlength=train.n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rows: list[np.ndarray] = []
+    for u in np.flatnonzero(counts >= 2):
+        seq = items[starts[u]:starts[u] + counts[u]]
+        end = seq.size
+        while end >= 2:
+            rows.append(seq[max(0, end - max_len - 1):end])
+            if not sliding:
+                break
+            end -= max_len
+    return pad_left(rows, max_len + 1) if rows else np.zeros((0, max_len + 1), np.int64)
+
+
+class _SequenceTask:
+    """Rows are training windows; loss at every non-padded position (next-item prediction)."""
+
+    def __init__(self, model: SASRec, windows: np.ndarray, n_items: int, device: torch.device) -> None:
+        c = model.config
+        self.module = model.module_
+        self.n_rows = int(windows.shape[0])
+        self.seqs = torch.as_tensor(windows, device=device)
+        self.loss_name = c.loss
+        self.n_neg = c.n_negatives
+        self.n_items = n_items
+        self.device = device
+
+    def batch(self, rows: Tensor, gen: torch.Generator) -> dict[str, Any]:
+        s = self.seqs[rows]  # (B, T+1)
+        b: dict[str, Any] = {"seq": s[:, :-1], "target": s[:, 1:]}
+        if self.loss_name != "full_softmax":
+            k = 1 if self.loss_name == "bce" else self.n_neg
+            b["neg"] = torch.randint(1, self.n_items + 1, (s.shape[0], s.shape[1] - 1, k),
+                                     generator=gen, device=self.device)  # (B, T, K)
+        return b
+
+    def loss(self, module: nn.Module, b: dict[str, Any]) -> Tensor:
+        h = module(b["seq"])  # (B, T, D)
+        tgt = b["target"]  # (B, T)
+        valid = (tgt > 0) & (b["seq"] > 0)
+        hv = h[valid]  # (M, D)
+        pos = tgt[valid]  # (M,)
+        if self.loss_name == "full_softmax":
+            logits = hv @ module.item_weights().T  # (M, N)
+            return nn.functional.cross_entropy(logits.float(), pos - 1)
+        neg = b["neg"][valid]  # (M, K)
+        e_pos = module.item(pos)  # (M, D)
+        e_neg = module.item(neg)  # (M, K, D)
+        s_pos = (hv * e_pos).sum(-1)  # (M,)
+        s_neg = (hv.unsqueeze(1) * e_neg).sum(-1)  # (M, K)
+        if self.loss_name == "bce":
+            return (nn.functional.softplus(-s_pos) + nn.functional.softplus(s_neg).sum(-1)).mean()
+        # sampled softmax over [positive, K uniform negatives] (uniform: log-Q is a constant)
+        logits = torch.cat([s_pos.unsqueeze(1), s_neg.masked_fill(neg == pos.unsqueeze(1), -1e9)], 1)
+        return nn.functional.cross_entropy(logits.float(), torch.zeros_like(pos))
+
+
+class SASRecConfig(TrainingConfig):
+    """SASRec: self-attentive sequential recommendation."""
+
+    dim: int = Field(64, ge=1)
+    """Hidden size D (item and position embeddings)."""
+    max_len: int = Field(50, ge=2)
+    """Sequence length T: the most recent T items are read (older ones are dropped)."""
+    n_blocks: int = Field(2, ge=1)
+    """Self-attention blocks."""
+    n_heads: int = Field(1, ge=1)
+    """Attention heads (must divide dim)."""
+    dropout: float = Field(0.2, ge=0, lt=1)
+    """Dropout on embeddings, attention weights and block outputs."""
+    loss: Literal["full_softmax", "softmax", "bce"] = "full_softmax"
+    """full_softmax: cross-entropy over the whole catalog (default); softmax: sampled softmax
+    over n_negatives uniform negatives; bce: the paper's BCE with one sampled negative."""
+    n_negatives: int = Field(100, ge=1)
+    """Uniform negatives per position of the sampled softmax (loss=softmax)."""
+    sliding: bool = True
+    """Train on every max_len window of a long history (False: the most recent window only)."""
+    history_with_valid: bool = True
+    """After training, score from histories that include the validation interactions (they
+    precede the test items in leave-one-out), as the SASRec paper and RecBole do."""
+    init_std: float = Field(0.02, gt=0)
+    """Standard deviation of the initial embeddings."""
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    eval_every: int = Field(5, ge=1)
+    patience: int = Field(4, ge=0)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> SASRecConfig:
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by n_heads ({self.n_heads})")
+        return self
+
+
+class SASRec(_Explains, NeuralRecommender):
+    """SASRec (Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018).
+
+    Scores of a user are ``F_T . M_i`` for the last position of the user's most recent
+    ``max_len`` items; :meth:`_score_from_items` does the same for any given item list, so
+    ``recommend_from_items`` works for pseudo-users.
+
+    Example:
+        >>> from zenrec.testing import planted_sequences
+        >>> p = planted_sequences()
+        >>> m = SASRec(dim=16, max_len=8, epochs=2, progress=False).fit(p.train)
+        >>> m.recommend([100], k=3).item_lists[0].shape
+        (3,)
+    """
+
+    name = "sasrec"
+    Config = SASRecConfig
+    config: SASRecConfig
+
+    def _task_options(self) -> TaskOptions:
+        return replace(super()._task_options(), n_negatives=self.config.n_negatives,
+                       init_std=self.config.init_std)
+    allowed_losses = ("full_softmax", "softmax", "bce")
+
+    def __init__(self, config: Any = None, **params: Any) -> None:
+        super().__init__(config, **params)
+        self.histories_: np.ndarray | None = None
+
+    def _build_encoder(self, train: Dataset) -> FeatureEncoder:
+        return build_feature_encoder(train)  # no features: SASRec reads item ids only
+
+    def _build_module(self) -> nn.Module:
+        c = self.config
+        return SASRecNet(len(self.item_vocab), c.dim, c.max_len, c.n_blocks, c.n_heads, c.dropout)
+
+    def _make_task(self, train: Dataset) -> Any:
+        assert self.device_ is not None
+        c = self.config
+        self.histories_ = user_sequences(train, c.max_len)
+        windows = training_windows(train, c.max_len, sliding=c.sliding)
+        if windows.shape[0] == 0:
+            raise DataError(f"sasrec: no user of '{train.name}' has 2 or more training interactions")
+        return _SequenceTask(self, windows, train.n_items, self.device_)
+
+    def _after_fit(self, train: Dataset, valid: Dataset | None) -> None:
+        if self.config.history_with_valid and valid is not None and len(valid):
+            both = Dataset.from_raw(
+                train.user_vocab.decode(np.concatenate([train.users, valid.users])),
+                train.item_vocab.decode(np.concatenate([train.items, valid.items])),
+                timestamps=None if train.timestamps is None or valid.timestamps is None
+                else np.concatenate([train.timestamps, valid.timestamps]),
+                user_vocab=train.user_vocab, item_vocab=train.item_vocab)
+            self.histories_ = user_sequences(both, self.config.max_len)
+
+    # ------------------------------------------------------------------ scoring
+    def _score_seqs(self, seqs: np.ndarray) -> np.ndarray:
+        module = self._require_module()
+        was = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                out = []
+                for s in range(0, seqs.shape[0], 512):
+                    x = torch.as_tensor(seqs[s:s + 512], device=self.device_)
+                    h = module.last_hidden(x)  # (B, D)
+                    out.append((h @ module.item_weights().T).float().cpu())  # (B, N)
+            return torch.cat(out).numpy() if out else np.zeros((0, self.n_items), np.float32)
+        finally:
+            module.train(was)
+
+    def _user_seqs(self, users: np.ndarray) -> np.ndarray:
+        if self.histories_ is None:
+            self._check_fitted()
+            raise ConfigError("sasrec: the model has no histories; fit it first")
+        return self.histories_[np.asarray(users, np.int64)]
+
+    def _score_users(self, users: np.ndarray) -> np.ndarray:
+        return self._score_seqs(self._user_seqs(users))
+
+    def _predict_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        out = np.empty(users.size, np.float32)
+        uniq, inv = np.unique(users, return_inverse=True)
+        for s in range(0, uniq.size, 512):
+            sc = self._score_users(uniq[s:s + 512])
+            m = (inv >= s) & (inv < s + 512)
+            out[m] = sc[inv[m] - s, items[m]]
+        return out
+
+    def _score_from_items(self, items: np.ndarray) -> np.ndarray | None:
+        """Scores over the catalog for a pseudo-user whose history is ``items`` (indices,
+        oldest first); the most recent ``max_len`` are read."""
+        seq = pad_left([np.asarray(items, np.int64)], self.config.max_len)
+        return self._score_seqs(seq)[0]
+
+    def explain_indices(self, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Attention weight of each history position for each recommended item.
+
+        SASRec's attention does not depend on the candidate: every recommended item gets the
+        last block's attention of the most recent position (averaged over heads).
+
+        Args:
+            history: (T,) item index + 1, left-padded (a row of the history table).
+            items: (K,) recommended item indices.
+
+        Returns:
+            (K, T) float32 weights.
+        """
+        module = self._require_module()
+        was = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                w = module.last_attention(torch.as_tensor(history[None, :], device=self.device_))
+            return np.repeat(w.float().cpu().numpy(), len(items), 0)
+        finally:
+            module.train(was)
+
+    def _weights(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        hist = self._user_seqs(np.array([user]))[0]
+        return hist, self.explain_indices(hist, items)
+
+    def history_of(self, users: np.ndarray) -> np.ndarray:
+        """(len(users), max_len) history table rows (item index + 1, 0 = padding)."""
+        return self._user_seqs(users)
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self) -> dict[str, np.ndarray]:
+        out = super()._state()
+        assert self.histories_ is not None
+        out["histories"] = self.histories_
+        return out
+
+    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
+        arrays = dict(arrays)
+        self.histories_ = arrays.pop("histories")
+        super()._load_state(arrays)
+
+
+# ====================================================================== DIN
+class DINConfig(_FeatureConfig):
+    """DIN: target attention over the behaviour history for click-through prediction."""
+
+    dim: int = Field(32, ge=1)
+    """Embedding size of each field (and of the item ids in the history)."""
+    history_len: int = Field(50, ge=1)
+    """Most recent training items attended over."""
+    attention_layers: list[int] = Field(default_factory=lambda: [64, 32])
+    """Hidden widths of the activation unit (input [e, v, e - v, e * v], 4D wide)."""
+    layers: list[int] = Field(default_factory=lambda: [200, 80])
+    """Hidden widths of the output MLP."""
+    attention_softmax: bool = False
+    """Normalise attention weights with a softmax (the paper uses the raw weights)."""
+    labels: Literal["auto", "implicit", "click"] = "auto"
+    """implicit: interactions are positives and n_negatives unseen items per positive are
+    sampled (seeded); click: a 0/1 label column is used as is; auto: click when the data's
+    values are all 0/1, else implicit."""
+    n_negatives: int = Field(4, ge=1)
+    """Sampled negatives per positive (the stated ratio 1:n_negatives)."""
+    context_dropout: float = Field(0.5, ge=0, le=1)
+    epochs: int = Field(20, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    batch_size: int = Field(2048, ge=1)
+    weight_decay: float = Field(1e-6, ge=0)
+    valid_metric: str = "auc"
+    valid_users: int = Field(2000, ge=0)
+    eval_every: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _widths(self) -> DINConfig:
+        if any(w < 1 for w in [*self.attention_layers, *self.layers]):
+            raise ValueError("layer widths must be >= 1")
+        return self
+
+
+class DIN(_Explains, NeuralRecommender):
+    """DIN (Zhou et al., "Deep Interest Network for Click-Through Rate Prediction", KDD 2018).
+
+    Example:
+        >>> from zenrec.data import synthetic_dataset
+        >>> ds = synthetic_dataset(n_users=50, n_items=40, seed=0)
+        >>> m = DIN(epochs=2, progress=False).fit(ds)
+        >>> m.predict_proba([1000], [1001]).shape
+        (1,)
+    """
+
+    name = "din"
+    Config = DINConfig
+    config: DINConfig
+
+    def _task_options(self) -> TaskOptions:
+        return replace(super()._task_options(), n_negatives=self.config.n_negatives)
+    allowed_losses = ("bce",)
+    score_budget = 2**22
+
+    def _click_mode(self, ds: Dataset) -> bool:
+        mode = self.config.labels
+        if mode == "auto":
+            return ds.ratings is not None and bool(np.isin(np.unique(ds.ratings), [0.0, 1.0]).all())
+        if mode == "click" and ds.ratings is None:
+            raise DataError(f"din: labels='click' needs a 0/1 label column in '{ds.name}'")
+        return mode == "click"
+
+    def _loss_name(self) -> str:
+        return "click" if getattr(self, "_clicks", False) else "bce"
+
+    def _labels(self, train: Dataset) -> np.ndarray | None:
+        if not getattr(self, "_clicks", False):
+            return None
+        assert train.ratings is not None
+        return (train.ratings > 0).astype(np.float32)
+
+    def _build_encoder(self, train: Dataset) -> FeatureEncoder:
+        c = self.config
+        enc = build_feature_encoder(train, user_features=c.user_features,
+                                    item_features=c.item_features, context=c.context,
+                                    history_len=c.history_len)
+        if self._clicks:  # the behaviour history is the user's clicks, not every impression
+            assert train.ratings is not None
+            clicked = train.subset(train.ratings > 0)
+            enc.tables["user.history"] = build_feature_encoder(
+                clicked, history_len=c.history_len).tables["user.history"]
+        return enc
+
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        self._clicks = self._click_mode(train)
+        super()._fit(train, valid)
+
+    def _build_module(self) -> nn.Module:
+        c = self.config
+        assert self.encoder_ is not None
+        spec = self.encoder_.spec
+        user = [f for f in spec.side("user") + spec.side("context") if f.kind != "history"]
+        return DINNet(user, spec.side("item"), len(self.user_vocab), len(self.item_vocab), c.dim,
+                      c.attention_layers, c.layers, c.attention_softmax)
+
+    def _score_users(self, users: np.ndarray) -> np.ndarray:
+        module = self._require_module()
+        was = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                ir = module.item_repr(self._all_item_inputs())  # (N, Fi*D)
+                t = max(1, self.config.history_len)
+                chunk = max(1, self.score_budget // max(1, self.n_items * t * 4 * self.config.dim))
+                u = torch.as_tensor(np.asarray(users, np.int64), device=self.device_)
+                parts = [module.score_matrix(module.user_repr(self._user_inputs(u[s:s + chunk])), ir)
+                         for s in range(0, u.numel(), chunk)]
+                out = torch.cat(parts, 0) if parts else torch.zeros(0, self.n_items)
+            return out.float().cpu().numpy()
+        finally:
+            module.train(was)
+
+    def explain_indices(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Activation-unit weights of the user's history for each candidate.
+
+        Returns:
+            (history (T,) item index + 1 with 0 = padding, weights (K, T) float32).
+        """
+        module = self._require_module()
+        was = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                u = torch.full((len(items),), int(user), dtype=torch.int64, device=self.device_)
+                ur = module.user_repr(self._user_inputs(u))
+                v = module.item_repr(self._item_inputs(torch.as_tensor(np.asarray(items, np.int64),
+                                                                       device=self.device_)))
+                w = module.attention(ur, v)
+            return ur[1][0].cpu().numpy(), w.float().cpu().numpy()
+        finally:
+            module.train(was)
+
+    def _weights(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.explain_indices(user, items)
+
+    def _meta_state(self) -> dict[str, Any]:
+        return {**super()._meta_state(), "clicks": bool(getattr(self, "_clicks", False))}
+
+    def _load_meta_state(self, state: dict[str, Any]) -> None:
+        super()._load_meta_state(state)
+        self._clicks = bool(state.get("clicks", False))
