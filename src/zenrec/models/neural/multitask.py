@@ -21,6 +21,7 @@ from zenrec.data.dataset import Dataset
 from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
 from zenrec.models.neural.losses import BCELoss, MSELoss
 from zenrec.models.neural.models import NeuralRecommender, _FeatureConfig, _InteractionTask
+from zenrec.models.neural.nn import ScoringModule
 from zenrec.models.neural.nn_seq import MultiTaskNet
 
 __all__ = ["MMoE", "MMoEConfig", "SharedBottom", "SharedBottomConfig"]
@@ -110,7 +111,7 @@ class _MultiTask(NeuralRecommender):
     def _n_experts(self) -> int:
         return 1
 
-    def _build_module(self) -> nn.Module:
+    def _build_module(self) -> ScoringModule:
         c = self.config
         assert self.encoder_ is not None and self.user_vocab is not None and self.item_vocab is not None
         spec = self.encoder_.spec

@@ -23,6 +23,7 @@ from zenrec.data.sequences import chronological_order, pad_left, user_sequences
 from zenrec.models.base import Recommendations
 from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
 from zenrec.models.neural.models import NeuralRecommender, TaskOptions, _FeatureConfig
+from zenrec.models.neural.nn import ScoringModule
 from zenrec.models.neural.nn_seq import DINNet, SASRecNet
 from zenrec.models.neural.trainer import TrainingConfig
 
@@ -210,7 +211,7 @@ class SASRec(_Explains, NeuralRecommender):
     def _build_encoder(self, train: Dataset) -> FeatureEncoder:
         return build_feature_encoder(train)  # no features: SASRec reads item ids only
 
-    def _build_module(self) -> nn.Module:
+    def _build_module(self) -> ScoringModule:
         c = self.config
         return SASRecNet(len(self.item_vocab), c.dim, c.max_len, c.n_blocks, c.n_heads, c.dropout)
 
@@ -406,7 +407,7 @@ class DIN(_Explains, NeuralRecommender):
         self._clicks = self._click_mode(train)
         super()._fit(train, valid)
 
-    def _build_module(self) -> nn.Module:
+    def _build_module(self) -> ScoringModule:
         c = self.config
         assert self.encoder_ is not None
         spec = self.encoder_.spec
