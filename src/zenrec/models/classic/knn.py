@@ -12,7 +12,13 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import ModelConfig, Recommender, sparse_from_state, sparse_state
+from zenrec.models.base import (
+    ItemItemRecommender,
+    ModelConfig,
+    Recommender,
+    sparse_from_state,
+    sparse_state,
+)
 
 __all__ = ["ItemKNN", "KNNConfig", "UserKNN", "topk_cosine"]
 
@@ -63,7 +69,7 @@ def topk_cosine(M: sp.csr_matrix, k: int, shrink: float = 0.0, block_bytes: int 
     )
 
 
-class ItemKNN(Recommender):
+class ItemKNN(ItemItemRecommender):
     """Item-based k-nearest-neighbours: ``score(u, i) = sum_{j in N_k(i)} sim(i, j) x_uj``.
 
     Examples:
@@ -82,25 +88,6 @@ class ItemKNN(Recommender):
         assert self.seen_ is not None
         S = topk_cosine(self.seen_.T.tocsr(), self.config.k, self.config.shrink, self.config.block_bytes)
         self.W_ = S.T.tocsr()  # column i holds the neighbours of target item i
-
-    def _score_users(self, users: np.ndarray) -> np.ndarray:
-        assert self.seen_ is not None
-        return np.asarray((self.seen_[users] @ self.W_).toarray(), dtype=np.float32)
-
-    def _score_from_items(self, items: np.ndarray) -> np.ndarray:
-        rows = self.W_[np.unique(items)]
-        return np.asarray(rows.sum(axis=0), dtype=np.float32).ravel()
-
-    def _similar_items(self, items: np.ndarray) -> np.ndarray:
-        # Row j of W holds j's weight towards each target item (the symmetric cosine, top-k kept
-        # per target), i.e. how much consuming j raises each item's score.
-        return np.asarray(self.W_[items].toarray(), dtype=np.float32)
-
-    def _state(self) -> dict[str, np.ndarray]:
-        return sparse_state("W", self.W_)
-
-    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        self.W_ = sparse_from_state("W", arrays)
 
 
 class UserKNN(Recommender):

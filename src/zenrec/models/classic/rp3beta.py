@@ -19,7 +19,10 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import ModelConfig, Recommender, sparse_from_state, sparse_state
+from zenrec.models.base import (
+    ItemItemRecommender,
+    ModelConfig,
+)
 from zenrec.models.defaults import AUTO, Auto, data_stats, rp3_beta
 
 __all__ = ["RP3beta", "RP3betaConfig", "sparse_topk_rows"]
@@ -58,7 +61,7 @@ def sparse_topk_rows(blocks: list[tuple[int, np.ndarray]], n_cols: int, k: int) 
                          shape=(n_rows, n_cols), dtype=np.float32)
 
 
-class RP3beta(Recommender):
+class RP3beta(ItemItemRecommender):
     """RP3beta item-item model: sparse top-k random-walk weights, O(n_items x k) memory.
 
     Example:
@@ -103,24 +106,6 @@ class RP3beta(Recommender):
             sums = np.asarray(W.sum(axis=1)).ravel()
             W = (sp.diags(1.0 / np.where(sums > 0, sums, 1.0)) @ W).tocsr().astype(np.float32)
         self.W_ = W
-
-    def _score_users(self, users: np.ndarray) -> np.ndarray:
-        assert self.seen_ is not None
-        return np.asarray((self.seen_[users] @ self.W_).toarray(), dtype=np.float32)
-
-    def _score_from_items(self, items: np.ndarray) -> np.ndarray | None:
-        x = np.zeros(self.W_.shape[0], dtype=np.float32)
-        x[np.asarray(items, dtype=np.int64)] = 1.0
-        return np.asarray(self.W_.T @ x, dtype=np.float32).ravel()
-
-    def _similar_items(self, items: np.ndarray) -> np.ndarray | None:
-        return np.asarray(self.W_[np.asarray(items, dtype=np.int64)].toarray(), dtype=np.float32)
-
-    def _state(self) -> dict[str, np.ndarray]:
-        return sparse_state("W", self.W_)
-
-    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        self.W_ = sparse_from_state("W", arrays)
 
     def _meta_state(self) -> dict[str, Any]:
         return {"resolved": self.resolved_params_}

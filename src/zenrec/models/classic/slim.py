@@ -26,7 +26,10 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import ModelConfig, Recommender, sparse_from_state, sparse_state
+from zenrec.models.base import (
+    ItemItemRecommender,
+    ModelConfig,
+)
 
 __all__ = ["SLIM", "SLIMConfig"]
 
@@ -47,7 +50,7 @@ class SLIMConfig(ModelConfig):
     """Threads solving column blocks in parallel (0: one per CPU core)."""
 
 
-class SLIM(Recommender):
+class SLIM(ItemItemRecommender):
     """SLIM ElasticNet item-item model with non-negative, sparse weights.
 
     Example:
@@ -124,21 +127,3 @@ class SLIM(Recommender):
         if not rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
         return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-
-    def _score_users(self, users: np.ndarray) -> np.ndarray:
-        assert self.seen_ is not None
-        return np.asarray((self.seen_[users] @ self.W_).toarray(), dtype=np.float32)
-
-    def _score_from_items(self, items: np.ndarray) -> np.ndarray | None:
-        x = np.zeros(self.W_.shape[0], dtype=np.float32)
-        x[np.asarray(items, dtype=np.int64)] = 1.0
-        return np.asarray(self.W_.T @ x, dtype=np.float32).ravel()
-
-    def _similar_items(self, items: np.ndarray) -> np.ndarray | None:
-        return np.asarray(self.W_[np.asarray(items, dtype=np.int64)].toarray(), dtype=np.float32)
-
-    def _state(self) -> dict[str, np.ndarray]:
-        return sparse_state("W", self.W_)
-
-    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        self.W_ = sparse_from_state("W", arrays)
