@@ -156,6 +156,25 @@ def test_sampler_avoids_positives_and_follows_popularity():
     assert (draws == 39).float().mean() > 0.8
 
 
+def test_sampler_dense_and_sorted_lookups_agree():
+    from zenrec.models.neural.sampling import NegativeSampler
+
+    rng = np.random.default_rng(3)
+    users, items = rng.integers(0, 30, 200), rng.integers(0, 50, 200)
+    counts = np.bincount(items, minlength=50)
+    dense = NegativeSampler(50, counts, "uniform", users=users, items=items)
+    sorted_keys = NegativeSampler(50, counts, "uniform", users=users, items=items, dense_budget=0)
+    assert dense.dense is not None and sorted_keys.keys is not None
+    qu = torch.as_tensor(rng.integers(0, 31, 5000))  # user 30 has no training rows
+    qi = torch.as_tensor(rng.integers(0, 50, 5000))
+    truth = set(zip(users.tolist(), items.tolist(), strict=True))
+    expect = torch.tensor([(u, i) in truth for u, i in zip(qu.tolist(), qi.tolist(), strict=True)])
+    assert torch.equal(dense.is_positive(qu, qi), expect)
+    assert torch.equal(sorted_keys.is_positive(qu, qi), expect)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert torch.equal(dense.sample(qu[:100], 3, g1), sorted_keys.sample(qu[:100], 3, g2))
+
+
 def test_lr_schedules():
     from zenrec.models.neural.trainer import TrainingConfig, lr_factor
 

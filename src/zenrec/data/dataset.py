@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from zenrec._arrays import unique
 from zenrec._errors import DataError
 from zenrec.data.vocab import Vocabulary
 
@@ -413,8 +414,8 @@ class Dataset:
 
     def compacted(self) -> Dataset:
         """Drop users and items with no interactions, remapping indices and features."""
-        used_u = np.unique(self.users)
-        used_i = np.unique(self.items)
+        used_u = unique(self.users)
+        used_i = unique(self.items)
         if used_u.size == self.n_users and used_i.size == self.n_items:
             return self
         umap = np.full(self.n_users, -1, dtype=np.int64)

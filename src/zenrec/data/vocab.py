@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from zenrec._arrays import unique
+
 __all__ = ["Vocabulary"]
 
 
@@ -49,12 +51,12 @@ class Vocabulary:
         if ids.ndim != 1:
             raise ValueError("Vocabulary ids must be one-dimensional")
         if ids.size > 1 and not np.all(ids[1:] > ids[:-1]):
-            ids = np.unique(ids)
+            ids = unique(ids)
         self.ids = ids
 
     @classmethod
     def from_values(cls, values: Iterable[Any] | np.ndarray) -> Vocabulary:
-        return cls(np.unique(_as_id_array(np.asarray(values))))
+        return cls(unique(_as_id_array(np.asarray(values))))
 
     def __len__(self) -> int:
         return int(self.ids.size)

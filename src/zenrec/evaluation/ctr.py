@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from zenrec._arrays import unique
 from zenrec._errors import ConfigError, ProtocolError
 from zenrec.data.dataset import Dataset
 from zenrec.evaluation import metrics as M
@@ -43,7 +44,7 @@ def ctr_samples(test: Dataset, exclude: Sequence[Dataset | None] = (), *, n_nega
         raise ConfigError(f"the 'n_negatives' parameter must be >= 1; got {n_negatives}")
     n_items = test.n_items
     parts = [p for p in (*exclude, test) if p is not None]
-    keys = np.unique(np.concatenate([p.users.astype(np.int64) * n_items + p.items for p in parts]))
+    keys = unique(np.concatenate([p.users.astype(np.int64) * n_items + p.items for p in parts]))
     per_user = np.bincount(np.concatenate([p.users for p in parts]), minlength=test.n_users)
     if (per_user[test.users] + n_negatives > n_items).any():
         raise ProtocolError(f"some users of '{test.name}' have fewer than {n_negatives} items they "
@@ -84,7 +85,7 @@ def evaluate_ctr_samples(model: Any, test: Dataset, exclude: Sequence[Dataset | 
         out["logloss"] = M.logloss(p, y)
     return EvalResult(metrics=out, users=np.zeros(0, dtype=object), seconds=time.perf_counter() - t0,
                       mode=f"ctr (each positive with {n_negatives} sampled negatives, seed {seed})",
-                      n_users=int(np.unique(test.users).size))
+                      n_users=int(unique(test.users).size))
 
 
 def evaluate_multitask(model: Any, test: Dataset, *, threshold: float = 4.0) -> EvalResult:
@@ -121,4 +122,4 @@ def evaluate_multitask(model: Any, test: Dataset, *, threshold: float = 4.0) -> 
         out["liked/logloss"] = M.logloss(preds["liked"], y)
     return EvalResult(metrics=out, users=np.zeros(0, dtype=object), seconds=time.perf_counter() - t0,
                       mode=f"multitask (liked = rating >= {threshold:g})",
-                      n_users=int(np.unique(test.users).size))
+                      n_users=int(unique(test.users).size))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from zenrec._arrays import unique
 from zenrec._errors import ConfigError, ProtocolError, UnknownIdsWarning
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
@@ -116,7 +117,7 @@ def _mapped_csr(model: Scorer, parts: Sequence[Dataset | None]) -> sp.csr_matrix
         keys.append(u[ok].astype(np.int64) * n_i + i[ok])
     if not keys:
         return sp.csr_matrix((n_u, n_i), dtype=np.float32)
-    key = np.unique(np.concatenate(keys))  # sorted: by user, then item
+    key = unique(np.concatenate(keys))  # sorted: by user, then item
     rows, cols = np.divmod(key, n_i)
     indptr = np.zeros(n_u + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_u), out=indptr[1:])
@@ -163,8 +164,8 @@ def _report_unknown(model: Scorer, test: Dataset, what: str, stacklevel: int) ->
         return {}
     info = {
         "dropped_interactions": dropped,
-        "unknown_users": int(np.unique(test.users[~u_known[test.users]]).size),
-        "unknown_items": int(np.unique(test.items[~i_known[test.items]]).size),
+        "unknown_users": int(unique(test.users[~u_known[test.users]]).size),
+        "unknown_items": int(unique(test.items[~i_known[test.items]]).size),
     }
     warnings.warn(
         f"{what}: {dropped:,} of {len(test):,} interactions of '{test.name}' were dropped: "
@@ -385,7 +386,7 @@ def evaluate_sampled(
         while negs.size < n_negatives:
             draw = rng.choice(n_items, size=2 * n_negatives, p=p)
             draw = draw[~np.isin(draw, banned)]
-            negs = np.unique(np.concatenate([negs, draw]))
+            negs = unique(np.concatenate([negs, draw]))
         negs = rng.permutation(negs)[:n_negatives]
         cand = np.concatenate([pos, negs])
         s = model.score_indices(np.array([u]))[0, cand]

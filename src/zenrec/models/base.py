@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from zenrec._arrays import unique
 from zenrec._errors import BundleError, ConfigError, NotFittedError
 from zenrec.data.dataset import Dataset
 from zenrec.data.vocab import Vocabulary
@@ -332,7 +333,7 @@ class Recommender(ABC):
     def _predict_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Score of each (user index, item index) pair; override for speed."""
         out = np.empty(users.size, dtype=np.float32)
-        for u in np.unique(users):
+        for u in unique(users):
             m = users == u
             out[m] = self._score_users(np.array([u]))[0, items[m]]
         return out
@@ -738,7 +739,7 @@ def implicit_fold_in(item_factors: np.ndarray, gram: np.ndarray, items: np.ndarr
         alpha: Confidence of an observed item.
         reg: L2 regularisation.
     """
-    q = np.asarray(item_factors, dtype=np.float64)[np.unique(items)]
+    q = np.asarray(item_factors, dtype=np.float64)[unique(items)]
     a = gram + alpha * (q.T @ q) + reg * np.eye(gram.shape[0])
     b = (1.0 + alpha) * q.sum(axis=0)
     return np.linalg.solve(a, b).astype(np.float32)
@@ -778,7 +779,7 @@ class ItemItemRecommender(Recommender):
         return np.asarray((self.seen_[users] @ self.W_).toarray(), dtype=np.float32)
 
     def _score_from_items(self, items: np.ndarray) -> np.ndarray:
-        rows = self.W_[np.unique(items)]
+        rows = self.W_[unique(items)]
         return np.asarray(rows.sum(axis=0), dtype=np.float32).ravel()
 
     def _similar_items(self, items: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zenrec._arrays import unique
 from zenrec._errors import ConfigError, NotFittedError
 from zenrec.data.dataset import Dataset
 from zenrec.data.vocab import Vocabulary
@@ -191,7 +192,7 @@ class RecommenderConformance:
                 g = planted.group_of_user[u]
                 peers = [tr.user_vocab.encode([v])[0] for v, gv in planted.group_of_user.items() if gv == g]
                 low = (np.isin(tr.users, peers)) & (tr.ratings <= 1)
-                cands = [planted.withheld[u], *tr.item_vocab.decode(np.unique(tr.items[low])).tolist()]
+                cands = [planted.withheld[u], *tr.item_vocab.decode(unique(tr.items[low])).tolist()]
                 top = model.recommend([u], k=1, candidates=cands).item_lists[0]
                 hits.append(len(top) and top[0] == planted.withheld[u])
         else:
@@ -286,7 +287,7 @@ class RecommenderConformance:
                 assert tr.ratings is not None
                 peers = tr.user_vocab.encode([v for v, gv in planted.group_of_user.items() if gv == g])
                 low = np.isin(tr.users, peers) & (tr.ratings <= 1)
-                candidates = [*block, *tr.item_vocab.decode(np.unique(tr.items[low])).tolist()]
+                candidates = [*block, *tr.item_vocab.decode(unique(tr.items[low])).tolist()]
             recs = model.recommend_from_items([*history, 777_777], k=per - len(history), candidates=candidates)
             assert recs.unknown_items.tolist() == [777_777]
             got = recs.item_lists[0].tolist()

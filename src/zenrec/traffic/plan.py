@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from zenrec._arrays import unique
 from zenrec._errors import ConfigError, DataError
 from zenrec.traffic.series import parse_duration
 
@@ -228,7 +229,7 @@ def plan_replicas(
     )
     # floor(t) = max need_j over buckets j with ts_j - warmup <= t < ts_j + step + hold
     end_ns = t_ns + step_ns + hold_ns
-    cand = np.unique(np.concatenate([t_ns - warm_ns, end_ns, [origin]]))
+    cand = unique(np.concatenate([t_ns - warm_ns, end_ns, [origin]]))
     cand = cand[(cand >= origin) & (cand < t_ns[-1] + step_ns)]
     active = (t_ns[None, :] - warm_ns <= cand[:, None]) & (cand[:, None] < end_ns[None, :])
     floor_at = np.where(active, need[None, :], 0).max(axis=1)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field
 
+from zenrec._arrays import unique
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
 from zenrec.models.base import ModelConfig, Recommender, cosine_similarities
@@ -103,7 +104,7 @@ class IALS(Recommender):
         import scipy.sparse as sp
         from threadpoolctl import threadpool_limits
 
-        uniq = np.unique(items)
+        uniq = unique(items)
         row = sp.csr_matrix((np.ones(uniq.size, np.float32), uniq, [0, uniq.size]),
                             shape=(1, self.item_factors_.shape[0]))
         with threadpool_limits(1, "blas"):

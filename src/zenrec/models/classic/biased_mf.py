@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
+from zenrec._arrays import unique
 from zenrec._errors import DataError
 from zenrec.data.dataset import Dataset
 from zenrec.models.base import ModelConfig, Recommender, cosine_similarities
@@ -174,7 +175,7 @@ class BiasedMF(Recommender):
         return (self.mu_ + self.bu_[users] + self.bi_[items] + dot).astype(np.float32)
 
     def _score_from_items(self, items: np.ndarray) -> np.ndarray:
-        h = np.unique(items)
+        h = unique(items)
         q = self.Q_[h].astype(np.float64)
         target = self.rating_max_ - self.mu_ - self.bi_[h].astype(np.float64)
         a = q.T @ q + max(self.config.reg, 1e-6) * q.shape[0] * np.eye(q.shape[1])

@@ -30,6 +30,7 @@ import scipy.linalg.lapack as lapack
 import scipy.sparse as sp
 from pydantic import Field
 
+from zenrec._arrays import unique
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
 from zenrec.models.base import ModelConfig, Recommender
@@ -141,7 +142,7 @@ class EASE(Recommender):
 
     def _score_from_items(self, items: np.ndarray) -> np.ndarray:
         # x B for the binary history vector x: the sum of the history items' rows of B.
-        return self.B_[np.unique(items)].sum(axis=0, dtype=np.float32)
+        return self.B_[unique(items)].sum(axis=0, dtype=np.float32)
 
     def _similar_items(self, items: np.ndarray) -> np.ndarray:
         return np.asarray(self.B_[items], dtype=np.float32)

@@ -24,6 +24,7 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from zenrec._arrays import unique
 from zenrec._errors import DataError
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
@@ -206,7 +207,7 @@ class LightGCN(NeuralRecommender):
 
     def _score_from_items(self, items: np.ndarray) -> np.ndarray | None:
         assert self.item_popularity_ is not None
-        idx = np.unique(np.asarray(items, dtype=np.int64))
+        idx = unique(np.asarray(items, dtype=np.int64))
         if idx.size == 0:
             return None
         K = self.item_layers_.shape[0] - 1

@@ -18,6 +18,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from zenrec._arrays import unique
 from zenrec._errors import ConfigError, DataError, NotFittedError
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
@@ -343,9 +344,9 @@ class NeuralRecommender(Recommender):
 
         c = self.config
         name, k = _parse_metric(c.valid_metric)
-        if c.valid_users and np.unique(valid.users).size > c.valid_users:
+        if c.valid_users and unique(valid.users).size > c.valid_users:
             rng = np.random.default_rng(c.seed)
-            chosen = rng.choice(np.unique(valid.users), c.valid_users, replace=False)
+            chosen = rng.choice(unique(valid.users), c.valid_users, replace=False)
             valid = valid.subset(np.isin(valid.users, chosen))
         if name in ("rmse", "mae"):
             return lambda: evaluate_rating(self, valid).metrics
@@ -782,7 +783,7 @@ class MLPRanker(NeuralRecommender):
         if head == "rating":
             return train.ratings
         r = train.ratings
-        binary = np.isin(np.unique(r), [0.0, 1.0]).all()
+        binary = np.isin(unique(r), [0.0, 1.0]).all()
         return (r if binary else (r >= self.config.click_threshold)).astype(np.float32)
 
     def _build_encoder(self, train: Dataset) -> FeatureEncoder:

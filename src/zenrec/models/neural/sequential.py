@@ -17,6 +17,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
+from zenrec._arrays import unique
 from zenrec._errors import ConfigError, DataError
 from zenrec.data.dataset import Dataset
 from zenrec.data.sequences import chronological_order, pad_left, user_sequences
@@ -377,7 +378,7 @@ class DIN(_Explains, NeuralRecommender):
     def _click_mode(self, ds: Dataset) -> bool:
         mode = self.config.labels
         if mode == "auto":
-            return ds.ratings is not None and bool(np.isin(np.unique(ds.ratings), [0.0, 1.0]).all())
+            return ds.ratings is not None and bool(np.isin(unique(ds.ratings), [0.0, 1.0]).all())
         if mode == "click" and ds.ratings is None:
             raise DataError(f"din: labels='click' needs a 0/1 label column in '{ds.name}'")
         return mode == "click"
