@@ -54,13 +54,12 @@ def describe(ds: Any) -> dict[str, Any]:
 
 
 def run_default(ds: Any, dname: str, model: str) -> dict[str, Any]:
-    from zenrec.evaluation.runner import evaluate_model
-
     from zenrec.evaluation.protocols import get_protocol
+    from zenrec.runs.evaluate import evaluate_model
 
     record, _ = evaluate_model(ds, get_protocol(PROTOCOL[dname]), model, {},
                                user_filters=FILTERS.get(dname))
-    return {"ndcg@10": record["metrics"]["ndcg@10"], "fit_seconds": record.get("fit_seconds")}
+    return {"ndcg@10": record.metrics["ndcg@10"], "fit_seconds": record.fit_seconds}
 
 
 def run_cell(ds: Any, dname: str, model: str, trials: int, out: Path) -> dict[str, Any]:
@@ -74,7 +73,7 @@ def run_cell(ds: Any, dname: str, model: str, trials: int, out: Path) -> dict[st
     res = tune(ds, protocol, model, n_trials=trials, run_dir=out / f"tune-{dname}-{model}",
                user_filters=filters, progress=False)
     assert res.test_record is not None
-    tuned = {"ndcg@10": res.test_record["metrics"]["ndcg@10"], "best_params": res.best_params,
+    tuned = {"ndcg@10": res.test_record.metrics["ndcg@10"], "best_params": res.best_params,
              "best_valid": res.best_value, "default_valid": res.default_value,
              "finished_trials": res.n_finished}
     return {"dataset": dname, "protocol": protocol.name, "filters": filters, "model": model,

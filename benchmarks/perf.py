@@ -102,11 +102,10 @@ def _ease_phases(train: Any, l2: float, repeats: int) -> dict[str, float]:
 
 
 def ease(repeats: int) -> dict[str, Any]:
-    from zenrec.evaluation.runner import evaluate_model
-
     from zenrec.data import load_dataset
     from zenrec.evaluation import evaluate_ranking, get_protocol, prepare_dataset
     from zenrec.models.registry import create_model
+    from zenrec.runs.evaluate import evaluate_model
 
     ds = load_dataset("ml-1m")
     p = get_protocol("recbole")
@@ -115,11 +114,11 @@ def ease(repeats: int) -> dict[str, Any]:
     for setting, split_dir in (("preset", None), ("golden", golden)):
         recs = [evaluate_model(ds, p, "ease", {}, split_dir=split_dir)[0] for _ in range(repeats)]
         row = {
-            "ndcg@10": recs[0]["metrics"]["ndcg@10"],
-            "fit_seconds": median([r["fit_seconds"] for r in recs]),
-            "eval_seconds": median([r["eval_seconds"] for r in recs]),
-            "fit_all": [r["fit_seconds"] for r in recs], "eval_all": [r["eval_seconds"] for r in recs],
-            "n_users_evaluated": recs[0]["n_users_evaluated"],
+            "ndcg@10": recs[0].metrics["ndcg@10"],
+            "fit_seconds": median([r.fit_seconds for r in recs]),
+            "eval_seconds": median([r.eval_seconds for r in recs]),
+            "fit_all": [r.fit_seconds for r in recs], "eval_all": [r.eval_seconds for r in recs],
+            "n_users_evaluated": recs[0].n_users_evaluated,
         }
         row["total_seconds"] = row["fit_seconds"] + row["eval_seconds"]
         out[setting] = row
@@ -229,10 +228,9 @@ def cold(repeats: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- neural defaults
 def neural(repeats: int, peers: bool, models: list[str]) -> dict[str, Any]:
-    from zenrec.evaluation.runner import evaluate_model
-
     from zenrec.data import load_dataset
     from zenrec.evaluation.protocols import get_protocol
+    from zenrec.runs.evaluate import evaluate_model
 
     ds = load_dataset("ml-1m")
     p = get_protocol("recbole")
@@ -243,12 +241,10 @@ def neural(repeats: int, peers: bool, models: list[str]) -> dict[str, Any]:
         hist = run_.models[0].train_result_.history
         train_s = sum(h.get("train_seconds", 0.0) for h in hist)
         valid_s = sum(h.get("valid_seconds", 0.0) for h in hist)
-        n_rows = rec["split"]["sizes"]["train"] if "sizes" in rec.get("split", {}) else None
-        if n_rows is None:
-            n_rows = len(run_.models[0].seen_.data) if run_.models[0].seen_ is not None else 0
+        n_rows = int(rec.split["sizes"][0][0])  # training interactions of the first fold
         out[model] = {
-            "ndcg@10": rec["metrics"]["ndcg@10"], "fit_seconds": rec["fit_seconds"],
-            "eval_seconds": rec["eval_seconds"], "epochs_run": len(hist),
+            "ndcg@10": rec.metrics["ndcg@10"], "fit_seconds": rec.fit_seconds,
+            "eval_seconds": rec.eval_seconds, "epochs_run": len(hist),
             "best_epoch": run_.models[0].train_result_.best_epoch,
             "train_seconds": train_s, "valid_seconds": valid_s,
             "interactions_per_second": n_rows * len(hist) / train_s if train_s else None,

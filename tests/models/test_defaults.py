@@ -60,3 +60,21 @@ def test_rp3beta_auto_beta_is_smaller_on_sparse_data(synthetic):
     assert m.resolved_params_["beta"] == rp3_beta(data_stats(synthetic.csr()))
     sparse = synthetic_dataset(n_users=2000, n_items=400, interactions_per_user=3, seed=2)
     assert create_model("rp3beta").fit(sparse).resolved_params_["beta"] < m.resolved_params_["beta"]
+
+
+def test_itemknn_auto_shrink_grows_on_sparse_data_and_is_recorded(synthetic, tmp_path):
+    from zenrec.data import synthetic_dataset
+    from zenrec.models.defaults import knn_shrink
+
+    m = create_model("itemknn").fit(synthetic)
+    stats = data_stats(synthetic.csr())
+    assert m.resolved_params_["shrink"] == knn_shrink(stats) == min(300.0, 300.0 / stats.per_user)
+    explicit = create_model("itemknn", shrink=m.resolved_params_["shrink"]).fit(synthetic)
+    assert (m.W_ != explicit.W_).nnz == 0
+    loaded = load_model(m.save(tmp_path / "b"))
+    assert loaded.params()["shrink"] == "auto" and loaded.resolved_params_ == m.resolved_params_
+    sparse = synthetic_dataset(n_users=2000, n_items=400, interactions_per_user=3, seed=2)
+    assert create_model("itemknn").fit(sparse).resolved_params_["shrink"] > 3 * m.resolved_params_["shrink"]
+    assert create_model("itemknn", shrink=0).fit(sparse).resolved_params_ == {"shrink": 0.0}
+    # UserKNN keeps a fixed default
+    assert create_model("userknn").config.shrink == 0.0

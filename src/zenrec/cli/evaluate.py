@@ -12,6 +12,7 @@ from zenrec.cli._common import (
     load_spec,
     parse_sets,
 )
+from zenrec.models.registry import model_names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataset_args(p)
     add_filter_args(p)
     p.add_argument("--protocol", required=True, help="protocol preset")
-    p.add_argument("--model", required=True, help="model name (see 'zenrec evaluate --list-models')")
+    p.add_argument("--model", required=True, help="model name: " + ", ".join(model_names()))
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model hyperparameter (repeatable)")
     p.add_argument("--seed", type=int, help="split seed (default: the protocol's published seed)")
     p.add_argument("--split-dir", metavar="DIR", help="use a fixed split (train/valid/test .tsv) instead")

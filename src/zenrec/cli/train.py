@@ -20,6 +20,7 @@ from zenrec.cli._common import (
     parse_sets,
     user_filters,
 )
+from zenrec.models.registry import model_names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataset_args(p)
     add_filter_args(p)
     p.add_argument("--protocol", required=True, help="protocol preset (its first fold is used)")
-    p.add_argument("--model", required=True, help="model name, e.g. bprmf, neumf, twotower")
+    p.add_argument("--model", required=True, help="model name: " + ", ".join(model_names()))
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model hyperparameter (repeatable)")
     p.add_argument("--seed", type=int, help="training seed (the model's 'seed' parameter)")
     p.add_argument("--split-seed", type=int, help="split seed (default: the protocol's published seed)")

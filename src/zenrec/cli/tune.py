@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from zenrec.cli._common import add_dataset_args, add_filter_args, data_spec, invocation, load_spec
+from zenrec.models.registry import model_names
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dataset_args(p)
     add_filter_args(p)
     p.add_argument("--protocol", required=True, help="protocol preset (recbole, msrec, surprise-cv5, ...)")
-    p.add_argument("--model", required=True, help="model name")
+    p.add_argument("--model", required=True, help="model name: " + ", ".join(model_names()))
     p.add_argument("--trials", type=int, required=True, metavar="N",
                    help="target number of finished trials in the study (shared by cooperating processes)")
     p.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds")

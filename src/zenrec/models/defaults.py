@@ -88,3 +88,15 @@ def rp3_beta(stats: DataStats) -> float:
     signal and the tuned penalty is about 0.1 (0.14 here); ML-100K (80 per user) gets 0.57.
     """
     return clip(0.13 * np.log(max(stats.per_user, 1.0)), 0.0, 0.6)
+
+
+def knn_shrink(stats: DataStats) -> float:
+    """Cosine shrinkage of ItemKNN: ``300 / mean interactions per user``, at most 300.
+
+    Shrinkage damps similarities that rest on a few co-occurrences. With long histories they
+    rarely do and the tuned shrink is 0 (ML-1M, 111 per user, and ml-latest-small, 119: the rule
+    gives 2.7 and 2.5); on the sparse synthetic set (1.7 per user in train) most pairs co-occur
+    once, and validation NDCG@10 rises from 0.482 at 0 to 0.519 at 200 (tuned: 437); ML-100K
+    (60 per user, rule 5) is flat between 0 and 200 (0.239-0.243).
+    """
+    return clip(300.0 / max(stats.per_user, 1e-9), 0.0, 300.0)

@@ -113,7 +113,12 @@ def _per_user_labels(ds: Dataset, order: np.ndarray, sizes_fn) -> np.ndarray:
     labels_sorted = np.empty(order.size, dtype=np.int8)
     pos = np.arange(order.size) - np.repeat(starts, sizes)
     # boundaries per group
-    bounds = np.array([np.cumsum(sizes_fn(int(n))) for n in sizes]) if sizes.size else np.zeros((0, 1))
+    # boundaries per group, computed once per distinct group size (users share sizes)
+    if sizes.size:
+        distinct, which = np.unique(sizes, return_inverse=True)
+        bounds = np.array([np.cumsum(sizes_fn(int(n))) for n in distinct])[which]
+    else:
+        bounds = np.zeros((0, 1))
     b_rows = np.repeat(bounds, sizes, axis=0)
     labels_sorted[:] = (pos[:, None] >= b_rows).sum(axis=1)
     labels = np.empty_like(labels_sorted)

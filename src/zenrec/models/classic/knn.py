@@ -7,6 +7,8 @@ at O(block x n + n x k) rather than O(n^2).
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
@@ -19,8 +21,9 @@ from zenrec.models.base import (
     sparse_from_state,
     sparse_state,
 )
+from zenrec.models.defaults import AUTO, Auto, data_stats, knn_shrink
 
-__all__ = ["ItemKNN", "KNNConfig", "UserKNN", "topk_cosine"]
+__all__ = ["ItemKNN", "ItemKNNConfig", "KNNConfig", "UserKNN", "topk_cosine"]
 
 
 class KNNConfig(ModelConfig):
@@ -30,6 +33,12 @@ class KNNConfig(ModelConfig):
     """Shrinkage added to the cosine denominator (damps similarities on little support)."""
     block_bytes: int = Field(256 * 2**20, ge=2**20)
     """Memory budget of one dense similarity block."""
+
+
+class ItemKNNConfig(KNNConfig):
+    shrink: Annotated[float, Field(ge=0)] | Auto = AUTO  # type: ignore[assignment]
+    """Shrinkage added to the cosine denominator ("auto": 300 / mean interactions per user, at
+    most 300: about 0 on MovieLens, large on sparse data; see ``zenrec.models.defaults``)."""
 
 
 def topk_cosine(M: sp.csr_matrix, k: int, shrink: float = 0.0, block_bytes: int = 256 * 2**20) -> sp.csr_matrix:
@@ -81,13 +90,23 @@ class ItemKNN(ItemItemRecommender):
     """
 
     name = "itemknn"
-    Config = KNNConfig
-    config: KNNConfig
+    Config = ItemKNNConfig
+    config: ItemKNNConfig
+    resolved_params_: dict[str, Any]
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         assert self.seen_ is not None
-        S = topk_cosine(self.seen_.T.tocsr(), self.config.k, self.config.shrink, self.config.block_bytes)
+        c = self.config
+        shrink = knn_shrink(data_stats(self.seen_)) if c.shrink == AUTO else float(c.shrink)
+        self.resolved_params_ = {"shrink": shrink}
+        S = topk_cosine(self.seen_.T.tocsr(), c.k, shrink, c.block_bytes)
         self.W_ = S.T.tocsr()  # column i holds the neighbours of target item i
+
+    def _meta_state(self) -> dict[str, Any]:
+        return {"resolved": self.resolved_params_}
+
+    def _load_meta_state(self, state: dict[str, Any]) -> None:
+        self.resolved_params_ = dict(state.get("resolved", {}))
 
 
 class UserKNN(Recommender):

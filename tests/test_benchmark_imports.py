@@ -1,0 +1,38 @@
+"""The benchmark scripts are not imported by the tests, so a moved module would rot them
+silently: resolve every ``zenrec`` name they import."""
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+SCRIPTS = sorted(BENCH.rglob("*.py"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(BENCH)))
+def test_benchmark_imports_resolve(script):
+    tree = ast.parse(script.read_text(), filename=str(script))
+    missing = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("zenrec"):
+            try:
+                mod = importlib.import_module(node.module)
+            except ImportError as e:
+                missing.append(f"line {node.lineno}: {node.module} ({e})")
+                continue
+            for alias in node.names:
+                if alias.name != "*" and not hasattr(mod, alias.name):
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        missing.append(f"line {node.lineno}: {node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("zenrec"):
+                    try:
+                        importlib.import_module(alias.name)
+                    except ImportError as e:
+                        missing.append(f"line {node.lineno}: {alias.name} ({e})")
+    assert not missing, f"{script.name}: " + "; ".join(missing)
