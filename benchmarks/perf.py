@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -228,27 +229,30 @@ def cold(repeats: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- neural defaults
 def neural(repeats: int, peers: bool, models: list[str]) -> dict[str, Any]:
-    from zenrec.data import load_dataset
-    from zenrec.evaluation.protocols import get_protocol
-    from zenrec.runs.evaluate import evaluate_model
-
-    ds = load_dataset("ml-1m")
-    p = get_protocol("recbole")
+    """Each model's default fit as a user meets it: one ``zenrec evaluate`` process (cold, default
+    settings and threads, early stopping included), read back from its ``--output`` record."""
     out: dict[str, Any] = {"command": f"{CMD} --only neural --neural-models {' '.join(models)}"
                                       + (" --peers" if peers else "")}
+    zen = str(Path(sys.executable).with_name("zenrec"))
     for model in models:
-        rec, run_ = evaluate_model(ds, p, model, {"progress": False})
-        hist = run_.models[0].train_result_.history
+        cmd = ["zenrec", "evaluate", "--dataset", "ml-1m", "--protocol", "recbole", "--model", model]
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            subprocess.run([zen, *cmd[1:], "--output", f"{tmp}/r.json"], check=True, capture_output=True, cwd=ROOT)
+            wall = time.perf_counter() - t0
+            rec = json.loads(Path(f"{tmp}/r.json").read_text())
+        hist = rec.get("history") or []
         train_s = sum(h.get("train_seconds", 0.0) for h in hist)
         valid_s = sum(h.get("valid_seconds", 0.0) for h in hist)
-        n_rows = int(rec.split["sizes"][0][0])  # training interactions of the first fold
+        best = [h for h in hist if "valid_ndcg@10" in h]
+        best_epoch = max(best, key=lambda h: h["valid_ndcg@10"])["epoch"] if best else None
+        n_rows = int(rec["split"]["sizes"][0][0])  # training interactions of the first fold
         out[model] = {
-            "ndcg@10": rec.metrics["ndcg@10"], "fit_seconds": rec.fit_seconds,
-            "eval_seconds": rec.eval_seconds, "epochs_run": len(hist),
-            "best_epoch": run_.models[0].train_result_.best_epoch,
-            "train_seconds": train_s, "valid_seconds": valid_s,
+            "ndcg@10": rec["metrics"]["ndcg@10"], "fit_seconds": rec["fit_seconds"],
+            "eval_seconds": rec["eval_seconds"], "wall_seconds": wall, "epochs_run": len(hist),
+            "best_epoch": best_epoch, "train_seconds": train_s, "valid_seconds": valid_s,
             "interactions_per_second": n_rows * len(hist) / train_s if train_s else None,
-            "command": f"zenrec evaluate --dataset ml-1m --protocol recbole --model {model}",
+            "command": " ".join(cmd),
         }
     golden = DATA / "golden" / "ml-1m-recbole-split"
     if peers and golden.exists() and "bprmf" in models:
@@ -276,6 +280,11 @@ def render(res: dict[str, Any]) -> str:
         "Re-run everything: `make bench` (each section in turn under "
         f"`flock /tmp/zenrec-bench.lock {CMD} --only SECTION --peers`); each section alone "
         "with the command beside it. Times are medians of the repeats shown.",
+        "",
+        "| section | measured | 1-min load average at its start (2 cores) |",
+        "|---|---|---|",
+        *[f"| {k} | {res[k].get('measured', '—')} | {_f(res[k].get('load_average_at_start'))} |"
+          for k in SECTIONS if isinstance(res.get(k), dict)],
         "",
     ]
     if y:
@@ -329,7 +338,7 @@ def render(res: dict[str, Any]) -> str:
         for model, r in n.items():
             if isinstance(r, dict) and "epochs_run" in r:
                 share = r["valid_seconds"] / r["fit_seconds"] if r["fit_seconds"] else None
-                lines.append(f"| {model} | {r['ndcg@10']:.4f} | {r['fit_seconds']:.1f} | {r['epochs_run']} ({r['best_epoch']}) | {_f(r['interactions_per_second'], ',.0f')} | {_f(share, '.0%')} |")
+                lines.append(f"| `{r.get('command', model)}` | {r['ndcg@10']:.4f} | {r['fit_seconds']:.1f} | {r['epochs_run']} ({r['best_epoch']}) | {_f(r['interactions_per_second'], ',.0f')} | {_f(share, '.0%')} |")
         rb = n.get("recbole_bpr_golden")
         if rb:
             lines += ["", f"RecBole 1.2.1 BPR on the golden split, same run: NDCG@10 {_f(rb['ndcg@10'], '.4f')}, "
@@ -345,8 +354,8 @@ def main() -> None:
     ap.add_argument("--peers", action="store_true", help="run RecBole beside zenrec (its own venv)")
     ap.add_argument("--neural-models", nargs="+", default=["bprmf", "twotower"])
     ap.add_argument("--threads", type=int, default=0, help="threads for every pool (0: all cores)")
-    ap.add_argument("--note", default="Measured on a shared machine (other jobs running): "
-                                       "timings are noisy; re-run on a quiet machine to quote them.")
+    ap.add_argument("--note", default="One run of the suite; each section records the machine's "
+                                       "load average when it started.")
     args = ap.parse_args()
     from zenrec._threads import set_threads
 
@@ -357,6 +366,7 @@ def main() -> None:
     res["machine"], res["note"] = machine(), args.note
     for name in args.only:
         t0 = time.perf_counter()
+        load = os.getloadavg()[0]
         if name == "yardstick":
             res[name] = yardstick(args.repeats)
         elif name == "ease":
@@ -368,6 +378,7 @@ def main() -> None:
         else:
             res[name] = neural(args.repeats, args.peers, args.neural_models)
         res[name]["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        res[name]["load_average_at_start"] = load
         print(f"{name}: {time.perf_counter() - t0:.1f} s", json.dumps(res[name], default=str)[:600])
         write_json(path, res)
         write_text(RESULTS / "perf.md", render(res))

@@ -28,6 +28,7 @@ from zenrec._errors import ConfigError, ZenrecError
 from zenrec._io import atomic_write_bytes
 from zenrec.evaluation.metrics import higher_is_better
 from zenrec.models.base import ModelConfig
+from zenrec.models.neural.optim import LazyAdam
 
 __all__ = [
     "RunOptions",
@@ -65,6 +66,12 @@ class TrainingConfig(ModelConfig):
     """``step`` schedule: decay factor."""
     grad_clip: float = Field(0.0, ge=0)
     """Clip the gradient norm to this value (0: off)."""
+    sparse_embeddings: Literal["auto", "on", "off"] = "auto"
+    """Row-sparse embedding gradients with lazy Adam updates (only the rows a step touches move;
+    see :mod:`zenrec.models.neural.optim`), so an epoch costs O(interactions) instead of
+    O(interactions x table rows). 'auto': on when the embedding tables hold more rows than one
+    step touches (the task's estimate; MovieLens-sized data stays dense), with adam/adamw, one
+    process, no gradient clipping and no fp16 scaler."""
     negative_sampling: Literal["uniform", "popularity"] = "uniform"
     """Distribution of sampled negatives."""
     popularity_alpha: float = Field(0.75, ge=0)
@@ -137,6 +144,8 @@ class TrainResult:
     seconds: float = 0.0
     seconds_to_best: float | None = None
     resumed_from: int | None = None
+    sparse_embeddings: bool = False
+    """Whether the embeddings were trained with row-sparse gradients (lazy Adam)."""
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -184,7 +193,28 @@ def _shard(batch: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any]
     return out, hi - lo, n
 
 
-def _make_optimizer(params: list[nn.Parameter], c: TrainingConfig) -> torch.optim.Optimizer:
+def _embedding_modules(module: nn.Module) -> list[nn.Embedding | nn.EmbeddingBag]:
+    return [m for m in module.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
+
+
+def _use_sparse(c: TrainingConfig, module: nn.Module, task: TrainingTask, world: int, fp16: bool) -> bool:
+    """Whether to train with row-sparse embedding gradients (see ``sparse_embeddings``)."""
+    if c.sparse_embeddings == "off":
+        return False
+    possible = c.optimizer in ("adam", "adamw") and world == 1 and c.grad_clip == 0 and not fp16
+    if c.sparse_embeddings == "on":
+        if not possible:
+            raise ConfigError("sparse_embeddings=on needs optimizer adam or adamw, one process, "
+                              "grad_clip=0 and no fp16; set sparse_embeddings=auto or off")
+        return True
+    touched = getattr(task, "rows_per_step", None)
+    rows = sum(m.num_embeddings for m in _embedding_modules(module))
+    return possible and touched is not None and rows > touched
+
+
+def _make_optimizer(params: list[nn.Parameter], c: TrainingConfig, sparse: bool = False) -> torch.optim.Optimizer:
+    if sparse:
+        return LazyAdam(params, lr=c.lr, weight_decay=c.weight_decay, decoupled=c.optimizer == "adamw")
     if c.optimizer == "adam":
         return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
     if c.optimizer == "adamw":
@@ -352,12 +382,31 @@ class Trainer:
         loop = _Loop(task=task, module=module, wrapped=self._wrap(module, task, world),
                      params=[p for p in module.parameters() if p.requires_grad], gen=gen,
                      rank=rank, world=world)
-        loop.opt = _make_optimizer(loop.params, c)
-        if self.device.type == "cuda" and c.precision == "fp16":
+        fp16 = self.device.type == "cuda" and c.precision == "fp16"
+        sparse = _use_sparse(c, module, task, world, fp16)
+        flags = [(m, m.sparse) for m in _embedding_modules(module)]
+        for m, _ in flags:
+            m.sparse = sparse or m.sparse
+        loop.opt = _make_optimizer(loop.params, c, sparse)
+        if fp16:
             loop.scaler = torch.amp.GradScaler("cuda")
+        try:
+            result = self._fit_loop(loop, task, validate, callback)
+            result.sparse_embeddings = sparse
+            return result
+        finally:
+            for m, was in flags:
+                m.sparse = was
+
+    def _fit_loop(self, loop: _Loop, task: TrainingTask,
+                  validate: Callable[[], dict[str, float]] | None,
+                  callback: Callable[[int, dict[str, float]], None] | None) -> TrainResult:
+        """The epochs of :meth:`fit` (resume, train, validate, checkpoint), after its set-up."""
+        c = self.config
+        module = loop.module
         state = self._resume(loop) or _LoopState(TrainResult())
         t0 = time.perf_counter()
-        with self._progress(rank, state.epoch) as tick:
+        with self._progress(loop.rank, state.epoch) as tick:
             for epoch in range(state.epoch, c.epochs):
                 if state.stopped:
                     break
