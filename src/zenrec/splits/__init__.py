@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zenrec._arrays import stable_argsort
 from zenrec._errors import ConfigError, ProtocolError
 from zenrec.data.dataset import Dataset
 from zenrec.data.splitdir import load_split_dir
@@ -142,7 +143,7 @@ def user_random_split(ds: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), se
     r = _check_ratios(ratios)
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(ds))
-    order = perm[np.argsort(ds.users[perm], kind="stable")]
+    order = perm[stable_argsort(ds.users[perm])]
     labels = _per_user_labels(ds, order, lambda n: recbole_split_sizes(n, r))
     return _parts(ds, labels, r.size, f"per-user random split {'/'.join(f'{x:g}' for x in r)}, seed {seed}")
 
@@ -153,7 +154,7 @@ def user_stratified_split(ds: Dataset, ratio: float = 0.75, seed: int = 42) -> S
         raise ConfigError(f"stratified split ratio must be in (0, 1); got {ratio}")
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(ds))
-    order = perm[np.argsort(ds.users[perm], kind="stable")]
+    order = perm[stable_argsort(ds.users[perm])]
     labels = _per_user_labels(ds, order, lambda n: [int(np.round(ratio * n)), n - int(np.round(ratio * n))])
     return _parts(ds, labels, 2, f"per-user stratified split {ratio:g}/{1 - ratio:g}, seed {seed}")
 
