@@ -136,17 +136,25 @@ def test_inbatch_softmax_groups_equal_their_mean():
     assert torch.allclose(task._inbatch_softmax(Dot(), ur, ir, items), loss(ur @ ir.T, items))
 
 
-def test_time_budget_needs_three_trials_and_scales_the_median():
+def test_time_budget_starts_with_the_first_trial_and_scales_the_median():
     optuna = pytest.importorskip("optuna")
     from zenrec.tuning.tuner import TIME_PRUNE_FACTOR, time_budget
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study()
-    for secs in (2.0, 10.0):
-        t = study.ask()
-        t.set_user_attr("fit_seconds", secs)
-        study.tell(t, 0.1)
     assert time_budget(study) is None
+    running = study.ask()  # a running trial does not count
+    assert time_budget(study) is None
+    study.tell(running, 0.1)
+    assert time_budget(study) is None  # finished without its seconds: no reference yet
+    t = study.ask()
+    t.set_user_attr("fit_seconds", 2.0)
+    study.tell(t, 0.1)
+    assert time_budget(study) == pytest.approx(TIME_PRUNE_FACTOR * 2.0)
+    t = study.ask()
+    t.set_user_attr("fit_seconds", 10.0)
+    study.tell(t, 0.1)
+    assert time_budget(study) == pytest.approx(TIME_PRUNE_FACTOR * 6.0)
     t = study.ask()
     t.set_user_attr("fit_seconds", 4.0)
     study.tell(t, state=optuna.trial.TrialState.PRUNED)
