@@ -375,8 +375,13 @@ def main() -> None:
             res[name] = ease_peer(args.repeats)
         elif name == "cold":
             res[name] = cold(args.repeats)
-        else:
-            res[name] = neural(args.repeats, args.peers, args.neural_models)
+        else:  # models not re-run keep their earlier rows (each row carries its date)
+            old = res.get(name, {})
+            new = neural(args.repeats, args.peers, args.neural_models)
+            for v in new.values():
+                if isinstance(v, dict):
+                    v["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            res[name] = {**old, **new}
         res[name]["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         res[name]["load_average_at_start"] = load
         print(f"{name}: {time.perf_counter() - t0:.1f} s", json.dumps(res[name], default=str)[:600])

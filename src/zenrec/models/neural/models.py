@@ -514,7 +514,10 @@ class BPRMFConfig(_IdModelConfig):
     weight_decay: float = Field(1e-6, ge=0)
     init_std: float = Field(0.01, gt=0)
     eval_every: int = Field(2, ge=1)
-    patience: int = Field(3, ge=0)
+    patience: int = Field(2, ge=0)
+    """Validation rounds (of ``eval_every`` epochs) without improvement before stopping; the
+    best weights are restored, so a shorter wait changes only the time (ML-1M: best epoch 10,
+    stop at 14 instead of 16)."""
 
 
 class BPRMF(NeuralRecommender):
