@@ -221,3 +221,34 @@ def test_cli_errors_are_one_line(tmp_path, log_csv):
     r = subprocess.run(_tune_cmd(log_csv, "--trials", "2", "--storage", "nonsense"), capture_output=True,
                        text=True, env=_env(), timeout=60)
     assert r.returncode == 2 and "--storage" in r.stderr
+
+
+class PeakConfig(ModelConfig):
+    lr: float = 0.1
+    epochs: int = 8
+
+
+class Peak(FakeIter):
+    """Validation peaks at epoch 3 whatever ``lr`` is; records it as the neural models do."""
+
+    name = "peak"
+    Config = PeakConfig
+
+    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+        for epoch in range(1, self.config.epochs + 1):
+            self.history_.append({"epoch": epoch, "valid_ndcg@10": self.config.lr / (1 + abs(epoch - 3))})
+        self.scores_ = np.asarray(train.item_counts(), dtype=np.float32) * self.config.lr
+
+
+@pytest.mark.parametrize("protocol_name, epochs", [("msrec", 3), ("recbole", 8)])
+def test_refit_without_validation_trains_for_the_best_epoch(tmp_path, small, monkeypatch, protocol_name, epochs):
+    from zenrec.models import registry
+
+    monkeypatch.setitem(registry.MODELS, "peak", f"{__name__}:Peak")
+    space = parse_space({"model": "peak", "metric": "ndcg@10", "fixed": {"epochs": 8},
+                         "params": {"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}}})
+    res = tune(small, get_protocol(protocol_name), "peak", space=space, n_trials=3, run_dir=tmp_path,
+               seed=1, write=False)
+    assert res.best_params["epochs"] == epochs
+    assert res.test_record.hyperparameters["epochs"] == epochs
+    assert len(res.run.models[0].history_) == epochs

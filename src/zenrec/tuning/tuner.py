@@ -10,7 +10,9 @@ How a study runs (docs/tuning.md has the long form):
   random 1/5 of the first fold's train (the tuned configuration is then used on all folds).
 * **Test used once.** The best trial's configuration is refit on the protocol's own train
   part, exactly as ``zenrec evaluate --set ...`` does, and evaluated once on test; the
-  record carries that command so the number can be re-run.
+  record carries that command so the number can be re-run. Where the protocol has no
+  validation part, an iterative model's refit has nothing to stop early on, so its ``epochs``
+  is set to the best trial's best validation epoch (see :func:`_refit_epochs`).
 * **Pruning.** Iterative models call ``model.epoch_callback(epoch, metrics)`` after each
   validation pass; the tuner reports the metric to the trial and raises ``TrialPruned``
   when the median (or Hyperband) pruner says so.
@@ -85,6 +87,10 @@ class TuningInterrupted(KeyboardInterrupt):
 
 
 # ---------------------------------------------------------------------------- data
+OWN_VALIDATION = "the protocol's validation part"
+"""How :func:`tuning_split` describes a protocol's own validation part (anything else is carved)."""
+
+
 def tuning_split(data: Dataset, protocol: Protocol, seed: int) -> tuple[Split, str]:
     """The (train, valid) pair trials are scored on, and a sentence describing it.
 
@@ -93,7 +99,7 @@ def tuning_split(data: Dataset, protocol: Protocol, seed: int) -> tuple[Split, s
     """
     first = protocol.splits(data, seed)[0]
     if first.valid is not None and len(first.valid):
-        return first, f"the protocol's validation part ({first.description})"
+        return first, f"{OWN_VALIDATION} ({first.description})"
     inner_seed = seed + 1
     if protocol.split == "user_stratified":
         ratio = protocol.split_params.get("ratio", 0.75)
@@ -513,6 +519,9 @@ def tune(
                           f"{storage_url} (optuna-dashboard) or run with fewer pruned epochs")
     best = study.best_trial
     best_params = {**plan.space.fixed, **best.params}
+    refit_epochs = _refit_epochs(best, plan.metric, plan.direction, best_params, split_how)
+    if refit_epochs is not None:
+        best_params["epochs"] = refit_epochs
     defaults = plan.space.defaults_in_space()
     default_value = next((t.value for t in complete if t.params == defaults), None)
     record = run = None
@@ -538,6 +547,27 @@ def tune(
         raise ZenrecError(f"study '{plan.study_name}': best trial #{best.number} has no value")
     return TuneResult(plan.study_name, storage_url, plan.metric, plan.direction, best_params, float(best.value),
                       best.number, default_value, _n_finished(study), record, summary, run)
+
+
+def _refit_epochs(best: optuna.trial.FrozenTrial, metric: str, direction: str, params: dict[str, Any],
+                  split_how: str) -> int | None:
+    """Epochs for the final refit when it has no validation data to stop on.
+
+    A protocol without a validation part (``msrec``, ``surprise-cv5``) refits the best
+    configuration on its whole train part with nothing to stop early on, so an iterative model
+    would run its full epoch budget: on ML-100K a tuned BPR-MF (best validation epoch 6 of 60)
+    fell from 0.47 to 0.33 test NDCG@10 that way. The refit then trains for the best trial's best
+    validation epoch instead, the usual "retrain for the chosen number of epochs" rule. Returns
+    None when the protocol has its own validation part or the trial has no epoch history.
+    """
+    if split_how.startswith(OWN_VALIDATION) or "epochs" not in params:
+        return None
+    key = f"valid_{metric}"
+    hist = [h for h in best.user_attrs.get("history") or [] if isinstance(h.get(key), (int, float))]
+    if not hist:
+        return None
+    pick = max if direction == "maximize" else min
+    return int(pick(hist, key=lambda h: h[key])["epoch"])
 
 
 def _optimize(study: optuna.Study, prog: _Progress, objective: Any, after_trial: Any, n_trials: int,
