@@ -119,3 +119,20 @@ def test_biasedmf_is_deterministic_for_a_seed_and_another_seed_changes_it(synthe
     np.testing.assert_array_equal(a.Q_, b.Q_)
     c = create_model("biasedmf", factors=8, iterations=3, seed=2).fit(synthetic)
     assert np.abs(a.Q_ - c.Q_).max() > 1e-3
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_ease_gram_is_exact_on_any_thread_count(threads):
+    import scipy.sparse as sp
+
+    from zenrec._threads import thread_limit
+    from zenrec.models.classic.ease import gram
+
+    x = sp.random(400, 900, density=0.03, format="lil", random_state=7, dtype=np.float32)
+    x[x.nonzero()] = 1.0
+    x[:, 5] = 0.0  # an empty column, and a very popular one
+    x[:, 6] = 1.0
+    x = sp.csr_matrix(x)
+    with thread_limit(threads):
+        g = gram(x)
+    np.testing.assert_array_equal(g, (x.T @ x).toarray())
