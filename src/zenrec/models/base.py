@@ -26,7 +26,8 @@ from zenrec.data.dataset import Dataset
 from zenrec.data.vocab import Vocabulary
 from zenrec.evaluation.topk import top_k_indices
 
-__all__ = ["FallbackKind", "HistoryScores", "ModelConfig", "Recommendations", "Recommender", "config_error"]
+__all__ = ["FallbackKind", "HistoryScores", "ModelConfig", "Recommendations", "Recommender", "ResolvedParams",
+           "config_error"]
 
 FallbackKind = Literal["none", "history", "popularity"]
 
@@ -761,6 +762,20 @@ def sparse_from_state(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matr
         (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]), shape=shape
     )
 
+
+
+class ResolvedParams:
+    """Mixin of models whose ``"auto"`` hyperparameters are resolved from the data in ``fit``
+    (:mod:`zenrec.models.defaults`): ``resolved_params_`` holds the values used, and the bundle
+    stores them as ``model_state.resolved``. List it before the Recommender base class."""
+
+    resolved_params_: dict[str, Any]
+
+    def _meta_state(self) -> dict[str, Any]:
+        return {"resolved": self.resolved_params_}
+
+    def _load_meta_state(self, state: dict[str, Any]) -> None:
+        self.resolved_params_ = dict(state.get("resolved", {}))
 
 
 class ItemItemRecommender(Recommender):

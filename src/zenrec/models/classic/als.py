@@ -17,7 +17,7 @@ from pydantic import Field
 from zenrec._arrays import unique
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import ModelConfig, Recommender, cosine_similarities
+from zenrec.models.base import ModelConfig, Recommender, ResolvedParams, cosine_similarities
 from zenrec.models.defaults import AUTO, Auto, als_factors, als_regularization, data_stats
 
 __all__ = ["IALS", "IALSConfig"]
@@ -38,7 +38,7 @@ class IALSConfig(ModelConfig):
     """Random seed of the factor initialisation."""
 
 
-class IALS(Recommender):
+class IALS(ResolvedParams, Recommender):
     """Implicit ALS through ``implicit.cpu.als.AlternatingLeastSquares``.
 
     Examples:
@@ -51,7 +51,6 @@ class IALS(Recommender):
     name = "ials"
     Config = IALSConfig
     config: IALSConfig
-    resolved_params_: dict[str, Any]
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -121,9 +120,3 @@ class IALS(Recommender):
         self.user_factors_ = arrays["user_factors"]
         self.item_factors_ = arrays["item_factors"]
         self._implicit_solver = None
-
-    def _meta_state(self) -> dict[str, Any]:
-        return {"resolved": self.resolved_params_}
-
-    def _load_meta_state(self, state: dict[str, Any]) -> None:
-        self.resolved_params_ = dict(state.get("resolved", {}))

@@ -23,7 +23,7 @@ the Gram product, which is linear in sum over users of n_u^2):
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import scipy.linalg.lapack as lapack
@@ -33,7 +33,7 @@ from pydantic import Field
 from zenrec._arrays import unique
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import ModelConfig, Recommender
+from zenrec.models.base import ModelConfig, Recommender, ResolvedParams
 from zenrec.models.defaults import AUTO, Auto, data_stats, item_l2
 
 __all__ = ["EASE", "EASEConfig", "spd_inverse"]
@@ -120,7 +120,7 @@ def _block_product(rows: sp.csr_matrix, dense: np.ndarray, out: np.ndarray,
         list(pool.map(one, starts))
 
 
-class EASE(Recommender):
+class EASE(ResolvedParams, Recommender):
     """EASE item-item model. Memory is O(n_items^2): suited to catalogs up to ~50k items.
 
     Examples:
@@ -135,7 +135,6 @@ class EASE(Recommender):
     name = "ease"
     Config = EASEConfig
     config: EASEConfig
-    resolved_params_: dict[str, Any]
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         X = self.seen_
@@ -175,9 +174,3 @@ class EASE(Recommender):
 
     def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.B_ = arrays["B"]
-
-    def _meta_state(self) -> dict[str, Any]:
-        return {"resolved": self.resolved_params_}
-
-    def _load_meta_state(self, state: dict[str, Any]) -> None:
-        self.resolved_params_ = dict(state.get("resolved", {}))

@@ -21,14 +21,14 @@ O(n_items r) per user instead of O(n_items^2).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import scipy.linalg
 from pydantic import Field
 
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import ModelConfig, Recommender
+from zenrec.models.base import ModelConfig, Recommender, ResolvedParams
 from zenrec.models.defaults import AUTO, Auto, data_stats, item_l2
 
 __all__ = ["EDLAE", "EDLAEConfig"]
@@ -46,7 +46,7 @@ class EDLAEConfig(ModelConfig):
     """Rank of the low-rank DLAE variant (0: full rank). The low-rank model has no emphasis."""
 
 
-class EDLAE(Recommender):
+class EDLAE(ResolvedParams, Recommender):
     """EDLAE item-item model. Fitting is O(n_items^3) time and O(n_items^2) memory.
 
     Example:
@@ -61,7 +61,6 @@ class EDLAE(Recommender):
     name = "edlae"
     Config = EDLAEConfig
     config: EDLAEConfig
-    resolved_params_: dict[str, Any]
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         c = self.config
@@ -123,12 +122,6 @@ class EDLAE(Recommender):
         if self.config.rank > 0:
             return {"left": self.left_, "right": self.right_}
         return {"B": self.B_}
-
-    def _meta_state(self) -> dict[str, Any]:
-        return {"resolved": self.resolved_params_}
-
-    def _load_meta_state(self, state: dict[str, Any]) -> None:
-        self.resolved_params_ = dict(state.get("resolved", {}))
 
     def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.B_ = arrays.get("B", np.zeros((0, 0), np.float32))

@@ -7,7 +7,7 @@ at O(block x n + n x k) rather than O(n^2).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +18,7 @@ from zenrec.models.base import (
     ItemItemRecommender,
     ModelConfig,
     Recommender,
+    ResolvedParams,
     sparse_from_state,
     sparse_state,
 )
@@ -78,7 +79,7 @@ def topk_cosine(M: sp.csr_matrix, k: int, shrink: float = 0.0, block_bytes: int 
     )
 
 
-class ItemKNN(ItemItemRecommender):
+class ItemKNN(ResolvedParams, ItemItemRecommender):
     """Item-based k-nearest-neighbours: ``score(u, i) = sum_{j in N_k(i)} sim(i, j) x_uj``.
 
     Examples:
@@ -92,7 +93,6 @@ class ItemKNN(ItemItemRecommender):
     name = "itemknn"
     Config = ItemKNNConfig
     config: ItemKNNConfig
-    resolved_params_: dict[str, Any]
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         assert self.seen_ is not None
@@ -101,12 +101,6 @@ class ItemKNN(ItemItemRecommender):
         self.resolved_params_ = {"shrink": shrink}
         S = topk_cosine(self.seen_.T.tocsr(), c.k, shrink, c.block_bytes)
         self.W_ = S.T.tocsr()  # column i holds the neighbours of target item i
-
-    def _meta_state(self) -> dict[str, Any]:
-        return {"resolved": self.resolved_params_}
-
-    def _load_meta_state(self, state: dict[str, Any]) -> None:
-        self.resolved_params_ = dict(state.get("resolved", {}))
 
 
 class UserKNN(Recommender):

@@ -12,7 +12,7 @@ scores = X_u W. ``beta = 0`` and ``alpha = 1`` give the plain P^3 walk.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,6 +22,7 @@ from zenrec.data.dataset import Dataset
 from zenrec.models.base import (
     ItemItemRecommender,
     ModelConfig,
+    ResolvedParams,
 )
 from zenrec.models.defaults import AUTO, Auto, data_stats, rp3_beta
 
@@ -61,7 +62,7 @@ def sparse_topk_rows(blocks: list[tuple[int, np.ndarray]], n_cols: int, k: int) 
                          shape=(n_rows, n_cols), dtype=np.float32)
 
 
-class RP3beta(ItemItemRecommender):
+class RP3beta(ResolvedParams, ItemItemRecommender):
     """RP3beta item-item model: sparse top-k random-walk weights, O(n_items x k) memory.
 
     Example:
@@ -75,7 +76,6 @@ class RP3beta(ItemItemRecommender):
     name = "rp3beta"
     Config = RP3betaConfig
     config: RP3betaConfig
-    resolved_params_: dict[str, Any]
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         c = self.config
@@ -106,9 +106,3 @@ class RP3beta(ItemItemRecommender):
             sums = np.asarray(W.sum(axis=1)).ravel()
             W = (sp.diags(1.0 / np.where(sums > 0, sums, 1.0)) @ W).tocsr().astype(np.float32)
         self.W_ = W
-
-    def _meta_state(self) -> dict[str, Any]:
-        return {"resolved": self.resolved_params_}
-
-    def _load_meta_state(self, state: dict[str, Any]) -> None:
-        self.resolved_params_ = dict(state.get("resolved", {}))
