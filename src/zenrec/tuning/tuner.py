@@ -555,8 +555,8 @@ def _refit_epochs(best: optuna.trial.FrozenTrial, metric: str, direction: str, p
 
     A protocol without a validation part (``msrec``, ``surprise-cv5``) refits the best
     configuration on its whole train part with nothing to stop early on, so an iterative model
-    would run its full epoch budget: on ML-100K a tuned BPR-MF (best validation epoch 6 of 60)
-    fell from 0.47 to 0.33 test NDCG@10 that way. The refit then trains for the best trial's best
+    would run its full epoch budget: on ML-100K (msrec) the best BPR-MF trial (best validation
+    epoch 14 of 60) scored 0.3292 test NDCG@10 after 60 epochs and 0.4451 after 14. The refit then trains for the best trial's best
     validation epoch instead, the usual "retrain for the chosen number of epochs" rule. Returns
     None when the protocol has its own validation part or the trial has no epoch history.
     """
@@ -593,7 +593,7 @@ def time_budget(study: optuna.Study, factor: float = TIME_PRUNE_FACTOR) -> float
 
     Starting from the first finished trial (the default configuration, which every shipped
     space enqueues first) bounds the early trials too: on ML-100K a BPR-MF trial with a
-    softmax over batches of 8192, 256 factors and a small learning rate ran 62 s, 9x the
+    softmax over batches of 8192, 256 factors and a small learning rate ran 62 s, 8.6x the
     median, while the rule still waited for three finished trials."""
     secs = [t.user_attrs["fit_seconds"] for t in study.get_trials(
         deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))

@@ -829,8 +829,8 @@ class TwoTowerConfig(_FeatureConfig):
     inbatch_negatives: int = Field(512, ge=0)
     """Softmax loss: contrast each positive with at most this many in-batch items (larger
     batches are split into groups), so a step costs B x this instead of B x B (0: the whole
-    batch). 512 halves the default fit on ML-1M against the whole 2048 batch (260 s against
-    about 500 s) at the same test NDCG@10 (0.243)."""
+    batch). On ML-1M, 512 cuts an epoch from about 27 s (the whole 2048 batch) to about 15 s;
+    test NDCG@10 was 0.2434 after 16 epochs at 512 and 0.2425 after 8 on the whole batch."""
     n_negatives: int = Field(1, ge=1)
     """Sampled negatives per positive (bpr/bce losses)."""
     history_len: int = Field(50, ge=0)
