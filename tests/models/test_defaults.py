@@ -78,3 +78,29 @@ def test_itemknn_auto_shrink_grows_on_sparse_data_and_is_recorded(synthetic, tmp
     assert create_model("itemknn", shrink=0).fit(sparse).resolved_params_ == {"shrink": 0.0}
     # UserKNN keeps a fixed default
     assert create_model("userknn").config.shrink == 0.0
+
+
+def test_neural_auto_batch_gives_small_data_enough_steps(tmp_path):
+    from zenrec.models.defaults import interaction_batch, user_batch
+
+    # 64-128 steps per epoch, powers of two within 256..4096; ML-1M's 575k rows keep 4096
+    assert interaction_batch(575_000) == 4096 and interaction_batch(33_000) == 512
+    assert interaction_batch(100) == 256
+    for n in (20_000, 50_000, 100_000, 200_000):
+        b = interaction_batch(n)
+        assert b & (b - 1) == 0 and 64 <= n / b < 128
+    assert user_batch(6040) == 500 and user_batch(610) == 122 and user_batch(50) == 32
+    from zenrec.data import synthetic_dataset
+
+    ds = synthetic_dataset(n_users=300, n_items=60, interactions_per_user=12, seed=3)
+    m = create_model("bprmf", factors=4, epochs=2, progress=False, num_threads=1).fit(ds)
+    assert m.resolved_params_ == {"batch_size": interaction_batch(len(ds))}
+    steps = -(-len(ds) // m.resolved_params_["batch_size"])
+    assert m.params()["batch_size"] == "auto" and steps >= 1
+    loaded = load_model(m.save(tmp_path / "b"))
+    assert loaded.params()["batch_size"] == "auto"
+    assert loaded._pending_meta["resolved"] == {"batch_size": interaction_batch(len(ds))}
+    vae = create_model("multvae", hidden=8, latent=4, epochs=1, progress=False).fit(ds)
+    assert vae.resolved_params_ == {"batch_size": user_batch(ds.n_users)}
+    # an explicit batch is used as given and nothing is resolved
+    assert create_model("bprmf", batch_size=64, epochs=1, progress=False).fit(ds).resolved_params_ == {}

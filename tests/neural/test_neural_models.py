@@ -13,7 +13,8 @@ from zenrec.models.neural.models import NeuMF
 from zenrec.splits import user_random_split
 from zenrec.testing import RecommenderConformance
 
-FAST = {"batch_size": 64, "weight_decay": 1e-3, "progress": False, "num_threads": 1}
+FAST = {"batch_size": 64, "weight_decay": 1e-3, "progress": False, "num_threads": 1,
+        "holdout": 0}  # train the given epochs (the holdout path: test_neural_trainer.py)
 
 
 class TestBPRMF(RecommenderConformance):

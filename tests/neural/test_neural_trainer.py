@@ -243,3 +243,26 @@ def test_ddp_two_gloo_processes_match_single_process(tmp_path):
     rd = json.loads((tmp_path / "ddp" / "result.json").read_text())
     assert rd["world_size"] == 2
     assert rd["metrics"]["ndcg@10"] == pytest.approx(rs["metrics"]["ndcg@10"], abs=1e-3)
+
+
+def test_holdout_picks_the_epoch_count_when_no_validation_is_given(split, tmp_path):
+    from zenrec.models import load_model
+
+    params = {"epochs": 30, "patience": 2, "eval_every": 1, **{**SMALL, "lr": 0.2}}
+    m = create_model("bprmf", **params).fit(split.train)
+    h = m.holdout_
+    assert h is not None and h["share"] == 0.1 and h["interactions"] > 0
+    assert 1 <= h["best_epoch"] < 30, "a large learning rate should stop early on the holdout"
+    # the refit runs on all of train for exactly the holdout's best epoch count, no validation
+    assert len(m.history_) == h["best_epoch"]
+    assert not any("valid_ndcg@10" in r for r in m.history_)
+    # it is the probe's run, replayed: the same settings on the 90% part stop at the same epoch
+    inner = user_random_split(split.train, (0.9, 0.1), seed=params.get("seed", 0))
+    probe = create_model("bprmf", **params).fit(inner.train, inner.test)
+    assert probe.train_result_.best_epoch == h["best_epoch"]
+    m.save(tmp_path / "b")
+    assert load_model(tmp_path / "b")._pending_meta["holdout"]["best_epoch"] == h["best_epoch"]
+    # given validation data, or holdout=0, nothing is held out
+    assert create_model("bprmf", **params).fit(split.train, split.valid).holdout_ is None
+    full = create_model("bprmf", **{**params, "holdout": 0}).fit(split.train)
+    assert full.holdout_ is None and len(full.history_) == 30

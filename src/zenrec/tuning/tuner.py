@@ -53,7 +53,7 @@ from zenrec.data.spec import DataSpec
 from zenrec.evaluation.evaluator import metric_keys
 from zenrec.evaluation.metrics import metric_direction
 from zenrec.evaluation.protocols import Protocol, ProtocolRun, prepare_dataset
-from zenrec.models.registry import create_model
+from zenrec.models.registry import create_model, get_model_class
 from zenrec.runs.record import RunRecord, now_utc, reproduce_command
 from zenrec.splits import Split, kfold_splits, user_random_split, user_stratified_split
 from zenrec.tuning.space import SearchSpace, load_space
@@ -522,6 +522,8 @@ def tune(
     refit_epochs = _refit_epochs(best, plan.metric, plan.direction, best_params, split_how)
     if refit_epochs is not None:
         best_params["epochs"] = refit_epochs
+        if "holdout" in get_model_class(model).Config.model_fields:
+            best_params["holdout"] = 0  # the epoch count is chosen: no second holdout search
     defaults = plan.space.defaults_in_space()
     default_value = next((t.value for t in complete if t.params == defaults), None)
     record = run = None

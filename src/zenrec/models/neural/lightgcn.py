@@ -15,7 +15,7 @@ with items H gets e_u^(k+1) = sum_{i in H} e_i^(k) / sqrt(|H| deg(i)), e_u^(0) =
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +28,7 @@ from zenrec._arrays import unique
 from zenrec._errors import DataError
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
+from zenrec.models.defaults import AUTO, Auto, interaction_batch
 from zenrec.models.neural.models import NeuralRecommender
 from zenrec.models.neural.nn import ScoringModule
 from zenrec.models.neural.sampling import NegativeSampler
@@ -85,7 +86,8 @@ class LightGCNConfig(TrainingConfig):
     n_negatives: int = Field(1, ge=1)
     """Sampled negatives per positive."""
     epochs: int = Field(200, ge=1)
-    batch_size: int = Field(4096, ge=1)
+    batch_size: Annotated[int, Field(ge=1)] | Auto = AUTO
+    """Interactions per step; 'auto': 64-128 steps per epoch, 256..4096 (ML-1M: 4096)."""
     lr: float = Field(1e-3, gt=0)
     eval_every: int = Field(5, ge=1)
     patience: int = Field(4, ge=0)
@@ -142,6 +144,9 @@ class LightGCN(NeuralRecommender):
     config: LightGCNConfig
     allowed_losses = ("bpr",)
 
+    def _auto_batch_size(self, train: Dataset) -> int:
+        return interaction_batch(len(train))
+
     def _loss_name(self) -> str:
         return "bpr"
 
@@ -181,7 +186,7 @@ class LightGCN(NeuralRecommender):
                     self._refresh_embeddings(task.adj)
                     return dict(inner())
 
-            result = Trainer(c, self.device_, self.run_options).fit(task, gen, validate, self.epoch_callback)
+            result = Trainer(self._training_config(), self.device_, self.run_options).fit(task, gen, validate, self.epoch_callback)
             self.train_result_ = result
             self.history_ = result.history
             self._refresh_embeddings(task.adj)
@@ -223,9 +228,7 @@ class LightGCN(NeuralRecommender):
         return np.asarray(e[np.asarray(items, dtype=np.int64)] @ e.T, dtype=np.float32)
 
     def _meta_state(self) -> dict[str, Any]:
-        r = self.train_result_
-        return {"best_epoch": None if r is None else r.best_epoch,
-                "best_valid": None if r is None else r.best_score}
+        return self._training_meta()
 
     def _load_meta_state(self, state: dict[str, Any]) -> None:
         return None

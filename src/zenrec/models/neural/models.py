@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Annotated, Any, ClassVar, Literal, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from zenrec._errors import ConfigError, DataError, NotFittedError
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
 from zenrec.models.base import Recommender, cosine_similarities, implicit_fold_in
+from zenrec.models.defaults import AUTO, Auto, interaction_batch
 from zenrec.models.neural import nn as zn
 from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
 from zenrec.models.neural.losses import (
@@ -40,6 +41,7 @@ from zenrec.models.neural.trainer import (
     TrainResult,
     resolve_device,
 )
+from zenrec.splits import user_random_split
 
 __all__ = [
     "BPRMF",
@@ -133,7 +135,7 @@ class _InteractionTask:
         # embedding rows one step reads (the trainer's sparse_embeddings='auto' compares the
         # tables with it): user, positive and negatives (or the batch's items), plus history
         per_row = 2 + (self.n_neg if self.sampler is not None else 0) + int(getattr(c, "history_len", 0))
-        self.rows_per_step = c.batch_size * per_row
+        self.rows_per_step = model._training_config().batch_size * per_row
         self.losses = {"bpr": BPRLoss(), "bce": BCELoss(), "softmax": SampledSoftmaxLoss(),
                        "full_softmax": FullSoftmaxLoss(), "mse": MSELoss(), "click": BCELoss()}
 
@@ -315,6 +317,51 @@ class NeuralRecommender(Recommender):
         return self._item_inputs(torch.arange(self.n_items, device=self.device_))
 
     # ------------------------------------------------------------------ fitting
+    holdout_kind: ClassVar[Literal["random", "none"]] = "random"
+    """How :meth:`fit` carves its own validation part when given none (``config.holdout``):
+    a per-user random share, or not at all (sequence models, whose validation is next-item)."""
+
+    def fit(self, train: Dataset, valid: Dataset | None = None) -> Self:
+        """Train on ``train``, early-stopping on ``valid``.
+
+        Two settings are resolved here from the data, and recorded in the bundle: a
+        ``batch_size`` of ``"auto"`` (:meth:`_auto_batch_size`; ``resolved_params_``), and,
+        without ``valid`` (and with ``holdout`` > 0 and ``patience`` > 0), the epoch count:
+        early stopping on a held-out share of ``train`` finds it, then the model retrains on
+        all of ``train`` for that many epochs (``holdout_``).
+        """
+        c = self.config
+        self.resolved_params_: dict[str, Any] = {}
+        self.holdout_: dict[str, Any] | None = None
+        run_config = c
+        if c.batch_size == "auto":
+            self.resolved_params_["batch_size"] = self._auto_batch_size(train)
+            run_config = c.model_copy(update=self.resolved_params_)
+        if (valid is None or not len(valid)) and c.holdout > 0 and c.patience > 0 \
+                and self.holdout_kind == "random" and len(train):
+            inner = user_random_split(train, (1.0 - c.holdout, c.holdout), seed=c.seed)
+            if len(inner.test) and len(inner.train):
+                probe = type(self)(run_config)
+                probe.fit(inner.train, inner.test)
+                r = probe.train_result_
+                if r is not None and r.best_epoch:
+                    run_config = run_config.model_copy(update={"epochs": int(r.best_epoch)})
+                    self.holdout_ = {"share": c.holdout, "interactions": len(inner.test),
+                                     "best_epoch": int(r.best_epoch), "best_valid": r.best_score,
+                                     "seconds": probe.fit_seconds_}
+        self._run_config = run_config
+        return super().fit(train, valid)
+
+    def _auto_batch_size(self, train: Dataset) -> int:
+        """The ``batch_size`` that ``"auto"`` resolves to on ``train`` (models with a rule)."""
+        raise ConfigError(f"the 'batch_size' parameter of {self.name} has no 'auto' rule; "
+                          "give a number, e.g. batch_size=4096")
+
+    def _training_config(self) -> Any:
+        """The config the trainer runs: the model's, with the batch and epoch count resolved in
+        :meth:`fit`."""
+        return getattr(self, "_run_config", None) or self.config
+
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         c = self.config
         if len(train) == 0:
@@ -335,7 +382,7 @@ class NeuralRecommender(Recommender):
             task = self._make_task(train)
             gen = torch.Generator(device=self.device_).manual_seed(c.seed + 1)
             validate = self._make_validate(train, valid) if valid is not None and len(valid) else None
-            trainer = Trainer(c, self.device_, self.run_options)
+            trainer = Trainer(self._training_config(), self.device_, self.run_options)
             result = trainer.fit(task, gen, validate, self.epoch_callback)
             self.train_result_ = result
             self.history_ = result.history
@@ -448,14 +495,22 @@ class NeuralRecommender(Recommender):
         return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
     # ------------------------------------------------------------------ persistence
+    def _training_meta(self) -> dict[str, Any]:
+        """What the bundle records of training: best epoch and validation score, and the
+        holdout that chose the epoch count (None when validation data was given)."""
+        r = self.train_result_
+        return {"best_epoch": None if r is None else r.best_epoch,
+                "best_valid": None if r is None else r.best_score,
+                "holdout": getattr(self, "holdout_", None),
+                "resolved": getattr(self, "resolved_params_", {})}
+
     def _meta_state(self) -> dict[str, Any]:
         assert self.encoder_ is not None
         r = self.train_result_
         return {
             "features": self.encoder_.to_json(),
             "global_mean": self.global_mean_,
-            "best_epoch": None if r is None else r.best_epoch,
-            "best_valid": None if r is None else r.best_score,
+            **self._training_meta(),
             "seconds_to_best": None if r is None else r.seconds_to_best,
         }
 
@@ -509,7 +564,8 @@ class BPRMFConfig(_IdModelConfig):
     batches are split into groups), so a step costs B x this instead of B x B (0: no bound)."""
     epochs: int = Field(40, ge=1)
     lr: float = Field(5e-3, gt=0)
-    batch_size: int = Field(4096, ge=1)
+    batch_size: Annotated[int, Field(ge=1)] | Auto = AUTO
+    """Interactions per step; 'auto': 64-128 steps per epoch, 256..4096 (ML-1M: 4096)."""
     n_negatives: int = Field(4, ge=1)
     weight_decay: float = Field(1e-6, ge=0)
     init_std: float = Field(0.01, gt=0)
@@ -534,6 +590,9 @@ class BPRMF(NeuralRecommender):
     name = "bprmf"
     Config = BPRMFConfig
     config: BPRMFConfig
+
+    def _auto_batch_size(self, train: Dataset) -> int:
+        return interaction_batch(len(train))
 
     def _build_module(self) -> zn.ScoringModule:
         return zn.MF(*self._vocab_sizes(), self.config.factors)

@@ -198,6 +198,7 @@ class SASRec(_Explains, NeuralRecommender):
 
     name = "sasrec"
     Config = SASRecConfig
+    holdout_kind = "none"  # validation is the next item, not a random share
     config: SASRecConfig
 
     def _task_options(self) -> TaskOptions:
@@ -368,6 +369,7 @@ class DIN(_Explains, NeuralRecommender):
 
     name = "din"
     Config = DINConfig
+    holdout_kind = "none"  # validation is the next click, not a random share
     config: DINConfig
 
     def _task_options(self) -> TaskOptions:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import torch
 from pydantic import Field
@@ -28,6 +28,7 @@ from zenrec._errors import ConfigError, ZenrecError
 from zenrec._io import atomic_write_bytes
 from zenrec.evaluation.metrics import higher_is_better
 from zenrec.models.base import ModelConfig
+from zenrec.models.defaults import AUTO, Auto
 from zenrec.models.neural.optim import LazyAdam
 
 __all__ = [
@@ -46,8 +47,11 @@ class TrainingConfig(ModelConfig):
 
     epochs: int = Field(30, ge=1)
     """Maximum passes over the training rows."""
-    batch_size: int = Field(4096, ge=1)
-    """Rows per optimiser step (global batch: split across processes under torchrun)."""
+    batch_size: Annotated[int, Field(ge=1)] | Auto = 4096
+    """Rows per optimiser step (global batch: split across processes under torchrun). 'auto'
+    (BPR-MF, LightGCN, Mult-VAE): a function of the training rows, so that small data still gets
+    enough steps per epoch (:func:`zenrec.models.defaults.interaction_batch`,
+    :func:`zenrec.models.defaults.user_batch`)."""
     lr: float = Field(1e-3, gt=0)
     """Peak learning rate."""
     optimizer: Literal["adam", "adamw", "sgd", "adagrad"] = "adam"
@@ -82,6 +86,13 @@ class TrainingConfig(ModelConfig):
     """Validate every N epochs."""
     patience: int = Field(5, ge=0)
     """Validation rounds without improvement before stopping (0: never stop early)."""
+    holdout: float = Field(0.1, ge=0, lt=0.5)
+    """When ``fit`` gets no validation data (e.g. the ``msrec`` protocol, or ``zenrec train`` on
+    a whole log) and ``patience`` > 0: hold out this share of each user's training interactions
+    (seeded), train on the rest with early stopping to find the best epoch, then retrain on all
+    the training data for that many epochs. Without it an iterative model runs its whole epoch
+    budget and overfits small data (BPR-MF on ML-100K msrec: 0.394 NDCG@10 after 40 epochs).
+    0: train all ``epochs`` with no stopping."""
     valid_users: int = Field(0, ge=0)
     """Validate on this many randomly chosen users (0: all), to make validation cheap."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -340,7 +351,10 @@ class Trainer:
 
     def __init__(self, config: TrainingConfig, device: torch.device,
                  run: RunOptions | None = None) -> None:
+        if config.batch_size == AUTO:
+            raise ConfigError("batch_size='auto' must be resolved by the model before training")
         self.config = config
+        self.batch_size: int = int(config.batch_size)
         self.device = device
         self.run = run or RunOptions()
 
@@ -414,7 +428,7 @@ class Trainer:
                 loss = self._train_epoch(loop, state)
                 record: dict[str, Any] = {
                     "epoch": epoch + 1, "loss": loss,
-                    "lr": c.lr * lr_factor(c, state.step - 1, loop.steps(task.n_rows, c.batch_size)),
+                    "lr": c.lr * lr_factor(c, state.step - 1, loop.steps(task.n_rows, self.batch_size)),
                     "train_seconds": time.perf_counter() - t_epoch,
                 }
                 metrics = None
@@ -490,7 +504,7 @@ class Trainer:
     def _train_epoch(self, loop: _Loop, state: _LoopState) -> float:
         """One pass over the shuffled training rows; returns the mean batch loss."""
         c = self.config
-        n, bs = loop.task.n_rows, c.batch_size
+        n, bs = loop.task.n_rows, self.batch_size
         steps = loop.steps(n, bs)
         perm = torch.randperm(n, generator=loop.gen, device=self.device)
         loss_sum = torch.zeros((), device=self.device)

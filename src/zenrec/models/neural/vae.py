@@ -14,7 +14,7 @@ Scores of a user (or of any item history, for serving) are the decoder logits at
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from zenrec._errors import DataError
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
+from zenrec.models.defaults import AUTO, Auto, user_batch
 from zenrec.models.neural.models import NeuralRecommender
 from zenrec.models.neural.nn import ScoringModule
 from zenrec.models.neural.trainer import Trainer, TrainingConfig, resolve_device
@@ -90,7 +91,8 @@ class MultVAEConfig(TrainingConfig):
     anneal_epochs: float = Field(20.0, ge=0)
     """Epochs over which beta rises linearly from 0 to ``anneal_cap`` (0: beta = cap at once)."""
     epochs: int = Field(100, ge=1)
-    batch_size: int = Field(500, ge=1)
+    batch_size: Annotated[int, Field(ge=1)] | Auto = AUTO
+    """Users per step; 'auto': n_users / 5 within 32..500 (the paper's 500 from 2,500 users on)."""
     lr: float = Field(1e-3, gt=0)
     eval_every: int = Field(2, ge=1)
     patience: int = Field(5, ge=0)
@@ -106,7 +108,7 @@ class _UserRowsTask:
         self.X = X
         self.n_rows = X.shape[0]
         self.device = device
-        steps_per_epoch = max(1, -(-self.n_rows // c.batch_size))
+        steps_per_epoch = max(1, -(-self.n_rows // model._training_config().batch_size))
         self.anneal_steps = c.anneal_epochs * steps_per_epoch
         self.cap = c.anneal_cap
 
@@ -142,6 +144,9 @@ class MultVAE(NeuralRecommender):
     config: MultVAEConfig
     allowed_losses = ("multinomial",)
 
+    def _auto_batch_size(self, train: Dataset) -> int:
+        return user_batch(train.n_users)
+
     def _loss_name(self) -> str:
         return "multinomial"
 
@@ -170,7 +175,7 @@ class MultVAE(NeuralRecommender):
             task = _UserRowsTask(self, self.seen_, self.device_)
             gen = torch.Generator(device=self.device_).manual_seed(c.seed + 1)
             validate = self._make_validate(train, valid) if valid is not None and len(valid) else None
-            result = Trainer(c, self.device_, self.run_options).fit(task, gen, validate, self.epoch_callback)
+            result = Trainer(self._training_config(), self.device_, self.run_options).fit(task, gen, validate, self.epoch_callback)
             self.train_result_ = result
             self.history_ = result.history
         finally:
@@ -215,9 +220,7 @@ class MultVAE(NeuralRecommender):
         return None
 
     def _meta_state(self) -> dict[str, Any]:
-        r = self.train_result_
-        return {"best_epoch": None if r is None else r.best_epoch,
-                "best_valid": None if r is None else r.best_score}
+        return self._training_meta()
 
     def _load_meta_state(self, state: dict[str, Any]) -> None:
         return None
