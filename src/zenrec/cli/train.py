@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             "best_valid": r.best_score,
             "seconds_to_best": r.seconds_to_best,
             "resumed_from_epoch": r.resumed_from,
+            "holdout": model.holdout_,
+            "resolved": model.resolved_params_,
             "world_size": dist.world_size,
             "history": model.history_,
             "versions": versions(),
@@ -133,6 +135,11 @@ def run(args: argparse.Namespace) -> int:
                  "split": {"description": split.description}, "n_users_evaluated": res.n_users,
                  "evaluation_mode": res.mode, "fit_seconds": fit_s, "eval_seconds": res.seconds}
         print_metrics(table, f"{args.model} on {ds.name} ({protocol.name})")
+        if model.holdout_:
+            h = model.holdout_
+            console.print(f"no validation data: {h['best_epoch']} epochs, chosen by early stopping on "
+                          f"{h['share']:.0%} of each user's training interactions "
+                          f"({h['interactions']} held out; refit on all)")
         console.print(f"best epoch {r.best_epoch} ({r.seconds_to_best or 0:.1f} s); "
                       f"wrote {out / 'bundle'} and {out / 'result.json'}")
         return 0
