@@ -261,7 +261,7 @@ def test_holdout_picks_the_epoch_count_when_no_validation_is_given(split, tmp_pa
     probe = create_model("bprmf", **params).fit(inner.train, inner.test)
     assert probe.train_result_.best_epoch == h["best_epoch"]
     m.save(tmp_path / "b")
-    assert load_model(tmp_path / "b")._pending_meta["holdout"]["best_epoch"] == h["best_epoch"]
+    assert load_model(tmp_path / "b").holdout_ == h
     # given validation data, or holdout=0, nothing is held out
     assert create_model("bprmf", **params).fit(split.train, split.valid).holdout_ is None
     full = create_model("bprmf", **{**params, "holdout": 0}).fit(split.train)

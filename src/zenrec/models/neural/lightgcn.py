@@ -255,7 +255,7 @@ class LightGCN(NeuralRecommender):
         return self._training_meta()
 
     def _load_meta_state(self, state: dict[str, Any]) -> None:
-        return None
+        self._load_training_meta(state)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {"user_emb": self.user_emb_, "item_layers": self.item_layers_}

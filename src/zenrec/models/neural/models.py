@@ -514,9 +514,15 @@ class NeuralRecommender(Recommender):
             "seconds_to_best": None if r is None else r.seconds_to_best,
         }
 
+    def _load_training_meta(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`_training_meta` recorded of the resolved settings."""
+        self.resolved_params_ = dict(state.get("resolved") or {})
+        self.holdout_ = state.get("holdout")
+
     def _load_meta_state(self, state: dict[str, Any]) -> None:
         self._pending_meta = state
         self.global_mean_ = float(state.get("global_mean", 0.0))
+        self._load_training_meta(state)
 
     def _state(self) -> dict[str, np.ndarray]:
         module = self._require_module()

@@ -223,7 +223,7 @@ class MultVAE(NeuralRecommender):
         return self._training_meta()
 
     def _load_meta_state(self, state: dict[str, Any]) -> None:
-        return None
+        self._load_training_meta(state)
 
     def _state(self) -> dict[str, np.ndarray]:
         module = self._require_module()
