@@ -111,7 +111,11 @@ class LightGCNConfig(TrainingConfig):
     """Interactions per step; 'auto': 64-128 steps per epoch, 256..4096 (ML-1M: 4096)."""
     lr: float = Field(1e-3, gt=0)
     eval_every: int = Field(5, ge=1)
-    patience: int = Field(4, ge=0)
+    patience: int = Field(10, ge=0)
+    """Validation rounds (of ``eval_every`` epochs) without improvement before stopping. At lr
+    0.001 the validation curve has a plateau (ML-100K: epochs 15-40) before it climbs again to
+    epoch 150-200; with 4 rounds a 10% holdout stopped in it (NDCG@10 0.121 at epoch 15, against
+    0.150 at epoch 180 with 10 rounds)."""
 
 
 class _GraphTask:
