@@ -52,9 +52,9 @@ def normalized_adjacency(R: sp.csr_matrix) -> sp.csr_matrix:
 class _SymmetricSpMM(torch.autograd.Function):
     """``A @ E`` for a constant symmetric sparse (CSR) ``A``: the gradient is ``A @ G``.
 
-    torch's own ``sparse.mm`` backward transposes (and coalesces) ``A`` on every call; this one
-    reuses ``A`` itself, since ``A^T = A``. On ML-100K's graph (2,625 nodes, 160k edges, D 64,
-    3 layers) forward + backward takes 11.6 ms against 62 ms (one thread).
+    The backward reuses ``A`` itself, since ``A^T = A``, and both directions run as CSR @ dense.
+    On ML-100K's graph (2,625 nodes, 160k edges, D 64, 3 layers) forward + backward takes 11.6 ms
+    against 62 ms with torch's ``sparse.mm`` on the COO tensor (one thread).
     """
 
     @staticmethod
