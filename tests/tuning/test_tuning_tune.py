@@ -223,16 +223,11 @@ def test_cli_errors_are_one_line(tmp_path, log_csv):
     assert r.returncode == 2 and "--storage" in r.stderr
 
 
-class PeakConfig(ModelConfig):
-    lr: float = 0.1
-    epochs: int = 8
-
-
 class Peak(FakeIter):
-    """Validation peaks at epoch 3 whatever ``lr`` is; records it as the neural models do."""
+    """Validation peaks at epoch 3 whatever ``lr`` is; records it as the neural models do
+    (same config as FakeIter: lr, epochs)."""
 
     name = "peak"
-    Config = PeakConfig
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         for epoch in range(1, self.config.epochs + 1):

@@ -210,6 +210,7 @@ class NeuralRecommender(Recommender):
         self.encoder_: FeatureEncoder | None = None
         self.train_result_: TrainResult | None = None
         self.device_: torch.device | None = None
+        self._run_config: TrainingConfig | None = None  # set by fit: batch/epochs resolved
         self._tables: dict[str, Tensor] | None = None
         self.global_mean_: float = 0.0
         loss = self._loss_name()
@@ -360,7 +361,7 @@ class NeuralRecommender(Recommender):
     def _training_config(self) -> Any:
         """The config the trainer runs: the model's, with the batch and epoch count resolved in
         :meth:`fit`."""
-        return getattr(self, "_run_config", None) or self.config
+        return self._run_config or self.config
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         c = self.config
