@@ -118,6 +118,24 @@ def test_slim_matches_a_direct_elasticnet_and_is_sparse_nonnegative(synthetic):
     np.testing.assert_allclose(one.W_.toarray(), W, atol=1e-6)
 
 
+def test_slim_working_set_grows_to_the_exact_solution(synthetic, monkeypatch):
+    # neighbors=0 starts each column from its WORKING_SET most co-occurring items and adds the
+    # items whose optimality conditions fail: with a start of 2 items it must still reach the
+    # solution over every item, which has far more than 2 regressors per column
+    from zenrec.models.classic import slim
+
+    params = {"alpha": 2e-3, "l1_ratio": 0.2, "neighbors": 0, "max_iter": 2000, "tol": 1e-8,
+              "n_jobs": 1}
+    full = create_model("slim", **params).fit(synthetic).W_.toarray()
+    assert np.median((full > 0).sum(axis=0)) > 4
+    monkeypatch.setattr(slim, "WORKING_SET", 2)
+    grown = create_model("slim", **params).fit(synthetic).W_.toarray()
+    np.testing.assert_allclose(grown, full, atol=1e-5)
+    # restricting the regressors to 2 (fsSLIM) is not the same problem
+    assert not np.allclose(create_model("slim", **{**params, "neighbors": 2}).fit(synthetic).W_.toarray(),
+                           full, atol=1e-3)
+
+
 def test_slim_neighbors_limits_regressors(synthetic):
     m = create_model("slim", alpha=1e-4, l1_ratio=0.01, neighbors=5, n_jobs=1).fit(synthetic)
     assert m.W_.getnnz(axis=0).max() <= 5

@@ -5,13 +5,19 @@ For every item j an ElasticNet regression of its column on the other items' colu
     w_j = argmin_w  1/(2 n_users) ||x_j - X w||^2 + alpha l1_ratio ||w||_1
                     + alpha (1 - l1_ratio) / 2 ||w||^2,   w >= 0,  w_j = 0,
 
-and scores = X_u W. As in the paper's fsSLIM, the regressors of item j can be restricted to
-its ``neighbors`` most co-occurring items (0: all items). Each column is solved by
-scikit-learn's coordinate descent on the Gram form: with G_cc = X_c^T X_c = R^T R
-(Cholesky, with a 1e-6 relative jitter on the diagonal) and z = R^-T X_c^T x_j,
-||x_j - X_c w||^2 = ||z - R w||^2 + const, so the ElasticNet runs on a (c x c) design instead of
-(n_users x c) and gives the same weights (alpha is rescaled by n_users / c for scikit-learn's 1/(2 n_samples) loss). Column
-blocks are solved in parallel threads (the solver and LAPACK release the GIL).
+and scores = X_u W. Each column is solved by scikit-learn's coordinate descent on the Gram form
+(``enet_path`` with ``precompute`` = G_cc = X_c^T X_c and ``Xy`` = X_c^T x_j, G = X^T X computed
+once), so the cost of a column grows with its regressors, not with the number of users.
+
+By default (``neighbors=0``) every item is a regressor, as in the paper and in RecBole's
+SLIMElastic, and the solution is exact: each column starts from a working set of its most
+co-occurring items, and after each solve the optimality (KKT) conditions of the left-out items
+are checked, g_k = (x_k^T (x_j - X_c w)) <= n_users alpha l1_ratio for a weight held at 0; the
+items that violate them join the working set and the column is solved again, warm-started, until
+none does. Items that never co-occur with j have g_k = 0 and never enter. With ``neighbors`` = k
+> 0 the regressors are restricted to the k most co-occurring items (the paper's fsSLIM), which
+bounds the cost when the penalty is weak. Column blocks are solved in parallel threads (the
+solver releases the GIL).
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ import os
 import warnings
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 from pydantic import Field
 
@@ -33,6 +38,9 @@ from zenrec.models.base import (
 
 __all__ = ["SLIM", "SLIMConfig"]
 
+WORKING_SET = 100
+"""Initial working set of a column under ``neighbors=0``: its most co-occurring items."""
+
 
 class SLIMConfig(ModelConfig):
     alpha: float = Field(0.2, gt=0)
@@ -40,8 +48,9 @@ class SLIMConfig(ModelConfig):
     default RecBole's 0.2)."""
     l1_ratio: float = Field(0.02, ge=0, le=1)
     """Share of the L1 penalty in the ElasticNet mix (1: lasso, 0: ridge)."""
-    neighbors: int = Field(200, ge=0)
-    """Regressors per item: its most co-occurring items (fsSLIM); 0 uses every item."""
+    neighbors: int = Field(0, ge=0)
+    """Regressors per item: 0 (default) every item, exactly; k > 0 only its k most co-occurring
+    items (fsSLIM), cheaper when the penalty is weak."""
     max_iter: int = Field(100, ge=1)
     """Coordinate-descent sweeps per item."""
     tol: float = Field(1e-4, gt=0)
@@ -108,29 +117,41 @@ class SLIM(ItemItemRecommender):
 
         c = self.config
         n = G.shape[0]
+        l1_reg = c.alpha * c.l1_ratio * n_users  # the L1 threshold on x_k^T residual
+        exact = c.neighbors == 0 or c.neighbors >= n - 1
+        start = WORKING_SET if exact else c.neighbors
         rows, cols, vals = [], [], []
         for j in range(lo, hi):
-            g = G[j].copy()  # G is symmetric: row j (contiguous) is column j
+            g = G[j].copy()  # G is symmetric: row j (contiguous) is column j, x_k^T x_j
             g[j] = 0.0
-            if c.neighbors and c.neighbors < n - 1:
-                cand = np.argpartition(-g, c.neighbors - 1)[: c.neighbors]
-            else:
-                cand = np.delete(np.arange(n), j)
-            cand = cand[g[cand] > 0]  # items never co-occurring with j get weight 0 anyway
-            if cand.size == 0:
+            pos = np.flatnonzero(g > 0)  # items never co-occurring with j keep weight 0
+            if pos.size == 0:
                 continue
-            Gcc = G[np.ix_(cand, cand)]
-            Gcc[np.diag_indices_from(Gcc)] += 1e-6 * max(1.0, float(np.diag(Gcc).mean()))
-            R = scipy.linalg.cholesky(Gcc, lower=False, check_finite=False)  # (c, c): R^T R = G_cc
-            z = scipy.linalg.solve_triangular(R, g[cand], trans="T", check_finite=False)  # (c,)
-            m = R.shape[0]
-            # enet_path is ElasticNet.fit's solver without its per-call validation of the
-            # estimator and the arrays (about 3 ms per item; R and z are float64, R Fortran)
-            _, coefs, _ = enet_path(np.asfortranarray(R), np.ascontiguousarray(z),
-                                    l1_ratio=c.l1_ratio, alphas=[c.alpha * n_users / m],
-                                    precompute=False, max_iter=c.max_iter, tol=c.tol,
-                                    positive=True, check_input=False, copy_X=False)
-            w = coefs[:, 0]
+            cand = pos[np.argsort(-g[pos], kind="stable")[:start]] if pos.size > start else pos
+            # the Gram solver reads y only for ||y||^2 = G_jj (duality-gap scale) and X only for
+            # its shape (n_samples scales the penalties): a zero-strided stand-in for X
+            y = np.zeros(n_users)
+            y[0] = np.sqrt(G[j, j])
+            w0: np.ndarray | None = None
+            while True:
+                Q = np.ascontiguousarray(G[np.ix_(cand, cand)])
+                X_shape = np.broadcast_to(np.zeros((1, 1)), (n_users, cand.size))
+                _, coefs, _ = enet_path(X_shape, y, l1_ratio=c.l1_ratio, alphas=[c.alpha],
+                                        precompute=Q, Xy=np.ascontiguousarray(g[cand]),
+                                        coef_init=w0, max_iter=c.max_iter, tol=c.tol,
+                                        positive=True, check_input=False, copy_X=False)
+                w = coefs[:, 0]
+                if not exact:
+                    break
+                nz = w > 0
+                grad = g - w[nz] @ G[cand[nz]]  # x_k^T (x_j - X_c w) for every item k
+                grad[cand] = -np.inf
+                grad[j] = -np.inf
+                viol = np.flatnonzero(grad > l1_reg)
+                if viol.size == 0:
+                    break
+                w0 = np.concatenate([w, np.zeros(viol.size)])
+                cand = np.concatenate([cand, viol])
             nz = w > 0
             rows.append(cand[nz])
             cols.append(np.full(int(nz.sum()), j))
