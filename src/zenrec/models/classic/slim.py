@@ -23,13 +23,13 @@ solver releases the GIL).
 from __future__ import annotations
 
 import itertools
-import os
 import warnings
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
+from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
 from zenrec.models.base import (
     ItemItemRecommender,
@@ -56,7 +56,8 @@ class SLIMConfig(ModelConfig):
     tol: float = Field(1e-4, gt=0)
     """Convergence tolerance of coordinate descent."""
     n_jobs: int = Field(0, ge=0)
-    """Threads solving column blocks in parallel (0: one per CPU core)."""
+    """Threads solving column blocks in parallel (0: zenrec's thread setting, ``--threads`` /
+    ``$ZENREC_THREADS``, else every core)."""
 
 
 class SLIM(ItemItemRecommender):
@@ -83,7 +84,7 @@ class SLIM(ItemItemRecommender):
         assert X is not None
         n_users, n = X.shape
         G = (X.T @ X).toarray().astype(np.float64)
-        jobs = c.n_jobs or (os.cpu_count() or 1)
+        jobs = c.n_jobs or configured_threads()
         n_blocks = max(1, min(n, jobs * 4))
         bounds = np.linspace(0, n, n_blocks + 1).astype(int)
         from sklearn.exceptions import ConvergenceWarning
