@@ -105,3 +105,23 @@ def test_neural_auto_batch_gives_small_data_enough_steps(tmp_path):
     assert load_model(vae.save(tmp_path / "v")).resolved_params_ == vae.resolved_params_
     # an explicit batch is used as given and nothing is resolved
     assert create_model("bprmf", batch_size=64, epochs=1, progress=False).fit(ds).resolved_params_ == {}
+
+
+def test_slim_auto_alpha_is_recboles_cap_or_weaker_on_sparse_data(tmp_path):
+    from zenrec.data import synthetic_dataset
+    from zenrec.models.defaults import slim_alpha
+
+    dense = synthetic_dataset(n_users=100, n_items=60, interactions_per_user=30, seed=1)
+    m = create_model("slim", n_jobs=1).fit(dense)
+    assert m.resolved_params_ == {"alpha": 0.2}  # EASE's rule asks for more: RecBole's 0.2 caps it
+    explicit = create_model("slim", alpha=0.2, n_jobs=1).fit(dense)
+    assert (m.W_ != explicit.W_).nnz == 0
+    loaded = load_model(m.save(tmp_path / "b"))
+    assert loaded.params()["alpha"] == "auto" and loaded.resolved_params_ == m.resolved_params_
+    # many users with few interactions each: the L2 of EASE's rule, far below 0.2, so that
+    # co-occurrences of a few users are not all thresholded away
+    sparse = synthetic_dataset(n_users=3000, n_items=200, interactions_per_user=3, seed=2)
+    s = create_model("slim", n_jobs=1).fit(sparse)
+    stats = data_stats(sparse.csr())
+    assert s.resolved_params_["alpha"] == slim_alpha(stats, 0.02) < 0.05
+    assert s.W_.nnz > 5 * create_model("slim", alpha=0.2, n_jobs=1).fit(sparse).W_.nnz

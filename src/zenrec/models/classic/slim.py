@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from typing import Annotated
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,7 +35,9 @@ from zenrec.data.dataset import Dataset
 from zenrec.models.base import (
     ItemItemRecommender,
     ModelConfig,
+    ResolvedParams,
 )
+from zenrec.models.defaults import AUTO, Auto, data_stats, slim_alpha
 
 __all__ = ["SLIM", "SLIMConfig"]
 
@@ -43,9 +46,11 @@ WORKING_SET = 100
 
 
 class SLIMConfig(ModelConfig):
-    alpha: float = Field(0.2, gt=0)
-    """Overall penalty strength (scikit-learn's ``alpha`` on the n_users-sample problem;
-    default RecBole's 0.2)."""
+    alpha: Annotated[float, Field(gt=0)] | Auto = AUTO
+    """Overall penalty strength (scikit-learn's ``alpha`` on the n_users-sample problem).
+    "auto": RecBole's 0.2, lowered to the L2 of EASE's rule in Gram units, ``10 x interactions
+    per user / (n_users (1 - l1_ratio))``, where that is smaller (many users with few
+    interactions; :func:`zenrec.models.defaults.slim_alpha`)."""
     l1_ratio: float = Field(0.02, ge=0, le=1)
     """Share of the L1 penalty in the ElasticNet mix (1: lasso, 0: ridge)."""
     neighbors: int = Field(0, ge=0)
@@ -60,7 +65,7 @@ class SLIMConfig(ModelConfig):
     ``$ZENREC_THREADS``, else every core)."""
 
 
-class SLIM(ItemItemRecommender):
+class SLIM(ResolvedParams, ItemItemRecommender):
     """SLIM ElasticNet item-item model with non-negative, sparse weights.
 
     Example:
@@ -83,6 +88,8 @@ class SLIM(ItemItemRecommender):
         X = self.seen_
         assert X is not None
         n_users, n = X.shape
+        alpha = slim_alpha(data_stats(X), c.l1_ratio) if c.alpha == AUTO else float(c.alpha)
+        self.resolved_params_ = {"alpha": alpha}
         G = (X.T @ X).toarray().astype(np.float64)
         jobs = c.n_jobs or configured_threads()
         n_blocks = max(1, min(n, jobs * 4))
@@ -94,7 +101,7 @@ class SLIM(ItemItemRecommender):
         with threadpool_limits(1, "blas"), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             parts = Parallel(n_jobs=jobs, prefer="threads")(
-                delayed(self._solve_block)(G, n_users, int(lo), int(hi))
+                delayed(self._solve_block)(G, n_users, alpha, int(lo), int(hi))
                 for lo, hi in itertools.pairwise(bounds) if hi > lo
             )
         rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
@@ -102,7 +109,7 @@ class SLIM(ItemItemRecommender):
         vals = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
         self.W_ = sp.csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float32)
 
-    def _solve_block(self, G: np.ndarray, n_users: int, lo: int, hi: int
+    def _solve_block(self, G: np.ndarray, n_users: int, alpha: float, lo: int, hi: int
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Columns lo..hi-1 of W as (row, col, value) triples."""
         import sklearn
@@ -110,15 +117,15 @@ class SLIM(ItemItemRecommender):
         # scikit-learn's configuration is per thread: skip its parameter validation here, in
         # the worker thread (the arguments are built below; about 0.5 ms per item otherwise)
         with sklearn.config_context(skip_parameter_validation=True):
-            return self._solve_columns(G, n_users, lo, hi)
+            return self._solve_columns(G, n_users, alpha, lo, hi)
 
-    def _solve_columns(self, G: np.ndarray, n_users: int, lo: int, hi: int
+    def _solve_columns(self, G: np.ndarray, n_users: int, alpha: float, lo: int, hi: int
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from sklearn.linear_model import enet_path
 
         c = self.config
         n = G.shape[0]
-        l1_reg = c.alpha * c.l1_ratio * n_users  # the L1 threshold on x_k^T residual
+        l1_reg = alpha * c.l1_ratio * n_users  # the L1 threshold on x_k^T residual
         exact = c.neighbors == 0 or c.neighbors >= n - 1
         start = WORKING_SET if exact else c.neighbors
         rows, cols, vals = [], [], []
@@ -137,7 +144,7 @@ class SLIM(ItemItemRecommender):
             while True:
                 Q = np.ascontiguousarray(G[np.ix_(cand, cand)])
                 X_shape = np.broadcast_to(np.zeros((1, 1)), (n_users, cand.size))
-                _, coefs, _ = enet_path(X_shape, y, l1_ratio=c.l1_ratio, alphas=[c.alpha],
+                _, coefs, _ = enet_path(X_shape, y, l1_ratio=c.l1_ratio, alphas=[alpha],
                                         precompute=Q, Xy=np.ascontiguousarray(g[cand]),
                                         coef_init=w0, max_iter=c.max_iter, tol=c.tol,
                                         positive=True, check_input=False, copy_X=False)
