@@ -86,7 +86,19 @@ def test_member_specs_are_validated():
     with pytest.raises(ConfigError, match="either 'model'"):
         create_model("ensemble", members=[{"params": {"l2": 1}}])
     with pytest.raises(ConfigError, match="members"):
-        create_model("ensemble", members=[{"model": "pop"}] * 5)
+        create_model("ensemble", members=[{"model": "pop"}] * 7)
+
+
+def test_six_members_each_weighted(synthetic):
+    # up to six members, w5 and w6 weight the fifth and sixth: a weight of 0 removes a member
+    specs = [{"model": "pop"}, {"model": "itemknn"}, {"model": "ease", "params": {"l2": 10.0}},
+             {"model": "rp3beta", "params": {"k": 20}}, {"model": "edlae", "params": {"l2": 5.0}},
+             {"model": "itemknn", "params": {"k": 5}}]
+    users = np.arange(10)
+    six = create_model("ensemble", members=specs, w1=0, w2=0, w3=0, w4=0, w5=1.0, w6=0).fit(synthetic)
+    one = create_model("ensemble", members=[specs[4]]).fit(synthetic)
+    np.testing.assert_allclose(six.score_indices(users), one.score_indices(users), atol=1e-5)
+    assert six.config.weights() == [0, 0, 0, 0, 1.0, 0]
 
 
 def test_history_scoring_combines_member_hooks():

@@ -6,7 +6,7 @@ For a user u with unseen items C_u, member m's scores s_m(u, .) are normalised p
     zscore:  z_m(u, i) = (s_m(u, i) - mean_{j in C_u} s_m(u, j)) / std_{j in C_u} s_m(u, j)
     rank:    z_m(u, i) = 1 - rank_m(u, i) / n_items   (rank 0 = best unseen item; seen items last)
 
-and combined as score(u, i) = sum_m w_m z_m(u, i). The weights ``w1..w4`` are ordinary
+and combined as score(u, i) = sum_m w_m z_m(u, i). The weights ``w1..w6`` are ordinary
 parameters, so ``zenrec tune --model ensemble`` searches them on validation data like any model.
 
 Members are given either as ``{"model": NAME, "params": {...}}`` (fitted on the ensemble's own
@@ -33,7 +33,7 @@ from zenrec.models.base import ModelConfig, Recommender
 
 __all__ = ["Ensemble", "EnsembleConfig", "MemberSpec", "normalize_scores"]
 
-MAX_MEMBERS = 4
+MAX_MEMBERS = 6
 # Fitted members per training Dataset object (weak keys: dropped with the dataset).
 _FITTED: weakref.WeakKeyDictionary[Dataset, dict[str, Recommender]] = weakref.WeakKeyDictionary()
 # Score blocks of those shared members per batch of users, so that trials that only change
@@ -78,9 +78,13 @@ class EnsembleConfig(ModelConfig):
     """Weight of member 3."""
     w4: float = Field(1.0, ge=0)
     """Weight of member 4."""
+    w5: float = Field(1.0, ge=0)
+    """Weight of member 5."""
+    w6: float = Field(1.0, ge=0)
+    """Weight of member 6."""
 
     def weights(self) -> list[float]:
-        return [self.w1, self.w2, self.w3, self.w4][: len(self.members)]
+        return [self.w1, self.w2, self.w3, self.w4, self.w5, self.w6][: len(self.members)]
 
 
 def normalize_scores(S: np.ndarray, seen: np.ndarray, how: str) -> np.ndarray:
