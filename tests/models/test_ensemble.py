@@ -109,3 +109,18 @@ def test_history_scoring_combines_member_hooks():
     uidx = 3
     s = ens._score_from_items(tr.items[tr.users == uidx])
     np.testing.assert_allclose(s, ens.score_indices(np.array([uidx]))[0], rtol=1e-4, atol=1e-4)
+
+
+def test_members_do_not_see_the_validation_data_the_weights_are_tuned_on(synthetic):
+    # a neural member of an ensemble fitted with validation data picks its epochs on its own
+    # holdout of train, exactly as when the ensemble is refitted without validation data
+    from zenrec.splits import user_random_split
+
+    sp = user_random_split(synthetic, (0.8, 0.2), seed=0)
+    member = {"model": "bprmf", "params": {"epochs": 4, "eval_every": 1, "patience": 2,
+                                           "factors": 8, "progress": False}}
+    ens = create_model("ensemble", members=[member, {"model": "pop"}]).fit(sp.train, sp.test)
+    m = ens.members_[0]
+    assert m.holdout_ is not None and m.holdout_["interactions"] > 0
+    alone = create_model("bprmf", **member["params"]).fit(sp.train, sp.test)
+    assert alone.holdout_ is None  # the same member on its own stops on the given validation

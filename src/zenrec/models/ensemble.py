@@ -10,8 +10,9 @@ and combined as score(u, i) = sum_m w_m z_m(u, i). The weights ``w1..w6`` are or
 parameters, so ``zenrec tune --model ensemble`` searches them on validation data like any model.
 
 Members are given either as ``{"model": NAME, "params": {...}}`` (fitted on the ensemble's own
-training data; within one process, a member with the same specification fitted on the same
-training Dataset object is reused, so tuning weights does not refit members) or as
+training data, without the validation data the ensemble's weights are tuned on; within one
+process, a member with the same specification fitted on the same training Dataset object is
+reused, so tuning weights does not refit members) or as
 ``{"bundle": PATH}`` of a model fitted on the same data (checked). The saved ensemble is one
 self-contained bundle: every member's arrays are stored in the ensemble's own safetensors file
 under ``m<k>.`` and its model name and config in ``bundle.json``; loading rebuilds members from
@@ -132,11 +133,14 @@ class Ensemble(Recommender):
             if spec.bundle is not None:
                 members.append(self._load_member(k, spec.bundle, train))
                 continue
-            key = json.dumps({"model": spec.model, "params": spec.params,
-                              "valid": None if valid is None else id(valid)}, sort_keys=True)
+            key = json.dumps({"model": spec.model, "params": spec.params}, sort_keys=True)
             m = cache.get(key)
             if m is None:
-                m = create_model(str(spec.model), **spec.params).fit(train, valid)
+                # members never see the validation data: the weights are tuned on it, and a
+                # member that stopped early on it would score optimistically there (neural
+                # members pick their epochs on their own holdout of train instead, as they do
+                # when the ensemble is refitted without validation data)
+                m = create_model(str(spec.model), **spec.params).fit(train)
                 cache[key] = m
             members.append(m)
         self.members_ = members
