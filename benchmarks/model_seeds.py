@@ -24,9 +24,10 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--seeds", default="0,1,2,3,4", help="model seeds, comma-separated")
     ap.add_argument("--split-seed", type=int, default=None, help="default: the protocol's")
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
 
+    from zenrec.cli._common import parse_sets
     from zenrec.data import load_dataset
     from zenrec.evaluation.evaluator import evaluate_ranking
     from zenrec.evaluation.protocols import get_protocol, prepare_dataset
@@ -35,7 +36,7 @@ def main() -> None:
     protocol = get_protocol(args.protocol)
     split_seed = protocol.default_seed if args.split_seed is None else args.split_seed
     split = protocol.splits(prepare_dataset(load_dataset(args.dataset), protocol), split_seed)[0]
-    params = {k: json.loads(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    params = parse_sets(args.set)
     values = []
     for seed in (int(s) for s in args.seeds.split(",")):
         t0 = time.perf_counter()
