@@ -76,8 +76,30 @@ def test_itemknn_auto_shrink_grows_on_sparse_data_and_is_recorded(synthetic, tmp
     sparse = synthetic_dataset(n_users=2000, n_items=400, interactions_per_user=3, seed=2)
     assert create_model("itemknn").fit(sparse).resolved_params_["shrink"] > 3 * m.resolved_params_["shrink"]
     assert create_model("itemknn", shrink=0).fit(sparse).resolved_params_ == {"shrink": 0.0}
-    # UserKNN keeps a fixed default
+    # UserKNN keeps a fixed shrink; its neighbour count follows the data
     assert create_model("userknn").config.shrink == 0.0
+
+
+def test_userknn_auto_k_follows_interactions_per_user(synthetic, tmp_path):
+    from zenrec.data import synthetic_dataset
+    from zenrec.models.defaults import DataStats, user_knn_k
+
+    m = create_model("userknn").fit(synthetic)
+    stats = data_stats(synthetic.csr())
+    k = m.resolved_params_["k"]
+    assert k == user_knn_k(stats) == min(stats.n_users - 1, max(20, round(10_000 / stats.per_user)))
+    assert int(m.S_.getnnz(axis=1).max()) <= k
+    explicit = create_model("userknn", k=k).fit(synthetic)
+    assert (m.S_ != explicit.S_).nnz == 0
+    loaded = load_model(m.save(tmp_path / "u"))
+    assert loaded.params()["k"] == "auto" and loaded.resolved_params_ == {"k": k}
+    assert (loaded.S_ != m.S_).nnz == 0
+    # few interactions per user: many more neighbours, up to every other user
+    sparse = synthetic_dataset(n_users=2000, n_items=400, interactions_per_user=3, seed=2)
+    ks = create_model("userknn").fit(sparse).resolved_params_["k"]
+    assert ks == 1999 and ks > 10 * user_knn_k(DataStats(n_users=10**6, n_items=400, nnz=10**8,
+                                                           per_user=100.0, per_item=1.0, density=0.25))
+    assert create_model("userknn", k=7).fit(sparse).resolved_params_ == {"k": 7}
 
 
 def test_neural_auto_batch_gives_small_data_enough_steps(tmp_path):

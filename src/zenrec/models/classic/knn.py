@@ -22,9 +22,9 @@ from zenrec.models.base import (
     sparse_from_state,
     sparse_state,
 )
-from zenrec.models.defaults import AUTO, Auto, data_stats, knn_shrink
+from zenrec.models.defaults import AUTO, Auto, data_stats, knn_shrink, user_knn_k
 
-__all__ = ["ItemKNN", "ItemKNNConfig", "KNNConfig", "UserKNN", "topk_cosine"]
+__all__ = ["ItemKNN", "ItemKNNConfig", "KNNConfig", "UserKNN", "UserKNNConfig", "topk_cosine"]
 
 
 class KNNConfig(ModelConfig):
@@ -40,6 +40,12 @@ class ItemKNNConfig(KNNConfig):
     shrink: Annotated[float, Field(ge=0)] | Auto = AUTO  # type: ignore[assignment]
     """Shrinkage added to the cosine denominator ("auto": 300 / mean interactions per user, at
     most 300: about 0 on MovieLens, large on sparse data; see ``zenrec.models.defaults``)."""
+
+
+class UserKNNConfig(KNNConfig):
+    k: Annotated[int, Field(ge=1)] | Auto = AUTO  # type: ignore[assignment]
+    """Neighbours kept per user ("auto": 10,000 / mean interactions per user, within 20 and
+    n_users - 1: about 100 on MovieLens, thousands on sparse data; see ``zenrec.models.defaults``)."""
 
 
 def topk_cosine(M: sp.csr_matrix, k: int, shrink: float = 0.0, block_bytes: int = 256 * 2**20) -> sp.csr_matrix:
@@ -103,7 +109,7 @@ class ItemKNN(ResolvedParams, ItemItemRecommender):
         self.W_ = S.T.tocsr()  # column i holds the neighbours of target item i
 
 
-class UserKNN(Recommender):
+class UserKNN(ResolvedParams, Recommender):
     """User-based k-nearest-neighbours: ``score(u, i) = sum_{v in N_k(u)} sim(u, v) x_vi``.
 
     Examples:
@@ -114,12 +120,15 @@ class UserKNN(Recommender):
     """
 
     name = "userknn"
-    Config = KNNConfig
-    config: KNNConfig
+    Config = UserKNNConfig
+    config: UserKNNConfig
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         assert self.seen_ is not None
-        self.S_ = topk_cosine(self.seen_, self.config.k, self.config.shrink, self.config.block_bytes)
+        c = self.config
+        k = user_knn_k(data_stats(self.seen_)) if c.k == AUTO else int(c.k)
+        self.resolved_params_ = {"k": k}
+        self.S_ = topk_cosine(self.seen_, k, c.shrink, c.block_bytes)
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
         assert self.seen_ is not None
