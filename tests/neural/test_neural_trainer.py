@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -182,6 +183,10 @@ def test_lr_schedules():
     f = [lr_factor(c, s, 10) for s in range(100)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
     assert f[-1] < 0.01 and all(a >= b for a, b in pairwise(f[10:]))
+    # a run cut at epoch 4 of the same 10-epoch schedule follows the same curve up to there
+    cut = TrainingConfig(epochs=4, schedule_epochs=10, lr_schedule="cosine", warmup_epochs=1)
+    assert [lr_factor(cut, s, 10) for s in range(40)] == f[:40]
+    assert lr_factor(TrainingConfig(epochs=4, lr_schedule="cosine"), 39, 10) < 0.01 < f[39]
     st = TrainingConfig(epochs=10, lr_schedule="step", step_epochs=2, step_gamma=0.5)
     assert lr_factor(st, 45, 10) == pytest.approx(0.25)
 
@@ -266,3 +271,9 @@ def test_holdout_picks_the_epoch_count_when_no_validation_is_given(split, tmp_pa
     assert create_model("bprmf", **params).fit(split.train, split.valid).holdout_ is None
     full = create_model("bprmf", **{**params, "holdout": 0}).fit(split.train)
     assert full.holdout_ is None and len(full.history_) == 30
+    # with a decaying schedule the refit stops at the chosen epoch of the probe's 30-epoch
+    # curve: its last learning rate is the probe's there, not decayed to 0
+    cos = create_model("bprmf", **{**params, "lr_schedule": "cosine"}).fit(split.train)
+    e = cos.holdout_["best_epoch"]
+    assert 1 <= e < 30 and len(cos.history_) == e
+    assert cos.history_[-1]["lr"] == pytest.approx(0.2 * 0.5 * (1 + math.cos(math.pi * e / 30)), rel=0.05)

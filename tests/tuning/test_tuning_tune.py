@@ -247,3 +247,31 @@ def test_refit_without_validation_trains_for_the_best_epoch(tmp_path, small, mon
     assert res.best_params["epochs"] == epochs
     assert res.test_record.hyperparameters["epochs"] == epochs
     assert len(res.run.models[0].history_) == epochs
+
+
+class ScheduledPeakConfig(FakeIterConfig):
+    schedule_epochs: int = 0
+
+
+class ScheduledPeak(Peak):
+    """Peak with a learning-rate schedule length, as the neural models' TrainingConfig has."""
+
+    name = "scheduledpeak"
+    Config = ScheduledPeakConfig
+
+
+@pytest.mark.parametrize("protocol_name", ["msrec", "recbole"])
+def test_refit_at_the_best_epoch_keeps_the_searched_schedule(tmp_path, small, monkeypatch, protocol_name):
+    from zenrec.models import registry
+
+    monkeypatch.setitem(registry.MODELS, "scheduledpeak", f"{__name__}:ScheduledPeak")
+    space = parse_space({"model": "scheduledpeak", "metric": "ndcg@10", "fixed": {"epochs": 8},
+                         "params": {"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}}})
+    res = tune(small, get_protocol(protocol_name), "scheduledpeak", space=space, n_trials=2,
+               run_dir=tmp_path, seed=1, write=False)
+    if protocol_name == "msrec":  # refit stops at epoch 3 of the 8-epoch schedule it was chosen on
+        assert res.best_params["epochs"] == 3 and res.best_params["schedule_epochs"] == 8
+        assert res.run.models[0].config.schedule_epochs == 8
+    else:  # the protocol's own validation part: the refit is the searched run itself
+        assert res.best_params["epochs"] == 8 and "schedule_epochs" not in res.best_params
+

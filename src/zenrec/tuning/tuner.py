@@ -12,7 +12,8 @@ How a study runs (docs/tuning.md has the long form):
   part, exactly as ``zenrec evaluate --set ...`` does, and evaluated once on test; the
   record carries that command so the number can be re-run. Where the protocol has no
   validation part, an iterative model's refit has nothing to stop early on, so its ``epochs``
-  is set to the best trial's best validation epoch (see :func:`_refit_epochs`).
+  is set to the best trial's best validation epoch (see :func:`_refit_epochs`), and a
+  decaying learning-rate schedule keeps the searched run's length (``schedule_epochs``).
 * **Pruning.** Iterative models call ``model.epoch_callback(epoch, metrics)`` after each
   validation pass; the tuner reports the metric to the trial and raises ``TrialPruned``
   when the median (or Hyperband) pruner says so.
@@ -521,8 +522,12 @@ def tune(
     best_params = {**plan.space.fixed, **best.params}
     refit_epochs = _refit_epochs(best, plan.metric, plan.direction, best_params, split_how)
     if refit_epochs is not None:
+        fields = get_model_class(model).Config.model_fields
+        if "schedule_epochs" in fields and not best_params.get("schedule_epochs"):
+            # keep the searched run's learning-rate curve, stopping at the chosen epoch
+            best_params["schedule_epochs"] = best_params.get("epochs") or fields["epochs"].default
         best_params["epochs"] = refit_epochs
-        if "holdout" in get_model_class(model).Config.model_fields:
+        if "holdout" in fields:
             best_params["holdout"] = 0  # the epoch count is chosen: no second holdout search
     defaults = plan.space.defaults_in_space()
     default_value = next((t.value for t in complete if t.params == defaults), None)

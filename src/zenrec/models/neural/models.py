@@ -346,7 +346,9 @@ class NeuralRecommender(Recommender):
                 probe.fit(inner.train, inner.test)
                 r = probe.train_result_
                 if r is not None and r.best_epoch:
-                    run_config = run_config.model_copy(update={"epochs": int(r.best_epoch)})
+                    run_config = run_config.model_copy(update={
+                        "epochs": int(r.best_epoch),
+                        "schedule_epochs": c.schedule_epochs or c.epochs})
                     self.holdout_ = {"share": c.holdout, "interactions": len(inner.test),
                                      "best_epoch": int(r.best_epoch), "best_valid": r.best_score,
                                      "seconds": probe.fit_seconds_}

@@ -62,6 +62,11 @@ class TrainingConfig(ModelConfig):
     """SGD momentum."""
     lr_schedule: Literal["constant", "cosine", "linear", "step"] = "constant"
     """Learning-rate decay over the run, after warm-up."""
+    schedule_epochs: int = Field(0, ge=0)
+    """Length in epochs of the ``cosine``/``linear`` decay (0: ``epochs``). A refit that stops
+    at an epoch chosen on validation data (the ``holdout`` refit, ``zenrec tune``'s refit) sets
+    ``epochs`` to that epoch and keeps this at the searched run's length, so the refit follows
+    the learning-rate curve the epoch was chosen on instead of decaying to 0 by then."""
     warmup_epochs: float = Field(0.0, ge=0)
     """Linear warm-up length in epochs (may be fractional)."""
     step_epochs: int = Field(10, ge=1)
@@ -237,7 +242,7 @@ def _make_optimizer(params: list[nn.Parameter], c: TrainingConfig, sparse: bool 
 
 def lr_factor(c: TrainingConfig, step: int, steps_per_epoch: int) -> float:
     """Multiplier of the peak learning rate at optimiser step ``step`` (0-based)."""
-    total = max(1, c.epochs * steps_per_epoch)
+    total = max(1, (c.schedule_epochs or c.epochs) * steps_per_epoch)
     warm = c.warmup_epochs * steps_per_epoch
     if warm > 0 and step < warm:
         return (step + 1) / warm
