@@ -122,6 +122,8 @@ def test_neural_auto_batch_gives_small_data_enough_steps(tmp_path):
     loaded = load_model(m.save(tmp_path / "b"))
     assert loaded.params()["batch_size"] == "auto"
     assert loaded.resolved_params_ == {"batch_size": interaction_batch(len(ds))}
+    gmf = create_model("gmf", factors=4, epochs=1, progress=False).fit(ds)
+    assert gmf.resolved_params_ == {"batch_size": interaction_batch(len(ds))}
     vae = create_model("multvae", hidden=8, latent=4, epochs=1, progress=False).fit(ds)
     assert vae.resolved_params_ == {"batch_size": user_batch(ds.n_users)}
     assert load_model(vae.save(tmp_path / "v")).resolved_params_ == vae.resolved_params_

@@ -647,7 +647,10 @@ class GMFConfig(_IdModelConfig):
     n_negatives: int = Field(4, ge=1)
     epochs: int = Field(30, ge=1)
     lr: float = Field(2e-3, gt=0)
-    batch_size: int = Field(4096, ge=1)
+    batch_size: Annotated[int, Field(ge=1)] | Auto = AUTO
+    """Positives per step; 'auto': 64-128 steps per epoch, 256..4096 (ML-1M: 4096), as BPR-MF.
+    At the former fixed 4096 the sparse synthetic set got 8 steps per epoch and stopped at the
+    30-epoch cap (validation NDCG@10 0.462; 512: 0.478)."""
 
 
 class GMF(NeuralRecommender):
@@ -657,6 +660,9 @@ class GMF(NeuralRecommender):
     Config = GMFConfig
     config: GMFConfig
     allowed_losses = ("bce", "bpr")
+
+    def _auto_batch_size(self, train: Dataset) -> int:
+        return interaction_batch(len(train))
 
     def _build_module(self) -> zn.ScoringModule:
         return zn.GMF(*self._vocab_sizes(), self.config.factors)
