@@ -644,7 +644,10 @@ class GMFConfig(_IdModelConfig):
     """Embedding size."""
     loss: Literal["bce", "bpr"] = "bce"
     """Pointwise log loss with sampled negatives (as in NCF), or BPR."""
-    n_negatives: int = Field(4, ge=1)
+    n_negatives: int = Field(8, ge=1)
+    """Sampled negatives per positive. 8 (was NCF's 4) scored higher on validation NDCG@10 on
+    all four datasets of ``benchmarks/defaults_transfer.py``: ML-1M 0.1874 vs 0.1793, ML-100K
+    0.2289 vs 0.2218, ml-latest-small 0.1506 vs 0.1416, sparse synthetic 0.4890 vs 0.4776."""
     epochs: int = Field(30, ge=1)
     lr: float = Field(2e-3, gt=0)
     batch_size: Annotated[int, Field(ge=1)] | Auto = AUTO
