@@ -83,7 +83,7 @@ def run_cell(ds: Any, dname: str, model: str, trials: int, out: Path) -> dict[st
 
 
 def summarise(out: Path) -> str:
-    rows = [json.loads(p.read_text()) for p in sorted(out.glob("cell-*.json"))]
+    rows = [r for p in sorted(out.glob("cell-*.json")) if "dataset" in (r := json.loads(p.read_text()))]
     lines = ["| dataset | protocol | model | default ndcg@10 | tuned ndcg@10 | default / tuned | trials | best params |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -251,6 +251,7 @@ def test_refit_without_validation_trains_for_the_best_epoch(tmp_path, small, mon
 
 class ScheduledPeakConfig(FakeIterConfig):
     schedule_epochs: int = 0
+    lr_schedule: str = "cosine"
 
 
 class ScheduledPeak(Peak):
@@ -274,4 +275,11 @@ def test_refit_at_the_best_epoch_keeps_the_searched_schedule(tmp_path, small, mo
         assert res.run.models[0].config.schedule_epochs == 8
     else:  # the protocol's own validation part: the refit is the searched run itself
         assert res.best_params["epochs"] == 8 and "schedule_epochs" not in res.best_params
+    # a constant learning rate has no curve to keep
+    flat_space = parse_space({"model": "scheduledpeak", "metric": "ndcg@10",
+                              "fixed": {"epochs": 8, "lr_schedule": "constant"},
+                              "params": {"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}}})
+    flat = tune(small, get_protocol(protocol_name), "scheduledpeak", space=flat_space, n_trials=2,
+                run_dir=tmp_path / "flat", seed=1, write=False)
+    assert "schedule_epochs" not in flat.best_params
 

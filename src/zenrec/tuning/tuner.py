@@ -523,7 +523,9 @@ def tune(
     refit_epochs = _refit_epochs(best, plan.metric, plan.direction, best_params, split_how)
     if refit_epochs is not None:
         fields = get_model_class(model).Config.model_fields
-        if "schedule_epochs" in fields and not best_params.get("schedule_epochs"):
+        decays = best_params.get("lr_schedule", getattr(fields.get("lr_schedule"), "default", None)) \
+            in ("cosine", "linear")
+        if decays and "schedule_epochs" in fields and not best_params.get("schedule_epochs"):
             # keep the searched run's learning-rate curve, stopping at the chosen epoch
             best_params["schedule_epochs"] = best_params.get("epochs") or fields["epochs"].default
         best_params["epochs"] = refit_epochs
