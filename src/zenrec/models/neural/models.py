@@ -921,9 +921,13 @@ class TwoTowerConfig(_FeatureConfig):
     lr_schedule: Literal["constant", "cosine", "linear", "step"] = "cosine"
     weight_decay: float = Field(1e-6, ge=0)
     eval_every: int = Field(2, ge=1)
-    patience: int = Field(3, ge=0)
-    """Validation rounds without improvement before stopping (the best weights are restored,
-    so stopping earlier changes nothing but the time: on ML-1M the best epoch is 6-8 of 16)."""
+    patience: int = Field(8, ge=0)
+    """Validation rounds without improvement before stopping (the best weights are restored).
+    8 rounds of 2 epochs let the 16-epoch cosine run finish: the validation curve dips after
+    an early peak and climbs again as the rate decays (ML-100K msrec holdout: 0.1455 at epoch 4,
+    0.1408-0.1439 at 6-10, 0.1495 at 12), and with 3 rounds the holdout refit stopped at
+    epoch 4 (test NDCG@10 0.4035; model seeds 1 and 2, which stopped at 10-12: 0.4358, 0.4337).
+    At temperature 0.2 the ML-1M best epoch is 14 of 16."""
     batch_size: int = Field(2048, ge=1)
 
 
