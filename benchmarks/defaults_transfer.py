@@ -62,21 +62,27 @@ def run_default(ds: Any, dname: str, model: str) -> dict[str, Any]:
     return {"ndcg@10": record.metrics["ndcg@10"], "fit_seconds": record.fit_seconds}
 
 
-def run_cell(ds: Any, dname: str, model: str, trials: int, out: Path) -> dict[str, Any]:
+def run_cell(ds: Any, dname: str, model: str, trials: int, out: Path,
+             fixed: dict[str, Any] | None = None) -> dict[str, Any]:
     from zenrec.evaluation.protocols import get_protocol
+    from zenrec.tuning.space import load_space
     from zenrec.tuning.tuner import tune
 
     protocol = get_protocol(PROTOCOL[dname])
     filters = FILTERS.get(dname)
     t0 = time.perf_counter()
     default = run_default(ds, dname, model)
-    res = tune(ds, protocol, model, n_trials=trials, run_dir=out / f"tune-{dname}-{model}",
+    space = load_space(model=model)
+    if fixed:  # a smaller budget than the shipped space's (stated in the cell)
+        space = space.model_copy(update={"fixed": {**space.fixed, **fixed}})
+    res = tune(ds, protocol, model, space=space, n_trials=trials, run_dir=out / f"tune-{dname}-{model}",
                user_filters=filters, progress=False)
     assert res.test_record is not None
     tuned = {"ndcg@10": res.test_record.metrics["ndcg@10"], "best_params": res.best_params,
              "best_valid": res.best_value, "default_valid": res.default_value,
              "finished_trials": res.n_finished}
     return {"dataset": dname, "protocol": protocol.name, "filters": filters, "model": model,
+            "space_fixed_override": fixed or {},
             "default": default, "tuned": tuned, "trials": trials,
             "ratio": default["ndcg@10"] / tuned["ndcg@10"] if tuned["ndcg@10"] else None,
             "seconds": time.perf_counter() - t0}
@@ -100,10 +106,16 @@ def main() -> None:
     ap.add_argument("--datasets", default="ml-100k,sparse-synthetic,ml-latest-small,ml-1m")
     ap.add_argument("--models", default="ease,edlae,rp3beta,slim,ials,itemknn")
     ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--fixed", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a [fixed] value of the shipped search space (e.g. epochs=20: a "
+                         "smaller budget per trial), recorded in the cell")
     ap.add_argument("--refresh-defaults", action="store_true",
                     help="re-evaluate only the default configs of finished cells (after a change of defaults)")
     args = ap.parse_args()
     out = Path(args.out)
+    from zenrec.cli._common import parse_sets
+
+    fixed = parse_sets(args.fixed)
     out.mkdir(parents=True, exist_ok=True)
     for dname in args.datasets.split(","):
         ds = load(dname)
@@ -118,7 +130,7 @@ def main() -> None:
                     write_json(cell, r)
                 continue
             print(f"{dname} {model} ...", flush=True)
-            write_json(cell, run_cell(ds, dname, model, args.trials, out))
+            write_json(cell, run_cell(ds, dname, model, args.trials, out, fixed))
             write_text(out / "defaults.md", summarise(out))
     write_text(out / "defaults.md", summarise(out))
     print((out / "defaults.md").read_text())

@@ -45,6 +45,10 @@ def test_defaults_inside_space_and_suggest_types():
     # factors and regularization default to "auto" (resolved from the data), so only these
     assert s.defaults_in_space() == {"alpha": 5.0, "iterations": 15}
     assert s.auto_defaults() == ["factors", "regularization"]
+    assert s.defaults_outside_space() == {"factors": "auto", "regularization": "auto"}
+    # a default the range cannot draw (weight decay 0 under a log scale) is kept as it is
+    gmf = load_space(model="gmf")
+    assert gmf.defaults_outside_space()["weight_decay"] == 0.0 and "weight_decay" not in gmf.defaults_in_space()
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     params = s.suggest(study.ask())
     assert params["seed"] == 0 and isinstance(params["factors"], int) and params["factors"] % 16 == 0

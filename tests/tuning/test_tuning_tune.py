@@ -283,3 +283,19 @@ def test_refit_at_the_best_epoch_keeps_the_searched_schedule(tmp_path, small, mo
                 run_dir=tmp_path / "flat", seed=1, write=False)
     assert "schedule_epochs" not in flat.best_params
 
+
+
+def test_default_trial_keeps_a_default_the_range_cannot_draw(tmp_path, small, monkeypatch):
+    """Trial 0 is the model's default configuration even when a default lies outside the
+    searched range (e.g. weight decay 0 under a log scale): it is used as it is, not sampled."""
+    import optuna
+
+    from zenrec.models import registry
+
+    monkeypatch.setitem(registry.MODELS, "fakeiter", f"{__name__}:FakeIter")
+    space = parse_space({"model": "fakeiter", "metric": "ndcg@10", "fixed": {"epochs": 2},
+                         "params": {"lr": {"type": "float", "low": 0.2, "high": 1.0, "log": True}}})
+    res = tune(small, get_protocol("recbole"), "fakeiter", space=space, n_trials=3, run_dir=tmp_path, seed=1)
+    trials = optuna.load_study(study_name=res.study_name, storage=res.storage).trials
+    assert "lr" not in trials[0].params and all(0.2 <= t.params["lr"] <= 1.0 for t in trials[1:])
+    assert res.default_value == trials[0].value

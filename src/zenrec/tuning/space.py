@@ -151,17 +151,29 @@ class SearchSpace(_Strict):
         fields = get_model_class(self.model).Config.model_fields
         return [n for n in self.params if fields[n].default == "auto"]
 
+    def defaults_outside_space(self) -> dict[str, Any]:
+        """The model's defaults of the searched parameters that the space cannot draw: ``"auto"``
+        (resolved from the data in fit), or a value outside its range (e.g. a weight decay of 0
+        under a log-scale range). The default trial (trial 0) uses them as they are, so that it
+        is exactly the model's default configuration."""
+        from zenrec.models.registry import get_model_class
+
+        fields = get_model_class(self.model).Config.model_fields
+        inside = self.defaults_in_space()
+        return {n: fields[n].get_default(call_default_factory=True) for n in self.params if n not in inside}
+
     def suggest(self, trial: Any) -> dict[str, Any]:
         """Draw a full parameter set (fixed + searched) from an Optuna trial.
 
         In the enqueued default trial (trial 0 of a new study), parameters whose model default
-        is ``"auto"`` keep it, so that trial evaluates the model's true default configuration.
+        the space cannot draw keep it (:meth:`defaults_outside_space`), so that trial evaluates
+        the model's true default configuration.
         """
         out = dict(self.fixed)
-        keep_auto = set(self.auto_defaults()) if _is_enqueued(trial) else set()
+        keep = self.defaults_outside_space() if _is_enqueued(trial) else {}
         for name, p in self.params.items():
-            if name in keep_auto:
-                out[name] = "auto"
+            if name in keep:
+                out[name] = keep[name]
             elif isinstance(p, FloatParam):
                 out[name] = trial.suggest_float(name, p.low, p.high, log=p.log, step=p.step)
             elif isinstance(p, IntParam):
