@@ -4,7 +4,9 @@ For each (dataset, model) cell: the model with its default config (data-dependen
 resolved at fit time) is fitted on the protocol's train part and tested once; then ``tune``
 searches the shipped space on validation data only and tests the best config once. Cells are
 written one JSON file each (resumable: finished cells are skipped) and summarised in
-``OUT/defaults.md``.
+``OUT/defaults.md``. The default run of a cell is kept in ``default-DATASET-MODEL.json`` as soon
+as it is done, so a cell interrupted in its search resumes there (the search resumes from its
+Optuna study in ``tune-DATASET-MODEL/``).
 
 Datasets (name -> protocol):
   ml-100k             msrec   (Microsoft Recommenders' 75/25 per-user split)
@@ -71,7 +73,12 @@ def run_cell(ds: Any, dname: str, model: str, trials: int, out: Path,
     protocol = get_protocol(PROTOCOL[dname])
     filters = FILTERS.get(dname)
     t0 = time.perf_counter()
-    default = run_default(ds, dname, model)
+    cached = out / f"default-{dname}-{model}.json"  # an interrupted cell keeps its default run
+    if cached.exists():
+        default = json.loads(cached.read_text())
+    else:
+        default = run_default(ds, dname, model)
+        write_json(cached, default)
     space = load_space(model=model)
     if fixed:  # a smaller budget than the shipped space's (stated in the cell)
         space = space.model_copy(update={"fixed": {**space.fixed, **fixed}})
@@ -126,6 +133,7 @@ def main() -> None:
                 if args.refresh_defaults:
                     r = json.loads(cell.read_text())
                     r["default"] = run_default(ds, dname, model)
+                    write_json(out / f"default-{dname}-{model}.json", r["default"])
                     r["ratio"] = r["default"]["ndcg@10"] / r["tuned"]["ndcg@10"]
                     write_json(cell, r)
                 continue
