@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 
 def main() -> None:
@@ -29,23 +28,21 @@ def main() -> None:
 
     from zenrec.cli._common import parse_sets
     from zenrec.data import load_dataset
-    from zenrec.evaluation.evaluator import evaluate_ranking
-    from zenrec.evaluation.protocols import get_protocol, prepare_dataset
-    from zenrec.models import create_model
+    from zenrec.evaluation.protocols import get_protocol
+    from zenrec.runs.evaluate import evaluate_model
 
     protocol = get_protocol(args.protocol)
     split_seed = protocol.default_seed if args.split_seed is None else args.split_seed
-    split = protocol.splits(prepare_dataset(load_dataset(args.dataset), protocol), split_seed)[0]
+    dataset = load_dataset(args.dataset)
     params = parse_sets(args.set)
     values = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        t0 = time.perf_counter()
-        m = create_model(args.model, **{**params, "seed": seed}).fit(split.train, split.valid)
-        fit_s = time.perf_counter() - t0
-        ndcg = evaluate_ranking(m, split, metrics=["ndcg"], beyond_accuracy=False).metrics["ndcg@10"]
+        # what `zenrec evaluate --seed SPLIT_SEED --set seed=SEED` runs
+        record, _ = evaluate_model(dataset, protocol, args.model, {**params, "seed": seed}, seed=split_seed)
+        ndcg = record.metrics["ndcg@10"]
         values.append(ndcg)
         print(json.dumps({"model": args.model, "seed": seed, "ndcg@10": round(ndcg, 4),
-                          "fit_seconds": round(fit_s, 1)}), flush=True)
+                          "fit_seconds": round(record.fit_seconds, 1)}), flush=True)
     print(json.dumps({"model": args.model, "split_seed": split_seed, "seeds": len(values),
                       "mean_ndcg@10": round(statistics.mean(values), 4),
                       "min": round(min(values), 4), "max": round(max(values), 4)}))
