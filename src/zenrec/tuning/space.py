@@ -146,10 +146,7 @@ class SearchSpace(_Strict):
 
     def auto_defaults(self) -> list[str]:
         """Searched parameters whose model default is ``"auto"`` (resolved from the data in fit)."""
-        from zenrec.models.registry import get_model_class
-
-        fields = get_model_class(self.model).Config.model_fields
-        return [n for n in self.params if fields[n].default == "auto"]
+        return [n for n, v in self.defaults_outside_space().items() if v == "auto"]
 
     def defaults_outside_space(self) -> dict[str, Any]:
         """The model's defaults of the searched parameters that the space cannot draw: ``"auto"``

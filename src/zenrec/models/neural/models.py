@@ -356,9 +356,10 @@ class NeuralRecommender(Recommender):
         return super().fit(train, valid)
 
     def _auto_batch_size(self, train: Dataset) -> int:
-        """The ``batch_size`` that ``"auto"`` resolves to on ``train`` (models with a rule)."""
-        raise ConfigError(f"the 'batch_size' parameter of {self.name} has no 'auto' rule; "
-                          "give a number, e.g. batch_size=4096")
+        """The ``batch_size`` that ``"auto"`` resolves to on ``train``: positives per step for
+        64-128 steps per epoch (:func:`~zenrec.models.defaults.interaction_batch`). Models that
+        batch other rows (users, graph edges) override it."""
+        return interaction_batch(len(train))
 
     def _training_config(self) -> Any:
         """The config the trainer runs: the model's, with the batch and epoch count resolved in
@@ -600,9 +601,6 @@ class BPRMF(NeuralRecommender):
     Config = BPRMFConfig
     config: BPRMFConfig
 
-    def _auto_batch_size(self, train: Dataset) -> int:
-        return interaction_batch(len(train))
-
     def _build_module(self) -> zn.ScoringModule:
         return zn.MF(*self._vocab_sizes(), self.config.factors)
 
@@ -663,9 +661,6 @@ class GMF(NeuralRecommender):
     Config = GMFConfig
     config: GMFConfig
     allowed_losses = ("bce", "bpr")
-
-    def _auto_batch_size(self, train: Dataset) -> int:
-        return interaction_batch(len(train))
 
     def _build_module(self) -> zn.ScoringModule:
         return zn.GMF(*self._vocab_sizes(), self.config.factors)
