@@ -43,10 +43,18 @@ def write_text(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def run_json(cmd: list[str], env: dict[str, str] | None = None, timeout: int = 3600) -> dict[str, Any]:
+def run_json(
+    cmd: list[str], env: dict[str, str] | None = None, timeout: int = 3600
+) -> dict[str, Any]:
     """Run a peer script that prints one JSON record on its last stdout line."""
-    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})},
-                         timeout=timeout, cwd=ROOT)
+    res = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        cwd=ROOT,
+    )
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])

@@ -33,7 +33,10 @@ KEYS = ("ndcg@10", "recall@10", "mrr@10", "hit@10", "precision@10")
 
 
 def zenrec_runs(ds, protocol, model, params, repeats, split_dir=None):
-    recs = [evaluate_model(ds, protocol, model, params, split_dir=split_dir)[0].to_json() for _ in range(repeats)]
+    recs = [
+        evaluate_model(ds, protocol, model, params, split_dir=split_dir)[0].to_json()
+        for _ in range(repeats)
+    ]
     out = dict(recs[0])
     out["fit_seconds"] = median([r["fit_seconds"] for r in recs])
     out["eval_seconds"] = median([r["eval_seconds"] for r in recs])
@@ -48,9 +51,21 @@ def recbole_runs(split_dir, model, repeats):
     recs = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
-            recs.append(run_json([str(py), "benchmarks/peers/recbole_run.py", "--split-dir", str(split_dir),
-                                  "--model", model, "--out", str(Path(tmp) / "r.json")],
-                                 env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}))
+            recs.append(
+                run_json(
+                    [
+                        str(py),
+                        "benchmarks/peers/recbole_run.py",
+                        "--split-dir",
+                        str(split_dir),
+                        "--model",
+                        model,
+                        "--out",
+                        str(Path(tmp) / "r.json"),
+                    ],
+                    env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")},
+                )
+            )
     out = dict(recs[0])
     out["fit_seconds"] = median([r["fit_seconds"] for r in recs])
     out["eval_seconds"] = median([r["eval_seconds"] for r in recs])
@@ -71,24 +86,67 @@ def main() -> None:
         golden = DATA / "golden" / f"{name}-recbole-split"
         for model, params in ZENREC_MODELS.items():
             r = zenrec_runs(ds, recbole, model, params, args.repeats, split_dir=golden)
-            rows.append({**r, "dataset": name, "setting": "RecBole golden split", "library": "zenrec", "model": model})
-            print(name, "golden zenrec", model, {k: round(r["metrics"][k], 4) for k in KEYS}, f"fit {r['fit_seconds']:.2f}")
+            rows.append(
+                {
+                    **r,
+                    "dataset": name,
+                    "setting": "RecBole golden split",
+                    "library": "zenrec",
+                    "model": model,
+                }
+            )
+            print(
+                name,
+                "golden zenrec",
+                model,
+                {k: round(r["metrics"][k], 4) for k in KEYS},
+                f"fit {r['fit_seconds']:.2f}",
+            )
             if model in RECBOLE_MODELS and not args.no_peer:
                 p = recbole_runs(golden, RECBOLE_MODELS[model], args.repeats)
                 if p is not None:
-                    rows.append({**p, "dataset": name, "setting": "RecBole golden split", "model": model})
-                    print(name, "golden recbole", model, {k: round(p["metrics"].get(k, float('nan')), 4) for k in KEYS}, f"fit {p['fit_seconds']:.2f}")
+                    rows.append(
+                        {**p, "dataset": name, "setting": "RecBole golden split", "model": model}
+                    )
+                    print(
+                        name,
+                        "golden recbole",
+                        model,
+                        {k: round(p["metrics"].get(k, float("nan")), 4) for k in KEYS},
+                        f"fit {p['fit_seconds']:.2f}",
+                    )
         for model, params in ZENREC_MODELS.items():
             r = zenrec_runs(ds, recbole, model, params, args.repeats)
-            rows.append({**r, "dataset": name, "setting": "zenrec recbole preset (seed 2020)", "library": "zenrec", "model": model})
+            rows.append(
+                {
+                    **r,
+                    "dataset": name,
+                    "setting": "zenrec recbole preset (seed 2020)",
+                    "library": "zenrec",
+                    "model": model,
+                }
+            )
         if name == "ml-100k":
             msrec = get_protocol("msrec")
             for model, params in ZENREC_MODELS.items():
                 r = zenrec_runs(ds, msrec, model, params, args.repeats)
-                rows.append({**r, "dataset": name, "setting": "zenrec msrec preset", "library": "zenrec", "model": model})
-    payload = {"machine": machine(), "repeats": args.repeats, "rows": rows,
-               "command": "ZENREC_DATA=../shared/data .venv/bin/python benchmarks/classic_side_by_side.py "
-                          f"--repeats {args.repeats}", "seconds": time.time() - t_start}
+                rows.append(
+                    {
+                        **r,
+                        "dataset": name,
+                        "setting": "zenrec msrec preset",
+                        "library": "zenrec",
+                        "model": model,
+                    }
+                )
+    payload = {
+        "machine": machine(),
+        "repeats": args.repeats,
+        "rows": rows,
+        "command": "ZENREC_DATA=../shared/data .venv/bin/python benchmarks/classic_side_by_side.py "
+        f"--repeats {args.repeats}",
+        "seconds": time.time() - t_start,
+    }
     write_json(RESULTS / "classic.json", payload)
     write_text(RESULTS / "classic.md", render(payload))
     print(f"wrote {RESULTS / 'classic.md'}")
@@ -108,12 +166,18 @@ def render(payload) -> str:
     for r in payload["rows"]:
         groups.setdefault((r["dataset"], r["setting"]), []).append(r)
     for (ds, split), rows in groups.items():
-        lines += [f"## {ds}, {split}", "", "| library | model | NDCG@10 | Recall@10 | MRR@10 | Hit@10 | P@10 | fit s | eval s |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {ds}, {split}",
+            "",
+            "| library | model | NDCG@10 | Recall@10 | MRR@10 | Hit@10 | P@10 | fit s | eval s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in rows:
             mm = r["metrics"]
             vals = " | ".join(f"{mm.get(k, float('nan')):.4f}" for k in KEYS)
-            lines.append(f"| {r['library']} | {r['model']} | {vals} | {r['fit_seconds']:.2f} | {r['eval_seconds']:.2f} |")
+            lines.append(
+                f"| {r['library']} | {r['model']} | {vals} | {r['fit_seconds']:.2f} | {r['eval_seconds']:.2f} |"
+            )
         zen = {r["model"]: r for r in rows if r["library"] == "zenrec"}
         peer = {r["model"]: r for r in rows if r["library"] == "recbole"}
         common = [k for k in zen if k in peer]
@@ -121,7 +185,9 @@ def render(payload) -> str:
             lines += ["", "Ratios zenrec / RecBole (accuracy: NDCG@10; time: fit + eval):", ""]
             for k in common:
                 a = zen[k]["metrics"]["ndcg@10"] / max(1e-12, peer[k]["metrics"]["ndcg@10"])
-                t = (zen[k]["fit_seconds"] + zen[k]["eval_seconds"]) / max(1e-12, peer[k]["fit_seconds"] + peer[k]["eval_seconds"])
+                t = (zen[k]["fit_seconds"] + zen[k]["eval_seconds"]) / max(
+                    1e-12, peer[k]["fit_seconds"] + peer[k]["eval_seconds"]
+                )
                 lines.append(f"- {k}: accuracy x{a:.3f}, time x{t:.3f}")
         lines.append("")
     return "\n".join(lines) + "\n"

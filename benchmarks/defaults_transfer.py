@@ -31,8 +31,12 @@ from typing import Any
 
 from _common import write_json, write_text
 
-PROTOCOL = {"ml-100k": "msrec", "ml-1m": "recbole", "ml-latest-small": "recbole",
-            "sparse-synthetic": "recbole"}
+PROTOCOL = {
+    "ml-100k": "msrec",
+    "ml-1m": "recbole",
+    "ml-latest-small": "recbole",
+    "sparse-synthetic": "recbole",
+}
 FILTERS: dict[str, dict[str, Any]] = {"ml-latest-small": {"min_item_count": 5}}
 
 
@@ -50,22 +54,28 @@ def describe(ds: Any) -> dict[str, Any]:
     import numpy as np
 
     per_user = np.bincount(ds.users, minlength=ds.n_users)
-    return {"users": int(ds.n_users), "items": int(ds.n_items), "interactions": len(ds),
-            "density": len(ds) / (ds.n_users * ds.n_items),
-            "share_users_under_5": float((per_user < 5).mean())}
+    return {
+        "users": int(ds.n_users),
+        "items": int(ds.n_items),
+        "interactions": len(ds),
+        "density": len(ds) / (ds.n_users * ds.n_items),
+        "share_users_under_5": float((per_user < 5).mean()),
+    }
 
 
 def run_default(ds: Any, dname: str, model: str) -> dict[str, Any]:
     from zenrec.evaluation.protocols import get_protocol
     from zenrec.runs.evaluate import evaluate_model
 
-    record, _ = evaluate_model(ds, get_protocol(PROTOCOL[dname]), model, {},
-                               user_filters=FILTERS.get(dname))
+    record, _ = evaluate_model(
+        ds, get_protocol(PROTOCOL[dname]), model, {}, user_filters=FILTERS.get(dname)
+    )
     return {"ndcg@10": record.metrics["ndcg@10"], "fit_seconds": record.fit_seconds}
 
 
-def run_cell(ds: Any, dname: str, model: str, trials: int, out: Path,
-             fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_cell(
+    ds: Any, dname: str, model: str, trials: int, out: Path, fixed: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from zenrec.evaluation.protocols import get_protocol
     from zenrec.tuning.space import load_space
     from zenrec.tuning.tuner import tune
@@ -82,42 +92,76 @@ def run_cell(ds: Any, dname: str, model: str, trials: int, out: Path,
     space = load_space(model=model)
     if fixed:  # a smaller budget than the shipped space's (stated in the cell)
         space = space.model_copy(update={"fixed": {**space.fixed, **fixed}})
-    res = tune(ds, protocol, model, space=space, n_trials=trials, run_dir=out / f"tune-{dname}-{model}",
-               user_filters=filters, progress=False)
+    res = tune(
+        ds,
+        protocol,
+        model,
+        space=space,
+        n_trials=trials,
+        run_dir=out / f"tune-{dname}-{model}",
+        user_filters=filters,
+        progress=False,
+    )
     assert res.test_record is not None
-    tuned = {"ndcg@10": res.test_record.metrics["ndcg@10"], "best_params": res.best_params,
-             "best_valid": res.best_value, "default_valid": res.default_value,
-             "finished_trials": res.n_finished}
-    return {"dataset": dname, "protocol": protocol.name, "filters": filters, "model": model,
-            "space_fixed_override": fixed or {},
-            "default": default, "tuned": tuned, "trials": trials,
-            "ratio": default["ndcg@10"] / tuned["ndcg@10"] if tuned["ndcg@10"] else None,
-            "seconds": time.perf_counter() - t0}
+    tuned = {
+        "ndcg@10": res.test_record.metrics["ndcg@10"],
+        "best_params": res.best_params,
+        "best_valid": res.best_value,
+        "default_valid": res.default_value,
+        "finished_trials": res.n_finished,
+    }
+    return {
+        "dataset": dname,
+        "protocol": protocol.name,
+        "filters": filters,
+        "model": model,
+        "space_fixed_override": fixed or {},
+        "default": default,
+        "tuned": tuned,
+        "trials": trials,
+        "ratio": default["ndcg@10"] / tuned["ndcg@10"] if tuned["ndcg@10"] else None,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def summarise(out: Path) -> str:
-    rows = [r for p in sorted(out.glob("cell-*.json")) if "dataset" in (r := json.loads(p.read_text()))]
-    lines = ["| dataset | protocol | model | default ndcg@10 | tuned ndcg@10 | default / tuned | trials | best params |",
-             "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        r for p in sorted(out.glob("cell-*.json")) if "dataset" in (r := json.loads(p.read_text()))
+    ]
+    lines = [
+        "| dataset | protocol | model | default ndcg@10 | tuned ndcg@10 | default / tuned | trials | best params |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['dataset']} | {r['protocol']} | {r['model']} | {r['default']['ndcg@10']:.4f} | "
             f"{r['tuned']['ndcg@10']:.4f} | {r['ratio']:.1%} | {r['tuned']['finished_trials']} | "
-            f"`{json.dumps(r['tuned']['best_params'], default=str)}` |")
+            f"`{json.dumps(r['tuned']['best_params'], default=str)}` |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", default="runs/defaults")
     ap.add_argument("--datasets", default="ml-100k,sparse-synthetic,ml-latest-small,ml-1m")
     ap.add_argument("--models", default="ease,edlae,rp3beta,slim,ials,itemknn")
     ap.add_argument("--trials", type=int, default=12)
-    ap.add_argument("--fixed", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a [fixed] value of the shipped search space (e.g. epochs=20: a "
-                         "smaller budget per trial), recorded in the cell")
-    ap.add_argument("--refresh-defaults", action="store_true",
-                    help="re-evaluate only the default configs of finished cells (after a change of defaults)")
+    ap.add_argument(
+        "--fixed",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a [fixed] value of the shipped search space (e.g. epochs=20: a "
+        "smaller budget per trial), recorded in the cell",
+    )
+    ap.add_argument(
+        "--refresh-defaults",
+        action="store_true",
+        help="re-evaluate only the default configs of finished cells (after a change of defaults)",
+    )
     args = ap.parse_args()
     out = Path(args.out)
     from zenrec.cli._common import parse_sets

@@ -35,12 +35,20 @@ def main() -> None:
         t0 = time.perf_counter()
         r = evaluate_ranking(m, s.test, [s.train, s.valid], ks=p.ks, metrics=p.metrics)
         times.append(time.perf_counter() - t0)
-    payload = {"machine": machine(), "users": r.n_users, "items": d.n_items, "median_seconds": median(times),
-               "all_seconds": times, "ndcg@10": r.metrics["ndcg@10"],
-               "command": f"ZENREC_DATA=../shared/data .venv/bin/python benchmarks/eval_speed.py --repeats {args.repeats}"}
+    payload = {
+        "machine": machine(),
+        "users": r.n_users,
+        "items": d.n_items,
+        "median_seconds": median(times),
+        "all_seconds": times,
+        "ndcg@10": r.metrics["ndcg@10"],
+        "command": f"ZENREC_DATA=../shared/data .venv/bin/python benchmarks/eval_speed.py --repeats {args.repeats}",
+    }
     write_json(RESULTS / "eval_speed.json", payload)
-    print(f"full ranking of {r.n_users} users x {d.n_items} items: median {median(times):.3f} s "
-          f"(runs: {', '.join(f'{t:.3f}' for t in times)})")
+    print(
+        f"full ranking of {r.n_users} users x {d.n_items} items: median {median(times):.3f} s "
+        f"(runs: {', '.join(f'{t:.3f}' for t in times)})"
+    )
 
 
 if __name__ == "__main__":

@@ -69,7 +69,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _summary(rate: float, sched: np.ndarray, done: np.ndarray, ok: np.ndarray, cpu: float) -> dict[str, Any]:
+def _summary(
+    rate: float, sched: np.ndarray, done: np.ndarray, ok: np.ndarray, cpu: float
+) -> dict[str, Any]:
     n = sched.size
     lat = (done - sched)[ok]
     window = max(n / rate, float(np.nanmax(done)) - float(sched[0])) if ok.any() else math.nan
@@ -82,7 +84,9 @@ def _summary(rate: float, sched: np.ndarray, done: np.ndarray, ok: np.ndarray, c
     }
 
 
-async def _task_per_request(url: str, rate: float, duration: float, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+async def _task_per_request(
+    url: str, rate: float, duration: float, kind: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Open loop with one task per request, the way a general-purpose client is driven."""
     n = math.ceil(rate * duration)
     done = np.full(n, np.nan)
@@ -90,7 +94,9 @@ async def _task_per_request(url: str, rate: float, duration: float, kind: str) -
     if kind == "httpx":
         import httpx
 
-        client: Any = httpx.AsyncClient(limits=httpx.Limits(max_connections=256, max_keepalive_connections=256), timeout=5)
+        client: Any = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=256), timeout=5
+        )
 
         async def one(i: int) -> None:
             try:
@@ -102,7 +108,9 @@ async def _task_per_request(url: str, rate: float, duration: float, kind: str) -
     else:
         import aiohttp
 
-        client = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256), timeout=aiohttp.ClientTimeout(total=5))
+        client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256), timeout=aiohttp.ClientTimeout(total=5)
+        )
 
         async def one(i: int) -> None:
             try:
@@ -141,8 +149,9 @@ def run_candidate(name: str, url: str, rate: float, duration: float) -> dict[str
 
     loop = "asyncio" if name == "zenrec-asyncio" else "uvloop"
     procs = 2 if name == "zenrec-uvloop-2proc" else 1
-    cfg = LoadTestConfig(url=url, rate=rate, duration=duration, endpoint="healthz",
-                         event_loop=loop, processes=procs)
+    cfg = LoadTestConfig(
+        url=url, rate=rate, duration=duration, endpoint="healthz", event_loop=loop, processes=procs
+    )
     c0 = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
     res = run_load(cfg)
     cpu = _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN) - c0
@@ -158,14 +167,20 @@ def run_candidate(name: str, url: str, rate: float, duration: float) -> dict[str
 def _write(path: str, duration: float, rows: list[dict[str, Any]]) -> None:
     from zenrec._io import atomic_write_text
 
-    atomic_write_text(Path(path), json.dumps({"duration_s": duration, "rows": rows}, indent=2) + "\n")
+    atomic_write_text(
+        Path(path), json.dumps({"duration_s": duration, "rows": rows}, indent=2) + "\n"
+    )
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rates", default="1000,2000,5000,10000")
     ap.add_argument("--duration", type=float, default=3.0)
-    ap.add_argument("--candidates", default="httpx,aiohttp,zenrec-asyncio,zenrec-uvloop,zenrec-uvloop-2proc")
+    ap.add_argument(
+        "--candidates", default="httpx,aiohttp,zenrec-asyncio,zenrec-uvloop,zenrec-uvloop-2proc"
+    )
     ap.add_argument("--output", default="runs/loadgen_ceiling.json")
     args = ap.parse_args()
     rates = [float(r) for r in args.rates.split(",")]

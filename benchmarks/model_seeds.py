@@ -17,7 +17,9 @@ import statistics
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--protocol", required=True)
     ap.add_argument("--model", required=True)
@@ -38,14 +40,34 @@ def main() -> None:
     values = []
     for seed in (int(s) for s in args.seeds.split(",")):
         # what `zenrec evaluate --seed SPLIT_SEED --set seed=SEED` runs
-        record, _ = evaluate_model(dataset, protocol, args.model, {**params, "seed": seed}, seed=split_seed)
+        record, _ = evaluate_model(
+            dataset, protocol, args.model, {**params, "seed": seed}, seed=split_seed
+        )
         ndcg = record.metrics["ndcg@10"]
         values.append(ndcg)
-        print(json.dumps({"model": args.model, "seed": seed, "ndcg@10": round(ndcg, 4),
-                          "fit_seconds": round(record.fit_seconds, 1)}), flush=True)
-    print(json.dumps({"model": args.model, "split_seed": split_seed, "seeds": len(values),
-                      "mean_ndcg@10": round(statistics.mean(values), 4),
-                      "min": round(min(values), 4), "max": round(max(values), 4)}))
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "seed": seed,
+                    "ndcg@10": round(ndcg, 4),
+                    "fit_seconds": round(record.fit_seconds, 1),
+                }
+            ),
+            flush=True,
+        )
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "split_seed": split_seed,
+                "seeds": len(values),
+                "mean_ndcg@10": round(statistics.mean(values), 4),
+                "min": round(min(values), 4),
+                "max": round(max(values), 4),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ def main() -> None:
         from zenrec.data import synthetic_dataset
         from zenrec.splits import user_random_split
 
-        ds = synthetic_dataset(n_users=max(100, args.synthetic // 100), n_items=3000,
-                               interactions_per_user=100, seed=0)
+        ds = synthetic_dataset(
+            n_users=max(100, args.synthetic // 100), n_items=3000, interactions_per_user=100, seed=0
+        )
         split = user_random_split(ds, (0.8, 0.1, 0.1), seed=0)
     else:
         from zenrec.data import load_dataset
@@ -38,18 +39,40 @@ def main() -> None:
         split = fixed_split(GOLDEN, base=load_dataset("ml-1m"))[0]
     for name, params in [("bprmf", {"eval_every": 2}), ("twotower", {"eval_every": 2})]:
         for precision in ("bf16", "fp32"):
-            m = create_model(name, epochs=args.epochs, device=args.device, precision=precision,
-                             progress=False, **params)
+            m = create_model(
+                name,
+                epochs=args.epochs,
+                device=args.device,
+                precision=precision,
+                progress=False,
+                **params,
+            )
             t0 = time.perf_counter()
             m.fit(split.train, split.valid)
             fit = time.perf_counter() - t0
-            res = evaluate_ranking(m, split.test, [split.train, split.valid], ks=[10],
-                                   metrics=["ndcg", "recall"], beyond_accuracy=False)
-            print(json.dumps({"model": name, "precision": precision, "device": str(m.device_),
-                              "epochs": len(m.history_), "best_epoch": m.train_result_.best_epoch,
-                              "fit_seconds": round(fit, 2),
-                              "seconds_to_best": round(m.train_result_.seconds_to_best or 0, 2),
-                              **{k: round(v, 4) for k, v in res.metrics.items()}}), flush=True)
+            res = evaluate_ranking(
+                m,
+                split.test,
+                [split.train, split.valid],
+                ks=[10],
+                metrics=["ndcg", "recall"],
+                beyond_accuracy=False,
+            )
+            print(
+                json.dumps(
+                    {
+                        "model": name,
+                        "precision": precision,
+                        "device": str(m.device_),
+                        "epochs": len(m.history_),
+                        "best_epoch": m.train_result_.best_epoch,
+                        "fit_seconds": round(fit, 2),
+                        "seconds_to_best": round(m.train_result_.seconds_to_best or 0, 2),
+                        **{k: round(v, 4) for k, v in res.metrics.items()},
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -46,8 +46,13 @@ def main() -> None:
     t0 = time.perf_counter()
     model.fit(split.train, split.valid)
     fit_s = time.perf_counter() - t0
-    res = evaluate_ranking(model, split.test, [split.train, split.valid], ks=[10, 20],
-                           metrics=["ndcg", "recall", "mrr", "hit", "precision"])
+    res = evaluate_ranking(
+        model,
+        split.test,
+        [split.train, split.valid],
+        ks=[10, 20],
+        metrics=["ndcg", "recall", "mrr", "hit", "precision"],
+    )
     r = model.train_result_
     out = {
         "model": args.model,
@@ -60,8 +65,10 @@ def main() -> None:
         "epochs_run": len(model.history_),
         "seconds_to_best": None if r.seconds_to_best is None else round(r.seconds_to_best, 1),
         "best_valid_ndcg@10": r.best_score,
-        "history": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()}
-                    for h in model.history_],
+        "history": [
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()}
+            for h in model.history_
+        ],
     }
     if args.buckets:
         counts = np.bincount(split.train.users, minlength=split.train.n_users)
@@ -71,9 +78,12 @@ def main() -> None:
             users = np.unique(split.test.users)
         c = counts[users]
         out["ndcg@10_by_train_count"] = {
-            f"{lo}-{hi if hi < 10**9 else 'inf'}": {"users": int(((c >= lo) & (c < hi)).sum()),
-                                                    "ndcg@10": round(float(per[(c >= lo) & (c < hi)].mean()), 4)}
-            for lo, hi in BUCKETS if ((c >= lo) & (c < hi)).any()
+            f"{lo}-{hi if hi < 10**9 else 'inf'}": {
+                "users": int(((c >= lo) & (c < hi)).sum()),
+                "ndcg@10": round(float(per[(c >= lo) & (c < hi)].mean()), 4),
+            }
+            for lo, hi in BUCKETS
+            if ((c >= lo) & (c < hi)).any()
         }
     print(json.dumps({k: v for k, v in out.items() if k != "history"}, indent=1))
     for h in out["history"]:

@@ -32,24 +32,43 @@ def main() -> None:
     proto = get_protocol("surprise-cv5")
     data = prepare_dataset(load_dataset(args.dataset), proto)
     splits = proto.splits(data, proto.default_seed)[: args.folds]
-    params = {"head": "rating", "num_threads": args.threads, "progress": False,
-              **parse_sets(args.set)}
+    params = {
+        "head": "rating",
+        "num_threads": args.threads,
+        "progress": False,
+        **parse_sets(args.set),
+    }
     for j, sp in enumerate(splits):
         inner = global_random_split(sp.train, (0.95, 0.05), seed=0)
         for name, make, fit_args in [
             ("biasedmf", lambda: create_model("biasedmf"), (sp.train,)),
-            ("mlpranker-rating", lambda: create_model("mlpranker", **params), (inner.train, inner.test)),
+            (
+                "mlpranker-rating",
+                lambda: create_model("mlpranker", **params),
+                (inner.train, inner.test),
+            ),
         ]:
             m = make()
             t0 = time.perf_counter()
             m.fit(*fit_args)
             fit = time.perf_counter() - t0
             res = evaluate_rating(m, sp.test).metrics
-            print(json.dumps({"dataset": args.dataset, "fold": j, "model": name,
-                              "rmse": round(res["rmse"], 4), "mae": round(res["mae"], 4),
-                              "fit_seconds": round(fit, 1),
-                              "best_epoch": getattr(getattr(m, "train_result_", None), "best_epoch", None)}),
-                  flush=True)
+            print(
+                json.dumps(
+                    {
+                        "dataset": args.dataset,
+                        "fold": j,
+                        "model": name,
+                        "rmse": round(res["rmse"], 4),
+                        "mae": round(res["mae"], 4),
+                        "fit_seconds": round(fit, 1),
+                        "best_epoch": getattr(
+                            getattr(m, "train_result_", None), "best_epoch", None
+                        ),
+                    }
+                ),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,9 @@ def main() -> None:
     if args.synthetic:
         from zenrec.data import synthetic_dataset
 
-        train = synthetic_dataset(n_users=max(100, args.synthetic // 100), n_items=3000,
-                                  interactions_per_user=100, seed=0)
+        train = synthetic_dataset(
+            n_users=max(100, args.synthetic // 100), n_items=3000, interactions_per_user=100, seed=0
+        )
     else:
         from zenrec.data import load_dataset
         from zenrec.splits import fixed_split
@@ -47,8 +48,13 @@ def main() -> None:
         train = fixed_split(GOLDEN, base=load_dataset("ml-1m"))[0].train
     rows = []
     for name in args.models:
-        common = {"batch_size": args.batch_size, "num_threads": args.threads, "progress": False,
-                  "device": args.device, "precision": args.precision}
+        common = {
+            "batch_size": args.batch_size,
+            "num_threads": args.threads,
+            "progress": False,
+            "device": args.device,
+            "precision": args.precision,
+        }
         warm = create_model(name, epochs=1, **common)
         warm.fit(train)  # warm-up: allocations, kernels, lazy imports
         model = create_model(name, epochs=args.epochs, **common)
@@ -59,11 +65,17 @@ def main() -> None:
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         sec = time.perf_counter() - t0
-        row = {"model": name, "interactions": len(train), "epochs": args.epochs,
-               "batch_size": args.batch_size, "seconds": round(sec, 2),
-               "interactions_per_s": round(len(train) * args.epochs / sec),
-               "device": str(model.device_), "threads": args.threads,
-               "precision": args.precision}
+        row = {
+            "model": name,
+            "interactions": len(train),
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "seconds": round(sec, 2),
+            "interactions_per_s": round(len(train) * args.epochs / sec),
+            "device": str(model.device_),
+            "threads": args.threads,
+            "precision": args.precision,
+        }
         rows.append(row)
         print(json.dumps(row), flush=True)
 

@@ -68,8 +68,13 @@ def yardstick(repeats: int) -> dict[str, Any]:
     np.copyto(dst, src)
     tb, _, _ = _timed(lambda: np.copyto(dst, src), max(3, repeats))
     gbs = 2 * src.nbytes / tb / 1e9  # read + write
-    return {"sgemm_gflops": gflops, "sgemm_seconds": times, "bandwidth_gbs": gbs,
-            "threads": configured_threads(), "command": f"{CMD} --only yardstick"}
+    return {
+        "sgemm_gflops": gflops,
+        "sgemm_seconds": times,
+        "bandwidth_gbs": gbs,
+        "threads": configured_threads(),
+        "command": f"{CMD} --only yardstick",
+    }
 
 
 # ---------------------------------------------------------------------- EASE
@@ -118,7 +123,8 @@ def ease(repeats: int) -> dict[str, Any]:
             "ndcg@10": recs[0].metrics["ndcg@10"],
             "fit_seconds": median([r.fit_seconds for r in recs]),
             "eval_seconds": median([r.eval_seconds for r in recs]),
-            "fit_all": [r.fit_seconds for r in recs], "eval_all": [r.eval_seconds for r in recs],
+            "fit_all": [r.fit_seconds for r in recs],
+            "eval_all": [r.eval_seconds for r in recs],
             "n_users_evaluated": recs[0].n_users_evaluated,
         }
         row["total_seconds"] = row["fit_seconds"] + row["eval_seconds"]
@@ -134,13 +140,19 @@ def ease(repeats: int) -> dict[str, Any]:
     users = np.unique(test_users[test_users >= 0])
     t_score, _, _ = _timed(lambda: m.score_indices(users), repeats)
     x = m.seen_[users]
-    out["phases"].update({
-        "score_seconds": t_score,
-        "score_flops": float(2 * x.nnz * m.n_items),
-        "score_bytes": float(users.size * m.n_items * 4),
-        "eval_seconds_direct": _timed(lambda: evaluate_ranking(m, split.test, [split.train, split.valid],
-                                                               ks=p.ks, metrics=p.metrics), repeats)[0],
-    })
+    out["phases"].update(
+        {
+            "score_seconds": t_score,
+            "score_flops": float(2 * x.nnz * m.n_items),
+            "score_bytes": float(users.size * m.n_items * 4),
+            "eval_seconds_direct": _timed(
+                lambda: evaluate_ranking(
+                    m, split.test, [split.train, split.valid], ks=p.ks, metrics=p.metrics
+                ),
+                repeats,
+            )[0],
+        }
+    )
     return out
 
 
@@ -149,13 +161,18 @@ def ease_peer(repeats: int) -> dict[str, Any]:
     golden = DATA / "golden" / "ml-1m-recbole-split"
     rb = _recbole("EASE", golden, repeats) if golden.exists() else None
     if rb is None:
-        return {"command": f"{CMD} --only ease_peer", "missing": "benchmarks/.venv-recbole or the golden split"}
+        return {
+            "command": f"{CMD} --only ease_peer",
+            "missing": "benchmarks/.venv-recbole or the golden split",
+        }
     rb["total_seconds"] = rb["fit_seconds"] + rb["eval_seconds"]
     rb["command"] = f"{CMD} --only ease_peer --repeats {repeats}"
     return rb
 
 
-def _recbole(model: str, split_dir: Path, repeats: int, extra: list[str] | None = None) -> dict[str, Any] | None:
+def _recbole(
+    model: str, split_dir: Path, repeats: int, extra: list[str] | None = None
+) -> dict[str, Any] | None:
     py = ROOT / "benchmarks" / ".venv-recbole" / "bin" / "python"
     if not py.exists():
         return None
@@ -164,18 +181,32 @@ def _recbole(model: str, split_dir: Path, repeats: int, extra: list[str] | None 
     recs = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
-            cmd = [str(py), "benchmarks/peers/recbole_run.py", "--split-dir", str(split_dir),
-                   "--model", model, "--out", str(Path(tmp) / "r.json")]
+            cmd = [
+                str(py),
+                "benchmarks/peers/recbole_run.py",
+                "--split-dir",
+                str(split_dir),
+                "--model",
+                model,
+                "--out",
+                str(Path(tmp) / "r.json"),
+            ]
             for kv in extra or []:
                 cmd += ["--set", kv]
             n = str(configured_threads())
-            recs.append(run_json(cmd, env={"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n,
-                                           "MKL_NUM_THREADS": n}))
-    return {"ndcg@10": recs[0]["metrics"].get("ndcg@10"),
-            "fit_seconds": median([r["fit_seconds"] for r in recs]),
-            "eval_seconds": median([r["eval_seconds"] for r in recs]),
-            "fit_all": [r["fit_seconds"] for r in recs], "eval_all": [r["eval_seconds"] for r in recs],
-            "threads": recs[0].get("torch_threads")}
+            recs.append(
+                run_json(
+                    cmd, env={"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+                )
+            )
+    return {
+        "ndcg@10": recs[0]["metrics"].get("ndcg@10"),
+        "fit_seconds": median([r["fit_seconds"] for r in recs]),
+        "eval_seconds": median([r["eval_seconds"] for r in recs]),
+        "fit_all": [r["fit_seconds"] for r in recs],
+        "eval_all": [r["eval_seconds"] for r in recs],
+        "threads": recs[0].get("torch_threads"),
+    }
 
 
 # ---------------------------------------------------------------------- cold evaluation
@@ -206,10 +237,12 @@ def cold(repeats: int) -> dict[str, Any]:
     out: dict[str, Any] = {"command": f"{CMD} --only cold --repeats {repeats}"}
     for model in ("ease", "ials"):
         runs = [run_json([sys.executable, "-c", _COLD, model]) for _ in range(repeats)]
-        out[model] = {"cold_seconds": median([r["cold"] for r in runs]),
-                      "warm_seconds": median([r["warm"] for r in runs]),
-                      "import_seconds": median([r["import_seconds"] for r in runs]),
-                      "cold_all": [r["cold"] for r in runs]}
+        out[model] = {
+            "cold_seconds": median([r["cold"] for r in runs]),
+            "warm_seconds": median([r["warm"] for r in runs]),
+            "import_seconds": median([r["import_seconds"] for r in runs]),
+            "cold_all": [r["cold"] for r in runs],
+        }
         out[model]["ratio"] = out[model]["cold_seconds"] / out[model]["warm_seconds"]
     # the CLI as a user runs it: one process, load + split + fit + one evaluation
     zen = str(Path(sys.executable).with_name("zenrec"))
@@ -217,13 +250,30 @@ def cold(repeats: int) -> dict[str, Any]:
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            subprocess.run([zen, "evaluate", "--dataset", "ml-1m", "--protocol", "recbole", "--model",
-                            "ease", "--output", f"{tmp}/r.json"], check=True, capture_output=True,
-                           cwd=ROOT)
+            subprocess.run(
+                [
+                    zen,
+                    "evaluate",
+                    "--dataset",
+                    "ml-1m",
+                    "--protocol",
+                    "recbole",
+                    "--model",
+                    "ease",
+                    "--output",
+                    f"{tmp}/r.json",
+                ],
+                check=True,
+                capture_output=True,
+                cwd=ROOT,
+            )
             walls.append(time.perf_counter() - t0)
             evals.append(json.loads(Path(f"{tmp}/r.json").read_text())["eval_seconds"])
-    out["cli_ease"] = {"wall_seconds": median(walls), "eval_seconds": median(evals),
-                       "command": "zenrec evaluate --dataset ml-1m --protocol recbole --model ease"}
+    out["cli_ease"] = {
+        "wall_seconds": median(walls),
+        "eval_seconds": median(evals),
+        "command": "zenrec evaluate --dataset ml-1m --protocol recbole --model ease",
+    }
     return out
 
 
@@ -231,14 +281,30 @@ def cold(repeats: int) -> dict[str, Any]:
 def neural(repeats: int, peers: bool, models: list[str]) -> dict[str, Any]:
     """Each model's default fit as a user meets it: one ``zenrec evaluate`` process (cold, default
     settings and threads, early stopping included), read back from its ``--output`` record."""
-    out: dict[str, Any] = {"command": f"{CMD} --only neural --neural-models {' '.join(models)}"
-                                      + (" --peers" if peers else "")}
+    out: dict[str, Any] = {
+        "command": f"{CMD} --only neural --neural-models {' '.join(models)}"
+        + (" --peers" if peers else "")
+    }
     zen = str(Path(sys.executable).with_name("zenrec"))
     for model in models:
-        cmd = ["zenrec", "evaluate", "--dataset", "ml-1m", "--protocol", "recbole", "--model", model]
+        cmd = [
+            "zenrec",
+            "evaluate",
+            "--dataset",
+            "ml-1m",
+            "--protocol",
+            "recbole",
+            "--model",
+            model,
+        ]
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            subprocess.run([zen, *cmd[1:], "--output", f"{tmp}/r.json"], check=True, capture_output=True, cwd=ROOT)
+            subprocess.run(
+                [zen, *cmd[1:], "--output", f"{tmp}/r.json"],
+                check=True,
+                capture_output=True,
+                cwd=ROOT,
+            )
             wall = time.perf_counter() - t0
             rec = json.loads(Path(f"{tmp}/r.json").read_text())
         hist = rec.get("history") or []
@@ -248,9 +314,14 @@ def neural(repeats: int, peers: bool, models: list[str]) -> dict[str, Any]:
         best_epoch = max(best, key=lambda h: h["valid_ndcg@10"])["epoch"] if best else None
         n_rows = int(rec["split"]["sizes"][0][0])  # training interactions of the first fold
         out[model] = {
-            "ndcg@10": rec["metrics"]["ndcg@10"], "fit_seconds": rec["fit_seconds"],
-            "eval_seconds": rec["eval_seconds"], "wall_seconds": wall, "epochs_run": len(hist),
-            "best_epoch": best_epoch, "train_seconds": train_s, "valid_seconds": valid_s,
+            "ndcg@10": rec["metrics"]["ndcg@10"],
+            "fit_seconds": rec["fit_seconds"],
+            "eval_seconds": rec["eval_seconds"],
+            "wall_seconds": wall,
+            "epochs_run": len(hist),
+            "best_epoch": best_epoch,
+            "train_seconds": train_s,
+            "valid_seconds": valid_s,
             "interactions_per_second": n_rows * len(hist) / train_s if train_s else None,
             "command": " ".join(cmd),
         }
@@ -283,66 +354,106 @@ def render(res: dict[str, Any]) -> str:
         "",
         "| section | measured | 1-min load average at its start (2 cores) |",
         "|---|---|---|",
-        *[f"| {k} | {res[k].get('measured', '—')} | {_f(res[k].get('load_average_at_start'))} |"
-          for k in SECTIONS if isinstance(res.get(k), dict)],
+        *[
+            f"| {k} | {res[k].get('measured', '—')} | {_f(res[k].get('load_average_at_start'))} |"
+            for k in SECTIONS
+            if isinstance(res.get(k), dict)
+        ],
         "",
     ]
     if y:
-        lines += ["## The yardstick", "",
-                  "| what | value | threads | command |", "|---|---|---|---|",
-                  f"| float32 GEMM (4096^2, numpy) | {y['sgemm_gflops']:.1f} GFLOP/s | {y['threads']} | `{y['command']}` |",
-                  f"| memory bandwidth (copy 512 MiB, read+write) | {y['bandwidth_gbs']:.1f} GB/s | {y['threads']} | `{y['command']}` |",
-                  ""]
+        lines += [
+            "## The yardstick",
+            "",
+            "| what | value | threads | command |",
+            "|---|---|---|---|",
+            f"| float32 GEMM (4096^2, numpy) | {y['sgemm_gflops']:.1f} GFLOP/s | {y['threads']} | `{y['command']}` |",
+            f"| memory bandwidth (copy 512 MiB, read+write) | {y['bandwidth_gbs']:.1f} GB/s | {y['threads']} | `{y['command']}` |",
+            "",
+        ]
     e = res.get("ease")
     if e:
         pre, gol = e["preset"], e["golden"]
         rb = res.get("ease_peer") if "fit_seconds" in res.get("ease_peer", {}) else None
-        lines += ["## EASE, ML-1M", "", f"Command: `{e['command']}`"
-                  + (f"; RecBole: `{rb['command']}`" if rb else ""), "",
-                  "| setting | library | NDCG@10 | fit s | eval s | fit + eval s | ratio to RecBole |",
-                  "|---|---|---|---|---|---|---|",
-                  f"| zenrec `recbole` preset, seed 2020 | zenrec | {pre['ndcg@10']:.4f} | {pre['fit_seconds']:.3f} | {pre['eval_seconds']:.3f} | {pre['total_seconds']:.3f} | |"]
+        lines += [
+            "## EASE, ML-1M",
+            "",
+            f"Command: `{e['command']}`" + (f"; RecBole: `{rb['command']}`" if rb else ""),
+            "",
+            "| setting | library | NDCG@10 | fit s | eval s | fit + eval s | ratio to RecBole |",
+            "|---|---|---|---|---|---|---|",
+            f"| zenrec `recbole` preset, seed 2020 | zenrec | {pre['ndcg@10']:.4f} | {pre['fit_seconds']:.3f} | {pre['eval_seconds']:.3f} | {pre['total_seconds']:.3f} | |",
+        ]
         ratio = f"{gol['total_seconds'] / rb['total_seconds']:.3f}" if rb else "—"
-        lines.append(f"| RecBole golden split | zenrec | {gol['ndcg@10']:.4f} | {gol['fit_seconds']:.3f} | {gol['eval_seconds']:.3f} | {gol['total_seconds']:.3f} | {ratio} |")
+        lines.append(
+            f"| RecBole golden split | zenrec | {gol['ndcg@10']:.4f} | {gol['fit_seconds']:.3f} | {gol['eval_seconds']:.3f} | {gol['total_seconds']:.3f} | {ratio} |"
+        )
         if rb:
-            lines.append(f"| RecBole golden split | RecBole 1.2.1 ({rb.get('threads')} threads) | {_f(rb['ndcg@10'], '.4f')} | {rb['fit_seconds']:.3f} | {rb['eval_seconds']:.3f} | {rb['total_seconds']:.3f} | 1 |")
+            lines.append(
+                f"| RecBole golden split | RecBole 1.2.1 ({rb.get('threads')} threads) | {_f(rb['ndcg@10'], '.4f')} | {rb['fit_seconds']:.3f} | {rb['eval_seconds']:.3f} | {rb['total_seconds']:.3f} | 1 |"
+            )
         ph = e.get("phases", {})
         if ph and y:
             peak = y["sgemm_gflops"] * 1e9
-            lines += ["", "Where EASE's time goes (preset split), against the yardstick:", "",
-                      "| phase | seconds | work | rate | fraction of GEMM peak / bandwidth |", "|---|---|---|---|---|",
-                      f"| Gram X^T X (sparse products in column blocks) | {ph['gram_seconds']:.3f} | {ph['gram_useful_flops'] / 1e9:.2f} GFLOP useful ({ph['gram_dense_equiv_flops'] / 1e9:.0f} as a dense product) | {ph['gram_useful_flops'] / ph['gram_seconds'] / 1e9:.1f} GFLOP/s useful | the dense product at the GEMM peak would take {ph['gram_dense_equiv_flops'] / peak:.2f} s ({ph['gram_dense_equiv_flops'] / peak / ph['gram_seconds']:.1f}x this) |",
-                      f"| Cholesky inverse (float32 potrf + potri, n = {ph['n_items']}) | {ph['inverse_seconds']:.3f} | {ph['inverse_flops'] / 1e9:.1f} GFLOP | {ph['inverse_flops'] / ph['inverse_seconds'] / 1e9:.1f} GFLOP/s | {ph['inverse_flops'] / ph['inverse_seconds'] / peak:.2f} |",
-                      f"| scoring X_u B (sparse x dense, test users) | {ph['score_seconds']:.3f} | {ph['score_flops'] / 1e9:.2f} GFLOP, {ph['score_bytes'] / 1e9:.2f} GB of scores | {ph['score_flops'] / ph['score_seconds'] / 1e9:.1f} GFLOP/s | {ph['score_flops'] / ph['score_seconds'] / peak:.2f} of GEMM; {ph['score_bytes'] / ph['score_seconds'] / 1e9 / y['bandwidth_gbs']:.2f} of bandwidth |",
-                      f"| full-ranking evaluation (scoring, masking, top-K, 5 metrics x 3 K) | {ph['eval_seconds_direct']:.3f} | | | scoring is {ph['score_seconds'] / ph['eval_seconds_direct']:.0%} of it |",
-                      ""]
+            lines += [
+                "",
+                "Where EASE's time goes (preset split), against the yardstick:",
+                "",
+                "| phase | seconds | work | rate | fraction of GEMM peak / bandwidth |",
+                "|---|---|---|---|---|",
+                f"| Gram X^T X (sparse products in column blocks) | {ph['gram_seconds']:.3f} | {ph['gram_useful_flops'] / 1e9:.2f} GFLOP useful ({ph['gram_dense_equiv_flops'] / 1e9:.0f} as a dense product) | {ph['gram_useful_flops'] / ph['gram_seconds'] / 1e9:.1f} GFLOP/s useful | the dense product at the GEMM peak would take {ph['gram_dense_equiv_flops'] / peak:.2f} s ({ph['gram_dense_equiv_flops'] / peak / ph['gram_seconds']:.1f}x this) |",
+                f"| Cholesky inverse (float32 potrf + potri, n = {ph['n_items']}) | {ph['inverse_seconds']:.3f} | {ph['inverse_flops'] / 1e9:.1f} GFLOP | {ph['inverse_flops'] / ph['inverse_seconds'] / 1e9:.1f} GFLOP/s | {ph['inverse_flops'] / ph['inverse_seconds'] / peak:.2f} |",
+                f"| scoring X_u B (sparse x dense, test users) | {ph['score_seconds']:.3f} | {ph['score_flops'] / 1e9:.2f} GFLOP, {ph['score_bytes'] / 1e9:.2f} GB of scores | {ph['score_flops'] / ph['score_seconds'] / 1e9:.1f} GFLOP/s | {ph['score_flops'] / ph['score_seconds'] / peak:.2f} of GEMM; {ph['score_bytes'] / ph['score_seconds'] / 1e9 / y['bandwidth_gbs']:.2f} of bandwidth |",
+                f"| full-ranking evaluation (scoring, masking, top-K, 5 metrics x 3 K) | {ph['eval_seconds_direct']:.3f} | | | scoring is {ph['score_seconds'] / ph['eval_seconds_direct']:.0%} of it |",
+                "",
+            ]
     c = res.get("cold")
     if c:
-        lines += ["## Cold evaluation (first evaluation in a process), ML-1M `recbole`", "",
-                  f"Command: `{c['command']}`", "",
-                  "| model | cold s | warm s | cold / warm | zenrec imports s |", "|---|---|---|---|---|"]
+        lines += [
+            "## Cold evaluation (first evaluation in a process), ML-1M `recbole`",
+            "",
+            f"Command: `{c['command']}`",
+            "",
+            "| model | cold s | warm s | cold / warm | zenrec imports s |",
+            "|---|---|---|---|---|",
+        ]
         for model in ("ease", "ials"):
             r = c.get(model)
             if r:
-                lines.append(f"| {model} | {r['cold_seconds']:.3f} | {r['warm_seconds']:.3f} | {r['ratio']:.2f} | {r['import_seconds']:.2f} |")
+                lines.append(
+                    f"| {model} | {r['cold_seconds']:.3f} | {r['warm_seconds']:.3f} | {r['ratio']:.2f} | {r['import_seconds']:.2f} |"
+                )
         cli = c.get("cli_ease")
         if cli:
-            lines += ["", f"`{cli['command']}` as a user runs it: whole command {cli['wall_seconds']:.2f} s "
-                          f"wall (start-up, load, split, fit, evaluate, write), its evaluation {cli['eval_seconds']:.3f} s.", ""]
+            lines += [
+                "",
+                f"`{cli['command']}` as a user runs it: whole command {cli['wall_seconds']:.2f} s "
+                f"wall (start-up, load, split, fit, evaluate, write), its evaluation {cli['eval_seconds']:.3f} s.",
+                "",
+            ]
     n = res.get("neural")
     if n:
-        lines += ["## Neural defaults, ML-1M `recbole` (as `zenrec evaluate` runs them)", "",
-                  f"Command: `{n['command']}`", "",
-                  "| command (default settings) | NDCG@10 | whole fit s (incl. early stopping) | epochs (best) | training interactions/s | validation share of fit | measured |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Neural defaults, ML-1M `recbole` (as `zenrec evaluate` runs them)",
+            "",
+            f"Command: `{n['command']}`",
+            "",
+            "| command (default settings) | NDCG@10 | whole fit s (incl. early stopping) | epochs (best) | training interactions/s | validation share of fit | measured |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for model, r in n.items():
             if isinstance(r, dict) and "epochs_run" in r:
                 share = r["valid_seconds"] / r["fit_seconds"] if r["fit_seconds"] else None
-                lines.append(f"| `{r.get('command', model)}` | {r['ndcg@10']:.4f} | {r['fit_seconds']:.1f} | {r['epochs_run']} ({r['best_epoch']}) | {_f(r['interactions_per_second'], ',.0f')} | {_f(share, '.0%')} | {r.get('measured', n.get('measured', '—'))} |")
+                lines.append(
+                    f"| `{r.get('command', model)}` | {r['ndcg@10']:.4f} | {r['fit_seconds']:.1f} | {r['epochs_run']} ({r['best_epoch']}) | {_f(r['interactions_per_second'], ',.0f')} | {_f(share, '.0%')} | {r.get('measured', n.get('measured', '—'))} |"
+                )
         rb = n.get("recbole_bpr_golden")
         if rb:
-            lines += ["", f"RecBole 1.2.1 BPR (its defaults) on the golden split, run by `--peers`: NDCG@10 "
-                          f"{_f(rb['ndcg@10'], '.4f')}, fit {rb['fit_seconds']:.1f} s ({rb.get('threads')} threads)."]
+            lines += [
+                "",
+                f"RecBole 1.2.1 BPR (its defaults) on the golden split, run by `--peers`: NDCG@10 "
+                f"{_f(rb['ndcg@10'], '.4f')}, fit {rb['fit_seconds']:.1f} s ({rb.get('threads')} threads).",
+            ]
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -354,13 +465,17 @@ def main() -> None:
     ap.add_argument("--peers", action="store_true", help="run RecBole beside zenrec (its own venv)")
     ap.add_argument("--neural-models", nargs="+", default=["bprmf", "twotower"])
     ap.add_argument("--threads", type=int, default=0, help="threads for every pool (0: all cores)")
-    ap.add_argument("--note", default="One run of the suite; each section records the machine's "
-                                       "load average when it started.")
+    ap.add_argument(
+        "--note",
+        default="One run of the suite; each section records the machine's "
+        "load average when it started.",
+    )
     args = ap.parse_args()
     from zenrec._threads import set_threads
 
     set_threads(args.threads or None)
     import numpy  # noqa: F401  (loads BLAS, so the machine record lists its pools)
+
     path = RESULTS / "perf.json"
     res: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     res["machine"], res["note"] = machine(), args.note

@@ -42,9 +42,14 @@ def zenrec_cv(splits) -> dict:
         res = evaluate_rating(m, s.test)
         rmses.append(res.metrics["rmse"])
         maes.append(res.metrics["mae"])
-    return {"library": "zenrec", "model": "biasedmf", "rmse": sum(rmses) / len(rmses),
-            "mae": sum(maes) / len(maes), "total_seconds": time.perf_counter() - t0,
-            "params": create_model("biasedmf").params()}
+    return {
+        "library": "zenrec",
+        "model": "biasedmf",
+        "rmse": sum(rmses) / len(rmses),
+        "mae": sum(maes) / len(maes),
+        "total_seconds": time.perf_counter() - t0,
+        "params": create_model("biasedmf").params(),
+    }
 
 
 def main() -> None:
@@ -59,30 +64,59 @@ def main() -> None:
         ds = load_dataset(name)
         splits = proto.splits(ds, proto.default_seed)
         zs = [zenrec_cv(splits) for _ in range(args.repeats)]
-        z = dict(zs[0], total_seconds=median([r["total_seconds"] for r in zs]),
-                 total_seconds_all=[r["total_seconds"] for r in zs])
+        z = dict(
+            zs[0],
+            total_seconds=median([r["total_seconds"] for r in zs]),
+            total_seconds_all=[r["total_seconds"] for r in zs],
+        )
         rows.append({"dataset": name, **z})
         print(name, z)
         if py.exists():
             with tempfile.TemporaryDirectory() as tmp:
                 write_folds(splits, Path(tmp))
-                ps = [run_json([str(py), "benchmarks/peers/surprise_run.py", tmp, str(Path(tmp) / "o.json")])
-                      for _ in range(args.repeats)]
-            p = dict(ps[0], total_seconds=median([r["total_seconds"] for r in ps]),
-                     total_seconds_all=[r["total_seconds"] for r in ps])
+                ps = [
+                    run_json(
+                        [
+                            str(py),
+                            "benchmarks/peers/surprise_run.py",
+                            tmp,
+                            str(Path(tmp) / "o.json"),
+                        ]
+                    )
+                    for _ in range(args.repeats)
+                ]
+            p = dict(
+                ps[0],
+                total_seconds=median([r["total_seconds"] for r in ps]),
+                total_seconds_all=[r["total_seconds"] for r in ps],
+            )
             rows.append({"dataset": name, **p})
             print(name, p)
-    payload = {"machine": machine(), "repeats": args.repeats, "rows": rows,
-               "command": f"ZENREC_DATA=../shared/data .venv/bin/python benchmarks/rating_side_by_side.py --repeats {args.repeats}"}
+    payload = {
+        "machine": machine(),
+        "repeats": args.repeats,
+        "rows": rows,
+        "command": f"ZENREC_DATA=../shared/data .venv/bin/python benchmarks/rating_side_by_side.py --repeats {args.repeats}",
+    }
     write_json(RESULTS / "rating.json", payload)
-    lines = ["# Rating prediction: zenrec BiasedMF and Surprise SVD on the same 5 folds", "",
-             f"Command: `{payload['command']}`  ",
-             f"Machine: {payload['machine']['cpu_count']} cores, {payload['machine']['platform']}. "
-             f"Seconds: fit + predict of all 5 folds, median of {args.repeats} runs, run one after the other.",
-             "", "| dataset | library | model | RMSE | MAE | total s |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# Rating prediction: zenrec BiasedMF and Surprise SVD on the same 5 folds",
+        "",
+        f"Command: `{payload['command']}`  ",
+        f"Machine: {payload['machine']['cpu_count']} cores, {payload['machine']['platform']}. "
+        f"Seconds: fit + predict of all 5 folds, median of {args.repeats} runs, run one after the other.",
+        "",
+        "| dataset | library | model | RMSE | MAE | total s |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['dataset']} | {r['library']} | {r['model']} | {r['rmse']:.4f} | {r['mae']:.4f} | {r['total_seconds']:.2f} |")
-    lines += ["", "Published (Surprise README, its own machine): SVD 0.934 / 0.873 RMSE on ML-100K / ML-1M."]
+        lines.append(
+            f"| {r['dataset']} | {r['library']} | {r['model']} | {r['rmse']:.4f} | {r['mae']:.4f} | {r['total_seconds']:.2f} |"
+        )
+    lines += [
+        "",
+        "Published (Surprise README, its own machine): SVD 0.934 / 0.873 RMSE on ML-100K / ML-1M.",
+    ]
     write_text(RESULTS / "rating.md", "\n".join(lines) + "\n")
     print(f"wrote {RESULTS / 'rating.md'}")
 

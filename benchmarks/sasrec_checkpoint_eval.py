@@ -41,12 +41,19 @@ def main() -> None:
     m.device_ = resolve_device("cpu")
     m.encoder_ = build_feature_encoder(train)
     module = m._new_module()
-    module.load_state_dict({k[5:]: torch.as_tensor(v) for k, v in state.items() if k.startswith("best.")})
+    module.load_state_dict(
+        {k[5:]: torch.as_tensor(v) for k, v in state.items() if k.startswith("best.")}
+    )
     m.module_ = module.eval()
     m._after_fit(train, split.valid)  # histories from train + valid, as after a finished fit
-    res = {"dataset": name, "checkpoint_epoch": meta["epoch"], "best_epoch": meta["best_epoch"],
-           "best_valid": meta["best_score"], "seconds_to_best": meta["seconds_to_best"],
-           "history": meta["history"]}
+    res = {
+        "dataset": name,
+        "checkpoint_epoch": meta["epoch"],
+        "best_epoch": meta["best_epoch"],
+        "best_valid": meta["best_score"],
+        "seconds_to_best": meta["seconds_to_best"],
+        "history": meta["history"],
+    }
     for p in ("loo-full", "loo-uni100"):
         proto = get_protocol(p)
         res[p] = proto.evaluate(m, split, "test", seed=proto.default_seed).metrics

@@ -38,8 +38,20 @@ from _common import RESULTS, machine, write_json, write_text
 
 N_ITEMS = 20_000
 PER_USER = 50
-PHASES = ("torch_import", "read_csv", "read_parquet", "filter_5core", "split", "fit_ials", "bprmf_epoch",
-          "fit_itemknn", "eval_20k_users", "bundle_save", "bundle_load", "recommend_one")
+PHASES = (
+    "torch_import",
+    "read_csv",
+    "read_parquet",
+    "filter_5core",
+    "split",
+    "fit_ials",
+    "bprmf_epoch",
+    "fit_itemknn",
+    "eval_20k_users",
+    "bundle_save",
+    "bundle_load",
+    "recommend_one",
+)
 ITEM_BOUND = {"fit_itemknn"}  # cost also grows with the item count (fixed here)
 FIXED = {"torch_import", "recommend_one"}  # not expected to grow with the log
 
@@ -59,11 +71,21 @@ def generate(n: int, work: Path) -> tuple[Path, Path]:
     csv, pq = work / f"log-{n}.csv", work / f"log-{n}.parquet"
     if csv.exists() and pq.exists():
         return csv, pq
-    ds = synthetic_dataset(n_users=max(100, n // PER_USER), n_items=N_ITEMS,
-                           interactions_per_user=PER_USER, seed=0, chunk_users=2000)
-    frame = pl.DataFrame({"user_id": ds.user_vocab.decode(ds.users),
-                          "item_id": ds.item_vocab.decode(ds.items),
-                          "rating": ds.ratings, "timestamp": ds.timestamps})
+    ds = synthetic_dataset(
+        n_users=max(100, n // PER_USER),
+        n_items=N_ITEMS,
+        interactions_per_user=PER_USER,
+        seed=0,
+        chunk_users=2000,
+    )
+    frame = pl.DataFrame(
+        {
+            "user_id": ds.user_vocab.decode(ds.users),
+            "item_id": ds.item_vocab.decode(ds.items),
+            "rating": ds.ratings,
+            "timestamp": ds.timestamps,
+        }
+    )
     tmp_csv, tmp_pq = csv.with_suffix(".csv.part"), pq.with_suffix(".parquet.part")
     frame.write_csv(tmp_csv)
     frame.write_parquet(tmp_pq)
@@ -136,15 +158,21 @@ def run_size(csv: Path, pq: Path, eval_users: int) -> dict[str, Any]:
     ds = phase("filter_5core", lambda: kcore(ds, 5, 5))
     split = phase("split", lambda: user_random_split(ds, (0.8, 0.1, 0.1), seed=0))
     out["train_interactions"] = len(split.train)
-    ials = phase("fit_ials", lambda: create_model("ials", factors=64, iterations=5).fit(split.train))
+    ials = phase(
+        "fit_ials", lambda: create_model("ials", factors=64, iterations=5).fit(split.train)
+    )
     phase("bprmf_epoch", lambda: create_model("bprmf", epochs=1, progress=False).fit(split.train))
     phase("fit_itemknn", lambda: create_model("itemknn").fit(split.train))
     rng = np.random.default_rng(0)
     test_users = np.unique(split.test.users)
     chosen = rng.choice(test_users, min(eval_users, test_users.size), replace=False)
     test = split.test.subset(np.isin(split.test.users, chosen))
-    r = phase("eval_20k_users", lambda: evaluate_ranking(ials, test, [split.train, split.valid],
-                                                         ks=(10,), metrics=("ndcg", "recall")))
+    r = phase(
+        "eval_20k_users",
+        lambda: evaluate_ranking(
+            ials, test, [split.train, split.valid], ks=(10,), metrics=("ndcg", "recall")
+        ),
+    )
     out["ndcg@10"] = r.metrics["ndcg@10"]
     out["eval_users"] = r.n_users
     with tempfile.TemporaryDirectory() as tmp:
@@ -216,7 +244,9 @@ def render(payload: dict[str, Any]) -> str:
         "",
         "Seconds (peak resident GiB during the phase):",
         "",
-        "| phase | " + " | ".join(f"{r['interactions'] / 1e6:.1f}M" for r in rows) + " | log-log slope |",
+        "| phase | "
+        + " | ".join(f"{r['interactions'] / 1e6:.1f}M" for r in rows)
+        + " | log-log slope |",
         "|---|" + "---|" * (len(rows) + 1),
     ]
     for ph in PHASES:
@@ -226,21 +256,36 @@ def render(payload: dict[str, Any]) -> str:
             cells.append("—" if p is None else f"{p['seconds']:.2f} ({p['peak_rss_gb']:.1f})")
         s = sl.get(ph)
         tag = " (item-bound)" if ph in ITEM_BOUND else " (fixed cost)" if ph in FIXED else ""
-        lines.append(f"| {ph}{tag} | " + " | ".join(cells) + f" | {'—' if s is None else f'{s:.2f}'} |")
-    lines.append("| **total** | " + " | ".join(
-        f"{sum(p['seconds'] for p in r['phases'].values()):.1f}" for r in rows) + " | |")
-    lines.append("| process peak RSS GiB | " + " | ".join(f"{r['max_rss_gb']:.1f}" for r in rows) + " | |")
+        lines.append(
+            f"| {ph}{tag} | " + " | ".join(cells) + f" | {'—' if s is None else f'{s:.2f}'} |"
+        )
+    lines.append(
+        "| **total** | "
+        + " | ".join(f"{sum(p['seconds'] for p in r['phases'].values()):.1f}" for r in rows)
+        + " | |"
+    )
+    lines.append(
+        "| process peak RSS GiB | " + " | ".join(f"{r['max_rss_gb']:.1f}" for r in rows) + " | |"
+    )
     grow = {ph: v for ph, v in sl.items() if ph not in FIXED and ph not in ITEM_BOUND}
     if grow:
         worst = max(grow, key=lambda k: grow[k])
-        lines += ["", f"Steepest phase that should grow linearly: {worst}, slope {grow[worst]:.2f} "
-                      "(target <= 1.15). Largest log: end to end "
-                      f"{sum(p['seconds'] for p in rows[-1]['phases'].values()) / 60:.1f} minutes, "
-                      f"peak {rows[-1]['max_rss_gb']:.1f} GiB (targets: 30 minutes, 16 GiB)."]
-    lines += ["", "![phases against size](scale.png)", "",
-              "EASE is not in the pipeline: its Gram matrix and inverse grow with the square and "
-              "cube of the item count (20,000 items: 1.6 GB float32 and about 8 TFLOP), not with "
-              "interactions. ItemKNN's similarity grows with the co-occurrences per item pair.", ""]
+        lines += [
+            "",
+            f"Steepest phase that should grow linearly: {worst}, slope {grow[worst]:.2f} "
+            "(target <= 1.15). Largest log: end to end "
+            f"{sum(p['seconds'] for p in rows[-1]['phases'].values()) / 60:.1f} minutes, "
+            f"peak {rows[-1]['max_rss_gb']:.1f} GiB (targets: 30 minutes, 16 GiB).",
+        ]
+    lines += [
+        "",
+        "![phases against size](scale.png)",
+        "",
+        "EASE is not in the pipeline: its Gram matrix and inverse grow with the square and "
+        "cube of the item count (20,000 items: 1.6 GB float32 and about 8 TFLOP), not with "
+        "interactions. ItemKNN's similarity grows with the co-occurrences per item pair.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -249,14 +294,22 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=["1M", "5M", "20M"])
     ap.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "zenrec-scale"))
     ap.add_argument("--eval-users", type=int, default=20_000)
-    ap.add_argument("--generate-only", action="store_true",
-                    help="write the logs and stop (generation is not timed; run it outside the lock)")
+    ap.add_argument(
+        "--generate-only",
+        action="store_true",
+        help="write the logs and stop (generation is not timed; run it outside the lock)",
+    )
     ap.add_argument("--one", nargs=2, metavar=("CSV", "PARQUET"), help=argparse.SUPPRESS)
-    ap.add_argument("--note", default="Measured on a shared machine (other jobs running): "
-                                       "timings are noisy; re-run on a quiet machine to quote them.")
+    ap.add_argument(
+        "--note",
+        default="Measured on a shared machine (other jobs running): "
+        "timings are noisy; re-run on a quiet machine to quote them.",
+    )
     args = ap.parse_args()
     if args.one:  # child process: one size
-        print("RESULT " + json.dumps(run_size(Path(args.one[0]), Path(args.one[1]), args.eval_users)))
+        print(
+            "RESULT " + json.dumps(run_size(Path(args.one[0]), Path(args.one[1]), args.eval_users))
+        )
         return
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -267,22 +320,40 @@ def main() -> None:
         n = parse_size(raw)
         t0 = time.perf_counter()
         csv, pq = generate(n, work)
-        print(f"{raw}: log written in {time.perf_counter() - t0:.1f} s ({csv.stat().st_size / 2**20:.0f} MiB CSV, "
-              f"{pq.stat().st_size / 2**20:.0f} MiB Parquet)", flush=True)
+        print(
+            f"{raw}: log written in {time.perf_counter() - t0:.1f} s ({csv.stat().st_size / 2**20:.0f} MiB CSV, "
+            f"{pq.stat().st_size / 2**20:.0f} MiB Parquet)",
+            flush=True,
+        )
         if args.generate_only:
             continue
-        res = subprocess.run([sys.executable, __file__, "--one", str(csv), str(pq),
-                              "--eval-users", str(args.eval_users)], capture_output=True, text=True)
+        res = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                str(csv),
+                str(pq),
+                "--eval-users",
+                str(args.eval_users),
+            ],
+            capture_output=True,
+            text=True,
+        )
         sys.stdout.write(res.stdout)
         if res.returncode != 0:
             raise SystemExit(f"size {raw} failed:\n{res.stderr[-3000:]}")
         row = json.loads(next(ln for ln in res.stdout.splitlines() if ln.startswith("RESULT "))[7:])
         row["size"] = raw
         rows[raw] = row
-        payload = {"machine": machine(), "note": args.note, "rows": list(rows.values()),
-                   "command": "ZENREC_DATA=../shared/data .venv/bin/python benchmarks/scale.py --sizes "
-                              + " ".join(sorted(rows, key=parse_size)),
-                   "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        payload = {
+            "machine": machine(),
+            "note": args.note,
+            "rows": list(rows.values()),
+            "command": "ZENREC_DATA=../shared/data .venv/bin/python benchmarks/scale.py --sizes "
+            + " ".join(sorted(rows, key=parse_size)),
+            "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
         payload["slopes"] = slopes(payload["rows"])
         write_json(path, payload)
         plot(payload["rows"], RESULTS / "scale.png")

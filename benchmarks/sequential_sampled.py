@@ -25,10 +25,16 @@ def main() -> None:
     model = load_model(bundle)
     res = sampled.evaluate(model, split, "test", seed=sampled.default_seed)
     meta = getattr(model, "bundle_meta", {})
-    rec = {"dataset": name, "protocol": "loo-uni100", "model": meta.get("model"),
-           "metrics": res.metrics, "evaluation_mode": res.mode, "n_users": res.n_users,
-           "model_state": {k: v for k, v in meta.get("model_state", {}).items() if k != "features"},
-           "bundle": bundle}
+    rec = {
+        "dataset": name,
+        "protocol": "loo-uni100",
+        "model": meta.get("model"),
+        "metrics": res.metrics,
+        "evaluation_mode": res.mode,
+        "n_users": res.n_users,
+        "model_state": {k: v for k, v in meta.get("model_state", {}).items() if k != "features"},
+        "bundle": bundle,
+    }
     with open(out, "w") as fh:
         json.dump(rec, fh, indent=2)
     print(json.dumps(rec["metrics"]))

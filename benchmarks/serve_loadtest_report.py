@@ -106,8 +106,14 @@ def render(out: Path, ceilings: list[Path], machine: str) -> str:
             "|---|---|---|---:|",
         ]
         for m in have:
-            off = [d["p99_ms"] for d in (_load(p) for p in sorted(out.glob(f"{m}-log-off-*.json"))) if d]
-            on = [d["p99_ms"] for d in (_load(p) for p in sorted(out.glob(f"{m}-log-on-*.json"))) if d]
+            off = [
+                d["p99_ms"]
+                for d in (_load(p) for p in sorted(out.glob(f"{m}-log-off-*.json")))
+                if d
+            ]
+            on = [
+                d["p99_ms"] for d in (_load(p) for p in sorted(out.glob(f"{m}-log-on-*.json"))) if d
+            ]
             if not off or not on:
                 continue
             mo, mn = statistics.median(off), statistics.median(on)
@@ -122,7 +128,11 @@ def render(out: Path, ceilings: list[Path], machine: str) -> str:
             "",
         ]
     loaded = [d for d in (_load(c) for c in ceilings) if d]
-    cdata = {"duration_s": loaded[0]["duration_s"], "rows": [r for d in loaded for r in d["rows"]]} if loaded else None
+    cdata = (
+        {"duration_s": loaded[0]["duration_s"], "rows": [r for d in loaded for r in d["rows"]]}
+        if loaded
+        else None
+    )
     if cdata:
         lines += [
             "## The generator's own ceiling",
@@ -157,8 +167,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
     ap.add_argument("page", type=Path)
-    ap.add_argument("--ceiling", type=Path, nargs="*",
-                    default=[Path("runs/loadgen_ceiling.json"), Path("runs/loadgen_ceiling_httpx.json")])
+    ap.add_argument(
+        "--ceiling",
+        type=Path,
+        nargs="*",
+        default=[Path("runs/loadgen_ceiling.json"), Path("runs/loadgen_ceiling_httpx.json")],
+    )
     ap.add_argument(
         "--machine",
         default=os.environ.get(

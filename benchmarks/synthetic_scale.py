@@ -29,7 +29,9 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     ds = synthetic_dataset(args.users, args.items, args.per_user, seed=0, chunk_users=1000)
-    print(f"generated {len(ds):,} interactions in {time.perf_counter() - t0:.1f} s (peak {rss_gb():.1f} GB)")
+    print(
+        f"generated {len(ds):,} interactions in {time.perf_counter() - t0:.1f} s (peak {rss_gb():.1f} GB)"
+    )
     split = global_random_split(ds, (0.9, 0.1), seed=0)
     t0 = time.perf_counter()
     m = create_model("ials", factors=64, iterations=5).fit(split.train)
@@ -37,8 +39,10 @@ def main() -> None:
     test = split.test.subset(split.test.users < args.eval_users)
     t0 = time.perf_counter()
     r = evaluate_ranking(m, test, [split.train], ks=(10,), metrics=("ndcg", "recall"))
-    print(f"full ranking of {r.n_users:,} users x {ds.n_items:,} items in {time.perf_counter() - t0:.1f} s; "
-          f"ndcg@10 {r.metrics['ndcg@10']:.4f} (peak {rss_gb():.1f} GB)")
+    print(
+        f"full ranking of {r.n_users:,} users x {ds.n_items:,} items in {time.perf_counter() - t0:.1f} s; "
+        f"ndcg@10 {r.metrics['ndcg@10']:.4f} (peak {rss_gb():.1f} GB)"
+    )
 
 
 if __name__ == "__main__":

@@ -9,8 +9,11 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 # the repository's scripts only: not the peers' virtual environments (benchmarks/.venv-*)
-SCRIPTS = sorted(p for p in BENCH.rglob("*.py")
-                 if not any(part.startswith(".") for part in p.relative_to(BENCH).parts))
+SCRIPTS = sorted(
+    p
+    for p in BENCH.rglob("*.py")
+    if not any(part.startswith(".") for part in p.relative_to(BENCH).parts)
+)
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(BENCH)))

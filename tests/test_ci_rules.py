@@ -13,12 +13,27 @@ def _pytest_without_torch(tmp_path: Path, ci: str) -> subprocess.CompletedProces
     (tmp_path / "torch.py").write_text(
         'raise ModuleNotFoundError("No module named \'torch\' (blocked by the test)", name="torch")\n'
     )
-    env = {**os.environ, "CI": ci,
-           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "CI": ci,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+    }
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/neural/test_neural_trainer.py",
-         "tests/test_package.py::test_error_hierarchy"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/neural/test_neural_trainer.py",
+            "tests/test_package.py::test_error_hierarchy",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -129,8 +129,11 @@ def test_inbatch_softmax_groups_equal_their_mean():
     task.inbatch_negatives = 4
     got = task._inbatch_softmax(Dot(), ur, ir, items)
     loss = SampledSoftmaxLoss()
-    want = (4 * loss(ur[:4] @ ir[:4].T, items[:4]) + 4 * loss(ur[4:8] @ ir[4:8].T, items[4:8])
-            + 2 * loss(ur[8:] @ ir[8:].T, items[8:])) / 10
+    want = (
+        4 * loss(ur[:4] @ ir[:4].T, items[:4])
+        + 4 * loss(ur[4:8] @ ir[4:8].T, items[4:8])
+        + 2 * loss(ur[8:] @ ir[8:].T, items[8:])
+    ) / 10
     assert torch.allclose(got, want)
     task.inbatch_negatives = 0
     assert torch.allclose(task._inbatch_softmax(Dot(), ur, ir, items), loss(ur @ ir.T, items))

@@ -26,9 +26,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 RECBOLE_PY = ROOT / "benchmarks" / ".venv-recbole" / "bin" / "python"
 PAIRS = [
-    ("BPR", ["epochs=60", "train_batch_size=4096", "embedding_size=64", "stopping_step=10"], "bprmf", []),
-    ("NeuMF", ["epochs=60", "train_batch_size=4096", "learning_rate=0.0001",
-               "mlp_hidden_size=[32,16,8]", "stopping_step=10"], "neumf", []),
+    (
+        "BPR",
+        ["epochs=60", "train_batch_size=4096", "embedding_size=64", "stopping_step=10"],
+        "bprmf",
+        [],
+    ),
+    (
+        "NeuMF",
+        [
+            "epochs=60",
+            "train_batch_size=4096",
+            "learning_rate=0.0001",
+            "mlp_hidden_size=[32,16,8]",
+            "stopping_step=10",
+        ],
+        "neumf",
+        [],
+    ),
 ]
 
 
@@ -48,11 +63,17 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one epoch each: checks the script only")
     args = ap.parse_args()
     if not RECBOLE_PY.exists() and not args.skip_recbole:
-        sys.exit(f"{RECBOLE_PY} not found: run 'bash benchmarks/peers/setup_peers.sh recbole' first")
+        sys.exit(
+            f"{RECBOLE_PY} not found: run 'bash benchmarks/peers/setup_peers.sh recbole' first"
+        )
     out = (ROOT / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
+    }
     split = str(Path(args.split_dir).resolve())
     rows = []
     for rb_model, rb_sets, zr_model, zr_sets in PAIRS:
@@ -63,16 +84,48 @@ def main() -> None:
             zr_sets = [*zr_sets, "epochs=1"]
         rb_file = out / f"recbole_{rb_model}.json"
         if not args.skip_recbole:
-            _run([str(RECBOLE_PY), "benchmarks/peers/recbole_run.py", "--split-dir", split,
-                  "--model", rb_model, "--out", str(rb_file),
-                  *[a for s in rb_sets for a in ("--set", s)]], env)
+            _run(
+                [
+                    str(RECBOLE_PY),
+                    "benchmarks/peers/recbole_run.py",
+                    "--split-dir",
+                    split,
+                    "--model",
+                    rb_model,
+                    "--out",
+                    str(rb_file),
+                    *[a for s in rb_sets for a in ("--set", s)],
+                ],
+                env,
+            )
         zr_file = out / f"zenrec_{zr_model}.json"
         bundle = out / f"zenrec_{zr_model}_bundle"
-        _run([sys.executable, "-m", "zenrec", "evaluate", "--dataset", args.dataset, "--protocol", "recbole",
-              "--model", zr_model, "--split-dir", split, "--output", str(zr_file),
-              "--save-bundle", str(bundle),
-              *[a for s in [*zr_sets, f"num_threads={args.threads}", "progress=false"]
-                for a in ("--set", s)]], env)
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "zenrec",
+                "evaluate",
+                "--dataset",
+                args.dataset,
+                "--protocol",
+                "recbole",
+                "--model",
+                zr_model,
+                "--split-dir",
+                split,
+                "--output",
+                str(zr_file),
+                "--save-bundle",
+                str(bundle),
+                *[
+                    a
+                    for s in [*zr_sets, f"num_threads={args.threads}", "progress=false"]
+                    for a in ("--set", s)
+                ],
+            ],
+            env,
+        )
         rb = json.loads(rb_file.read_text())
         zr = json.loads(zr_file.read_text())
         state = json.loads((bundle / "bundle.json").read_text()).get("model_state", {})
@@ -87,14 +140,19 @@ def main() -> None:
             "zenrec_s_to_best": state.get("seconds_to_best"),
             "zenrec_best_epoch": state.get("best_epoch"),
         }
-        row["ndcg_ratio"] = row["zenrec_ndcg@10"] / row["recbole_ndcg@10"] if row["recbole_ndcg@10"] else None
+        row["ndcg_ratio"] = (
+            row["zenrec_ndcg@10"] / row["recbole_ndcg@10"] if row["recbole_ndcg@10"] else None
+        )
         row["fit_time_ratio"] = row["zenrec_fit_s"] / row["recbole_fit_s"]
         if row["zenrec_s_to_best"]:
             row["time_to_best_vs_recbole_fit"] = row["zenrec_s_to_best"] / row["recbole_fit_s"]
         rows.append(row)
         print(json.dumps(row), flush=True)
-    (out / "summary.json").write_text(json.dumps({"threads": args.threads, "quick": args.quick,
-                                                  "split": split, "rows": rows}, indent=2))
+    (out / "summary.json").write_text(
+        json.dumps(
+            {"threads": args.threads, "quick": args.quick, "split": split, "rows": rows}, indent=2
+        )
+    )
     print(f"wrote {out / 'summary.json'}")
 
 

@@ -41,9 +41,13 @@ def write_atomic_files(split_dir: Path, out: Path, name: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split-dir", required=True)
-    ap.add_argument("--model", required=True, help="RecBole model name, e.g. Pop, ItemKNN, EASE, BPR, NeuMF")
+    ap.add_argument(
+        "--model", required=True, help="RecBole model name, e.g. Pop, ItemKNN, EASE, BPR, NeuMF"
+    )
     ap.add_argument("--out", required=True)
-    ap.add_argument("--set", action="append", default=[], help="extra RecBole config key=value (JSON values)")
+    ap.add_argument(
+        "--set", action="append", default=[], help="extra RecBole config key=value (JSON values)"
+    )
     args = ap.parse_args()
 
     import torch
@@ -106,7 +110,9 @@ def main() -> None:
         "users": int(dataset.user_num - 1),
         "items": int(dataset.item_num - 1),
         "torch_threads": torch.get_num_threads(),
-        "config": {k: cfg[k] for k in args.set and [s.split("=", 1)[0] for s in args.set]} if args.set else {},
+        "config": {k: cfg[k] for k in args.set and [s.split("=", 1)[0] for s in args.set]}
+        if args.set
+        else {},
     }
     out_path.write_text(json.dumps(record, indent=2))
     print(json.dumps(record))

@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 RECBOLE_PY = ROOT / "benchmarks" / ".venv-recbole" / "bin" / "python"
 
-RUNNER = r'''
+RUNNER = r"""
 import json, os, sys, time
 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 import torch
@@ -63,7 +63,7 @@ json.dump({"library": "recbole", "model": "SASRec", "epochs_run": epochs,
            "metrics": {k.lower(): float(v) for k, v in dict(res).items()},
            "fit_seconds": fit_s, "torch_threads": torch.get_num_threads(),
            "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1)}, open(out, "w"), indent=2)
-'''
+"""
 
 
 def write_files(dataset: str, d: Path, max_len: int) -> dict[str, int]:
@@ -120,14 +120,24 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     if not RECBOLE_PY.exists():
-        sys.exit(f"{RECBOLE_PY} not found: run 'bash benchmarks/peers/setup_peers.sh recbole' first")
+        sys.exit(
+            f"{RECBOLE_PY} not found: run 'bash benchmarks/peers/setup_peers.sh recbole' first"
+        )
     tmp = Path(tempfile.mkdtemp(prefix="recbole-sasrec-"))
     counts = write_files(args.dataset, tmp, args.max_len)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
+    }
     out = Path(args.out).resolve()
-    subprocess.run([str(RECBOLE_PY), "-c", RUNNER, str(tmp), str(out), str(args.epochs), str(args.max_len)],
-                   check=True, env=env, cwd=tmp)
+    subprocess.run(
+        [str(RECBOLE_PY), "-c", RUNNER, str(tmp), str(out), str(args.epochs), str(args.max_len)],
+        check=True,
+        env=env,
+        cwd=tmp,
+    )
     rec = json.loads(out.read_text())
     rec.update(dataset=args.dataset, split="zenrec loo-full", rows=counts)
     out.write_text(json.dumps(rec, indent=2))

@@ -19,7 +19,10 @@ from surprise.model_selection import PredefinedKFold
 def main() -> None:
     fold_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
     n = len(list(fold_dir.glob("fold*.train.tsv")))
-    folds = [(str(fold_dir / f"fold{j}.train.tsv"), str(fold_dir / f"fold{j}.test.tsv")) for j in range(n)]
+    folds = [
+        (str(fold_dir / f"fold{j}.train.tsv"), str(fold_dir / f"fold{j}.test.tsv"))
+        for j in range(n)
+    ]
     reader = Reader(line_format="user item rating", sep="\t")
     t_total = time.perf_counter()
     data = Dataset.load_from_folds(folds, reader=reader)
@@ -32,8 +35,15 @@ def main() -> None:
         pred = algo.test(testset)
         rmses.append(accuracy.rmse(pred, verbose=False))
         maes.append(accuracy.mae(pred, verbose=False))
-    rec = {"library": "surprise", "model": "SVD", "rmse": float(np.mean(rmses)), "mae": float(np.mean(maes)),
-           "fit_seconds": fit_s, "total_seconds": time.perf_counter() - t_total, "folds": n}
+    rec = {
+        "library": "surprise",
+        "model": "SVD",
+        "rmse": float(np.mean(rmses)),
+        "mae": float(np.mean(maes)),
+        "fit_seconds": fit_s,
+        "total_seconds": time.perf_counter() - t_total,
+        "folds": n,
+    }
     out.write_text(json.dumps(rec, indent=2))
     print(json.dumps(rec))
 

@@ -37,8 +37,13 @@ def tune(dataset: Dataset, protocol: str | Protocol, model: str, **options: Any)
     return _tune(dataset, proto, model, **options)
 
 
-def benchmark(config: str | Path | dict[str, Any], run_dir: str | Path, *,
-              datasets: dict[str, Dataset] | None = None, progress: bool = False) -> dict[str, Any]:
+def benchmark(
+    config: str | Path | dict[str, Any],
+    run_dir: str | Path,
+    *,
+    datasets: dict[str, Dataset] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Run (or continue) a benchmark: models x datasets x protocols x seeds, with CIs and tests.
 
     Args:
@@ -61,7 +66,9 @@ def benchmark(config: str | Path | dict[str, Any], run_dir: str | Path, *,
         except ValidationError as exc:
             err = exc.errors()[0]
             loc = ".".join(str(x) for x in err.get("loc", ())) or "config"
-            raise ConfigError(f"benchmark config: key '{loc}': {err.get('msg', 'invalid')}") from None
+            raise ConfigError(
+                f"benchmark config: key '{loc}': {err.get('msg', 'invalid')}"
+            ) from None
     else:
         cfg = load_benchmark_config(config)
     return run_benchmark(cfg, run_dir, progress=progress, datasets=datasets)

@@ -36,8 +36,17 @@ __all__ = [
     "versions",
 ]
 
-_LIBRARIES = ("numpy", "scipy", "polars", "implicit", "torch", "optuna", "statsforecast",
-              "fastapi", "faiss")
+_LIBRARIES = (
+    "numpy",
+    "scipy",
+    "polars",
+    "implicit",
+    "torch",
+    "optuna",
+    "statsforecast",
+    "fastapi",
+    "faiss",
+)
 
 
 def versions() -> dict[str, str]:
@@ -82,7 +91,9 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str = "") -> Iterator[P
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=suffix or ".tmp", dir=target.parent
+    )
     os.close(fd)
     tmp = Path(name)
     try:
@@ -113,8 +124,9 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | N
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str], *, refuse: Callable[[Path], str | None] | None = None
-               ) -> Iterator[Path]:
+def atomic_dir(
+    path: str | os.PathLike[str], *, refuse: Callable[[Path], str | None] | None = None
+) -> Iterator[Path]:
     """Yield a temporary directory beside ``path``; on success swap it into place.
 
     A previous directory at ``path`` is replaced only after the new one is complete, so a crash

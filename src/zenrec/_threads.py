@@ -28,13 +28,23 @@ from contextlib import contextmanager
 
 from zenrec._errors import ConfigError
 
-__all__ = ["available_cores", "configured_threads", "resolve_threads", "set_threads",
-           "thread_limit"]
+__all__ = [
+    "available_cores",
+    "configured_threads",
+    "resolve_threads",
+    "set_threads",
+    "thread_limit",
+]
 
 ENV_VAR = "ZENREC_THREADS"
 # Variables read by the pools when their library is first imported.
-_POOL_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-             "POLARS_MAX_THREADS", "NUMBA_NUM_THREADS")
+_POOL_ENV = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "POLARS_MAX_THREADS",
+    "NUMBA_NUM_THREADS",
+)
 
 _configured: int | None = None
 
@@ -62,8 +72,10 @@ def resolve_threads(threads: int | None = None) -> int:
     raw = os.environ.get(ENV_VAR, "").strip()
     if raw:
         if not raw.isdigit() or int(raw) < 0:
-            raise ConfigError(f"the environment variable {ENV_VAR} must be a whole number >= 0 "
-                              f"(0: all cores); got {raw!r}")
+            raise ConfigError(
+                f"the environment variable {ENV_VAR} must be a whole number >= 0 "
+                f"(0: all cores); got {raw!r}"
+            )
         if int(raw) > 0:
             return int(raw)
     return available_cores()

@@ -13,8 +13,14 @@ from datahelp import DATA, data_dir
 
 def zenrec(*args, cwd=None, env_extra=None):
     env = {**os.environ, "ZENREC_DATA": str(DATA), "COLUMNS": "160", **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "zenrec", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "zenrec", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -22,8 +28,10 @@ def log_csv(tmp_path, synthetic):
     p = tmp_path / "events.csv"
     users = synthetic.user_vocab.decode(synthetic.users)
     items = synthetic.item_vocab.decode(synthetic.items)
-    lines = ["uid;iid;stars;when"] + [f"{u};{i};{r:g};{t}" for u, i, r, t in
-                                        zip(users, items, synthetic.ratings, synthetic.timestamps)]
+    lines = ["uid;iid;stars;when"] + [
+        f"{u};{i};{r:g};{t}"
+        for u, i, r, t in zip(users, items, synthetic.ratings, synthetic.timestamps)
+    ]
     p.write_text("\n".join(lines) + "\n")
     return p
 
@@ -39,9 +47,33 @@ def test_help_lists_commands_with_examples():
 
 def test_evaluate_own_csv_writes_record_and_bundle(tmp_path, log_csv):
     out = tmp_path / "r.json"
-    r = zenrec("evaluate", "--dataset", str(log_csv), "--sep", ";", "--user-col", "uid", "--item-col", "iid",
-               "--rating-col", "stars", "--time-col", "when", "--protocol", "recbole", "--model", "ease",
-               "--set", "l2=20", "--min-rating", "2", "--output", str(out), "--save-bundle", str(tmp_path / "b"))
+    r = zenrec(
+        "evaluate",
+        "--dataset",
+        str(log_csv),
+        "--sep",
+        ";",
+        "--user-col",
+        "uid",
+        "--item-col",
+        "iid",
+        "--rating-col",
+        "stars",
+        "--time-col",
+        "when",
+        "--protocol",
+        "recbole",
+        "--model",
+        "ease",
+        "--set",
+        "l2=20",
+        "--min-rating",
+        "2",
+        "--output",
+        str(out),
+        "--save-bundle",
+        str(tmp_path / "b"),
+    )
     assert r.returncode == 0, r.stderr
     rec = json.loads(out.read_text())
     assert rec["metrics"]["ndcg@10"] > 0.05
@@ -68,21 +100,55 @@ def _assert_one_line_error(r, needle):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["evaluate", "--dataset", "ml-5m", "--protocol", "recbole", "--model", "ease"],
-         "'ml-5m' is neither a built-in dataset"),
-        (["evaluate", "--dataset", "ml-100k", "--protocol", "nope", "--model", "ease"], "unknown protocol 'nope'"),
-        (["evaluate", "--dataset", "ml-100k", "--protocol", "msrec", "--model", "ease", "--set", "l2=-1"],
-         "the 'l2' parameter of ease"),
-        (["evaluate", "--dataset", "ml-100k", "--protocol", "msrec", "--model", "eas"], "unknown model 'eas'"),
-        (["evaluate", "--dataset", "ml-100k", "--protocol", "msrec", "--model", "ease", "--set", "oops"],
-         "--set expects key=value; got 'oops'"),
+        (
+            ["evaluate", "--dataset", "ml-5m", "--protocol", "recbole", "--model", "ease"],
+            "'ml-5m' is neither a built-in dataset",
+        ),
+        (
+            ["evaluate", "--dataset", "ml-100k", "--protocol", "nope", "--model", "ease"],
+            "unknown protocol 'nope'",
+        ),
+        (
+            [
+                "evaluate",
+                "--dataset",
+                "ml-100k",
+                "--protocol",
+                "msrec",
+                "--model",
+                "ease",
+                "--set",
+                "l2=-1",
+            ],
+            "the 'l2' parameter of ease",
+        ),
+        (
+            ["evaluate", "--dataset", "ml-100k", "--protocol", "msrec", "--model", "eas"],
+            "unknown model 'eas'",
+        ),
+        (
+            [
+                "evaluate",
+                "--dataset",
+                "ml-100k",
+                "--protocol",
+                "msrec",
+                "--model",
+                "ease",
+                "--set",
+                "oops",
+            ],
+            "--set expects key=value; got 'oops'",
+        ),
         (["recommend", "--bundle", "/nonexistent", "--user", "1"], "not a zenrec bundle"),
         (["data", "info", "ml-100k", "--user-col", "x"], "--user-col applies to files"),
     ],
 )
 def test_user_errors_before_any_data_is_read_are_one_line(tmp_path, args, needle):
     # an empty data folder and cache: these errors must come before any data is needed
-    r = zenrec(*args, env_extra={"ZENREC_DATA": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    r = zenrec(
+        *args, env_extra={"ZENREC_DATA": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    )
     _assert_one_line_error(r, needle)
 
 
@@ -90,10 +156,25 @@ def test_user_errors_about_the_data_are_one_line(tmp_path, synthetic):
     p = tmp_path / "ratings.csv"  # no time column at all
     users = synthetic.user_vocab.decode(synthetic.users)
     items = synthetic.item_vocab.decode(synthetic.items)
-    p.write_text("\n".join(["uid;iid;stars"] + [f"{u};{i};{r:g}" for u, i, r in
-                                                  zip(users, items, synthetic.ratings)]) + "\n")
-    no_time = ["--dataset", str(p), "--sep", ";", "--user-col", "uid", "--item-col", "iid",
-               "--rating-col", "stars"]
+    p.write_text(
+        "\n".join(
+            ["uid;iid;stars"]
+            + [f"{u};{i};{r:g}" for u, i, r in zip(users, items, synthetic.ratings)]
+        )
+        + "\n"
+    )
+    no_time = [
+        "--dataset",
+        str(p),
+        "--sep",
+        ";",
+        "--user-col",
+        "uid",
+        "--item-col",
+        "iid",
+        "--rating-col",
+        "stars",
+    ]
     r = zenrec("evaluate", *no_time, "--protocol", "loo-full", "--model", "pop")
     _assert_one_line_error(r, "leave-one-out needs timestamps, but dataset")
     r = zenrec("evaluate", *no_time, "--protocol", "surprise-cv5", "--model", "ease")
@@ -119,8 +200,23 @@ def test_data_info_ml100k():
 def test_data_info_multichar_no_header(tmp_path):
     p = tmp_path / "r.dat"
     p.write_text("1::10::5::978300760\n1::11::3::978302109\n2::10::4::978301968\n")
-    r = zenrec("data", "info", str(p), "--sep", "::", "--no-header", "--user-col", "0", "--item-col", "1",
-               "--rating-col", "2", "--time-col", "3", "--json")
+    r = zenrec(
+        "data",
+        "info",
+        str(p),
+        "--sep",
+        "::",
+        "--no-header",
+        "--user-col",
+        "0",
+        "--item-col",
+        "1",
+        "--rating-col",
+        "2",
+        "--time-col",
+        "3",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["interactions"] == 3 and info["rating_distribution"] == {"3": 1, "4": 1, "5": 1}

@@ -25,7 +25,9 @@ SPEC = {"genres": "multi:|", "year": "numeric", "brand": "categorical", "title":
 def files(tmp_path):
     (tmp_path / "events.csv").write_text(EVENTS)
     (tmp_path / "items.csv").write_text(ITEMS)
-    (tmp_path / "users.csv").write_text("customer,age,country\nu1,31,FR\nu2,45,DE\nu3,22,FR\nu9,50,US\n")
+    (tmp_path / "users.csv").write_text(
+        "customer,age,country\nu1,31,FR\nu2,45,DE\nu3,22,FR\nu9,50,US\n"
+    )
     return tmp_path
 
 
@@ -56,14 +58,18 @@ def test_same_features_from_pandas_polars_and_file(files, events):
     for table in (pdf, pl.from_pandas(pdf)):
         b = events.with_item_features(table, key="sku", features=SPEC)
         for name in SPEC:
-            assert [a.item_features[name].row(i) for i in range(3)] == \
-                   [b.item_features[name].row(i) for i in range(3)]
+            assert [a.item_features[name].row(i) for i in range(3)] == [
+                b.item_features[name].row(i) for i in range(3)
+            ]
 
 
 def test_missing_and_unknown_ids_are_counted_and_reported(files, events):
     items = pd.DataFrame({"sku": [10, 99, 98], "brand": ["acme", "x", "y"]})
-    with pytest.warns(FeatureCoverageWarning, match=r"cover 1 of 3 items; 2 items have no row \(e\.g\. \[11, 12\]\) .* "
-                                                    r"2 rows have item ids the dataset does not have \(e\.g\. \[99, 98\]\)") as rec:
+    with pytest.warns(
+        FeatureCoverageWarning,
+        match=r"cover 1 of 3 items; 2 items have no row \(e\.g\. \[11, 12\]\) .* "
+        r"2 rows have item ids the dataset does not have \(e\.g\. \[99, 98\]\)",
+    ) as rec:
         ds = events.with_item_features(items, key="sku", features={"brand": "categorical"})
     assert rec[0].filename == __file__
     rep = ds.feature_reports[-1]
@@ -73,9 +79,14 @@ def test_missing_and_unknown_ids_are_counted_and_reported(files, events):
 
 
 def test_user_features(files, events):
-    with pytest.warns(FeatureCoverageWarning, match="1 rows have user ids the dataset does not have"):
-        ds = events.with_user_features(files / "users.csv", key="customer",
-                                       features={"age": "numeric", "country": "categorical"})
+    with pytest.warns(
+        FeatureCoverageWarning, match="1 rows have user ids the dataset does not have"
+    ):
+        ds = events.with_user_features(
+            files / "users.csv",
+            key="customer",
+            features={"age": "numeric", "country": "categorical"},
+        )
     assert [ds.user_features["country"].row(i) for i in range(3)] == ["FR", "DE", "FR"]
     assert ds.user_features["age"].values.tolist() == [31.0, 45.0, 22.0]
 
@@ -83,13 +94,37 @@ def test_user_features(files, events):
 @pytest.mark.parametrize(
     ("table", "kwargs", "pattern"),
     [
-        (ITEMS, {"key": "item"}, r"item key column 'item' not found; columns are \[.*\]; pass key="),
-        (ITEMS, {"features": {"colour": "categorical"}}, r"feature column\(s\) \['colour'\] not found"),
-        (ITEMS, {"features": {"year": "float"}}, "feature 'year': unknown kind 'float'; use one of numeric"),
-        (ITEMS, {"features": {"brand": "numeric"}}, r"items.csv line 2: column 'brand' is 'acme', expected a number"),
-        (ITEMS + "10,Drama,2000,acme,Again\n", {}, r"items.csv line 5: item id 10 appears again \(also at .*line 2\)"),
+        (
+            ITEMS,
+            {"key": "item"},
+            r"item key column 'item' not found; columns are \[.*\]; pass key=",
+        ),
+        (
+            ITEMS,
+            {"features": {"colour": "categorical"}},
+            r"feature column\(s\) \['colour'\] not found",
+        ),
+        (
+            ITEMS,
+            {"features": {"year": "float"}},
+            "feature 'year': unknown kind 'float'; use one of numeric",
+        ),
+        (
+            ITEMS,
+            {"features": {"brand": "numeric"}},
+            r"items.csv line 2: column 'brand' is 'acme', expected a number",
+        ),
+        (
+            ITEMS + "10,Drama,2000,acme,Again\n",
+            {},
+            r"items.csv line 5: item id 10 appears again \(also at .*line 2\)",
+        ),
         (ITEMS, {"features": {}}, "pass features= as a mapping"),
-        (ITEMS, {"features": {"sku": "categorical"}}, "is the item key; it cannot also be a feature"),
+        (
+            ITEMS,
+            {"features": {"sku": "categorical"}},
+            "is the item key; it cannot also be a feature",
+        ),
     ],
 )
 def test_bad_feature_tables_fail_with_one_clear_line(files, events, table, kwargs, pattern):
@@ -102,16 +137,25 @@ def test_bad_feature_tables_fail_with_one_clear_line(files, events, table, kwarg
 
 def test_dataframe_feature_errors_name_the_row(events):
     items = pd.DataFrame({"sku": [10, 11], "year": ["1999", "soon"]})
-    with pytest.raises(DataError, match=r"DataFrame row 1 \(0-based\): column 'year' is 'soon', expected a number"):
+    with pytest.raises(
+        DataError, match=r"DataFrame row 1 \(0-based\): column 'year' is 'soon', expected a number"
+    ):
         events.with_item_features(items, key="sku", features={"year": "numeric"})
 
 
 def test_parse_feature_specs():
     assert parse_feature_specs("genre:multi:|,year:numeric, brand:categorical") == {
-        "genre": "multi:|", "year": "numeric", "brand": "categorical"}
+        "genre": "multi:|",
+        "year": "numeric",
+        "brand": "categorical",
+    }
     assert parse_feature_specs("tags:multi:;") == {"tags": "multi:;"}
-    for bad, pattern in [("genre", "must be COLUMN:KIND"), ("a:numeric,a:text", "twice"),
-                         ("x:nope", "unknown kind"), ("x:numeric:|", "only 'multi' takes a separator")]:
+    for bad, pattern in [
+        ("genre", "must be COLUMN:KIND"),
+        ("a:numeric,a:text", "twice"),
+        ("x:nope", "unknown kind"),
+        ("x:numeric:|", "only 'multi' takes a separator"),
+    ]:
         with pytest.raises(DataError, match=pattern):
             parse_feature_specs(bad)
 
@@ -122,8 +166,10 @@ def test_features_survive_filters_and_splits(files, events):
 
     ds = events.with_item_features(files / "items.csv", key="sku", features=SPEC)
     core = kcore(ds, min_user=2, min_item=2)
-    assert core.item_titles().tolist() == [dict(zip([10, 11, 12], ["Ten", "Eleven", "Twelve"]))[i]
-                                           for i in core.item_vocab.ids.tolist()]
+    assert core.item_titles().tolist() == [
+        dict(zip([10, 11, 12], ["Ten", "Eleven", "Twelve"]))[i]
+        for i in core.item_vocab.ids.tolist()
+    ]
     split = user_stratified_split(ds, 0.5, seed=0)
     assert split.train.item_features["brand"] is not None
 
@@ -170,8 +216,14 @@ def test_data_config_loads_the_same_dataset_as_python(files, events):
         ("[data]\npath = 'events.csv'\nuser = 'x'\n", r"unknown key 'data.user'"),
         ("[data]\nuser_col = 'x'\n", "give exactly one of 'path'"),
         ("[other]\n", r"no \[data\] table"),
-        (DATA_TOML.replace('key = "sku"', 'key = "SKU"'), r"shop.toml: .*items.csv: item key column 'SKU' not found"),
-        (DATA_TOML.replace("year = \"numeric\"", "year = \"number\""), r"shop.toml: feature 'year': unknown kind"),
+        (
+            DATA_TOML.replace('key = "sku"', 'key = "SKU"'),
+            r"shop.toml: .*items.csv: item key column 'SKU' not found",
+        ),
+        (
+            DATA_TOML.replace('year = "numeric"', 'year = "number"'),
+            r"shop.toml: feature 'year': unknown kind",
+        ),
     ],
 )
 def test_bad_data_config(files, body, pattern):
@@ -184,34 +236,74 @@ def zenrec(*args: str):
 
 
 def test_cli_item_and_user_features(files):
-    r = zenrec("data", "info", str(files / "events.csv"), "--user-col", "customer", "--item-col", "sku",
-               "--rating-col", "qty", "--items", str(files / "items.csv"), "--item-key", "sku",
-               "--item-features", "genres:multi:|,year:numeric,brand:categorical",
-               "--users", str(files / "users.csv"), "--user-key", "customer", "--user-features", "age:numeric",
-               "--json")
+    r = zenrec(
+        "data",
+        "info",
+        str(files / "events.csv"),
+        "--user-col",
+        "customer",
+        "--item-col",
+        "sku",
+        "--rating-col",
+        "qty",
+        "--items",
+        str(files / "items.csv"),
+        "--item-key",
+        "sku",
+        "--item-features",
+        "genres:multi:|,year:numeric,brand:categorical",
+        "--users",
+        str(files / "users.csv"),
+        "--user-key",
+        "customer",
+        "--user-features",
+        "age:numeric",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["item_features"] == {"genres": "multi", "year": "numeric", "brand": "categorical"}
     assert info["user_features"] == {"age": "numeric"}
-    assert "zenrec: warning: " in r.stderr and "1 rows have user ids the dataset does not have" in r.stderr
+    assert (
+        "zenrec: warning: " in r.stderr
+        and "1 rows have user ids the dataset does not have" in r.stderr
+    )
     assert "Warning" not in r.stderr.replace("warning:", "")  # one line, not Python's warning dump
 
 
 @pytest.mark.parametrize(
     ("extra", "pattern"),
     [
-        (["--items", "ITEMS", "--item-features", "year:numeric", "--item-key", "item"],
-         "item key column 'item' not found; .* pass --item-key"),
+        (
+            ["--items", "ITEMS", "--item-features", "year:numeric", "--item-key", "item"],
+            "item key column 'item' not found; .* pass --item-key",
+        ),
         (["--items", "ITEMS"], "--items .* needs --item-features"),
         (["--item-features", "year:numeric"], "need --items FILE"),
-        (["--items", "ITEMS", "--item-key", "sku", "--item-features", "year"], "--item-features entry 'year' must be"),
-        (["--items", "ITEMS", "--item-key", "sku", "--item-features", "brand:numeric"], "line 2: column 'brand' is 'acme'"),
+        (
+            ["--items", "ITEMS", "--item-key", "sku", "--item-features", "year"],
+            "--item-features entry 'year' must be",
+        ),
+        (
+            ["--items", "ITEMS", "--item-key", "sku", "--item-features", "brand:numeric"],
+            "line 2: column 'brand' is 'acme'",
+        ),
     ],
 )
 def test_cli_feature_errors(files, extra, pattern):
     extra = [str(files / "items.csv") if e == "ITEMS" else e for e in extra]
-    r = zenrec("data", "info", str(files / "events.csv"), "--user-col", "customer", "--item-col", "sku",
-               "--rating-col", "qty", *extra)
+    r = zenrec(
+        "data",
+        "info",
+        str(files / "events.csv"),
+        "--user-col",
+        "customer",
+        "--item-col",
+        "sku",
+        "--rating-col",
+        "qty",
+        *extra,
+    )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("zenrec: error: ")
@@ -226,16 +318,39 @@ def test_cli_evaluate_with_a_data_config_and_a_feature_model(files):
     rng = np.random.default_rng(0)
     users = rng.integers(0, 60, 1500)
     items = rng.integers(0, 40, 1500)
-    pd.DataFrame({"customer": users, "sku": items, "qty": 1}).drop_duplicates(["customer", "sku"]).to_csv(
-        files / "events.csv", index=False)
-    pd.DataFrame({"sku": range(40), "brand": [f"b{i % 4}" for i in range(40)],
-                  "genres": ["A|B" if i % 2 else "C" for i in range(40)], "year": 1990 + np.arange(40),
-                  "title": [f"T{i}" for i in range(40)]}).to_csv(files / "items.csv", index=False)
-    pd.DataFrame({"customer": range(60), "age": 20 + np.arange(60)}).to_csv(files / "users.csv", index=False)
+    pd.DataFrame({"customer": users, "sku": items, "qty": 1}).drop_duplicates(
+        ["customer", "sku"]
+    ).to_csv(files / "events.csv", index=False)
+    pd.DataFrame(
+        {
+            "sku": range(40),
+            "brand": [f"b{i % 4}" for i in range(40)],
+            "genres": ["A|B" if i % 2 else "C" for i in range(40)],
+            "year": 1990 + np.arange(40),
+            "title": [f"T{i}" for i in range(40)],
+        }
+    ).to_csv(files / "items.csv", index=False)
+    pd.DataFrame({"customer": range(60), "age": 20 + np.arange(60)}).to_csv(
+        files / "users.csv", index=False
+    )
     cfg = _toml(files, DATA_TOML)
-    r = zenrec("evaluate", "--dataset", str(cfg), "--protocol", "recbole", "--model", "mlpranker",
-               "--set", "epochs=1", "--set", "progress=false", "--output", str(files / "r.json"),
-               "--save-bundle", str(files / "bundle"))
+    r = zenrec(
+        "evaluate",
+        "--dataset",
+        str(cfg),
+        "--protocol",
+        "recbole",
+        "--model",
+        "mlpranker",
+        "--set",
+        "epochs=1",
+        "--set",
+        "progress=false",
+        "--output",
+        str(files / "r.json"),
+        "--save-bundle",
+        str(files / "bundle"),
+    )
     assert r.returncode == 0, r.stderr
     rec = json.loads((files / "r.json").read_text())
     assert rec["dataset"] == "shop"
@@ -249,14 +364,26 @@ def test_benchmark_accepts_a_data_config(files, tmp_path):
     import zenrec
 
     rng = np.random.default_rng(1)
-    pd.DataFrame({"customer": [f"u{u}" for u in rng.integers(0, 30, 400)],
-                  "sku": rng.choice([10, 11, 12], 400), "qty": 1}).drop_duplicates(["customer", "sku"]).to_csv(
-        files / "events.csv", index=False)
+    pd.DataFrame(
+        {
+            "customer": [f"u{u}" for u in rng.integers(0, 30, 400)],
+            "sku": rng.choice([10, 11, 12], 400),
+            "qty": 1,
+        }
+    ).drop_duplicates(["customer", "sku"]).to_csv(files / "events.csv", index=False)
     cfg = _toml(files, DATA_TOML)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FeatureCoverageWarning)
-        out = zenrec.benchmark({"name": "b", "datasets": [str(cfg)], "protocols": ["msrec"], "seeds": [0],
-                                "models": [{"name": "pop"}]}, tmp_path / "run")
+        out = zenrec.benchmark(
+            {
+                "name": "b",
+                "datasets": [str(cfg)],
+                "protocols": ["msrec"],
+                "seeds": [0],
+                "models": [{"name": "pop"}],
+            },
+            tmp_path / "run",
+        )
     assert out["cells"] == 1 and out["ran"] == 1
     cell = json.loads(next((tmp_path / "run" / "cells").glob("*.json")).read_text())
     assert cell["dataset"] == "shop" and cell["metrics"]["ndcg@10"] > 0

@@ -8,15 +8,27 @@ from zenrec.data import load_builtin, min_rating
 
 def test_ml100k_counts_and_features(ml100k):
     assert (len(ml100k), ml100k.n_users, ml100k.n_items) == (100_000, 943, 1682)
-    assert ml100k.describe()["rating_distribution"] == {"1": 6110, "2": 11370, "3": 27145, "4": 34174, "5": 21201}
+    assert ml100k.describe()["rating_distribution"] == {
+        "1": 6110,
+        "2": 11370,
+        "3": 27145,
+        "4": 34174,
+        "5": 21201,
+    }
     titles = ml100k.item_features["title"]
     assert titles.row(int(ml100k.item_vocab.encode([1])[0])) == "Toy Story (1995)"
     # latin-1 decoded correctly
     assert any("Misérables" in t for t in titles.values)
     genres = ml100k.item_features["genres"]
-    assert genres.row(int(ml100k.item_vocab.encode([1])[0])) == ["Animation", "Children's", "Comedy"]
+    assert genres.row(int(ml100k.item_vocab.encode([1])[0])) == [
+        "Animation",
+        "Children's",
+        "Comedy",
+    ]
     assert ml100k.user_features["gender"].row(0) in ("M", "F")
-    assert ml100k.source_sha256 == "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"
+    assert (
+        ml100k.source_sha256 == "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"
+    )
 
 
 def test_ml1m_without_timestamps_and_recbole_filter_counts():

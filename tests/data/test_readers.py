@@ -13,7 +13,11 @@ def write(tmp_path, name, text, mode="w"):
 
 
 def test_detects_common_column_names(tmp_path):
-    p = write(tmp_path, "log.csv", "userId,movieId,rating,timestamp\n1,10,4.5,100\n2,10,3,200\n1,11,5,300\n")
+    p = write(
+        tmp_path,
+        "log.csv",
+        "userId,movieId,rating,timestamp\n1,10,4.5,100\n2,10,3,200\n1,11,5,300\n",
+    )
     ds = read_interactions(p)
     assert (ds.n_users, ds.n_items, len(ds)) == (2, 2, 3)
     assert ds.ratings.tolist() == [4.5, 3.0, 5.0]
@@ -29,7 +33,11 @@ def test_multichar_separator_without_header_by_position(tmp_path):
 
 
 def test_string_ids_and_iso_times(tmp_path):
-    p = write(tmp_path, "e.tsv", "user\titem\ttime\nalice\tbook-1\t2024-01-02T03:04:05Z\nbob\tbook-2\t2024-01-03\n")
+    p = write(
+        tmp_path,
+        "e.tsv",
+        "user\titem\ttime\nalice\tbook-1\t2024-01-02T03:04:05Z\nbob\tbook-2\t2024-01-03\n",
+    )
     ds = read_interactions(p)
     assert ds.user_vocab.ids.tolist() == ["alice", "bob"]
     assert ds.timestamps[0] == 1704164645
@@ -47,13 +55,21 @@ def test_parquet(tmp_path):
     [
         ("", {}, "empty"),
         ("user,item\n", {}, "no data rows"),
-        ("user,item,rating\n1,2,5\n1,3,five\n", {}, r"line 3: column 'rating' \(rating\) is 'five', expected a number"),
+        (
+            "user,item,rating\n1,2,5\n1,3,five\n",
+            {},
+            r"line 3: column 'rating' \(rating\) is 'five', expected a number",
+        ),
         ("user,item,rating\n1,2,5\n3,4,5,6\n", {}, "line 3: 4 fields, expected 3"),
         ("who,what\n1,2\n", {}, "cannot tell which column holds the user id"),
         ("user,item\n1,2\n", {"user_col": "customer"}, "user id column 'customer' not found"),
         ("user,item\n,2\n,3\n", {}, "empty on every row"),
         ("user,item\n1,2\n,3\n", {}, "line 3: column 'user'"),
-        ("1::2\n1::2::3\n", {"sep": "::", "header": False, "user_col": "0", "item_col": "1"}, "line 2: 3 fields, expected 2"),
+        (
+            "1::2\n1::2::3\n",
+            {"sep": "::", "header": False, "user_col": "0", "item_col": "1"},
+            "line 2: 3 fields, expected 2",
+        ),
         ("user,item,time\n1,2,yesterday\n", {}, "line 2: column 'time' \\(time\\) is 'yesterday'"),
     ],
 )
@@ -98,7 +114,10 @@ def test_explicit_path_wins(tmp_path, monkeypatch):
 def test_reads_a_50k_row_file(tmp_path):
     n = 50_000
     rng = np.random.default_rng(0)
-    lines = "\n".join(f"{u}\t{i}\t{r}" for u, i, r in zip(rng.integers(0, 500, n), rng.integers(0, 900, n), rng.integers(1, 6, n)))
+    lines = "\n".join(
+        f"{u}\t{i}\t{r}"
+        for u, i, r in zip(rng.integers(0, 500, n), rng.integers(0, 900, n), rng.integers(1, 6, n))
+    )
     p = write(tmp_path, "big.tsv", "user\titem\trating\n" + lines + "\n")
     ds = read_interactions(p)
     assert len(ds) == n

@@ -50,8 +50,9 @@ def test_read_sequences_line_order_and_splits(tmp_path: Path):
     ds = read_sequences(p)
     assert (ds.n_users, ds.n_items, len(ds)) == (3, 5, 8)
     assert ds.timestamps is not None and ds.timestamps.tolist() == list(range(8))
-    assert ds.item_vocab.decode(user_sequences(ds, 10)[ds.user_vocab.encode([1])[0]][-5:] - 1).tolist() == \
-        [10, 11, 12, 13, 14]
+    assert ds.item_vocab.decode(
+        user_sequences(ds, 10)[ds.user_vocab.encode([1])[0]][-5:] - 1
+    ).tolist() == [10, 11, 12, 13, 14]
     sp = leave_one_out(ds, valid=True)
     u1 = sp.test.users == ds.user_vocab.encode([1])[0]
     assert ds.item_vocab.decode(sp.test.items[u1]).tolist() == [14]
@@ -81,8 +82,10 @@ def test_read_sequences_gzip_and_string_ids(tmp_path: Path):
 DATA = os.environ.get("ZENREC_DATA")
 
 
-@pytest.mark.skipif(not DATA or not (Path(DATA) / "ml-1m" / "ratings.users1-2999.with-timestamps.dat.gz").exists(),
-                    reason="shared MovieLens data absent")
+@pytest.mark.skipif(
+    not DATA or not (Path(DATA) / "ml-1m" / "ratings.users1-2999.with-timestamps.dat.gz").exists(),
+    reason="shared MovieLens data absent",
+)
 def test_ml1m_ts_builtin():
     ds = load_dataset("ml-1m-ts")
     assert (len(ds), ds.n_users) == (487_650, 2999)

@@ -63,7 +63,9 @@ def test_synthetic_is_deterministic_and_planted(synthetic):
     from zenrec.data import synthetic_dataset
 
     again = synthetic_dataset(n_users=300, n_items=120, interactions_per_user=15, seed=7)
-    assert np.array_equal(again.users, synthetic.users) and np.array_equal(again.items, synthetic.items)
+    assert np.array_equal(again.users, synthetic.users) and np.array_equal(
+        again.items, synthetic.items
+    )
     # popularity skew: the top decile of items holds far more than 10% of interactions
     counts = np.sort(synthetic.item_counts())[::-1]
     assert counts[: len(counts) // 10].sum() > 0.2 * counts.sum()

@@ -34,7 +34,9 @@ def run_page(workdir: Path) -> list[tuple[str, str, list[str]]]:
             with contextlib.redirect_stdout(buf), warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 exec(compile(code, f"{PAGE.name} block {j + 1}", "exec"), ns)
-            out.append((code, buf.getvalue(), [f"{w.category.__name__}: {w.message}" for w in caught]))
+            out.append(
+                (code, buf.getvalue(), [f"{w.category.__name__}: {w.message}" for w in caught])
+            )
     finally:
         os.chdir(old)
     return out
@@ -43,9 +45,22 @@ def run_page(workdir: Path) -> list[tuple[str, str, list[str]]]:
 def test_page_has_the_whole_workflow():
     blocks = python_blocks(PAGE.read_text())
     joined = "\n".join(blocks)
-    for call in ("load_dataset(", "read_interactions(", "with_item_features(", "user_stratified_split(",
-                 ".fit(", "zenrec.evaluate(", "exclude=()", ".to_frame(", "recommend(", "to_frame(titles=True)",
-                 ".save(", "load_model(", "zenrec.tune(", "zenrec.benchmark("):
+    for call in (
+        "load_dataset(",
+        "read_interactions(",
+        "with_item_features(",
+        "user_stratified_split(",
+        ".fit(",
+        "zenrec.evaluate(",
+        "exclude=()",
+        ".to_frame(",
+        "recommend(",
+        "to_frame(titles=True)",
+        ".save(",
+        "load_model(",
+        "zenrec.tune(",
+        "zenrec.benchmark(",
+    ):
         assert call in joined, call
 
 
@@ -55,19 +70,26 @@ def test_python_api_page_runs(tmp_path):
     text = "\n".join(o for _, o, _ in results)
     transcript = os.environ.get("ZENREC_DOC_TRANSCRIPT")
     if transcript:  # for reports: the code as run with its output
-        Path(transcript).write_text("\n\n".join(
-            f">>> block {j + 1}\n{c}--- output\n{o}" + "".join(f"--- warning\n{x}\n" for x in w)
-            for j, (c, o, w) in enumerate(results)))
+        Path(transcript).write_text(
+            "\n\n".join(
+                f">>> block {j + 1}\n{c}--- output\n{o}" + "".join(f"--- warning\n{x}\n" for x in w)
+                for j, (c, o, w) in enumerate(results)
+            )
+        )
     # the only warning is the one the page shows on purpose: D4 has no row, Z9 is not in the log
     warned = [(j, x) for j, (_, _, w) in enumerate(results) for x in w]
-    assert len(warned) == 1 and warned[0][1].startswith("FeatureCoverageWarning: DataFrame: item features"), warned
+    assert len(warned) == 1 and warned[0][1].startswith(
+        "FeatureCoverageWarning: DataFrame: item features"
+    ), warned
     assert "e.g. ['D4']" in warned[0][1] and "e.g. ['Z9']" in warned[0][1]
     assert "Dataset(name='ml-100k', interactions=100000, users=943, items=1682" in text
-    assert "DataFrame row 1 (0-based): column 'rating' (rating) is 'five', expected a number" in text
+    assert (
+        "DataFrame row 1 (0-based): column 'rating' (rating) is 'five', expected a number" in text
+    )
     assert "cover 3 of 4 items; 1 items have no row" in text
-    assert re.search(r"NDCG@10 = 0\.471\d", text)           # EASE, msrec split, masked
+    assert re.search(r"NDCG@10 = 0\.471\d", text)  # EASE, msrec split, masked
     assert re.search(r"unmasked NDCG@10 = 0\.08\d\d", text)  # the trap: seen items in the top-10
-    assert "When Harry Met Sally... (1989)" in text        # titles beside the items
+    assert "When Harry Met Sally... (1989)" in text  # titles beside the items
     assert (tmp_path / "runs" / "ease-ml100k" / "bundle.json").exists()
     assert (tmp_path / "runs" / "doc-bench" / "summary.csv").exists()
 

@@ -28,8 +28,10 @@ def test_mean_ci_and_paired_tests(rng):
     better = paired_tests(a + 0.05 + 0.01 * rng.standard_normal(200), a)
     assert better["wilcoxon_p"] < 1e-10 and better["ttest_p"] < 1e-10 and better["mean_diff"] > 0
     users = np.arange(200)
-    rows = compare_to_baseline({"base": (users, a), "copy": (users, a.copy()),
-                                "plus": (users[::-1], (a + 0.05)[::-1])}, "base")
+    rows = compare_to_baseline(
+        {"base": (users, a), "copy": (users, a.copy()), "plus": (users[::-1], (a + 0.05)[::-1])},
+        "base",
+    )
     by = {r["model"]: r for r in rows}
     assert not by["copy"]["significant"] and by["plus"]["significant"] and by["plus"]["better"]
 
@@ -40,10 +42,19 @@ def bench(tmp_path_factory):
 
     ds = synthetic_dataset(n_users=300, n_items=120, interactions_per_user=15, seed=7)
     cfg = BenchmarkConfig(
-        name="synthetic", datasets=[ds.name], protocols=["recbole"], seeds=[1, 2, 3], baseline="ease",
-        metrics=["ndcg@10", "recall@10"], tune={"trials": 3},
-        models=[{"name": "ease", "tune": False}, {"name": "ease", "label": "ease-copy", "tune": False},
-                {"name": "pop", "tune": False}, {"name": "itemknn"}],
+        name="synthetic",
+        datasets=[ds.name],
+        protocols=["recbole"],
+        seeds=[1, 2, 3],
+        baseline="ease",
+        metrics=["ndcg@10", "recall@10"],
+        tune={"trials": 3},
+        models=[
+            {"name": "ease", "tune": False},
+            {"name": "ease", "label": "ease-copy", "tune": False},
+            {"name": "pop", "tune": False},
+            {"name": "itemknn"},
+        ],
     )
     run_dir = tmp_path_factory.mktemp("bench")
     out = run_benchmark(cfg, run_dir, progress=False, datasets={ds.name: ds})
@@ -57,8 +68,17 @@ def test_benchmark_tables_ci_and_significance(bench):
 
     res = pl.read_parquet(run_dir / "results.parquet")
     assert res.height == 12
-    for col in ("protocol", "dataset_sha256", "seed", "hyperparameters", "versions", "fit_seconds",
-                "eval_seconds", "command", "ndcg@10"):
+    for col in (
+        "protocol",
+        "dataset_sha256",
+        "seed",
+        "hyperparameters",
+        "versions",
+        "fit_seconds",
+        "eval_seconds",
+        "command",
+        "ndcg@10",
+    ):
         assert col in res.columns
     assert (run_dir / "results.csv").exists()
     summ = pl.read_csv(run_dir / "summary.csv")
@@ -85,7 +105,9 @@ def test_benchmark_tables_ci_and_significance(bench):
     for n in names:
         assert by[n]["wilcoxon_p_holm"] == pytest.approx(expected[n], rel=1e-9, abs=1e-300)
     # a correction that does nothing (or Bonferroni without the step-down) would differ here
-    assert by[names[0]]["wilcoxon_p_holm"] == pytest.approx(min(1.0, 3 * by[names[0]]["wilcoxon_p"]), rel=1e-9)
+    assert by[names[0]]["wilcoxon_p_holm"] == pytest.approx(
+        min(1.0, 3 * by[names[0]]["wilcoxon_p"]), rel=1e-9
+    )
     users = pl.read_parquet(next((run_dir / "cells").glob("*ease__s1.users.parquet")))
     rec = json.loads(next((run_dir / "cells").glob("*ease__s1.json")).read_text())
     assert users.height == rec["n_users_evaluated"]
@@ -102,23 +124,32 @@ def test_benchmark_resumes_and_skips_finished_cells(bench):
     cell.unlink()
     out = run_benchmark(cfg, run_dir, progress=False, datasets={ds.name: ds})
     assert out["ran"] == 1 and out["skipped"] == 11 and cell.exists()
-    assert json.loads(next((run_dir / "cells").glob("*ease__s1.json")).read_text())["created"] == before
+    assert (
+        json.loads(next((run_dir / "cells").glob("*ease__s1.json")).read_text())["created"]
+        == before
+    )
 
 
 def test_benchmark_config_errors_name_file_and_key(tmp_path):
     from zenrec._errors import ConfigError
 
     p = tmp_path / "b.toml"
-    p.write_text('name = "x"\ndatasets = ["ml-100k"]\nprotocols = ["msrec"]\nseeds = [1]\n'
-                 '[[models]]\nname = "eaze"\n')
+    p.write_text(
+        'name = "x"\ndatasets = ["ml-100k"]\nprotocols = ["msrec"]\nseeds = [1]\n'
+        '[[models]]\nname = "eaze"\n'
+    )
     with pytest.raises(ConfigError, match=r"models\[0\]\.name.*unknown model 'eaze'"):
         load_benchmark_config(p)
-    p.write_text('name = "x"\ndatasets = ["ml-100k"]\nprotocols = ["msrec"]\nseeds = [1]\nbaseline = "pop"\n'
-                 '[[models]]\nname = "ease"\n')
+    p.write_text(
+        'name = "x"\ndatasets = ["ml-100k"]\nprotocols = ["msrec"]\nseeds = [1]\nbaseline = "pop"\n'
+        '[[models]]\nname = "ease"\n'
+    )
     with pytest.raises(ConfigError, match="'baseline' 'pop' is not a model label"):
         load_benchmark_config(p)
-    p.write_text('name = "x"\ndatasets = ["ml-100k"]\nprotocols = ["msrec"]\nseeds = [1]\n'
-                 '[[models]]\nname = "ease"\nparams = { l2 = -1 }\n')
+    p.write_text(
+        'name = "x"\ndatasets = ["ml-100k"]\nprotocols = ["msrec"]\nseeds = [1]\n'
+        '[[models]]\nname = "ease"\nparams = { l2 = -1 }\n'
+    )
     with pytest.raises(ConfigError, match=r"models\[0\]\.params.*l2"):
         load_benchmark_config(p)
 

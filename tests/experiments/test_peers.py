@@ -45,12 +45,23 @@ def peer_bench(tmp_path_factory):
     script = tmp / "fake_peer.py"
     script.write_text(FAKE_PEER)
     cfg = BenchmarkConfig(
-        name="peers", datasets=[ds.name], protocols=["recbole", "msrec"], seeds=[1, 2], baseline="ease",
+        name="peers",
+        datasets=[ds.name],
+        protocols=["recbole", "msrec"],
+        seeds=[1, 2],
+        baseline="ease",
         metrics=["ndcg@10", "recall@10"],
         models=[{"name": "ease", "tune": False}, {"name": "pop", "tune": False}],
-        peers=[{"library": "fake", "model": "Fake", "label": "fake-peer", "params": {"k": 5},
-                "command": [sys.executable, str(script)]},
-               {"library": "recbole", "model": "EASE", "venv": str(tmp / "no-such-venv")}],
+        peers=[
+            {
+                "library": "fake",
+                "model": "Fake",
+                "label": "fake-peer",
+                "params": {"k": 5},
+                "command": [sys.executable, str(script)],
+            },
+            {"library": "recbole", "model": "EASE", "venv": str(tmp / "no-such-venv")},
+        ],
     )
     run_dir = tmp / "run"
     out = run_benchmark(cfg, run_dir, progress=False, datasets={ds.name: ds})
@@ -58,14 +69,18 @@ def peer_bench(tmp_path_factory):
 
 
 def _rows(path, header=True):
-    lines = path.read_text().splitlines()[1 if header else 0:]
+    lines = path.read_text().splitlines()[1 if header else 0 :]
     return sorted((u, i, float(r)) for u, i, r in (ln.split("\t") for ln in lines))
 
 
 def _ds_rows(ds):
-    return sorted(zip((str(u) for u in ds.user_vocab.decode(ds.users)),
-                      (str(i) for i in ds.item_vocab.decode(ds.items)),
-                      (float(r) for r in ds.ratings)))
+    return sorted(
+        zip(
+            (str(u) for u in ds.user_vocab.decode(ds.users)),
+            (str(i) for i in ds.item_vocab.decode(ds.items)),
+            (float(r) for r in ds.ratings),
+        )
+    )
 
 
 def test_exported_split_is_zenrecs_split(peer_bench):
@@ -86,7 +101,9 @@ def test_exported_split_is_zenrecs_split(peer_bench):
             else:  # msrec: zenrec's carved tuning validation part, inside train
                 carved = tuning_split(data, protocol, seed)[0]
                 valid = _rows(seen / "valid.tsv")
-                assert valid == _ds_rows(carved.valid) and set(valid) <= set(_rows(seen / "train.tsv"))
+                assert valid == _ds_rows(carved.valid) and set(valid) <= set(
+                    _rows(seen / "train.tsv")
+                )
             manifest = json.loads((seen / "split.json").read_text())
             assert manifest["seed"] == seed and manifest["protocol"]["name"] == pname
 
@@ -100,7 +117,9 @@ def test_peer_rows_in_results_summary_and_report(peer_bench):
     fake = res.filter(pl.col("label") == "fake-peer")
     assert fake.height == 4 and set(fake["library"].to_list()) == {"fake"}
     assert set(fake["status"].to_list()) == {"ok"}
-    assert sorted(fake.filter(pl.col("protocol") == "recbole")["ndcg@10"].to_list()) == pytest.approx([0.11, 0.12])
+    assert sorted(
+        fake.filter(pl.col("protocol") == "recbole")["ndcg@10"].to_list()
+    ) == pytest.approx([0.11, 0.12])
     assert set(res.filter(pl.col("label") == "ease")["library"].to_list()) == {"zenrec"}
     skipped = res.filter(pl.col("label") == "recbole-ease")
     assert skipped.height == 4 and set(skipped["status"].to_list()) == {"skipped"}
@@ -108,13 +127,20 @@ def test_peer_rows_in_results_summary_and_report(peer_bench):
     rec = json.loads(next((run_dir / "cells").glob("*recbole__fake-peer__s1.json")).read_text())
     assert rec["kind"] == "peer" and rec["seed"] == 1 and rec["split_sha256"]
     zen = json.loads(next((run_dir / "cells").glob("*recbole__ease__s1.json")).read_text())
-    assert rec["data_fingerprint"] == zen["data_fingerprint"] and rec["dataset_sha256"] == zen["dataset_sha256"]
+    assert (
+        rec["data_fingerprint"] == zen["data_fingerprint"]
+        and rec["dataset_sha256"] == zen["dataset_sha256"]
+    )
     assert rec["fit_seconds"] == 0.5 and rec["seconds"] > 0 and "SPLIT_DIR" in rec["command"]
     assert "['k=5']" in (tmp / "calls.txt").read_text()
 
     summ = pl.read_csv(run_dir / "summary.csv")
-    row = summ.filter((pl.col("label") == "fake-peer") & (pl.col("protocol") == "recbole")).row(0, named=True)
-    assert row["n_seeds"] == 2 and row["ndcg@10"] == pytest.approx(0.115) and row["library"] == "fake"
+    row = summ.filter((pl.col("label") == "fake-peer") & (pl.col("protocol") == "recbole")).row(
+        0, named=True
+    )
+    assert (
+        row["n_seeds"] == 2 and row["ndcg@10"] == pytest.approx(0.115) and row["library"] == "fake"
+    )
     srow = summ.filter(pl.col("label") == "recbole-ease").row(0, named=True)
     assert srow["n_seeds"] == 0 and "not installed" in srow["note"]
     sig = pl.read_csv(run_dir / "significance.csv")
@@ -125,11 +151,19 @@ def test_peer_rows_in_results_summary_and_report(peer_bench):
 
     md_path, html_path = build_report(run_dir)
     md = md_path.read_text()
-    assert "fake-peer" in md and "fake (peer)" in md and "recbole (not installed: run bash" in md and "left out of the significance tests" in md
+    assert (
+        "fake-peer" in md
+        and "fake (peer)" in md
+        and "recbole (not installed: run bash" in md
+        and "left out of the significance tests" in md
+    )
     assert "recbole-ease" in md and "not installed" in md and "setup_peers.sh" in md
     assert "fake-peer" in html_path.read_text()
-    table = summary_markdown(pl.read_parquet(run_dir / "summary.parquet"),
-                             pl.read_parquet(run_dir / "significance.parquet"), cfg.baseline_label)
+    table = summary_markdown(
+        pl.read_parquet(run_dir / "summary.parquet"),
+        pl.read_parquet(run_dir / "significance.parquet"),
+        cfg.baseline_label,
+    )
     assert "n/a (peer" in table
 
 
@@ -164,7 +198,9 @@ def test_export_folds_and_config_checks(tmp_path):
     with pytest.raises(ConfigError, match=r"peers\[0\].*does not evaluate protocol 'msrec'"):
         load_benchmark_config(p)
     p.write_text(base + '[[peers]]\nlibrary = "lenskit"\nmodel = "ALS"\n')
-    with pytest.raises(ConfigError, match=r"peers\.0.*no built-in runner for library 'lenskit'.*give a 'command'"):
+    with pytest.raises(
+        ConfigError, match=r"peers\.0.*no built-in runner for library 'lenskit'.*give a 'command'"
+    ):
         load_benchmark_config(p)
     p.write_text(base + '[[peers]]\nlibrary = "recbole"\nmodel = "EASE"\nlabel = "ease"\n')
     with pytest.raises(ConfigError, match="labels must be unique"):

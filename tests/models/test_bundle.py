@@ -27,7 +27,9 @@ def test_changed_array_bytes_fail_the_content_hash(saved):
     raw = bytearray(f.read_bytes())
     raw[-1] ^= 0x01  # one bit of the last weight: still a valid safetensors file
     f.write_bytes(bytes(raw))
-    with pytest.raises(BundleError, match="content hash mismatch; the bundle was modified or is corrupt"):
+    with pytest.raises(
+        BundleError, match="content hash mismatch; the bundle was modified or is corrupt"
+    ):
         load_model(saved)
 
 
@@ -46,8 +48,11 @@ def test_newer_format_version_is_refused_with_upgrade_hint(saved):
     meta = json.loads(f.read_text())
     meta["format_version"] = BUNDLE_VERSION + 1
     f.write_text(json.dumps(meta))
-    with pytest.raises(BundleError, match=rf"bundle format {BUNDLE_VERSION + 1} is newer than this "
-                                          rf"zenrec \({BUNDLE_VERSION}\); upgrade zenrec"):
+    with pytest.raises(
+        BundleError,
+        match=rf"bundle format {BUNDLE_VERSION + 1} is newer than this "
+        rf"zenrec \({BUNDLE_VERSION}\); upgrade zenrec",
+    ):
         load_model(saved)
 
 

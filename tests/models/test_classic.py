@@ -46,7 +46,9 @@ class TestBiasedMF(RecommenderConformance):
 
 
 def test_bad_parameters_give_one_line_errors():
-    with pytest.raises(ConfigError, match=r"'factors' parameter of ials.*greater than or equal to 1.*got 0"):
+    with pytest.raises(
+        ConfigError, match=r"'factors' parameter of ials.*greater than or equal to 1.*got 0"
+    ):
         create_model("ials", factors=0)
     with pytest.raises(ConfigError, match="'lambda' is not a parameter of ease"):
         create_model("ease", **{"lambda": 3})
@@ -97,11 +99,13 @@ def test_biasedmf_recovers_planted_ratings():
     # an unknown user falls back to mu + b_i, an unknown item to mu + b_u, both unknown to mu
     mu = float(s.train.ratings.mean())
     items = s.train.item_vocab.ids[:5]
-    np.testing.assert_allclose(m.predict(["ghost"] * 5, items),
-                               mu + m.bi_[s.train.item_vocab.encode(items)], rtol=1e-6)
+    np.testing.assert_allclose(
+        m.predict(["ghost"] * 5, items), mu + m.bi_[s.train.item_vocab.encode(items)], rtol=1e-6
+    )
     user = s.train.user_vocab.ids[3]
-    np.testing.assert_allclose(m.predict([user], [10**6]),
-                               mu + m.bu_[s.train.user_vocab.encode([user])], rtol=1e-6)
+    np.testing.assert_allclose(
+        m.predict([user], [10**6]), mu + m.bu_[s.train.user_vocab.encode([user])], rtol=1e-6
+    )
     np.testing.assert_allclose(m.predict(["ghost"], [10**6]), [mu], rtol=1e-6)
 
 

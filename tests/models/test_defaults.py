@@ -32,14 +32,22 @@ def test_ials_auto_factors_and_regularisation_scale_with_the_data(synthetic):
 
     m = create_model("ials", iterations=2, num_threads=1).fit(synthetic)
     stats = data_stats(synthetic.csr())
-    assert m.resolved_params_ == {"factors": als_factors(stats),
-                                  "regularization": als_regularization(stats, 5.0)}
+    assert m.resolved_params_ == {
+        "factors": als_factors(stats),
+        "regularization": als_regularization(stats, 5.0),
+    }
     assert m.item_factors_.shape[1] == m.resolved_params_["factors"]
     sparse = synthetic_dataset(n_users=2000, n_items=400, interactions_per_user=3, seed=2)
-    reg_sparse = create_model("ials", iterations=1, num_threads=1).fit(sparse).resolved_params_["regularization"]
+    reg_sparse = (
+        create_model("ials", iterations=1, num_threads=1)
+        .fit(sparse)
+        .resolved_params_["regularization"]
+    )
     assert reg_sparse > m.resolved_params_["regularization"]  # sparser data, stronger penalty
     # explicit values win
-    e = create_model("ials", factors=8, regularization=1.0, iterations=1, num_threads=1).fit(synthetic)
+    e = create_model("ials", factors=8, regularization=1.0, iterations=1, num_threads=1).fit(
+        synthetic
+    )
     assert e.resolved_params_ == {"factors": 8, "regularization": 1.0}
 
 
@@ -48,7 +56,10 @@ def test_auto_parameter_errors_stay_one_line():
 
     from zenrec import ConfigError
 
-    with pytest.raises(ConfigError, match=r"^the 'factors' parameter of ials: .*greater than or equal to 1 \(or 'auto'\); got 0$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^the 'factors' parameter of ials: .*greater than or equal to 1 \(or 'auto'\); got 0$",
+    ):
         create_model("ials", factors=0)
 
 
@@ -74,7 +85,10 @@ def test_itemknn_auto_shrink_grows_on_sparse_data_and_is_recorded(synthetic, tmp
     loaded = load_model(m.save(tmp_path / "b"))
     assert loaded.params()["shrink"] == "auto" and loaded.resolved_params_ == m.resolved_params_
     sparse = synthetic_dataset(n_users=2000, n_items=400, interactions_per_user=3, seed=2)
-    assert create_model("itemknn").fit(sparse).resolved_params_["shrink"] > 3 * m.resolved_params_["shrink"]
+    assert (
+        create_model("itemknn").fit(sparse).resolved_params_["shrink"]
+        > 3 * m.resolved_params_["shrink"]
+    )
     assert create_model("itemknn", shrink=0).fit(sparse).resolved_params_ == {"shrink": 0.0}
     # UserKNN keeps a fixed shrink; its neighbour count follows the data
     assert create_model("userknn").config.shrink == 0.0
@@ -97,8 +111,9 @@ def test_userknn_auto_k_follows_interactions_per_user(synthetic, tmp_path):
     # few interactions per user: many more neighbours, up to every other user
     sparse = synthetic_dataset(n_users=2000, n_items=400, interactions_per_user=3, seed=2)
     ks = create_model("userknn").fit(sparse).resolved_params_["k"]
-    assert ks == 1999 and ks > 10 * user_knn_k(DataStats(n_users=10**6, n_items=400, nnz=10**8,
-                                                           per_user=100.0, per_item=1.0, density=0.25))
+    assert ks == 1999 and ks > 10 * user_knn_k(
+        DataStats(n_users=10**6, n_items=400, nnz=10**8, per_user=100.0, per_item=1.0, density=0.25)
+    )
     assert create_model("userknn", k=7).fit(sparse).resolved_params_ == {"k": 7}
 
 
@@ -128,7 +143,10 @@ def test_neural_auto_batch_gives_small_data_enough_steps(tmp_path):
     assert vae.resolved_params_ == {"batch_size": user_batch(ds.n_users)}
     assert load_model(vae.save(tmp_path / "v")).resolved_params_ == vae.resolved_params_
     # an explicit batch is used as given and nothing is resolved
-    assert create_model("bprmf", batch_size=64, epochs=1, progress=False).fit(ds).resolved_params_ == {}
+    assert (
+        create_model("bprmf", batch_size=64, epochs=1, progress=False).fit(ds).resolved_params_
+        == {}
+    )
 
 
 def test_slim_auto_alpha_is_recboles_cap_or_weaker_on_sparse_data(tmp_path):

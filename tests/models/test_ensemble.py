@@ -47,8 +47,9 @@ def test_fusion_is_the_weighted_sum_and_zero_weight_drops_a_member(synthetic):
     only_ease = create_model("ensemble", members=MEMBERS, w1=1.0, w2=0.0).fit(synthetic)
     ease = create_model("ease", l2=1.0).fit(synthetic)
     ids = synthetic.user_vocab.ids[:20]
-    assert [x.tolist() for x in only_ease.recommend(ids, k=5).item_lists] == \
-        [x.tolist() for x in ease.recommend(ids, k=5).item_lists]
+    assert [x.tolist() for x in only_ease.recommend(ids, k=5).item_lists] == [
+        x.tolist() for x in ease.recommend(ids, k=5).item_lists
+    ]
 
 
 def test_members_are_fitted_once_per_training_set(synthetic):
@@ -61,9 +62,11 @@ def test_bundle_is_self_contained_and_bundle_members_are_checked(tmp_path):
     planted = planted_blocks()
     ease = create_model("ease", l2=1.0).fit(planted.train)
     ease.save(tmp_path / "ease")
-    ens = create_model("ensemble", members=[{"bundle": str(tmp_path / "ease")},
-                                            {"model": "rp3beta", "params": {"k": 20}}],
-                       normalize="rank").fit(planted.train)
+    ens = create_model(
+        "ensemble",
+        members=[{"bundle": str(tmp_path / "ease")}, {"model": "rp3beta", "params": {"k": 20}}],
+        normalize="rank",
+    ).fit(planted.train)
     users = list(planted.withheld)[:8]
     before = ens.recommend(users, k=5)
     ens.save(tmp_path / "ens")
@@ -91,11 +94,18 @@ def test_member_specs_are_validated():
 
 def test_six_members_each_weighted(synthetic):
     # up to six members, w5 and w6 weight the fifth and sixth: a weight of 0 removes a member
-    specs = [{"model": "pop"}, {"model": "itemknn"}, {"model": "ease", "params": {"l2": 10.0}},
-             {"model": "rp3beta", "params": {"k": 20}}, {"model": "edlae", "params": {"l2": 5.0}},
-             {"model": "itemknn", "params": {"k": 5}}]
+    specs = [
+        {"model": "pop"},
+        {"model": "itemknn"},
+        {"model": "ease", "params": {"l2": 10.0}},
+        {"model": "rp3beta", "params": {"k": 20}},
+        {"model": "edlae", "params": {"l2": 5.0}},
+        {"model": "itemknn", "params": {"k": 5}},
+    ]
     users = np.arange(10)
-    six = create_model("ensemble", members=specs, w1=0, w2=0, w3=0, w4=0, w5=1.0, w6=0).fit(synthetic)
+    six = create_model("ensemble", members=specs, w1=0, w2=0, w3=0, w4=0, w5=1.0, w6=0).fit(
+        synthetic
+    )
     one = create_model("ensemble", members=[specs[4]]).fit(synthetic)
     np.testing.assert_allclose(six.score_indices(users), one.score_indices(users), atol=1e-5)
     assert six.config.weights() == [0, 0, 0, 0, 1.0, 0]
@@ -103,8 +113,13 @@ def test_six_members_each_weighted(synthetic):
 
 def test_history_scoring_combines_member_hooks():
     planted = planted_blocks()
-    ens = create_model("ensemble", members=[{"model": "rp3beta", "params": {"k": 20}},
-                                            {"model": "edlae", "params": {"l2": 1.0}}]).fit(planted.train)
+    ens = create_model(
+        "ensemble",
+        members=[
+            {"model": "rp3beta", "params": {"k": 20}},
+            {"model": "edlae", "params": {"l2": 1.0}},
+        ],
+    ).fit(planted.train)
     tr = planted.train
     uidx = 3
     s = ens._score_from_items(tr.items[tr.users == uidx])
@@ -117,8 +132,10 @@ def test_members_do_not_see_the_validation_data_the_weights_are_tuned_on(synthet
     from zenrec.splits import user_random_split
 
     sp = user_random_split(synthetic, (0.8, 0.2), seed=0)
-    member = {"model": "bprmf", "params": {"epochs": 4, "eval_every": 1, "patience": 2,
-                                           "factors": 8, "progress": False}}
+    member = {
+        "model": "bprmf",
+        "params": {"epochs": 4, "eval_every": 1, "patience": 2, "factors": 8, "progress": False},
+    }
     ens = create_model("ensemble", members=[member, {"model": "pop"}]).fit(sp.train, sp.test)
     m = ens.members_[0]
     assert m.holdout_ is not None and m.holdout_["interactions"] > 0

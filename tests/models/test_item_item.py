@@ -70,7 +70,9 @@ def test_edlae_closed_forms_match_definitions(synthetic):
     np.testing.assert_allclose(d.B_, P @ G, atol=1e-4)
     # dropout 0 with full emphasis is EASE
     e = create_model("ease", l2=lam).fit(synthetic)
-    np.testing.assert_allclose(create_model("edlae", dropout=0.0, l2=lam).fit(synthetic).B_, e.B_, atol=1e-5)
+    np.testing.assert_allclose(
+        create_model("edlae", dropout=0.0, l2=lam).fit(synthetic).B_, e.B_, atol=1e-5
+    )
 
 
 def test_edlae_low_rank_is_the_best_rank_r_solution(synthetic):
@@ -100,21 +102,33 @@ def test_slim_matches_a_direct_elasticnet_and_is_sparse_nonnegative(synthetic):
     from sklearn.linear_model import ElasticNet
 
     alpha, l1 = 2e-3, 0.2
-    m = create_model("slim", alpha=alpha, l1_ratio=l1, neighbors=0, max_iter=2000, tol=1e-8,
-                     n_jobs=2).fit(synthetic)
+    m = create_model(
+        "slim", alpha=alpha, l1_ratio=l1, neighbors=0, max_iter=2000, tol=1e-8, n_jobs=2
+    ).fit(synthetic)
     W = m.W_.toarray()
     assert (W >= 0).all() and np.allclose(np.diag(W), 0)
     X = synthetic.csr().toarray().astype(np.float64)
     for j in (0, 5, 17):
         Xj = X.copy()
         Xj[:, j] = 0
-        ref = ElasticNet(alpha=alpha, l1_ratio=l1, positive=True, fit_intercept=False,
-                         max_iter=5000, tol=1e-10).fit(Xj, X[:, j]).coef_
+        ref = (
+            ElasticNet(
+                alpha=alpha,
+                l1_ratio=l1,
+                positive=True,
+                fit_intercept=False,
+                max_iter=5000,
+                tol=1e-10,
+            )
+            .fit(Xj, X[:, j])
+            .coef_
+        )
         np.testing.assert_allclose(W[:, j], ref, atol=2e-3)
     assert 0 < m.W_.nnz < 0.5 * W.size
     # one thread and many threads give the same weights
-    one = create_model("slim", alpha=alpha, l1_ratio=l1, neighbors=0, max_iter=2000, tol=1e-8,
-                       n_jobs=1).fit(synthetic)
+    one = create_model(
+        "slim", alpha=alpha, l1_ratio=l1, neighbors=0, max_iter=2000, tol=1e-8, n_jobs=1
+    ).fit(synthetic)
     np.testing.assert_allclose(one.W_.toarray(), W, atol=1e-6)
 
 
@@ -124,16 +138,25 @@ def test_slim_working_set_grows_to_the_exact_solution(synthetic, monkeypatch):
     # solution over every item, which has far more than 2 regressors per column
     from zenrec.models.classic import slim
 
-    params = {"alpha": 2e-3, "l1_ratio": 0.2, "neighbors": 0, "max_iter": 2000, "tol": 1e-8,
-              "n_jobs": 1}
+    params = {
+        "alpha": 2e-3,
+        "l1_ratio": 0.2,
+        "neighbors": 0,
+        "max_iter": 2000,
+        "tol": 1e-8,
+        "n_jobs": 1,
+    }
     full = create_model("slim", **params).fit(synthetic).W_.toarray()
     assert np.median((full > 0).sum(axis=0)) > 4
     monkeypatch.setattr(slim, "WORKING_SET", 2)
     grown = create_model("slim", **params).fit(synthetic).W_.toarray()
     np.testing.assert_allclose(grown, full, atol=1e-5)
     # restricting the regressors to 2 (fsSLIM) is not the same problem
-    assert not np.allclose(create_model("slim", **{**params, "neighbors": 2}).fit(synthetic).W_.toarray(),
-                           full, atol=1e-3)
+    assert not np.allclose(
+        create_model("slim", **{**params, "neighbors": 2}).fit(synthetic).W_.toarray(),
+        full,
+        atol=1e-3,
+    )
 
 
 def test_slim_neighbors_limits_regressors(synthetic):
@@ -141,10 +164,15 @@ def test_slim_neighbors_limits_regressors(synthetic):
     assert m.W_.getnnz(axis=0).max() <= 5
 
 
-@pytest.mark.parametrize(("name", "params"), [
-    ("rp3beta", {"k": 20}), ("edlae", {"l2": 1.0}), ("edlae", {"l2": 1.0, "rank": 6}),
-    ("slim", {"alpha": 1e-3, "n_jobs": 1}),
-])
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("rp3beta", {"k": 20}),
+        ("edlae", {"l2": 1.0}),
+        ("edlae", {"l2": 1.0, "rank": 6}),
+        ("slim", {"alpha": 1e-3, "n_jobs": 1}),
+    ],
+)
 def test_history_and_similarity_hooks(name, params):
     planted = planted_blocks()
     m = create_model(name, **params).fit(planted.train)

@@ -68,21 +68,36 @@ def test_trainer_switches_to_sparse_on_large_tables_and_still_learns(tmp_path):
 
     ds = synthetic_dataset(n_users=600, n_items=150, interactions_per_user=20, seed=3)
     s = user_random_split(ds, (0.8, 0.1, 0.1), seed=0)
-    base = {"factors": 16, "epochs": 8, "lr": 0.02, "progress": False, "num_threads": 1,
-            "patience": 0, "seed": 1}
+    base = {
+        "factors": 16,
+        "epochs": 8,
+        "lr": 0.02,
+        "progress": False,
+        "num_threads": 1,
+        "patience": 0,
+        "seed": 1,
+    }
     # 750 table rows; a batch of 64 with 4 negatives touches 384 rows a step -> auto = sparse
     lazy = _fit({**base, "batch_size": 64}, s.train)
     assert lazy.train_result_.sparse_embeddings
     dense = _fit({**base, "batch_size": 64, "sparse_embeddings": "off"}, s.train)
     big_batch = _fit({**base, "batch_size": 4096}, s.train)  # touches more rows than exist -> dense
     same_as_dense = _fit({**base, "batch_size": 4096, "sparse_embeddings": "off"}, s.train)
-    assert not dense.train_result_.sparse_embeddings and not big_batch.train_result_.sparse_embeddings
+    assert (
+        not dense.train_result_.sparse_embeddings and not big_batch.train_result_.sparse_embeddings
+    )
     w = {k: v.detach().numpy() for k, v in big_batch.module_.state_dict().items()}
     for k, v in same_as_dense.module_.state_dict().items():
         np.testing.assert_array_equal(w[k], v.detach().numpy())
-    ndcg = {name: evaluate_ranking(m, s.test, [s.train, s.valid], ks=[10], metrics=["ndcg"]).metrics["ndcg@10"]
-            for name, m in (("lazy", lazy), ("dense", dense))}
-    pop = evaluate_ranking(_pop(s.train), s.test, [s.train, s.valid], ks=[10], metrics=["ndcg"]).metrics["ndcg@10"]
+    ndcg = {
+        name: evaluate_ranking(m, s.test, [s.train, s.valid], ks=[10], metrics=["ndcg"]).metrics[
+            "ndcg@10"
+        ]
+        for name, m in (("lazy", lazy), ("dense", dense))
+    }
+    pop = evaluate_ranking(
+        _pop(s.train), s.test, [s.train, s.valid], ks=[10], metrics=["ndcg"]
+    ).metrics["ndcg@10"]
     assert ndcg["lazy"] > 1.3 * pop, (ndcg, pop)  # planted clusters are learnt
     assert ndcg["lazy"] > 0.85 * ndcg["dense"], ndcg
     # the embeddings' sparse flags are restored after fit
@@ -101,16 +116,35 @@ def test_sparse_training_resumes_exactly(tmp_path):
     from zenrec.models.neural import TrainingInterrupted
     from zenrec.splits import user_random_split
 
-    s = user_random_split(synthetic_dataset(n_users=200, n_items=80, interactions_per_user=15, seed=5),
-                          (0.8, 0.1, 0.1), seed=0)
-    params = {"factors": 8, "batch_size": 32, "epochs": 4, "lr": 0.01, "progress": False,
-              "num_threads": 1, "patience": 0, "seed": 2, "sparse_embeddings": "on", "weight_decay": 1e-4}
+    s = user_random_split(
+        synthetic_dataset(n_users=200, n_items=80, interactions_per_user=15, seed=5),
+        (0.8, 0.1, 0.1),
+        seed=0,
+    )
+    params = {
+        "factors": 8,
+        "batch_size": 32,
+        "epochs": 4,
+        "lr": 0.01,
+        "progress": False,
+        "num_threads": 1,
+        "patience": 0,
+        "seed": 2,
+        "sparse_embeddings": "on",
+        "weight_decay": 1e-4,
+    }
     full = create_model("bprmf", **params).fit(s.train, s.valid)
     ck = tmp_path / "ck"
     with pytest.raises(TrainingInterrupted):
-        create_model("bprmf", **params).set_run_options(checkpoint_dir=ck, stop_after_epoch=2).fit(s.train, s.valid)
+        create_model("bprmf", **params).set_run_options(checkpoint_dir=ck, stop_after_epoch=2).fit(
+            s.train, s.valid
+        )
     assert json.loads((ck / "checkpoint.json").read_text())["epoch"] == 2
-    resumed = create_model("bprmf", **params).set_run_options(checkpoint_dir=ck, resume=True).fit(s.train, s.valid)
+    resumed = (
+        create_model("bprmf", **params)
+        .set_run_options(checkpoint_dir=ck, resume=True)
+        .fit(s.train, s.valid)
+    )
     for k, v in full.module_.state_dict().items():
         np.testing.assert_array_equal(v.numpy(), resumed.module_.state_dict()[k].numpy(), err_msg=k)
 
@@ -122,4 +156,6 @@ def test_sparse_on_refuses_what_it_cannot_do():
 
     ds = synthetic_dataset(n_users=50, n_items=30, seed=0)
     with pytest.raises(ConfigError, match="sparse_embeddings=on needs optimizer adam or adamw"):
-        create_model("bprmf", sparse_embeddings="on", optimizer="sgd", epochs=1, progress=False).fit(ds)
+        create_model(
+            "bprmf", sparse_embeddings="on", optimizer="sgd", epochs=1, progress=False
+        ).fit(ds)

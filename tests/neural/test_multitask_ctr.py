@@ -16,8 +16,15 @@ from zenrec.splits import user_random_split
 from zenrec.testing import RecommenderConformance
 
 FAST = {"progress": False, "num_threads": 1, "batch_size": 64, "weight_decay": 1e-3}
-MT = {"dim": 8, "expert_layers": [16], "tower_layers": [8], "epochs": 40, "lr": 0.02,
-      "eval_every": 40, **FAST}
+MT = {
+    "dim": 8,
+    "expert_layers": [16],
+    "tower_layers": [8],
+    "epochs": 40,
+    "lr": 0.02,
+    "eval_every": 40,
+    **FAST,
+}
 
 
 PLANTED = {**MT, "dim": 16, "expert_layers": [32], "epochs": 60, "lr": 0.01, "weight_decay": 1e-4}
@@ -58,15 +65,21 @@ def test_ctr_samples_are_seeded_unseen_and_at_the_stated_ratio():
     assert not np.array_equal(i, i3)
 
 
-@pytest.mark.parametrize("model,params", [
-    ("din", {"dim": 8, "attention_layers": [8], "layers": [16], "history_len": 10}),
-    ("mlpranker", {"dim": 8, "layers": [16]}),
-    ("twotower", {"dim": 8, "layers": [], "out_dim": 8, "loss": "bce", "history_len": 0}),
-])
+@pytest.mark.parametrize(
+    "model,params",
+    [
+        ("din", {"dim": 8, "attention_layers": [8], "layers": [16], "history_len": 10}),
+        ("mlpranker", {"dim": 8, "layers": [16]}),
+        ("twotower", {"dim": 8, "layers": [], "out_dim": 8, "loss": "bce", "history_len": 0}),
+    ],
+)
 def test_click_models_run_under_ctr(model, params):
     ds = synthetic_dataset(n_users=120, n_items=80, interactions_per_user=15, noise=0.2, seed=2)
-    run = run_protocol(lambda: create_model(model, epochs=8, lr=0.02, eval_every=8, **params, **FAST),
-                       ds, get_protocol("ctr"))
+    run = run_protocol(
+        lambda: create_model(model, epochs=8, lr=0.02, eval_every=8, **params, **FAST),
+        ds,
+        get_protocol("ctr"),
+    )
     m = run.metrics
     assert set(m) == {"auc", "gauc", "logloss"}
     assert m["auc"] > 0.7 and m["gauc"] > 0.6 and m["logloss"] < 0.69, m
@@ -97,18 +110,39 @@ def test_multitask_protocol_scores_every_task_and_single_task_models_their_own()
     mm = run_protocol(lambda: create_model("mmoe", n_experts=3, **{**MT, "epochs": 20}), ds, proto)
     assert set(mm.metrics) == {"rating/rmse", "rating/mae", "liked/auc", "liked/logloss"}
     assert mm.metrics["liked/auc"] > 0.9 and mm.metrics["rating/rmse"] < 1.0, mm.metrics
-    single = run_protocol(lambda: create_model("mlpranker", head="rating", dim=8, layers=[16],
-                                               epochs=10, lr=0.02, eval_every=10, **FAST), ds, proto)
+    single = run_protocol(
+        lambda: create_model(
+            "mlpranker",
+            head="rating",
+            dim=8,
+            layers=[16],
+            epochs=10,
+            lr=0.02,
+            eval_every=10,
+            **FAST,
+        ),
+        ds,
+        proto,
+    )
     assert set(single.metrics) == {"rating/rmse", "rating/mae"}
-    click = run_protocol(lambda: create_model("mlpranker", head="click", dim=8, layers=[16],
-                                              epochs=10, lr=0.02, eval_every=10, **FAST), ds, proto)
+    click = run_protocol(
+        lambda: create_model(
+            "mlpranker", head="click", dim=8, layers=[16], epochs=10, lr=0.02, eval_every=10, **FAST
+        ),
+        ds,
+        proto,
+    )
     assert set(click.metrics) == {"liked/auc", "liked/logloss"}
 
 
 def test_task_weights_matter_and_errors():
     ds = _rated(1)
-    only_rating = create_model("mmoe", liked_weight=0.0, **{**MT, "epochs": 20, "weight_decay": 0.0}).fit(ds)
-    only_liked = create_model("mmoe", rating_weight=0.0, **{**MT, "epochs": 20, "weight_decay": 0.0}).fit(ds)
+    only_rating = create_model(
+        "mmoe", liked_weight=0.0, **{**MT, "epochs": 20, "weight_decay": 0.0}
+    ).fit(ds)
+    only_liked = create_model(
+        "mmoe", rating_weight=0.0, **{**MT, "epochs": 20, "weight_decay": 0.0}
+    ).fit(ds)
     r1 = evaluate_multitask(only_rating, ds).metrics
     r2 = evaluate_multitask(only_liked, ds).metrics
     assert r1["rating/rmse"] < r2["rating/rmse"]

@@ -13,8 +13,13 @@ from zenrec.models.neural.models import NeuMF
 from zenrec.splits import user_random_split
 from zenrec.testing import RecommenderConformance
 
-FAST = {"batch_size": 64, "weight_decay": 1e-3, "progress": False, "num_threads": 1,
-        "holdout": 0}  # train the given epochs (the holdout path: test_neural_trainer.py)
+FAST = {
+    "batch_size": 64,
+    "weight_decay": 1e-3,
+    "progress": False,
+    "num_threads": 1,
+    "holdout": 0,
+}  # train the given epochs (the holdout path: test_neural_trainer.py)
 
 
 class TestBPRMF(RecommenderConformance):
@@ -43,8 +48,9 @@ class TestNeuMF(RecommenderConformance):
     similar_support = False
 
     def make_model(self):
-        return create_model("neumf", gmf_factors=4, mlp_factors=8, layers=[16], epochs=40, lr=0.02,
-                            **FAST)
+        return create_model(
+            "neumf", gmf_factors=4, mlp_factors=8, layers=[16], epochs=40, lr=0.02, **FAST
+        )
 
 
 class TestMLPRankerImplicit(RecommenderConformance):
@@ -60,15 +66,26 @@ class TestMLPRankerRating(RecommenderConformance):
     similar_support = False
 
     def make_model(self):
-        return create_model("mlpranker", head="rating", dim=8, layers=[16], epochs=40, lr=0.02, **FAST)
+        return create_model(
+            "mlpranker", head="rating", dim=8, layers=[16], epochs=40, lr=0.02, **FAST
+        )
 
 
 class TestTwoTower(RecommenderConformance):
     history_support = False  # history_len=0: no history field (TestTwoTowerHistory has one)
 
     def make_model(self):
-        return create_model("twotower", dim=8, layers=[], out_dim=8, epochs=40, lr=0.02,
-                            history_len=0, temperature=0.3, **FAST)
+        return create_model(
+            "twotower",
+            dim=8,
+            layers=[],
+            out_dim=8,
+            epochs=40,
+            lr=0.02,
+            history_len=0,
+            temperature=0.3,
+            **FAST,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -80,18 +97,41 @@ def synth_split():
 def _ndcg(model, split) -> float:
     from zenrec.evaluation import evaluate_ranking
 
-    return evaluate_ranking(model, split.test, [split.train, split.valid], ks=[10],
-                            metrics=["ndcg"]).metrics["ndcg@10"]
+    return evaluate_ranking(
+        model, split.test, [split.train, split.valid], ks=[10], metrics=["ndcg"]
+    ).metrics["ndcg@10"]
 
 
-@pytest.mark.parametrize(("name", "params"), [
-    ("bprmf", {"factors": 16, "epochs": 15, "lr": 0.02, "batch_size": 256}),
-    ("neumf", {"gmf_factors": 16, "mlp_factors": 16, "layers": [32], "epochs": 10, "lr": 0.005,
-               "batch_size": 256}),
-    ("mlpranker", {"dim": 16, "layers": [32], "epochs": 10, "lr": 0.005, "batch_size": 256}),
-    ("twotower", {"dim": 16, "layers": [32], "out_dim": 16, "epochs": 10, "lr": 0.005,
-                  "batch_size": 256, "history_len": 20}),
-])
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("bprmf", {"factors": 16, "epochs": 15, "lr": 0.02, "batch_size": 256}),
+        (
+            "neumf",
+            {
+                "gmf_factors": 16,
+                "mlp_factors": 16,
+                "layers": [32],
+                "epochs": 10,
+                "lr": 0.005,
+                "batch_size": 256,
+            },
+        ),
+        ("mlpranker", {"dim": 16, "layers": [32], "epochs": 10, "lr": 0.005, "batch_size": 256}),
+        (
+            "twotower",
+            {
+                "dim": 16,
+                "layers": [32],
+                "out_dim": 16,
+                "epochs": 10,
+                "lr": 0.005,
+                "batch_size": 256,
+                "history_len": 20,
+            },
+        ),
+    ],
+)
 def test_models_learn_planted_clusters_beyond_popularity(synth_split, name, params):
     """Each model must beat popularity clearly on cluster-structured synthetic data."""
     pop = create_model("pop").fit(synth_split.train)
@@ -103,8 +143,17 @@ def test_models_learn_planted_clusters_beyond_popularity(synth_split, name, para
 def test_rating_head_predicts_ratings(synth_split):
     from zenrec.evaluation import evaluate_rating
 
-    m = create_model("mlpranker", head="rating", dim=16, layers=[32], epochs=15, lr=0.005,
-                     batch_size=256, progress=False, num_threads=1).fit(synth_split.train)
+    m = create_model(
+        "mlpranker",
+        head="rating",
+        dim=16,
+        layers=[32],
+        epochs=15,
+        lr=0.005,
+        batch_size=256,
+        progress=False,
+        num_threads=1,
+    ).fit(synth_split.train)
     assert m.task == "rating"
     rmse = evaluate_rating(m, synth_split.test).metrics["rmse"]
     mean = float(synth_split.train.ratings.mean())
@@ -113,8 +162,18 @@ def test_rating_head_predicts_ratings(synth_split):
 
 
 def test_click_head_and_context_train(synth_split):
-    m = create_model("mlpranker", head="click", dim=8, layers=[16], epochs=3, batch_size=256,
-                     context=["hour", "weekday"], history_len=5, progress=False, num_threads=1)
+    m = create_model(
+        "mlpranker",
+        head="click",
+        dim=8,
+        layers=[16],
+        epochs=3,
+        batch_size=256,
+        context=["hour", "weekday"],
+        history_len=5,
+        progress=False,
+        num_threads=1,
+    )
     m.fit(synth_split.train, synth_split.valid)
     assert "valid_auc" in m.history_[-1]
     assert m.history_[-1]["valid_auc"] > 0.55
@@ -128,8 +187,17 @@ def _genre_of_items(ds) -> np.ndarray:
 
 
 def test_two_tower_embeddings_and_new_items(synth_split, tmp_path):
-    m = create_model("twotower", dim=16, layers=[32], out_dim=16, epochs=3, batch_size=256,
-                     history_len=10, progress=False, num_threads=1).fit(synth_split.train)
+    m = create_model(
+        "twotower",
+        dim=16,
+        layers=[32],
+        out_dim=16,
+        epochs=3,
+        batch_size=256,
+        history_len=10,
+        progress=False,
+        num_threads=1,
+    ).fit(synth_split.train)
     emb = m.item_embeddings()
     assert emb.shape == (synth_split.train.n_items, 16)
     users = synth_split.train.user_vocab.ids[:5]
@@ -147,13 +215,23 @@ def test_two_tower_embeddings_and_new_items(synth_split, tmp_path):
         cos = emb @ e / (np.linalg.norm(emb, axis=1) * np.linalg.norm(e))
         assert cos[genre == g].mean() > cos[genre != g].mean() + 0.1, g
     loaded = load_model(m.save(tmp_path / "b"))
-    np.testing.assert_array_equal(loaded.embed_new_items({"genre": [["c1"]]}),
-                                  m.embed_new_items({"genre": [["c1"]]}))
+    np.testing.assert_array_equal(
+        loaded.embed_new_items({"genre": [["c1"]]}), m.embed_new_items({"genre": [["c1"]]})
+    )
 
 
 def test_feature_spec_round_trips_through_bundle(synth_split, tmp_path):
-    m = create_model("mlpranker", dim=8, layers=[16], epochs=1, batch_size=256, history_len=6,
-                     context=["hour"], progress=False, num_threads=1).fit(synth_split.train)
+    m = create_model(
+        "mlpranker",
+        dim=8,
+        layers=[16],
+        epochs=1,
+        batch_size=256,
+        history_len=6,
+        context=["hour"],
+        progress=False,
+        num_threads=1,
+    ).fit(synth_split.train)
     loaded = load_model(m.save(tmp_path / "b"))
     assert loaded.encoder_.spec == m.encoder_.spec
     for k, v in m.encoder_.tables.items():
@@ -221,13 +299,29 @@ class _NeuMFProbe(NeuMF):
 
 
 def test_neumf_pretraining_runs_and_initialises_from_trained_gmf_and_mlp(synth_split):
-    common = {"batch_size": 256, "lr": 0.005, "weight_decay": 1e-6, "progress": False, "num_threads": 1,
-              "n_negatives": 4}
-    pre = _NeuMFProbe(gmf_factors=8, mlp_factors=8, layers=[16, 8], pretrain=True, pretrain_epochs=1,
-                      epochs=1, pretrain_alpha=0.3, **common).fit(synth_split.train)
+    common = {
+        "batch_size": 256,
+        "lr": 0.005,
+        "weight_decay": 1e-6,
+        "progress": False,
+        "num_threads": 1,
+        "n_negatives": 4,
+    }
+    pre = _NeuMFProbe(
+        gmf_factors=8,
+        mlp_factors=8,
+        layers=[16, 8],
+        pretrain=True,
+        pretrain_epochs=1,
+        epochs=1,
+        pretrain_alpha=0.3,
+        **common,
+    ).fit(synth_split.train)
     # the same GMF and NCF-MLP trained on their own (training is deterministic for a seed)
     gmf = create_model("gmf", factors=8, epochs=1, **common).fit(synth_split.train)
-    mlp = create_model("ncf-mlp", factors=8, layers=[16, 8], epochs=1, **common).fit(synth_split.train)
+    mlp = create_model("ncf-mlp", factors=8, layers=[16, 8], epochs=1, **common).fit(
+        synth_split.train
+    )
     start, g, p = pre.start_state, gmf.module_, mlp.module_
     np.testing.assert_array_equal(start["gmf_user.weight"], g.user.weight.detach())
     np.testing.assert_array_equal(start["gmf_item.weight"], g.item.weight.detach())
@@ -250,9 +344,19 @@ class TestTwoTowerHistory(RecommenderConformance):
     history_min_in_block = 0.75
 
     def make_model(self):
-        return create_model("twotower", dim=8, layers=[], out_dim=8, epochs=60, lr=0.02, history_len=8,
-                            temperature=0.3, id_dropout=0.9, normalize=False,
-                            **{**FAST, "weight_decay": 1e-3})
+        return create_model(
+            "twotower",
+            dim=8,
+            layers=[],
+            out_dim=8,
+            epochs=60,
+            lr=0.02,
+            history_len=8,
+            temperature=0.3,
+            id_dropout=0.9,
+            normalize=False,
+            **{**FAST, "weight_decay": 1e-3},
+        )
 
 
 def test_two_tower_history_runs_the_trained_cold_path():
@@ -262,13 +366,25 @@ def test_two_tower_history_runs_the_trained_cold_path():
     from zenrec.testing.conformance import planted_blocks
 
     planted = planted_blocks()
-    m = create_model("twotower", dim=8, layers=[], out_dim=8, epochs=5, lr=0.02, history_len=8,
-                     temperature=0.3, id_dropout=0.9, **FAST).fit(planted.train)
+    m = create_model(
+        "twotower",
+        dim=8,
+        layers=[],
+        out_dim=8,
+        epochs=5,
+        lr=0.02,
+        history_len=8,
+        temperature=0.3,
+        id_dropout=0.9,
+        **FAST,
+    ).fit(planted.train)
     hist = m._table_tensors()["user.history"][0]
     inputs = m._user_inputs(torch.tensor([0]), drop=torch.tensor([True]))
     module = m.module_
     with torch.no_grad():
-        expected = module.score_matrix(module.user_repr(inputs), module.item_repr(m._all_item_inputs()))[0]
+        expected = module.score_matrix(
+            module.user_repr(inputs), module.item_repr(m._all_item_inputs())
+        )[0]
     got = m._score_from_items(hist[hist > 0].numpy() - 1)
     np.testing.assert_allclose(got, expected.numpy(), rtol=1e-5, atol=1e-6)
     recs = m.recommend_from_items(m.item_vocab.decode(hist[hist > 0].numpy() - 1), k=3)

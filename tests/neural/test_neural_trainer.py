@@ -83,9 +83,20 @@ def test_callback_exceptions_propagate(split):
 
 @pytest.mark.parametrize("name", ["bprmf", "twotower"])
 def test_resume_after_kill_gives_identical_result(split, tmp_path, name):
-    params = {"epochs": 5, "patience": 0, "seed": 2, "progress": False, "num_threads": 1,
-              "batch_size": 128, "lr": 0.01, "optimizer": "adamw", "weight_decay": 1e-3,
-              "lr_schedule": "cosine", "warmup_epochs": 0.5, "grad_clip": 5.0}
+    params = {
+        "epochs": 5,
+        "patience": 0,
+        "seed": 2,
+        "progress": False,
+        "num_threads": 1,
+        "batch_size": 128,
+        "lr": 0.01,
+        "optimizer": "adamw",
+        "weight_decay": 1e-3,
+        "lr_schedule": "cosine",
+        "warmup_epochs": 0.5,
+        "grad_clip": 5.0,
+    }
     if name == "twotower":
         params.update(dim=8, layers=[8], out_dim=8, history_len=5, id_dropout=0.2)
     full = create_model(name, **params).fit(split.train, split.valid)
@@ -107,8 +118,9 @@ def test_resume_after_kill_gives_identical_result(split, tmp_path, name):
 def test_resume_refuses_other_settings(split, tmp_path):
     from zenrec import ConfigError
 
-    m = create_model("bprmf", epochs=3, **SMALL).set_run_options(checkpoint_dir=tmp_path,
-                                                                 stop_after_epoch=1)
+    m = create_model("bprmf", epochs=3, **SMALL).set_run_options(
+        checkpoint_dir=tmp_path, stop_after_epoch=1
+    )
     with pytest.raises(TrainingInterrupted):
         m.fit(split.train)
     other = create_model("bprmf", epochs=3, **{**SMALL, "lr": 0.5})
@@ -119,7 +131,9 @@ def test_resume_refuses_other_settings(split, tmp_path):
 def test_checkpoint_is_safetensors_and_json(split, tmp_path):
     from safetensors.numpy import load_file
 
-    create_model("bprmf", epochs=2, **SMALL).set_run_options(checkpoint_dir=tmp_path).fit(split.train)
+    create_model("bprmf", epochs=2, **SMALL).set_run_options(checkpoint_dir=tmp_path).fit(
+        split.train
+    )
     meta = json.loads((tmp_path / "checkpoint.json").read_text())
     arrays = load_file(str(tmp_path / meta["state_file"]))
     assert "model.user.weight" in arrays and "generator" in arrays
@@ -194,8 +208,11 @@ def test_lr_schedules():
 def _write_csv(path: Path) -> None:
     ds = synthetic_dataset(n_users=150, n_items=60, interactions_per_user=12, seed=9)
     lines = ["user,item,rating"] + [
-        f"{u},{i},{r:g}" for u, i, r in zip(ds.user_vocab.decode(ds.users),
-                                          ds.item_vocab.decode(ds.items), ds.ratings)]
+        f"{u},{i},{r:g}"
+        for u, i, r in zip(
+            ds.user_vocab.decode(ds.users), ds.item_vocab.decode(ds.items), ds.ratings
+        )
+    ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -205,9 +222,26 @@ def _run(cmd: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> 
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-TRAIN_ARGS = ["--protocol", "recbole", "--model", "bprmf", "--set", "epochs=4", "--set", "factors=8",
-              "--set", "batch_size=256", "--set", "lr=0.01", "--set", "progress=false",
-              "--set", "num_threads=1", "--set", "patience=0"]
+TRAIN_ARGS = [
+    "--protocol",
+    "recbole",
+    "--model",
+    "bprmf",
+    "--set",
+    "epochs=4",
+    "--set",
+    "factors=8",
+    "--set",
+    "batch_size=256",
+    "--set",
+    "lr=0.01",
+    "--set",
+    "progress=false",
+    "--set",
+    "num_threads=1",
+    "--set",
+    "patience=0",
+]
 
 
 def test_cli_train_writes_bundle_and_resumes(tmp_path):
@@ -217,8 +251,13 @@ def test_cli_train_writes_bundle_and_resumes(tmp_path):
     _write_csv(csv)
     base = [sys.executable, "-m", "zenrec", "train", "--dataset", str(csv), *TRAIN_ARGS]
     _run([*base, "--output", "full"], tmp_path)
-    proc = subprocess.run([*base, "--output", "part", "--stop-after-epoch", "2"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [*base, "--output", "part", "--stop-after-epoch", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "stopped after epoch 2" in proc.stderr
     _run([*base, "--output", "part", "--resume"], tmp_path)
     full = json.loads((tmp_path / "full" / "result.json").read_text())
@@ -239,11 +278,26 @@ def test_ddp_two_gloo_processes_match_single_process(tmp_path):
     _write_csv(csv)
     args = ["train", "--dataset", str(csv), *TRAIN_ARGS]
     _run([sys.executable, "-m", "zenrec", *args, "--output", "single"], tmp_path)
-    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-          "-m", "zenrec", *args, "--output", "ddp"], tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "zenrec",
+            *args,
+            "--output",
+            "ddp",
+        ],
+        tmp_path,
+    )
     single = load_model(tmp_path / "single" / "bundle")
     ddp = load_model(tmp_path / "ddp" / "bundle")
-    np.testing.assert_allclose(ddp.item_embeddings(), single.item_embeddings(), atol=1e-4, rtol=1e-3)
+    np.testing.assert_allclose(
+        ddp.item_embeddings(), single.item_embeddings(), atol=1e-4, rtol=1e-3
+    )
     rs = json.loads((tmp_path / "single" / "result.json").read_text())
     rd = json.loads((tmp_path / "ddp" / "result.json").read_text())
     assert rd["world_size"] == 2
@@ -276,4 +330,6 @@ def test_holdout_picks_the_epoch_count_when_no_validation_is_given(split, tmp_pa
     cos = create_model("bprmf", **{**params, "lr_schedule": "cosine"}).fit(split.train)
     e = cos.holdout_["best_epoch"]
     assert 1 <= e < 30 and len(cos.history_) == e
-    assert cos.history_[-1]["lr"] == pytest.approx(0.2 * 0.5 * (1 + math.cos(math.pi * e / 30)), rel=0.05)
+    assert cos.history_[-1]["lr"] == pytest.approx(
+        0.2 * 0.5 * (1 + math.cos(math.pi * e / 30)), rel=0.05
+    )

@@ -15,8 +15,17 @@ from zenrec.splits import leave_one_out
 from zenrec.testing import RecommenderConformance, SequentialConformance, planted_sequences
 
 FAST = {"progress": False, "num_threads": 1}
-SAS = {"dim": 16, "max_len": 8, "n_blocks": 1, "dropout": 0.0, "epochs": 60, "lr": 0.01,
-       "batch_size": 64, "eval_every": 60, **FAST}
+SAS = {
+    "dim": 16,
+    "max_len": 8,
+    "n_blocks": 1,
+    "dropout": 0.0,
+    "epochs": 60,
+    "lr": 0.01,
+    "batch_size": 64,
+    "eval_every": 60,
+    **FAST,
+}
 
 
 class TestSASRec(SequentialConformance):
@@ -38,9 +47,19 @@ class TestDIN(RecommenderConformance):
     similar_support = False
 
     def make_model(self):
-        return create_model("din", dim=8, attention_layers=[16], layers=[16], history_len=8,
-                            epochs=40, lr=0.02, weight_decay=1e-3, batch_size=64, eval_every=40,
-                            **FAST)
+        return create_model(
+            "din",
+            dim=8,
+            attention_layers=[16],
+            layers=[16],
+            history_len=8,
+            epochs=40,
+            lr=0.02,
+            weight_decay=1e-3,
+            batch_size=64,
+            eval_every=40,
+            **FAST,
+        )
 
 
 def test_order_blind_model_cannot_solve_planted_sequences():
@@ -84,8 +103,14 @@ def test_leakage_per_user_with_distinct_items():
         raw = ds.item_vocab.decode(w[w > 0] - 1)
         u = int(raw[0]) // 100
         assert all(int(x) // 100 == u for x in raw)
-        held = set(ds.item_vocab.decode(split.valid.items[split.valid.users == ds.user_vocab.encode([u])[0]]).tolist()
-                   + ds.item_vocab.decode(split.test.items[split.test.users == ds.user_vocab.encode([u])[0]]).tolist())
+        held = set(
+            ds.item_vocab.decode(
+                split.valid.items[split.valid.users == ds.user_vocab.encode([u])[0]]
+            ).tolist()
+            + ds.item_vocab.decode(
+                split.test.items[split.test.users == ds.user_vocab.encode([u])[0]]
+            ).tolist()
+        )
         assert held == {u * 100 + 5, u * 100 + 6}
         assert not held & set(raw.tolist())
 
@@ -103,7 +128,9 @@ def test_sasrec_learns_order_and_scores_from_items():
     assert iv.decode([first_unseen])[0] == 103
     # the most recent items decide: the same items in another order predict another item
     s2 = m._score_from_items(iv.encode([103, 104, 105]))
-    order2 = [int(i) for i in np.argsort(-s2) if int(i) not in set(iv.encode([103, 104, 105]).tolist())]
+    order2 = [
+        int(i) for i in np.argsort(-s2) if int(i) not in set(iv.encode([103, 104, 105]).tolist())
+    ]
     assert iv.decode([order2[0]])[0] == 106
     if hasattr(m, "recommend_from_items"):  # the serving contract, once the base class has it
         assert m.recommend_from_items([100, 101, 102], k=1).item_lists[0].tolist() == [103]
@@ -114,7 +141,9 @@ def test_sasrec_losses_and_determinism():
     a = create_model("sasrec", loss="softmax", n_negatives=5, **{**SAS, "epochs": 3}).fit(p.train)
     b = create_model("sasrec", loss="softmax", n_negatives=5, **{**SAS, "epochs": 3}).fit(p.train)
     np.testing.assert_array_equal(a.score_indices(np.arange(5)), b.score_indices(np.arange(5)))
-    c = create_model("sasrec", loss="softmax", n_negatives=5, **{**SAS, "epochs": 3, "seed": 1}).fit(p.train)
+    c = create_model(
+        "sasrec", loss="softmax", n_negatives=5, **{**SAS, "epochs": 3, "seed": 1}
+    ).fit(p.train)
     assert not np.array_equal(a.score_indices(np.arange(5)), c.score_indices(np.arange(5)))
 
 
@@ -134,13 +163,16 @@ def test_sasrec_runs_under_loo_protocols_and_history_includes_valid(tmp_path):
             # item seen by 5 of them (the >= 5 filter keeps it), each user seeing half of them
             eu = np.array([k for j in range(240) for k in range(10) if (j - k) % 10 < 5]) + 900
             ei = np.array([j for j in range(240) for k in range(10) if (j - k) % 10 < 5]) + 1000
-            ds2 = Dataset.from_raw(np.concatenate([ds.user_vocab.decode(ds.users), eu]),
-                                   np.concatenate([ds.item_vocab.decode(ds.items), ei]),
-                                   timestamps=np.concatenate([ds.timestamps, np.arange(eu.size)]))
+            ds2 = Dataset.from_raw(
+                np.concatenate([ds.user_vocab.decode(ds.users), eu]),
+                np.concatenate([ds.item_vocab.decode(ds.items), ei]),
+                timestamps=np.concatenate([ds.timestamps, np.arange(eu.size)]),
+            )
         else:
             ds2 = ds
-        run = run_protocol(lambda: create_model("sasrec", **{**SAS, "epochs": 30, "eval_every": 10}),
-                           ds2, proto)
+        run = run_protocol(
+            lambda: create_model("sasrec", **{**SAS, "epochs": 30, "eval_every": 10}), ds2, proto
+        )
         key = "ndcg@10" if name == "loo-full" else "ndcg@10(sampled)"
         assert run.metrics[key] > 0.5, run.metrics
     split = leave_one_out(ds, valid=True)
@@ -153,8 +185,9 @@ def test_sasrec_runs_under_loo_protocols_and_history_includes_valid(tmp_path):
 
 def test_din_attends_and_explains():
     ds = synthetic_dataset(n_users=60, n_items=40, seed=0)
-    m = create_model("din", dim=8, attention_layers=[8], layers=[8], history_len=6, epochs=2,
-                     **FAST).fit(ds)
+    m = create_model(
+        "din", dim=8, attention_layers=[8], layers=[8], history_len=6, epochs=2, **FAST
+    ).fit(ds)
     hist, w = m.explain_indices(0, np.arange(3))
     assert hist.shape == (6,) and w.shape == (3, 6)
     assert (w[:, hist == 0] == 0).all()
@@ -168,8 +201,18 @@ def test_din_reads_labelled_clicks(tmp_path):
     items = rng.integers(0, 30, users.size)
     clicks = ((items % 2) == (users % 2)).astype(float)  # users click items of their parity
     ds = Dataset.from_raw(users, items, clicks)
-    m = create_model("din", dim=8, attention_layers=[8], layers=[16], history_len=5, epochs=30,
-                     lr=0.02, batch_size=64, eval_every=30, **FAST).fit(ds)
+    m = create_model(
+        "din",
+        dim=8,
+        attention_layers=[8],
+        layers=[16],
+        history_len=5,
+        epochs=30,
+        lr=0.02,
+        batch_size=64,
+        eval_every=30,
+        **FAST,
+    ).fit(ds)
     assert m._clicks
     from zenrec.evaluation.metrics import auc
 
@@ -192,22 +235,59 @@ def test_sasrec_explanations_python_and_cli(tmp_path):
     assert recs.explanation is not None and len(recs.explanation) == 2
     first = recs.explanation[0]
     assert len(first) == 2 and len(first[0]) == 2
-    hist_items = set(p.train.item_vocab.decode(p.train.items[p.train.users == p.train.user_vocab.encode([100])[0]]).tolist())
+    hist_items = set(
+        p.train.item_vocab.decode(
+            p.train.items[p.train.users == p.train.user_vocab.encode([100])[0]]
+        ).tolist()
+    )
     for e in first[0]:
-        assert e["item"] in hist_items and e["title"] == f"Movie {e['item']}" and 0 <= e["weight"] <= 1
+        assert (
+            e["item"] in hist_items and e["title"] == f"Movie {e['item']}" and 0 <= e["weight"] <= 1
+        )
     assert first[0][0]["weight"] >= first[0][1]["weight"]
     assert recs.explanation[1] == [[], []]  # unknown user: popularity, nothing to explain
     assert recs.to_records()[0]["explanation"] == first
     bundle = m.save(tmp_path / "b")
-    out = subprocess.run([sys.executable, "-m", "zenrec", "recommend", "--bundle", str(bundle), "--user", "100",
-                          "-k", "2", "--explain", "--json"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zenrec",
+            "recommend",
+            "--bundle",
+            str(bundle),
+            "--user",
+            "100",
+            "-k",
+            "2",
+            "--explain",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     rec = json.loads(out.stdout)[0]
     assert len(rec["explanation"][0]) == 3  # --explain-top defaults to 3
     assert [e["item"] for e in rec["explanation"][0][:2]] == [e["item"] for e in first[0]]
     ease = create_model("ease").fit(p.train).save(tmp_path / "e")
-    bad = subprocess.run([sys.executable, "-m", "zenrec", "recommend", "--bundle", str(ease), "--user", "100",
-                          "--explain"], capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zenrec",
+            "recommend",
+            "--bundle",
+            str(ease),
+            "--user",
+            "100",
+            "--explain",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "attention model" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -224,7 +304,9 @@ def test_sasrec_on_ml100k_loo_full():
         pytest.skip("shared MovieLens data absent")
     proto = get_protocol("loo-full")
     data = prepare_dataset(load_dataset("ml-100k"), proto)
-    run = run_protocol(lambda: create_model("sasrec", epochs=10, eval_every=10, **FAST), data, proto)
+    run = run_protocol(
+        lambda: create_model("sasrec", epochs=10, eval_every=10, **FAST), data, proto
+    )
     assert run.metrics["ndcg@10"] > 0.05, run.metrics
 
 
@@ -238,11 +320,25 @@ def test_din_reads_the_avazu_sample_click_file():
     f = Path(os.environ.get("ZENREC_DATA", "/nonexistent")) / "ctr-tiny" / "avazu_sample.txt"
     if not f.exists():
         pytest.skip("shared ctr-tiny data absent")
-    ds = read_interactions(f, user_col="device_model", item_col="site_id", rating_col="click",
-                           context_cols=["banner_pos"])
+    ds = read_interactions(
+        f,
+        user_col="device_model",
+        item_col="site_id",
+        rating_col="click",
+        context_cols=["banner_pos"],
+    )
     assert set(np.unique(ds.ratings).tolist()) == {0.0, 1.0}
-    m = create_model("din", dim=4, attention_layers=[4], layers=[8], history_len=5, epochs=3,
-                     context=["banner_pos"], valid_metric="auc", **FAST).fit(ds)
+    m = create_model(
+        "din",
+        dim=4,
+        attention_layers=[4],
+        layers=[8],
+        history_len=5,
+        epochs=3,
+        context=["banner_pos"],
+        valid_metric="auc",
+        **FAST,
+    ).fit(ds)
     assert m._clicks
     p = m.predict_proba(ds.user_vocab.decode(ds.users), ds.item_vocab.decode(ds.items))
     assert p.shape == (len(ds),) and ((p > 0) & (p < 1)).all()

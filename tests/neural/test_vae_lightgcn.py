@@ -20,14 +20,23 @@ class TestMultVAE(RecommenderConformance):
     similar_support = False  # no item embeddings of its own (a decoder per item)
 
     def make_model(self):
-        return create_model("multvae", hidden=32, latent=8, epochs=60, batch_size=32, lr=5e-3,
-                            anneal_epochs=20, **FAST)
+        return create_model(
+            "multvae",
+            hidden=32,
+            latent=8,
+            epochs=60,
+            batch_size=32,
+            lr=5e-3,
+            anneal_epochs=20,
+            **FAST,
+        )
 
 
 class TestLightGCN(RecommenderConformance):
     def make_model(self):
-        return create_model("lightgcn", dim=16, layers=2, epochs=60, batch_size=256, lr=0.02,
-                            reg=1e-4, **FAST)
+        return create_model(
+            "lightgcn", dim=16, layers=2, epochs=60, batch_size=256, lr=0.02, reg=1e-4, **FAST
+        )
 
 
 def test_normalized_adjacency_is_symmetric_d_half():
@@ -46,12 +55,16 @@ def test_normalized_adjacency_is_symmetric_d_half():
 
 def test_lightgcn_layers_average_propagation():
     planted = planted_blocks()
-    m = create_model("lightgcn", dim=8, layers=2, epochs=2, batch_size=512, **FAST).fit(planted.train)
+    m = create_model("lightgcn", dim=8, layers=2, epochs=2, batch_size=512, **FAST).fit(
+        planted.train
+    )
     L = m.item_layers_
     assert L.shape == (3, planted.train.n_items, 8)
     A = normalized_adjacency(m.seen_).toarray()
     n_u = m.seen_.shape[0]
-    E0 = np.concatenate([m.module_.user.weight.detach().numpy(), m.module_.item.weight.detach().numpy()])
+    E0 = np.concatenate(
+        [m.module_.user.weight.detach().numpy(), m.module_.item.weight.detach().numpy()]
+    )
     E1 = A @ E0
     E2 = A @ E1
     np.testing.assert_allclose(L[1], E1[n_u:], atol=1e-5)
@@ -65,7 +78,9 @@ def test_lightgcn_propagation_gradient_matches_dense_autograd():
     from zenrec.models.neural.lightgcn import LightGCNModule
 
     planted = planted_blocks()
-    m = create_model("lightgcn", dim=4, layers=3, epochs=1, batch_size=512, **FAST).fit(planted.train)
+    m = create_model("lightgcn", dim=4, layers=3, epochs=1, batch_size=512, **FAST).fit(
+        planted.train
+    )
     module = LightGCNModule(*m.seen_.shape, dim=4, layers=3)
     adj = m._adjacency()
     w = torch.randn(sum(m.seen_.shape), 4, dtype=torch.float64).float()
@@ -99,8 +114,17 @@ def test_lightgcn_fold_in_ranks_history_like_the_trained_user():
 
 def test_multvae_kl_annealing_and_history_scoring():
     planted = planted_blocks()
-    m = create_model("multvae", hidden=32, latent=8, epochs=10, batch_size=32, lr=5e-3,
-                     anneal_epochs=4, anneal_cap=0.3, **FAST).fit(planted.train)
+    m = create_model(
+        "multvae",
+        hidden=32,
+        latent=8,
+        epochs=10,
+        batch_size=32,
+        lr=5e-3,
+        anneal_epochs=4,
+        anneal_cap=0.3,
+        **FAST,
+    ).fit(planted.train)
     steps_per_epoch = -(-planted.train.n_users // 32)
     assert int(m.module_.steps) == 10 * steps_per_epoch
     tr = planted.train
@@ -114,9 +138,15 @@ def test_multvae_kl_annealing_and_history_scoring():
 def test_multvae_seed_changes_weights_and_leaves_global_rng():
     planted = planted_blocks()
     state = torch.random.get_rng_state()
-    a = create_model("multvae", hidden=16, latent=4, epochs=2, batch_size=32, seed=0, **FAST).fit(planted.train)
-    b = create_model("multvae", hidden=16, latent=4, epochs=2, batch_size=32, seed=0, **FAST).fit(planted.train)
-    c = create_model("multvae", hidden=16, latent=4, epochs=2, batch_size=32, seed=1, **FAST).fit(planted.train)
+    a = create_model("multvae", hidden=16, latent=4, epochs=2, batch_size=32, seed=0, **FAST).fit(
+        planted.train
+    )
+    b = create_model("multvae", hidden=16, latent=4, epochs=2, batch_size=32, seed=0, **FAST).fit(
+        planted.train
+    )
+    c = create_model("multvae", hidden=16, latent=4, epochs=2, batch_size=32, seed=1, **FAST).fit(
+        planted.train
+    )
     assert torch.equal(torch.random.get_rng_state(), state)
     wa, wb, wc = (x.module_.enc.weight.detach() for x in (a, b, c))
     assert torch.equal(wa, wb) and not torch.equal(wa, wc)

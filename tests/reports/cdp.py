@@ -37,8 +37,10 @@ class _WebSocket:
         host, port, path = m.group(1), int(m.group(2)), m.group(3)
         self.sock = socket.create_connection((host, port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
-        req = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        req = (
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
         self.sock.sendall(req.encode())
         resp = b""
         while b"\r\n\r\n" not in resp:
@@ -103,11 +105,25 @@ def check_page(url: str, timeout: float = 60.0) -> dict[str, Any]:
     assert exe, "chromium not found"
     profile = tempfile.mkdtemp(prefix="zenrec-chromium-")
     proc = subprocess.Popen(
-        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run", "--no-default-browser-check", f"--user-data-dir={profile}",
-         "--remote-debugging-port=0", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--no-default-browser-check",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-port=0",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = None
         deadline = time.time() + timeout
@@ -121,7 +137,9 @@ def check_page(url: str, timeout: float = 60.0) -> dict[str, Any]:
                 port = int(m.group(1))
                 break
         assert port, "chromium did not report a DevTools port"
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
+        targets = json.loads(
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read()
+        )
         page = next(t for t in targets if t.get("type") == "page")
         ws = _WebSocket(page["webSocketDebuggerUrl"], timeout=timeout)
         events: list[dict[str, Any]] = []
@@ -149,9 +167,11 @@ def check_page(url: str, timeout: float = 60.0) -> dict[str, Any]:
             loaded = msg.get("method") == "Page.loadEventFired"
         assert loaded, "page did not finish loading"
         time.sleep(0.3)
-        expr = ("JSON.stringify({imgs: Array.from(document.images).map(i => ({complete: i.complete, "
-                "w: i.naturalWidth, h: i.naturalHeight, alt: i.alt})), ready: document.body.dataset.ready || null,"
-                " title: document.title, tables: document.querySelectorAll('table').length})")
+        expr = (
+            "JSON.stringify({imgs: Array.from(document.images).map(i => ({complete: i.complete, "
+            "w: i.naturalWidth, h: i.naturalHeight, alt: i.alt})), ready: document.body.dataset.ready || null,"
+            " title: document.title, tables: document.querySelectorAll('table').length})"
+        )
         res = call("Runtime.evaluate", expression=expr, returnByValue=True)
         state = json.loads(res["result"]["value"])
         ws.close()
@@ -167,7 +187,9 @@ def check_page(url: str, timeout: float = 60.0) -> dict[str, Any]:
     for e in events:
         m, p = e.get("method"), e.get("params", {})
         if m == "Runtime.exceptionThrown":
-            errors.append(f"exception: {p['exceptionDetails'].get('exception', {}).get('description') or p['exceptionDetails'].get('text')}")
+            errors.append(
+                f"exception: {p['exceptionDetails'].get('exception', {}).get('description') or p['exceptionDetails'].get('text')}"
+            )
         elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
             errors.append(f"console.{p['type']}: {[a.get('value') for a in p.get('args', [])]}")
         elif m == "Log.entryAdded" and p["entry"].get("level") == "error":

@@ -20,9 +20,15 @@ def report(tmp_path_factory):
     from zenrec.reports.report import build_report
 
     ds = synthetic_dataset(n_users=200, n_items=100, interactions_per_user=12, seed=2)
-    cfg = BenchmarkConfig(name="report-test", datasets=[ds.name], protocols=["recbole"], seeds=[1, 2],
-                          baseline="pop", tune={"trials": 4},
-                          models=[{"name": "pop"}, {"name": "ease"}, {"name": "itemknn", "tune": False}])
+    cfg = BenchmarkConfig(
+        name="report-test",
+        datasets=[ds.name],
+        protocols=["recbole"],
+        seeds=[1, 2],
+        baseline="pop",
+        tune={"trials": 4},
+        models=[{"name": "pop"}, {"name": "ease"}, {"name": "itemknn", "tune": False}],
+    )
     run_dir = tmp_path_factory.mktemp("run")
     run_benchmark(cfg, run_dir, progress=False, datasets={ds.name: ds})
     md, html = build_report(run_dir)
@@ -58,8 +64,10 @@ def test_report_renders_in_chromium_with_no_errors(report):
 @needs_chromium
 def test_the_chromium_check_catches_broken_images_and_scripts(tmp_path):
     bad = tmp_path / "bad.html"
-    bad.write_text('<!DOCTYPE html><html><head><title>x</title></head><body>'
-                   '<img src="data:image/png;base64,AAAA"><script>throw new Error("boom")</script></body></html>')
+    bad.write_text(
+        "<!DOCTYPE html><html><head><title>x</title></head><body>"
+        '<img src="data:image/png;base64,AAAA"><script>throw new Error("boom")</script></body></html>'
+    )
     state = check_page(html_file_url(bad))
     assert any("boom" in e for e in state["errors"])
     assert state["imgs"][0]["w"] == 0

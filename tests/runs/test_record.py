@@ -40,25 +40,47 @@ def colon_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(0)
     ratings = rng.integers(1, 6, size=len(ds))
     lines = [f"{u}::{i}::{r}" for u, i, r in zip(users, items, ratings)]
-    lines += [f"{9000 + j}::{items[j]}::4" for j in range(30)]  # 30 one-interaction users: the k-core drops them
+    lines += [
+        f"{9000 + j}::{items[j]}::4" for j in range(30)
+    ]  # 30 one-interaction users: the k-core drops them
     path = tmp_path_factory.mktemp("data") / "ratings.dat"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def test_cli_args_round_trip_through_the_parser(tmp_path: Path) -> None:
-    spec = DataSpec(source=str(tmp_path / "r.dat"), sep="::", header=False, user_col="0", item_col="1",
-                    rating_col="2", encoding="latin-1", min_rating=3.0, min_user_count=5, min_item_count=2,
-                    duplicates="mean", split_dir=str(tmp_path / "split"))
-    args = build_parser().parse_args(["evaluate", *spec.cli_args(), "--protocol", "recbole", "--model", "ease"])
+    spec = DataSpec(
+        source=str(tmp_path / "r.dat"),
+        sep="::",
+        header=False,
+        user_col="0",
+        item_col="1",
+        rating_col="2",
+        encoding="latin-1",
+        min_rating=3.0,
+        min_user_count=5,
+        min_item_count=2,
+        duplicates="mean",
+        split_dir=str(tmp_path / "split"),
+    )
+    args = build_parser().parse_args(
+        ["evaluate", *spec.cli_args(), "--protocol", "recbole", "--model", "ease"]
+    )
     assert data_spec(args) == spec
 
 
-def test_reproduce_command_is_absolute_and_quoted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reproduce_command_is_absolute_and_quoted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "my data.csv").write_text("u,i\n1,2\n")
-    cmd = reproduce_command(DataSpec(source="my data.csv", min_user_count=5), "recbole", "ease",
-                            {"l2": 12.5, "flag": True}, 7)
+    cmd = reproduce_command(
+        DataSpec(source="my data.csv", min_user_count=5),
+        "recbole",
+        "ease",
+        {"l2": 12.5, "flag": True},
+        7,
+    )
     argv = shlex.split(cmd)
     assert argv[argv.index("--dataset") + 1] == str(tmp_path / "my data.csv")
     assert argv[argv.index("--seed") + 1] == "7" and "--min-user-count" in argv
@@ -67,10 +89,37 @@ def test_reproduce_command_is_absolute_and_quoted(tmp_path: Path, monkeypatch: p
 
 def test_tuned_record_reruns_from_another_directory(colon_file: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "tune"
-    tune = [sys.executable, "-m", "zenrec", "tune", "--dataset", colon_file.name, "--sep", "::", "--no-header",
-            "--user-col", "0", "--item-col", "1", "--rating-col", "2", "--min-user-count", "5",
-            "--protocol", "recbole", "--model", "ease", "--trials", "3", "--quiet", "--output-dir", str(run_dir)]
-    r = subprocess.run(tune, cwd=colon_file.parent, capture_output=True, text=True, env=_env(), timeout=300)
+    tune = [
+        sys.executable,
+        "-m",
+        "zenrec",
+        "tune",
+        "--dataset",
+        colon_file.name,
+        "--sep",
+        "::",
+        "--no-header",
+        "--user-col",
+        "0",
+        "--item-col",
+        "1",
+        "--rating-col",
+        "2",
+        "--min-user-count",
+        "5",
+        "--protocol",
+        "recbole",
+        "--model",
+        "ease",
+        "--trials",
+        "3",
+        "--quiet",
+        "--output-dir",
+        str(run_dir),
+    ]
+    r = subprocess.run(
+        tune, cwd=colon_file.parent, capture_output=True, text=True, env=_env(), timeout=300
+    )
     assert r.returncode == 0, r.stderr
     info = json.loads((run_dir / "tune.json").read_text())
     test_metrics = info["test"]["metrics"]
@@ -80,8 +129,14 @@ def test_tuned_record_reruns_from_another_directory(colon_file: Path, tmp_path: 
     elsewhere.mkdir()
     for cmd in (info["reproduce"], info["test"]["command"]):
         out = elsewhere / "again.json"
-        r = subprocess.run([*_zenrec(cmd), "--output", str(out)], cwd=elsewhere, capture_output=True, text=True,
-                           env=_env(), timeout=300)
+        r = subprocess.run(
+            [*_zenrec(cmd), "--output", str(out)],
+            cwd=elsewhere,
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=300,
+        )
         assert r.returncode == 0, r.stderr
         again = RunRecord.read(out)
         assert again.metrics == pytest.approx(test_metrics, rel=1e-12, abs=1e-12)
@@ -91,8 +146,14 @@ def test_tuned_record_reruns_from_another_directory(colon_file: Path, tmp_path: 
 
 
 def test_record_round_trips_and_refuses_unknown_fields(tmp_path: Path) -> None:
-    rec = RunRecord(model="ease", dataset="x", protocol={"name": "msrec"}, seed=1, metrics={"ndcg@10": 0.5},
-                    data=DataSpec(source="ml-100k"))
+    rec = RunRecord(
+        model="ease",
+        dataset="x",
+        protocol={"name": "msrec"},
+        seed=1,
+        metrics={"ndcg@10": 0.5},
+        data=DataSpec(source="ml-100k"),
+    )
     back = RunRecord.read(rec.write(tmp_path / "r.json"))
     assert back == rec
     payload = json.loads((tmp_path / "r.json").read_text())

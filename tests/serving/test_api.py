@@ -32,7 +32,11 @@ def test_online_equals_offline_for_200_users(server, ease_model):
 
 
 def test_batch_equals_single_requests(server):
-    reqs = [{"user_id": 1, "k": 5}, {"recent_items": [50, 181, 172], "k": 4}, {"user_id": "nobody", "k": 3}]
+    reqs = [
+        {"user_id": 1, "k": 5},
+        {"recent_items": [50, 181, 172], "k": 4},
+        {"user_id": "nobody", "k": 3},
+    ]
     batch = post(server, "/v1/recommend/batch", {"requests": reqs}).json()
     assert len(batch["results"]) == 3
     for req, res in zip(reqs, batch["results"]):
@@ -42,7 +46,9 @@ def test_batch_equals_single_requests(server):
 
 def test_unknown_user_served_from_history_then_popularity(server, ease_model):
     hist = [50, 181, 172, 999_999_999]
-    body = post(server, "/v1/recommend", {"user_id": "visitor-1", "recent_items": hist, "k": 10}).json()
+    body = post(
+        server, "/v1/recommend", {"user_id": "visitor-1", "recent_items": hist, "k": 10}
+    ).json()
     assert body["fallback"] == "history"
     assert body["unknown_items"] == [999_999_999]
     offline = ease_model.recommend_from_items(hist, k=10)
@@ -59,35 +65,53 @@ def test_unknown_user_served_from_history_then_popularity(server, ease_model):
 
 
 def test_filters_include_and_exclude(server):
-    body = post(server, "/v1/recommend", {"user_id": 1, "k": 20, "genres": ["Comedy"], "year_min": 1990,
-                                          "year_max": 1995}).json()
+    body = post(
+        server,
+        "/v1/recommend",
+        {"user_id": 1, "k": 20, "genres": ["Comedy"], "year_min": 1990, "year_max": 1995},
+    ).json()
     assert len(body["items"]) == 20
     for it in body["items"]:
         assert "Comedy" in it["genres"] and 1990 <= it["metadata"]["year"] <= 1995
-    generic = post(server, "/v1/recommend", {"user_id": 1, "k": 20, "filters": {
-        "genres": {"any_of": ["Comedy"]}, "year": {"min": 1990, "max": 1995}}}).json()
+    generic = post(
+        server,
+        "/v1/recommend",
+        {
+            "user_id": 1,
+            "k": 20,
+            "filters": {"genres": {"any_of": ["Comedy"]}, "year": {"min": 1990, "max": 1995}},
+        },
+    ).json()
     assert generic["items"] == body["items"]
     base = post(server, "/v1/recommend", {"user_id": 1, "k": 5}).json()["items"]
     top = base[0]["item_id"]
-    excl = post(server, "/v1/recommend", {"user_id": 1, "k": 5, "exclude_items": [top, 424242]}).json()
+    excl = post(
+        server, "/v1/recommend", {"user_id": 1, "k": 5, "exclude_items": [top, 424242]}
+    ).json()
     assert top not in [it["item_id"] for it in excl["items"]] and excl["unknown_items"] == [424242]
-    only = post(server, "/v1/recommend", {"user_id": 1, "k": 5, "include_items": [1, 2, 3],
-                                          "exclude_seen": False}).json()
+    only = post(
+        server,
+        "/v1/recommend",
+        {"user_id": 1, "k": 5, "include_items": [1, 2, 3], "exclude_seen": False},
+    ).json()
     assert {it["item_id"] for it in only["items"]} <= {1, 2, 3}
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"user_id": 1, "k": 0}, ["body", "k"]),
-    ({"user_id": 1, "k": 1001}, ["body", "k"]),
-    ({"user_id": 1, "k": "ten"}, ["body", "k"]),
-    ({"user_id": 1, "colour": "red"}, ["body", "colour"]),
-    ({"user_id": 1, "recent_items": list(range(1001))}, ["body", "recent_items"]),
-    ({"user_id": 1, "exclude_seen": "maybe"}, ["body", "exclude_seen"]),
-    ({"user_id": 1, "filters": {"colour": {"any_of": ["red"]}}}, ["body", "filters", "colour"]),
-    ({"user_id": 1, "genres": ["Comedyy"]}, ["body", "filters", "genres"]),
-    ({"user_id": 1, "filters": {"year": {"any_of": ["1990"]}}}, ["body", "filters", "year"]),
-    ({"user_id": 1, "year_min": 2000, "year_max": 1990}, ["body", "year_min"]),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"user_id": 1, "k": 0}, ["body", "k"]),
+        ({"user_id": 1, "k": 1001}, ["body", "k"]),
+        ({"user_id": 1, "k": "ten"}, ["body", "k"]),
+        ({"user_id": 1, "colour": "red"}, ["body", "colour"]),
+        ({"user_id": 1, "recent_items": list(range(1001))}, ["body", "recent_items"]),
+        ({"user_id": 1, "exclude_seen": "maybe"}, ["body", "exclude_seen"]),
+        ({"user_id": 1, "filters": {"colour": {"any_of": ["red"]}}}, ["body", "filters", "colour"]),
+        ({"user_id": 1, "genres": ["Comedyy"]}, ["body", "filters", "genres"]),
+        ({"user_id": 1, "filters": {"year": {"any_of": ["1990"]}}}, ["body", "filters", "year"]),
+        ({"user_id": 1, "year_min": 2000, "year_max": 1990}, ["body", "year_min"]),
+    ],
+)
 def test_validation_errors_name_the_field(server, body, field):
     r = post(server, "/v1/recommend", body)
     assert r.status_code == 422, r.text
@@ -101,10 +125,18 @@ def test_body_limits_and_malformed_json(server):
     r = post(server, "/v1/recommend", big)
     assert r.status_code == 413 and "larger than" in r.json()["detail"]
     # a streamed (chunked) body without Content-Length is counted while it is read
-    chunks = (b'{"user_id": 1, "recent_items": [' + b'"xxxxxxxx", ' * 100_000 + b'"y"]}' for _ in range(1))
-    r = httpx.post(server.url + "/v1/recommend", content=chunks, headers={"content-type": "application/json"})
+    chunks = (
+        b'{"user_id": 1, "recent_items": [' + b'"xxxxxxxx", ' * 100_000 + b'"y"]}' for _ in range(1)
+    )
+    r = httpx.post(
+        server.url + "/v1/recommend", content=chunks, headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413 and "larger than" in r.json()["detail"]
-    r = httpx.post(server.url + "/v1/recommend", content=b"{not json", headers={"content-type": "application/json"})
+    r = httpx.post(
+        server.url + "/v1/recommend",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 422
     r = post(server, "/v1/recommend/batch", {"requests": [{"user_id": 1}] * 300})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "requests"]
@@ -144,8 +176,12 @@ def test_readyz_is_503_before_the_lifespan_has_loaded(bundles):
     app = create_app(bundles["ease"], ServeSettings())
 
     async def probe():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-            return (await c.get("/readyz")).status_code, (await c.post("/v1/recommend", json={"user_id": 1})).status_code
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as c:
+            return (await c.get("/readyz")).status_code, (
+                await c.post("/v1/recommend", json={"user_id": 1})
+            ).status_code
 
     assert asyncio.run(probe()) == (503, 503)
 
@@ -163,7 +199,9 @@ def test_metrics_after_known_traffic(bundles):
     version = json.loads((bundles["ease"] / "bundle.json").read_text())["content_sha256"][:16]
     assert 'zenrec_requests_total{endpoint="/v1/recommend",status="200"} 5.0' in text
     assert 'zenrec_requests_total{endpoint="/v1/recommend",status="422"} 1.0' in text
-    assert 'zenrec_request_duration_seconds_count{endpoint="/v1/recommend",status="200"} 5.0' in text
+    assert (
+        'zenrec_request_duration_seconds_count{endpoint="/v1/recommend",status="200"} 5.0' in text
+    )
     assert 'zenrec_fallbacks_total{kind="none"} 3.0' in text
     assert 'zenrec_fallbacks_total{kind="history"} 1.0' in text
     assert 'zenrec_fallbacks_total{kind="popularity"} 1.0' in text
@@ -179,14 +217,22 @@ def test_admin_routes_need_the_key_and_do_not_exist_without_one(server, bundles)
     from live import live_server
 
     with live_server(bundles["ease"]) as srv:
-        assert httpx.post(srv.url + "/admin/reload", json={}, headers={"X-API-Key": "x"}).status_code == 404
+        assert (
+            httpx.post(srv.url + "/admin/reload", json={}, headers={"X-API-Key": "x"}).status_code
+            == 404
+        )
         assert "/admin/reload" not in httpx.get(srv.url + "/openapi.json").json()["paths"]
 
 
 def test_request_log_lines_match_requests(bundles, tmp_path):
     from live import live_server
 
-    sent = [{"user_id": 1, "k": 5}, {"user_id": 2, "k": 7}, {"recent_items": [50], "k": 3}, {"user_id": 1, "k": 0}]
+    sent = [
+        {"user_id": 1, "k": 5},
+        {"user_id": 2, "k": 7},
+        {"recent_items": [50], "k": 3},
+        {"user_id": 1, "k": 0},
+    ]
     logdir = tmp_path / "log"
     with live_server(bundles["ease"], request_log=logdir, request_log_salt="pepper") as srv:
         statuses = [httpx.post(srv.url + "/v1/recommend", json=b).status_code for b in sent]
@@ -201,7 +247,9 @@ def test_request_log_lines_match_requests(bundles, tmp_path):
         assert rec["endpoint"] == "/v1/recommend" and rec["status"] == status
         assert rec["ts"].endswith("+00:00") and rec["latency_ms"] > 0
         user = body.get("user_id") if status == 200 else None  # a refused body is not parsed
-        assert rec["user"] == (None if user is None else hashlib.sha256(b"pepper" + str(user).encode()).hexdigest())
+        assert rec["user"] == (
+            None if user is None else hashlib.sha256(b"pepper" + str(user).encode()).hexdigest()
+        )
         if status == 200:
             assert rec["model_version"] == version and rec["k"] == body["k"]
         else:

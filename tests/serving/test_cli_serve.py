@@ -22,13 +22,20 @@ ZENREC = [sys.executable, "-m", "zenrec"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*ZENREC, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*ZENREC, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_serve_refuses_bad_input_with_one_line(bundles, tmp_path):
     r = run_cli("serve", str(tmp_path / "nope"))
-    assert r.returncode == 2 and "not a zenrec bundle" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert (
+        r.returncode == 2 and "not a zenrec bundle" in r.stderr and len(r.stderr.splitlines()) == 1
+    )
     corrupt = tmp_path / "corrupt"
     shutil.copytree(bundles["ease"], corrupt)
     (corrupt / "vocab.json").write_text("{}")
@@ -44,10 +51,26 @@ def test_two_workers_share_a_port_and_aggregate_metrics(bundles, tmp_path):
     port = free_port()
     logdir = tmp_path / "log"
     proc = subprocess.Popen(
-        [*ZENREC, "serve", str(bundles["ease"]), "--port", str(port), "--workers", "2", "--request-log",
-         str(logdir), "--request-log-salt-env", "ZENREC_TEST_SALT", "--api-key-env", "ZENREC_TEST_KEY"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "ZENREC_TEST_SALT": "salty", "ZENREC_TEST_KEY": "k3y"})
+        [
+            *ZENREC,
+            "serve",
+            str(bundles["ease"]),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--request-log",
+            str(logdir),
+            "--request-log-salt-env",
+            "ZENREC_TEST_SALT",
+            "--api-key-env",
+            "ZENREC_TEST_KEY",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "ZENREC_TEST_SALT": "salty", "ZENREC_TEST_KEY": "k3y"},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -62,7 +85,9 @@ def test_two_workers_share_a_port_and_aggregate_metrics(bundles, tmp_path):
         with httpx.Client(base_url=url, timeout=10) as c:
             for u in range(1, 41):
                 assert c.post("/v1/recommend", json={"user_id": u, "k": 3}).status_code == 200
-            assert c.post("/admin/reload", json={}, headers={"X-API-Key": "wrong"}).status_code == 401
+            assert (
+                c.post("/admin/reload", json={}, headers={"X-API-Key": "wrong"}).status_code == 401
+            )
             # the metrics of both workers are summed (an answer from either process sees all 40)
             text = c.get("/metrics").text
         assert 'zenrec_requests_total{endpoint="/v1/recommend",status="200"} 40.0' in text
@@ -70,8 +95,11 @@ def test_two_workers_share_a_port_and_aggregate_metrics(bundles, tmp_path):
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
-    logs = [json.loads(line) for f in sorted(Path(logdir).glob("requests-*.jsonl"))
-            for line in f.read_text().splitlines()]
+    logs = [
+        json.loads(line)
+        for f in sorted(Path(logdir).glob("requests-*.jsonl"))
+        for line in f.read_text().splitlines()
+    ]
     assert sum(1 for r in logs if r["endpoint"] == "/v1/recommend" and r["status"] == 200) == 40
     # structured logs: every stderr line is a JSON object
     lines = [x for x in err.splitlines() if x.strip()]
@@ -81,8 +109,20 @@ def test_two_workers_share_a_port_and_aggregate_metrics(bundles, tmp_path):
 
 def test_bench_retrieval_cli(tmp_path):
     out = tmp_path / "bench.json"
-    r = run_cli("bench", "retrieval", "--items", "2000", "--dim", "8", "--queries", "20", "--ef", "16,64",
-                "--json", str(out))
+    r = run_cli(
+        "bench",
+        "retrieval",
+        "--items",
+        "2000",
+        "--dim",
+        "8",
+        "--queries",
+        "20",
+        "--ef",
+        "16,64",
+        "--json",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     assert "hnsw M=32 efSearch=64" in r.stdout and "recall" in r.stdout
     res = json.loads(out.read_text())

@@ -22,8 +22,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reports"))
 from cdp import _WebSocket, find_chromium
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(find_chromium() is None, reason="chromium not installed (make system-deps)")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(find_chromium() is None, reason="chromium not installed (make system-deps)"),
+]
 
 
 class Browser:
@@ -35,11 +37,26 @@ class Browser:
         exe = find_chromium()
         assert exe
         self.proc = subprocess.Popen(
-            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run", "--no-default-browser-check", f"--user-data-dir={self.profile}",
-             "--window-size=1200,900", "--remote-debugging-port=0", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                exe,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--no-default-browser-check",
+                f"--user-data-dir={self.profile}",
+                "--window-size=1200,900",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         port = None
         deadline = time.time() + timeout
         assert self.proc.stderr is not None
@@ -51,7 +68,9 @@ class Browser:
             elif not line and self.proc.poll() is not None:
                 raise RuntimeError("chromium exited")
         assert port, "chromium did not report a DevTools port"
-        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
+        targets = json.loads(
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read()
+        )
         page = next(t for t in targets if t.get("type") == "page")
         self.ws = _WebSocket(page["webSocketDebuggerUrl"], timeout=timeout)
         self.events: list[dict[str, Any]] = []
@@ -115,7 +134,11 @@ class Browser:
         return out
 
     def requests(self) -> list[str]:
-        return [e["params"]["request"]["url"] for e in self.events if e.get("method") == "Network.requestWillBeSent"]
+        return [
+            e["params"]["request"]["url"]
+            for e in self.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
 
     def close(self) -> None:
         try:
@@ -129,7 +152,9 @@ class Browser:
             shutil.rmtree(self.profile, ignore_errors=True)
 
 
-RENDERED = "JSON.stringify(Array.from(document.querySelectorAll('#recs li')).map(li => li.dataset.item))"
+RENDERED = (
+    "JSON.stringify(Array.from(document.querySelectorAll('#recs li')).map(li => li.dataset.item))"
+)
 
 
 def test_demo_page_renders_the_api_answer(server, tmp_path):
@@ -138,21 +163,29 @@ def test_demo_page_renders_the_api_answer(server, tmp_path):
         browser.navigate(server.url + "/")
         browser.wait_for("document.getElementById('model').textContent.includes('version')")
         # a known user
-        browser.eval("document.getElementById('user').value = '196'; document.getElementById('k').value = '8';"
-                     "document.getElementById('form').requestSubmit(); true")
+        browser.eval(
+            "document.getElementById('user').value = '196'; document.getElementById('k').value = '8';"
+            "document.getElementById('form').requestSubmit(); true"
+        )
         browser.wait_for("document.body.dataset.ready === '1'")
         shown = json.loads(browser.eval(RENDERED))
         api = httpx.post(server.url + "/v1/recommend", json={"user_id": 196, "k": 8}).json()
         assert shown == [str(it["item_id"]) for it in api["items"]] and len(shown) == 8
-        titles = browser.eval("Array.from(document.querySelectorAll('#recs li .title')).map(e => e.textContent)")
+        titles = browser.eval(
+            "Array.from(document.querySelectorAll('#recs li .title')).map(e => e.textContent)"
+        )
         assert titles == [it["title"] for it in api["items"]]
         browser.screenshot(tmp_path / "demo-user.png")
         # a history built by title search, for a visitor
-        browser.eval("document.body.dataset.ready = ''; document.getElementById('user').value = '';"
-                     "const s = document.getElementById('search'); s.value = 'star wars';"
-                     "s.dispatchEvent(new Event('input')); true")
+        browser.eval(
+            "document.body.dataset.ready = ''; document.getElementById('user').value = '';"
+            "const s = document.getElementById('search'); s.value = 'star wars';"
+            "s.dispatchEvent(new Event('input')); true"
+        )
         browser.wait_for("document.querySelectorAll('#suggest li').length > 0")
-        browser.eval("document.querySelector('#suggest li').click(); document.getElementById('form').requestSubmit(); true")
+        browser.eval(
+            "document.querySelector('#suggest li').click(); document.getElementById('form').requestSubmit(); true"
+        )
         browser.wait_for("document.body.dataset.ready === '1'")
         shown = json.loads(browser.eval(RENDERED))
         status = browser.eval("document.getElementById('status').textContent")
@@ -160,8 +193,12 @@ def test_demo_page_renders_the_api_answer(server, tmp_path):
         errors, requests = browser.errors(), browser.requests()
     finally:
         browser.close()
-    star_wars = httpx.get(server.url + "/v1/items", params={"q": "star wars", "limit": 8}).json()["items"][0]
-    api = httpx.post(server.url + "/v1/recommend", json={"recent_items": [star_wars["item_id"]], "k": 8}).json()
+    star_wars = httpx.get(server.url + "/v1/items", params={"q": "star wars", "limit": 8}).json()[
+        "items"
+    ][0]
+    api = httpx.post(
+        server.url + "/v1/recommend", json={"recent_items": [star_wars["item_id"]], "k": 8}
+    ).json()
     assert api["fallback"] == "history" and "history" in status
     assert shown == [str(it["item_id"]) for it in api["items"]]
     assert errors == []

@@ -75,7 +75,11 @@ def test_manifests_agree_with_each_other_and_the_service_contract() -> None:
         pdb["spec"]["selector"]["matchLabels"],
     ):
         assert selector.items() <= labels.items()
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": name,
+    }
     assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"] <= dep["spec"]["replicas"]
 
     pod = dep["spec"]["template"]["spec"]
@@ -86,7 +90,9 @@ def test_manifests_agree_with_each_other_and_the_service_contract() -> None:
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
     # non-root, read-only everywhere
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    assert (
+        pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] > 0
+    )
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     (bundle,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/bundle"]
@@ -154,19 +160,26 @@ def test_traffic_plan_keda_hpa_part_validates_as_an_hpa(keda_yaml: dict[str, Any
         "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "keda-hpa-zenrec-serve"},
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                               "name": so["scaleTargetRef"]["name"]},
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": so["scaleTargetRef"]["name"],
+            },
             "minReplicas": max(1, so["minReplicaCount"]),
             "maxReplicas": so["maxReplicaCount"],
             "behavior": so["advanced"]["horizontalPodAutoscalerConfig"]["behavior"],
-            "metrics": [{
-                "type": "External",
-                "external": {
-                    "metric": {"name": "s0-prometheus"},
-                    "target": {"type": "AverageValue",
-                               "averageValue": so["triggers"][0]["metadata"]["threshold"]},
-                },
-            }],
+            "metrics": [
+                {
+                    "type": "External",
+                    "external": {
+                        "metric": {"name": "s0-prometheus"},
+                        "target": {
+                            "type": "AverageValue",
+                            "averageValue": so["triggers"][0]["metadata"]["threshold"],
+                        },
+                    },
+                }
+            ],
         },
     }
     assert kv.validate(hpa, K8S_VERSION, strict=True) == K8S_VERSION[:4]

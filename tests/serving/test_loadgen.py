@@ -194,8 +194,23 @@ def test_single_run_json(server: str, tmp_path: Path) -> None:
     from zenrec.cli.main import main
 
     out = tmp_path / "one.json"
-    assert main(["loadtest", server, "--endpoint", "healthz", "--rate", "100",
-                 "--duration", "0.5", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "loadtest",
+                server,
+                "--endpoint",
+                "healthz",
+                "--rate",
+                "100",
+                "--duration",
+                "0.5",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = json.loads(out.read_text())
     assert set(data) >= CONTRACT_KEYS and "steps" not in data
     assert data["errors"] == 0 and data["offered_rps"] == 100.0
@@ -214,10 +229,14 @@ def test_bodies_use_ids_from_a_bundle(server: str, tmp_path: Path) -> None:
     users = set(ids_from(bundle, "users"))
     items = set(ids_from(bundle, "items"))
     assert users == set(ds.user_vocab.ids.tolist())
-    run_load(LoadTestConfig(url=server, rate=100, duration=0.5, endpoint="recommend", k=7),
-             ids=sorted(users))
-    run_load(LoadTestConfig(url=server, rate=100, duration=0.3, endpoint="similar", k=5),
-             ids=sorted(items))
+    run_load(
+        LoadTestConfig(url=server, rate=100, duration=0.5, endpoint="recommend", k=7),
+        ids=sorted(users),
+    )
+    run_load(
+        LoadTestConfig(url=server, rate=100, duration=0.3, endpoint="similar", k=5),
+        ids=sorted(items),
+    )
     with urllib.request.urlopen(server + "/bodies") as r:
         bodies = json.loads(r.read())
     rec = [b for b in bodies if b["path"] == "/v1/recommend"]
@@ -241,7 +260,12 @@ def test_only_loopback_targets_unless_allowed() -> None:
         with pytest.raises(ConfigError, match="not a loopback address"):
             parse_target(url)
         assert parse_target(url, allow_remote=True).host in url
-    for url in ("http://127.0.0.1:8000", "http://localhost:9", "http://[::1]:8000", "http://127.3.4.5"):
+    for url in (
+        "http://127.0.0.1:8000",
+        "http://localhost:9",
+        "http://[::1]:8000",
+        "http://127.3.4.5",
+    ):
         parse_target(url)
     with pytest.raises(ConfigError, match="plain-HTTP"):
         parse_target("https://127.0.0.1:8000")
@@ -269,7 +293,6 @@ def test_parse_ramp() -> None:
             parse_ramp(bad)
 
 
-
 def test_ids_from_refuses_what_is_neither_bundle_nor_dataset(tmp_path: Path) -> None:
     from zenrec._errors import DataError
 
@@ -282,7 +305,9 @@ def test_ids_from_refuses_what_is_neither_bundle_nor_dataset(tmp_path: Path) -> 
 def test_ids_from_a_dataset_name(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    data = Path(os.environ.get("ZENREC_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+    data = Path(
+        os.environ.get("ZENREC_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")
+    )
     if not (data / "ml-100k").exists():
         pytest.skip(f"{data / 'ml-100k'} not found: set ZENREC_DATA to run this test")
     monkeypatch.setenv("ZENREC_DATA", str(data))

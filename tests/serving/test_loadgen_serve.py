@@ -31,8 +31,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     bundle = create_model("ease", l2=10.0).fit(ds).save(tmp_path_factory.mktemp("b") / "bundle")
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "zenrec", "serve", str(bundle), "--port", str(port),
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "zenrec",
+            "serve",
+            str(bundle),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -63,8 +72,22 @@ def test_loadtest_bodies_are_accepted_by_zenrec_serve(
 
     url, bundle = served
     out = tmp_path / "lt.json"
-    rc = main(["loadtest", url, "--endpoint", endpoint, "--rate", "50", "--duration", "1",
-               "--users-from", str(bundle), "--output", str(out)])
+    rc = main(
+        [
+            "loadtest",
+            url,
+            "--endpoint",
+            endpoint,
+            "--rate",
+            "50",
+            "--duration",
+            "1",
+            "--users-from",
+            str(bundle),
+            "--output",
+            str(out),
+        ]
+    )
     assert rc == 0
     data = json.loads(out.read_text())
     assert data["errors"] == 0, data["errors_by_kind"]

@@ -38,7 +38,9 @@ class SteadyClient(threading.Thread):
                 try:
                     r = c.post("/v1/recommend", json={"user_id": 1 + j % 900, "k": 10})
                     body = r.json()
-                    self.results.append((time.perf_counter(), r.status_code, body.get("model_version")))
+                    self.results.append(
+                        (time.perf_counter(), r.status_code, body.get("model_version"))
+                    )
                     if r.status_code != 200 or len(body["items"]) != 10:
                         self.failures.append(f"{r.status_code}: {r.text[:200]}")
                 except Exception as exc:  # connection errors count as failures
@@ -57,8 +59,12 @@ def test_three_reloads_under_load_fail_no_request(bundles):
         try:
             for target in ("itemknn", "ease", "itemknn"):
                 time.sleep(0.4)
-                r = httpx.post(srv.url + "/admin/reload", json={"bundle_dir": str(bundles[target])},
-                               headers=KEY, timeout=60)
+                r = httpx.post(
+                    srv.url + "/admin/reload",
+                    json={"bundle_dir": str(bundles[target])},
+                    headers=KEY,
+                    timeout=60,
+                )
                 assert r.status_code == 200, r.text
                 assert r.json()["version"] == versions[target]
                 swaps.append((time.perf_counter(), versions[target]))
@@ -90,12 +96,19 @@ def test_bad_bundles_are_refused_and_the_old_one_keeps_serving(bundles, tmp_path
     meta = json.loads((newer / "bundle.json").read_text())
     meta["format_version"] = 99
     (newer / "bundle.json").write_text(json.dumps(meta))
-    cases = {corrupt: "content hash mismatch", newer: "newer than this zenrec",
-             tmp_path / "missing": "no such bundle directory"}
+    cases = {
+        corrupt: "content hash mismatch",
+        newer: "newer than this zenrec",
+        tmp_path / "missing": "no such bundle directory",
+    }
     for path, reason in cases.items():
-        r = httpx.post(server.url + "/admin/reload", json={"bundle_dir": str(path)}, headers=KEY, timeout=60)
+        r = httpx.post(
+            server.url + "/admin/reload", json={"bundle_dir": str(path)}, headers=KEY, timeout=60
+        )
         assert r.status_code == 422, r.text
-        assert reason in r.json()["detail"] and f"still serving version {before}" in r.json()["detail"]
+        assert (
+            reason in r.json()["detail"] and f"still serving version {before}" in r.json()["detail"]
+        )
         assert httpx.get(server.url + "/v1/model").json()["version"] == before
         ok = httpx.post(server.url + "/v1/recommend", json={"user_id": 1})
         assert ok.status_code == 200 and ok.json()["model_version"] == before

@@ -52,19 +52,26 @@ def test_hnsw_recall_and_rechecking(rng):
         assert got.tolist() == exact_top_k(items @ q, 10, few)[0].tolist()
 
 
-@pytest.mark.parametrize(("name", "params"), [
-    ("ials", {"factors": 8, "iterations": 3, "num_threads": 1}),
-    ("biasedmf", {"factors": 8, "iterations": 3}),
-    ("bprmf", {"factors": 8, "epochs": 2, "batch_size": 256, "progress": False, "num_threads": 1}),
-])
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("ials", {"factors": 8, "iterations": 3, "num_threads": 1}),
+        ("biasedmf", {"factors": 8, "iterations": 3}),
+        (
+            "bprmf",
+            {"factors": 8, "epochs": 2, "batch_size": 256, "progress": False, "num_threads": 1},
+        ),
+    ],
+)
 def test_dot_product_views_reproduce_the_model_scores(name, params):
     ds = synthetic_dataset(n_users=60, n_items=40, seed=1)
     m = create_model(name, **params).fit(ds)
     view = dot_product_view(m)
     assert view is not None
     for u in (0, 7, 59):
-        np.testing.assert_allclose(view.item_vectors @ view.user_vector(u), m.score_indices([u])[0],
-                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            view.item_vectors @ view.user_vector(u), m.score_indices([u])[0], rtol=1e-4, atol=1e-4
+        )
     assert dot_product_view(create_model("ease").fit(ds)) is None
 
 
@@ -81,10 +88,15 @@ def test_hnsw_serving_of_an_ials_bundle(ml100k, tmp_path):
         r = recommend(served, Query(user_id=u, k=10))
         seen = set(model.seen_[j].indices.tolist())
         assert r.fallback == "none" and r.items.size == 10 and not seen & set(r.items.tolist())
-        recalls.append(np.intersect1d(model.item_vocab.decode(r.items), offline.item_lists[j]).size / 10)
+        recalls.append(
+            np.intersect1d(model.item_vocab.decode(r.items), offline.item_lists[j]).size / 10
+        )
     assert np.mean(recalls) >= 0.95
     comedy = served.attributes.mask({"genres": AttributeFilter(any_of=("Comedy",))})
-    r = recommend(served, Query(user_id=users[0], k=10, filters={"genres": AttributeFilter(any_of=("Comedy",))}))
+    r = recommend(
+        served,
+        Query(user_id=users[0], k=10, filters={"genres": AttributeFilter(any_of=("Comedy",))}),
+    )
     assert r.items.size == 10 and comedy[r.items].all()
 
 
@@ -101,7 +113,9 @@ def test_two_stage_reranking(bundles, ease_model):
     assert set(ids.tolist()) <= set(first_stage.tolist())
     np.testing.assert_array_equal(r.scores, knn.score([1], ids)[0])
     all_scores = knn.score([1], first_stage)[0]
-    assert r.scores[0] == all_scores.max() and r.scores.tolist() == sorted(r.scores.tolist(), reverse=True)
+    assert r.scores[0] == all_scores.max() and r.scores.tolist() == sorted(
+        r.scores.tolist(), reverse=True
+    )
     # a visitor is not known to the re-ranker: first-stage order, not re-ranked
     v = recommend(served, Query(recent_items=(50, 181), k=5))
     assert not v.reranked and v.fallback == "history"
@@ -112,5 +126,8 @@ def test_bench_retrieval_reports_recall_latency_memory():
     assert res["exact"]["memory_bytes"] == 3000 * 16 * 4
     by_ef = {r["ef_search"]: r for r in res["hnsw"]["by_ef"]}
     assert by_ef[256]["recall"] >= 0.97 and by_ef[256]["recall"] >= by_ef[16]["recall"]
-    assert res["hnsw"]["memory_bytes"] > res["exact"]["memory_bytes"] and res["hnsw"]["build_seconds"] > 0
+    assert (
+        res["hnsw"]["memory_bytes"] > res["exact"]["memory_bytes"]
+        and res["hnsw"]["build_seconds"] > 0
+    )
     assert all(r["p50_ms"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in res["hnsw"]["by_ef"])

@@ -18,7 +18,13 @@ from zenrec.splits import (
 def keys(ds):
     """Interaction identities (user, item, time) as a multiset of tuples."""
     t = ds.timestamps if ds.timestamps is not None else np.zeros(len(ds), np.int64)
-    return sorted(zip(ds.user_vocab.decode(ds.users).tolist(), ds.item_vocab.decode(ds.items).tolist(), t.tolist()))
+    return sorted(
+        zip(
+            ds.user_vocab.decode(ds.users).tolist(),
+            ds.item_vocab.decode(ds.items).tolist(),
+            t.tolist(),
+        )
+    )
 
 
 def assert_partition(full, split):
@@ -51,7 +57,10 @@ def test_split_is_a_partition_and_deterministic(synthetic, name, fn):
     assert keys(a.test) == keys(b.test) and keys(a.train) == keys(b.train)
 
 
-@pytest.mark.parametrize(("name", "fn"), [s for s in ALL_SPLITS if s[0] in ("global", "user_random", "stratified", "kfold")])
+@pytest.mark.parametrize(
+    ("name", "fn"),
+    [s for s in ALL_SPLITS if s[0] in ("global", "user_random", "stratified", "kfold")],
+)
 def test_random_splits_change_with_seed(synthetic, name, fn):
     assert keys(fn(synthetic, 1).test) != keys(fn(synthetic, 2).test)
 
@@ -96,7 +105,11 @@ def test_kfold_test_parts_cover_everything_once(synthetic):
 
 def test_time_splits_refuse_data_without_time():
     ds = Dataset.from_raw([1, 1, 2], [1, 2, 1], name="ml-1m")
-    for fn in (leave_one_out, user_temporal_split, lambda d: time_cutoff_split(d, test_fraction=0.5)):
+    for fn in (
+        leave_one_out,
+        user_temporal_split,
+        lambda d: time_cutoff_split(d, test_fraction=0.5),
+    ):
         with pytest.raises(ProtocolError, match=r"needs timestamps.*random split"):
             fn(ds)
 

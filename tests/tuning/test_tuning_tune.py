@@ -29,8 +29,13 @@ def small():
 
 def test_tuning_finds_better_than_default_and_tests_once(tmp_path, small):
     protocol = get_protocol("msrec")
-    space = parse_space({"model": "ease", "metric": "ndcg@10",
-                         "params": {"l2": {"type": "float", "low": 0.5, "high": 5000.0, "log": True}}})
+    space = parse_space(
+        {
+            "model": "ease",
+            "metric": "ndcg@10",
+            "params": {"l2": {"type": "float", "low": 0.5, "high": 5000.0, "log": True}},
+        }
+    )
     res = tune(small, protocol, "ease", space=space, n_trials=12, run_dir=tmp_path, seed=5)
     assert res.n_finished == 12
     assert res.default_value is not None  # trial 0 is the default configuration
@@ -93,10 +98,25 @@ def test_iterative_models_are_pruned_on_their_epoch_metric(tmp_path, small, monk
     from zenrec.models import registry
 
     monkeypatch.setitem(registry.MODELS, "fakeiter", f"{__name__}:FakeIter")
-    space = parse_space({"model": "fakeiter", "metric": "ndcg@10", "fixed": {"epochs": 8},
-                         "params": {"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}}})
-    res = tune(small, get_protocol("recbole"), "fakeiter", space=space, n_trials=25, run_dir=tmp_path,
-               seed=1, refit=False, write=False)
+    space = parse_space(
+        {
+            "model": "fakeiter",
+            "metric": "ndcg@10",
+            "fixed": {"epochs": 8},
+            "params": {"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
+        }
+    )
+    res = tune(
+        small,
+        get_protocol("recbole"),
+        "fakeiter",
+        space=space,
+        n_trials=25,
+        run_dir=tmp_path,
+        seed=1,
+        refit=False,
+        write=False,
+    )
     import optuna
 
     study = optuna.load_study(study_name=res.study_name, storage=res.storage)
@@ -118,15 +138,40 @@ def log_csv(tmp_path_factory):
     p = tmp_path_factory.mktemp("data") / "events.csv"
     users = ds.user_vocab.decode(ds.users)
     items = ds.item_vocab.decode(ds.items)
-    p.write_text("user,item,rating,ts\n" + "\n".join(
-        f"{u},{i},{r:g},{t}" for u, i, r, t in zip(users, items, ds.ratings, ds.timestamps)) + "\n")
+    p.write_text(
+        "user,item,rating,ts\n"
+        + "\n".join(
+            f"{u},{i},{r:g},{t}" for u, i, r, t in zip(users, items, ds.ratings, ds.timestamps)
+        )
+        + "\n"
+    )
     return p
 
 
 def _tune_cmd(csv_path, *extra):
-    return [sys.executable, "-m", "zenrec", "tune", "--dataset", str(csv_path), "--user-col", "user",
-            "--item-col", "item", "--rating-col", "rating", "--time-col", "ts", "--protocol", "msrec",
-            "--model", "itemknn", "--quiet", "--no-refit", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "zenrec",
+        "tune",
+        "--dataset",
+        str(csv_path),
+        "--user-col",
+        "user",
+        "--item-col",
+        "item",
+        "--rating-col",
+        "rating",
+        "--time-col",
+        "ts",
+        "--protocol",
+        "msrec",
+        "--model",
+        "itemknn",
+        "--quiet",
+        "--no-refit",
+        *extra,
+    ]
 
 
 def _env():
@@ -145,20 +190,43 @@ def _load(storage, study):
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_two_processes_cooperate_on_one_study(tmp_path, log_csv, kind):
-    storage = f"sqlite:///{tmp_path / 'shared.db'}" if kind == "sqlite" else f"journal:{tmp_path / 'shared.log'}"
+    storage = (
+        f"sqlite:///{tmp_path / 'shared.db'}"
+        if kind == "sqlite"
+        else f"journal:{tmp_path / 'shared.log'}"
+    )
     n = 24
-    procs = [subprocess.Popen(_tune_cmd(log_csv, "--trials", str(n), "--storage", storage, "--study", "coop",
-                                        "--output-dir", str(tmp_path / f"w{j}")),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-             for j in range(2)]
+    procs = [
+        subprocess.Popen(
+            _tune_cmd(
+                log_csv,
+                "--trials",
+                str(n),
+                "--storage",
+                storage,
+                "--study",
+                "coop",
+                "--output-dir",
+                str(tmp_path / f"w{j}"),
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for j in range(2)
+    ]
     outs = [p.communicate(timeout=240) for p in procs]
     for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
     import optuna
 
     study = _load(storage, "coop")
-    finished = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE,
-                                                       optuna.trial.TrialState.PRUNED)]
+    finished = [
+        t
+        for t in study.trials
+        if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    ]
     # the study target is shared: together they stop at n (each may finish one trial in flight)
     assert n <= len(finished) <= n + 1
     pids = {t.user_attrs.get("pid") for t in finished}
@@ -171,11 +239,21 @@ def test_two_processes_cooperate_on_one_study(tmp_path, log_csv, kind):
 def test_resume_after_kill_keeps_trials_and_continues(tmp_path, log_csv, sig, kind):
     import optuna
 
-    storage = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else f"journal:{tmp_path / 's.log'}"
-    cmd = _tune_cmd(log_csv, "--storage", storage, "--study", "resume", "--output-dir", str(tmp_path))
+    storage = (
+        f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else f"journal:{tmp_path / 's.log'}"
+    )
+    cmd = _tune_cmd(
+        log_csv, "--storage", storage, "--study", "resume", "--output-dir", str(tmp_path)
+    )
     # a shell's background job ignores SIGINT and Python keeps that; give the child Ctrl-C back
-    p = subprocess.Popen(cmd + ["--trials", "500"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env=_env(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = subprocess.Popen(
+        cmd + ["--trials", "500"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 120
     done_before: list = []
     while time.time() < deadline:
@@ -194,32 +272,48 @@ def test_resume_after_kill_keeps_trials_and_continues(tmp_path, log_csv, sig, ki
         assert p.returncode == 130 and "interrupted" in err
     else:
         assert p.returncode == -signal.SIGKILL
-    kept = {t.number: t.value for t in _load(storage, "resume").trials
-            if t.state == optuna.trial.TrialState.COMPLETE}
+    kept = {
+        t.number: t.value
+        for t in _load(storage, "resume").trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+    }
     assert len(kept) >= len(done_before)
     target = len(kept) + 5
-    r = subprocess.run(cmd + ["--trials", str(target)], capture_output=True, text=True, env=_env(), timeout=180)
+    r = subprocess.run(
+        cmd + ["--trials", str(target)], capture_output=True, text=True, env=_env(), timeout=180
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     after = _load(storage, "resume").trials
     complete = {t.number: t.value for t in after if t.state == optuna.trial.TrialState.COMPLETE}
     assert len(complete) >= target > len(kept)
     for num, val in kept.items():  # earlier trials are kept unchanged
         assert complete[num] == val
-    finished = sum(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-                   for t in after)
+    finished = sum(
+        t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in after
+    )
     assert f"{finished} finished trials" in r.stdout, r.stdout
 
 
 def test_cli_errors_are_one_line(tmp_path, log_csv):
     bad = tmp_path / "bad.toml"
     bad.write_text('model = "itemknn"\n[params]\nk = { type = "int", low = 50, high = 10 }\n')
-    r = subprocess.run(_tune_cmd(log_csv, "--trials", "2", "--space", str(bad)), capture_output=True, text=True,
-                       env=_env(), timeout=60)
+    r = subprocess.run(
+        _tune_cmd(log_csv, "--trials", "2", "--space", str(bad)),
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and str(bad) in lines[0] and "params.k" in lines[0]
-    r = subprocess.run(_tune_cmd(log_csv, "--trials", "2", "--storage", "nonsense"), capture_output=True,
-                       text=True, env=_env(), timeout=60)
+    r = subprocess.run(
+        _tune_cmd(log_csv, "--trials", "2", "--storage", "nonsense"),
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert r.returncode == 2 and "--storage" in r.stderr
 
 
@@ -231,19 +325,37 @@ class Peak(FakeIter):
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         for epoch in range(1, self.config.epochs + 1):
-            self.history_.append({"epoch": epoch, "valid_ndcg@10": self.config.lr / (1 + abs(epoch - 3))})
+            self.history_.append(
+                {"epoch": epoch, "valid_ndcg@10": self.config.lr / (1 + abs(epoch - 3))}
+            )
         self.scores_ = np.asarray(train.item_counts(), dtype=np.float32) * self.config.lr
 
 
 @pytest.mark.parametrize("protocol_name, epochs", [("msrec", 3), ("recbole", 8)])
-def test_refit_without_validation_trains_for_the_best_epoch(tmp_path, small, monkeypatch, protocol_name, epochs):
+def test_refit_without_validation_trains_for_the_best_epoch(
+    tmp_path, small, monkeypatch, protocol_name, epochs
+):
     from zenrec.models import registry
 
     monkeypatch.setitem(registry.MODELS, "peak", f"{__name__}:Peak")
-    space = parse_space({"model": "peak", "metric": "ndcg@10", "fixed": {"epochs": 8},
-                         "params": {"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}}})
-    res = tune(small, get_protocol(protocol_name), "peak", space=space, n_trials=3, run_dir=tmp_path,
-               seed=1, write=False)
+    space = parse_space(
+        {
+            "model": "peak",
+            "metric": "ndcg@10",
+            "fixed": {"epochs": 8},
+            "params": {"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
+        }
+    )
+    res = tune(
+        small,
+        get_protocol(protocol_name),
+        "peak",
+        space=space,
+        n_trials=3,
+        run_dir=tmp_path,
+        seed=1,
+        write=False,
+    )
     assert res.best_params["epochs"] == epochs
     assert res.test_record.hyperparameters["epochs"] == epochs
     assert len(res.run.models[0].history_) == epochs
@@ -262,27 +374,55 @@ class ScheduledPeak(Peak):
 
 
 @pytest.mark.parametrize("protocol_name", ["msrec", "recbole"])
-def test_refit_at_the_best_epoch_keeps_the_searched_schedule(tmp_path, small, monkeypatch, protocol_name):
+def test_refit_at_the_best_epoch_keeps_the_searched_schedule(
+    tmp_path, small, monkeypatch, protocol_name
+):
     from zenrec.models import registry
 
     monkeypatch.setitem(registry.MODELS, "scheduledpeak", f"{__name__}:ScheduledPeak")
-    space = parse_space({"model": "scheduledpeak", "metric": "ndcg@10", "fixed": {"epochs": 8},
-                         "params": {"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}}})
-    res = tune(small, get_protocol(protocol_name), "scheduledpeak", space=space, n_trials=2,
-               run_dir=tmp_path, seed=1, write=False)
+    space = parse_space(
+        {
+            "model": "scheduledpeak",
+            "metric": "ndcg@10",
+            "fixed": {"epochs": 8},
+            "params": {"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
+        }
+    )
+    res = tune(
+        small,
+        get_protocol(protocol_name),
+        "scheduledpeak",
+        space=space,
+        n_trials=2,
+        run_dir=tmp_path,
+        seed=1,
+        write=False,
+    )
     if protocol_name == "msrec":  # refit stops at epoch 3 of the 8-epoch schedule it was chosen on
         assert res.best_params["epochs"] == 3 and res.best_params["schedule_epochs"] == 8
         assert res.run.models[0].config.schedule_epochs == 8
     else:  # the protocol's own validation part: the refit is the searched run itself
         assert res.best_params["epochs"] == 8 and "schedule_epochs" not in res.best_params
     # a constant learning rate has no curve to keep
-    flat_space = parse_space({"model": "scheduledpeak", "metric": "ndcg@10",
-                              "fixed": {"epochs": 8, "lr_schedule": "constant"},
-                              "params": {"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}}})
-    flat = tune(small, get_protocol(protocol_name), "scheduledpeak", space=flat_space, n_trials=2,
-                run_dir=tmp_path / "flat", seed=1, write=False)
+    flat_space = parse_space(
+        {
+            "model": "scheduledpeak",
+            "metric": "ndcg@10",
+            "fixed": {"epochs": 8, "lr_schedule": "constant"},
+            "params": {"lr": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
+        }
+    )
+    flat = tune(
+        small,
+        get_protocol(protocol_name),
+        "scheduledpeak",
+        space=flat_space,
+        n_trials=2,
+        run_dir=tmp_path / "flat",
+        seed=1,
+        write=False,
+    )
     assert "schedule_epochs" not in flat.best_params
-
 
 
 def test_default_trial_keeps_a_default_the_range_cannot_draw(tmp_path, small, monkeypatch):
@@ -293,9 +433,23 @@ def test_default_trial_keeps_a_default_the_range_cannot_draw(tmp_path, small, mo
     from zenrec.models import registry
 
     monkeypatch.setitem(registry.MODELS, "fakeiter", f"{__name__}:FakeIter")
-    space = parse_space({"model": "fakeiter", "metric": "ndcg@10", "fixed": {"epochs": 2},
-                         "params": {"lr": {"type": "float", "low": 0.2, "high": 1.0, "log": True}}})
-    res = tune(small, get_protocol("recbole"), "fakeiter", space=space, n_trials=3, run_dir=tmp_path, seed=1)
+    space = parse_space(
+        {
+            "model": "fakeiter",
+            "metric": "ndcg@10",
+            "fixed": {"epochs": 2},
+            "params": {"lr": {"type": "float", "low": 0.2, "high": 1.0, "log": True}},
+        }
+    )
+    res = tune(
+        small,
+        get_protocol("recbole"),
+        "fakeiter",
+        space=space,
+        n_trials=3,
+        run_dir=tmp_path,
+        seed=1,
+    )
     trials = optuna.load_study(study_name=res.study_name, storage=res.storage).trials
     assert "lr" not in trials[0].params and all(0.2 <= t.params["lr"] <= 1.0 for t in trials[1:])
     assert res.default_value == trials[0].value

@@ -13,43 +13,98 @@ from zenrec._errors import ConfigError
 from zenrec.data.dataset import Dataset
 from zenrec.data.spec import DataSpec
 
-__all__ = ["add_dataset_args", "add_filter_args", "data_spec", "invocation", "load_from_args",
-           "parse_sets", "user_filters"]
+__all__ = [
+    "add_dataset_args",
+    "add_filter_args",
+    "data_spec",
+    "invocation",
+    "load_from_args",
+    "parse_sets",
+    "user_filters",
+]
 
 
 def add_dataset_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", required=required, metavar="NAME|PATH",
-                   help="built-in name (ml-100k, ml-1m, ml-1m-ts, ml-latest-small), a CSV/TSV/Parquet file, "
-                        "or a .toml data config ([data] table: file, columns, feature tables)")
-    g.add_argument("--format", choices=["table", "sequences"], default="table",
-                   help="file layout: 'table' (one interaction per row) or 'sequences' "
-                        "(one user per line: 'user item1 item2 ...', chronological)")
+    g.add_argument(
+        "--dataset",
+        required=required,
+        metavar="NAME|PATH",
+        help="built-in name (ml-100k, ml-1m, ml-1m-ts, ml-latest-small), a CSV/TSV/Parquet file, "
+        "or a .toml data config ([data] table: file, columns, feature tables)",
+    )
+    g.add_argument(
+        "--format",
+        choices=["table", "sequences"],
+        default="table",
+        help="file layout: 'table' (one interaction per row) or 'sequences' "
+        "(one user per line: 'user item1 item2 ...', chronological)",
+    )
     g.add_argument("--data-dir", metavar="DIR", help="explicit directory of a built-in dataset")
-    g.add_argument("--user-col", help="column of user ids (name, or 0-based position with --no-header)")
+    g.add_argument(
+        "--user-col", help="column of user ids (name, or 0-based position with --no-header)"
+    )
     g.add_argument("--item-col", help="column of item ids")
     g.add_argument("--rating-col", help="column of ratings/values")
     g.add_argument("--time-col", help="column of timestamps (unix seconds or ISO 8601)")
-    g.add_argument("--sep", help="field separator, may be several characters such as '::' (default: by extension)")
+    g.add_argument(
+        "--sep",
+        help="field separator, may be several characters such as '::' (default: by extension)",
+    )
     g.add_argument("--no-header", action="store_true", help="the file has no header row")
-    g.add_argument("--encoding", default="utf-8", help="text encoding (default utf-8; e.g. latin-1)")
-    f = p.add_argument_group("side features (any dataset; same as Dataset.with_item_features in Python)")
-    f.add_argument("--items", metavar="FILE", help="item feature table (CSV/TSV/Parquet), one row per item")
-    f.add_argument("--item-key", metavar="COL", help="column of item ids in --items (default: item_id/movieId...)")
-    f.add_argument("--item-features", metavar="SPEC",
-                   help="columns and kinds, e.g. 'genre:multi:|,year:numeric,brand:categorical,title:text'")
+    g.add_argument(
+        "--encoding", default="utf-8", help="text encoding (default utf-8; e.g. latin-1)"
+    )
+    f = p.add_argument_group(
+        "side features (any dataset; same as Dataset.with_item_features in Python)"
+    )
+    f.add_argument(
+        "--items", metavar="FILE", help="item feature table (CSV/TSV/Parquet), one row per item"
+    )
+    f.add_argument(
+        "--item-key",
+        metavar="COL",
+        help="column of item ids in --items (default: item_id/movieId...)",
+    )
+    f.add_argument(
+        "--item-features",
+        metavar="SPEC",
+        help="columns and kinds, e.g. 'genre:multi:|,year:numeric,brand:categorical,title:text'",
+    )
     f.add_argument("--users", metavar="FILE", help="user feature table, one row per user")
     f.add_argument("--user-key", metavar="COL", help="column of user ids in --users")
-    f.add_argument("--user-features", metavar="SPEC", help="columns and kinds, e.g. 'age:numeric,country:categorical'")
+    f.add_argument(
+        "--user-features",
+        metavar="SPEC",
+        help="columns and kinds, e.g. 'age:numeric,country:categorical'",
+    )
 
 
 def add_filter_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("filters (the protocol's own filters still apply)")
-    g.add_argument("--min-rating", type=float, metavar="X", help="keep interactions with rating >= X")
-    g.add_argument("--min-user-count", type=int, default=0, metavar="N", help="k-core: users with >= N interactions")
-    g.add_argument("--min-item-count", type=int, default=0, metavar="N", help="k-core: items with >= N interactions")
-    g.add_argument("--duplicates", choices=["last", "mean", "error", "keep"], default="last",
-                   help="repeated (user, item) rows: keep the last, average, fail, or keep all")
+    g.add_argument(
+        "--min-rating", type=float, metavar="X", help="keep interactions with rating >= X"
+    )
+    g.add_argument(
+        "--min-user-count",
+        type=int,
+        default=0,
+        metavar="N",
+        help="k-core: users with >= N interactions",
+    )
+    g.add_argument(
+        "--min-item-count",
+        type=int,
+        default=0,
+        metavar="N",
+        help="k-core: items with >= N interactions",
+    )
+    g.add_argument(
+        "--duplicates",
+        choices=["last", "mean", "error", "keep"],
+        default="last",
+        help="repeated (user, item) rows: keep the last, average, fail, or keep all",
+    )
 
 
 def user_filters(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,14 +141,28 @@ def data_spec(args: argparse.Namespace) -> DataSpec:
     fmt = getattr(args, "format", "table")
     if fmt != "table":
         if args.dataset in BUILTIN_DATASETS:
-            raise ConfigError(f"--format applies to files, not to the built-in dataset '{args.dataset}'")
+            raise ConfigError(
+                f"--format applies to files, not to the built-in dataset '{args.dataset}'"
+            )
         cols = [k for k in opts if k.endswith("_col")]
         if cols:
-            raise ConfigError(f"--{cols[0].replace('_', '-')} applies to table files, not to --format {fmt}")
+            raise ConfigError(
+                f"--{cols[0].replace('_', '-')} applies to table files, not to --format {fmt}"
+            )
         opts["format"] = fmt
-    filters = {k: v for k, v in user_filters(args).items() if v is not None} if hasattr(args, "duplicates") else {}
-    return DataSpec(source=args.dataset, data_dir=getattr(args, "data_dir", None),
-                    split_dir=getattr(args, "split_dir", None), **opts, **filters, **_feature_options(args))
+    filters = (
+        {k: v for k, v in user_filters(args).items() if v is not None}
+        if hasattr(args, "duplicates")
+        else {}
+    )
+    return DataSpec(
+        source=args.dataset,
+        data_dir=getattr(args, "data_dir", None),
+        split_dir=getattr(args, "split_dir", None),
+        **opts,
+        **filters,
+        **_feature_options(args),
+    )
 
 
 def _feature_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -108,8 +177,10 @@ def _feature_options(args: argparse.Namespace) -> dict[str, Any]:
                 raise ConfigError(f"--{entity}-key and --{entity}-features need --{entity}s FILE")
             continue
         if spec is None:
-            raise ConfigError(f"--{entity}s {table} needs --{entity}-features, e.g. "
-                              + ("'genre:multi:|,year:numeric'" if entity == "item" else "'age:numeric'"))
+            raise ConfigError(
+                f"--{entity}s {table} needs --{entity}-features, e.g. "
+                + ("'genre:multi:|,year:numeric'" if entity == "item" else "'age:numeric'")
+            )
         from zenrec._errors import DataError
         from zenrec.data.features import parse_feature_specs
 
@@ -137,7 +208,9 @@ def load_spec(spec: DataSpec) -> Dataset:
         for entity in ("item", "user"):
             table = getattr(spec, f"{entity}s")
             if table is not None and (Path(table).name in msg or f"{entity} feature" in msg):
-                msg = msg.replace("pass key=", f"pass --{entity}-key").replace("feature list", f"--{entity}-features")
+                msg = msg.replace("pass key=", f"pass --{entity}-key").replace(
+                    "feature list", f"--{entity}-features"
+                )
                 break
         raise DataError(msg) from None
 

@@ -45,13 +45,21 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.output_dir or Path("runs") / cfg.name)
     out = run_benchmark(cfg, run_dir, progress=not args.quiet, invocation=invocation())
     console = Console()
-    console.print(f"{out['cells']} cells ({out['ran']} run now, {out['skipped']} kept) in {out['seconds']:.0f} s",
-                  highlight=False)
+    console.print(
+        f"{out['cells']} cells ({out['ran']} run now, {out['skipped']} kept) in {out['seconds']:.0f} s",
+        highlight=False,
+    )
     if out.get("peer_cells"):
-        console.print(f"{out['peer_cells']} peer cells ({out['peers_ran']} run now, {out['peers_kept']} kept, "
-                      f"{out['peers_not_run']} skipped or failed: see the library column)", highlight=False)
+        console.print(
+            f"{out['peer_cells']} peer cells ({out['peers_ran']} run now, {out['peers_kept']} kept, "
+            f"{out['peers_not_run']} skipped or failed: see the library column)",
+            highlight=False,
+        )
     if out.get("summary") is not None:
         print(summary_markdown(out["summary"], out.get("significance"), cfg.baseline_label))
-    console.print(f"wrote {run_dir}/results.parquet, results.csv, summary.csv, significance.csv; "
-                  f"next: zenrec report {run_dir}", highlight=False)
+    console.print(
+        f"wrote {run_dir}/results.parquet, results.csv, summary.csv, significance.csv; "
+        f"next: zenrec report {run_dir}",
+        highlight=False,
+    )
     return 0

@@ -35,8 +35,13 @@ def run_info(args: argparse.Namespace) -> int:
     args.dataset = args.dataset if args.dataset else None
     ds = load_from_args(args)
     f = user_filters(args)
-    ds = apply_filters(ds, min_rating_value=f["min_rating"], min_user_count=args.min_user_count,
-                       min_item_count=args.min_item_count, duplicates=args.duplicates)
+    ds = apply_filters(
+        ds,
+        min_rating_value=f["min_rating"],
+        min_user_count=args.min_user_count,
+        min_item_count=args.min_item_count,
+        duplicates=args.duplicates,
+    )
     info = ds.describe()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -53,18 +58,26 @@ def run_info(args: argparse.Namespace) -> int:
         t.add_row("per user min/median/max", f"{pu['min']} / {pu['median']:g} / {pu['max']}")
         t.add_row("per item min/median/max", f"{pi['min']} / {pi['median']:g} / {pi['max']}")
     if "time_range" in info:
-        a, b = (datetime.fromtimestamp(x, UTC).strftime("%Y-%m-%d %H:%M") for x in info["time_range"])
+        a, b = (
+            datetime.fromtimestamp(x, UTC).strftime("%Y-%m-%d %H:%M") for x in info["time_range"]
+        )
         t.add_row("time range (UTC)", f"{a} .. {b}")
     else:
         t.add_row("time range", "no timestamps")
     if "rating_distribution" in info:
-        t.add_row("ratings", "  ".join(f"{k}:{v:,}" for k, v in info["rating_distribution"].items()))
+        t.add_row(
+            "ratings", "  ".join(f"{k}:{v:,}" for k, v in info["rating_distribution"].items())
+        )
     elif "rating_summary" in info:
         t.add_row("ratings", json.dumps(info["rating_summary"]))
     else:
         t.add_row("ratings", "none (implicit feedback)")
-    t.add_row("user features", ", ".join(f"{k} ({v})" for k, v in info["user_features"].items()) or "none")
-    t.add_row("item features", ", ".join(f"{k} ({v})" for k, v in info["item_features"].items()) or "none")
+    t.add_row(
+        "user features", ", ".join(f"{k} ({v})" for k, v in info["user_features"].items()) or "none"
+    )
+    t.add_row(
+        "item features", ", ".join(f"{k} ({v})" for k, v in info["item_features"].items()) or "none"
+    )
     for line in info.get("feature_coverage", []):
         t.add_row("feature coverage", line)
     t.add_row("context columns", ", ".join(info["context_columns"]) or "none")

@@ -34,11 +34,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_filter_args(p)
     p.add_argument("--protocol", required=True, help="protocol preset")
     p.add_argument("--model", required=True, help="model name: " + ", ".join(model_names()))
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model hyperparameter (repeatable)")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="model hyperparameter (repeatable)"
+    )
     p.add_argument("--seed", type=int, help="split seed (default: the protocol's published seed)")
-    p.add_argument("--split-dir", metavar="DIR", help="use a fixed split (train/valid/test .tsv) instead")
+    p.add_argument(
+        "--split-dir", metavar="DIR", help="use a fixed split (train/valid/test .tsv) instead"
+    )
     p.add_argument("--output", metavar="FILE.json", help="write the full result record as JSON")
-    p.add_argument("--save-bundle", metavar="DIR", help="save the fitted model (first fold) as a bundle")
+    p.add_argument(
+        "--save-bundle", metavar="DIR", help="save the fitted model (first fold) as a bundle"
+    )
     p.set_defaults(func=run)
 
 
@@ -53,7 +59,9 @@ def print_metrics(record: dict, title: str) -> None:
     for k, v in record["metrics"].items():
         t.add_row(k, f"{v:.4f}")
     console.print(t)
-    console.print(f"[dim]protocol {record['protocol']['name']}: {record['protocol']['description']}[/dim]")
+    console.print(
+        f"[dim]protocol {record['protocol']['name']}: {record['protocol']['description']}[/dim]"
+    )
     console.print(
         f"[dim]filters: {'; '.join(record['filters']) or 'none'} | split: {record['split']['description']} "
         f"| users evaluated: {record['n_users_evaluated']} | mode: {record['evaluation_mode']}[/dim]"
@@ -77,7 +85,13 @@ def run(args: argparse.Namespace) -> int:
         ds = load_spec(spec)
     with console.status(f"fitting and evaluating {args.model} under {protocol.name}") as status:
         record, run_ = evaluate_model(
-            ds, protocol, args.model, params, seed=args.seed, spec=spec, invocation=invocation(),
+            ds,
+            protocol,
+            args.model,
+            params,
+            seed=args.seed,
+            spec=spec,
+            invocation=invocation(),
             on_fold=lambda j, n: status.update(f"{args.model}: fold {j}/{n} done"),
         )
     print_metrics(record.to_json(), f"{args.model} on {ds.name} ({protocol.name})")
@@ -85,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
         record.write(args.output)
         console.print(f"wrote {args.output}")
     if args.save_bundle:
-        run_.models[0].save(args.save_bundle, metrics=record.metrics,
-                            extra={"protocol": record.protocol, "dataset": ds.name})
+        run_.models[0].save(
+            args.save_bundle,
+            metrics=record.metrics,
+            extra={"protocol": record.protocol, "dataset": ds.name},
+        )
         console.print(f"saved bundle {args.save_bundle}")
     return 0

@@ -63,8 +63,10 @@ def register(sub: Any) -> None:
         help="p99 latency target of --ramp in ms (default 50)",
     )
     p.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds after its scheduled time a request "
-        "is abandoned as a timeout (default 5)"
+        "--timeout",
+        type=float,
+        default=5.0,
+        help="seconds after its scheduled time a request is abandoned as a timeout (default 5)",
     )
     p.add_argument(
         "--connections", type=int, default=256, help="most keep-alive connections (default 256)"
@@ -117,7 +119,9 @@ def _config(args: argparse.Namespace, rate: float) -> Any:
         if "allow_remote" in msg:
             msg = msg.replace("unless allow_remote is set", "unless --allow-remote is given")
         name = flags.get(loc, loc or "loadtest")
-        raise ConfigError(f"{name}: {msg}" + (f" (got {err.get('input')!r})" if loc else "")) from None
+        raise ConfigError(
+            f"{name}: {msg}" + (f" (got {err.get('input')!r})" if loc else "")
+        ) from None
 
 
 def _row(res: Any, mark: str = "") -> list[str]:
@@ -192,7 +196,9 @@ def run(args: argparse.Namespace) -> int:
     ids = None
     if args.users_from and args.endpoint != "healthz":
         ids = ids_from(args.users_from, "users" if args.endpoint == "recommend" else "items")
-        con.print(f"{len(ids)} {'user' if args.endpoint == 'recommend' else 'item'} ids from {args.users_from}")
+        con.print(
+            f"{len(ids)} {'user' if args.endpoint == 'recommend' else 'item'} ids from {args.users_from}"
+        )
     elif args.endpoint != "healthz":
         con.print("note: no --users-from; requests use ids 1..1000 (unknown ids get the fallback)")
     method, path = ENDPOINTS[args.endpoint]
@@ -216,8 +222,7 @@ def run(args: argparse.Namespace) -> int:
         con.print(f"{method} {path}: ramp {args.ramp}, {args.duration:g} s per step ...")
         ramp = run_ramp(cfg, rates, p99_target_ms=args.p99_target_ms, ids=ids, on_step=progress)
         rows = [
-            _row(s, "capacity" if s.offered_rps == ramp.capacity_rps else "")
-            for s in ramp.steps
+            _row(s, "capacity" if s.offered_rps == ramp.capacity_rps else "") for s in ramp.steps
         ]
         out.print(
             _table(
@@ -226,7 +231,9 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         if ramp.capacity_rps is None:
-            out.print(f"capacity: none of the steps met p99 <= {args.p99_target_ms:g} ms without errors")
+            out.print(
+                f"capacity: none of the steps met p99 <= {args.p99_target_ms:g} ms without errors"
+            )
         else:
             out.print(f"capacity: {ramp.capacity_rps:g} req/s at p99 <= {args.p99_target_ms:g} ms")
         for note in ramp.notes:

@@ -63,31 +63,54 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(sub)
     for leaf in _leaf_commands(parser):
         leaf.add_argument(
-            "--threads", type=_threads_arg, default=None, metavar="N",
+            "--threads",
+            type=_threads_arg,
+            default=None,
+            metavar="N",
             help="CPU threads for BLAS, torch, implicit and polars (default: $ZENREC_THREADS, "
-                 "else all cores; see docs/user-guide.md#threads)",
+            "else all cores; see docs/user-guide.md#threads)",
         )
     return parser
 
 
 _KEYWORD_FLAGS = {
-    "user_col": "--user-col", "item_col": "--item-col", "rating_col": "--rating-col",
-    "time_col": "--time-col", "context_cols": "--context-col", "sep": "--sep", "encoding": "--encoding",
-    "min_rating": "--min-rating", "duplicates": "--duplicates",
-    "n_trials": "--trials", "timeout": "--timeout", "storage": "--storage", "metric": "--metric",
-    "pruner": "--pruner", "study_name": "--study", "space": "--space",
+    "user_col": "--user-col",
+    "item_col": "--item-col",
+    "rating_col": "--rating-col",
+    "time_col": "--time-col",
+    "context_cols": "--context-col",
+    "sep": "--sep",
+    "encoding": "--encoding",
+    "min_rating": "--min-rating",
+    "duplicates": "--duplicates",
+    "n_trials": "--trials",
+    "timeout": "--timeout",
+    "storage": "--storage",
+    "metric": "--metric",
+    "pruner": "--pruner",
+    "study_name": "--study",
+    "space": "--space",
 }
 
 
 def cli_words(message: str) -> str:
     """Library errors name keyword arguments (``user_col=``); on the command line, name the flags."""
     message = message.replace("header=False", "--no-header")
-    return re.sub(r"\b(" + "|".join(_KEYWORD_FLAGS) + r")=",
-                  lambda m: _KEYWORD_FLAGS[m.group(1)] + " ", message).replace("  ", " ")
+    return re.sub(
+        r"\b(" + "|".join(_KEYWORD_FLAGS) + r")=",
+        lambda m: _KEYWORD_FLAGS[m.group(1)] + " ",
+        message,
+    ).replace("  ", " ")
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: Any = None, line: str | None = None) -> None:
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
     """zenrec's own warnings as one line on stderr; others as Python prints them."""
     if issubclass(category, ZenrecWarning):
         sys.stderr.write(f"zenrec: warning: {cli_words(str(message))}\n")
@@ -97,7 +120,9 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 
 def _threads_arg(raw: str) -> int:
     if not raw.isdigit():
-        raise argparse.ArgumentTypeError(f"--threads expects a whole number >= 0 (0: all cores); got {raw!r}")
+        raise argparse.ArgumentTypeError(
+            f"--threads expects a whole number >= 0 (0: all cores); got {raw!r}"
+        )
     return int(raw)
 
 

@@ -30,8 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default="ml-100k", help="dataset (default ml-100k)")
     p.add_argument("--data-dir", metavar="DIR", help="explicit directory of the dataset")
     p.add_argument("--protocol", default="msrec", help="protocol preset (default msrec)")
-    p.add_argument("--output", default="runs/quickstart", metavar="DIR", help="where results and the bundle go")
-    p.add_argument("--user", help="raw id of the sample user (default: a user with a mid-size history)")
+    p.add_argument(
+        "--output", default="runs/quickstart", metavar="DIR", help="where results and the bundle go"
+    )
+    p.add_argument(
+        "--user", help="raw id of the sample user (default: a user with a mid-size history)"
+    )
     p.set_defaults(func=run)
 
 
@@ -54,22 +58,37 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     with console.status(f"loading {args.dataset}"):
         ds = load_dataset(args.dataset, path=args.data_dir)
-    console.print(f"[bold]{ds.name}[/bold]: {len(ds):,} interactions, {ds.n_users:,} users, {ds.n_items:,} items")
+    console.print(
+        f"[bold]{ds.name}[/bold]: {len(ds):,} interactions, {ds.n_users:,} users, {ds.n_items:,} items"
+    )
     console.print(f"[dim]protocol {protocol.name}: {protocol.description}[/dim]")
     rows = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("models", total=len(QUICKSTART_MODELS))
         for name, params in QUICKSTART_MODELS:
             progress.update(task, description=f"fitting {name}")
-            record, run_ = evaluate_model(ds, protocol, name, params,
-                                          spec=DataSpec(source=args.dataset, data_dir=args.data_dir))
+            record, run_ = evaluate_model(
+                ds,
+                protocol,
+                name,
+                params,
+                spec=DataSpec(source=args.dataset, data_dir=args.data_dir),
+            )
             rows.append((record, run_))
             progress.advance(task)
     key = protocol.main_metric
     rows.sort(key=lambda r: -r[0].metrics[key])
-    shown = [k for k in ("ndcg@10", "recall@10", "precision@10", "map@10", "hit@10", "coverage@10")
-             if k in rows[0][0].metrics]
+    shown = [
+        k
+        for k in ("ndcg@10", "recall@10", "precision@10", "map@10", "hit@10", "coverage@10")
+        if k in rows[0][0].metrics
+    ]
     t = Table(title=f"leaderboard: {ds.name}, protocol {protocol.name} (sorted by {key})")
     t.add_column("#", justify="right")
     t.add_column("model")
@@ -78,8 +97,13 @@ def run(args: argparse.Namespace) -> int:
     t.add_column("fit s", justify="right")
     t.add_column("eval s", justify="right")
     for j, (rec, _) in enumerate(rows, 1):
-        t.add_row(str(j), rec.model, *(f"{rec.metrics[k]:.4f}" for k in shown),
-                  f"{rec.fit_seconds or 0:.2f}", f"{rec.eval_seconds or 0:.2f}")
+        t.add_row(
+            str(j),
+            rec.model,
+            *(f"{rec.metrics[k]:.4f}" for k in shown),
+            f"{rec.fit_seconds or 0:.2f}",
+            f"{rec.eval_seconds or 0:.2f}",
+        )
     console.print(t)
 
     best_rec, best_run = rows[0]
@@ -107,7 +131,12 @@ def run(args: argparse.Namespace) -> int:
     ht.add_column("title")
     for r in hist_rows[:10]:
         rating = "" if train.ratings is None else f"{train.ratings[r]:g}"
-        ht.add_row(rating, titles[train.items[r]] if titles is not None else str(train.item_vocab.ids[train.items[r]]))
+        ht.add_row(
+            rating,
+            titles[train.items[r]]
+            if titles is not None
+            else str(train.item_vocab.ids[train.items[r]]),
+        )
     rt = Table(title=f"top-10 from {model.name} (* = in the user's held-out test items)")
     rt.add_column("#", justify="right")
     rt.add_column("title")
@@ -115,14 +144,21 @@ def run(args: argparse.Namespace) -> int:
     for j, (item, score) in enumerate(zip(recs.item_lists[0], recs.score_lists[0]), 1):
         iidx = int(train.item_vocab.encode([item])[0])
         mark = " *" if iidx in held_out else ""
-        rt.add_row(str(j), (titles[iidx] if titles is not None else str(item)) + mark, f"{score:.3f}")
+        rt.add_row(
+            str(j), (titles[iidx] if titles is not None else str(item)) + mark, f"{score:.3f}"
+        )
     from rich.columns import Columns
 
     console.print(Columns([ht, rt]))
 
-    bundle = model.save(out / "best-model", metrics=best_rec.metrics,
-                        extra={"protocol": best_rec.protocol, "dataset": ds.name})
-    atomic_write_text(out / "leaderboard.json", json.dumps([r.to_json() for r, _ in rows], indent=2, default=str))
+    bundle = model.save(
+        out / "best-model",
+        metrics=best_rec.metrics,
+        extra={"protocol": best_rec.protocol, "dataset": ds.name},
+    )
+    atomic_write_text(
+        out / "leaderboard.json", json.dumps([r.to_json() for r, _ in rows], indent=2, default=str)
+    )
     console.print(
         f"saved the best model ({model.name}, {key} {best_rec.metrics[key]:.4f}) to [bold]{bundle}[/bold]; "
         f"results in {out / 'leaderboard.json'}"

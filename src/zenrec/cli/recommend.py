@@ -15,15 +15,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--bundle", required=True, metavar="DIR", help="bundle directory")
-    p.add_argument("--user", required=True, action="append", metavar="ID", help="raw user id (repeatable)")
+    p.add_argument(
+        "--user", required=True, action="append", metavar="ID", help="raw user id (repeatable)"
+    )
     p.add_argument("-k", type=int, default=10, help="list length (default 10)")
-    p.add_argument("--include-seen", action="store_true", help="do not drop the user's training items")
+    p.add_argument(
+        "--include-seen", action="store_true", help="do not drop the user's training items"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--explain", action="store_true",
-                   help="attention models (sasrec, din): list, per recommended item, the history "
-                        "items with the highest attention weight")
-    p.add_argument("--explain-top", type=int, default=3, metavar="N",
-                   help="history items listed per recommendation with --explain (default 3)")
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="attention models (sasrec, din): list, per recommended item, the history "
+        "items with the highest attention weight",
+    )
+    p.add_argument(
+        "--explain-top",
+        type=int,
+        default=3,
+        metavar="N",
+        help="history items listed per recommendation with --explain (default 3)",
+    )
     p.set_defaults(func=run)
 
 
@@ -44,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
         from zenrec.models.neural.sequential import _Explains  # imports torch: only when asked
 
         if not isinstance(model, _Explains):
-            raise ConfigError(f"--explain needs an attention model (sasrec, din); the bundle holds "
-                              f"'{model.name}'")
+            raise ConfigError(
+                f"--explain needs an attention model (sasrec, din); the bundle holds '{model.name}'"
+            )
         recs = model.explain(recs, top=args.explain_top)
     titles = model.item_meta.get("title")
     records = recs.to_records()
@@ -73,8 +86,12 @@ def run(args: argparse.Namespace) -> int:
             if "titles" in r:
                 row.append(r["titles"][j - 1])
             if "explanation" in r:
-                row.append("; ".join(f"{e['title'] or e['item']} ({e['weight']:.2f})"
-                                     for e in r["explanation"][j - 1]))
+                row.append(
+                    "; ".join(
+                        f"{e['title'] or e['item']} ({e['weight']:.2f})"
+                        for e in r["explanation"][j - 1]
+                    )
+                )
             t.add_row(*row)
         console.print(t)
     return 0

@@ -23,7 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="directory of a benchmark or tuning run")
-    p.add_argument("--output-dir", metavar="DIR", help="where to write the report (default RUN_DIR)")
+    p.add_argument(
+        "--output-dir", metavar="DIR", help="where to write the report (default RUN_DIR)"
+    )
     p.set_defaults(func=run)
 
 
@@ -34,7 +36,9 @@ def run(args: argparse.Namespace) -> int:
     from zenrec.reports.report import build_report
 
     if not Path(args.run_dir).is_dir():
-        raise DataError(f"{args.run_dir} is not a directory; pass a run directory of 'zenrec benchmark' or 'zenrec tune'")
+        raise DataError(
+            f"{args.run_dir} is not a directory; pass a run directory of 'zenrec benchmark' or 'zenrec tune'"
+        )
     md, html_path = build_report(args.run_dir, args.output_dir)
     print(f"wrote {md} and {html_path}")
     return 0

@@ -38,27 +38,56 @@ def register(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a model bundle over HTTP (recommend, similar items, metrics, demo page)",
         description="Serve a model bundle: POST /v1/recommend, /v1/recommend/batch, /v1/similar-items; "
-                    "GET /healthz, /readyz, /v1/model, /metrics, / (demo page), /docs.",
+        "GET /healthz, /readyz, /v1/model, /metrics, / (demo page), /docs.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("bundle", metavar="BUNDLE_DIR", help="bundle directory (from 'zenrec train' or 'evaluate --save')")
+    p.add_argument(
+        "bundle",
+        metavar="BUNDLE_DIR",
+        help="bundle directory (from 'zenrec train' or 'evaluate --save')",
+    )
     p.add_argument("--host", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, help="TCP port (default 8000)")
     p.add_argument("--workers", type=int, help="worker processes sharing the port (default 1)")
-    p.add_argument("--api-key-env", metavar="VAR",
-                   help="environment variable holding the admin API key; enables POST /admin/reload")
+    p.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="environment variable holding the admin API key; enables POST /admin/reload",
+    )
     p.add_argument("--request-log", metavar="DIR", help="write one JSON line per request under DIR")
-    p.add_argument("--request-log-salt-env", metavar="VAR",
-                   help="environment variable holding the salt of hashed user ids (default: a random salt)")
-    p.add_argument("--max-concurrency", type=int, metavar="N",
-                   help="requests processed at once per worker; more get 503 + Retry-After (default 64)")
-    p.add_argument("--ann-threshold", type=int, metavar="N",
-                   help="use an HNSW index above N catalog items, for dot-product models (default 100000)")
-    p.add_argument("--rerank-bundle", metavar="DIR", help="second bundle that re-ranks the retrieved candidates")
-    p.add_argument("--rerank-candidates", type=int, metavar="N", help="candidates retrieved for re-ranking (default 200)")
+    p.add_argument(
+        "--request-log-salt-env",
+        metavar="VAR",
+        help="environment variable holding the salt of hashed user ids (default: a random salt)",
+    )
+    p.add_argument(
+        "--max-concurrency",
+        type=int,
+        metavar="N",
+        help="requests processed at once per worker; more get 503 + Retry-After (default 64)",
+    )
+    p.add_argument(
+        "--ann-threshold",
+        type=int,
+        metavar="N",
+        help="use an HNSW index above N catalog items, for dot-product models (default 100000)",
+    )
+    p.add_argument(
+        "--rerank-bundle",
+        metavar="DIR",
+        help="second bundle that re-ranks the retrieved candidates",
+    )
+    p.add_argument(
+        "--rerank-candidates",
+        type=int,
+        metavar="N",
+        help="candidates retrieved for re-ranking (default 200)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--access-log", action="store_true", help="log every request as a JSON line on stderr")
+    p.add_argument(
+        "--access-log", action="store_true", help="log every request as a JSON line on stderr"
+    )
     p.set_defaults(func=run)
 
 
@@ -80,21 +109,27 @@ def _settings(args: argparse.Namespace) -> Any:
     if args.api_key_env:
         key = os.environ.get(args.api_key_env, "")
         if not key.strip():
-            raise ConfigError(f"--api-key-env {args.api_key_env}: the environment variable {args.api_key_env} "
-                              "is not set or empty; export the key in it, or drop --api-key-env")
+            raise ConfigError(
+                f"--api-key-env {args.api_key_env}: the environment variable {args.api_key_env} "
+                "is not set or empty; export the key in it, or drop --api-key-env"
+            )
         overrides["api_key"] = key.strip()
     if args.request_log:
         overrides["request_log"] = Path(args.request_log)
         if args.request_log_salt_env:
             salt = os.environ.get(args.request_log_salt_env, "")
             if not salt:
-                raise ConfigError(f"--request-log-salt-env {args.request_log_salt_env}: the environment variable "
-                                  "is not set or empty")
+                raise ConfigError(
+                    f"--request-log-salt-env {args.request_log_salt_env}: the environment variable "
+                    "is not set or empty"
+                )
             overrides["request_log_salt"] = salt
         elif not os.environ.get("ZENREC_SERVE_REQUEST_LOG_SALT"):
             overrides["request_log_salt"] = secrets.token_hex(16)
-            sys.stderr.write("zenrec serve: no --request-log-salt-env given: user ids in the request log are "
-                             "hashed with a random salt, not comparable across restarts\n")
+            sys.stderr.write(
+                "zenrec serve: no --request-log-salt-env given: user ids in the request log are "
+                "hashed with a random salt, not comparable across restarts\n"
+            )
     try:
         return ServeSettings(**overrides)
     except ValidationError as exc:
@@ -120,13 +155,17 @@ def run(args: argparse.Namespace) -> int:
 
     bundle = Path(args.bundle)
     if not (bundle / "bundle.json").is_file():
-        raise BundleError(f"{bundle}: not a zenrec bundle (no bundle.json); pass the directory that "
-                          "'zenrec train' or 'zenrec evaluate --save' wrote")
+        raise BundleError(
+            f"{bundle}: not a zenrec bundle (no bundle.json); pass the directory that "
+            "'zenrec train' or 'zenrec evaluate --save' wrote"
+        )
     settings = _settings(args)
     try:
         import uvicorn
     except ImportError:
-        raise ConfigError("zenrec serve needs the serve extra: pip install 'zenrec[serve]'") from None
+        raise ConfigError(
+            "zenrec serve needs the serve extra: pip install 'zenrec[serve]'"
+        ) from None
     from zenrec.models.bundle import read_bundle
 
     read_bundle(bundle)  # fail fast, with one line, on a corrupt or incompatible bundle
@@ -135,9 +174,14 @@ def run(args: argparse.Namespace) -> int:
     from zenrec.serving.logs import uvicorn_log_config
 
     common: dict[str, Any] = {
-        "host": settings.host, "port": settings.port, "loop": "uvloop", "http": "httptools",
-        "log_config": uvicorn_log_config(args.log_level), "access_log": False,
-        "timeout_graceful_shutdown": settings.graceful_shutdown_s, "server_header": False,
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_config": uvicorn_log_config(args.log_level),
+        "access_log": False,
+        "timeout_graceful_shutdown": settings.graceful_shutdown_s,
+        "server_header": False,
     }
     if settings.workers == 1:
         from zenrec.serving.app import create_app

@@ -44,13 +44,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_filter_args(p)
     p.add_argument("--protocol", required=True, help="protocol preset (its first fold is used)")
     p.add_argument("--model", required=True, help="model name: " + ", ".join(model_names()))
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="model hyperparameter (repeatable)")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="model hyperparameter (repeatable)"
+    )
     p.add_argument("--seed", type=int, help="training seed (the model's 'seed' parameter)")
-    p.add_argument("--split-seed", type=int, help="split seed (default: the protocol's published seed)")
-    p.add_argument("--split-dir", metavar="DIR", help="use a fixed split (train/valid/test .tsv) instead")
-    p.add_argument("--output", metavar="DIR", help="output directory (default runs/MODEL-DATASET-PROTOCOL)")
+    p.add_argument(
+        "--split-seed", type=int, help="split seed (default: the protocol's published seed)"
+    )
+    p.add_argument(
+        "--split-dir", metavar="DIR", help="use a fixed split (train/valid/test .tsv) instead"
+    )
+    p.add_argument(
+        "--output", metavar="DIR", help="output directory (default runs/MODEL-DATASET-PROTOCOL)"
+    )
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUTPUT")
-    p.add_argument("--stop-after-epoch", type=int, help=argparse.SUPPRESS)  # test hook: simulate a kill
+    p.add_argument(
+        "--stop-after-epoch", type=int, help=argparse.SUPPRESS
+    )  # test hook: simulate a kill
     p.set_defaults(func=run)
 
 
@@ -76,12 +86,16 @@ def run(args: argparse.Namespace) -> int:
     from zenrec.models.neural.models import NeuralRecommender
 
     if not isinstance(model, NeuralRecommender):
-        raise ConfigError(f"'zenrec train' trains neural models; '{args.model}' is not a NeuralRecommender")
+        raise ConfigError(
+            f"'zenrec train' trains neural models; '{args.model}' is not a NeuralRecommender"
+        )
     out = Path(args.output or f"runs/{args.model}-{Path(args.dataset).stem}-{protocol.name}")
     ckpt = out / "checkpoints"
     if (ckpt / "checkpoint.json").exists() and not args.resume:
-        raise ConfigError(f"--output {out} already holds a checkpoint; pass --resume to continue it "
-                          "or choose another --output")
+        raise ConfigError(
+            f"--output {out} already holds a checkpoint; pass --resume to continue it "
+            "or choose another --output"
+        )
     from zenrec.models.neural.distributed import finalize_distributed, init_distributed
 
     dist = init_distributed(os.environ)
@@ -95,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
                 data = prepare_dataset(ds, protocol, user_filters(args))
                 seed = protocol.default_seed if args.split_seed is None else args.split_seed
                 split = protocol.splits(data, seed)[0]
-        model.set_run_options(checkpoint_dir=ckpt, resume=args.resume,
-                              stop_after_epoch=args.stop_after_epoch)
+        model.set_run_options(
+            checkpoint_dir=ckpt, resume=args.resume, stop_after_epoch=args.stop_after_epoch
+        )
         t0 = time.perf_counter()
         model.fit(split.train, split.valid)
         fit_s = time.perf_counter() - t0
@@ -126,22 +141,36 @@ def run(args: argparse.Namespace) -> int:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         out.mkdir(parents=True, exist_ok=True)
-        model.save(out / "bundle", metrics=res.metrics,
-                   extra={"protocol": record["protocol"], "dataset": ds.name})
+        model.save(
+            out / "bundle",
+            metrics=res.metrics,
+            extra={"protocol": record["protocol"], "dataset": ds.name},
+        )
         atomic_write_text(out / "result.json", json.dumps(record, indent=2, default=str))
         from zenrec.cli.evaluate import print_metrics
 
-        table = {"metrics": res.metrics, "protocol": record["protocol"], "filters": [],
-                 "split": {"description": split.description}, "n_users_evaluated": res.n_users,
-                 "evaluation_mode": res.mode, "fit_seconds": fit_s, "eval_seconds": res.seconds}
+        table = {
+            "metrics": res.metrics,
+            "protocol": record["protocol"],
+            "filters": [],
+            "split": {"description": split.description},
+            "n_users_evaluated": res.n_users,
+            "evaluation_mode": res.mode,
+            "fit_seconds": fit_s,
+            "eval_seconds": res.seconds,
+        }
         print_metrics(table, f"{args.model} on {ds.name} ({protocol.name})")
         if model.holdout_:
             h = model.holdout_
-            console.print(f"no validation data: {h['best_epoch']} epochs, chosen by early stopping on "
-                          f"{h['share']:.0%} of each user's training interactions "
-                          f"({h['interactions']} held out; refit on all)")
-        console.print(f"best epoch {r.best_epoch} ({r.seconds_to_best or 0:.1f} s); "
-                      f"wrote {out / 'bundle'} and {out / 'result.json'}")
+            console.print(
+                f"no validation data: {h['best_epoch']} epochs, chosen by early stopping on "
+                f"{h['share']:.0%} of each user's training interactions "
+                f"({h['interactions']} held out; refit on all)"
+            )
+        console.print(
+            f"best epoch {r.best_epoch} ({r.seconds_to_best or 0:.1f} s); "
+            f"wrote {out / 'bundle'} and {out / 'result.json'}"
+        )
         return 0
     finally:
         finalize_distributed()

@@ -37,23 +37,45 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_dataset_args(p)
     add_filter_args(p)
-    p.add_argument("--protocol", required=True, help="protocol preset (recbole, msrec, surprise-cv5, ...)")
+    p.add_argument(
+        "--protocol", required=True, help="protocol preset (recbole, msrec, surprise-cv5, ...)"
+    )
     p.add_argument("--model", required=True, help="model name: " + ", ".join(model_names()))
-    p.add_argument("--trials", type=int, required=True, metavar="N",
-                   help="target number of finished trials in the study (shared by cooperating processes)")
-    p.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds")
-    p.add_argument("--storage", metavar="URL",
-                   help="Optuna storage: sqlite:///f.db, postgresql://..., or a journal file "
-                        "(journal:PATH or PATH.log); default: SQLite in the run directory")
-    p.add_argument("--study", metavar="NAME", help="study name (default MODEL-DATASET-PROTOCOL-sSEED)")
-    p.add_argument("--space", metavar="FILE.toml", help="search space (default: the one shipped for MODEL)")
+    p.add_argument(
+        "--trials",
+        type=int,
+        required=True,
+        metavar="N",
+        help="target number of finished trials in the study (shared by cooperating processes)",
+    )
+    p.add_argument(
+        "--timeout", type=float, metavar="S", help="stop starting trials after S seconds"
+    )
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage: sqlite:///f.db, postgresql://..., or a journal file "
+        "(journal:PATH or PATH.log); default: SQLite in the run directory",
+    )
+    p.add_argument(
+        "--study", metavar="NAME", help="study name (default MODEL-DATASET-PROTOCOL-sSEED)"
+    )
+    p.add_argument(
+        "--space", metavar="FILE.toml", help="search space (default: the one shipped for MODEL)"
+    )
     p.add_argument("--metric", help="validation metric to optimise (default: the space's)")
-    p.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median",
-                   help="pruner of iterative models (default median)")
+    p.add_argument(
+        "--pruner",
+        choices=["median", "hyperband", "none"],
+        default="median",
+        help="pruner of iterative models (default median)",
+    )
     p.add_argument("--seed", type=int, help="split seed (default: the protocol's published seed)")
     p.add_argument("--sampler-seed", type=int, help="TPE seed (default: the split seed)")
     p.add_argument("--output-dir", metavar="DIR", help="run directory (default runs/tune/STUDY)")
-    p.add_argument("--no-refit", action="store_true", help="skip the final refit and test evaluation")
+    p.add_argument(
+        "--no-refit", action="store_true", help="skip the final refit and test evaluation"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -66,9 +88,15 @@ def _graceful_sigint(stop: threading.Event) -> Iterator[None]:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        sys.stderr.write("zenrec tune: stopping after the running trial (Ctrl-C again to abort it)\n")
+        sys.stderr.write(
+            "zenrec tune: stopping after the running trial (Ctrl-C again to abort it)\n"
+        )
 
-    old = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    old = (
+        signal.signal(signal.SIGINT, on_sigint)
+        if threading.current_thread() is threading.main_thread()
+        else None
+    )
     try:
         yield
     finally:
@@ -113,22 +141,49 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.output_dir or Path("runs") / "tune" / study)
     stop = threading.Event()
     with _quiet_optuna(), _graceful_sigint(stop):
-        res = tune(ds, protocol, args.model, space=space, n_trials=args.trials, timeout=args.timeout,
-                   storage=args.storage, study_name=study, run_dir=run_dir, seed=seed,
-                   sampler_seed=args.sampler_seed, pruner=args.pruner, metric=args.metric,
-                   data=spec, refit=not args.no_refit, progress=not args.quiet, stop=stop,
-                   invocation=invocation())
+        res = tune(
+            ds,
+            protocol,
+            args.model,
+            space=space,
+            n_trials=args.trials,
+            timeout=args.timeout,
+            storage=args.storage,
+            study_name=study,
+            run_dir=run_dir,
+            seed=seed,
+            sampler_seed=args.sampler_seed,
+            pruner=args.pruner,
+            metric=args.metric,
+            data=spec,
+            refit=not args.no_refit,
+            progress=not args.quiet,
+            stop=stop,
+            invocation=invocation(),
+        )
     out = Console()
     s = res.summary
     dv = "-" if res.default_value is None else f"{res.default_value:.4f}"
-    out.print(f"study {res.study_name} ({res.storage}): {res.n_finished} finished trials "
-              f"({s['n_trials_this_process']} started here), states {s['states']}", highlight=False)
-    out.print(f"best trial #{res.best_trial}: valid {res.metric} = {res.best_value:.4f} "
-              f"(default config: {dv}); params {res.best_params}", highlight=False)
+    out.print(
+        f"study {res.study_name} ({res.storage}): {res.n_finished} finished trials "
+        f"({s['n_trials_this_process']} started here), states {s['states']}",
+        highlight=False,
+    )
+    out.print(
+        f"best trial #{res.best_trial}: valid {res.metric} = {res.best_value:.4f} "
+        f"(default config: {dv}); params {res.best_params}",
+        highlight=False,
+    )
     if res.test_record is not None:
         m = res.test_record.metrics
-        shown = {k: round(v, 4) for k, v in m.items() if k == res.metric or k in ("ndcg@10", "recall@10", "rmse", "mae")}
-        out.print(f"test (once): {shown}  fit {res.test_record.fit_seconds or 0:.2f} s", highlight=False)
+        shown = {
+            k: round(v, 4)
+            for k, v in m.items()
+            if k == res.metric or k in ("ndcg@10", "recall@10", "rmse", "mae")
+        }
+        out.print(
+            f"test (once): {shown}  fit {res.test_record.fit_seconds or 0:.2f} s", highlight=False
+        )
         out.print(f"re-run: {res.summary['reproduce']}", highlight=False)
     out.print(f"wrote {run_dir / 'tune.json'} and {run_dir / 'trials.csv'}", highlight=False)
     return 0

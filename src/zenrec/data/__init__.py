@@ -50,8 +50,14 @@ __all__ = [
 ]
 
 
-def load_dataset(spec: str | Path | Any, *, path: str | Path | None = None, download: bool = True,
-                 format: str = "table", **reader_options: Any) -> Dataset:
+def load_dataset(
+    spec: str | Path | Any,
+    *,
+    path: str | Path | None = None,
+    download: bool = True,
+    format: str = "table",
+    **reader_options: Any,
+) -> Dataset:
     """Load a built-in dataset by name, a CSV/TSV/Parquet file, a data config or a DataFrame.
 
     Args:
@@ -76,25 +82,33 @@ def load_dataset(spec: str | Path | Any, *, path: str | Path | None = None, down
     name = str(spec)
     if name in BUILTIN_DATASETS:
         if any(v is not None for k, v in reader_options.items() if k.endswith("_col")):
-            raise DataError(
-                f"column options apply to files, not to the built-in dataset '{name}'"
-            )
+            raise DataError(f"column options apply to files, not to the built-in dataset '{name}'")
         return load_builtin(name, path, download=download)
     if format not in ("table", "sequences"):
         raise DataError(f"the 'format' parameter must be 'table' or 'sequences'; got {format!r}")
     p = Path(name)
     if p.suffix.lower() == ".toml":
-        if any(v is not None for k, v in reader_options.items() if k.endswith("_col") or k == "sep"):
-            raise DataError(f"{p}: column options go inside the data config's [data] table, not beside it")
+        if any(
+            v is not None for k, v in reader_options.items() if k.endswith("_col") or k == "sep"
+        ):
+            raise DataError(
+                f"{p}: column options go inside the data config's [data] table, not beside it"
+            )
         return load_data_config(p, data_dir=path, download=download)
     try:
         is_file, is_dir = p.is_file(), p.is_dir()
     except OSError:  # e.g. "File name too long" for a string that is not a path at all
         is_file = is_dir = False
     if is_file and format == "sequences":
-        bad = [k for k, v in reader_options.items() if v is not None and k not in ("sep", "header", "encoding")]
+        bad = [
+            k
+            for k, v in reader_options.items()
+            if v is not None and k not in ("sep", "header", "encoding")
+        ]
         if bad:
-            raise DataError(f"the '{bad[0]}' option applies to table files, not to format='sequences'")
+            raise DataError(
+                f"the '{bad[0]}' option applies to table files, not to format='sequences'"
+            )
         return read_sequences(p, sep=reader_options.get("sep"))
     if is_file:
         return _read_interactions(p, **{**_READER_DEFAULTS, **reader_options}, stacklevel=2)
@@ -111,18 +125,34 @@ def load_dataset(spec: str | Path | Any, *, path: str | Path | None = None, down
 
 
 _READER_DEFAULTS: dict[str, Any] = {
-    "user_col": None, "item_col": None, "rating_col": None, "time_col": None, "context_cols": (),
-    "sep": None, "header": True, "encoding": "utf-8", "name": None,
+    "user_col": None,
+    "item_col": None,
+    "rating_col": None,
+    "time_col": None,
+    "context_cols": (),
+    "sep": None,
+    "header": True,
+    "encoding": "utf-8",
+    "name": None,
 }
 
 
 def _read_frame(frame: Any, options: dict[str, Any]) -> Dataset:
-    bad = sorted(k for k in options if k in ("sep", "header", "encoding") and options[k] not in (None, True, "utf-8"))
+    bad = sorted(
+        k
+        for k in options
+        if k in ("sep", "header", "encoding") and options[k] not in (None, True, "utf-8")
+    )
     if bad:
         raise DataError(f"load_dataset: {', '.join(bad)} apply to files, not to a DataFrame")
     unknown = sorted(set(options) - set(_READER_DEFAULTS))
     if unknown:
-        raise DataError(f"load_dataset: unknown option(s) {unknown}; column options are user_col, item_col, "
-                        "rating_col, time_col, context_cols, name")
-    return _read_interactions(frame, **{**_READER_DEFAULTS, **options, "sep": None, "header": True,
-                                        "encoding": "utf-8"}, stacklevel=3)
+        raise DataError(
+            f"load_dataset: unknown option(s) {unknown}; column options are user_col, item_col, "
+            "rating_col, time_col, context_cols, name"
+        )
+    return _read_interactions(
+        frame,
+        **{**_READER_DEFAULTS, **options, "sep": None, "header": True, "encoding": "utf-8"},
+        stacklevel=3,
+    )

@@ -89,9 +89,12 @@ class DataConfig(_Strict):
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
         if (self.path is None) == (self.dataset is None):
-            raise ValueError("give exactly one of 'path' (an interaction file) or 'dataset' (a built-in name)")
+            raise ValueError(
+                "give exactly one of 'path' (an interaction file) or 'dataset' (a built-in name)"
+            )
         if self.dataset is not None and any(
-            v is not None for v in (self.user_col, self.item_col, self.rating_col, self.time_col, self.sep)
+            v is not None
+            for v in (self.user_col, self.item_col, self.rating_col, self.time_col, self.sep)
         ):
             raise ValueError("column options apply to 'path', not to a built-in 'dataset'")
         return self
@@ -101,7 +104,9 @@ def read_data_config(path: str | Path) -> tuple[Path, DataConfig]:
     """Read and validate the ``[data]`` table of ``path``; errors name the file, key and fix."""
     p, raw = read_toml(path, "data config")
     if "data" not in raw or not isinstance(raw["data"], dict):
-        raise ConfigError(f"{p}: no [data] table; a data config starts with [data] and path = \"events.csv\"")
+        raise ConfigError(
+            f'{p}: no [data] table; a data config starts with [data] and path = "events.csv"'
+        )
     extra = sorted(k for k in raw if k != "data")
     if extra:
         raise ConfigError(f"{p}: unknown top-level key(s) {extra}; everything goes under [data]")
@@ -111,7 +116,9 @@ def read_data_config(path: str | Path) -> tuple[Path, DataConfig]:
         err = exc.errors()[0]
         loc = ".".join(["data", *(str(x) for x in err.get("loc", ()))])
         if err.get("type") == "extra_forbidden":
-            raise ConfigError(f"{p}: unknown key '{loc}'; see docs/python-api.md for the [data] schema") from None
+            raise ConfigError(
+                f"{p}: unknown key '{loc}'; see docs/python-api.md for the [data] schema"
+            ) from None
         if err.get("type") == "missing":
             raise ConfigError(f"{p}: key '{loc}' is missing; add it") from None
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
@@ -119,7 +126,9 @@ def read_data_config(path: str | Path) -> tuple[Path, DataConfig]:
     return p, cfg
 
 
-def load_data_config(path: str | Path, *, data_dir: str | Path | None = None, download: bool = True) -> Dataset:
+def load_data_config(
+    path: str | Path, *, data_dir: str | Path | None = None, download: bool = True
+) -> Dataset:
     """Load the dataset a data config describes, with its feature tables attached."""
     from zenrec.data import load_dataset
 
@@ -135,15 +144,28 @@ def load_data_config(path: str | Path, *, data_dir: str | Path | None = None, do
             ds = load_dataset(cfg.dataset, path=data_dir, download=download)
         else:
             assert cfg.path is not None
-            ds = load_dataset(rel(cfg.path), user_col=cfg.user_col, item_col=cfg.item_col,
-                              rating_col=cfg.rating_col, time_col=cfg.time_col, sep=cfg.sep,
-                              header=cfg.header, encoding=cfg.encoding)
+            ds = load_dataset(
+                rel(cfg.path),
+                user_col=cfg.user_col,
+                item_col=cfg.item_col,
+                rating_col=cfg.rating_col,
+                time_col=cfg.time_col,
+                sep=cfg.sep,
+                header=cfg.header,
+                encoding=cfg.encoding,
+            )
         for entity, table in (("item", cfg.items), ("user", cfg.users)):
             if table is None:
                 continue
             attach = ds.with_item_features if entity == "item" else ds.with_user_features
-            ds = attach(rel(table.path), key=table.key, features=table.features, sep=table.sep,
-                        header=table.header, encoding=table.encoding)
+            ds = attach(
+                rel(table.path),
+                key=table.key,
+                features=table.features,
+                sep=table.sep,
+                header=table.header,
+                encoding=table.encoding,
+            )
     except DataError as exc:
         raise DataError(f"{p}: {exc}") from None
     ds.name = cfg.name or p.stem

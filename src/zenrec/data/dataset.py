@@ -46,19 +46,27 @@ class Feature:
     def __post_init__(self) -> None:
         where = f"Feature '{self.name}' ({self.kind})"
         if self.kind not in ("categorical", "numeric", "multi", "text"):
-            raise DataError(f"Feature '{self.name}': kind must be categorical, numeric, multi or text; "
-                            f"got {self.kind!r}")
+            raise DataError(
+                f"Feature '{self.name}': kind must be categorical, numeric, multi or text; "
+                f"got {self.kind!r}"
+            )
         self.values = np.asarray(self.values)
         if self.values.ndim != 1:
-            raise DataError(f"{where}: values must be one-dimensional; got shape {self.values.shape}")
+            raise DataError(
+                f"{where}: values must be one-dimensional; got shape {self.values.shape}"
+            )
         if self.kind in ("categorical", "multi"):
             if self.labels is None:
                 raise DataError(f"{where}: labels are required (values are codes into labels)")
             if self.values.size and self.values.dtype.kind not in "iu":
-                raise DataError(f"{where}: values must be integer codes into labels; got dtype "
-                                f"{self.values.dtype}")
+                raise DataError(
+                    f"{where}: values must be integer codes into labels; got dtype "
+                    f"{self.values.dtype}"
+                )
             low = -1 if self.kind == "categorical" else 0
-            if self.values.size and (int(self.values.min()) < low or int(self.values.max()) >= len(self.labels)):
+            if self.values.size and (
+                int(self.values.min()) < low or int(self.values.max()) >= len(self.labels)
+            ):
                 raise DataError(
                     f"{where}: codes must lie in [{low}, {len(self.labels) - 1}] ({len(self.labels)} labels"
                     f"{', -1 = missing' if low < 0 else ''}); got {int(self.values.min())}..{int(self.values.max())}"
@@ -68,8 +76,13 @@ class Feature:
                 raise DataError(f"{where}: offsets are required (n + 1 row offsets into values)")
             self.offsets = np.asarray(self.offsets, dtype=np.int64)
             off = self.offsets
-            if off.ndim != 1 or off.size < 1 or off[0] != 0 or (np.diff(off) < 0).any() \
-                    or off[-1] != self.values.size:
+            if (
+                off.ndim != 1
+                or off.size < 1
+                or off[0] != 0
+                or (np.diff(off) < 0).any()
+                or off[-1] != self.values.size
+            ):
                 raise DataError(
                     f"{where}: offsets must start at 0, never decrease and end at len(values) = "
                     f"{self.values.size}; got {off.size} offsets ending at {int(off[-1]) if off.size else None}"
@@ -77,7 +90,9 @@ class Feature:
         elif self.offsets is not None:
             raise DataError(f"{where}: only 'multi' features take offsets")
         if self.kind == "numeric" and self.values.dtype.kind not in "fiub":
-            raise DataError(f"{where}: values must be numbers (NaN = missing); got dtype {self.values.dtype}")
+            raise DataError(
+                f"{where}: values must be numbers (NaN = missing); got dtype {self.values.dtype}"
+            )
 
     def __len__(self) -> int:
         if self.kind == "multi":
@@ -137,8 +152,10 @@ class FeatureTable(dict[str, Feature]):
 
     def __setitem__(self, name: str, feature: Feature) -> None:
         if not isinstance(feature, Feature):
-            raise DataError(f"{self.entity} feature '{name}' must be a zenrec.data.Feature; got "
-                            f"{type(feature).__name__}")
+            raise DataError(
+                f"{self.entity} feature '{name}' must be a zenrec.data.Feature; got "
+                f"{type(feature).__name__}"
+            )
         if len(feature) != self.n:
             raise DataError(
                 f"{self.entity} feature '{name}' has {len(feature):,} rows but the dataset has "
@@ -284,8 +301,17 @@ class Dataset:
                 f"got {type(frame).__module__}.{type(frame).__name__} (use read_interactions for files)"
             )
         return _read_interactions(
-            frame, user_col=user_col, item_col=item_col, rating_col=rating_col, time_col=time_col,
-            context_cols=context_cols, sep=None, header=True, encoding="utf-8", name=name, stacklevel=2,
+            frame,
+            user_col=user_col,
+            item_col=item_col,
+            rating_col=rating_col,
+            time_col=time_col,
+            context_cols=context_cols,
+            sep=None,
+            header=True,
+            encoding="utf-8",
+            name=name,
+            stacklevel=2,
         )
 
     def with_item_features(
@@ -331,8 +357,9 @@ class Dataset:
             >>> ds2.item_features["genres"].row(0), ds2.item_features["year"].row(1)
             (['A', 'B'], 2004.0)
         """
-        return self._with_features("item", table, key=key, features=features, sep=sep,
-                                   header=header, encoding=encoding)
+        return self._with_features(
+            "item", table, key=key, features=features, sep=sep, header=header, encoding=encoding
+        )
 
     def with_user_features(
         self,
@@ -345,20 +372,40 @@ class Dataset:
         encoding: str = "utf-8",
     ) -> Dataset:
         """A copy of this dataset with user features; see :meth:`with_item_features`."""
-        return self._with_features("user", table, key=key, features=features, sep=sep,
-                                   header=header, encoding=encoding)
+        return self._with_features(
+            "user", table, key=key, features=features, sep=sep, header=header, encoding=encoding
+        )
 
-    def _with_features(self, entity: Literal["item", "user"], table: Any, *, key: str | None,
-                       features: Mapping[str, str], sep: str | None, header: bool,
-                       encoding: str) -> Dataset:
+    def _with_features(
+        self,
+        entity: Literal["item", "user"],
+        table: Any,
+        *,
+        key: str | None,
+        features: Mapping[str, str],
+        sep: str | None,
+        header: bool,
+        encoding: str,
+    ) -> Dataset:
         from zenrec.data.features import read_features
 
         vocab = self.item_vocab if entity == "item" else self.user_vocab
-        new, report = read_features(table, vocab=vocab, entity=entity, key=key, features=features,
-                                    sep=sep, header=header, encoding=encoding, stacklevel=3)
+        new, report = read_features(
+            table,
+            vocab=vocab,
+            entity=entity,
+            key=key,
+            features=features,
+            sep=sep,
+            header=header,
+            encoding=encoding,
+            stacklevel=3,
+        )
         current = self.item_features if entity == "item" else self.user_features
         merged = {**current, **new}
-        out = replace(self, filters=list(self.filters), feature_reports=[*self.feature_reports, report])
+        out = replace(
+            self, filters=list(self.filters), feature_reports=[*self.feature_reports, report]
+        )
         if entity == "item":
             out.item_features = merged
         else:

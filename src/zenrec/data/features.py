@@ -73,13 +73,17 @@ class FeatureReport:
     def summary(self) -> str:
         """One line: coverage, missing and unknown ids with examples."""
         covered = self.n_catalog - self.missing
-        text = (f"{self.source}: {self.entity} features {sorted(self.features)} cover {covered:,} of "
-                f"{self.n_catalog:,} {self.entity}s")
+        text = (
+            f"{self.source}: {self.entity} features {sorted(self.features)} cover {covered:,} of "
+            f"{self.n_catalog:,} {self.entity}s"
+        )
         if self.missing:
             text += f"; {self.missing:,} {self.entity}s have no row (e.g. {self.missing_examples}) and get missing values"
         if self.unknown:
-            text += (f"; {self.unknown:,} rows have {self.entity} ids the dataset does not have "
-                     f"(e.g. {self.unknown_examples}) and are not used")
+            text += (
+                f"; {self.unknown:,} rows have {self.entity} ids the dataset does not have "
+                f"(e.g. {self.unknown_examples}) and are not used"
+            )
         return text
 
 
@@ -94,7 +98,9 @@ def parse_feature_spec(spec: str, *, name: str = "feature") -> tuple[FeatureKind
         DataError: The kind is not one of the accepted kinds (the message names the feature).
     """
     if not isinstance(spec, str):
-        raise DataError(f"feature '{name}': the kind must be a string such as 'numeric'; got {spec!r}")
+        raise DataError(
+            f"feature '{name}': the kind must be a string such as 'numeric'; got {spec!r}"
+        )
     kind, _, sep = spec.strip().partition(":")
     kind = kind.strip().lower()
     if kind not in _KINDS:
@@ -142,8 +148,16 @@ def _strings(s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return st.fill_null("").to_numpy().astype(str), missing
 
 
-def _build(name: str, kind: FeatureKind, sep: str | None, s: pl.Series, rows: np.ndarray, n: int,
-           where: Where, first: int) -> Feature:
+def _build(
+    name: str,
+    kind: FeatureKind,
+    sep: str | None,
+    s: pl.Series,
+    rows: np.ndarray,
+    n: int,
+    where: Where,
+    first: int,
+) -> Feature:
     """Feature of ``n`` entities from column ``s``; ``rows[j]`` is the entity of table row j (-1: none)."""
     ok = rows >= 0
     if kind == "numeric":
@@ -152,7 +166,11 @@ def _build(name: str, kind: FeatureKind, sep: str | None, s: pl.Series, rows: np
         else:
             text, missing = _strings(s)
             num = s.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).to_numpy()
-            bad = np.isnan(num) & ~missing & ~np.isin(np.char.lower(text), ["nan", "na", "null", "none"])
+            bad = (
+                np.isnan(num)
+                & ~missing
+                & ~np.isin(np.char.lower(text), ["nan", "na", "null", "none"])
+            )
             if bad.any():
                 j = int(np.flatnonzero(bad)[0])
                 raise DataError(
@@ -242,11 +260,15 @@ def read_features(
         names = ITEM_NAMES if entity == "item" else USER_NAMES
         key = next((lower[n] for n in names if n in lower), None)
         if key is None:
-            raise DataError(f"{where}: cannot tell which column holds the {entity} ids; columns are "
-                            f"{cols}; pass {keyword}=")
+            raise DataError(
+                f"{where}: cannot tell which column holds the {entity} ids; columns are "
+                f"{cols}; pass {keyword}="
+            )
     elif key not in cols:
-        raise DataError(f"{where}: {entity} key column '{key}' not found; columns are {cols}; "
-                        f"pass {keyword}= with one of them")
+        raise DataError(
+            f"{where}: {entity} key column '{key}' not found; columns are {cols}; "
+            f"pass {keyword}= with one of them"
+        )
     specs = {str(n): parse_feature_spec(k, name=str(n)) for n, k in features.items()}
     unknown_cols = [n for n in specs if n not in cols]
     if unknown_cols:
@@ -268,8 +290,10 @@ def read_features(
                 f"{_at(where, first, j2)}: {entity} id {_py(ids[j2])!r} appears again (also at "
                 f"{_at(where, first, j1)}); keep one row per {entity}"
             )
-    out = {name: _build(name, kind, sp_, df[name], rows, len(vocab), where, first)
-           for name, (kind, sp_) in specs.items()}
+    out = {
+        name: _build(name, kind, sp_, df[name], rows, len(vocab), where, first)
+        for name, (kind, sp_) in specs.items()
+    }
     covered = np.zeros(len(vocab), dtype=bool)
     covered[rows[known]] = True
     miss_idx = np.flatnonzero(~covered)

@@ -40,7 +40,8 @@ def kcore(ds: Dataset, min_user: int = 0, min_item: int = 0) -> Dataset:
             break
         keep = new
     return ds.with_filter(
-        keep, f"k-core users >= {min_user}, items >= {min_item} (kept {int(keep.sum())} of {len(ds)})"
+        keep,
+        f"k-core users >= {min_user}, items >= {min_item} (kept {int(keep.sum())} of {len(ds)})",
     )
 
 
@@ -53,11 +54,17 @@ def dedupe(ds: Dataset, policy: DuplicatePolicy = "last") -> Dataset:
             ratings into the last row; ``error`` raises; ``keep`` keeps all rows.
     """
     if policy not in ("last", "mean", "error", "keep"):
-        raise ConfigError(f"duplicates policy must be one of last, mean, error, keep; got {policy!r}")
+        raise ConfigError(
+            f"duplicates policy must be one of last, mean, error, keep; got {policy!r}"
+        )
     if policy == "keep" or len(ds) == 0:
         return ds
     key = ds.users.astype(np.int64) * ds.n_items + ds.items
-    order = np.lexsort((ds.timestamps, key)) if ds.timestamps is not None else np.argsort(key, kind="stable")
+    order = (
+        np.lexsort((ds.timestamps, key))
+        if ds.timestamps is not None
+        else np.argsort(key, kind="stable")
+    )
     sk = key[order]
     last_of_group = np.ones(sk.size, dtype=bool)
     last_of_group[:-1] = sk[1:] != sk[:-1]

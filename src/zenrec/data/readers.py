@@ -78,7 +78,9 @@ def _decode(path: Path, encoding: str) -> bytes:
     try:
         return raw.decode(encoding).encode("utf-8")
     except (UnicodeDecodeError, LookupError) as exc:
-        raise DataError(f"{path}: cannot decode as {encoding}: {exc}; pass the right encoding=") from exc
+        raise DataError(
+            f"{path}: cannot decode as {encoding}: {exc}; pass the right encoding="
+        ) from exc
 
 
 def _first_bad_line(path: Path, data: bytes, sep: str, header: bool) -> str:
@@ -231,7 +233,11 @@ def _from_pandas(frame: Any) -> pl.DataFrame:
             s = frame[c]
             if getattr(s.dtype, "tz", None) is not None:  # tz-aware: as naive UTC
                 s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-            arr = s.to_numpy() if isinstance(s.dtype, np.dtype) else s.to_numpy(dtype=object, na_value=None)
+            arr = (
+                s.to_numpy()
+                if isinstance(s.dtype, np.dtype)
+                else s.to_numpy(dtype=object, na_value=None)
+            )
             # object columns (strings, nullable ints) as lists, so polars infers their type
             cols[str(c)] = arr.tolist() if arr.dtype == object else arr
         return pl.DataFrame(cols, nan_to_null=True, strict=False)
@@ -270,12 +276,21 @@ def to_polars(frame: Any, *, what: str = "frame") -> pl.DataFrame:
         raise DataError(f"{what}: could not read the {kind} ({type(exc).__name__}: {exc})") from exc
     out = out.rename({c: str(c) for c in out.columns})
     if out.height == 0:
-        raise DataError(f"{what}: the DataFrame has no rows; expected one row per {'entry' if 'feature' in what else 'interaction'}")
+        raise DataError(
+            f"{what}: the DataFrame has no rows; expected one row per {'entry' if 'feature' in what else 'interaction'}"
+        )
     return out
 
 
-def _pick(df: pl.DataFrame, path: Where, wanted: str | None, names: Sequence[str], role: str,
-          keyword: str, required: bool) -> str | None:
+def _pick(
+    df: pl.DataFrame,
+    path: Where,
+    wanted: str | None,
+    names: Sequence[str],
+    role: str,
+    keyword: str,
+    required: bool,
+) -> str | None:
     cols = df.columns
     if wanted is not None:
         wanted = str(wanted)
@@ -320,7 +335,9 @@ def parse_ids(df: pl.DataFrame, col: str, path: Where, first_row: int, role: str
     else:
         nulls = s.is_null()
     if nulls.all():
-        raise DataError(f"{path}: {role} column '{col}' is empty on every row; pass the right column")
+        raise DataError(
+            f"{path}: {role} column '{col}' is empty on every row; pass the right column"
+        )
     if nulls.any():
         row = int(nulls.arg_true()[0])
         raise DataError(
@@ -357,8 +374,7 @@ def parse_numbers(df: pl.DataFrame, col: str, path: Where, first_row: int, role:
     if bad.any():
         row = int(bad.arg_true()[0])
         raise DataError(
-            f"{_at(path, first_row, row)}: column '{col}' ({role}) is "
-            f"{s[row]!r}, expected a number"
+            f"{_at(path, first_row, row)}: column '{col}' ({role}) is {s[row]!r}, expected a number"
         )
     return num.to_numpy()
 
@@ -391,46 +407,108 @@ def parse_times(df: pl.DataFrame, col: str, path: Where, first_row: int) -> np.n
 
 _DT_FORMATS_TZ = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z")
 _DT_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d",
-    "%Y/%m/%d %H:%M:%S", "%Y/%m/%d",
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d",
 )
 
 
 def _parse_datetimes(s: pl.Series) -> pl.Series:
     """Unix seconds of ISO-like date-times, row by row over several formats (naive = UTC)."""
     frame = pl.DataFrame({"s": s})
-    exprs = [pl.col("s").str.to_datetime(f, strict=False, time_zone="UTC").dt.epoch("s") for f in _DT_FORMATS_TZ]
+    exprs = [
+        pl.col("s").str.to_datetime(f, strict=False, time_zone="UTC").dt.epoch("s")
+        for f in _DT_FORMATS_TZ
+    ]
     exprs += [pl.col("s").str.to_datetime(f, strict=False).dt.epoch("s") for f in _DT_FORMATS]
     return frame.select(pl.coalesce(exprs).alias("t"))["t"]
 
 
-RATING_LIKE = (*RATING_NAMES, "stars", "star", "rate", "rated", "grade", "points", "qty", "quantity",
-               "count", "plays", "play_count", "playcount", "clicks", "purchases", "amount",
-               "preference", "pref", "thumbs", "like", "liked")
-TIME_LIKE = (*TIME_NAMES, "ts_utc", "created", "created_at", "updated_at", "epoch", "unix_time",
-             "unixtime", "when", "day", "event_ts", "event_date", "occurred_at", "date_time")
+RATING_LIKE = (
+    *RATING_NAMES,
+    "stars",
+    "star",
+    "rate",
+    "rated",
+    "grade",
+    "points",
+    "qty",
+    "quantity",
+    "count",
+    "plays",
+    "play_count",
+    "playcount",
+    "clicks",
+    "purchases",
+    "amount",
+    "preference",
+    "pref",
+    "thumbs",
+    "like",
+    "liked",
+)
+TIME_LIKE = (
+    *TIME_NAMES,
+    "ts_utc",
+    "created",
+    "created_at",
+    "updated_at",
+    "epoch",
+    "unix_time",
+    "unixtime",
+    "when",
+    "day",
+    "event_ts",
+    "event_date",
+    "occurred_at",
+    "date_time",
+)
 
 
 def _looks_like(col: str, role: str) -> bool:
     c = col.lower()
     if role == "rating":
         return c in RATING_LIKE or "rating" in c or c.endswith("_score")
-    return (c in TIME_LIKE or "timestamp" in c or c.endswith(("_ts", "_time", "_at", "_date"))
-            or c.startswith(("ts_", "time_")))
+    return (
+        c in TIME_LIKE
+        or "timestamp" in c
+        or c.endswith(("_ts", "_time", "_at", "_date"))
+        or c.startswith(("ts_", "time_"))
+    )
 
 
-def warn_unused_columns(columns: Sequence[str], used: set[str], *, rating_used: bool, time_used: bool,
-                        source: str, stacklevel: int) -> None:
+def warn_unused_columns(
+    columns: Sequence[str],
+    used: set[str],
+    *,
+    rating_used: bool,
+    time_used: bool,
+    source: str,
+    stacklevel: int,
+) -> None:
     """Warn (:class:`~zenrec.UnusedColumnWarning`) about unused rating- or time-like columns."""
-    for role, used_role, keyword in (("rating", rating_used, "rating_col"), ("time", time_used, "time_col")):
+    for role, used_role, keyword in (
+        ("rating", rating_used, "rating_col"),
+        ("time", time_used, "time_col"),
+    ):
         if used_role:
             continue
         for col in columns:
             if col not in used and _looks_like(col, role):
                 what = "ratings or values" if role == "rating" else "timestamps"
-                consequence = ("the dataset is read as implicit feedback (every row counts as 1)"
-                               if role == "rating" else "time-based splits will refuse the dataset")
+                consequence = (
+                    "the dataset is read as implicit feedback (every row counts as 1)"
+                    if role == "rating"
+                    else "time-based splits will refuse the dataset"
+                )
                 warnings.warn(
                     f"{source}: column '{col}' looks like {what} but is not used, so {consequence}; "
                     f"pass {keyword}='{col}' to use it, or drop the column to silence this warning",
@@ -486,8 +564,17 @@ def read_interactions(
         2
     """
     return _read_interactions(
-        path, user_col=user_col, item_col=item_col, rating_col=rating_col, time_col=time_col,
-        context_cols=context_cols, sep=sep, header=header, encoding=encoding, name=name, stacklevel=2,
+        path,
+        user_col=user_col,
+        item_col=item_col,
+        rating_col=rating_col,
+        time_col=time_col,
+        context_cols=context_cols,
+        sep=sep,
+        header=header,
+        encoding=encoding,
+        name=name,
+        stacklevel=2,
     )
 
 
@@ -524,7 +611,9 @@ def _read_interactions(
     ucol = _pick(df, where, user_col, USER_NAMES, "user id", "user_col", True)
     icol = _pick(df, where, item_col, ITEM_NAMES, "item id", "item_col", True)
     if ucol == icol:
-        raise DataError(f"{where}: user and item columns are both '{ucol}'; pass user_col= and item_col=")
+        raise DataError(
+            f"{where}: user and item columns are both '{ucol}'; pass user_col= and item_col="
+        )
     rcol = _pick(df, where, rating_col, RATING_NAMES, "rating", "rating_col", False)
     tcol = _pick(df, where, time_col, TIME_NAMES, "time", "time_col", False)
     if ucol is None or icol is None:  # _pick raises for required columns
@@ -539,8 +628,14 @@ def _read_interactions(
         if cc is not None:
             context[cc] = df[cc].to_numpy()
     used = {c for c in (ucol, icol, rcol, tcol) if c is not None} | set(context)
-    warn_unused_columns(df.columns, used, rating_used=rcol is not None, time_used=tcol is not None,
-                        source=str(where), stacklevel=stacklevel + 1)
+    warn_unused_columns(
+        df.columns,
+        used,
+        rating_used=rcol is not None,
+        time_used=tcol is not None,
+        source=str(where),
+        stacklevel=stacklevel + 1,
+    )
     ds = Dataset.from_raw(
         users,
         items,

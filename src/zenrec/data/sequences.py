@@ -41,7 +41,7 @@ def pad_left(seqs: list[np.ndarray], max_len: int) -> np.ndarray:
     for r, s in enumerate(seqs):
         s = np.asarray(s, dtype=np.int64)[-max_len:]
         if s.size:
-            out[r, max_len - s.size:] = s + 1
+            out[r, max_len - s.size :] = s + 1
     return out
 
 
@@ -116,16 +116,24 @@ def read_sequences(path: str | Path, *, name: str | None = None, sep: str | None
         if not fields:
             continue
         if "," in fields[0] and sep is None:
-            raise DataError(f"{path} line {lineno}: found ',' in '{fields[0]}'; the sequence format "
-                            "is 'user item1 item2 ...' separated by spaces (pass sep=',' for commas)")
+            raise DataError(
+                f"{path} line {lineno}: found ',' in '{fields[0]}'; the sequence format "
+                "is 'user item1 item2 ...' separated by spaces (pass sep=',' for commas)"
+            )
         users.extend([fields[0]] * (len(fields) - 1))
         items.extend(fields[1:])
     if not items:
         raise DataError(f"{path}: no interactions; expected lines 'user_id item_1 item_2 ...'")
     u = _as_ids(users)
     i = _as_ids(items)
-    return Dataset.from_raw(u, i, None, np.arange(len(items), dtype=np.int64),
-                            name=name or path.name, source_sha256=file_sha256(path))
+    return Dataset.from_raw(
+        u,
+        i,
+        None,
+        np.arange(len(items), dtype=np.int64),
+        name=name or path.name,
+        source_sha256=file_sha256(path),
+    )
 
 
 def _as_ids(values: list[str]) -> np.ndarray:

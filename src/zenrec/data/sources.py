@@ -205,9 +205,13 @@ def _interactions(df: pl.DataFrame, path: Path, first: int, name: str, sha: str)
 # ---------------------------------------------------------------------------- loaders
 def _load_ml100k(d: Path) -> Dataset:
     f = d / "u.data"
-    df, first = read_table(f, sep="\t", header=False, columns=["user", "item", "rating", "timestamp"])
+    df, first = read_table(
+        f, sep="\t", header=False, columns=["user", "item", "rating", "timestamp"]
+    )
     ds = _interactions(df, f, first, "ml-100k", file_sha256(f))
-    genres = [line.split("|")[0] for line in (d / "u.genre").read_text("latin-1").splitlines() if line]
+    genres = [
+        line.split("|")[0] for line in (d / "u.genre").read_text("latin-1").splitlines() if line
+    ]
     items, _ = read_table(d / "u.item", sep="|", header=False, encoding="latin-1")
     iid = items["0"].cast(pl.Int64).to_numpy()
     titles = items["1"].fill_null("").to_numpy().astype(str)
@@ -238,7 +242,9 @@ def _load_ml1m(d: Path) -> Dataset:
     df, first = read_table(f, sep="::", header=False)
     names = ["user", "item", "rating", "timestamp"][: df.width]
     if df.width not in (3, 4):
-        raise DataError(f"{f}: {df.width} fields per line; expected UserID::MovieID::Rating[::Timestamp]")
+        raise DataError(
+            f"{f}: {df.width} fields per line; expected UserID::MovieID::Rating[::Timestamp]"
+        )
     df = df.rename(dict(zip(df.columns, names)))
     ds = _interactions(df, f, first, "ml-1m", file_sha256(f))
     _ml1m_features(ds, d)
@@ -280,7 +286,9 @@ def _load_ml1m_ts(d: Path) -> Dataset:
     f = d / ML1M_TS_FILE
     df, first = read_table(f, sep="::", header=False)
     if df.width != 4:
-        raise DataError(f"{f}: {df.width} fields per line; expected UserID::MovieID::Rating::Timestamp")
+        raise DataError(
+            f"{f}: {df.width} fields per line; expected UserID::MovieID::Rating::Timestamp"
+        )
     df = df.rename(dict(zip(df.columns, ["user", "item", "rating", "timestamp"])))
     ds = _interactions(df, f, first, "ml-1m-ts", file_sha256(f))
     _ml1m_features(ds, d)
@@ -315,9 +323,18 @@ BUILTIN_DATASETS: dict[str, _Source] = {
         zip_dir="ml-100k",
         required=("u.data", "u.item", "u.user", "u.genre"),
         checks={
-            "u.data": ("sha256", "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"),
-            "u.item": ("sha256", "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701"),
-            "u.user": ("sha256", "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c"),
+            "u.data": (
+                "sha256",
+                "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
+            ),
+            "u.item": (
+                "sha256",
+                "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
+            ),
+            "u.user": (
+                "sha256",
+                "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
+            ),
         },
         loader=_load_ml100k,
     ),
@@ -328,8 +345,14 @@ BUILTIN_DATASETS: dict[str, _Source] = {
         required=("ratings.dat", "movies.dat", "users.dat"),
         checks={
             "ratings.dat": ("gitblob", "77a7c4b150f588c23bb9e1f068aa996c0b413695"),
-            "movies.dat": ("sha256", "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9"),
-            "users.dat": ("sha256", "1dc3a95300cb19f7c10e027daf29b8cdf1d908dab65b5edfb45950aa389a10a3"),
+            "movies.dat": (
+                "sha256",
+                "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9",
+            ),
+            "users.dat": (
+                "sha256",
+                "1dc3a95300cb19f7c10e027daf29b8cdf1d908dab65b5edfb45950aa389a10a3",
+            ),
         },
         loader=_load_ml1m,
     ),
@@ -341,7 +364,9 @@ BUILTIN_DATASETS: dict[str, _Source] = {
         checks={},
         loader=_load_ml1m_ts,
         folder="ml-1m",
-        load_checks=((ML1M_TS_FILE, "2fedcf5405373a49df4041e3d3fe1e8db9eacf2c77c209ae1f686ea06b7a16d9"),),
+        load_checks=(
+            (ML1M_TS_FILE, "2fedcf5405373a49df4041e3d3fe1e8db9eacf2c77c209ae1f686ea06b7a16d9"),
+        ),
     ),
     "ml-latest-small": _Source(
         name="ml-latest-small",
@@ -349,8 +374,14 @@ BUILTIN_DATASETS: dict[str, _Source] = {
         zip_dir="ml-latest-small",
         required=("ratings.csv", "movies.csv"),
         checks={
-            "ratings.csv": ("sha256", "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646"),
-            "movies.csv": ("sha256", "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07"),
+            "ratings.csv": (
+                "sha256",
+                "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646",
+            ),
+            "movies.csv": (
+                "sha256",
+                "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07",
+            ),
         },
         loader=_load_mlsmall,
     ),

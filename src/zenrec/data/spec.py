@@ -96,7 +96,9 @@ class DataSpec(BaseModel):
         """Keyword arguments of :func:`zenrec.data.read_interactions` (empty for built-ins)."""
         if self.is_builtin:
             return {}
-        opts: dict[str, Any] = {k: getattr(self, k) for k in (*_COLUMNS, "sep") if getattr(self, k) is not None}
+        opts: dict[str, Any] = {
+            k: getattr(self, k) for k in (*_COLUMNS, "sep") if getattr(self, k) is not None
+        }
         if self.format != "table":
             opts["format"] = self.format
         opts["header"] = self.header
@@ -105,8 +107,12 @@ class DataSpec(BaseModel):
 
     def user_filters(self) -> dict[str, Any]:
         """The user's filters as :func:`zenrec.evaluation.prepare_dataset` takes them."""
-        return {"min_rating": self.min_rating, "min_user_count": self.min_user_count,
-                "min_item_count": self.min_item_count, "duplicates": self.duplicates}
+        return {
+            "min_rating": self.min_rating,
+            "min_user_count": self.min_user_count,
+            "min_item_count": self.min_item_count,
+            "duplicates": self.duplicates,
+        }
 
     def load(self) -> Dataset:
         """Read the interactions (filters are applied later, by the protocol)."""
@@ -115,11 +121,13 @@ class DataSpec(BaseModel):
 
         ds = load_dataset(self.source, path=self.data_dir, **self.reader_options())
         if self.items is not None and self.item_features is not None:
-            ds = ds.with_item_features(self.items, key=self.item_key,
-                                       features=parse_feature_specs(self.item_features))
+            ds = ds.with_item_features(
+                self.items, key=self.item_key, features=parse_feature_specs(self.item_features)
+            )
         if self.users is not None and self.user_features is not None:
-            ds = ds.with_user_features(self.users, key=self.user_key,
-                                       features=parse_feature_specs(self.user_features))
+            ds = ds.with_user_features(
+                self.users, key=self.user_key, features=parse_feature_specs(self.user_features)
+            )
         return ds
 
     def cli_args(self) -> list[str]:

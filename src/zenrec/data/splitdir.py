@@ -53,12 +53,19 @@ def load_split_dir(path: str | Path, base: Dataset | None = None) -> tuple[Split
         if f is None:
             if name == "valid":
                 continue
-            raise DataError(f"{d}: split directory lacks {name}.tsv; expected train/valid/test .tsv files")
+            raise DataError(
+                f"{d}: split directory lacks {name}.tsv; expected train/valid/test .tsv files"
+            )
         files.append(f)
         df, first = read_table(f, sep="\t")
         parts[name] = (df, f, first)
-    ids = {name: (parse_ids(df, "user_id", f, first, "user id"), parse_ids(df, "item_id", f, first, "item id"))
-           for name, (df, f, first) in parts.items()}
+    ids = {
+        name: (
+            parse_ids(df, "user_id", f, first, "user id"),
+            parse_ids(df, "item_id", f, first, "item id"),
+        )
+        for name, (df, f, first) in parts.items()
+    }
     uv = Vocabulary.from_values(np.concatenate([u for u, _ in ids.values()]))
     items_file = d / "items.txt"
     if items_file.exists():
@@ -70,13 +77,27 @@ def load_split_dir(path: str | Path, base: Dataset | None = None) -> tuple[Split
     sha = file_sha256(*files)
     out: SplitParts = {}
     for name, (df, f, first) in parts.items():
-        ratings = parse_numbers(df, "rating", f, first, "rating") if "rating" in df.columns else None
+        ratings = (
+            parse_numbers(df, "rating", f, first, "rating") if "rating" in df.columns else None
+        )
         times = parse_times(df, "timestamp", f, first) if "timestamp" in df.columns else None
         users, items = ids[name]
-        ds = Dataset.from_raw(users, items, ratings, times, user_vocab=uv, item_vocab=iv,
-                              name=f"{d.name}:{name}", source_sha256=sha)
+        ds = Dataset.from_raw(
+            users,
+            items,
+            ratings,
+            times,
+            user_vocab=uv,
+            item_vocab=iv,
+            name=f"{d.name}:{name}",
+            source_sha256=sha,
+        )
         if base is not None:
-            ds.item_features = {k: v.take(base.item_vocab.encode(iv.ids)) for k, v in base.item_features.items()}
-            ds.user_features = {k: v.take(base.user_vocab.encode(uv.ids)) for k, v in base.user_features.items()}
+            ds.item_features = {
+                k: v.take(base.item_vocab.encode(iv.ids)) for k, v in base.item_features.items()
+            }
+            ds.user_features = {
+                k: v.take(base.user_vocab.encode(uv.ids)) for k, v in base.user_features.items()
+            }
         out[name] = ds
     return out, sha

@@ -55,9 +55,13 @@ def synthetic_dataset(
         >>> ds.n_users, ds.has_time, "genre" in ds.item_features
         (20, True, True)
     """
-    for label, v, lo in [("n_users", n_users, 1), ("n_items", n_items, 2),
-                         ("interactions_per_user", interactions_per_user, 1),
-                         ("n_factors", n_factors, 1), ("n_clusters", n_clusters, 1)]:
+    for label, v, lo in [
+        ("n_users", n_users, 1),
+        ("n_items", n_items, 2),
+        ("interactions_per_user", interactions_per_user, 1),
+        ("n_factors", n_factors, 1),
+        ("n_clusters", n_clusters, 1),
+    ]:
         if int(v) < lo:
             raise ConfigError(f"synthetic_dataset: '{label}' must be an int >= {lo}; got {v}")
     rng = np.random.default_rng(seed)
@@ -89,8 +93,14 @@ class _Planted:
         return int(self.U.shape[1])
 
 
-def _plant(rng: np.random.Generator, n_users: int, n_items: int, n_factors: int,
-           n_clusters: int, popularity_skew: float) -> _Planted:
+def _plant(
+    rng: np.random.Generator,
+    n_users: int,
+    n_items: int,
+    n_factors: int,
+    n_clusters: int,
+    popularity_skew: float,
+) -> _Planted:
     """Cluster centres, user/item factors around them and a Zipf-like popularity order."""
     centers = rng.normal(0, 1, (n_clusters, n_factors)).astype(np.float32)
     ucl = rng.integers(0, n_clusters, n_users)
@@ -102,9 +112,14 @@ def _plant(rng: np.random.Generator, n_users: int, n_items: int, n_factors: int,
     return _Planted(ucl, icl, U, V, pop_rank, pop, n_clusters)
 
 
-def _draw_interactions(rng: np.random.Generator, w: _Planted, counts: np.ndarray, noise: float,
-                       chunk_users: int, candidate_factor: int | None,
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _draw_interactions(
+    rng: np.random.Generator,
+    w: _Planted,
+    counts: np.ndarray,
+    noise: float,
+    chunk_users: int,
+    candidate_factor: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each user's ``counts[u]`` items by Gumbel top-k, ``chunk_users`` users at a time.
 
     Returns (user index, item index, affinity) per interaction, users in order and each user's
@@ -118,7 +133,9 @@ def _draw_interactions(rng: np.random.Generator, w: _Planted, counts: np.ndarray
         stop = min(n_users, start + chunk_users)
         kmax = int(counts[start:stop].max())
         if candidate_factor:
-            cand, aff, g = _candidate_scores(rng, w, start, stop, kmax, candidate_factor, pop_p, noise)
+            cand, aff, g = _candidate_scores(
+                rng, w, start, stop, kmax, candidate_factor, pop_p, noise
+            )
         else:
             cand = None
             aff = w.U[start:stop] @ w.V.T / np.sqrt(w.n_factors)  # (B, I)
@@ -133,13 +150,23 @@ def _draw_interactions(rng: np.random.Generator, w: _Planted, counts: np.ndarray
             users_out.append(np.full(k, start + r, dtype=np.int64))
             items_out.append(cand[r, cols] if cand is not None else cols)
             aff_out.append(aff[r, cols])
-    return (np.concatenate(users_out), np.concatenate(items_out).astype(np.int64),
-            np.concatenate(aff_out))
+    return (
+        np.concatenate(users_out),
+        np.concatenate(items_out).astype(np.int64),
+        np.concatenate(aff_out),
+    )
 
 
-def _candidate_scores(rng: np.random.Generator, w: _Planted, start: int, stop: int, kmax: int,
-                      candidate_factor: int, pop_p: np.ndarray, noise: float,
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _candidate_scores(
+    rng: np.random.Generator,
+    w: _Planted,
+    start: int,
+    stop: int,
+    kmax: int,
+    candidate_factor: int,
+    pop_p: np.ndarray,
+    noise: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Large catalogs: popularity-sampled candidates per user, their affinity and Gumbel keys
     (a repeated candidate keeps only its first occurrence)."""
     n_items = w.V.shape[0]
@@ -172,8 +199,14 @@ def _timestamps(rng: np.random.Generator, u: np.ndarray, n_users: int) -> np.nda
     return start_t[u] + 3600 * pos
 
 
-def _assemble(w: _Planted, u: np.ndarray, i: np.ndarray, ratings: np.ndarray,
-              times: np.ndarray, string_ids: bool) -> Dataset:
+def _assemble(
+    w: _Planted,
+    u: np.ndarray,
+    i: np.ndarray,
+    ratings: np.ndarray,
+    times: np.ndarray,
+    string_ids: bool,
+) -> Dataset:
     """The Dataset with raw ids, and features that reveal the clusters."""
     n_users, n_items = w.ucl.size, w.icl.size
     if string_ids:
@@ -189,7 +222,9 @@ def _assemble(w: _Planted, u: np.ndarray, i: np.ndarray, ratings: np.ndarray,
     labels = [f"c{j}" for j in range(w.n_clusters)]
     real_counts = np.bincount(u, minlength=n_users)
     ds.user_features = {
-        "segment": Feature("segment", "categorical", w.ucl[uv.encode(uids)].astype(np.int64), labels),
+        "segment": Feature(
+            "segment", "categorical", w.ucl[uv.encode(uids)].astype(np.int64), labels
+        ),
         "activity": Feature("activity", "numeric", real_counts.astype(np.float32)),
     }
     ds.item_features = {

@@ -110,7 +110,11 @@ class Vocabulary:
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> Vocabulary:
         ids = payload["ids"]
-        arr = np.asarray(ids, dtype=np.int64) if payload["kind"] == "int" else np.asarray(ids, dtype=str)
+        arr = (
+            np.asarray(ids, dtype=np.int64)
+            if payload["kind"] == "int"
+            else np.asarray(ids, dtype=str)
+        )
         return cls(arr)
 
     def __repr__(self) -> str:

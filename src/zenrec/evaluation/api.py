@@ -70,7 +70,9 @@ def evaluate(
     mode = proto.mode if proto is not None else ("rating" if task == "rating" else "full")
     if mode == "rating":
         if exclude is not None or ks is not None:
-            raise ConfigError("evaluate: exclude and ks apply to ranking, not to rating metrics (RMSE/MAE)")
+            raise ConfigError(
+                "evaluate: exclude and ks apply to ranking, not to rating metrics (RMSE/MAE)"
+            )
         return evaluate_rating(model, data)
     if proto is not None:
         ks = tuple(proto.ks) if ks is None else ks
@@ -79,7 +81,16 @@ def evaluate(
     metrics = _DEFAULT_METRICS if metrics is None else metrics
     if mode == "sampled":
         assert proto is not None
-        return evaluate_sampled(model, data, exclude, n_negatives=proto.n_negatives, ks=ks,
-                                metrics=metrics, seed=seed)
-    return _evaluate_ranking(model, data, exclude, ks=ks, metrics=metrics, batch_size=None,
-                             beyond_accuracy=True, stacklevel=3)
+        return evaluate_sampled(
+            model, data, exclude, n_negatives=proto.n_negatives, ks=ks, metrics=metrics, seed=seed
+        )
+    return _evaluate_ranking(
+        model,
+        data,
+        exclude,
+        ks=ks,
+        metrics=metrics,
+        batch_size=None,
+        beyond_accuracy=True,
+        stacklevel=3,
+    )

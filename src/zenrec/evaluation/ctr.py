@@ -28,8 +28,9 @@ from zenrec.evaluation.evaluator import EvalResult
 __all__ = ["ctr_samples", "evaluate_ctr_samples", "evaluate_multitask"]
 
 
-def ctr_samples(test: Dataset, exclude: Sequence[Dataset | None] = (), *, n_negatives: int = 4,
-                seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ctr_samples(
+    test: Dataset, exclude: Sequence[Dataset | None] = (), *, n_negatives: int = 4, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each test interaction as a positive, plus ``n_negatives`` sampled negatives for it.
 
     Negatives are drawn uniformly (``numpy.random.default_rng(seed)``) from the catalog items
@@ -47,8 +48,10 @@ def ctr_samples(test: Dataset, exclude: Sequence[Dataset | None] = (), *, n_nega
     keys = unique(np.concatenate([p.users.astype(np.int64) * n_items + p.items for p in parts]))
     per_user = np.bincount(np.concatenate([p.users for p in parts]), minlength=test.n_users)
     if (per_user[test.users] + n_negatives > n_items).any():
-        raise ProtocolError(f"some users of '{test.name}' have fewer than {n_negatives} items they "
-                            "have not interacted with; lower n_negatives")
+        raise ProtocolError(
+            f"some users of '{test.name}' have fewer than {n_negatives} items they "
+            "have not interacted with; lower n_negatives"
+        )
     rng = np.random.default_rng(seed)
     users = np.repeat(test.users.astype(np.int64), n_negatives)
     negs = rng.integers(0, n_items, users.size)
@@ -69,8 +72,14 @@ def _proba(model: Any, users: np.ndarray, items: np.ndarray) -> tuple[np.ndarray
     return np.asarray(model.predict(users, items), np.float64), False
 
 
-def evaluate_ctr_samples(model: Any, test: Dataset, exclude: Sequence[Dataset | None] = (), *,
-                         n_negatives: int = 4, seed: int = 0) -> EvalResult:
+def evaluate_ctr_samples(
+    model: Any,
+    test: Dataset,
+    exclude: Sequence[Dataset | None] = (),
+    *,
+    n_negatives: int = 4,
+    seed: int = 0,
+) -> EvalResult:
     """AUC, GAUC (per user) and LogLoss on :func:`ctr_samples` of ``test``.
 
     Models without ``predict_proba`` are scored with ``predict`` and get AUC and GAUC only.
@@ -83,9 +92,13 @@ def evaluate_ctr_samples(model: Any, test: Dataset, exclude: Sequence[Dataset | 
     out = {"auc": M.auc(p, y), "gauc": M.gauc(p, y, u)}
     if is_prob:
         out["logloss"] = M.logloss(p, y)
-    return EvalResult(metrics=out, users=np.zeros(0, dtype=object), seconds=time.perf_counter() - t0,
-                      mode=f"ctr (each positive with {n_negatives} sampled negatives, seed {seed})",
-                      n_users=int(unique(test.users).size))
+    return EvalResult(
+        metrics=out,
+        users=np.zeros(0, dtype=object),
+        seconds=time.perf_counter() - t0,
+        mode=f"ctr (each positive with {n_negatives} sampled negatives, seed {seed})",
+        n_users=int(unique(test.users).size),
+    )
 
 
 def evaluate_multitask(model: Any, test: Dataset, *, threshold: float = 4.0) -> EvalResult:
@@ -106,11 +119,15 @@ def evaluate_multitask(model: Any, test: Dataset, *, threshold: float = 4.0) -> 
         preds: dict[str, np.ndarray] = fn(raw_u, raw_i)
     elif getattr(model, "task", "ranking") == "rating":
         preds = {"rating": model.predict(raw_u, raw_i)}
-    elif getattr(model, "predict_proba", None) is not None and getattr(model, "predicts_probability", True):
+    elif getattr(model, "predict_proba", None) is not None and getattr(
+        model, "predicts_probability", True
+    ):
         preds = {"liked": model.predict_proba(raw_u, raw_i)}
     else:
-        raise ConfigError(f"'{getattr(model, 'name', model)}' predicts neither ratings nor click "
-                          "probabilities; the multitask protocol needs one of them")
+        raise ConfigError(
+            f"'{getattr(model, 'name', model)}' predicts neither ratings nor click "
+            "probabilities; the multitask protocol needs one of them"
+        )
     r = test.ratings.astype(np.float64)
     out: dict[str, float] = {}
     if "rating" in preds:
@@ -120,6 +137,10 @@ def evaluate_multitask(model: Any, test: Dataset, *, threshold: float = 4.0) -> 
         y = (r >= threshold).astype(np.float64)
         out["liked/auc"] = M.auc(preds["liked"], y)
         out["liked/logloss"] = M.logloss(preds["liked"], y)
-    return EvalResult(metrics=out, users=np.zeros(0, dtype=object), seconds=time.perf_counter() - t0,
-                      mode=f"multitask (liked = rating >= {threshold:g})",
-                      n_users=int(unique(test.users).size))
+    return EvalResult(
+        metrics=out,
+        users=np.zeros(0, dtype=object),
+        seconds=time.perf_counter() - t0,
+        mode=f"multitask (liked = rating >= {threshold:g})",
+        n_users=int(unique(test.users).size),
+    )

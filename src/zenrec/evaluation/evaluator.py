@@ -76,7 +76,9 @@ def _frame_backend(df: Any, backend: str) -> Any:
     try:
         import pandas as pd
     except ImportError:
-        raise ConfigError("backend='pandas' needs pandas (pip install pandas); or pass backend='polars'") from None
+        raise ConfigError(
+            "backend='pandas' needs pandas (pip install pandas); or pass backend='polars'"
+        ) from None
     # column by column through NumPy: no pyarrow needed
     return pd.DataFrame({c: df[c].to_numpy() for c in df.columns})
 
@@ -122,12 +124,15 @@ def _mapped_csr(model: Scorer, parts: Sequence[Dataset | None]) -> sp.csr_matrix
     indptr = np.zeros(n_u + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n_u), out=indptr[1:])
     idx_dtype = np.int32 if max(n_i, key.size) < 2**31 else np.int64
-    return sp.csr_matrix((np.ones(key.size, np.float32), cols.astype(idx_dtype),
-                          indptr.astype(idx_dtype)), shape=(n_u, n_i))
+    return sp.csr_matrix(
+        (np.ones(key.size, np.float32), cols.astype(idx_dtype), indptr.astype(idx_dtype)),
+        shape=(n_u, n_i),
+    )
 
 
-def _resolve(model: Scorer, data: Dataset | Split, exclude: Sequence[Dataset | None] | None,
-             what: str) -> tuple[Dataset, sp.csr_matrix]:
+def _resolve(
+    model: Scorer, data: Dataset | Split, exclude: Sequence[Dataset | None] | None, what: str
+) -> tuple[Dataset, sp.csr_matrix]:
     """Target part and the mask: a Split masks train (and valid); a Dataset masks the model's
     training interactions unless ``exclude`` says otherwise (``exclude=()``: mask nothing)."""
     if isinstance(data, Split):
@@ -135,8 +140,10 @@ def _resolve(model: Scorer, data: Dataset | Split, exclude: Sequence[Dataset | N
         parts: Sequence[Dataset | None] = [data.train, data.valid] if exclude is None else exclude
         return target, _mapped_csr(model, list(parts))
     if not isinstance(data, Dataset):
-        raise ConfigError(f"{what}: the data must be a Split or a Dataset (the test part); got "
-                          f"{type(data).__name__}")
+        raise ConfigError(
+            f"{what}: the data must be a Split or a Dataset (the test part); got "
+            f"{type(data).__name__}"
+        )
     if exclude is None:
         seen = getattr(model, "seen_", None)
         if not isinstance(seen, sp.csr_matrix):
@@ -154,7 +161,8 @@ def _report_unknown(model: Scorer, test: Dataset, what: str, stacklevel: int) ->
     """Count test interactions whose user or item the model does not know; warn when any."""
     assert model.user_vocab is not None and model.item_vocab is not None
     if (test.user_vocab is model.user_vocab or test.user_vocab == model.user_vocab) and (
-            test.item_vocab is model.item_vocab or test.item_vocab == model.item_vocab):
+        test.item_vocab is model.item_vocab or test.item_vocab == model.item_vocab
+    ):
         return {}
     u_known = model.user_vocab.encode(test.user_vocab.ids) >= 0
     i_known = model.item_vocab.encode(test.item_vocab.ids) >= 0
@@ -192,9 +200,17 @@ class _RankingBatch:
     counts: dict[int, np.ndarray]
 
 
-def _rank_batch(scores: np.ndarray, start: int, b: np.ndarray, excl: sp.csr_matrix,
-                test_m: sp.csr_matrix, n_rel: np.ndarray, ks: list[int],
-                metrics: Sequence[str], beyond_accuracy: bool) -> _RankingBatch:
+def _rank_batch(
+    scores: np.ndarray,
+    start: int,
+    b: np.ndarray,
+    excl: sp.csr_matrix,
+    test_m: sp.csr_matrix,
+    n_rel: np.ndarray,
+    ks: list[int],
+    metrics: Sequence[str],
+    beyond_accuracy: bool,
+) -> _RankingBatch:
     """Mask excluded items, take the top K and compute each metric for one batch."""
     n_items = scores.shape[1]
     kmax = max(ks)
@@ -206,15 +222,24 @@ def _rank_batch(scores: np.ndarray, start: int, b: np.ndarray, excl: sp.csr_matr
     scores[np.repeat(np.arange(b.size), np.diff(sub.indptr)), sub.indices] = -np.inf
     top = top_k_indices(scores, kmax)
     rel = test_m[b]  # sorted indices per row
-    rel_keys = np.repeat(np.arange(b.size, dtype=np.int64), np.diff(rel.indptr)) * n_items + rel.indices
+    rel_keys = (
+        np.repeat(np.arange(b.size, dtype=np.int64), np.diff(rel.indptr)) * n_items + rel.indices
+    )
     top_keys = (np.arange(b.size, dtype=np.int64)[:, None] * n_items + top).ravel()
     pos = np.minimum(np.searchsorted(rel_keys, top_keys), max(0, rel_keys.size - 1))
-    hits = (rel_keys[pos] == top_keys).reshape(top.shape) if rel_keys.size else np.zeros(top.shape, bool)
+    hits = (
+        (rel_keys[pos] == top_keys).reshape(top.shape)
+        if rel_keys.size
+        else np.zeros(top.shape, bool)
+    )
     # never count a masked (-inf) slot as a hit when fewer than K items remain
     hits &= np.isfinite(np.take_along_axis(scores, top, 1))
     values = {f"{m}@{k}": M.RANKING_METRICS[m](hits, n_rel, k) for m in metrics for k in ks}
-    counts = {k: np.bincount(top[:, :k].ravel(), minlength=n_items) for k in ks} \
-        if beyond_accuracy else {}
+    counts = (
+        {k: np.bincount(top[:, :k].ravel(), minlength=n_items) for k in ks}
+        if beyond_accuracy
+        else {}
+    )
     return _RankingBatch(start, values, counts)
 
 
@@ -255,8 +280,16 @@ def evaluate_ranking(
         UnknownIdsWarning: Test interactions with users or items the model never saw were
             dropped (the count is also in ``result.extra``).
     """
-    return _evaluate_ranking(model, test, exclude, ks=ks, metrics=metrics, batch_size=batch_size,
-                             beyond_accuracy=beyond_accuracy, stacklevel=3)
+    return _evaluate_ranking(
+        model,
+        test,
+        exclude,
+        ks=ks,
+        metrics=metrics,
+        batch_size=batch_size,
+        beyond_accuracy=beyond_accuracy,
+        stacklevel=3,
+    )
 
 
 def _evaluate_ranking(
@@ -280,7 +313,9 @@ def _evaluate_ranking(
     test_m = _mapped_csr(model, [test])
     users = np.flatnonzero(np.diff(test_m.indptr) > 0)
     if users.size == 0:
-        raise ProtocolError(f"test part '{test.name}' has no interactions with known users and items")
+        raise ProtocolError(
+            f"test part '{test.name}' has no interactions with known users and items"
+        )
     n_rel = np.diff(test_m.indptr)[users]
     bs = batch_size or _batch_size(n_items)
     per_user = {key: np.empty(users.size) for key in metric_keys(metrics, ks)}
@@ -298,8 +333,17 @@ def _evaluate_ranking(
         for start in range(0, users.size, bs):
             b = users[start : start + bs]
             scores = model.score_indices(b)
-            args = (scores, start, b, excl, test_m, n_rel[start : start + bs], ks, metrics,
-                    beyond_accuracy)
+            args = (
+                scores,
+                start,
+                b,
+                excl,
+                test_m,
+                n_rel[start : start + bs],
+                ks,
+                metrics,
+                beyond_accuracy,
+            )
             if threads <= 1:
                 collect(_rank_batch(*args))
                 continue
@@ -433,8 +477,12 @@ def evaluate_rating(model: Scorer, test: Dataset | Split) -> EvalResult:
     )
 
 
-def evaluate_ctr(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray | None = None,
-                 probabilities: bool = True) -> EvalResult:
+def evaluate_ctr(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    groups: np.ndarray | None = None,
+    probabilities: bool = True,
+) -> EvalResult:
     """AUC, GAUC (when ``groups``, e.g. users, are given) and LogLoss (for probabilities)."""
     t0 = time.perf_counter()
     out = {"auc": M.auc(scores, labels)}

@@ -94,8 +94,9 @@ class Protocol:
             return [leave_one_out(ds, valid=True)]
         raise ConfigError(f"unknown split kind {self.split!r}")  # pragma: no cover
 
-    def evaluate(self, model: Any, split: Split, part: Literal["valid", "test"] = "test",
-                 seed: int = 0) -> EvalResult:
+    def evaluate(
+        self, model: Any, split: Split, part: Literal["valid", "test"] = "test", seed: int = 0
+    ) -> EvalResult:
         exclude: list[Dataset | None]
         if part == "valid":
             if split.valid is None:
@@ -106,13 +107,21 @@ class Protocol:
         if self.mode == "rating":
             return evaluate_rating(model, target)
         if self.mode == "ctr":
-            return evaluate_ctr_samples(model, target, exclude, n_negatives=self.n_negatives,
-                                        seed=seed)
+            return evaluate_ctr_samples(
+                model, target, exclude, n_negatives=self.n_negatives, seed=seed
+            )
         if self.mode == "multitask":
             return evaluate_multitask(model, target, threshold=self.split_params.get("liked", 4.0))
         if self.mode == "sampled":
-            return evaluate_sampled(model, target, exclude, n_negatives=self.n_negatives, ks=self.ks,
-                                    metrics=self.metrics, seed=seed)
+            return evaluate_sampled(
+                model,
+                target,
+                exclude,
+                n_negatives=self.n_negatives,
+                ks=self.ks,
+                metrics=self.metrics,
+                seed=seed,
+            )
         return evaluate_ranking(model, target, exclude, ks=self.ks, metrics=self.metrics)
 
 
@@ -229,9 +238,14 @@ def get_protocol(name: str) -> Protocol:
     return p
 
 
-def prepare_dataset(ds: Dataset, protocol: Protocol, user_filters: dict[str, Any] | None = None) -> Dataset:
+def prepare_dataset(
+    ds: Dataset, protocol: Protocol, user_filters: dict[str, Any] | None = None
+) -> Dataset:
     """Apply the user's filters merged with the preset's own (the preset's still apply)."""
-    f = {**protocol.filters_for(ds.name), **{k: v for k, v in (user_filters or {}).items() if v is not None}}
+    f = {
+        **protocol.filters_for(ds.name),
+        **{k: v for k, v in (user_filters or {}).items() if v is not None},
+    }
     pf = protocol.filters_for(ds.name)
     # A preset threshold is a floor: a user may tighten but not loosen it.
     if "min_rating" in pf and f.get("min_rating") is not None:

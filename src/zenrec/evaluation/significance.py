@@ -20,7 +20,9 @@ from zenrec._errors import ConfigError
 __all__ = ["align_users", "compare_to_baseline", "holm", "mean_ci", "paired_tests"]
 
 
-def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+def mean_ci(
+    values: Sequence[float] | np.ndarray, confidence: float = 0.95
+) -> tuple[float, float, float]:
     """Mean and two-sided Student-t confidence interval; ``(mean, nan, nan)`` for one value.
 
     Examples:
@@ -54,20 +56,34 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
-        raise ConfigError(f"paired tests need two 1-D arrays of the same length; got {a.shape} and {b.shape}")
+        raise ConfigError(
+            f"paired tests need two 1-D arrays of the same length; got {a.shape} and {b.shape}"
+        )
     d = a - b
     n = int(d.size)
     mean_d, lo, hi = mean_ci(d)
     if n < 2 or np.all(d == 0):
-        return {"n": n, "mean_diff": mean_d, "diff_ci_low": lo, "diff_ci_high": hi,
-                "wilcoxon_p": 1.0, "ttest_p": 1.0}
+        return {
+            "n": n,
+            "mean_diff": mean_d,
+            "diff_ci_low": lo,
+            "diff_ci_high": hi,
+            "wilcoxon_p": 1.0,
+            "ttest_p": 1.0,
+        }
     w = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided")
     if np.allclose(d, d[0]):  # constant non-zero difference: t undefined, the sign is certain
         t_p = 0.0
     else:
         t_p = float(stats.ttest_rel(a, b).pvalue)
-    return {"n": n, "mean_diff": mean_d, "diff_ci_low": lo, "diff_ci_high": hi,
-            "wilcoxon_p": float(w.pvalue), "ttest_p": t_p}
+    return {
+        "n": n,
+        "mean_diff": mean_d,
+        "diff_ci_low": lo,
+        "diff_ci_high": hi,
+        "wilcoxon_p": float(w.pvalue),
+        "ttest_p": t_p,
+    }
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -90,8 +106,9 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return adj.tolist()
 
 
-def align_users(a_users: np.ndarray, a_vals: np.ndarray, b_users: np.ndarray,
-                b_vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def align_users(
+    a_users: np.ndarray, a_vals: np.ndarray, b_users: np.ndarray, b_vals: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Values of the users both arrays have, in one order: (users, a, b)."""
     common, ia, ib = np.intersect1d(np.asarray(a_users), np.asarray(b_users), return_indices=True)
     return common, np.asarray(a_vals)[ia], np.asarray(b_vals)[ib]

@@ -73,9 +73,14 @@ def machine() -> dict[str, Any]:
         load: list[float] | None = list(os.getloadavg())
     except OSError:
         load = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "load_average": load,
-            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average": load,
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS"),
+    }
 
 
 def _per_user_frame(run: ProtocolRun) -> Any:
@@ -84,8 +89,10 @@ def _per_user_frame(run: ProtocolRun) -> Any:
     frames = []
     for fold, res in enumerate(run.results):
         users = res.users if res.users is not None else np.zeros(0)
-        cols: dict[str, Any] = {"fold": np.full(len(users), fold, dtype=np.int32),
-                                "user": [str(u) for u in users]}
+        cols: dict[str, Any] = {
+            "fold": np.full(len(users), fold, dtype=np.int32),
+            "user": [str(u) for u in users],
+        }
         cols.update({k: np.asarray(v, dtype=np.float64) for k, v in res.per_user.items()})
         frames.append(pl.DataFrame(cols))
     return pl.concat(frames, how="diagonal")
@@ -115,23 +122,31 @@ def _start_run(ctx: _Context, invocation: str | None) -> Path:
     """Record the config, the command, the machine and the start time in ``benchmark.json``."""
     meta_path = ctx.run_dir / "benchmark.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"runs": []}
-    meta.update({"kind": "zenrec-benchmark", "config": ctx.config.model_dump(mode="json"),
-                 "config_source": ctx.config.source})
-    meta["runs"].append({"command": invocation, "started": now_utc(), "machine": machine(),
-                         "versions": versions()})
+    meta.update(
+        {
+            "kind": "zenrec-benchmark",
+            "config": ctx.config.model_dump(mode="json"),
+            "config_source": ctx.config.source,
+        }
+    )
+    meta["runs"].append(
+        {"command": invocation, "started": now_utc(), "machine": machine(), "versions": versions()}
+    )
     atomic_write_json(meta_path, meta)
     return meta_path
 
 
 def _finish_run(meta_path: Path, seconds: float, ran: int, peers_ran: int) -> None:
     meta = json.loads(meta_path.read_text())
-    meta["runs"][-1].update({"finished": now_utc(), "seconds": seconds, "cells_run": ran,
-                             "peer_cells_run": peers_ran})
+    meta["runs"][-1].update(
+        {"finished": now_utc(), "seconds": seconds, "cells_run": ran, "peer_cells_run": peers_ran}
+    )
     atomic_write_json(meta_path, meta)
 
 
-def _cell_params(ctx: _Context, entry: ModelEntry, ds: Dataset, protocol: Protocol, seed: int
-                 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def _cell_params(
+    ctx: _Context, entry: ModelEntry, ds: Dataset, protocol: Protocol, seed: int
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The cell's hyperparameters (tuned first when the config asks) and the tuning summary."""
     params = dict(entry.params)
     tune_info = None
@@ -154,13 +169,31 @@ def _run_cell(ctx: _Context, dname: str, pname: str, entry: ModelEntry, seed: in
     params, tune_info = _cell_params(ctx, entry, ds, protocol, seed)
     cid = cell_id(dname, pname, entry.key, seed)
     ctx.console.print(f"[bold]{cid}[/bold] fitting {entry.name} {params}", highlight=False)
-    record, run = evaluate_model(ds, protocol, entry.name, params, seed=seed, spec=DataSpec(source=dname))
+    record, run = evaluate_model(
+        ds, protocol, entry.name, params, seed=seed, spec=DataSpec(source=dname)
+    )
     per_user_file = f"{cid}.users.parquet"
     write_frame(_per_user_frame(run), ctx.run_dir / "cells" / per_user_file)
-    tuning = None if tune_info is None else {
-        k: tune_info.get(k) for k in ("study", "storage", "n_finished", "best_value_valid", "metric",
-                                      "validation", "budget", "tune_seconds_this_process")}
-    record = record.model_copy(update={"label": entry.key, "tuning": tuning, "per_user_file": per_user_file})
+    tuning = (
+        None
+        if tune_info is None
+        else {
+            k: tune_info.get(k)
+            for k in (
+                "study",
+                "storage",
+                "n_finished",
+                "best_value_valid",
+                "metric",
+                "validation",
+                "budget",
+                "tune_seconds_this_process",
+            )
+        }
+    )
+    record = record.model_copy(
+        update={"label": entry.key, "tuning": tuning, "per_user_file": per_user_file}
+    )
     record.write(ctx.cell_path(dname, pname, entry.key, seed))
     return float(record.metrics.get(protocol.main_metric, float("nan")))
 
@@ -187,13 +220,23 @@ def run_benchmark(
     """
     from rich.console import Console
 
-    ctx = _Context(config, Path(run_dir), Console(stderr=True, quiet=not progress), dict(datasets or {}), {})
+    ctx = _Context(
+        config, Path(run_dir), Console(stderr=True, quiet=not progress), dict(datasets or {}), {}
+    )
     (ctx.run_dir / "cells").mkdir(parents=True, exist_ok=True)
     meta_path = _start_run(ctx, invocation)
-    cells = [(d, pr, m, s) for d in config.datasets for pr in config.protocols for m in config.models
-             if m.protocols is None or pr in m.protocols for s in config.seeds]
+    cells = [
+        (d, pr, m, s)
+        for d in config.datasets
+        for pr in config.protocols
+        for m in config.models
+        if m.protocols is None or pr in m.protocols
+        for s in config.seeds
+    ]
     done = {j for j, c in enumerate(cells) if ctx.cell_path(c[0], c[1], c[2].key, c[3]).exists()}
-    ctx.console.print(f"benchmark {config.name}: {len(cells)} cells, {len(done)} already finished in {run_dir}")
+    ctx.console.print(
+        f"benchmark {config.name}: {len(cells)} cells, {len(done)} already finished in {run_dir}"
+    )
     t_start = time.perf_counter()
     ran = 0
     for j, c in enumerate(cells):
@@ -201,17 +244,28 @@ def run_benchmark(
             continue
         value = _run_cell(ctx, *c)
         ran += 1
-        ctx.console.print(f"  {get_protocol(c[1]).main_metric} = {value:.4f}  ({ran + len(done)}/{len(cells)})",
-                          highlight=False)
+        ctx.console.print(
+            f"  {get_protocol(c[1]).main_metric} = {value:.4f}  ({ran + len(done)}/{len(cells)})",
+            highlight=False,
+        )
     peers = _run_peers(ctx) if config.peers else {}
     tables = summarise(ctx.run_dir, config)
     secs = time.perf_counter() - t_start
     _finish_run(meta_path, secs, ran, peers.get("peers_ran", 0))
-    return {"cells": len(cells), "ran": ran, "skipped": len(done), "seconds": secs, **peers, **tables}
+    return {
+        "cells": len(cells),
+        "ran": ran,
+        "skipped": len(done),
+        "seconds": secs,
+        **peers,
+        **tables,
+    }
 
 
 # ---------------------------------------------------------------------------- peers
-def _pending_peers(ctx: _Context) -> tuple[list[tuple[tuple[str, str, int], list[PeerEntry]]], int, int]:
+def _pending_peers(
+    ctx: _Context,
+) -> tuple[list[tuple[tuple[str, str, int], list[PeerEntry]]], int, int]:
     """Peer cells still to run, grouped by (dataset, protocol, seed); (todo, n_cells, n_kept)."""
     config = ctx.config
     todo = []
@@ -231,7 +285,9 @@ def _pending_peers(ctx: _Context) -> tuple[list[tuple[tuple[str, str, int], list
     return todo, n_cells, kept
 
 
-def _peer_group(ctx: _Context, dname: str, pname: str, seed: int, peers: list[PeerEntry]) -> tuple[int, int]:
+def _peer_group(
+    ctx: _Context, dname: str, pname: str, seed: int, peers: list[PeerEntry]
+) -> tuple[int, int]:
     """Export one cell's split and run its peers on it; (ran, not run)."""
     from zenrec.tuning.tuner import tuning_split
 
@@ -243,23 +299,45 @@ def _peer_group(ctx: _Context, dname: str, pname: str, seed: int, peers: list[Pe
     if len(splits) == 1 and (splits[0].valid is None or not len(splits[0].valid)):
         carved, how = tuning_split(data, protocol, seed)
         valid = carved.valid
-    base = {"dataset": ds.name, "dataset_sha256": ds.source_sha256, "data_fingerprint": data.fingerprint(),
-            "filters": list(data.filters), "protocol": protocol.summary(ds.name), "data": DataSpec(source=dname)}
+    base = {
+        "dataset": ds.name,
+        "dataset_sha256": ds.source_sha256,
+        "data_fingerprint": data.fingerprint(),
+        "filters": list(data.filters),
+        "protocol": protocol.summary(ds.name),
+        "data": DataSpec(source=dname),
+    }
     ran = not_run = 0
     with tempfile.TemporaryDirectory(prefix="zenrec-peer-") as tmp:
-        split = export_peer_split(splits, Path(tmp) / "split", valid=valid, valid_note=how,
-                                  manifest={"dataset": ds.name, "protocol": protocol.summary(ds.name), "seed": seed})
+        split = export_peer_split(
+            splits,
+            Path(tmp) / "split",
+            valid=valid,
+            valid_note=how,
+            manifest={"dataset": ds.name, "protocol": protocol.summary(ds.name), "seed": seed},
+        )
         for peer in peers:
             cid = cell_id(dname, pname, peer.key, seed)
-            ctx.console.print(f"[bold]{cid}[/bold] {peer.library} {peer.model} on the exported split",
-                              highlight=False)
-            rec = run_peer(peer, split, root=ctx.config.root, seed=seed, out=Path(tmp) / f"{_safe(peer.key)}.json",
-                           base=base)
+            ctx.console.print(
+                f"[bold]{cid}[/bold] {peer.library} {peer.model} on the exported split",
+                highlight=False,
+            )
+            rec = run_peer(
+                peer,
+                split,
+                root=ctx.config.root,
+                seed=seed,
+                out=Path(tmp) / f"{_safe(peer.key)}.json",
+                base=base,
+            )
             rec.write(ctx.cell_path(dname, pname, peer.key, seed))
             if rec.status == "ok":
                 ran += 1
-                ctx.console.print(f"  {protocol.main_metric} = {rec.metrics.get(protocol.main_metric, float('nan')):.4f}"
-                                  f"  {rec.seconds or 0:.1f} s", highlight=False)
+                ctx.console.print(
+                    f"  {protocol.main_metric} = {rec.metrics.get(protocol.main_metric, float('nan')):.4f}"
+                    f"  {rec.seconds or 0:.1f} s",
+                    highlight=False,
+                )
             else:
                 not_run += 1
                 ctx.console.print(f"  {cid}: {rec.status}: {rec.reason}", highlight=False)
@@ -301,16 +379,39 @@ def _tune_cell(ctx: _Context, entry: ModelEntry, ds: Dataset, protocol: Protocol
     if entry.params:
         fixed = {**space.fixed, **{k: v for k, v in entry.params.items() if k not in space.params}}
         space = space.model_copy(update={"fixed": fixed})
-    ctx.console.print(f"  tuning {study}: {trials} trials" + (f", timeout {budget.timeout:g} s" if budget.timeout
-                                                                else ""), highlight=False)
+    ctx.console.print(
+        f"  tuning {study}: {trials} trials"
+        + (f", timeout {budget.timeout:g} s" if budget.timeout else ""),
+        highlight=False,
+    )
     storage_url = f"sqlite:///{(ctx.run_dir / 'tuning' / 'optuna.db').resolve()}"
-    res = tune(ds, protocol, entry.name, space=space, n_trials=trials, timeout=budget.timeout,
-               storage=storage_url, study_name=study, run_dir=tdir, seed=config.seeds[0], pruner=budget.pruner,
-               refit=False, progress=ctx.console.quiet is False, write=False, data=DataSpec(source=ds.name))
+    res = tune(
+        ds,
+        protocol,
+        entry.name,
+        space=space,
+        n_trials=trials,
+        timeout=budget.timeout,
+        storage=storage_url,
+        study_name=study,
+        run_dir=tdir,
+        seed=config.seeds[0],
+        pruner=budget.pruner,
+        refit=False,
+        progress=ctx.console.quiet is False,
+        write=False,
+        data=DataSpec(source=ds.name),
+    )
     info = dict(res.summary)
-    info["budget"] = {"trials": trials, "timeout": budget.timeout, "pruner": budget.pruner,
-                      "timeout_reached": res.n_finished < trials}
+    info["budget"] = {
+        "trials": trials,
+        "timeout": budget.timeout,
+        "pruner": budget.pruner,
+        "timeout_reached": res.n_finished < trials,
+    }
     storage, _ = make_storage(storage_url, tdir)
-    atomic_write_text(tdir / "trials.csv", trials_csv(optuna.load_study(study_name=study, storage=storage)))
+    atomic_write_text(
+        tdir / "trials.csv", trials_csv(optuna.load_study(study_name=study, storage=storage))
+    )
     atomic_write_json(done, info)
     return info

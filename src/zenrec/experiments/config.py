@@ -91,9 +91,11 @@ class BenchmarkConfig(_Strict):
         dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:
             raise ValueError(f"model labels must be unique; {dup[0]!r} repeats: give one a 'label'")
-        if self.baseline is not None and self.baseline not in keys[:len(self.models)]:
-            raise ValueError(f"'baseline' {self.baseline!r} is not a model label; labels are "
-                             f"{keys[:len(self.models)]}")
+        if self.baseline is not None and self.baseline not in keys[: len(self.models)]:
+            raise ValueError(
+                f"'baseline' {self.baseline!r} is not a model label; labels are "
+                f"{keys[: len(self.models)]}"
+            )
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("'seeds' has repeated values")
         return self
@@ -106,7 +108,11 @@ class BenchmarkConfig(_Strict):
     def root(self) -> Path:
         """Repository root that peer paths are relative to."""
         src = Path(self.source)
-        return src.resolve().parent.parent if self.source != "<dict>" and src.suffix == ".toml" else Path.cwd()
+        return (
+            src.resolve().parent.parent
+            if self.source != "<dict>" and src.suffix == ".toml"
+            else Path.cwd()
+        )
 
 
 def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
@@ -118,21 +124,27 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err.get("loc", ())) or "config"
         if err.get("type") == "extra_forbidden":
-            raise ConfigError(f"{p}: unknown key '{loc}'; see docs/tuning.md for the benchmark schema") from None
+            raise ConfigError(
+                f"{p}: unknown key '{loc}'; see docs/tuning.md for the benchmark schema"
+            ) from None
         if err.get("type") == "missing":
             raise ConfigError(f"{p}: key '{loc}' is missing; add it") from None
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         raise ConfigError(f"{p}: key '{loc}': {msg}") from None
     for j, m in enumerate(cfg.models):
         if m.name not in model_names():
-            raise ConfigError(f"{p}: key 'models[{j}].name': unknown model {m.name!r}; "
-                              f"use one of {', '.join(model_names())}")
+            raise ConfigError(
+                f"{p}: key 'models[{j}].name': unknown model {m.name!r}; "
+                f"use one of {', '.join(model_names())}"
+            )
         try:
             create_model(m.name, **m.params)
         except ZenrecError as exc:
             raise ConfigError(f"{p}: key 'models[{j}].params': {exc}") from None
         if m.space is not None:
-            m.space = str((p.parent / m.space).resolve()) if not Path(m.space).is_absolute() else m.space
+            m.space = (
+                str((p.parent / m.space).resolve()) if not Path(m.space).is_absolute() else m.space
+            )
         for pr in m.protocols or []:
             if pr not in cfg.protocols:
                 raise ConfigError(f"{p}: key 'models[{j}].protocols': {pr!r} is not in 'protocols'")
@@ -149,7 +161,9 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
         if lib is not None and peer.command is None:
             for pr in peer.protocols or cfg.protocols:
                 if get_protocol(pr).mode not in lib.modes:
-                    raise ConfigError(f"{p}: key 'peers[{j}]': the {peer.library} runner does not evaluate "
-                                      f"protocol {pr!r} ({get_protocol(pr).mode} mode); restrict the peer "
-                                      "with 'protocols'")
+                    raise ConfigError(
+                        f"{p}: key 'peers[{j}]': the {peer.library} runner does not evaluate "
+                        f"protocol {pr!r} ({get_protocol(pr).mode} mode); restrict the peer "
+                        "with 'protocols'"
+                    )
     return cfg

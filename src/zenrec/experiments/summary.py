@@ -54,17 +54,32 @@ def _result_row(r: RunRecord) -> dict[str, Any]:
         seconds = r.seconds
         version = r.library_version
     else:
-        seconds = None if r.fit_seconds is None or r.eval_seconds is None else r.fit_seconds + r.eval_seconds
+        seconds = (
+            None
+            if r.fit_seconds is None or r.eval_seconds is None
+            else r.fit_seconds + r.eval_seconds
+        )
         version = r.versions.get("zenrec")
     row: dict[str, Any] = {
-        "label": r.label, "library": r.library or "zenrec", "library_version": version, "model": r.model,
-        "dataset": r.dataset, "protocol": r.protocol["name"], "seed": r.seed,
-        "status": r.status, "reason": r.reason,
-        "dataset_sha256": r.dataset_sha256, "data_fingerprint": r.data_fingerprint,
+        "label": r.label,
+        "library": r.library or "zenrec",
+        "library_version": version,
+        "model": r.model,
+        "dataset": r.dataset,
+        "protocol": r.protocol["name"],
+        "seed": r.seed,
+        "status": r.status,
+        "reason": r.reason,
+        "dataset_sha256": r.dataset_sha256,
+        "data_fingerprint": r.data_fingerprint,
         "hyperparameters": json.dumps(r.hyperparameters, sort_keys=True),
         "tuned": r.tuning is not None,
-        "fit_seconds": r.fit_seconds, "eval_seconds": r.eval_seconds, "seconds": seconds,
-        "versions": json.dumps(r.versions, sort_keys=True), "command": r.command, "created": r.created,
+        "fit_seconds": r.fit_seconds,
+        "eval_seconds": r.eval_seconds,
+        "seconds": seconds,
+        "versions": json.dumps(r.versions, sort_keys=True),
+        "command": r.command,
+        "created": r.created,
     }
     row.update({k: float(v) for k, v in r.metrics.items()})
     return row
@@ -75,7 +90,9 @@ def _order(config: BenchmarkConfig) -> dict[str, int]:
     return {key: j for j, key in enumerate(keys)}
 
 
-def _summary_row(grp: Any, dname: Any, pname: Any, label: str, metrics: list[str]) -> dict[str, Any]:
+def _summary_row(
+    grp: Any, dname: Any, pname: Any, label: str, metrics: list[str]
+) -> dict[str, Any]:
     """Mean and 95% CI over the seeds of one model's cells in one (dataset, protocol)."""
     import polars as pl
 
@@ -85,40 +102,65 @@ def _summary_row(grp: Any, dname: Any, pname: Any, label: str, metrics: list[str
     reasons = sorted({x for x in g_all.filter(pl.col("status") != "ok")["reason"].to_list() if x})
     fit = g["fit_seconds"].drop_nulls()
     secs = g["seconds"].drop_nulls()
-    row: dict[str, Any] = {"dataset": dname, "protocol": pname, "label": label,
-                           "library": first["library"], "library_version": first["library_version"],
-                           "model": first["model"], "n_seeds": g.height, "tuned": bool(first["tuned"]),
-                           "hyperparameters": first["hyperparameters"],
-                           "fit_seconds": float(fit.mean()) if fit.len() else math.nan,
-                           "seconds": float(secs.mean()) if secs.len() else math.nan,
-                           "note": "; ".join(reasons) or None}
+    row: dict[str, Any] = {
+        "dataset": dname,
+        "protocol": pname,
+        "label": label,
+        "library": first["library"],
+        "library_version": first["library_version"],
+        "model": first["model"],
+        "n_seeds": g.height,
+        "tuned": bool(first["tuned"]),
+        "hyperparameters": first["hyperparameters"],
+        "fit_seconds": float(fit.mean()) if fit.len() else math.nan,
+        "seconds": float(secs.mean()) if secs.len() else math.nan,
+        "note": "; ".join(reasons) or None,
+    }
     for m in metrics:
-        mean, lo, hi = mean_ci(g[m].cast(pl.Float64).fill_null(math.nan).to_numpy()) \
-            if g.height else (math.nan,) * 3
+        mean, lo, hi = (
+            mean_ci(g[m].cast(pl.Float64).fill_null(math.nan).to_numpy())
+            if g.height
+            else (math.nan,) * 3
+        )
         row[m] = mean
         row[f"{m}_ci_low"], row[f"{m}_ci_high"] = lo, hi
     return row
 
 
-def _per_user_values(recs: list[RunRecord], run_dir: Path, label: str, dname: Any, pname: Any,
-                     metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+def _per_user_values(
+    recs: list[RunRecord], run_dir: Path, label: str, dname: Any, pname: Any, metric: str
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Each user's value of ``metric``, averaged over the seeds (and folds) of one model."""
     import polars as pl
 
     frames = []
     for r in recs:
-        if r.label == label and r.dataset == dname and r.protocol["name"] == pname and r.per_user_file:
+        if (
+            r.label == label
+            and r.dataset == dname
+            and r.protocol["name"] == pname
+            and r.per_user_file
+        ):
             f = pl.read_parquet(run_dir / "cells" / r.per_user_file)
             if metric in f.columns:
-                frames.append(f.select("user", pl.col(metric)).with_columns(pl.lit(r.seed).alias("seed")))
+                frames.append(
+                    f.select("user", pl.col(metric)).with_columns(pl.lit(r.seed).alias("seed"))
+                )
     if not frames:
         return None
     u = pl.concat(frames).group_by("user").agg(pl.col(metric).mean()).sort("user")
     return u["user"].to_numpy(), u[metric].to_numpy()
 
 
-def _significance_rows(recs: list[RunRecord], run_dir: Path, grp: Any, dname: Any, pname: Any,
-                       metrics: list[str], config: BenchmarkConfig) -> list[dict[str, Any]]:
+def _significance_rows(
+    recs: list[RunRecord],
+    run_dir: Path,
+    grp: Any,
+    dname: Any,
+    pname: Any,
+    metrics: list[str],
+    config: BenchmarkConfig,
+) -> list[dict[str, Any]]:
     """Every model vs the baseline, paired over users; peers (aggregates only) are left out."""
     base = config.baseline_label
     labels = sorted(set(grp["label"].to_list()), key=lambda x: _order(config).get(x, 99))
@@ -126,11 +168,16 @@ def _significance_rows(recs: list[RunRecord], run_dir: Path, grp: Any, dname: An
         return []
     rows = []
     for m in metrics:
-        per_user = {lab: v for lab in labels
-                    if (v := _per_user_values(recs, run_dir, lab, dname, pname, m)) is not None}
+        per_user = {
+            lab: v
+            for lab in labels
+            if (v := _per_user_values(recs, run_dir, lab, dname, pname, m)) is not None
+        }
         if base not in per_user or len(per_user) < 2:
             continue
-        for s in compare_to_baseline(per_user, base, alpha=config.alpha, lower_is_better=not higher_is_better(m)):
+        for s in compare_to_baseline(
+            per_user, base, alpha=config.alpha, lower_is_better=not higher_is_better(m)
+        ):
             rows.append({"dataset": dname, "protocol": pname, "metric": m, **s})
     return rows
 

@@ -26,8 +26,15 @@ from zenrec.data.dataset import Dataset
 from zenrec.data.vocab import Vocabulary
 from zenrec.evaluation.topk import top_k_indices
 
-__all__ = ["FallbackKind", "HistoryScores", "ModelConfig", "Recommendations", "Recommender", "ResolvedParams",
-           "config_error"]
+__all__ = [
+    "FallbackKind",
+    "HistoryScores",
+    "ModelConfig",
+    "Recommendations",
+    "Recommender",
+    "ResolvedParams",
+    "config_error",
+]
 
 FallbackKind = Literal["none", "history", "popularity"]
 
@@ -44,8 +51,11 @@ def config_error(model: str, exc: ValidationError) -> ConfigError:
     errors = exc.errors()
     # A parameter that is a number or "auto" fails in both union branches; report the number's
     # constraint once, under the parameter's own name, and say that "auto" is also accepted.
-    auto_fields = {e["loc"][0] for e in errors if len(e.get("loc", ())) == 2
-                   and str(e["loc"][1]).startswith("literal['auto']")}
+    auto_fields = {
+        e["loc"][0]
+        for e in errors
+        if len(e.get("loc", ())) == 2 and str(e["loc"][1]).startswith("literal['auto']")
+    }
     for err in errors:
         loc_t = tuple(err.get("loc", ()))
         if loc_t and loc_t[0] in auto_fields:
@@ -139,11 +149,17 @@ class Recommendations:
             )
         lens = [len(x) for x in self.item_lists]
         n = int(sum(lens))
-        item_dtype = self.item_lists[0].dtype if self.item_lists and self.item_lists[0].size else None
+        item_dtype = (
+            self.item_lists[0].dtype if self.item_lists and self.item_lists[0].size else None
+        )
         items = np.concatenate(self.item_lists) if n else np.zeros(0, dtype=item_dtype or np.int64)
         cols: dict[str, Any] = {
-            "user": np.repeat(np.asarray([_py(u) for u in self.users], dtype=object), lens).tolist(),
-            "rank": np.concatenate([np.arange(1, m + 1) for m in lens]) if n else np.zeros(0, np.int64),
+            "user": np.repeat(
+                np.asarray([_py(u) for u in self.users], dtype=object), lens
+            ).tolist(),
+            "rank": np.concatenate([np.arange(1, m + 1) for m in lens])
+            if n
+            else np.zeros(0, np.int64),
             "item": items,
             "score": np.concatenate(self.score_lists).astype(np.float64) if n else np.zeros(0),
         }
@@ -157,8 +173,9 @@ class Recommendations:
 
     def _rows(self, limit_users: int = 5) -> list[tuple[Any, int, Any, float, str | None, bool]]:
         out = []
-        for u, items, scores, fb in list(zip(self.users, self.item_lists, self.score_lists,
-                                             self.fallback))[:limit_users]:
+        for u, items, scores, fb in list(
+            zip(self.users, self.item_lists, self.score_lists, self.fallback)
+        )[:limit_users]:
             for r, (it, sc) in enumerate(zip(items, scores), start=1):
                 title = None if self.titles is None else self.titles.get(_py(it))
                 out.append((_py(u), r, _py(it), float(sc), title, bool(fb)))
@@ -166,8 +183,15 @@ class Recommendations:
 
     def __repr__(self) -> str:
         head = f"Recommendations({len(self.users)} user{'s' if len(self.users) != 1 else ''}"
-        lines = [head + (", unknown candidate items: " + str(self.unknown_items.tolist())
-                         if self.unknown_items.size else "") + ")"]
+        lines = [
+            head
+            + (
+                ", unknown candidate items: " + str(self.unknown_items.tolist())
+                if self.unknown_items.size
+                else ""
+            )
+            + ")"
+        ]
         rows = self._rows()
         if rows:
             wu = max(4, *(len(str(r[0])) for r in rows))
@@ -175,7 +199,9 @@ class Recommendations:
             lines.append(f"  {'user':>{wu}}  rank  {'item':>{wi}}      score  title")
             for u, rank, it, sc, title, fb in rows:
                 mark = "  (popularity fallback)" if fb and rank == 1 else ""
-                lines.append(f"  {u!s:>{wu}}  {rank:>4}  {it!s:>{wi}}  {sc:9.4f}  {title or ''}{mark}")
+                lines.append(
+                    f"  {u!s:>{wu}}  {rank:>4}  {it!s:>{wi}}  {sc:9.4f}  {title or ''}{mark}"
+                )
         if len(self.users) > 5:
             lines.append(f"  ... {len(self.users) - 5} more users; .to_frame() has all of them")
         return "\n".join(lines)
@@ -184,8 +210,17 @@ class Recommendations:
         from html import escape
 
         has_titles = self.titles is not None
-        head = "".join(f"<th>{h}</th>" for h in ("user", "rank", "item", "score", *(["title"] if has_titles else []),
-                                                  "fallback"))
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in (
+                "user",
+                "rank",
+                "item",
+                "score",
+                *(["title"] if has_titles else []),
+                "fallback",
+            )
+        )
         body = []
         for u, rank, it, sc, title, fb in self._rows(limit_users=20):
             cells = [escape(str(u)), str(rank), escape(str(it)), f"{sc:.4f}"]
@@ -193,8 +228,11 @@ class Recommendations:
                 cells.append(escape(title or ""))
             cells.append("yes" if fb else "")
             body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        more = (f"<p>... {len(self.users) - 20} more users; <code>.to_frame()</code> has all of them</p>"
-                if len(self.users) > 20 else "")
+        more = (
+            f"<p>... {len(self.users) - 20} more users; <code>.to_frame()</code> has all of them</p>"
+            if len(self.users) > 20
+            else ""
+        )
         return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
 
     def to_records(self) -> list[dict[str, Any]]:
@@ -256,7 +294,9 @@ class Recommender(ABC):
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         if config is not None and params:
-            raise ConfigError(f"{self.name}: pass either a config object or keyword parameters, not both")
+            raise ConfigError(
+                f"{self.name}: pass either a config object or keyword parameters, not both"
+            )
         if config is None:
             try:
                 config = self.Config(**params)
@@ -399,7 +439,9 @@ class Recommender(ABC):
         u = self.user_vocab.encode(users)
         i = self.item_vocab.encode(items)
         if u.shape != i.shape:
-            raise ConfigError(f"predict: users and items must have the same length; got {u.size} and {i.size}")
+            raise ConfigError(
+                f"predict: users and items must have the same length; got {u.size} and {i.size}"
+            )
         out = self._predict_fallback(u, i)
         ok = (u >= 0) & (i >= 0)
         if ok.any():
@@ -427,14 +469,18 @@ class Recommender(ABC):
             batch_size: Users scored at once (bounds memory at batch x catalog floats).
         """
         self._check_fitted()
-        assert self.user_vocab is not None and self.item_vocab is not None and self.seen_ is not None
+        assert (
+            self.user_vocab is not None and self.item_vocab is not None and self.seen_ is not None
+        )
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ConfigError(f"recommend: 'k' must be an int >= 1; got {k!r}")
         given = list(np.atleast_1d(np.asarray(users, dtype=object)))
         coerced = self.user_vocab.coerce(np.asarray([str(g) for g in given]))
         uidx = self.user_vocab.encode(coerced)
-        raw_users = np.array([coerced[j] if uidx[j] >= 0 else given[j] for j in range(len(given))],
-                             dtype=object if (uidx < 0).any() else coerced.dtype)
+        raw_users = np.array(
+            [coerced[j] if uidx[j] >= 0 else given[j] for j in range(len(given))],
+            dtype=object if (uidx < 0).any() else coerced.dtype,
+        )
         unknown_items = np.zeros(0, dtype=self.item_vocab.ids.dtype)
         cand_mask = None
         if candidates is not None:
@@ -489,8 +535,14 @@ class Recommender(ABC):
         assert self.item_vocab is not None and self.item_popularity_ is not None
         given = np.atleast_1d(np.asarray(items, dtype=object))
         if given.ndim != 1:
-            raise ConfigError(f"the 'items' argument must be a flat list of item ids; got shape {given.shape}")
-        idx = self.item_vocab.encode(np.asarray([str(g) for g in given])) if given.size else np.zeros(0, np.int64)
+            raise ConfigError(
+                f"the 'items' argument must be a flat list of item ids; got shape {given.shape}"
+            )
+        idx = (
+            self.item_vocab.encode(np.asarray([str(g) for g in given]))
+            if given.size
+            else np.zeros(0, np.int64)
+        )
         known = idx[idx >= 0]
         unknown = np.asarray([_py(g) for g in given[idx < 0]], dtype=object)
         scores = None
@@ -504,8 +556,9 @@ class Recommender(ABC):
                         f"of {self.n_items} items"
                     )
         if scores is None:
-            return HistoryScores(self.item_popularity_.astype(np.float32, copy=True), known, unknown,
-                                 "popularity")
+            return HistoryScores(
+                self.item_popularity_.astype(np.float32, copy=True), known, unknown, "popularity"
+            )
         return HistoryScores(scores, known, unknown, "history")
 
     def recommend_from_items(
@@ -552,7 +605,9 @@ class Recommender(ABC):
         if candidates is not None:
             cidx = self.item_vocab.encode(candidates)
             cand = np.atleast_1d(np.asarray(candidates, dtype=object))
-            unknown = np.concatenate([unknown, np.asarray([_py(c) for c in cand[cidx < 0]], dtype=object)])
+            unknown = np.concatenate(
+                [unknown, np.asarray([_py(c) for c in cand[cidx < 0]], dtype=object)]
+            )
             mask = np.zeros(self.n_items, dtype=bool)
             mask[cidx[cidx >= 0]] = True
             allowed &= mask
@@ -589,8 +644,14 @@ class Recommender(ABC):
         idx = int(self.item_vocab.encode(np.asarray([str(item)]))[0])
         if idx < 0:
             empty_ids = self.item_vocab.ids[:0]
-            return Recommendations(np.array([item], dtype=object), [empty_ids], [np.zeros(0, np.float32)],
-                                   np.array([False]), np.array([item], dtype=object), fallback_kind=["none"])
+            return Recommendations(
+                np.array([item], dtype=object),
+                [empty_ids],
+                [np.zeros(0, np.float32)],
+                np.array([False]),
+                np.array([item], dtype=object),
+                fallback_kind=["none"],
+            )
         sims = self._similar_items(np.array([idx], dtype=np.int64))
         if sims is None:
             raise ConfigError(
@@ -628,13 +689,20 @@ class Recommender(ABC):
     def params(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json")
 
-    def save(self, path: str | Path, *, metrics: dict[str, float] | None = None,
-             extra: dict[str, Any] | None = None) -> Path:
+    def save(
+        self,
+        path: str | Path,
+        *,
+        metrics: dict[str, float] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Path:
         """Write this fitted model as a bundle directory (atomically)."""
         from zenrec.models.bundle import write_bundle
 
         self._check_fitted()
-        assert self.user_vocab is not None and self.item_vocab is not None and self.seen_ is not None
+        assert (
+            self.user_vocab is not None and self.item_vocab is not None and self.seen_ is not None
+        )
         arrays = {f"state.{k}": v for k, v in self._state().items()}
         arrays["seen.indptr"] = self.seen_.indptr.astype(np.int64)
         arrays["seen.indices"] = self.seen_.indices.astype(np.int64)
@@ -666,15 +734,25 @@ class Recommender(ABC):
         return cls.from_bundle_parts(path, *read_bundle(path))
 
     @classmethod
-    def from_bundle_parts(cls, path: str | Path, meta: dict[str, Any], arrays: dict[str, np.ndarray],
-                          vocab: dict[str, Any], items: dict[str, Any]) -> Self:
+    def from_bundle_parts(
+        cls,
+        path: str | Path,
+        meta: dict[str, Any],
+        arrays: dict[str, np.ndarray],
+        vocab: dict[str, Any],
+        items: dict[str, Any],
+    ) -> Self:
         """Build a fitted model from a verified bundle's parts (see :func:`zenrec.models.bundle.read_bundle`)."""
         if cls is Recommender:
-            raise BundleError(f"{path}: Recommender.load needs a model class; use zenrec.load_model(path) "
-                              "to load a bundle of any model")
+            raise BundleError(
+                f"{path}: Recommender.load needs a model class; use zenrec.load_model(path) "
+                "to load a bundle of any model"
+            )
         if meta.get("model") != cls.name:
-            raise BundleError(f"{path}: holds a {meta.get('model')} model, not a {cls.name}; load it with "
-                              "zenrec.load_model(path)")
+            raise BundleError(
+                f"{path}: holds a {meta.get('model')} model, not a {cls.name}; load it with "
+                "zenrec.load_model(path)"
+            )
         klass = cls
         model = klass(**meta["config"])
         model.user_vocab = Vocabulary.from_json(vocab["users"])
@@ -682,7 +760,8 @@ class Recommender(ABC):
         n_u, n_i = len(model.user_vocab), len(model.item_vocab)
         indices = arrays.pop("seen.indices")
         model.seen_ = sp.csr_matrix(
-            (np.ones(indices.size, dtype=np.float32), indices, arrays.pop("seen.indptr")), shape=(n_u, n_i)
+            (np.ones(indices.size, dtype=np.float32), indices, arrays.pop("seen.indptr")),
+            shape=(n_u, n_i),
         )
         model.item_popularity_ = arrays.pop("item_popularity")
         model.item_meta = items
@@ -690,7 +769,9 @@ class Recommender(ABC):
         model.fit_seconds_ = meta.get("fit_seconds")
         model.history_ = meta.get("history", [])
         model._load_meta_state(meta.get("model_state", {}))
-        model._load_state({k[len("state."):]: v for k, v in arrays.items() if k.startswith("state.")})
+        model._load_state(
+            {k[len("state.") :]: v for k, v in arrays.items() if k.startswith("state.")}
+        )
         model.bundle_meta = meta
         return model
 
@@ -725,8 +806,9 @@ def cosine_similarities(vectors: np.ndarray, items: np.ndarray) -> np.ndarray:
     return ((v[items] / norms[items, None]) @ (v / norms[:, None]).T).astype(np.float32)
 
 
-def implicit_fold_in(item_factors: np.ndarray, gram: np.ndarray, items: np.ndarray, *,
-                     alpha: float, reg: float) -> np.ndarray:
+def implicit_fold_in(
+    item_factors: np.ndarray, gram: np.ndarray, items: np.ndarray, *, alpha: float, reg: float
+) -> np.ndarray:
     """Least-squares user vector for a history under the implicit-feedback objective.
 
     Minimises ``sum_i c_i (p_i - x . q_i)^2 + reg |x|^2`` over the whole catalog with
@@ -759,9 +841,9 @@ def sparse_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
 def sparse_from_state(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
     shape = tuple(int(x) for x in arrays[f"{prefix}.shape"])
     return sp.csr_matrix(
-        (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]), shape=shape
+        (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]),
+        shape=shape,
     )
-
 
 
 class ResolvedParams:

@@ -56,7 +56,10 @@ def write_bundle(
 
     try:
         with atomic_dir(target, refuse=not_a_bundle) as tmp:
-            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / "arrays.safetensors"))
+            save_file(
+                {k: np.ascontiguousarray(v) for k, v in arrays.items()},
+                str(tmp / "arrays.safetensors"),
+            )
             (tmp / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
             files = ["arrays.safetensors", "vocab.json"]
             if items:
@@ -70,13 +73,17 @@ def write_bundle(
                 "files": files,
             }
             body["content_sha256"] = _hash_files(tmp, files)
-            (tmp / "bundle.json").write_text(json.dumps(body, indent=2, default=str), encoding="utf-8")
+            (tmp / "bundle.json").write_text(
+                json.dumps(body, indent=2, default=str), encoding="utf-8"
+            )
     except FileExistsError as exc:
         raise BundleError(str(exc)) from None
     return target
 
 
-def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
+def read_bundle(
+    path: str | Path,
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
     """Read and verify a bundle: (meta, arrays, vocab, items)."""
     from safetensors.numpy import load_file
 
@@ -92,7 +99,9 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]
     except json.JSONDecodeError as exc:
         raise BundleError(f"{meta_path}: invalid JSON ({exc}); the bundle is corrupt") from exc
     if meta.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{meta_path}: format is {meta.get('format')!r}, expected {BUNDLE_FORMAT!r}")
+        raise BundleError(
+            f"{meta_path}: format is {meta.get('format')!r}, expected {BUNDLE_FORMAT!r}"
+        )
     if int(meta.get("format_version", 0)) > BUNDLE_VERSION:
         raise BundleError(
             f"{meta_path}: bundle format {meta['format_version']} is newer than this zenrec "
@@ -106,5 +115,7 @@ def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]
         raise BundleError(f"{d}: content hash mismatch; the bundle was modified or is corrupt")
     arrays = load_file(str(d / "arrays.safetensors"))
     vocab = json.loads((d / "vocab.json").read_text(encoding="utf-8"))
-    items = json.loads((d / "items.json").read_text(encoding="utf-8")) if "items.json" in files else {}
+    items = (
+        json.loads((d / "items.json").read_text(encoding="utf-8")) if "items.json" in files else {}
+    )
     return meta, arrays, vocab, items

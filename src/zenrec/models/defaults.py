@@ -44,8 +44,14 @@ class DataStats:
 def data_stats(X: sp.csr_matrix) -> DataStats:
     n_u, n_i = X.shape
     nnz = int(X.nnz)
-    return DataStats(n_users=n_u, n_items=n_i, nnz=nnz, per_user=nnz / max(n_u, 1),
-                     per_item=nnz / max(n_i, 1), density=nnz / max(n_u * n_i, 1))
+    return DataStats(
+        n_users=n_u,
+        n_items=n_i,
+        nnz=nnz,
+        per_user=nnz / max(n_u, 1),
+        per_item=nnz / max(n_i, 1),
+        density=nnz / max(n_u * n_i, 1),
+    )
 
 
 def clip(x: float, lo: float, hi: float) -> float:

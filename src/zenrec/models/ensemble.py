@@ -39,7 +39,9 @@ MAX_MEMBERS = 6
 _FITTED: weakref.WeakKeyDictionary[Dataset, dict[str, Recommender]] = weakref.WeakKeyDictionary()
 # Score blocks of those shared members per batch of users, so that trials that only change
 # weights do not rescore (an EASE scoring pass over ML-1M is ~80 GFLOP). Bounded in bytes.
-_SCORES: weakref.WeakKeyDictionary[Recommender, dict[bytes, np.ndarray]] = weakref.WeakKeyDictionary()
+_SCORES: weakref.WeakKeyDictionary[Recommender, dict[bytes, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
 SCORE_CACHE_BYTES = 2**30
 
 
@@ -67,7 +69,9 @@ class MemberSpec(ModelConfig):
 class EnsembleConfig(ModelConfig):
     members: list[MemberSpec] = Field(
         default_factory=lambda: [MemberSpec(model="ease"), MemberSpec(model="rp3beta")],
-        min_length=1, max_length=MAX_MEMBERS)
+        min_length=1,
+        max_length=MAX_MEMBERS,
+    )
     """Members, e.g. [{"model": "ease", "params": {"l2": 1000}}, {"bundle": "runs/rp3"}]."""
     normalize: Literal["zscore", "rank", "none"] = "zscore"
     """Per-user normalisation of each member's scores before weighting."""
@@ -153,15 +157,17 @@ class Ensemble(Recommender):
 
         m = load_model(path)
         assert m.item_vocab is not None and m.user_vocab is not None
-        same = (np.array_equal(m.item_vocab.ids, train.item_vocab.ids)
-                and np.array_equal(m.user_vocab.ids, train.user_vocab.ids))
+        same = np.array_equal(m.item_vocab.ids, train.item_vocab.ids) and np.array_equal(
+            m.user_vocab.ids, train.user_vocab.ids
+        )
         if m.dataset_sha256 and train.source_sha256 and m.dataset_sha256 != train.source_sha256:
             same = False
         if not same:
             raise ConfigError(
                 f"ensemble member {k} (bundle {path}) was fitted on other data than the ensemble's "
                 "training data; refit it on the same split, or give the member as "
-                "{\"model\": ..., \"params\": ...} so the ensemble fits it")
+                '{"model": ..., "params": ...} so the ensemble fits it'
+            )
         return m
 
     def _seen_mask(self, users: np.ndarray) -> np.ndarray:
@@ -213,8 +219,17 @@ class Ensemble(Recommender):
 
     # ------------------------------------------------------------------ persistence
     def _meta_state(self) -> dict[str, Any]:
-        return {"members": [{"model": m.name, "config": m.params(), "fit_seconds": m.fit_seconds_,
-                             "model_state": m._meta_state()} for m in self.members_]}
+        return {
+            "members": [
+                {
+                    "model": m.name,
+                    "config": m.params(),
+                    "fit_seconds": m.fit_seconds_,
+                    "model_state": m._meta_state(),
+                }
+                for m in self.members_
+            ]
+        }
 
     def _load_meta_state(self, state: dict[str, Any]) -> None:
         self._pending_members = state.get("members", [])
@@ -236,9 +251,13 @@ class Ensemble(Recommender):
             m.dataset_sha256, m.fit_seconds_ = self.dataset_sha256, info.get("fit_seconds")
             m._load_meta_state(info.get("model_state", {}))
             prefix = f"m{k}."
-            m._load_state({name[len(prefix):]: v for name, v in arrays.items() if name.startswith(prefix)})
+            m._load_state(
+                {name[len(prefix) :]: v for name, v in arrays.items() if name.startswith(prefix)}
+            )
             members.append(m)
         if len(members) != len(self.config.members):
-            raise ConfigError(f"ensemble bundle lists {len(members)} member states for "
-                              f"{len(self.config.members)} members; the bundle is damaged")
+            raise ConfigError(
+                f"ensemble bundle lists {len(members)} member states for "
+                f"{len(self.config.members)} members; the bundle is damaged"
+            )
         self.members_ = members

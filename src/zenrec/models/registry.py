@@ -99,6 +99,8 @@ def load_model(path: str | Path) -> Recommender:
     meta, arrays, vocab, items = read_bundle(path)
     name = str(meta.get("model"))
     if name not in MODELS:
-        raise BundleError(f"{path}: holds a model '{name}' this zenrec does not know (known: "
-                          f"{', '.join(MODELS)}); upgrade zenrec")
+        raise BundleError(
+            f"{path}: holds a model '{name}' this zenrec does not know (known: "
+            f"{', '.join(MODELS)}); upgrade zenrec"
+        )
     return get_model_class(name).from_bundle_parts(path, meta, arrays, vocab, items)

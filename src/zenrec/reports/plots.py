@@ -42,13 +42,21 @@ def _nan(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def metric_bars(labels: Sequence[str], means: Sequence[float], lows: Sequence[float],
-                highs: Sequence[float], metric: str, title: str) -> bytes:
+def metric_bars(
+    labels: Sequence[str],
+    means: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    metric: str,
+    title: str,
+) -> bytes:
     """Horizontal bars of a metric per model with 95% confidence intervals as error bars."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(labels) + 1.4))
-    err = [[0 if _nan(lo) else m - lo for m, lo in zip(means, lows)],
-           [0 if _nan(hi) else hi - m for m, hi in zip(means, highs)]]
+    err = [
+        [0 if _nan(lo) else m - lo for m, lo in zip(means, lows)],
+        [0 if _nan(hi) else hi - m for m, hi in zip(means, highs)],
+    ]
     ax.barh(range(len(labels)), means, xerr=err, color="#4C72B0", capsize=3)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
@@ -59,8 +67,13 @@ def metric_bars(labels: Sequence[str], means: Sequence[float], lows: Sequence[fl
     return _png(fig)
 
 
-def accuracy_vs_time(labels: Sequence[str], seconds: Sequence[float], values: Sequence[float],
-                     metric: str, title: str) -> bytes:
+def accuracy_vs_time(
+    labels: Sequence[str],
+    seconds: Sequence[float],
+    values: Sequence[float],
+    metric: str,
+    title: str,
+) -> bytes:
     """Scatter of accuracy against mean fit time (log scale)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -80,11 +93,17 @@ def learning_curves(histories: dict[str, list[dict[str, Any]]], metric: str, tit
     """Per-epoch validation metric (and training loss when recorded) of each model."""
     plt = _plt()
     has_loss = any("loss" in h for hist in histories.values() for h in hist)
-    fig, axes = plt.subplots(1, 2 if has_loss else 1, figsize=(10 if has_loss else 6, 4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, 2 if has_loss else 1, figsize=(10 if has_loss else 6, 4), squeeze=False
+    )
     for label, hist in histories.items():
         ep = [h.get("epoch", j + 1) for j, h in enumerate(hist)]
-        vals = [h.get(metric, h.get("valid", {}).get(metric) if isinstance(h.get("valid"), dict) else None)
-                for h in hist]
+        vals = [
+            h.get(
+                metric, h.get("valid", {}).get(metric) if isinstance(h.get("valid"), dict) else None
+            )
+            for h in hist
+        ]
         pts = [(e, v) for e, v in zip(ep, vals) if v is not None]
         if pts:
             axes[0][0].plot(*zip(*pts), marker=".", label=label)
@@ -102,15 +121,23 @@ def learning_curves(histories: dict[str, list[dict[str, Any]]], metric: str, tit
     return _png(fig)
 
 
-def tuning_history(numbers: Sequence[int], values: Sequence[float | None], states: Sequence[str],
-                   metric: str, direction: str, title: str) -> bytes:
+def tuning_history(
+    numbers: Sequence[int],
+    values: Sequence[float | None],
+    states: Sequence[str],
+    metric: str,
+    direction: str,
+    title: str,
+) -> bytes:
     """Validation value of each trial and the best so far; pruned trials marked."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     best, best_line = None, []
     for _n, v, s in zip(numbers, values, states):
         if s == "COMPLETE" and v is not None:
-            best = v if best is None else (max(best, v) if direction == "maximize" else min(best, v))
+            best = (
+                v if best is None else (max(best, v) if direction == "maximize" else min(best, v))
+            )
         best_line.append(best)
     c = [(n, v) for n, v, s in zip(numbers, values, states) if s == "COMPLETE" and v is not None]
     if c:
@@ -142,8 +169,15 @@ def param_importance(importances: dict[str, float], title: str, method: str = "f
     return _png(fig)
 
 
-def popularity_coverage(labels: Sequence[str], coverage: Sequence[float], avg_pop: Sequence[float],
-                        accuracy: Sequence[float], metric: str, k: int, title: str) -> bytes:
+def popularity_coverage(
+    labels: Sequence[str],
+    coverage: Sequence[float],
+    avg_pop: Sequence[float],
+    accuracy: Sequence[float],
+    metric: str,
+    k: int,
+    title: str,
+) -> bytes:
     """Catalog coverage and mean popularity of the top-K lists, beside accuracy."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.4 * len(labels) + 2))

@@ -49,8 +49,12 @@ def _p(p: float | None) -> str:
     return "<1e-4" if p < 1e-4 else f"{p:.4f}"
 
 
-def summary_markdown(summary: Any, significance: Any = None, baseline: str | None = None,
-                     metrics: list[str] | None = None) -> str:
+def summary_markdown(
+    summary: Any,
+    significance: Any = None,
+    baseline: str | None = None,
+    metrics: list[str] | None = None,
+) -> str:
     """One table per (dataset, protocol): mean [95% CI] of each metric, fit seconds, tests."""
     import polars as pl
 
@@ -58,31 +62,59 @@ def summary_markdown(summary: Any, significance: Any = None, baseline: str | Non
         return "(no finished cells)"
     blocks = []
     for (dname, pname), grp in summary.group_by(["dataset", "protocol"], maintain_order=True):
-        ms = metrics or [c.removesuffix("_ci_low") for c in grp.columns if c.endswith("_ci_low")
-                         and c.split("@")[0] not in ("coverage", "avg_popularity", "gini", "novelty")]
+        ms = metrics or [
+            c.removesuffix("_ci_low")
+            for c in grp.columns
+            if c.endswith("_ci_low")
+            and c.split("@")[0] not in ("coverage", "avg_popularity", "gini", "novelty")
+        ]
         main = ms[0] if ms else None
         header = ["model", "library", "tuned", "seeds", *[f"{m} (95% CI)" for m in ms], "fit s"]
         if significance is not None and main is not None:
-            header += [f"Δ{main} vs {baseline}", "p Wilcoxon (Holm)", "p t-test (Holm)", "significant"]
+            header += [
+                f"Δ{main} vs {baseline}",
+                "p Wilcoxon (Holm)",
+                "p t-test (Holm)",
+                "significant",
+            ]
         rows = []
         for r in grp.iter_rows(named=True):
-            row = [r["label"], library_cell(r), "yes" if r["tuned"] else "no", r["n_seeds"],
-                   *[fmt_ci(r.get(m), r.get(f"{m}_ci_low"), r.get(f"{m}_ci_high")) for m in ms],
-                   fmt_seconds(r.get("fit_seconds"))]
-            if significance is not None and main is not None and (r.get("library") or "zenrec") != "zenrec":
+            row = [
+                r["label"],
+                library_cell(r),
+                "yes" if r["tuned"] else "no",
+                r["n_seeds"],
+                *[fmt_ci(r.get(m), r.get(f"{m}_ci_low"), r.get(f"{m}_ci_high")) for m in ms],
+                fmt_seconds(r.get("fit_seconds")),
+            ]
+            if (
+                significance is not None
+                and main is not None
+                and (r.get("library") or "zenrec") != "zenrec"
+            ):
                 row += ["n/a (peer: no per-user values)", "-", "-", "-"]
             elif significance is not None and main is not None:
-                s = significance.filter((pl.col("dataset") == dname) & (pl.col("protocol") == pname)
-                                        & (pl.col("metric") == main) & (pl.col("model") == r["label"]))
+                s = significance.filter(
+                    (pl.col("dataset") == dname)
+                    & (pl.col("protocol") == pname)
+                    & (pl.col("metric") == main)
+                    & (pl.col("model") == r["label"])
+                )
                 if s.height:
                     x = s.row(0, named=True)
-                    row += [f"{x['mean_diff']:+.4f}", _p(x["wilcoxon_p_holm"]), _p(x["ttest_p_holm"]),
-                            "yes" if x["significant"] else "no"]
+                    row += [
+                        f"{x['mean_diff']:+.4f}",
+                        _p(x["wilcoxon_p_holm"]),
+                        _p(x["ttest_p_holm"]),
+                        "yes" if x["significant"] else "no",
+                    ]
                 else:
                     row += ["(baseline)" if r["label"] == baseline else "-", "-", "-", "-"]
             rows.append(row)
         blocks.append(f"**{dname}, protocol {pname}**\n\n" + markdown_table(header, rows))
         if "library" in grp.columns and (grp["library"].fill_null("zenrec") != "zenrec").any():
-            blocks.append("Peer rows ran in their own environment on zenrec's split of the same cell; they "
-                          "have no per-user values and are left out of the significance tests.")
+            blocks.append(
+                "Peer rows ran in their own environment on zenrec's split of the same cell; they "
+                "have no per-user values and are left out of the significance tests."
+            )
     return "\n\n".join(blocks)

@@ -18,11 +18,16 @@ from zenrec.splits import Split, fixed_split
 __all__ = ["evaluate_model", "spec_of"]
 
 
-def spec_of(dataset: Dataset, user_filters: dict[str, Any] | None = None,
-            split_dir: str | Path | None = None) -> DataSpec:
+def spec_of(
+    dataset: Dataset,
+    user_filters: dict[str, Any] | None = None,
+    split_dir: str | Path | None = None,
+) -> DataSpec:
     """A data specification for a dataset given in Python (its name as the source)."""
     filters = {k: v for k, v in (user_filters or {}).items() if v is not None}
-    return DataSpec(source=dataset.name, split_dir=None if split_dir is None else str(split_dir), **filters)
+    return DataSpec(
+        source=dataset.name, split_dir=None if split_dir is None else str(split_dir), **filters
+    )
 
 
 def _replayable(spec: DataSpec) -> bool:
@@ -39,8 +44,9 @@ def _check_task(protocol: Protocol, model_name: str, params: dict[str, Any]) -> 
         )
 
 
-def _splits(dataset: Dataset, protocol: Protocol, spec: DataSpec, seed: int
-            ) -> tuple[list[Split], Dataset, list[str], str | None]:
+def _splits(
+    dataset: Dataset, protocol: Protocol, spec: DataSpec, seed: int
+) -> tuple[list[Split], Dataset, list[str], str | None]:
     """(splits, data the model sees, filters in words, hash of a fixed split's files)."""
     if spec.split_dir is not None:
         split, split_sha = fixed_split(spec.split_dir, base=dataset)
@@ -90,8 +96,14 @@ def evaluate_model(
     t0 = time.perf_counter()
     splits, data, filters, split_sha = _splits(dataset, protocol, spec, seed)
     prep_s = time.perf_counter() - t0
-    run = run_protocol(lambda: create_model(model_name, **params), data, protocol, seed,
-                       splits=splits, on_fold=on_fold)
+    run = run_protocol(
+        lambda: create_model(model_name, **params),
+        data,
+        protocol,
+        seed,
+        splits=splits,
+        on_fold=on_fold,
+    )
     fitted = run.models[0].params()
     record = RunRecord(
         model=model_name,
@@ -102,8 +114,11 @@ def evaluate_model(
         data_fingerprint=None if split_sha else data.fingerprint(),
         filters=list(filters),
         protocol=protocol.summary(dataset.name),
-        split={"description": splits[0].description, "folds": len(splits),
-               "sizes": [list(s.sizes()) for s in splits]},
+        split={
+            "description": splits[0].description,
+            "folds": len(splits),
+            "sizes": [list(s.sizes()) for s in splits],
+        },
         seed=seed,
         metrics=run.metrics,
         fold_metrics=run.fold_metrics if len(splits) > 1 else None,
@@ -112,7 +127,9 @@ def evaluate_model(
         fit_seconds=run.fit_seconds,
         eval_seconds=run.eval_seconds,
         prepare_seconds=prep_s,
-        command=reproduce_command(spec, protocol.name, model_name, params, seed) if _replayable(spec) else None,
+        command=reproduce_command(spec, protocol.name, model_name, params, seed)
+        if _replayable(spec)
+        else None,
         invocation=invocation,
         history=_jsonable(run.models[0].history_),
     )

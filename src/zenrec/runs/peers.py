@@ -26,8 +26,17 @@ from zenrec.data.dataset import Dataset
 from zenrec.runs.record import RunRecord
 from zenrec.splits import Split
 
-__all__ = ["PEER_LIBRARIES", "SETUP_HINT", "PeerEntry", "PeerLibrary", "PeerSplit", "export_peer_split",
-           "export_split", "peer_command", "run_peer"]
+__all__ = [
+    "PEER_LIBRARIES",
+    "SETUP_HINT",
+    "PeerEntry",
+    "PeerLibrary",
+    "PeerSplit",
+    "export_peer_split",
+    "export_split",
+    "peer_command",
+    "run_peer",
+]
 
 
 @dataclass(frozen=True)
@@ -47,10 +56,20 @@ class PeerLibrary:
 
 
 PEER_LIBRARIES: dict[str, PeerLibrary] = {
-    "recbole": PeerLibrary("RecBole", "benchmarks/.venv-recbole", "benchmarks/peers/recbole_run.py",
-                           "recbole", ("full",)),
-    "surprise": PeerLibrary("Surprise", "benchmarks/.venv-surprise", "benchmarks/peers/surprise_run.py",
-                            "scikit_surprise", ("rating",)),
+    "recbole": PeerLibrary(
+        "RecBole",
+        "benchmarks/.venv-recbole",
+        "benchmarks/peers/recbole_run.py",
+        "recbole",
+        ("full",),
+    ),
+    "surprise": PeerLibrary(
+        "Surprise",
+        "benchmarks/.venv-surprise",
+        "benchmarks/peers/surprise_run.py",
+        "scikit_surprise",
+        ("rating",),
+    ),
 }
 SETUP_HINT = "run bash benchmarks/peers/setup_peers.sh"
 
@@ -90,8 +109,10 @@ class PeerEntry(BaseModel):
     @model_validator(mode="after")
     def _runner(self) -> PeerEntry:
         if self.library not in PEER_LIBRARIES and self.command is None:
-            raise ValueError(f"no built-in runner for library {self.library!r} (built-in: "
-                             f"{', '.join(PEER_LIBRARIES)}); give a 'command'")
+            raise ValueError(
+                f"no built-in runner for library {self.library!r} (built-in: "
+                f"{', '.join(PEER_LIBRARIES)}); give a 'command'"
+            )
         if self.command is not None and not self.command:
             raise ValueError("'command' is empty; give the program and its arguments")
         return self
@@ -102,8 +123,9 @@ def _rating_text(r: Any) -> str:
     return f"{float(r):g}"
 
 
-def export_split(split: Split, directory: str | Path, *, fold: int | None = None,
-                 valid: Dataset | None = None) -> list[Path]:
+def export_split(
+    split: Split, directory: str | Path, *, fold: int | None = None, valid: Dataset | None = None
+) -> list[Path]:
     """Write one split's parts as tab-separated files a peer library reads.
 
     With ``fold=None``: ``train.tsv``, ``valid.tsv`` (when there is a validation part, or
@@ -117,9 +139,15 @@ def export_split(split: Split, directory: str | Path, *, fold: int | None = None
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     valid = split.valid if valid is None else valid
-    parts = [("train", split.train), ("test", split.test)] if fold is not None else \
-        [("train", split.train), *([("valid", valid)] if valid is not None and len(valid) else []),
-         ("test", split.test)]
+    parts = (
+        [("train", split.train), ("test", split.test)]
+        if fold is not None
+        else [
+            ("train", split.train),
+            *([("valid", valid)] if valid is not None and len(valid) else []),
+            ("test", split.test),
+        ]
+    )
     files = []
     for part, ds in parts:
         users = ds.user_vocab.decode(ds.users)
@@ -129,7 +157,9 @@ def export_split(split: Split, directory: str | Path, *, fold: int | None = None
         with open(f, "w", encoding="utf-8") as fh:
             if fold is None:
                 fh.write("user_id\titem_id\trating\n")
-            fh.writelines(f"{u}\t{i}\t{_rating_text(r)}\n" for u, i, r in zip(users, items, ratings))
+            fh.writelines(
+                f"{u}\t{i}\t{_rating_text(r)}\n" for u, i, r in zip(users, items, ratings)
+            )
         files.append(f)
     return files
 
@@ -158,8 +188,14 @@ def _files_sha256(files: list[Path]) -> str:
     return h.hexdigest()
 
 
-def export_peer_split(splits: list[Split], directory: str | Path, *, manifest: dict[str, Any],
-                      valid: Dataset | None = None, valid_note: str | None = None) -> PeerSplit:
+def export_peer_split(
+    splits: list[Split],
+    directory: str | Path,
+    *,
+    manifest: dict[str, Any],
+    valid: Dataset | None = None,
+    valid_note: str | None = None,
+) -> PeerSplit:
     """Export a protocol's splits (one, or k folds) plus a ``split.json`` manifest.
 
     Args:
@@ -178,12 +214,22 @@ def export_peer_split(splits: list[Split], directory: str | Path, *, manifest: d
     else:
         export_split(splits[0], d, valid=valid)
         if valid is not None and valid_note:
-            description += (f"; valid.tsv = the validation part zenrec tunes on ({valid_note}), a subset of "
-                            "train.tsv: the peer trains on the whole train part as zenrec's refit does")
+            description += (
+                f"; valid.tsv = the validation part zenrec tunes on ({valid_note}), a subset of "
+                "train.tsv: the peer trains on the whole train part as zenrec's refit does"
+            )
     files = sorted(d.iterdir())
     sizes = [list(sp.sizes()) for sp in splits]
-    atomic_write_json(d / "split.json", {**manifest, "folds": len(splits), "files": [f.name for f in files],
-                                         "description": description, "sizes": sizes})
+    atomic_write_json(
+        d / "split.json",
+        {
+            **manifest,
+            "folds": len(splits),
+            "files": [f.name for f in files],
+            "description": description,
+            "sizes": sizes,
+        },
+    )
     return PeerSplit(d, files, _files_sha256(files), description, sizes)
 
 
@@ -204,15 +250,27 @@ _SURPRISE_WRAPPER = (
 )
 
 
-def peer_command(peer: PeerEntry, root: Path, split_dir: Path, out: Path, seed: int
-                 ) -> tuple[list[str] | None, str | None, str | None]:
+def peer_command(
+    peer: PeerEntry, root: Path, split_dir: Path, out: Path, seed: int
+) -> tuple[list[str] | None, str | None, str | None]:
     """(argv, library version, reason it cannot run) of one peer cell."""
     if peer.command is not None:
         # relative paths (with a slash) that exist under the repository root are taken from there;
         # a bare program name ("python") is looked up on PATH
-        argv = [str(root / a) if "/" in a and not Path(a).is_absolute() and (root / a).exists() else a
-                for a in peer.command]
-        argv += ["--split-dir", str(split_dir), "--model", peer.model, "--out", str(out), "--seed", str(seed)]
+        argv = [
+            str(root / a) if "/" in a and not Path(a).is_absolute() and (root / a).exists() else a
+            for a in peer.command
+        ]
+        argv += [
+            "--split-dir",
+            str(split_dir),
+            "--model",
+            peer.model,
+            "--out",
+            str(out),
+            "--seed",
+            str(seed),
+        ]
         argv += [f"--set={k}={json.dumps(v)}" for k, v in peer.params.items()]
         return argv, None, None
     lib = PEER_LIBRARIES[peer.library]
@@ -227,13 +285,34 @@ def peer_command(peer: PeerEntry, root: Path, split_dir: Path, out: Path, seed: 
     version = _peer_version(venv, lib.dist)
     if peer.library == "recbole":
         sets = {"seed": seed, **peer.params}
-        argv = [str(py), str(runner), "--split-dir", str(split_dir), "--model", peer.model, "--out", str(out)]
+        argv = [
+            str(py),
+            str(runner),
+            "--split-dir",
+            str(split_dir),
+            "--model",
+            peer.model,
+            "--out",
+            str(out),
+        ]
         argv += [f"--set={k}={json.dumps(v)}" for k, v in sets.items()]
         return argv, version, None
     if peer.model == "SVD" and not peer.params:
         return [str(py), str(runner), str(split_dir), str(out)], version, None
-    return [str(py), "-c", _SURPRISE_WRAPPER, str(runner.parent), peer.model, json.dumps(peer.params),
-            str(split_dir), str(out)], version, None
+    return (
+        [
+            str(py),
+            "-c",
+            _SURPRISE_WRAPPER,
+            str(runner.parent),
+            peer.model,
+            json.dumps(peer.params),
+            str(split_dir),
+            str(out),
+        ],
+        version,
+        None,
+    )
 
 
 def _parse_peer_output(out: Path, stdout: str) -> dict[str, Any]:
@@ -245,11 +324,14 @@ def _parse_peer_output(out: Path, stdout: str) -> dict[str, Any]:
     raise ValueError("the peer wrote no JSON record (neither --out nor a JSON line on stdout)")
 
 
-def _run_subprocess(argv: list[str], root: Path, out: Path, timeout: float | None
-                    ) -> tuple[dict[str, Any], float]:
+def _run_subprocess(
+    argv: list[str], root: Path, out: Path, timeout: float | None
+) -> tuple[dict[str, Any], float]:
     """Run the peer; (its JSON record, seconds). Raises RuntimeError/ValueError/TimeoutExpired."""
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        argv, cwd=root, capture_output=True, text=True, timeout=timeout, check=False
+    )
     secs = time.perf_counter() - t0
     if proc.returncode != 0:
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
@@ -263,8 +345,9 @@ def _metrics_of(got: dict[str, Any]) -> dict[str, float]:
     return {str(k).lower(): float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
 
-def run_peer(peer: PeerEntry, split: PeerSplit, *, root: Path, seed: int, out: Path,
-             base: dict[str, Any]) -> RunRecord:
+def run_peer(
+    peer: PeerEntry, split: PeerSplit, *, root: Path, seed: int, out: Path, base: dict[str, Any]
+) -> RunRecord:
     """Run one peer on an exported split and return its :class:`RunRecord` (never raises).
 
     Args:
@@ -277,14 +360,31 @@ def run_peer(peer: PeerEntry, split: PeerSplit, *, root: Path, seed: int, out: P
     """
     argv, version, reason = peer_command(peer, root, split.directory, out, seed)
     rec = RunRecord(
-        kind="peer", library=peer.library, library_version=version, model=peer.model, label=peer.key,
-        hyperparameters=dict(peer.params), split_sha256=split.sha256, seed=seed,
-        split={"description": split.description, "folds": len(split.sizes), "sizes": split.sizes,
-               "files": [f.name for f in split.files]},
+        kind="peer",
+        library=peer.library,
+        library_version=version,
+        model=peer.model,
+        label=peer.key,
+        hyperparameters=dict(peer.params),
+        split_sha256=split.sha256,
+        seed=seed,
+        split={
+            "description": split.description,
+            "folds": len(split.sizes),
+            "sizes": split.sizes,
+            "files": [f.name for f in split.files],
+        },
         versions={**zenrec_versions(), **({peer.library: version} if version else {})},
-        command=None if argv is None else shlex.join(
-            [a.replace(str(split.directory), "SPLIT_DIR").replace(str(out), "OUT.json")
-             .replace(f"{root}/", "") for a in argv]),
+        command=None
+        if argv is None
+        else shlex.join(
+            [
+                a.replace(str(split.directory), "SPLIT_DIR")
+                .replace(str(out), "OUT.json")
+                .replace(f"{root}/", "")
+                for a in argv
+            ]
+        ),
         **base,
     )
     if argv is None:
@@ -293,18 +393,31 @@ def run_peer(peer: PeerEntry, split: PeerSplit, *, root: Path, seed: int, out: P
     try:
         got, secs = _run_subprocess(argv, root, out, peer.timeout)
     except subprocess.TimeoutExpired:
-        return rec.model_copy(update={"status": "failed", "seconds": time.perf_counter() - t0,
-                                      "reason": f"stopped after the peer timeout of {peer.timeout:g} s"})
+        return rec.model_copy(
+            update={
+                "status": "failed",
+                "seconds": time.perf_counter() - t0,
+                "reason": f"stopped after the peer timeout of {peer.timeout:g} s",
+            }
+        )
     except (OSError, RuntimeError, ValueError) as exc:
-        return rec.model_copy(update={"status": "failed", "reason": str(exc)[:2000],
-                                      "seconds": time.perf_counter() - t0})
+        return rec.model_copy(
+            update={
+                "status": "failed",
+                "reason": str(exc)[:2000],
+                "seconds": time.perf_counter() - t0,
+            }
+        )
     fit = got.get("fit_seconds")
     evs = got.get("eval_seconds")
     if evs is None and got.get("total_seconds") is not None and fit is not None:
         evs = float(got["total_seconds"]) - float(fit)
     metrics = _metrics_of(got)
     upd: dict[str, Any] = {
-        "metrics": metrics, "seconds": secs, "fit_seconds": fit, "eval_seconds": evs,
+        "metrics": metrics,
+        "seconds": secs,
+        "fit_seconds": fit,
+        "eval_seconds": evs,
         "library_version": rec.library_version or got.get("version"),
         "peer_record": {k: v for k, v in got.items() if k != "metrics"},
     }

@@ -39,8 +39,9 @@ def _cli_value(v: Any) -> str:
     return str(v)
 
 
-def reproduce_command(data: DataSpec, protocol: str, model: str, params: dict[str, Any],
-                      seed: int) -> str:
+def reproduce_command(
+    data: DataSpec, protocol: str, model: str, params: dict[str, Any], seed: int
+) -> str:
     """The ``zenrec evaluate`` command that re-runs one evaluation, from any directory.
 
     Args:
@@ -57,8 +58,17 @@ def reproduce_command(data: DataSpec, protocol: str, model: str, params: dict[st
         >>> reproduce_command(DataSpec(source="ml-100k"), "msrec", "ease", {"l2": 300.0}, 42)
         'zenrec evaluate --dataset ml-100k --protocol msrec --model ease --seed 42 --set l2=300.0'
     """
-    argv = ["zenrec", "evaluate", *data.resolved().cli_args(), "--protocol", protocol, "--model", model,
-            "--seed", str(int(seed))]
+    argv = [
+        "zenrec",
+        "evaluate",
+        *data.resolved().cli_args(),
+        "--protocol",
+        protocol,
+        "--model",
+        model,
+        "--seed",
+        str(int(seed)),
+    ]
     for k, v in params.items():
         argv += ["--set", f"{k}={_cli_value(v)}"]
     return shlex.join(argv)

@@ -65,16 +65,31 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings | None = None) ->
             state.reranker = await run_in_threadpool(load_model, settings.rerank_bundle)
         served = await run_in_threadpool(load_served, bundle_dir, settings, reranker=state.reranker)
         if settings.request_log is not None:
-            salt = settings.request_log_salt.get_secret_value().encode() if settings.request_log_salt else b""
-            state.request_log = RequestLog(settings.request_log, salt=salt,
-                                           max_bytes=settings.request_log_max_bytes,
-                                           backups=settings.request_log_backups,
-                                           queue_size=settings.request_log_queue)
+            salt = (
+                settings.request_log_salt.get_secret_value().encode()
+                if settings.request_log_salt
+                else b""
+            )
+            state.request_log = RequestLog(
+                settings.request_log,
+                salt=salt,
+                max_bytes=settings.request_log_max_bytes,
+                backups=settings.request_log_backups,
+                queue_size=settings.request_log_queue,
+            )
         state.served = served
         metrics.set_model(served.name, served.version)
         state.ready = True
-        log.info("ready", extra={"model": served.name, "version": served.version, "retrieval": served.retrieval,
-                                 "n_items": served.n_items, "load_seconds": round(served.load_seconds, 3)})
+        log.info(
+            "ready",
+            extra={
+                "model": served.name,
+                "version": served.version,
+                "retrieval": served.retrieval,
+                "n_items": served.n_items,
+                "load_seconds": round(served.load_seconds, 3),
+            },
+        )
         try:
             yield
         finally:
@@ -83,8 +98,14 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings | None = None) ->
                 state.request_log.close()
             log.info("stopped", extra={"version": state.served.version if state.served else None})
 
-    app = FastAPI(title="zenrec", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+    app = FastAPI(
+        title="zenrec",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
     app.state.zenrec = state
     for r in (health.router, recommend.router, items.router, model.router, demo.router):
         app.include_router(r)

@@ -62,10 +62,18 @@ class ItemAttributes:
                     for label in v or ():
                         rows.setdefault(str(label), []).append(i)
                 self._labels[name] = {lab: np.asarray(r, np.int64) for lab, r in rows.items()}
-            elif present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+            elif present and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in present
+            ):
                 self.kinds[name] = "numeric"
-                self._numeric[name] = np.asarray([np.nan if v is None else float(v) for v in values])
-            elif present and all(isinstance(v, str) for v in present) and len(set(present)) < max(2, len(present) // 2):
+                self._numeric[name] = np.asarray(
+                    [np.nan if v is None else float(v) for v in values]
+                )
+            elif (
+                present
+                and all(isinstance(v, str) for v in present)
+                and len(set(present)) < max(2, len(present) // 2)
+            ):
                 self.kinds[name] = "categorical"
                 rows = {}
                 for i, v in enumerate(values):
@@ -80,8 +88,11 @@ class ItemAttributes:
             if kind == "numeric":
                 vals = self._numeric[name]
                 ok = vals[np.isfinite(vals)]
-                out[name] = {"kind": kind, "min": float(ok.min()) if ok.size else None,
-                             "max": float(ok.max()) if ok.size else None}
+                out[name] = {
+                    "kind": kind,
+                    "min": float(ok.min()) if ok.size else None,
+                    "max": float(ok.max()) if ok.size else None,
+                }
             else:
                 out[name] = {"kind": kind, "labels": sorted(self._labels[name])}
         return out
@@ -102,7 +113,9 @@ class ItemAttributes:
         """Display metadata of item ``idx`` (every attribute of the bundle)."""
         return {name: values[idx] for name, values in self.meta.items()}
 
-    def mask(self, filters: dict[str, AttributeFilter], *, prefix: str = "filters") -> np.ndarray | None:
+    def mask(
+        self, filters: dict[str, AttributeFilter], *, prefix: str = "filters"
+    ) -> np.ndarray | None:
         """Boolean mask of the items passing every filter (``None`` when there are none).
 
         Raises:
@@ -116,11 +129,16 @@ class ItemAttributes:
             kind = self.kinds.get(name)
             if kind is None:
                 known = ", ".join(sorted(self.kinds)) or "none"
-                raise FilterError(field, f"the bundle has no filterable item attribute '{name}'; "
-                                         f"filterable attributes: {known}")
+                raise FilterError(
+                    field,
+                    f"the bundle has no filterable item attribute '{name}'; "
+                    f"filterable attributes: {known}",
+                )
             if kind == "numeric":
                 if f.any_of is not None:
-                    raise FilterError(field, f"'{name}' is numeric: filter it with min/max, not any_of")
+                    raise FilterError(
+                        field, f"'{name}' is numeric: filter it with min/max, not any_of"
+                    )
                 vals = self._numeric[name]
                 with np.errstate(invalid="ignore"):
                     if f.min is not None:
@@ -129,13 +147,17 @@ class ItemAttributes:
                         keep &= vals <= f.max
                 continue
             if f.min is not None or f.max is not None:
-                raise FilterError(field, f"'{name}' holds labels: filter it with any_of, not min/max")
+                raise FilterError(
+                    field, f"'{name}' holds labels: filter it with any_of, not min/max"
+                )
             if f.any_of is not None:
                 labels = self._labels[name]
                 unknown = [a for a in f.any_of if a not in labels]
                 if unknown:
                     sample = ", ".join(sorted(labels)[:20])
-                    raise FilterError(field, f"unknown {name} {unknown}; known values include: {sample}")
+                    raise FilterError(
+                        field, f"unknown {name} {unknown}; known values include: {sample}"
+                    )
                 m = np.zeros(self.n_items, dtype=bool)
                 for a in f.any_of:
                     m[labels[a]] = True

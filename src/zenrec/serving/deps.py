@@ -57,4 +57,6 @@ def require_api_key(state: State, x_api_key: Annotated[str | None, Header()] = N
     key = state.settings.api_key
     given = (x_api_key or "").encode()
     if key is None or not secrets.compare_digest(given, key.get_secret_value().encode()):
-        raise HTTPException(401, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"})
+        raise HTTPException(
+            401, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"}
+        )

@@ -80,7 +80,9 @@ class ServedModel:
 
     def item_ids(self, idx: np.ndarray) -> list[Any]:
         assert self.model.item_vocab is not None
-        return [v.item() if isinstance(v, np.generic) else v for v in self.model.item_vocab.decode(idx)]
+        return [
+            v.item() if isinstance(v, np.generic) else v for v in self.model.item_vocab.decode(idx)
+        ]
 
     def describe(self) -> dict[str, Any]:
         m = self.meta
@@ -99,17 +101,27 @@ class ServedModel:
             "reranker": None if self.reranker is None else self.reranker.name,
             "item_attributes": self.attributes.describe(),
             "zenrec_version": m.get("versions", {}).get("zenrec"),
-            "sample_users": [v.item() if isinstance(v, np.generic) else v
-                             for v in (self.model.user_vocab.ids[:20] if self.model.user_vocab is not None else [])],
+            "sample_users": [
+                v.item() if isinstance(v, np.generic) else v
+                for v in (
+                    self.model.user_vocab.ids[:20] if self.model.user_vocab is not None else []
+                )
+            ],
         }
 
 
 def _encode(model: Recommender, ids: Any) -> np.ndarray:
     assert model.item_vocab is not None
-    return model.item_vocab.encode(np.asarray([str(x) for x in ids])) if len(ids) else np.zeros(0, np.int64)
+    return (
+        model.item_vocab.encode(np.asarray([str(x) for x in ids]))
+        if len(ids)
+        else np.zeros(0, np.int64)
+    )
 
 
-def load_served(path: str | Path, settings: ServeSettings, *, reranker: Recommender | None = None) -> ServedModel:
+def load_served(
+    path: str | Path, settings: ServeSettings, *, reranker: Recommender | None = None
+) -> ServedModel:
     """Load and verify a bundle, build its index, and run a smoke query.
 
     Raises:
@@ -133,16 +145,33 @@ def load_served(path: str | Path, settings: ServeSettings, *, reranker: Recommen
         raise BundleError(f"{p}: the bundle's model has an empty catalog or no users")
     version = str(meta.get("content_sha256", ""))[:16]
     if len(version) != 16:
-        raise BundleError(f"{p}: bundle.json has no content_sha256; re-save the bundle with this zenrec")
+        raise BundleError(
+            f"{p}: bundle.json has no content_sha256; re-save the bundle with this zenrec"
+        )
     attributes = ItemAttributes(model.item_meta, model.n_items)
     view = dot_product_view(model)
     index = None
     if view is not None and model.n_items > settings.ann_threshold:
-        index = HNSWIndex(view.item_vectors, m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction,
-                          ef_search=settings.hnsw_ef_search, overfetch=settings.overfetch)
-    served = ServedModel(model=model, path=p.resolve(), version=version, meta=meta, attributes=attributes,
-                         view=view, index=index, reranker=reranker, loaded_at=datetime.now(UTC),
-                         load_seconds=0.0, rerank_candidates=settings.rerank_candidates)
+        index = HNSWIndex(
+            view.item_vectors,
+            m=settings.hnsw_m,
+            ef_construction=settings.hnsw_ef_construction,
+            ef_search=settings.hnsw_ef_search,
+            overfetch=settings.overfetch,
+        )
+    served = ServedModel(
+        model=model,
+        path=p.resolve(),
+        version=version,
+        meta=meta,
+        attributes=attributes,
+        view=view,
+        index=index,
+        reranker=reranker,
+        loaded_at=datetime.now(UTC),
+        load_seconds=0.0,
+        rerank_candidates=settings.rerank_candidates,
+    )
     _smoke(served)
     served.load_seconds = time.perf_counter() - t0
     return served
@@ -155,16 +184,25 @@ def _smoke(served: ServedModel) -> None:
     k = min(5, served.n_items)
     try:
         checks = [
-            recommend(served, Query(user_id=model.user_vocab.ids[0].item(), k=k, exclude_seen=False)),
-            recommend(served, Query(recent_items=(model.item_vocab.ids[0].item(),), k=k, exclude_seen=False)),
+            recommend(
+                served, Query(user_id=model.user_vocab.ids[0].item(), k=k, exclude_seen=False)
+            ),
+            recommend(
+                served,
+                Query(recent_items=(model.item_vocab.ids[0].item(),), k=k, exclude_seen=False),
+            ),
             recommend(served, Query(user_id="\x00no-such-user", k=k, exclude_seen=False)),
         ]
     except Exception as exc:
-        raise BundleError(f"{served.path}: smoke query failed ({type(exc).__name__}: {exc})") from None
+        raise BundleError(
+            f"{served.path}: smoke query failed ({type(exc).__name__}: {exc})"
+        ) from None
     for r in checks:
         if r.items.size != k or not np.all(np.isfinite(r.scores)):
-            raise BundleError(f"{served.path}: smoke query returned {r.items.size} items (expected {k}) "
-                              "or non-finite scores; the bundle is broken")
+            raise BundleError(
+                f"{served.path}: smoke query returned {r.items.size} items (expected {k}) "
+                "or non-finite scores; the bundle is broken"
+            )
 
 
 def recommend(served: ServedModel, q: Query) -> Result:
@@ -201,7 +239,9 @@ def recommend(served: ServedModel, q: Query) -> Result:
         excluded.append(codes[codes >= 0])
     if q.exclude_seen:
         if uidx >= 0:
-            excluded.append(model.seen_.indices[model.seen_.indptr[uidx] : model.seen_.indptr[uidx + 1]])
+            excluded.append(
+                model.seen_.indices[model.seen_.indptr[uidx] : model.seen_.indptr[uidx + 1]]
+            )
         excluded.append(hist)
     n_excluded = int(sum(e.size for e in excluded))
     if n_excluded:
@@ -211,14 +251,20 @@ def recommend(served: ServedModel, q: Query) -> Result:
 
     want = q.k
     reranker = served.reranker
-    rerank = (reranker is not None and uidx >= 0 and reranker.user_vocab is not None
-              and reranker.user_vocab.encode(np.asarray([str(q.user_id)]))[0] >= 0)
+    rerank = (
+        reranker is not None
+        and uidx >= 0
+        and reranker.user_vocab is not None
+        and reranker.user_vocab.encode(np.asarray([str(q.user_id)]))[0] >= 0
+    )
     if rerank:
         want = max(q.k, served.rerank_candidates)
     if uidx >= 0:
         kind = "none"
         if served.index is not None and served.view is not None:
-            items, scores = served.index.search(served.view.user_vector(uidx), want, allowed, n_excluded)
+            items, scores = served.index.search(
+                served.view.user_vector(uidx), want, allowed, n_excluded
+            )
         else:
             items, scores = exact_top_k(model.score_indices(np.array([uidx]))[0], want, allowed)
     else:
@@ -238,8 +284,14 @@ def recommend(served: ServedModel, q: Query) -> Result:
         order = np.argsort(-r, kind="stable")
         items, scores, reranked = items[order], r[order].astype(np.float32), True
     items, scores = items[: q.k], scores[: q.k]
-    return Result(items=items, scores=scores, fallback=kind, unknown_items=unknown, reranked=reranked,
-                  known_user=uidx >= 0)
+    return Result(
+        items=items,
+        scores=scores,
+        fallback=kind,
+        unknown_items=unknown,
+        reranked=reranked,
+        known_user=uidx >= 0,
+    )
 
 
 def similar(served: ServedModel, item_id: Any, k: int) -> tuple[np.ndarray, np.ndarray, bool]:

@@ -240,7 +240,9 @@ def ids_from(source: str | Path, kind: Literal["users", "items"]) -> list[Any]:
             payload = json.loads(vocab_path.read_text(encoding="utf-8"))[kind]
             ids = list(payload["ids"])
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise DataError(f"{vocab_path}: unreadable vocabulary ({exc}); the bundle is corrupt") from None
+            raise DataError(
+                f"{vocab_path}: unreadable vocabulary ({exc}); the bundle is corrupt"
+            ) from None
     else:
         from zenrec.data import load_dataset
 
@@ -630,12 +632,25 @@ def _run_share(
 
     with asyncio.Runner(loop_factory=_loop_factory(cfg.event_loop)) as runner:
         eng, t_end = runner.run(main())
-    return (eng.idx, eng.sched + shift, eng.sent + shift, eng.done + shift, eng.kind,
-            t_end + shift, len(eng.workers))
+    return (
+        eng.idx,
+        eng.sched + shift,
+        eng.sent + shift,
+        eng.done + shift,
+        eng.kind,
+        t_end + shift,
+        len(eng.workers),
+    )
 
 
-def _share_process(conn: Any, cfg: LoadTestConfig, requests: list[bytes], offset: int,
-                   stride: int, connections: int) -> None:
+def _share_process(
+    conn: Any,
+    cfg: LoadTestConfig,
+    requests: list[bytes],
+    offset: int,
+    stride: int,
+    connections: int,
+) -> None:
     """Child process: say ready, wait for the common start time, run the share, send it back."""
     try:
         conn.send("ready")
@@ -660,7 +675,9 @@ def _run_processes(cfg: LoadTestConfig, requests: list[bytes]) -> list[Any]:
         for p in range(cfg.processes):
             parent, child = ctx.Pipe()
             proc = ctx.Process(
-                target=_share_process, args=(child, cfg, requests, p, cfg.processes, per), daemon=True
+                target=_share_process,
+                args=(child, cfg, requests, p, cfg.processes, per),
+                daemon=True,
             )
             proc.start()
             child.close()

@@ -27,24 +27,55 @@ class ServiceMetrics:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("zenrec_requests_total", "Requests answered, by endpoint and status.",
-                                ["endpoint", "status"], registry=r)
-        self.latency = Histogram("zenrec_request_duration_seconds", "Request latency, by endpoint and status.",
-                                 ["endpoint", "status"], buckets=_BUCKETS, registry=r)
-        self.fallbacks = Counter("zenrec_fallbacks_total",
-                                 "Recommendation lists by how they were made (none/history/popularity).",
-                                 ["kind"], registry=r)
-        self.in_flight = Gauge("zenrec_requests_in_flight", "Requests being processed.", registry=r,
-                               multiprocess_mode="livesum")
-        self.rejected = Counter("zenrec_requests_rejected_total",
-                                "Requests refused before processing (overload, body too large).",
-                                ["reason"], registry=r)
-        self.model_info = Gauge("zenrec_model_info", "The served model (value 1 for the current one).",
-                                ["model", "version"], registry=r, multiprocess_mode="liveall")
-        self.reloads = Counter("zenrec_reloads_total", "Bundle reloads, by outcome (ok/refused).",
-                               ["outcome"], registry=r)
-        self.log_dropped = Counter("zenrec_request_log_dropped_total",
-                                   "Request-log records dropped because the writer fell behind.", registry=r)
+        self.requests = Counter(
+            "zenrec_requests_total",
+            "Requests answered, by endpoint and status.",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "zenrec_request_duration_seconds",
+            "Request latency, by endpoint and status.",
+            ["endpoint", "status"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "zenrec_fallbacks_total",
+            "Recommendation lists by how they were made (none/history/popularity).",
+            ["kind"],
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "zenrec_requests_in_flight",
+            "Requests being processed.",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.rejected = Counter(
+            "zenrec_requests_rejected_total",
+            "Requests refused before processing (overload, body too large).",
+            ["reason"],
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "zenrec_model_info",
+            "The served model (value 1 for the current one).",
+            ["model", "version"],
+            registry=r,
+            multiprocess_mode="liveall",
+        )
+        self.reloads = Counter(
+            "zenrec_reloads_total",
+            "Bundle reloads, by outcome (ok/refused).",
+            ["outcome"],
+            registry=r,
+        )
+        self.log_dropped = Counter(
+            "zenrec_request_log_dropped_total",
+            "Request-log records dropped because the writer fell behind.",
+            registry=r,
+        )
         self._current: tuple[str, str] | None = None
 
     def set_model(self, model: str, version: str) -> None:

@@ -18,10 +18,22 @@ __all__ = ["ServiceMiddleware"]
 log = logging.getLogger("zenrec.serving.access")
 
 # Endpoints reported in metrics and the request log (anything else is "other": bounded labels).
-KNOWN_ENDPOINTS = frozenset({
-    "/", "/healthz", "/readyz", "/metrics", "/v1/model", "/v1/recommend", "/v1/recommend/batch",
-    "/v1/similar-items", "/v1/items", "/admin/reload", "/docs", "/openapi.json",
-})
+KNOWN_ENDPOINTS = frozenset(
+    {
+        "/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/model",
+        "/v1/recommend",
+        "/v1/recommend/batch",
+        "/v1/similar-items",
+        "/v1/items",
+        "/admin/reload",
+        "/docs",
+        "/openapi.json",
+    }
+)
 # Cheap endpoints that are always admitted (probes and scrapes must work under overload).
 UNLIMITED = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -34,12 +46,21 @@ class _BodyTooLarge(HTTPException):
         super().__init__(413, f"request body larger than {limit} bytes")
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any],
-                     headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     raw = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode()),
-                            *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(raw)).encode()),
+                *headers,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": raw})
 
 
@@ -75,15 +96,21 @@ class ServiceMiddleware:
         if limited and self.in_flight >= self.max_concurrency:
             self.metrics.rejected.labels("overload").inc()
             status = 503
-            await _send_json(send, 503, {"detail": "server overloaded; retry later"},
-                             ((b"retry-after", self.retry_after),))
+            await _send_json(
+                send,
+                503,
+                {"detail": "server overloaded; retry later"},
+                ((b"retry-after", self.retry_after),),
+            )
             self._done(scope, endpoint, status, t0, wall)
             return
         declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             self.metrics.rejected.labels("body_too_large").inc()
             status = 413
-            await _send_json(send, 413, {"detail": f"request body larger than {self.max_body_bytes} bytes"})
+            await _send_json(
+                send, 413, {"detail": f"request body larger than {self.max_body_bytes} bytes"}
+            )
             self._done(scope, endpoint, status, t0, wall)
             return
         received = 0
@@ -131,11 +158,25 @@ class ServiceMiddleware:
         request_log = self.state.request_log
         if request_log is not None and endpoint not in UNLIMITED:
             before = request_log.dropped
-            request_log.log(wall, endpoint, status, elapsed * 1000.0, state.get("model_version"),
-                            state.get("log_user"), state.get("log_k"))
+            request_log.log(
+                wall,
+                endpoint,
+                status,
+                elapsed * 1000.0,
+                state.get("model_version"),
+                state.get("log_user"),
+                state.get("log_k"),
+            )
             if request_log.dropped != before:
                 self.metrics.log_dropped.inc()
         if self.access_log:
-            log.info("request", extra={"endpoint": endpoint, "method": scope.get("method"), "status": status,
-                                       "latency_ms": round(elapsed * 1000.0, 3),
-                                       "model_version": state.get("model_version")})
+            log.info(
+                "request",
+                extra={
+                    "endpoint": endpoint,
+                    "method": scope.get("method"),
+                    "status": status,
+                    "latency_ms": round(elapsed * 1000.0, 3),
+                    "model_version": state.get("model_version"),
+                },
+            )

@@ -48,8 +48,16 @@ class RequestLog:
         pid: Process id in the file names (default: this process).
     """
 
-    def __init__(self, directory: str | Path, *, salt: bytes, max_bytes: int = 64 * 2**20,
-                 backups: int = 20, queue_size: int = 100_000, pid: int | None = None) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        salt: bytes,
+        max_bytes: int = 64 * 2**20,
+        backups: int = 20,
+        queue_size: int = 100_000,
+        pid: int | None = None,
+    ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.salt = salt
@@ -69,8 +77,16 @@ class RequestLog:
         """The file being written."""
         return self.directory / f"requests-{self.pid}.jsonl"
 
-    def log(self, ts: float, endpoint: str, status: int, latency_ms: float, model_version: str | None,
-            user: Any, k: int | None) -> None:
+    def log(
+        self,
+        ts: float,
+        endpoint: str,
+        status: int,
+        latency_ms: float,
+        model_version: str | None,
+        user: Any,
+        k: int | None,
+    ) -> None:
         """Queue one record (never blocks; counts a drop when the queue is full)."""
         try:
             self._queue.put_nowait((ts, endpoint, status, latency_ms, model_version, user, k))
@@ -113,15 +129,21 @@ class RequestLog:
 
     def _format(self, rec: tuple[Any, ...]) -> str:
         ts, endpoint, status, latency_ms, version, user, k = rec
-        return json.dumps({
-            "ts": datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds"),
-            "endpoint": endpoint,
-            "status": int(status),
-            "latency_ms": round(float(latency_ms), 3),
-            "model_version": version,
-            "user": hash_user(user, self.salt),
-            "k": k,
-        }, separators=(", ", ": ")) + "\n"
+        return (
+            json.dumps(
+                {
+                    "ts": datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds"),
+                    "endpoint": endpoint,
+                    "status": int(status),
+                    "latency_ms": round(float(latency_ms), 3),
+                    "model_version": version,
+                    "user": hash_user(user, self.salt),
+                    "k": k,
+                },
+                separators=(", ", ": "),
+            )
+            + "\n"
+        )
 
     def _run(self) -> None:
         while True:

@@ -32,13 +32,17 @@ __all__ = [
 _NEG = np.float32(-3.0e38)
 
 
-def exact_top_k(scores: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def exact_top_k(
+    scores: np.ndarray, k: int, allowed: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` item indices and scores of one score vector among the ``allowed`` items.
 
     Non-finite scores rank below every finite one; disallowed items never appear.
     This is the same arithmetic as :meth:`zenrec.models.base.Recommender.recommend`.
     """
-    s = np.where(np.isfinite(scores), scores, _NEG).astype(np.float32, copy=False)[None, :]  # a new array
+    s = np.where(np.isfinite(scores), scores, _NEG).astype(np.float32, copy=False)[
+        None, :
+    ]  # a new array
     if allowed is not None:
         s[0, ~allowed] = -np.inf
     top = top_k_indices(s, k)[0]
@@ -69,8 +73,10 @@ def dot_product_view(model: Any) -> DotProductView | None:
     name = getattr(model, "name", "")
     if name == "ials":
         users = model.user_factors_
-        return DotProductView(np.ascontiguousarray(model.item_factors_, np.float32),
-                              lambda u: users[u].astype(np.float32))
+        return DotProductView(
+            np.ascontiguousarray(model.item_factors_, np.float32),
+            lambda u: users[u].astype(np.float32),
+        )
     if name == "biasedmf":
         n = model.Q_.shape[0]
         items = np.hstack([model.Q_, model.bi_[:, None], np.ones((n, 1), np.float32)])
@@ -82,12 +88,15 @@ def dot_product_view(model: Any) -> DotProductView | None:
         return DotProductView(np.ascontiguousarray(items, np.float32), biased_user)
     if name == "bprmf":
         weights = model.module_.user.weight.detach().float().cpu().numpy()
-        return DotProductView(np.ascontiguousarray(model.item_embeddings(), np.float32),
-                              lambda u: weights[u + 1])
+        return DotProductView(
+            np.ascontiguousarray(model.item_embeddings(), np.float32), lambda u: weights[u + 1]
+        )
     if name == "twotower":
         ids = model.user_vocab.ids
-        return DotProductView(np.ascontiguousarray(model.item_embeddings(), np.float32),
-                              lambda u: model.user_embeddings(ids[u : u + 1])[0])
+        return DotProductView(
+            np.ascontiguousarray(model.item_embeddings(), np.float32),
+            lambda u: model.user_embeddings(ids[u : u + 1])[0],
+        )
     return None
 
 
@@ -102,12 +111,21 @@ class HNSWIndex:
         overfetch: Neighbours fetched per wanted result (before re-checking).
     """
 
-    def __init__(self, vectors: np.ndarray, *, m: int = 32, ef_construction: int = 80,
-                 ef_search: int = 128, overfetch: int = 4) -> None:
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        *,
+        m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 128,
+        overfetch: int = 4,
+    ) -> None:
         try:
             import faiss
         except ImportError as exc:  # pragma: no cover - faiss is in the serve extra
-            raise ConfigError("the HNSW index needs faiss-cpu: pip install 'zenrec[serve]'") from exc
+            raise ConfigError(
+                "the HNSW index needs faiss-cpu: pip install 'zenrec[serve]'"
+            ) from exc
         self._faiss: Any = faiss
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.n, self.dim = self.vectors.shape
@@ -126,8 +144,9 @@ class HNSWIndex:
         _, ids = self.index.search(np.ascontiguousarray(queries, np.float32), k, params=params)
         return ids
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
-               n_excluded: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None, n_excluded: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` (indices, exact inner products) among the ``allowed`` items.
 
         Fetches ``overfetch * (k + n_excluded)`` neighbours and keeps the allowed ones,
@@ -160,10 +179,17 @@ class HNSWIndex:
     def memory_bytes(self) -> int:
         """Memory of the index: the stored vectors plus the graph's neighbour lists and levels."""
         h: Any = self.index.hnsw
-        return int(self.vectors.nbytes + 4 * h.neighbors.size() + 8 * h.offsets.size() + 4 * h.levels.size())
+        return int(
+            self.vectors.nbytes
+            + 4 * h.neighbors.size()
+            + 8 * h.offsets.size()
+            + 4 * h.levels.size()
+        )
 
 
-def _clustered_vectors(n: int, dim: int, rng: np.random.Generator, n_clusters: int = 1000) -> np.ndarray:
+def _clustered_vectors(
+    n: int, dim: int, rng: np.random.Generator, n_clusters: int = 1000
+) -> np.ndarray:
     """Unit vectors around random centres: the shape of trained embeddings (clustered, not iid)."""
     centres = rng.standard_normal((n_clusters, dim)).astype(np.float32)
     out = np.empty((n, dim), np.float32)
@@ -199,8 +225,10 @@ def bench_retrieval(
         "by_ef": [{"ef_search", "recall", "p50_ms", "p99_ms", "mean_ms"}, ...]}}``.
     """
     if n_items < k or dim < 1 or n_queries < 1:
-        raise ConfigError(f"bench retrieval: need n_items >= k, dim >= 1, n_queries >= 1; got "
-                          f"n_items={n_items}, dim={dim}, n_queries={n_queries}")
+        raise ConfigError(
+            f"bench retrieval: need n_items >= k, dim >= 1, n_queries >= 1; got "
+            f"n_items={n_items}, dim={dim}, n_queries={n_queries}"
+        )
     rng = np.random.default_rng(seed)
     items = _clustered_vectors(n_items, dim, rng)
     queries = _clustered_vectors(n_queries, dim, rng)
@@ -214,19 +242,29 @@ def bench_retrieval(
         return res, lat * 1000
 
     def stats(lat: np.ndarray) -> dict[str, float]:
-        return {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
-                "mean_ms": float(lat.mean())}
+        return {
+            "p50_ms": float(np.percentile(lat, 50)),
+            "p99_ms": float(np.percentile(lat, 99)),
+            "mean_ms": float(lat.mean()),
+        }
 
     say = progress or (lambda line: None)
     say(f"data: {n_items} x {dim} clustered unit vectors, {n_queries} queries")
     exact, lat = timed(lambda q: exact_top_k(items @ q, k, None)[0])
     say(f"exact: p50 {np.percentile(lat, 50):.3f} ms, p99 {np.percentile(lat, 99):.3f} ms")
-    out: dict[str, Any] = {"n_items": n_items, "dim": dim, "k": k, "n_queries": n_queries,
-                           "data": "clustered unit vectors (1000 centres), inner product",
-                           "exact": {**stats(lat), "memory_bytes": int(items.nbytes)}}
+    out: dict[str, Any] = {
+        "n_items": n_items,
+        "dim": dim,
+        "k": k,
+        "n_queries": n_queries,
+        "data": "clustered unit vectors (1000 centres), inner product",
+        "exact": {**stats(lat), "memory_bytes": int(items.nbytes)},
+    }
     index = HNSWIndex(items, m=m, ef_construction=ef_construction)
-    say(f"hnsw M={m} efConstruction={ef_construction}: built in {index.build_seconds:.1f} s, "
-        f"{index.memory_bytes / 2**20:.0f} MiB")
+    say(
+        f"hnsw M={m} efConstruction={ef_construction}: built in {index.build_seconds:.1f} s, "
+        f"{index.memory_bytes / 2**20:.0f} MiB"
+    )
     by_ef = []
     for ef in ef_values:
 
@@ -236,8 +274,15 @@ def bench_retrieval(
         got, lat = timed(hnsw_query)
         recall = float(np.mean([np.intersect1d(a, b).size / k for a, b in zip(got, exact)]))
         by_ef.append({"ef_search": ef, "recall": recall, **stats(lat)})
-        say(f"hnsw efSearch={ef}: recall@{k} {recall:.3f}, p50 {by_ef[-1]['p50_ms']:.3f} ms, "
-            f"p99 {by_ef[-1]['p99_ms']:.3f} ms")
-    out["hnsw"] = {"m": m, "ef_construction": ef_construction, "build_seconds": index.build_seconds,
-                   "memory_bytes": index.memory_bytes, "by_ef": by_ef}
+        say(
+            f"hnsw efSearch={ef}: recall@{k} {recall:.3f}, p50 {by_ef[-1]['p50_ms']:.3f} ms, "
+            f"p99 {by_ef[-1]['p99_ms']:.3f} ms"
+        )
+    out["hnsw"] = {
+        "m": m,
+        "ef_construction": ef_construction,
+        "build_seconds": index.build_seconds,
+        "memory_bytes": index.memory_bytes,
+        "by_ef": by_ef,
+    }
     return out

@@ -39,7 +39,9 @@ class _In(BaseModel):
 class AttributeFilterIn(_In):
     """Keep items whose attribute is one of ``any_of`` (labels) or within ``[min, max]`` (numbers)."""
 
-    any_of: list[str] | None = Field(None, min_length=1, max_length=100, description="Labels, any of which matches.")
+    any_of: list[str] | None = Field(
+        None, min_length=1, max_length=100, description="Labels, any of which matches."
+    )
     min: float | None = Field(None, description="Smallest value kept (numeric attributes).")
     max: float | None = Field(None, description="Largest value kept (numeric attributes).")
 
@@ -55,31 +57,51 @@ class AttributeFilterIn(_In):
 class _RecommendFields(_In):
     user_id: Id | None = Field(None, description="Raw id of a user the model was trained on.")
     recent_items: list[Id] | None = Field(
-        None, max_length=MAX_LIST,
+        None,
+        max_length=MAX_LIST,
         description="Raw ids of items the user consumed, oldest first, newest last: used when the model "
-                    "does not know the user (unknown ids are ignored and listed).")
+        "does not know the user (unknown ids are ignored and listed).",
+    )
     k: int = Field(10, ge=1, le=MAX_K, description="Number of items to return.")
-    exclude_seen: bool = Field(True, description="Drop the user's training items and the given recent items.")
-    include_items: list[Id] | None = Field(None, max_length=MAX_LIST, description="Rank only among these items.")
-    exclude_items: list[Id] | None = Field(None, max_length=MAX_LIST, description="Never return these items.")
-    genres: list[str] | None = Field(None, min_length=1, max_length=100,
-                                     description="Shortcut for filters.genres.any_of.")
+    exclude_seen: bool = Field(
+        True, description="Drop the user's training items and the given recent items."
+    )
+    include_items: list[Id] | None = Field(
+        None, max_length=MAX_LIST, description="Rank only among these items."
+    )
+    exclude_items: list[Id] | None = Field(
+        None, max_length=MAX_LIST, description="Never return these items."
+    )
+    genres: list[str] | None = Field(
+        None, min_length=1, max_length=100, description="Shortcut for filters.genres.any_of."
+    )
     year_min: float | None = Field(None, description="Shortcut for filters.year.min.")
     year_max: float | None = Field(None, description="Shortcut for filters.year.max.")
     filters: dict[str, AttributeFilterIn] | None = Field(
-        None, max_length=20, description="Item attribute filters, by attribute name (see GET /v1/model).")
+        None,
+        max_length=20,
+        description="Item attribute filters, by attribute name (see GET /v1/model).",
+    )
     context: dict[str, str | float | int | bool] | None = Field(
-        None, max_length=50, description="Request context features (time, device...); names the model does "
-                                         "not use are ignored and listed in ignored_context.")
+        None,
+        max_length=50,
+        description="Request context features (time, device...); names the model does "
+        "not use are ignored and listed in ignored_context.",
+    )
 
 
 class RecommendRequest(_RecommendFields):
     """One user (known id, or a history of recent items, or both)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"user_id": 196, "k": 5},
-        {"recent_items": [1, 50, 181], "k": 5, "genres": ["Comedy"], "year_min": 1990},
-    ]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"user_id": 196, "k": 5},
+                {"recent_items": [1, 50, 181], "k": 5, "genres": ["Comedy"], "year_min": 1990},
+            ]
+        },
+    )
 
 
 class ItemOut(BaseModel):
@@ -89,17 +111,38 @@ class ItemOut(BaseModel):
     score: float
     title: str | None = None
     genres: list[str] | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Other item attributes of the bundle.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Other item attributes of the bundle."
+    )
 
 
 class RecommendResponse(BaseModel):
     """A recommendation list and how it was made."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "user_id": 196, "items": [{"item_id": 286, "score": 0.83, "title": "English Patient, The (1996)",
-                                   "genres": ["Drama", "Romance", "War"], "metadata": {"year": 1996.0}}],
-        "model": "ease", "model_version": "3f9c2a1b7d4e5f60", "fallback": "none", "unknown_items": [],
-        "reranked": False, "ignored_context": []}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": 196,
+                    "items": [
+                        {
+                            "item_id": 286,
+                            "score": 0.83,
+                            "title": "English Patient, The (1996)",
+                            "genres": ["Drama", "Romance", "War"],
+                            "metadata": {"year": 1996.0},
+                        }
+                    ],
+                    "model": "ease",
+                    "model_version": "3f9c2a1b7d4e5f60",
+                    "fallback": "none",
+                    "unknown_items": [],
+                    "reranked": False,
+                    "ignored_context": [],
+                }
+            ]
+        }
+    )
 
     user_id: Id | None
     items: list[ItemOut]
@@ -107,8 +150,11 @@ class RecommendResponse(BaseModel):
     model_version: str = Field(description="First 16 hex digits of the bundle's content hash.")
     fallback: Literal["none", "history", "popularity"] = Field(
         description="none: the model's scores of a known user; history: scored from recent_items; "
-                    "popularity: neither was possible.")
-    unknown_items: list[Id] = Field(description="Given item ids that are not in the catalog (ignored).")
+        "popularity: neither was possible."
+    )
+    unknown_items: list[Id] = Field(
+        description="Given item ids that are not in the catalog (ignored)."
+    )
     reranked: bool = Field(False, description="Re-ranked by the second-stage bundle.")
     ignored_context: list[str] = Field(default_factory=list)
 
@@ -116,8 +162,12 @@ class RecommendResponse(BaseModel):
 class BatchRequest(_In):
     """Several requests answered together (at most ``max_batch_users``)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"requests": [{"user_id": 196, "k": 3}, {"recent_items": [1, 2], "k": 3}]}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"requests": [{"user_id": 196, "k": 3}, {"recent_items": [1, 2], "k": 3}]}]
+        },
+    )
 
     requests: list[RecommendRequest] = Field(min_length=1, max_length=MAX_BATCH)
 
@@ -131,7 +181,9 @@ class BatchResponse(BaseModel):
 class SimilarRequest(_In):
     """Items most similar to one item under the model."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"item_id": 50, "k": 5}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"item_id": 50, "k": 5}]}
+    )
 
     item_id: Id
     k: int = Field(10, ge=1, le=MAX_K)
@@ -172,13 +224,17 @@ class ModelInfo(BaseModel):
     reranker: str | None
     item_attributes: dict[str, Any]
     zenrec_version: str | None
-    sample_users: list[Id] = Field(default_factory=list, description="A few known user ids (for the demo page).")
+    sample_users: list[Id] = Field(
+        default_factory=list, description="A few known user ids (for the demo page)."
+    )
 
 
 class ReloadRequest(_In):
     """Bundle directory to serve next (default: the current bundle's directory, re-read)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"bundle_dir": "runs/ease-v2"}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"bundle_dir": "runs/ease-v2"}]}
+    )
 
     bundle_dir: str | None = Field(None, max_length=4096)
 

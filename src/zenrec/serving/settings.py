@@ -80,5 +80,7 @@ class ServeSettings(BaseSettings):
     @model_validator(mode="after")
     def _salt_with_log(self) -> ServeSettings:
         if self.request_log is not None and self.request_log_salt is None:
-            raise ValueError("request_log needs request_log_salt (a per-deployment secret) to hash user ids")
+            raise ValueError(
+                "request_log needs request_log_salt (a per-deployment secret) to hash user ids"
+            )
         return self

@@ -57,7 +57,9 @@ def fixed_split(path: str | Path, base: Dataset | None = None) -> tuple[Split, s
 def _check_ratios(ratios: Sequence[float]) -> np.ndarray:
     r = np.asarray(ratios, dtype=np.float64)
     if r.ndim != 1 or r.size not in (2, 3) or (r <= 0).any():
-        raise ConfigError(f"split ratios must be 2 or 3 positive numbers (train, [valid,] test); got {list(ratios)}")
+        raise ConfigError(
+            f"split ratios must be 2 or 3 positive numbers (train, [valid,] test); got {list(ratios)}"
+        )
     return r / r.sum()
 
 
@@ -127,7 +129,9 @@ def _per_user_labels(ds: Dataset, order: np.ndarray, sizes_fn) -> np.ndarray:
     return labels
 
 
-def global_random_split(ds: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> Split:
+def global_random_split(
+    ds: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> Split:
     """Shuffle all interactions and cut them by ``ratios``."""
     r = _check_ratios(ratios)
     rng = np.random.default_rng(seed)
@@ -135,17 +139,23 @@ def global_random_split(ds: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), 
     cuts = np.cumsum(recbole_split_sizes(len(ds), r))
     labels = np.empty(len(ds), dtype=np.int8)
     labels[perm] = np.searchsorted(cuts, np.arange(len(ds)), side="right")
-    return _parts(ds, labels, r.size, f"global random split {'/'.join(f'{x:g}' for x in r)}, seed {seed}")
+    return _parts(
+        ds, labels, r.size, f"global random split {'/'.join(f'{x:g}' for x in r)}, seed {seed}"
+    )
 
 
-def user_random_split(ds: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> Split:
+def user_random_split(
+    ds: Dataset, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> Split:
     """Per user, shuffle the interactions and cut by ``ratios`` (RecBole's default 8:1:1, RO)."""
     r = _check_ratios(ratios)
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(ds))
     order = perm[stable_argsort(ds.users[perm])]
     labels = _per_user_labels(ds, order, lambda n: recbole_split_sizes(n, r))
-    return _parts(ds, labels, r.size, f"per-user random split {'/'.join(f'{x:g}' for x in r)}, seed {seed}")
+    return _parts(
+        ds, labels, r.size, f"per-user random split {'/'.join(f'{x:g}' for x in r)}, seed {seed}"
+    )
 
 
 def user_stratified_split(ds: Dataset, ratio: float = 0.75, seed: int = 42) -> Split:
@@ -155,7 +165,9 @@ def user_stratified_split(ds: Dataset, ratio: float = 0.75, seed: int = 42) -> S
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(ds))
     order = perm[stable_argsort(ds.users[perm])]
-    labels = _per_user_labels(ds, order, lambda n: [int(np.round(ratio * n)), n - int(np.round(ratio * n))])
+    labels = _per_user_labels(
+        ds, order, lambda n: [int(np.round(ratio * n)), n - int(np.round(ratio * n))]
+    )
     return _parts(ds, labels, 2, f"per-user stratified split {ratio:g}/{1 - ratio:g}, seed {seed}")
 
 
@@ -187,7 +199,9 @@ def leave_one_out(ds: Dataset, valid: bool = True) -> Split:
         return [n - held] + [1] * held
 
     labels = _per_user_labels(ds, order, sizes)
-    return _parts(ds, labels, held + 1, "leave-one-out by time" + (" with a validation item" if valid else ""))
+    return _parts(
+        ds, labels, held + 1, "leave-one-out by time" + (" with a validation item" if valid else "")
+    )
 
 
 def time_cutoff_split(
@@ -209,13 +223,17 @@ def time_cutoff_split(
             raise ConfigError("time cutoff split: pass test_start or a test_fraction in (0, 1)")
         test_start = int(np.quantile(t, 1 - test_fraction))
     if valid_start is None and valid_fraction is not None:
-        valid_start = int(np.quantile(t, 1 - test_fraction - valid_fraction)) if test_fraction else None
+        valid_start = (
+            int(np.quantile(t, 1 - test_fraction - valid_fraction)) if test_fraction else None
+        )
     if valid_start is not None and valid_start > test_start:
         raise ConfigError(f"valid_start {valid_start} is after test_start {test_start}")
     labels = np.where(t >= test_start, 2, 0).astype(np.int8)
     if valid_start is not None:
         labels[(t >= valid_start) & (t < test_start)] = 1
-        return _parts(ds, labels, 3, f"time cutoff: valid from {valid_start}, test from {test_start}")
+        return _parts(
+            ds, labels, 3, f"time cutoff: valid from {valid_start}, test from {test_start}"
+        )
     labels[labels == 2] = 1
     return _parts(ds, labels, 2, f"time cutoff: test from {test_start}")
 

@@ -15,8 +15,13 @@ from zenrec.data.vocab import Vocabulary
 if TYPE_CHECKING:
     from zenrec.models.base import Recommender
 
-__all__ = ["Planted", "RecommenderConformance", "SequentialConformance", "planted_blocks",
-           "planted_sequences"]
+__all__ = [
+    "Planted",
+    "RecommenderConformance",
+    "SequentialConformance",
+    "planted_blocks",
+    "planted_sequences",
+]
 
 
 @dataclass
@@ -74,8 +79,9 @@ def planted_blocks(
             group_of[u] = g
             uid += 1
     iv = Vocabulary.from_values([rid("i", x) for x in range(n_items)])
-    train = Dataset.from_raw(np.array(users), np.array(items), np.array(ratings), item_vocab=iv,
-                             name="planted")
+    train = Dataset.from_raw(
+        np.array(users), np.array(items), np.array(ratings), item_vocab=iv, name="planted"
+    )
     return Planted(train, withheld, group_of, 0)
 
 
@@ -126,8 +132,14 @@ def planted_sequences(
             group_of[u] = g
             uid += 1
     iv = Vocabulary.from_values([rid("i", x) for x in range(n_items)])
-    train = Dataset.from_raw(np.array(users), np.array(items), None, np.array(times), item_vocab=iv,
-                             name="planted-sequences")
+    train = Dataset.from_raw(
+        np.array(users),
+        np.array(items),
+        None,
+        np.array(times),
+        item_vocab=iv,
+        name="planted-sequences",
+    )
     return Planted(train, withheld, group_of, 0)
 
 
@@ -190,7 +202,11 @@ class RecommenderConformance:
             hits = []
             for u in users:
                 g = planted.group_of_user[u]
-                peers = [tr.user_vocab.encode([v])[0] for v, gv in planted.group_of_user.items() if gv == g]
+                peers = [
+                    tr.user_vocab.encode([v])[0]
+                    for v, gv in planted.group_of_user.items()
+                    if gv == g
+                ]
                 low = (np.isin(tr.users, peers)) & (tr.ratings <= 1)
                 cands = [planted.withheld[u], *tr.item_vocab.decode(unique(tr.items[low])).tolist()]
                 top = model.recommend([u], k=1, candidates=cands).item_lists[0]
@@ -199,7 +215,9 @@ class RecommenderConformance:
             recs = model.recommend(users, k=1)
             hits = [recs.item_lists[j][0] == planted.withheld[u] for j, u in enumerate(users)]
         rate = float(np.mean(hits))
-        assert rate >= self.min_planted_hit_rate, f"withheld item first for only {rate:.0%} of users"
+        assert rate >= self.min_planted_hit_rate, (
+            f"withheld item first for only {rate:.0%} of users"
+        )
 
     def test_string_ids_work(self) -> None:
         model, planted = self._fitted(string_ids=True)
@@ -211,8 +229,11 @@ class RecommenderConformance:
     def test_exclude_seen(self) -> None:
         model, planted = self._fitted()
         u = next(iter(planted.withheld))
-        seen = set(planted.train.item_vocab.decode(
-            planted.train.items[planted.train.users == planted.train.user_vocab.encode([u])[0]]).tolist())
+        seen = set(
+            planted.train.item_vocab.decode(
+                planted.train.items[planted.train.users == planted.train.user_vocab.encode([u])[0]]
+            ).tolist()
+        )
         n = planted.train.n_items
         recs = model.recommend([u], k=n)
         assert not seen & set(recs.item_lists[0].tolist())
@@ -249,7 +270,9 @@ class RecommenderConformance:
         for j, u in enumerate(users):
             single = model.recommend([u], k=5)
             assert single.item_lists[0].tolist() == batched.item_lists[j].tolist()
-            np.testing.assert_allclose(single.score_lists[0], batched.score_lists[j], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                single.score_lists[0], batched.score_lists[j], rtol=1e-5, atol=1e-6
+            )
 
     def test_save_load_round_trip(self, tmp_path: Any) -> None:
         from zenrec.models import load_model
@@ -269,8 +292,10 @@ class RecommenderConformance:
         assert after.fallback.tolist() == before.fallback.tolist()
         # overwriting an existing bundle keeps it loadable (atomic replace)
         model.save(path)
-        assert load_model(path).recommend(users[:1], k=3).item_lists[0].tolist() == \
-            before.item_lists[0][:3].tolist()
+        assert (
+            load_model(path).recommend(users[:1], k=3).item_lists[0].tolist()
+            == before.item_lists[0][:3].tolist()
+        )
 
     def test_history_recovers_planted_block(self) -> None:
         """A visitor who consumed half of a block is recommended the rest of that block."""
@@ -285,10 +310,14 @@ class RecommenderConformance:
                 # As above: a rating model must put the block above what the block's users rated low.
                 tr = planted.train
                 assert tr.ratings is not None
-                peers = tr.user_vocab.encode([v for v, gv in planted.group_of_user.items() if gv == g])
+                peers = tr.user_vocab.encode(
+                    [v for v, gv in planted.group_of_user.items() if gv == g]
+                )
                 low = np.isin(tr.users, peers) & (tr.ratings <= 1)
                 candidates = [*block, *tr.item_vocab.decode(unique(tr.items[low])).tolist()]
-            recs = model.recommend_from_items([*history, 777_777], k=per - len(history), candidates=candidates)
+            recs = model.recommend_from_items(
+                [*history, 777_777], k=per - len(history), candidates=candidates
+            )
             assert recs.unknown_items.tolist() == [777_777]
             got = recs.item_lists[0].tolist()
             assert not set(got) & set(history), "history items must be excluded by default"
@@ -299,9 +328,11 @@ class RecommenderConformance:
                 continue
             assert recs.fallback_kind == ["history"] and recs.fallback.tolist() == [False]
             assert len(got) == per - len(history)
-            in_block.append(len(set(got) & set(block[len(history):])) / len(got))
+            in_block.append(len(set(got) & set(block[len(history) :])) / len(got))
         if self.history_support:
-            assert float(np.mean(in_block)) >= self.history_min_in_block, f"block mates per block: {in_block}"
+            assert float(np.mean(in_block)) >= self.history_min_in_block, (
+                f"block mates per block: {in_block}"
+            )
         # nothing known: popularity, flagged; exclude_seen=False keeps the history items
         none_known = model.recommend_from_items([777_777], k=3)
         assert none_known.fallback_kind == ["popularity"]
@@ -318,7 +349,9 @@ class RecommenderConformance:
                 model.similar_items(100, k=3)
             return
         tr = planted.train
-        group = np.asarray([planted.group_of_user[u] for u in tr.user_vocab.decode(tr.users).tolist()])
+        group = np.asarray(
+            [planted.group_of_user[u] for u in tr.user_vocab.decode(tr.users).tolist()]
+        )
         for g in range(4):
             # the block's item least consumed by other groups (their one random out-of-block item
             # each can tie an item to a second block, legitimately)
@@ -332,9 +365,12 @@ class RecommenderConformance:
             # coefficients, not cosines, so an occasional outsider is legitimate).
             in_block = len(set(got) & set(range(100 + g * per, 100 + (g + 1) * per)))
             assert in_block >= per - 3, f"block {g}: only {in_block} of {got} are block mates"
-            assert recs.score_lists[0].tolist() == sorted(recs.score_lists[0].tolist(), reverse=True)
+            assert recs.score_lists[0].tolist() == sorted(
+                recs.score_lists[0].tolist(), reverse=True
+            )
         missing = model.similar_items(777_777, k=3)
         assert len(missing.item_lists[0]) == 0 and missing.unknown_items.tolist() == [777_777]
+
 
 class SequentialConformance(RecommenderConformance):
     """The conformance suite on :func:`planted_sequences` (order matters) for sequential models."""

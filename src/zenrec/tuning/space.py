@@ -109,9 +109,13 @@ def _is_enqueued(trial: Any) -> bool:
 
 def _check_range(low: float, high: float, log: bool, step: float | None) -> None:
     if not low < high:
-        raise ValueError(f"'low' must be smaller than 'high'; got low={low}, high={high}: swap or widen them")
+        raise ValueError(
+            f"'low' must be smaller than 'high'; got low={low}, high={high}: swap or widen them"
+        )
     if log and low <= 0:
-        raise ValueError(f"a log-scale range needs low > 0; got low={low}: raise 'low' or set log = false")
+        raise ValueError(
+            f"a log-scale range needs low > 0; got low={low}: raise 'low' or set log = false"
+        )
     if log and step is not None:
         raise ValueError("'step' cannot be combined with log = true: drop one of them")
 
@@ -157,7 +161,11 @@ class SearchSpace(_Strict):
 
         fields = get_model_class(self.model).Config.model_fields
         inside = self.defaults_in_space()
-        return {n: fields[n].get_default(call_default_factory=True) for n in self.params if n not in inside}
+        return {
+            n: fields[n].get_default(call_default_factory=True)
+            for n in self.params
+            if n not in inside
+        }
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         """Draw a full parameter set (fixed + searched) from an Optuna trial.
@@ -193,7 +201,11 @@ class SearchSpace(_Strict):
             elif isinstance(d, (int, float)) and not isinstance(d, bool) and p.low <= d <= p.high:
                 if isinstance(p, IntParam) and (int(d) - p.low) % p.step:
                     continue
-                if isinstance(p, FloatParam) and p.step and abs(((d - p.low) / p.step) - round((d - p.low) / p.step)) > 1e-9:
+                if (
+                    isinstance(p, FloatParam)
+                    and p.step
+                    and abs(((d - p.low) / p.step) - round((d - p.low) / p.step)) > 1e-9
+                ):
                     continue
                 out[name] = d
         return out
@@ -211,8 +223,10 @@ def _check_metric(metric: str) -> str | None:
         return None
     name, _, k = metric.partition("@")
     if name not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
-        return (f"'metric' must be rmse, mae, auc, gauc, logloss, TASK/METRIC or NAME@K with NAME one of {', '.join(sorted(RANKING_METRICS))}"
-                f" and K >= 1; got {metric!r}")
+        return (
+            f"'metric' must be rmse, mae, auc, gauc, logloss, TASK/METRIC or NAME@K with NAME one of {', '.join(sorted(RANKING_METRICS))}"
+            f" and K >= 1; got {metric!r}"
+        )
     return None
 
 
@@ -228,24 +242,33 @@ def parse_space(data: dict[str, Any], source: str = "<dict>") -> SearchSpace:
     from zenrec.models.registry import get_model_class, model_names
 
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: a search space must be a TOML table; got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: a search space must be a TOML table; got {type(data).__name__}"
+        )
     try:
         space = SearchSpace(**{**data, "source": source})
     except ValidationError as exc:
         err = exc.errors()[0]
         loc, typ = _loc(err), err.get("type", "")
         if typ == "extra_forbidden":
-            hint = ("allowed top-level keys are model, metric, fixed, params" if "." not in loc
-                    else "allowed keys are type, low, high, log, step (float/int) or type, choices (categorical)")
+            hint = (
+                "allowed top-level keys are model, metric, fixed, params"
+                if "." not in loc
+                else "allowed keys are type, low, high, log, step (float/int) or type, choices (categorical)"
+            )
             raise ConfigError(f"{source}: unknown key '{loc}'; {hint}") from None
         if typ == "union_tag_invalid" or typ == "union_tag_not_found":
-            raise ConfigError(f"{source}: key '{loc}' needs type = \"float\", \"int\" or \"categorical\"") from None
+            raise ConfigError(
+                f'{source}: key \'{loc}\' needs type = "float", "int" or "categorical"'
+            ) from None
         if typ == "missing":
             raise ConfigError(f"{source}: key '{loc}' is missing; add it") from None
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         raise ConfigError(f"{source}: key '{loc}': {msg}; got {err.get('input')!r}") from None
     if space.model not in model_names():
-        raise ConfigError(f"{source}: key 'model': unknown model {space.model!r}; use one of {', '.join(model_names())}")
+        raise ConfigError(
+            f"{source}: key 'model': unknown model {space.model!r}; use one of {', '.join(model_names())}"
+        )
     bad_metric = _check_metric(space.metric)
     if bad_metric:
         raise ConfigError(f"{source}: {bad_metric}")
@@ -260,7 +283,9 @@ def parse_space(data: dict[str, Any], source: str = "<dict>") -> SearchSpace:
     both = set(space.params) & set(space.fixed)
     if both:
         name = sorted(both)[0]
-        raise ConfigError(f"{source}: parameter {name!r} is both in [fixed] and [params]; keep it in one")
+        raise ConfigError(
+            f"{source}: parameter {name!r} is both in [fixed] and [params]; keep it in one"
+        )
     _check_ends(space, source)
     return space
 
@@ -280,8 +305,10 @@ def _check_ends(space: SearchSpace, source: str) -> None:
             try:
                 create_model(space.model, **{**base, name: v})
             except ZenrecError as exc:
-                raise ConfigError(f"{source}: key 'params.{name}': value {v!r} is rejected by {space.model}"
-                                  f" ({exc}); narrow the range") from None
+                raise ConfigError(
+                    f"{source}: key 'params.{name}': value {v!r} is rejected by {space.model}"
+                    f" ({exc}); narrow the range"
+                ) from None
 
 
 def default_space_path(model: str) -> Path:
@@ -315,6 +342,8 @@ def load_space(path: str | Path | None = None, *, model: str | None = None) -> S
     p, data = read_toml(path, "search space file")
     space = parse_space(data, source=str(p))
     if model is not None and space.model != model:
-        raise ConfigError(f"{p}: key 'model' is {space.model!r} but the tuned model is {model!r}; "
-                          "pass a space written for that model")
+        raise ConfigError(
+            f"{p}: key 'model' is {space.model!r} but the tuned model is {model!r}; "
+            "pass a space written for that model"
+        )
     return space

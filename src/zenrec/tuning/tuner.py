@@ -59,8 +59,15 @@ from zenrec.runs.record import RunRecord, now_utc, reproduce_command
 from zenrec.splits import Split, kfold_splits, user_random_split, user_stratified_split
 from zenrec.tuning.space import SearchSpace, load_space
 
-__all__ = ["TuneResult", "TuningInterrupted", "make_storage", "protocol_metric_keys", "trials_csv", "tune",
-           "tuning_split"]
+__all__ = [
+    "TuneResult",
+    "TuningInterrupted",
+    "make_storage",
+    "protocol_metric_keys",
+    "trials_csv",
+    "tune",
+    "tuning_split",
+]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -129,27 +136,35 @@ def protocol_metric_keys(protocol: Protocol) -> list[str]:
     return [f"{k}(sampled)" for k in keys] if protocol.mode == "sampled" else keys
 
 
-def resolve_metric(space: SearchSpace, protocol: Protocol, override: str | None) -> tuple[str, str | None]:
+def resolve_metric(
+    space: SearchSpace, protocol: Protocol, override: str | None
+) -> tuple[str, str | None]:
     """The metric to optimise and a note when the space's own metric had to be replaced."""
     keys = protocol_metric_keys(protocol)
     sampled = protocol.mode == "sampled"
     if override:
         m = f"{override}(sampled)" if sampled and not override.endswith("(sampled)") else override
         if m not in keys:
-            raise ConfigError(f"metric={override!r} is not produced by protocol '{protocol.name}'; "
-                              f"choose one of {', '.join(keys)}")
+            raise ConfigError(
+                f"metric={override!r} is not produced by protocol '{protocol.name}'; "
+                f"choose one of {', '.join(keys)}"
+            )
         return m, None
     m = f"{space.metric}(sampled)" if sampled else space.metric
     if m in keys:
         return m, None
-    note = (f"the space's metric {space.metric!r} is not produced by protocol '{protocol.name}'; "
-            f"optimising its main metric {protocol.main_metric!r} instead")
+    note = (
+        f"the space's metric {space.metric!r} is not produced by protocol '{protocol.name}'; "
+        f"optimising its main metric {protocol.main_metric!r} instead"
+    )
     return protocol.main_metric, note
 
 
 # ---------------------------------------------------------------------------- storage
 def _is_journal(url: str) -> bool:
-    return url.startswith("journal:") or ("://" not in url and url.endswith((".log", ".journal", ".jsonl")))
+    return url.startswith("journal:") or (
+        "://" not in url and url.endswith((".log", ".journal", ".jsonl"))
+    )
 
 
 def make_storage(url: str | None, run_dir: Path) -> tuple[Any, str]:
@@ -168,8 +183,10 @@ def make_storage(url: str | None, run_dir: Path) -> tuple[Any, str]:
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path))), f"journal:{path.resolve()}"
     if "://" not in url:
-        raise ConfigError(f"storage={url!r} is neither an RDB URL (sqlite:///file.db, "
-                          "postgresql://...) nor a journal file (journal:PATH or PATH.log)")
+        raise ConfigError(
+            f"storage={url!r} is neither an RDB URL (sqlite:///file.db, "
+            "postgresql://...) nor a journal file (journal:PATH or PATH.log)"
+        )
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # many processes on one file: wait for the lock instead of failing
@@ -181,16 +198,19 @@ def make_storage(url: str | None, run_dir: Path) -> tuple[Any, str]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = optuna.storages.RDBStorage(url, heartbeat_interval=20, grace_period=60, **kwargs)
+                storage = optuna.storages.RDBStorage(
+                    url, heartbeat_interval=20, grace_period=60, **kwargs
+                )
             break
         except Exception as exc:  # driver missing, bad URL, server down
             racing = ("already exists", "UNIQUE constraint", "database is locked")
             if any(r in str(exc) for r in racing) and attempt < 5:
                 time.sleep(0.5 + attempt)  # another process is creating the tables right now
                 continue
-            raise ConfigError(f"storage={_hide_password(url)!r}: cannot open it ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0]}); check the URL and that its driver is installed"
-                              ) from None
+            raise ConfigError(
+                f"storage={_hide_password(url)!r}: cannot open it ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0]}); check the URL and that its driver is installed"
+            ) from None
     return storage, _hide_password(url)
 
 
@@ -218,8 +238,14 @@ class _Progress:
                 TimeElapsedColumn,
             )
 
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
             self.trials = self.progress.add_task("trials (study)", total=n_trials)
             self.epochs = self.progress.add_task("epochs (trial)", total=None, visible=False)
 
@@ -234,8 +260,13 @@ class _Progress:
 
     def trial_started(self, number: int) -> None:
         if self.progress is not None:
-            self.progress.update(self.epochs, description=f"epochs (trial {number})", completed=0,
-                                 total=None, visible=False)
+            self.progress.update(
+                self.epochs,
+                description=f"epochs (trial {number})",
+                completed=0,
+                total=None,
+                visible=False,
+            )
 
     def epoch(self, number: int, epoch: int, total: int | None) -> None:
         if self.progress is not None:
@@ -250,11 +281,15 @@ class _Progress:
         val = "-" if t.value is None else f"{t.value:.4f}"
         if t.state == TrialState.PRUNED:
             last = max(t.intermediate_values) if t.intermediate_values else None
-            val = f"pruned at epoch {last}" + (" (time)" if t.user_attrs.get("pruned_for_time") else "")
+            val = f"pruned at epoch {last}" + (
+                " (time)" if t.user_attrs.get("pruned_for_time") else ""
+            )
         params = " ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
         secs = t.user_attrs.get("fit_seconds")
-        line = (f"trial {t.number} {t.state.name.lower()} {self.metric}={val} | {best_s} | {params}"
-                + (f" | fit {secs:.1f} s" if secs is not None else ""))
+        line = (
+            f"trial {t.number} {t.state.name.lower()} {self.metric}={val} | {best_s} | {params}"
+            + (f" | fit {secs:.1f} s" if secs is not None else "")
+        )
         self.lines.append(line)
         if self.progress is not None:
             self.progress.update(self.trials, completed=n_done)
@@ -307,8 +342,17 @@ class _Plan:
     study_name: str
 
 
-def _plan(dataset: Dataset, protocol: Protocol, model: str, space: SearchSpace | None, n_trials: int,
-          timeout: float | None, study_name: str | None, seed: int | None, metric: str | None) -> _Plan:
+def _plan(
+    dataset: Dataset,
+    protocol: Protocol,
+    model: str,
+    space: SearchSpace | None,
+    n_trials: int,
+    timeout: float | None,
+    study_name: str | None,
+    seed: int | None,
+    metric: str | None,
+) -> _Plan:
     """Validate the arguments and resolve the space, the metric and its direction."""
     if n_trials < 1:
         raise ConfigError(f"n_trials= must be an int >= 1; got {n_trials}")
@@ -316,45 +360,75 @@ def _plan(dataset: Dataset, protocol: Protocol, model: str, space: SearchSpace |
         raise ConfigError(f"timeout= must be > 0 seconds; got {timeout}")
     space = space or load_space(model=model)
     if space.model != model:
-        raise ConfigError(f"{space.source}: key 'model' is {space.model!r} but the tuned model is {model!r}")
+        raise ConfigError(
+            f"{space.source}: key 'model' is {space.model!r} but the tuned model is {model!r}"
+        )
     if not space.params:
         n_trials = 1  # nothing to search (e.g. pop): one trial records the validation value
     the_metric, note = resolve_metric(space, protocol, metric)
     seed = protocol.default_seed if seed is None else int(seed)
     create_model(model, **space.fixed)  # fail on bad parameters before loading data
-    return _Plan(space, the_metric, note, metric_direction(the_metric), seed, n_trials,
-                 study_name or f"{model}-{dataset.name}-{protocol.name}-s{seed}")
+    return _Plan(
+        space,
+        the_metric,
+        note,
+        metric_direction(the_metric),
+        seed,
+        n_trials,
+        study_name or f"{model}-{dataset.name}-{protocol.name}-s{seed}",
+    )
 
 
-def _open_study(plan: _Plan, storage_obj: Any, storage_url: str, pruner: str, attrs: dict[str, Any],
-                sampler_seed: int | None) -> tuple[optuna.Study, int, int]:
+def _open_study(
+    plan: _Plan,
+    storage_obj: Any,
+    storage_url: str,
+    pruner: str,
+    attrs: dict[str, Any],
+    sampler_seed: int | None,
+) -> tuple[optuna.Study, int, int]:
     """Create or join the study; (study, trials it had before, TPE seed used)."""
     pruner_obj = _pruner(pruner)
     # Creating the study is atomic in the storage: of several processes started together,
     # exactly one creates it (and keeps the reproducible seed); the others join it.
     try:
-        study = optuna.create_study(storage=storage_obj, study_name=plan.study_name, direction=plan.direction,
-                                    load_if_exists=False, pruner=pruner_obj)
+        study = optuna.create_study(
+            storage=storage_obj,
+            study_name=plan.study_name,
+            direction=plan.direction,
+            load_if_exists=False,
+            pruner=pruner_obj,
+        )
         existed = False
     except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=plan.study_name, storage=storage_obj, pruner=pruner_obj)
+        study = optuna.load_study(
+            study_name=plan.study_name, storage=storage_obj, pruner=pruner_obj
+        )
         existed = True
     _check_attrs(study, attrs, storage_url)
     if study.direction.name.lower() != plan.direction:
-        raise ConfigError(f"study '{plan.study_name}' {storage_url} maximises/minimises differently; "
-                          "pass another study_name=")
+        raise ConfigError(
+            f"study '{plan.study_name}' {storage_url} maximises/minimises differently; "
+            "pass another study_name="
+        )
     n_before = len(study.trials)
     if sampler_seed is None:
-        sampler_seed = plan.seed if not existed else plan.seed + 7919 * n_before + os.getpid() % 100_003
-    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed, constant_liar=True,
-                                               n_startup_trials=min(10, max(2, plan.n_trials // 3)))
+        sampler_seed = (
+            plan.seed if not existed else plan.seed + 7919 * n_before + os.getpid() % 100_003
+        )
+    study.sampler = optuna.samplers.TPESampler(
+        seed=sampler_seed, constant_liar=True, n_startup_trials=min(10, max(2, plan.n_trials // 3))
+    )
     if not existed and n_before == 0 and plan.space.params:
-        study.enqueue_trial(plan.space.defaults_in_space(), skip_if_exists=True)  # the default config is trial 0
+        study.enqueue_trial(
+            plan.space.defaults_in_space(), skip_if_exists=True
+        )  # the default config is trial 0
     return study, n_before, sampler_seed
 
 
-def _objective(plan: _Plan, model: str, protocol: Protocol, split: Split, prog: _Progress
-               ) -> Callable[[optuna.Trial], float]:
+def _objective(
+    plan: _Plan, model: str, protocol: Protocol, split: Split, prog: _Progress
+) -> Callable[[optuna.Trial], float]:
     """The trial function: fit on the tuning train part, score the metric on validation."""
     n_epochs_hint = plan.space.fixed.get("epochs")
 
@@ -379,8 +453,10 @@ def _objective(plan: _Plan, model: str, protocol: Protocol, split: Split, prog: 
             if budget is not None and elapsed > budget:
                 trial.set_user_attr("fit_seconds", elapsed)
                 trial.set_user_attr("pruned_for_time", True)
-                raise optuna.TrialPruned(f"{elapsed:.0f} s > {TIME_PRUNE_FACTOR:g} x the median "
-                                         f"trial ({budget / TIME_PRUNE_FACTOR:.0f} s)")
+                raise optuna.TrialPruned(
+                    f"{elapsed:.0f} s > {TIME_PRUNE_FACTOR:g} x the median "
+                    f"trial ({budget / TIME_PRUNE_FACTOR:.0f} s)"
+                )
 
         rec.epoch_callback = on_epoch
         t0 = time.perf_counter()
@@ -394,15 +470,23 @@ def _objective(plan: _Plan, model: str, protocol: Protocol, split: Split, prog: 
             trial.set_user_attr("history", _jsonable(rec.history_))
         value = res.metrics.get(plan.metric)
         if value is None:
-            raise ConfigError(f"metric {plan.metric!r} missing from validation results "
-                              f"({', '.join(res.metrics)}); pass metric=")
+            raise ConfigError(
+                f"metric {plan.metric!r} missing from validation results "
+                f"({', '.join(res.metrics)}); pass metric="
+            )
         return float(value)
 
     return objective
 
 
-def _run_trials(study: optuna.Study, plan: _Plan, objective: Any, prog: _Progress, timeout: float | None,
-                stop: threading.Event | None) -> float:
+def _run_trials(
+    study: optuna.Study,
+    plan: _Plan,
+    objective: Any,
+    prog: _Progress,
+    timeout: float | None,
+    stop: threading.Event | None,
+) -> float:
     """Run trials until the study has ``n_trials`` finished ones (or the timeout, or ``stop``)."""
     max_trials = optuna.study.MaxTrialsCallback(plan.n_trials, states=FINISHED)
 
@@ -415,13 +499,21 @@ def _run_trials(study: optuna.Study, plan: _Plan, objective: Any, prog: _Progres
     t_start = time.perf_counter()
     _optimize(study, prog, objective, after_trial, plan.n_trials, timeout, plan.note)
     if stop is not None and stop.is_set():
-        raise TuningInterrupted(f"study '{plan.study_name}' stopped after {_n_finished(study)} finished "
-                                "trials; run the same command again to continue it")
+        raise TuningInterrupted(
+            f"study '{plan.study_name}' stopped after {_n_finished(study)} finished "
+            "trials; run the same command again to continue it"
+        )
     return time.perf_counter() - t_start
 
 
-def _summary(plan: _Plan, study: optuna.Study, dataset: Dataset, protocol: Protocol, model: str,
-             **fields: Any) -> dict[str, Any]:
+def _summary(
+    plan: _Plan,
+    study: optuna.Study,
+    dataset: Dataset,
+    protocol: Protocol,
+    model: str,
+    **fields: Any,
+) -> dict[str, Any]:
     """The ``tune.json`` document."""
     return {
         "kind": "zenrec-tune",
@@ -434,12 +526,14 @@ def _summary(plan: _Plan, study: optuna.Study, dataset: Dataset, protocol: Proto
         "metric_note": plan.note,
         "direction": plan.direction,
         "refit": "best configuration refit on the protocol's train part (as zenrec evaluate does), "
-                 "evaluated once on test",
+        "evaluated once on test",
         "space": plan.space.to_json(),
         "space_source": plan.space.source,
         "n_trials_target": plan.n_trials,
         "n_finished": _n_finished(study),
-        "states": {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState},
+        "states": {
+            s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in TrialState
+        },
         **fields,
         "versions": versions(),
         "created": now_utc(),
@@ -507,24 +601,39 @@ def tune(
     prepared = prepare_dataset(dataset, protocol, spec.user_filters())
     split, split_how = tuning_split(prepared, protocol, plan.seed)
     storage_obj, storage_url = make_storage(storage, run_dir)
-    attrs = {"model": model, "dataset": dataset.name, "protocol": protocol.name, "metric": plan.metric,
-             "direction": plan.direction, "seed": plan.seed, "data_fingerprint": prepared.fingerprint(),
-             "space": plan.space.to_json(), "validation": split_how}
-    study, n_before, sampler_seed = _open_study(plan, storage_obj, storage_url, pruner, attrs, sampler_seed)
+    attrs = {
+        "model": model,
+        "dataset": dataset.name,
+        "protocol": protocol.name,
+        "metric": plan.metric,
+        "direction": plan.direction,
+        "seed": plan.seed,
+        "data_fingerprint": prepared.fingerprint(),
+        "space": plan.space.to_json(),
+        "validation": split_how,
+    }
+    study, n_before, sampler_seed = _open_study(
+        plan, storage_obj, storage_url, pruner, attrs, sampler_seed
+    )
     prog = _Progress(progress, plan.n_trials, plan.metric, plan.direction)
-    tune_seconds = _run_trials(study, plan, _objective(plan, model, protocol, split, prog), prog, timeout, stop)
+    tune_seconds = _run_trials(
+        study, plan, _objective(plan, model, protocol, split, prog), prog, timeout, stop
+    )
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
-        raise ZenrecError(f"study '{plan.study_name}' has no completed trial; see the failed trials in "
-                          f"{storage_url} (optuna-dashboard) or run with fewer pruned epochs")
+        raise ZenrecError(
+            f"study '{plan.study_name}' has no completed trial; see the failed trials in "
+            f"{storage_url} (optuna-dashboard) or run with fewer pruned epochs"
+        )
     best = study.best_trial
     best_params = {**plan.space.fixed, **best.params}
     refit_epochs = _refit_epochs(best, plan.metric, plan.direction, best_params, split_how)
     if refit_epochs is not None:
         fields = get_model_class(model).Config.model_fields
-        decays = best_params.get("lr_schedule", getattr(fields.get("lr_schedule"), "default", None)) \
-            in ("cosine", "linear")
+        decays = best_params.get(
+            "lr_schedule", getattr(fields.get("lr_schedule"), "default", None)
+        ) in ("cosine", "linear")
         if decays and "schedule_epochs" in fields and not best_params.get("schedule_epochs"):
             # keep the searched run's learning-rate curve, stopping at the chosen epoch
             best_params["schedule_epochs"] = best_params.get("epochs") or fields["epochs"].default
@@ -535,31 +644,65 @@ def tune(
     default_value = next((t.value for t in complete if t.params == defaults), None)
     record = run = None
     if refit:
-        record, run = evaluate_model(dataset, protocol, model, best_params, seed=plan.seed, spec=spec)
+        record, run = evaluate_model(
+            dataset, protocol, model, best_params, seed=plan.seed, spec=spec
+        )
     summary = _summary(
-        plan, study, dataset, protocol, model,
-        storage=storage_url, data=spec.resolved().model_dump(),
-        sampler=f"TPE (seed {sampler_seed}, constant liar)", pruner=pruner, validation=split_how,
-        n_trials_this_process=sum(1 for t in study.get_trials(deepcopy=False)
-                                  if t.user_attrs.get("pid") == os.getpid() and t.number >= n_before),
-        best_trial=best.number, best_value_valid=best.value, default_value_valid=default_value,
-        best_params=best_params, tune_seconds_this_process=tune_seconds,
+        plan,
+        study,
+        dataset,
+        protocol,
+        model,
+        storage=storage_url,
+        data=spec.resolved().model_dump(),
+        sampler=f"TPE (seed {sampler_seed}, constant liar)",
+        pruner=pruner,
+        validation=split_how,
+        n_trials_this_process=sum(
+            1
+            for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get("pid") == os.getpid() and t.number >= n_before
+        ),
+        best_trial=best.number,
+        best_value_valid=best.value,
+        default_value_valid=default_value,
+        best_params=best_params,
+        tune_seconds_this_process=tune_seconds,
         test=None if record is None else record.to_json(),
         reproduce=reproduce_command(spec, protocol.name, model, best_params, plan.seed),
         tune_command=invocation,
     )
     if write:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "tune.json", json.dumps(summary, indent=2, default=_json_default))
+        atomic_write_text(
+            run_dir / "tune.json", json.dumps(summary, indent=2, default=_json_default)
+        )
         atomic_write_text(run_dir / "trials.csv", trials_csv(study))
     if best.value is None:  # optuna's best trial is a completed one, which always has a value
         raise ZenrecError(f"study '{plan.study_name}': best trial #{best.number} has no value")
-    return TuneResult(plan.study_name, storage_url, plan.metric, plan.direction, best_params, float(best.value),
-                      best.number, default_value, _n_finished(study), record, summary, run)
+    return TuneResult(
+        plan.study_name,
+        storage_url,
+        plan.metric,
+        plan.direction,
+        best_params,
+        float(best.value),
+        best.number,
+        default_value,
+        _n_finished(study),
+        record,
+        summary,
+        run,
+    )
 
 
-def _refit_epochs(best: optuna.trial.FrozenTrial, metric: str, direction: str, params: dict[str, Any],
-                  split_how: str) -> int | None:
+def _refit_epochs(
+    best: optuna.trial.FrozenTrial,
+    metric: str,
+    direction: str,
+    params: dict[str, Any],
+    split_how: str,
+) -> int | None:
     """Epochs for the final refit when it has no validation data to stop on.
 
     A protocol without a validation part (``msrec``, ``surprise-cv5``) refits the best
@@ -579,17 +722,29 @@ def _refit_epochs(best: optuna.trial.FrozenTrial, metric: str, direction: str, p
     return int(pick(hist, key=lambda h: h[key])["epoch"])
 
 
-def _optimize(study: optuna.Study, prog: _Progress, objective: Any, after_trial: Any, n_trials: int,
-              timeout: float | None, note: str | None) -> None:
+def _optimize(
+    study: optuna.Study,
+    prog: _Progress,
+    objective: Any,
+    after_trial: Any,
+    n_trials: int,
+    timeout: float | None,
+    note: str | None,
+) -> None:
     with prog:
         if note and prog.progress is not None:
             prog.progress.console.print(f"note: {note}")
         if prog.progress is not None:
             prog.progress.update(prog.trials, completed=_n_finished(study))
         if _n_finished(study) < n_trials:
-            study.optimize(objective, n_trials=None, timeout=timeout, callbacks=[after_trial],
-                           catch=(ZenrecError, np.linalg.LinAlgError, FloatingPointError, MemoryError),
-                           gc_after_trial=True)
+            study.optimize(
+                objective,
+                n_trials=None,
+                timeout=timeout,
+                callbacks=[after_trial],
+                catch=(ZenrecError, np.linalg.LinAlgError, FloatingPointError, MemoryError),
+                gc_after_trial=True,
+            )
 
 
 TIME_PRUNE_FACTOR = 5.0
@@ -604,9 +759,11 @@ def time_budget(study: optuna.Study, factor: float = TIME_PRUNE_FACTOR) -> float
     space enqueues first) bounds the early trials too: on ML-100K a BPR-MF trial with a
     softmax over batches of 8192, 256 factors and a small learning rate ran 62 s, 8.6x the
     median, while the rule still waited for three finished trials."""
-    secs = [t.user_attrs["fit_seconds"] for t in study.get_trials(
-        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        if isinstance(t.user_attrs.get("fit_seconds"), (int, float))]
+    secs = [
+        t.user_attrs["fit_seconds"]
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if isinstance(t.user_attrs.get("fit_seconds"), (int, float))
+    ]
     if not secs:
         return None
     return factor * float(np.median(secs))
@@ -623,11 +780,22 @@ def trials_csv(study: optuna.Study) -> str:
     w = csv.writer(buf)
     w.writerow(["number", "state", "value", *names, "fit_seconds", "duration_s", "last_epoch"])
     for t in trials:
-        dur = (t.datetime_complete - t.datetime_start).total_seconds() \
-            if t.datetime_complete and t.datetime_start else ""
-        w.writerow([t.number, t.state.name, "" if t.value is None else t.value,
-                    *[t.params.get(n, "") for n in names], t.user_attrs.get("fit_seconds", ""), dur,
-                    max(t.intermediate_values) if t.intermediate_values else ""])
+        dur = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else ""
+        )
+        w.writerow(
+            [
+                t.number,
+                t.state.name,
+                "" if t.value is None else t.value,
+                *[t.params.get(n, "") for n in names],
+                t.user_attrs.get("fit_seconds", ""),
+                dur,
+                max(t.intermediate_values) if t.intermediate_values else "",
+            ]
+        )
     return buf.getvalue()
 
 

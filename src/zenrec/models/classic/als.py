@@ -61,7 +61,11 @@ class IALS(ResolvedParams, Recommender):
         assert self.seen_ is not None
         stats = data_stats(self.seen_)
         factors = als_factors(stats) if c.factors == AUTO else int(c.factors)
-        reg = als_regularization(stats, c.alpha) if c.regularization == AUTO else float(c.regularization)
+        reg = (
+            als_regularization(stats, c.alpha)
+            if c.regularization == AUTO
+            else float(c.regularization)
+        )
         self.resolved_params_ = {"factors": factors, "regularization": reg}
         with threadpool_limits(1, "blas"):
             model = AlternatingLeastSquares(
@@ -91,8 +95,13 @@ class IALS(ResolvedParams, Recommender):
             c = self.config
             factors = int(self.item_factors_.shape[1])
             reg = float(self.resolved_params_.get("regularization", c.regularization))
-            solver = AlternatingLeastSquares(factors=factors, regularization=reg,
-                                             alpha=c.alpha, num_threads=1, random_state=c.seed)
+            solver = AlternatingLeastSquares(
+                factors=factors,
+                regularization=reg,
+                alpha=c.alpha,
+                num_threads=1,
+                random_state=c.seed,
+            )
             solver.item_factors = self.item_factors_
             solver.user_factors = np.zeros((1, factors), dtype=np.float32)
             _ = solver.YtY  # computed once here, not under concurrent requests
@@ -104,8 +113,10 @@ class IALS(ResolvedParams, Recommender):
         from threadpoolctl import threadpool_limits
 
         uniq = unique(items)
-        row = sp.csr_matrix((np.ones(uniq.size, np.float32), uniq, [0, uniq.size]),
-                            shape=(1, self.item_factors_.shape[0]))
+        row = sp.csr_matrix(
+            (np.ones(uniq.size, np.float32), uniq, [0, uniq.size]),
+            shape=(1, self.item_factors_.shape[0]),
+        )
         with threadpool_limits(1, "blas"):
             x = np.asarray(self._solver().recalculate_user(0, row), dtype=np.float32)
         return self.item_factors_ @ x

@@ -49,7 +49,12 @@ class BiasedMFConfig(ModelConfig):
 
 
 def _solve_side(
-    R: sp.csr_matrix, other: np.ndarray, other_bias: np.ndarray, mu: float, reg: float, reg_bias: float
+    R: sp.csr_matrix,
+    other: np.ndarray,
+    other_bias: np.ndarray,
+    mu: float,
+    reg: float,
+    reg_bias: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ridge-solve [factors, bias] of every row of ``R`` given the other side fixed.
 
@@ -75,8 +80,14 @@ def _solve_side(
 
 
 def _cg_side(
-    R: sp.csr_matrix, other: np.ndarray, other_bias: np.ndarray, mu: float, reg: float,
-    reg_bias: float, theta: np.ndarray, steps: int,
+    R: sp.csr_matrix,
+    other: np.ndarray,
+    other_bias: np.ndarray,
+    mu: float,
+    reg: float,
+    reg_bias: float,
+    theta: np.ndarray,
+    steps: int,
 ) -> np.ndarray:
     """Approximately solve every row's ridge system by ``steps`` CG steps from ``theta``.
 
@@ -162,7 +173,9 @@ class BiasedMF(Recommender):
             ti = np.hstack([Q, bi[:, None]])
             for _ in range(c.iterations):
                 tu = _cg_side(R, ti[:, :-1], ti[:, -1], self.mu_, c.reg, c.reg_bias, tu, c.cg_steps)
-                ti = _cg_side(RT, tu[:, :-1], tu[:, -1], self.mu_, c.reg, c.reg_bias, ti, c.cg_steps)
+                ti = _cg_side(
+                    RT, tu[:, :-1], tu[:, -1], self.mu_, c.reg, c.reg_bias, ti, c.cg_steps
+                )
             P, bu, Q, bi = tu[:, :-1], tu[:, -1], ti[:, :-1], ti[:, -1]
         self.P_, self.Q_ = P.astype(np.float32), Q.astype(np.float32)
         self.bu_, self.bi_ = bu.astype(np.float32), bi.astype(np.float32)
@@ -193,13 +206,20 @@ class BiasedMF(Recommender):
         return out
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {"P": self.P_, "Q": self.Q_, "bu": self.bu_, "bi": self.bi_,
-                "mu": np.asarray([self.mu_], dtype=np.float64),
-                "rating_max": np.asarray([self.rating_max_], dtype=np.float64)}
+        return {
+            "P": self.P_,
+            "Q": self.Q_,
+            "bu": self.bu_,
+            "bi": self.bi_,
+            "mu": np.asarray([self.mu_], dtype=np.float64),
+            "rating_max": np.asarray([self.rating_max_], dtype=np.float64),
+        }
 
     def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
         self.P_, self.Q_ = arrays["P"], arrays["Q"]
         self.bu_, self.bi_ = arrays["bu"], arrays["bi"]
         self.mu_ = float(arrays["mu"][0])
         # bundles written before history support lack r_max: one point above the mean
-        self.rating_max_ = float(arrays["rating_max"][0]) if "rating_max" in arrays else self.mu_ + 1.0
+        self.rating_max_ = (
+            float(arrays["rating_max"][0]) if "rating_max" in arrays else self.mu_ + 1.0
+        )

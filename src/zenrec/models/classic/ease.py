@@ -101,8 +101,9 @@ def gram(x: sp.csr_matrix, dtype: type[np.floating] = np.float32) -> np.ndarray:
     return out
 
 
-def _block_product(rows: sp.csr_matrix, dense: np.ndarray, out: np.ndarray,
-                   block: int = 256) -> None:
+def _block_product(
+    rows: sp.csr_matrix, dense: np.ndarray, out: np.ndarray, block: int = 256
+) -> None:
     """out = rows @ dense, in row blocks spread over the configured threads (scipy's sparse
     product releases the GIL)."""
     n = rows.shape[0]

@@ -48,7 +48,9 @@ class UserKNNConfig(KNNConfig):
     n_users - 1: about 100 on MovieLens, thousands on sparse data; see ``zenrec.models.defaults``)."""
 
 
-def topk_cosine(M: sp.csr_matrix, k: int, shrink: float = 0.0, block_bytes: int = 256 * 2**20) -> sp.csr_matrix:
+def topk_cosine(
+    M: sp.csr_matrix, k: int, shrink: float = 0.0, block_bytes: int = 256 * 2**20
+) -> sp.csr_matrix:
     """Top-``k`` cosine neighbours of every row of ``M`` (self excluded), as a sparse matrix.
 
     Args:
@@ -74,14 +76,20 @@ def topk_cosine(M: sp.csr_matrix, k: int, shrink: float = 0.0, block_bytes: int 
         with np.errstate(divide="ignore", invalid="ignore"):
             S = np.where(denom > 0, G / denom, 0.0).astype(np.float32)
         S[np.arange(stop - start), np.arange(start, stop)] = 0.0
-        top = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (stop - start, 1))
+        top = (
+            np.argpartition(-S, k - 1, axis=1)[:, :k]
+            if k < n
+            else np.tile(np.arange(n), (stop - start, 1))
+        )
         v = np.take_along_axis(S, top, 1)
         keep = v > 0
         rows.append(np.repeat(np.arange(start, stop), keep.sum(1)))
         cols.append(top[keep])
         vals.append(v[keep])
     return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n), dtype=np.float32
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n, n),
+        dtype=np.float32,
     )
 
 

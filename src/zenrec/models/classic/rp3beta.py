@@ -51,15 +51,22 @@ def sparse_topk_rows(blocks: list[tuple[int, np.ndarray]], n_cols: int, k: int) 
     for start, S in blocks:
         b = S.shape[0]
         kk = min(k, n_cols)
-        top = np.argpartition(-S, kk - 1, axis=1)[:, :kk] if kk < n_cols else np.tile(np.arange(n_cols), (b, 1))
+        top = (
+            np.argpartition(-S, kk - 1, axis=1)[:, :kk]
+            if kk < n_cols
+            else np.tile(np.arange(n_cols), (b, 1))
+        )
         v = np.take_along_axis(S, top, 1)
         keep = v > 0
         rows.append(np.repeat(np.arange(start, start + b), keep.sum(1)))
         cols.append(top[keep])
         vals.append(v[keep].astype(np.float32))
         n_rows = max(n_rows, start + b)
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(n_rows, n_cols), dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(n_rows, n_cols),
+        dtype=np.float32,
+    )
 
 
 class RP3beta(ResolvedParams, ItemItemRecommender):

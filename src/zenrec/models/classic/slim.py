@@ -102,15 +102,17 @@ class SLIM(ResolvedParams, ItemItemRecommender):
             warnings.simplefilter("ignore", ConvergenceWarning)
             parts = Parallel(n_jobs=jobs, prefer="threads")(
                 delayed(self._solve_block)(G, n_users, alpha, int(lo), int(hi))
-                for lo, hi in itertools.pairwise(bounds) if hi > lo
+                for lo, hi in itertools.pairwise(bounds)
+                if hi > lo
             )
         rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
         vals = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
         self.W_ = sp.csr_matrix((vals, (rows, cols)), shape=(n, n), dtype=np.float32)
 
-    def _solve_block(self, G: np.ndarray, n_users: int, alpha: float, lo: int, hi: int
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _solve_block(
+        self, G: np.ndarray, n_users: int, alpha: float, lo: int, hi: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Columns lo..hi-1 of W as (row, col, value) triples."""
         import sklearn
 
@@ -119,8 +121,9 @@ class SLIM(ResolvedParams, ItemItemRecommender):
         with sklearn.config_context(skip_parameter_validation=True):
             return self._solve_columns(G, n_users, alpha, lo, hi)
 
-    def _solve_columns(self, G: np.ndarray, n_users: int, alpha: float, lo: int, hi: int
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _solve_columns(
+        self, G: np.ndarray, n_users: int, alpha: float, lo: int, hi: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from sklearn.linear_model import enet_path
 
         c = self.config
@@ -144,10 +147,20 @@ class SLIM(ResolvedParams, ItemItemRecommender):
             while True:
                 Q = np.ascontiguousarray(G[np.ix_(cand, cand)])
                 X_shape = np.broadcast_to(np.zeros((1, 1)), (n_users, cand.size))
-                _, coefs, _ = enet_path(X_shape, y, l1_ratio=c.l1_ratio, alphas=[alpha],
-                                        precompute=Q, Xy=np.ascontiguousarray(g[cand]),
-                                        coef_init=w0, max_iter=c.max_iter, tol=c.tol,
-                                        positive=True, check_input=False, copy_X=False)
+                _, coefs, _ = enet_path(
+                    X_shape,
+                    y,
+                    l1_ratio=c.l1_ratio,
+                    alphas=[alpha],
+                    precompute=Q,
+                    Xy=np.ascontiguousarray(g[cand]),
+                    coef_init=w0,
+                    max_iter=c.max_iter,
+                    tol=c.tol,
+                    positive=True,
+                    check_input=False,
+                    copy_X=False,
+                )
                 w = coefs[:, 0]
                 if not exact:
                     break

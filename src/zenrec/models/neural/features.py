@@ -101,13 +101,16 @@ class FeatureEncoder:
         return {f"{prefix}{k}": np.ascontiguousarray(v) for k, v in self.tables.items()}
 
     @classmethod
-    def from_state(cls, spec_json: dict[str, Any], arrays: dict[str, np.ndarray],
-                   prefix: str = "features.") -> FeatureEncoder:
+    def from_state(
+        cls, spec_json: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str = "features."
+    ) -> FeatureEncoder:
         spec = FeatureSpec.model_validate(spec_json)
-        tables = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        tables = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
         for f in spec.fields:
             if f.side != "context" and f"{f.side}.{f.name}" not in tables:
-                raise DataError(f"feature table '{f.side}.{f.name}' is missing from the model state")
+                raise DataError(
+                    f"feature table '{f.side}.{f.name}' is missing from the model state"
+                )
         return cls(spec, tables)
 
     # ------------------------------------------------------------------ encoding
@@ -132,8 +135,9 @@ class FeatureEncoder:
         for f in self.spec.side("context"):
             if ds is None:
                 assert n is not None
-                out[f.name] = (np.zeros(n, np.float32) if f.kind == "numeric"
-                               else np.zeros(n, np.int64))
+                out[f.name] = (
+                    np.zeros(n, np.float32) if f.kind == "numeric" else np.zeros(n, np.int64)
+                )
                 continue
             out[f.name] = _encode_context_column(f, ds)
         return out
@@ -162,13 +166,21 @@ class FeatureEncoder:
         for name, f in item_fields.items():
             vals = rows.get(name)
             if f.kind == "numeric":
-                x = np.full(n, np.nan, np.float32) if vals is None else np.array(
-                    [np.nan if v is None else float(v) for v in vals], np.float32)
+                x = (
+                    np.full(n, np.nan, np.float32)
+                    if vals is None
+                    else np.array([np.nan if v is None else float(v) for v in vals], np.float32)
+                )
                 out[name] = _normalise(x, f)
             elif f.kind == "categorical":
                 lookup = {lab: j + 1 for j, lab in enumerate(f.labels or [])}
-                out[name] = np.array([lookup.get(str(v), 0) if vals is not None else 0
-                                      for v in (vals if vals is not None else range(n))], np.int64)
+                out[name] = np.array(
+                    [
+                        lookup.get(str(v), 0) if vals is not None else 0
+                        for v in (vals if vals is not None else range(n))
+                    ],
+                    np.int64,
+                )
             elif f.kind == "multi":
                 lookup = {lab: j + 1 for j, lab in enumerate(f.labels or [])}
                 m = np.zeros((n, f.max_len), np.int64)
@@ -209,7 +221,9 @@ def _select(available: dict[str, Feature], wanted: list[str] | str, side: str) -
     if wanted == "all":
         return [f for f in available.values() if f.kind != "text"]
     if isinstance(wanted, str):
-        raise ConfigError(f"'{side}_features' must be 'all' or a list of feature names; got {wanted!r}")
+        raise ConfigError(
+            f"'{side}_features' must be 'all' or a list of feature names; got {wanted!r}"
+        )
     out = []
     for name in wanted:
         f = available.get(name)
@@ -219,8 +233,10 @@ def _select(available: dict[str, Feature], wanted: list[str] | str, side: str) -
                 f"{sorted(available) or 'none'}"
             )
         if f.kind == "text":
-            raise ConfigError(f"'{side}_features': '{name}' is a text feature, which neural models "
-                              "do not encode; drop it")
+            raise ConfigError(
+                f"'{side}_features': '{name}' is a text feature, which neural models "
+                "do not encode; drop it"
+            )
         out.append(f)
     return out
 
@@ -229,8 +245,13 @@ def _entity_field(f: Feature, side: Literal["user", "item"]) -> tuple[FieldSpec,
     n_labels = len(f.labels or [])
     if f.kind == "categorical":
         codes = np.where(f.values >= 0, f.values + 1, 0).astype(np.int64)
-        return FieldSpec(name=f.name, side=side, kind="categorical", cardinality=n_labels + 1,
-                         labels=[str(x) for x in f.labels or []]), codes
+        return FieldSpec(
+            name=f.name,
+            side=side,
+            kind="categorical",
+            cardinality=n_labels + 1,
+            labels=[str(x) for x in f.labels or []],
+        ), codes
     if f.kind == "multi":
         assert f.offsets is not None
         lens = np.diff(f.offsets)
@@ -241,8 +262,14 @@ def _entity_field(f: Feature, side: Literal["user", "item"]) -> tuple[FieldSpec,
         rows = np.repeat(np.arange(n), lens)
         keep = pos < max_len
         m[rows[keep], pos[keep]] = f.values[keep] + 1
-        return FieldSpec(name=f.name, side=side, kind="multi", cardinality=n_labels + 1,
-                         max_len=max_len, labels=[str(x) for x in f.labels or []]), m
+        return FieldSpec(
+            name=f.name,
+            side=side,
+            kind="multi",
+            cardinality=n_labels + 1,
+            max_len=max_len,
+            labels=[str(x) for x in f.labels or []],
+        ), m
     x = f.values.astype(np.float64)
     ok = np.isfinite(x)
     mean = float(x[ok].mean()) if ok.any() else 0.0
@@ -288,17 +315,30 @@ def build_feature_encoder(
     """
     fields: list[FieldSpec] = []
     tables: dict[str, np.ndarray] = {}
-    for f in _select(train.user_features, list(user_features) if not isinstance(user_features, str)
-                     else user_features, "user"):
+    for f in _select(
+        train.user_features,
+        list(user_features) if not isinstance(user_features, str) else user_features,
+        "user",
+    ):
         spec, table = _entity_field(f, "user")
         fields.append(spec)
         tables[f"user.{f.name}"] = table
     if history_len > 0:
-        fields.append(FieldSpec(name="history", side="user", kind="history",
-                                cardinality=train.n_items + 1, max_len=history_len))
+        fields.append(
+            FieldSpec(
+                name="history",
+                side="user",
+                kind="history",
+                cardinality=train.n_items + 1,
+                max_len=history_len,
+            )
+        )
         tables["user.history"] = _history_table(train, history_len)
-    for f in _select(train.item_features, list(item_features) if not isinstance(item_features, str)
-                     else item_features, "item"):
+    for f in _select(
+        train.item_features,
+        list(item_features) if not isinstance(item_features, str) else item_features,
+        "item",
+    ):
         spec, table = _entity_field(f, "item")
         fields.append(spec)
         tables[f"item.{f.name}"] = table
@@ -310,7 +350,9 @@ def build_feature_encoder(
                     f"'{train.name}' has none; drop it or use data with a time column"
                 )
             card = 25 if name == "hour" else 8
-            fields.append(FieldSpec(name=name, side="context", kind="categorical", cardinality=card))
+            fields.append(
+                FieldSpec(name=name, side="context", kind="categorical", cardinality=card)
+            )
             continue
         col = train.context.get(name)
         if col is None:
@@ -322,12 +364,26 @@ def build_feature_encoder(
             x = col.astype(np.float64)
             ok = np.isfinite(x)
             std = float(x[ok].std()) if ok.sum() > 1 else 1.0
-            fields.append(FieldSpec(name=name, side="context", kind="numeric",
-                                    mean=float(x[ok].mean()) if ok.any() else 0.0,
-                                    std=std if std > 0 else 1.0))
+            fields.append(
+                FieldSpec(
+                    name=name,
+                    side="context",
+                    kind="numeric",
+                    mean=float(x[ok].mean()) if ok.any() else 0.0,
+                    std=std if std > 0 else 1.0,
+                )
+            )
         else:
             _, labels = _as_labels(col)
-            fields.append(FieldSpec(name=name, side="context", kind="categorical",
-                                    cardinality=len(labels) + 1, labels=labels))
-    return FeatureEncoder(FeatureSpec(fields=fields, n_users=train.n_users, n_items=train.n_items),
-                          tables)
+            fields.append(
+                FieldSpec(
+                    name=name,
+                    side="context",
+                    kind="categorical",
+                    cardinality=len(labels) + 1,
+                    labels=labels,
+                )
+            )
+    return FeatureEncoder(
+        FeatureSpec(fields=fields, n_users=train.n_users, n_items=train.n_items), tables
+    )

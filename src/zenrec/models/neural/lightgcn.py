@@ -132,8 +132,9 @@ class _GraphTask:
         self.n_rows = int(X.nnz)
         self.adj = model._adjacency()
         counts = np.asarray(model.seen_.sum(axis=0)).ravel()
-        self.sampler = NegativeSampler(X.shape[1], counts, c.negative_sampling, c.popularity_alpha,
-                                       X.row, X.col, device)
+        self.sampler = NegativeSampler(
+            X.shape[1], counts, c.negative_sampling, c.popularity_alpha, X.row, X.col, device
+        )
         self.k = c.n_negatives
         self.reg = c.reg
 
@@ -183,12 +184,17 @@ class LightGCN(NeuralRecommender):
     def _adjacency(self) -> Tensor:
         assert self.seen_ is not None and self.device_ is not None
         A = normalized_adjacency(self.seen_)
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": CSR @ dense is all we use
+        with (
+            warnings.catch_warnings()
+        ):  # "sparse CSR support is in beta": CSR @ dense is all we use
             warnings.simplefilter("ignore", UserWarning)
-            t = torch.sparse_csr_tensor(torch.as_tensor(A.indptr.astype(np.int64)),
-                                        torch.as_tensor(A.indices.astype(np.int64)),
-                                        torch.as_tensor(A.data, dtype=torch.float32), A.shape,
-                                        check_invariants=False)
+            t = torch.sparse_csr_tensor(
+                torch.as_tensor(A.indptr.astype(np.int64)),
+                torch.as_tensor(A.indices.astype(np.int64)),
+                torch.as_tensor(A.data, dtype=torch.float32),
+                A.shape,
+                check_invariants=False,
+            )
         return t.to(self.device_)
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
@@ -214,7 +220,9 @@ class LightGCN(NeuralRecommender):
                     self._refresh_embeddings(task.adj)
                     return dict(inner())
 
-            result = Trainer(self._training_config(), self.device_, self.run_options).fit(task, gen, validate, self.epoch_callback)
+            result = Trainer(self._training_config(), self.device_, self.run_options).fit(
+                task, gen, validate, self.epoch_callback
+            )
             self.train_result_ = result
             self.history_ = result.history
             self._refresh_embeddings(task.adj)
@@ -232,11 +240,14 @@ class LightGCN(NeuralRecommender):
         self.item_emb_ = self.item_layers_.mean(0)
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
-        return np.asarray(self.user_emb_[np.asarray(users, dtype=np.int64)] @ self.item_emb_.T,
-                          dtype=np.float32)
+        return np.asarray(
+            self.user_emb_[np.asarray(users, dtype=np.int64)] @ self.item_emb_.T, dtype=np.float32
+        )
 
     def _predict_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return np.einsum("ij,ij->i", self.user_emb_[users], self.item_emb_[items]).astype(np.float32)
+        return np.einsum("ij,ij->i", self.user_emb_[users], self.item_emb_[items]).astype(
+            np.float32
+        )
 
     def _score_from_items(self, items: np.ndarray) -> np.ndarray | None:
         assert self.item_popularity_ is not None
@@ -252,7 +263,9 @@ class LightGCN(NeuralRecommender):
         return np.asarray(self.item_emb_ @ e_u, dtype=np.float32)
 
     def _similar_items(self, items: np.ndarray) -> np.ndarray | None:
-        e = self.item_emb_ / np.maximum(np.linalg.norm(self.item_emb_, axis=1, keepdims=True), 1e-12)
+        e = self.item_emb_ / np.maximum(
+            np.linalg.norm(self.item_emb_, axis=1, keepdims=True), 1e-12
+        )
         return np.asarray(e[np.asarray(items, dtype=np.int64)] @ e.T, dtype=np.float32)
 
     def _meta_state(self) -> dict[str, Any]:

@@ -30,7 +30,9 @@ class BCELoss(nn.Module):
     examples (NCF's pointwise log loss).
     """
 
-    def forward(self, pos: Tensor, neg: Tensor | None = None, labels: Tensor | None = None) -> Tensor:
+    def forward(
+        self, pos: Tensor, neg: Tensor | None = None, labels: Tensor | None = None
+    ) -> Tensor:
         if neg is None:
             assert labels is not None
             return F.binary_cross_entropy_with_logits(pos.float(), labels.float())

@@ -66,7 +66,9 @@ def _parse_metric(metric: str) -> tuple[str, int | None]:
     if "@" in metric:
         name, k = metric.split("@", 1)
         if not k.isdigit():
-            raise ConfigError(f"the 'valid_metric' parameter must look like 'ndcg@10' or 'rmse'; got {metric!r}")
+            raise ConfigError(
+                f"the 'valid_metric' parameter must look like 'ndcg@10' or 'rmse'; got {metric!r}"
+            )
         return name, int(k)
     return metric, None
 
@@ -113,19 +115,28 @@ class _InteractionTask:
         self.users = torch.as_tensor(train.users, device=device)
         self.items = torch.as_tensor(train.items, device=device)
         labels = model._labels(train)
-        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.float32,
-                                                                  device=device)
+        self.labels = (
+            None if labels is None else torch.as_tensor(labels, dtype=torch.float32, device=device)
+        )
         enc = model.encoder_
         assert enc is not None
-        self.context = {k: torch.as_tensor(v, device=device)
-                        for k, v in enc.context_inputs(train).items()}
+        self.context = {
+            k: torch.as_tensor(v, device=device) for k, v in enc.context_inputs(train).items()
+        }
         opts = model._task_options()
         self.n_neg = opts.n_negatives
         counts = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
         self.sampler = None
         if self.loss_name in ("bpr", "bce"):
-            self.sampler = NegativeSampler(train.n_items, counts, c.negative_sampling,
-                                           c.popularity_alpha, train.users, train.items, device)
+            self.sampler = NegativeSampler(
+                train.n_items,
+                counts,
+                c.negative_sampling,
+                c.popularity_alpha,
+                train.users,
+                train.items,
+                device,
+            )
         q = np.maximum(counts, 1.0) / max(1.0, counts.sum())
         self.log_q = torch.as_tensor(np.log(q), dtype=torch.float32, device=device)
         self.logq_correction = opts.logq_correction
@@ -134,10 +145,18 @@ class _InteractionTask:
         self.context_dropout = opts.context_dropout
         # embedding rows one step reads (the trainer's sparse_embeddings='auto' compares the
         # tables with it): user, positive and negatives (or the batch's items), plus history
-        per_row = 2 + (self.n_neg if self.sampler is not None else 0) + int(getattr(c, "history_len", 0))
+        per_row = (
+            2 + (self.n_neg if self.sampler is not None else 0) + int(getattr(c, "history_len", 0))
+        )
         self.rows_per_step = model._training_config().batch_size * per_row
-        self.losses = {"bpr": BPRLoss(), "bce": BCELoss(), "softmax": SampledSoftmaxLoss(),
-                       "full_softmax": FullSoftmaxLoss(), "mse": MSELoss(), "click": BCELoss()}
+        self.losses = {
+            "bpr": BPRLoss(),
+            "bce": BCELoss(),
+            "softmax": SampledSoftmaxLoss(),
+            "full_softmax": FullSoftmaxLoss(),
+            "mse": MSELoss(),
+            "click": BCELoss(),
+        }
 
     def batch(self, rows: Tensor, gen: torch.Generator) -> dict[str, Any]:
         b: dict[str, Any] = {"u": self.users[rows], "i": self.items[rows]}
@@ -148,14 +167,18 @@ class _InteractionTask:
             b["y"] = self.labels[rows]
         if self.context:
             keep = torch.rand(n, generator=gen, device=self.device) >= self.context_dropout
-            b["ctx"] = {k: torch.where(keep, v[rows], torch.zeros_like(v[rows]))
-                        for k, v in self.context.items()}
+            b["ctx"] = {
+                k: torch.where(keep, v[rows], torch.zeros_like(v[rows]))
+                for k, v in self.context.items()
+            }
         if self.id_dropout > 0:
             b["drop_u"] = torch.rand(n, generator=gen, device=self.device) < self.id_dropout
             b["drop_i"] = torch.rand(n, generator=gen, device=self.device) < self.id_dropout
         return b
 
-    def _inbatch_softmax(self, module: zn.ScoringModule, ur: Tensor, ir: Tensor, items: Tensor) -> Tensor:
+    def _inbatch_softmax(
+        self, module: zn.ScoringModule, ur: Tensor, ir: Tensor, items: Tensor
+    ) -> Tensor:
         """In-batch sampled softmax; batches larger than ``inbatch_negatives`` are split into
         groups of that size, each positive contrasted with its group's items only, so the cost
         is B x G instead of B x B (the mean over groups, weighted by their size)."""
@@ -167,8 +190,9 @@ class _InteractionTask:
         total = ur.new_zeros(())
         for s in range(0, n, g):
             sl = slice(s, min(n, s + g))
-            part = self.losses["softmax"](module.score_matrix(ur[sl], ir[sl]), items[sl],
-                                          None if log_q is None else log_q[sl])
+            part = self.losses["softmax"](
+                module.score_matrix(ur[sl], ir[sl]), items[sl], None if log_q is None else log_q[sl]
+            )
             total = total + part * (sl.stop - sl.start)
         return total / n
 
@@ -187,11 +211,18 @@ class _InteractionTask:
             return self.losses[name](logits, b["i"])
         pos = module.score_pairs(ur, ir)  # (B,)
         if name in ("mse", "click"):
-            return self.losses[name](pos, b["y"]) if name == "mse" else self.losses[name](pos, labels=b["y"])
+            return (
+                self.losses[name](pos, b["y"])
+                if name == "mse"
+                else self.losses[name](pos, labels=b["y"])
+            )
         neg_items = b["neg"]  # (B, K)
         bsz, k = neg_items.shape
-        ur_rep = (tuple(x.repeat_interleave(k, 0) for x in ur) if isinstance(ur, tuple)
-                  else ur.repeat_interleave(k, 0))
+        ur_rep = (
+            tuple(x.repeat_interleave(k, 0) for x in ur)
+            if isinstance(ur, tuple)
+            else ur.repeat_interleave(k, 0)
+        )
         neg = module.score_pairs(ur_rep, module.item_repr(m._item_inputs(neg_items.reshape(-1))))
         return self.losses[name](pos, neg.view(bsz, k))  # (B,), (B, K)
 
@@ -221,13 +252,19 @@ class NeuralRecommender(Recommender):
             )
         _parse_metric(self.config.valid_metric)
 
-    def set_run_options(self, *, checkpoint_dir: Any = None, resume: bool = False,
-                        stop_after_epoch: int | None = None) -> NeuralRecommender:
+    def set_run_options(
+        self,
+        *,
+        checkpoint_dir: Any = None,
+        resume: bool = False,
+        stop_after_epoch: int | None = None,
+    ) -> NeuralRecommender:
         """Checkpoint directory, resume flag and the stop-after test hook for the next ``fit``."""
         from pathlib import Path
 
-        self.run_options = RunOptions(None if checkpoint_dir is None else Path(checkpoint_dir),
-                                      resume, stop_after_epoch)
+        self.run_options = RunOptions(
+            None if checkpoint_dir is None else Path(checkpoint_dir), resume, stop_after_epoch
+        )
         return self
 
     # ------------------------------------------------------------------ hooks for subclasses
@@ -283,12 +320,18 @@ class NeuralRecommender(Recommender):
     def _table_tensors(self) -> dict[str, Tensor]:
         if self._tables is None:
             assert self.encoder_ is not None and self.device_ is not None
-            self._tables = {k: torch.as_tensor(v, device=self.device_)
-                            for k, v in self.encoder_.tables.items()}
+            self._tables = {
+                k: torch.as_tensor(v, device=self.device_) for k, v in self.encoder_.tables.items()
+            }
         return self._tables
 
-    def _user_inputs(self, users: Tensor, ctx: dict[str, Tensor] | None = None,
-                     target: Tensor | None = None, drop: Tensor | None = None) -> dict[str, Tensor]:
+    def _user_inputs(
+        self,
+        users: Tensor,
+        ctx: dict[str, Tensor] | None = None,
+        target: Tensor | None = None,
+        drop: Tensor | None = None,
+    ) -> dict[str, Tensor]:
         assert self.encoder_ is not None
         t = self._table_tensors()
         out = {"user": users + 1 if drop is None else torch.where(drop, 0, users + 1)}
@@ -338,20 +381,32 @@ class NeuralRecommender(Recommender):
         if c.batch_size == "auto":
             self.resolved_params_["batch_size"] = self._auto_batch_size(train)
             run_config = c.model_copy(update=self.resolved_params_)
-        if (valid is None or not len(valid)) and c.holdout > 0 and c.patience > 0 \
-                and self.holdout_kind == "random" and len(train):
+        if (
+            (valid is None or not len(valid))
+            and c.holdout > 0
+            and c.patience > 0
+            and self.holdout_kind == "random"
+            and len(train)
+        ):
             inner = user_random_split(train, (1.0 - c.holdout, c.holdout), seed=c.seed)
             if len(inner.test) and len(inner.train):
                 probe = type(self)(run_config)
                 probe.fit(inner.train, inner.test)
                 r = probe.train_result_
                 if r is not None and r.best_epoch:
-                    run_config = run_config.model_copy(update={
-                        "epochs": int(r.best_epoch),
-                        "schedule_epochs": c.schedule_epochs or c.epochs})
-                    self.holdout_ = {"share": c.holdout, "interactions": len(inner.test),
-                                     "best_epoch": int(r.best_epoch), "best_valid": r.best_score,
-                                     "seconds": probe.fit_seconds_}
+                    run_config = run_config.model_copy(
+                        update={
+                            "epochs": int(r.best_epoch),
+                            "schedule_epochs": c.schedule_epochs or c.epochs,
+                        }
+                    )
+                    self.holdout_ = {
+                        "share": c.holdout,
+                        "interactions": len(inner.test),
+                        "best_epoch": int(r.best_epoch),
+                        "best_valid": r.best_score,
+                        "seconds": probe.fit_seconds_,
+                    }
         self._run_config = run_config
         return super().fit(train, valid)
 
@@ -379,13 +434,16 @@ class NeuralRecommender(Recommender):
                 self.global_mean_ = float(train.ratings.mean())
             self.encoder_ = self._build_encoder(train)
             module = self._new_module()
-            zn.init_parameters(module, torch.Generator().manual_seed(c.seed),
-                               self._task_options().init_std)
+            zn.init_parameters(
+                module, torch.Generator().manual_seed(c.seed), self._task_options().init_std
+            )
             self.module_ = module.to(self.device_)
             self._after_init(train, valid)
             task = self._make_task(train)
             gen = torch.Generator(device=self.device_).manual_seed(c.seed + 1)
-            validate = self._make_validate(train, valid) if valid is not None and len(valid) else None
+            validate = (
+                self._make_validate(train, valid) if valid is not None and len(valid) else None
+            )
             trainer = Trainer(self._training_config(), self.device_, self.run_options)
             result = trainer.fit(task, gen, validate, self.epoch_callback)
             self.train_result_ = result
@@ -408,10 +466,15 @@ class NeuralRecommender(Recommender):
         if name in ("auc", "gauc", "logloss"):
             return lambda: self._validate_ctr(valid)
         if k is None:
-            raise ConfigError(f"the 'valid_metric' parameter of {self.name} needs a cutoff, "
-                              f"e.g. '{name}@10'; got {c.valid_metric!r}")
-        return lambda: evaluate_ranking(self, valid, [train], ks=[k], metrics=[name],
-                                        beyond_accuracy=False).metrics
+            raise ConfigError(
+                f"the 'valid_metric' parameter of {self.name} needs a cutoff, "
+                f"e.g. '{name}@10'; got {c.valid_metric!r}"
+            )
+        return lambda: (
+            evaluate_ranking(
+                self, valid, [train], ks=[k], metrics=[name], beyond_accuracy=False
+            ).metrics
+        )
 
     def _validate_ctr(self, valid: Dataset) -> dict[str, float]:
         from zenrec.evaluation.ctr import ctr_samples
@@ -423,9 +486,12 @@ class NeuralRecommender(Recommender):
             # implicit data: each validation positive against 4 sampled unseen items (seeded)
             assert self.seen_ is not None
             n_u = self.seen_.shape[0]
-            seen = Dataset(users=np.repeat(np.arange(n_u), np.diff(self.seen_.indptr)),
-                           items=self.seen_.indices.astype(np.int64), user_vocab=valid.user_vocab,
-                           item_vocab=valid.item_vocab)
+            seen = Dataset(
+                users=np.repeat(np.arange(n_u), np.diff(self.seen_.indptr)),
+                items=self.seen_.indices.astype(np.int64),
+                user_vocab=valid.user_vocab,
+                item_vocab=valid.item_vocab,
+            )
             users, items, labels = ctr_samples(valid, [seen], n_negatives=4, seed=self.config.seed)
         s = self._predict_pairs(users, items)
         p = 1.0 / (1.0 + np.exp(-s.astype(np.float64)))
@@ -453,13 +519,17 @@ class NeuralRecommender(Recommender):
         """The trained module, checked to be a ``kind`` (e.g. ``zn.MF`` for BPR-MF)."""
         m = self._require_module()
         if not isinstance(m, kind):
-            raise TypeError(f"{self.name}: the module is a {type(m).__name__}, expected {kind.__name__}")
+            raise TypeError(
+                f"{self.name}: the module is a {type(m).__name__}, expected {kind.__name__}"
+            )
         return m
 
     def _vocab_sizes(self) -> tuple[int, int]:
         """(n_users, n_items) of the vocabularies, which ``fit`` sets before building the module."""
         if self.user_vocab is None or self.item_vocab is None:
-            raise NotFittedError(f"This {self.name} instance has no vocabularies yet. Call 'fit' first.")
+            raise NotFittedError(
+                f"This {self.name} instance has no vocabularies yet. Call 'fit' first."
+            )
         return len(self.user_vocab), len(self.item_vocab)
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
@@ -473,10 +543,19 @@ class NeuralRecommender(Recommender):
                 if getattr(module, "dot_product", False):
                     out = module.score_matrix(module.user_repr(self._user_inputs(u)), ir)  # (B, N)
                 else:
-                    width = max(64, getattr(getattr(module, "mlp", None), "first_u", nn.Linear(1, 64)).out_features)
+                    width = max(
+                        64,
+                        getattr(
+                            getattr(module, "mlp", None), "first_u", nn.Linear(1, 64)
+                        ).out_features,
+                    )
                     chunk = max(1, self.score_budget // max(1, self.n_items * width))
-                    parts = [module.score_matrix(module.user_repr(self._user_inputs(u[s:s + chunk])), ir)
-                             for s in range(0, u.numel(), chunk)]
+                    parts = [
+                        module.score_matrix(
+                            module.user_repr(self._user_inputs(u[s : s + chunk])), ir
+                        )
+                        for s in range(0, u.numel(), chunk)
+                    ]
                     out = torch.cat(parts, 0)
                 return out.float().cpu().numpy()
         finally:
@@ -490,10 +569,20 @@ class NeuralRecommender(Recommender):
         try:
             with torch.no_grad():
                 for s in range(0, users.size, 65536):
-                    u = torch.as_tensor(users[s:s + 65536], dtype=torch.int64, device=self.device_)
-                    i = torch.as_tensor(items[s:s + 65536], dtype=torch.int64, device=self.device_)
-                    out.append(module.score_pairs(module.user_repr(self._user_inputs(u)),
-                                                  module.item_repr(self._item_inputs(i))).float().cpu())
+                    u = torch.as_tensor(
+                        users[s : s + 65536], dtype=torch.int64, device=self.device_
+                    )
+                    i = torch.as_tensor(
+                        items[s : s + 65536], dtype=torch.int64, device=self.device_
+                    )
+                    out.append(
+                        module.score_pairs(
+                            module.user_repr(self._user_inputs(u)),
+                            module.item_repr(self._item_inputs(i)),
+                        )
+                        .float()
+                        .cpu()
+                    )
         finally:
             module.train(was_training)
         return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
@@ -503,10 +592,12 @@ class NeuralRecommender(Recommender):
         """What the bundle records of training: best epoch and validation score, and the
         holdout that chose the epoch count (None when validation data was given)."""
         r = self.train_result_
-        return {"best_epoch": None if r is None else r.best_epoch,
-                "best_valid": None if r is None else r.best_score,
-                "holdout": getattr(self, "holdout_", None),
-                "resolved": getattr(self, "resolved_params_", {})}
+        return {
+            "best_epoch": None if r is None else r.best_epoch,
+            "best_valid": None if r is None else r.best_score,
+            "holdout": getattr(self, "holdout_", None),
+            "resolved": getattr(self, "resolved_params_", {}),
+        }
 
     def _meta_state(self) -> dict[str, Any]:
         assert self.encoder_ is not None
@@ -531,8 +622,12 @@ class NeuralRecommender(Recommender):
     def _state(self) -> dict[str, np.ndarray]:
         module = self._require_module()
         assert self.encoder_ is not None
-        out = {f"module.{k}": v.detach().float().cpu().numpy() if v.is_floating_point()
-               else v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+        out = {
+            f"module.{k}": v.detach().float().cpu().numpy()
+            if v.is_floating_point()
+            else v.detach().cpu().numpy()
+            for k, v in module.state_dict().items()
+        }
         out.update(self.encoder_.arrays())
         return out
 
@@ -544,7 +639,11 @@ class NeuralRecommender(Recommender):
         self.device_ = resolve_device(self.config.device)
         self._tables = None
         module = self._new_module()
-        sd = {k[len("module."):]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("module.")}
+        sd = {
+            k[len("module.") :]: torch.as_tensor(v)
+            for k, v in arrays.items()
+            if k.startswith("module.")
+        }
         module.load_state_dict(sd)
         self.module_ = module.to(self.device_).eval()
 
@@ -737,8 +836,7 @@ class NeuMF(NeuralRecommender):
 
     def _build_module(self) -> zn.ScoringModule:
         c = self.config
-        return zn.NeuMF(*self._vocab_sizes(), c.gmf_factors, c.mlp_factors,
-                        c.layers)
+        return zn.NeuMF(*self._vocab_sizes(), c.gmf_factors, c.mlp_factors, c.layers)
 
     def _new_module(self) -> zn.ScoringModule:
         # torch's layer constructors draw their default initialisation from the global RNG;
@@ -754,8 +852,9 @@ class NeuMF(NeuralRecommender):
         shared = c.model_dump(include=set(TrainingConfig.model_fields) - {"epochs"})
         shared.update(n_negatives=c.n_negatives, init_std=c.init_std, loss=c.loss)
         gmf = GMF(factors=c.gmf_factors, epochs=c.pretrain_epochs, **shared).fit(train, valid)
-        mlp = NCFMLP(factors=c.mlp_factors, layers=c.layers, epochs=c.pretrain_epochs,
-                     **shared).fit(train, valid)
+        mlp = NCFMLP(
+            factors=c.mlp_factors, layers=c.layers, epochs=c.pretrain_epochs, **shared
+        ).fit(train, valid)
         self.init_from(gmf, mlp)
 
     def init_from(self, gmf: GMF, mlp: NCFMLP) -> None:
@@ -764,10 +863,17 @@ class NeuMF(NeuralRecommender):
         m = self.module_
         g, p = gmf._module_of(zn.GMF), mlp._module_of(zn.NCFMLP)
         if not isinstance(m, zn.NeuMF):
-            raise ConfigError("NeuMF.init_from: fit NeuMF's vocabularies first (call from _after_init)")
-        if g.user.weight.shape != m.gmf_user.weight.shape or p.user.weight.shape != m.mlp_user.weight.shape:
-            raise ConfigError("NeuMF.init_from: GMF/MLP sizes differ from this NeuMF's "
-                              "gmf_factors/mlp_factors or vocabularies")
+            raise ConfigError(
+                "NeuMF.init_from: fit NeuMF's vocabularies first (call from _after_init)"
+            )
+        if (
+            g.user.weight.shape != m.gmf_user.weight.shape
+            or p.user.weight.shape != m.mlp_user.weight.shape
+        ):
+            raise ConfigError(
+                "NeuMF.init_from: GMF/MLP sizes differ from this NeuMF's "
+                "gmf_factors/mlp_factors or vocabularies"
+            )
         with torch.no_grad():
             m.gmf_user.weight.copy_(g.user.weight)
             m.gmf_item.weight.copy_(g.item.weight)
@@ -857,8 +963,10 @@ class MLPRanker(NeuralRecommender):
         if head == "implicit":
             return None
         if train.ratings is None:
-            raise DataError(f"mlpranker: head={head!r} needs a rating/label column in '{train.name}'; "
-                            "use head='implicit' for data without one")
+            raise DataError(
+                f"mlpranker: head={head!r} needs a rating/label column in '{train.name}'; "
+                "use head='implicit' for data without one"
+            )
         if head == "rating":
             return train.ratings
         r = train.ratings
@@ -867,18 +975,28 @@ class MLPRanker(NeuralRecommender):
 
     def _build_encoder(self, train: Dataset) -> FeatureEncoder:
         c = self.config
-        return build_feature_encoder(train, user_features=c.user_features,
-                                     item_features=c.item_features, context=c.context,
-                                     history_len=c.history_len)
+        return build_feature_encoder(
+            train,
+            user_features=c.user_features,
+            item_features=c.item_features,
+            context=c.context,
+            history_len=c.history_len,
+        )
 
     def _build_module(self) -> zn.ScoringModule:
         c = self.config
         assert self.encoder_ is not None
         spec = self.encoder_.spec
         bias = self.global_mean_ if c.head == "rating" else 0.0
-        return zn.MLPRanker(spec.side("user") + spec.side("context"), spec.side("item"),
-                            *self._vocab_sizes(), c.dim, c.layers, bias,
-                            c.dot_term)
+        return zn.MLPRanker(
+            spec.side("user") + spec.side("context"),
+            spec.side("item"),
+            *self._vocab_sizes(),
+            c.dim,
+            c.layers,
+            bias,
+            c.dot_term,
+        )
 
 
 class TwoTowerConfig(_FeatureConfig):
@@ -945,17 +1063,28 @@ class TwoTower(NeuralRecommender):
 
     def _build_encoder(self, train: Dataset) -> FeatureEncoder:
         c = self.config
-        return build_feature_encoder(train, user_features=c.user_features,
-                                     item_features=c.item_features, context=c.context,
-                                     history_len=c.history_len)
+        return build_feature_encoder(
+            train,
+            user_features=c.user_features,
+            item_features=c.item_features,
+            context=c.context,
+            history_len=c.history_len,
+        )
 
     def _build_module(self) -> zn.ScoringModule:
         c = self.config
         assert self.encoder_ is not None
         spec = self.encoder_.spec
-        return zn.TwoTower(spec.side("user") + spec.side("context"), spec.side("item"),
-                           *self._vocab_sizes(), c.dim, c.layers, c.out_dim,
-                           c.normalize, c.temperature)
+        return zn.TwoTower(
+            spec.side("user") + spec.side("context"),
+            spec.side("item"),
+            *self._vocab_sizes(),
+            c.dim,
+            c.layers,
+            c.out_dim,
+            c.normalize,
+            c.temperature,
+        )
 
     def item_embeddings(self) -> np.ndarray:
         """Item-tower outputs of the whole catalog, (n_items, out_dim), for a retrieval index."""
@@ -969,8 +1098,10 @@ class TwoTower(NeuralRecommender):
         assert self.user_vocab is not None
         idx = self.user_vocab.encode(users)
         if (idx < 0).any():
-            raise DataError("user_embeddings: unknown user ids; score them with recommend() "
-                            "(popularity fallback) instead")
+            raise DataError(
+                "user_embeddings: unknown user ids; score them with recommend() "
+                "(popularity fallback) instead"
+            )
         with torch.no_grad():
             u = torch.as_tensor(idx, device=self.device_)
             return module.user_repr(self._user_inputs(u)).float().cpu().numpy()
@@ -987,7 +1118,9 @@ class TwoTower(NeuralRecommender):
         module: Any = self._require_module()
         t = self._table_tensors()
         row = torch.zeros((1, int(hist.max_len or 1)), dtype=torch.int64, device=self.device_)
-        recent = torch.as_tensor(np.asarray(items, np.int64)[-row.shape[1]:] + 1, device=self.device_)
+        recent = torch.as_tensor(
+            np.asarray(items, np.int64)[-row.shape[1] :] + 1, device=self.device_
+        )
         row[0, : recent.numel()] = recent  # oldest first, newest last, 0-padded (as in training)
         inputs: dict[str, Tensor] = {"user": torch.zeros(1, dtype=torch.int64, device=self.device_)}
         for f in fields:

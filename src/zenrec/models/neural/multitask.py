@@ -41,7 +41,9 @@ class _MultiTaskTask(_InteractionTask):
 
     def loss(self, module: nn.Module, b: dict[str, Any]) -> Tensor:
         m = self.model
-        u = module.user_repr(m._user_inputs(b["u"], b.get("ctx"), target=b["i"], drop=b.get("drop_u")))
+        u = module.user_repr(
+            m._user_inputs(b["u"], b.get("ctx"), target=b["i"], drop=b.get("drop_u"))
+        )
         v = module.item_repr(m._item_inputs(b["i"], drop=b.get("drop_i")))
         out = module.tasks(u, v)  # (B, 2): rating, liked logit
         y = b["y"]
@@ -98,27 +100,46 @@ class _MultiTask(NeuralRecommender):
 
     def _labels(self, train: Dataset) -> np.ndarray | None:
         if train.ratings is None:
-            raise DataError(f"{self.name}: multi-task training needs ratings, and '{train.name}' "
-                            "has none")
+            raise DataError(
+                f"{self.name}: multi-task training needs ratings, and '{train.name}' has none"
+            )
         return train.ratings
 
     def _build_encoder(self, train: Dataset) -> FeatureEncoder:
         c = self.config
-        return build_feature_encoder(train, user_features=c.user_features,
-                                     item_features=c.item_features, context=c.context,
-                                     history_len=c.history_len)
+        return build_feature_encoder(
+            train,
+            user_features=c.user_features,
+            item_features=c.item_features,
+            context=c.context,
+            history_len=c.history_len,
+        )
 
     def _n_experts(self) -> int:
         return 1
 
     def _build_module(self) -> ScoringModule:
         c = self.config
-        assert self.encoder_ is not None and self.user_vocab is not None and self.item_vocab is not None
+        assert (
+            self.encoder_ is not None
+            and self.user_vocab is not None
+            and self.item_vocab is not None
+        )
         spec = self.encoder_.spec
-        return MultiTaskNet(spec.side("user") + spec.side("context"), spec.side("item"),
-                            len(self.user_vocab), len(self.item_vocab), c.dim, self._n_experts(),
-                            c.expert_layers, c.tower_layers, 2, self.gated,
-                            (self.global_mean_, 0.0), c.dropout)
+        return MultiTaskNet(
+            spec.side("user") + spec.side("context"),
+            spec.side("item"),
+            len(self.user_vocab),
+            len(self.item_vocab),
+            c.dim,
+            self._n_experts(),
+            c.expert_layers,
+            c.tower_layers,
+            2,
+            self.gated,
+            (self.global_mean_, 0.0),
+            c.dropout,
+        )
 
     def _make_task(self, train: Dataset) -> Any:
         assert self.device_ is not None
@@ -132,10 +153,20 @@ class _MultiTask(NeuralRecommender):
         try:
             with torch.no_grad():
                 for s in range(0, users.size, 65536):
-                    u = torch.as_tensor(users[s:s + 65536], dtype=torch.int64, device=self.device_)
-                    i = torch.as_tensor(items[s:s + 65536], dtype=torch.int64, device=self.device_)
-                    out.append(module.tasks(module.user_repr(self._user_inputs(u)),
-                                            module.item_repr(self._item_inputs(i))).float().cpu())
+                    u = torch.as_tensor(
+                        users[s : s + 65536], dtype=torch.int64, device=self.device_
+                    )
+                    i = torch.as_tensor(
+                        items[s : s + 65536], dtype=torch.int64, device=self.device_
+                    )
+                    out.append(
+                        module.tasks(
+                            module.user_repr(self._user_inputs(u)),
+                            module.item_repr(self._item_inputs(i)),
+                        )
+                        .float()
+                        .cpu()
+                    )
         finally:
             module.train(was)
         return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
@@ -146,8 +177,9 @@ class _MultiTask(NeuralRecommender):
         self._check_fitted()
         assert self.user_vocab is not None and self.item_vocab is not None
         u, i = self.user_vocab.encode(users), self.item_vocab.encode(items)
-        out = np.column_stack([np.full(u.size, self.global_mean_, np.float32),
-                               np.zeros(u.size, np.float32)])
+        out = np.column_stack(
+            [np.full(u.size, self.global_mean_, np.float32), np.zeros(u.size, np.float32)]
+        )
         ok = (u >= 0) & (i >= 0)
         if ok.any():
             out[ok] = self._task_outputs(u[ok], i[ok])

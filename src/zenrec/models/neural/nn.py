@@ -89,8 +89,9 @@ class FieldEmbedder(nn.Module):
         history_embedding: Embedding the ``history`` field pools (shared with the item ids).
     """
 
-    def __init__(self, fields: Sequence[FieldSpec], dim: int,
-                 history_embedding: nn.Embedding | None = None) -> None:
+    def __init__(
+        self, fields: Sequence[FieldSpec], dim: int, history_embedding: nn.Embedding | None = None
+    ) -> None:
         super().__init__()
         self.fields = [f.name for f in fields]
         self.kinds = {f.name: f.kind for f in fields}
@@ -122,8 +123,11 @@ class FieldEmbedder(nn.Module):
             elif kind == "numeric":
                 out.append(self.tables[name](x.unsqueeze(-1).float()))  # (B, D)
             else:
-                table = self.history_embedding if (kind == "history" and self.history_embedding
-                                                   is not None) else self.embedding(name)
+                table = (
+                    self.history_embedding
+                    if (kind == "history" and self.history_embedding is not None)
+                    else self.embedding(name)
+                )
                 # fused gather + mean over non-zero codes: (B, L) -> (B, D), no (B, L, D) tensor
                 out.append(nn.functional.embedding_bag(x, table.weight, mode="mean", padding_idx=0))
         return torch.stack(out, 1)  # (B, F, D)
@@ -229,8 +233,9 @@ class NeuMF(ScoringModule):
 
     dot_product = False
 
-    def __init__(self, n_users: int, n_items: int, gmf_dim: int, mlp_dim: int,
-                 hidden: Sequence[int]) -> None:
+    def __init__(
+        self, n_users: int, n_items: int, gmf_dim: int, mlp_dim: int, hidden: Sequence[int]
+    ) -> None:
         super().__init__()
         self.gmf_dim = gmf_dim
         self.gmf_user = nn.Embedding(n_users + 1, gmf_dim, padding_idx=0)
@@ -280,9 +285,17 @@ class MLPRanker(ScoringModule):
 
     dot_product = False
 
-    def __init__(self, user_fields: Sequence[FieldSpec], item_fields: Sequence[FieldSpec],
-                 n_users: int, n_items: int, dim: int, hidden: Sequence[int],
-                 bias: float = 0.0, dot_term: bool = True) -> None:
+    def __init__(
+        self,
+        user_fields: Sequence[FieldSpec],
+        item_fields: Sequence[FieldSpec],
+        n_users: int,
+        n_items: int,
+        dim: int,
+        hidden: Sequence[int],
+        bias: float = 0.0,
+        dot_term: bool = True,
+    ) -> None:
         super().__init__()
         self.dim = dim
         self.dot_term = dot_term
@@ -290,8 +303,9 @@ class MLPRanker(ScoringModule):
         iid = FieldSpec(name="item", side="item", kind="categorical", cardinality=n_items + 1)
         self.item_fields = [iid, *item_fields]
         self.items = FieldEmbedder(self.item_fields, dim)
-        self.users = FieldEmbedder([uid, *user_fields], dim,
-                                   history_embedding=self.items.embedding("item"))
+        self.users = FieldEmbedder(
+            [uid, *user_fields], dim, history_embedding=self.items.embedding("item")
+        )
         self.mlp = PairMLP(dim * (1 + len(user_fields)), dim * len(self.item_fields), hidden)
         self.out = nn.Linear(self.mlp.out_dim, 1)
         self.init_bias = bias
@@ -325,8 +339,15 @@ class MLPRanker(ScoringModule):
 class Tower(nn.Module):
     """Fields -> concatenated embeddings -> ReLU MLP -> (B, out_dim) (optionally L2-normalised)."""
 
-    def __init__(self, embedder: FieldEmbedder, n_fields: int, dim: int, hidden: Sequence[int],
-                 out_dim: int, normalize: bool) -> None:
+    def __init__(
+        self,
+        embedder: FieldEmbedder,
+        n_fields: int,
+        dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        normalize: bool,
+    ) -> None:
         super().__init__()
         self.embedder = embedder
         widths = [n_fields * dim, *hidden]
@@ -361,15 +382,25 @@ class TwoTower(ScoringModule):
 
     dot_product = True
 
-    def __init__(self, user_fields: Sequence[FieldSpec], item_fields: Sequence[FieldSpec],
-                 n_users: int, n_items: int, dim: int, hidden: Sequence[int], out_dim: int,
-                 normalize: bool = False, temperature: float = 1.0) -> None:
+    def __init__(
+        self,
+        user_fields: Sequence[FieldSpec],
+        item_fields: Sequence[FieldSpec],
+        n_users: int,
+        n_items: int,
+        dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        normalize: bool = False,
+        temperature: float = 1.0,
+    ) -> None:
         super().__init__()
         uid = FieldSpec(name="user", side="user", kind="categorical", cardinality=n_users + 1)
         iid = FieldSpec(name="item", side="item", kind="categorical", cardinality=n_items + 1)
         item_emb = FieldEmbedder([iid, *item_fields], dim)
-        user_emb = FieldEmbedder([uid, *user_fields], dim,
-                                 history_embedding=item_emb.embedding("item"))
+        user_emb = FieldEmbedder(
+            [uid, *user_fields], dim, history_embedding=item_emb.embedding("item")
+        )
         self.item_tower = Tower(item_emb, 1 + len(item_fields), dim, hidden, out_dim, normalize)
         self.user_tower = Tower(user_emb, 1 + len(user_fields), dim, hidden, out_dim, normalize)
         self.inv_temperature = 1.0 / temperature

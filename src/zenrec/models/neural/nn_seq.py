@@ -83,8 +83,9 @@ class _Block(nn.Module):
         """x (B, T, D), mask (B, 1, T, T) bool (True = may attend) -> (B, T, D)."""
         b, t, d = x.shape
         q, k, v = self._qkv(x)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                           dropout_p=self.p if self.training else 0.0)
+        a = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.p if self.training else 0.0
+        )
         a = a.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
         x = x + self.drop(self.out(a))
         return x + self.drop(self.ff2(self.drop(F.gelu(self.ff1(self.ln2(x))))))
@@ -108,8 +109,9 @@ class SASRecNet(ScoringModule):
         dropout: Dropout on embeddings, attention and FFN outputs.
     """
 
-    def __init__(self, n_items: int, dim: int, max_len: int, n_blocks: int, n_heads: int,
-                 dropout: float) -> None:
+    def __init__(
+        self, n_items: int, dim: int, max_len: int, n_blocks: int, n_heads: int, dropout: float
+    ) -> None:
         super().__init__()
         self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
         self.pos = nn.Embedding(max_len, dim)
@@ -174,9 +176,17 @@ class DINNet(ScoringModule):
 
     dot_product = False
 
-    def __init__(self, user_fields: Sequence[FieldSpec], item_fields: Sequence[FieldSpec],
-                 n_users: int, n_items: int, dim: int, attention_layers: Sequence[int],
-                 layers: Sequence[int], softmax: bool = False) -> None:
+    def __init__(
+        self,
+        user_fields: Sequence[FieldSpec],
+        item_fields: Sequence[FieldSpec],
+        n_users: int,
+        n_items: int,
+        dim: int,
+        attention_layers: Sequence[int],
+        layers: Sequence[int],
+        softmax: bool = False,
+    ) -> None:
         super().__init__()
         self.dim = dim
         self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
@@ -185,11 +195,14 @@ class DINNet(ScoringModule):
         self.item_fields = FieldEmbedder(list(item_fields), dim)
         self.n_uf = len(user_fields) + 1
         self.n_if = len(item_fields) + 1
-        self.att = nn.Sequential(_mlp([4 * dim, *attention_layers], last_act=True),
-                                 nn.Linear(attention_layers[-1] if attention_layers else 4 * dim, 1))
+        self.att = nn.Sequential(
+            _mlp([4 * dim, *attention_layers], last_act=True),
+            nn.Linear(attention_layers[-1] if attention_layers else 4 * dim, 1),
+        )
         d_in = (self.n_uf + 1 + self.n_if) * dim
-        self.mlp = nn.Sequential(_mlp([d_in, *layers], last_act=True),
-                                 nn.Linear(layers[-1] if layers else d_in, 1))
+        self.mlp = nn.Sequential(
+            _mlp([d_in, *layers], last_act=True), nn.Linear(layers[-1] if layers else d_in, 1)
+        )
         self.softmax = softmax
 
     def user_repr(self, inputs: Inputs) -> tuple[Tensor, Tensor]:
@@ -248,22 +261,43 @@ class MultiTaskNet(ScoringModule):
     dot_product = False
     bias: Tensor
 
-    def __init__(self, user_fields: Sequence[FieldSpec], item_fields: Sequence[FieldSpec],
-                 n_users: int, n_items: int, dim: int, n_experts: int,
-                 expert_layers: Sequence[int], tower_layers: Sequence[int], n_tasks: int,
-                 gates: bool, bias: Sequence[float], dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        user_fields: Sequence[FieldSpec],
+        item_fields: Sequence[FieldSpec],
+        n_users: int,
+        n_items: int,
+        dim: int,
+        n_experts: int,
+        expert_layers: Sequence[int],
+        tower_layers: Sequence[int],
+        n_tasks: int,
+        gates: bool,
+        bias: Sequence[float],
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.user = nn.Embedding(n_users + 1, dim, padding_idx=0)
         self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
         self.user_fields = FieldEmbedder(list(user_fields), dim)
         self.item_fields = FieldEmbedder(list(item_fields), dim)
         d_in = (len(user_fields) + len(item_fields) + 2) * dim
-        self.experts = nn.ModuleList([_mlp([d_in, *expert_layers], dropout) for _ in range(n_experts)])
-        self.gates = nn.ModuleList([nn.Linear(d_in, n_experts) for _ in range(n_tasks)]) if gates else None
+        self.experts = nn.ModuleList(
+            [_mlp([d_in, *expert_layers], dropout) for _ in range(n_experts)]
+        )
+        self.gates = (
+            nn.ModuleList([nn.Linear(d_in, n_experts) for _ in range(n_tasks)]) if gates else None
+        )
         h = expert_layers[-1]
-        self.towers = nn.ModuleList([nn.Sequential(_mlp([h, *tower_layers], dropout),
-                                                   nn.Linear(tower_layers[-1] if tower_layers else h, 1))
-                                     for _ in range(n_tasks)])
+        self.towers = nn.ModuleList(
+            [
+                nn.Sequential(
+                    _mlp([h, *tower_layers], dropout),
+                    nn.Linear(tower_layers[-1] if tower_layers else h, 1),
+                )
+                for _ in range(n_tasks)
+            ]
+        )
         self.register_buffer("bias", torch.tensor(list(bias), dtype=torch.float32))
 
     def user_repr(self, inputs: Inputs) -> Tensor:

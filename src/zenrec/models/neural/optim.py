@@ -34,18 +34,34 @@ class LazyAdam(torch.optim.Optimizer):
         decoupled: AdamW's decoupled weight decay.
     """
 
-    def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict[str, Any]], lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, decoupled: bool = False) -> None:
-        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
-                    "decoupled": decoupled}
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        decoupled: bool = False,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "decoupled": decoupled,
+        }
         super().__init__(params, defaults)
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # type: ignore[override]
         for group in self.param_groups:
             b1, b2 = group["betas"]
-            lr, eps, wd, decoupled = group["lr"], group["eps"], group["weight_decay"], group["decoupled"]
+            lr, eps, wd, decoupled = (
+                group["lr"],
+                group["eps"],
+                group["weight_decay"],
+                group["decoupled"],
+            )
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -59,7 +75,9 @@ class LazyAdam(torch.optim.Optimizer):
                 bc1, bc2_sqrt = 1 - b1**t, (1 - b2**t) ** 0.5
                 m, v = st["exp_avg"], st["exp_avg_sq"]
                 if p.grad.is_sparse:
-                    self._sparse_update(p, p.grad, m, v, lr, b1, b2, eps, wd, decoupled, bc1, bc2_sqrt)
+                    self._sparse_update(
+                        p, p.grad, m, v, lr, b1, b2, eps, wd, decoupled, bc1, bc2_sqrt
+                    )
                     continue
                 g = p.grad
                 if decoupled:
@@ -72,8 +90,20 @@ class LazyAdam(torch.optim.Optimizer):
                 p.addcdiv_(m, denom, value=-lr / bc1)
 
     @staticmethod
-    def _sparse_update(p: Tensor, grad: Tensor, m: Tensor, v: Tensor, lr: float, b1: float, b2: float,
-                       eps: float, wd: float, decoupled: bool, bc1: float, bc2_sqrt: float) -> None:
+    def _sparse_update(
+        p: Tensor,
+        grad: Tensor,
+        m: Tensor,
+        v: Tensor,
+        lr: float,
+        b1: float,
+        b2: float,
+        eps: float,
+        wd: float,
+        decoupled: bool,
+        bc1: float,
+        bc2_sqrt: float,
+    ) -> None:
         """The update restricted to the rows present in ``grad`` (duplicates summed first)."""
         grad = grad.coalesce()  # sorted, distinct rows: the scatters below cannot collide
         rows = grad.indices()[0]

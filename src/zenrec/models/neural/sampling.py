@@ -33,10 +33,18 @@ class NegativeSampler:
         dense_budget: Largest users x items (bytes of a bool matrix) looked up densely.
     """
 
-    def __init__(self, n_items: int, item_counts: np.ndarray, mode: Literal["uniform", "popularity"],
-                 alpha: float = 0.75, users: np.ndarray | None = None, items: np.ndarray | None = None,
-                 device: torch.device | str = "cpu", retries: int = 3,
-                 dense_budget: int = 2**27) -> None:
+    def __init__(
+        self,
+        n_items: int,
+        item_counts: np.ndarray,
+        mode: Literal["uniform", "popularity"],
+        alpha: float = 0.75,
+        users: np.ndarray | None = None,
+        items: np.ndarray | None = None,
+        device: torch.device | str = "cpu",
+        retries: int = 3,
+        dense_budget: int = 2**27,
+    ) -> None:
         self.n_items = n_items
         self.mode = mode
         self.device = torch.device(device)

@@ -63,9 +63,16 @@ class _Explains:
             per_item = []
             for row in w:
                 pos = [int(j) for j in np.argsort(-row, kind="stable") if hist[j] > 0][:top]
-                per_item.append([{"item": _py_id(self.item_vocab.decode([hist[j] - 1])[0]),
-                                  "title": None if titles is None else titles[int(hist[j]) - 1],
-                                  "weight": float(row[j])} for j in pos])
+                per_item.append(
+                    [
+                        {
+                            "item": _py_id(self.item_vocab.decode([hist[j] - 1])[0]),
+                            "title": None if titles is None else titles[int(hist[j]) - 1],
+                            "weight": float(row[j]),
+                        }
+                        for j in pos
+                    ]
+                )
             out.append(per_item)
         recs.explanation = out
         return recs
@@ -90,10 +97,10 @@ def training_windows(train: Dataset, max_len: int, *, sliding: bool = True) -> n
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rows: list[np.ndarray] = []
     for u in np.flatnonzero(counts >= 2):
-        seq = items[starts[u]:starts[u] + counts[u]]
+        seq = items[starts[u] : starts[u] + counts[u]]
         end = seq.size
         while end >= 2:
-            rows.append(seq[max(0, end - max_len - 1):end])
+            rows.append(seq[max(0, end - max_len - 1) : end])
             if not sliding:
                 break
             end -= max_len
@@ -103,7 +110,9 @@ def training_windows(train: Dataset, max_len: int, *, sliding: bool = True) -> n
 class _SequenceTask:
     """Rows are training windows; loss at every non-padded position (next-item prediction)."""
 
-    def __init__(self, model: SASRec, windows: np.ndarray, n_items: int, device: torch.device) -> None:
+    def __init__(
+        self, model: SASRec, windows: np.ndarray, n_items: int, device: torch.device
+    ) -> None:
         c = model.config
         self.module = model.module_
         self.n_rows = int(windows.shape[0])
@@ -118,8 +127,13 @@ class _SequenceTask:
         b: dict[str, Any] = {"seq": s[:, :-1], "target": s[:, 1:]}
         if self.loss_name != "full_softmax":
             k = 1 if self.loss_name == "bce" else self.n_neg
-            b["neg"] = torch.randint(1, self.n_items + 1, (s.shape[0], s.shape[1] - 1, k),
-                                     generator=gen, device=self.device)  # (B, T, K)
+            b["neg"] = torch.randint(
+                1,
+                self.n_items + 1,
+                (s.shape[0], s.shape[1] - 1, k),
+                generator=gen,
+                device=self.device,
+            )  # (B, T, K)
         return b
 
     def loss(self, module: nn.Module, b: dict[str, Any]) -> Tensor:
@@ -139,7 +153,9 @@ class _SequenceTask:
         if self.loss_name == "bce":
             return (nn.functional.softplus(-s_pos) + nn.functional.softplus(s_neg).sum(-1)).mean()
         # sampled softmax over [positive, K uniform negatives] (uniform: log-Q is a constant)
-        logits = torch.cat([s_pos.unsqueeze(1), s_neg.masked_fill(neg == pos.unsqueeze(1), -1e9)], 1)
+        logits = torch.cat(
+            [s_pos.unsqueeze(1), s_neg.masked_fill(neg == pos.unsqueeze(1), -1e9)], 1
+        )
         return nn.functional.cross_entropy(logits.float(), torch.zeros_like(pos))
 
 
@@ -202,8 +218,12 @@ class SASRec(_Explains, NeuralRecommender):
     config: SASRecConfig
 
     def _task_options(self) -> TaskOptions:
-        return replace(super()._task_options(), n_negatives=self.config.n_negatives,
-                       init_std=self.config.init_std)
+        return replace(
+            super()._task_options(),
+            n_negatives=self.config.n_negatives,
+            init_std=self.config.init_std,
+        )
+
     allowed_losses = ("full_softmax", "softmax", "bce")
 
     def __init__(self, config: Any = None, **params: Any) -> None:
@@ -223,7 +243,9 @@ class SASRec(_Explains, NeuralRecommender):
         self.histories_ = user_sequences(train, c.max_len)
         windows = training_windows(train, c.max_len, sliding=c.sliding)
         if windows.shape[0] == 0:
-            raise DataError(f"sasrec: no user of '{train.name}' has 2 or more training interactions")
+            raise DataError(
+                f"sasrec: no user of '{train.name}' has 2 or more training interactions"
+            )
         return _SequenceTask(self, windows, train.n_items, self.device_)
 
     def _after_fit(self, train: Dataset, valid: Dataset | None) -> None:
@@ -231,9 +253,12 @@ class SASRec(_Explains, NeuralRecommender):
             both = Dataset.from_raw(
                 train.user_vocab.decode(np.concatenate([train.users, valid.users])),
                 train.item_vocab.decode(np.concatenate([train.items, valid.items])),
-                timestamps=None if train.timestamps is None or valid.timestamps is None
+                timestamps=None
+                if train.timestamps is None or valid.timestamps is None
                 else np.concatenate([train.timestamps, valid.timestamps]),
-                user_vocab=train.user_vocab, item_vocab=train.item_vocab)
+                user_vocab=train.user_vocab,
+                item_vocab=train.item_vocab,
+            )
             self.histories_ = user_sequences(both, self.config.max_len)
 
     # ------------------------------------------------------------------ scoring
@@ -245,7 +270,7 @@ class SASRec(_Explains, NeuralRecommender):
             with torch.no_grad():
                 out = []
                 for s in range(0, seqs.shape[0], 512):
-                    x = torch.as_tensor(seqs[s:s + 512], device=self.device_)
+                    x = torch.as_tensor(seqs[s : s + 512], device=self.device_)
                     h = module.last_hidden(x)  # (B, D)
                     out.append((h @ module.item_weights().T).float().cpu())  # (B, N)
             return torch.cat(out).numpy() if out else np.zeros((0, self.n_items), np.float32)
@@ -265,7 +290,7 @@ class SASRec(_Explains, NeuralRecommender):
         out = np.empty(users.size, np.float32)
         uniq, inv = np.unique(users, return_inverse=True)
         for s in range(0, uniq.size, 512):
-            sc = self._score_users(uniq[s:s + 512])
+            sc = self._score_users(uniq[s : s + 512])
             m = (inv >= s) & (inv < s + 512)
             out[m] = sc[inv[m] - s, items[m]]
         return out
@@ -374,6 +399,7 @@ class DIN(_Explains, NeuralRecommender):
 
     def _task_options(self) -> TaskOptions:
         return replace(super()._task_options(), n_negatives=self.config.n_negatives)
+
     allowed_losses = ("bce",)
     score_budget = 2**22
 
@@ -396,14 +422,19 @@ class DIN(_Explains, NeuralRecommender):
 
     def _build_encoder(self, train: Dataset) -> FeatureEncoder:
         c = self.config
-        enc = build_feature_encoder(train, user_features=c.user_features,
-                                    item_features=c.item_features, context=c.context,
-                                    history_len=c.history_len)
+        enc = build_feature_encoder(
+            train,
+            user_features=c.user_features,
+            item_features=c.item_features,
+            context=c.context,
+            history_len=c.history_len,
+        )
         if self._clicks:  # the behaviour history is the user's clicks, not every impression
             assert train.ratings is not None
             clicked = train.subset(train.ratings > 0)
             enc.tables["user.history"] = build_feature_encoder(
-                clicked, history_len=c.history_len).tables["user.history"]
+                clicked, history_len=c.history_len
+            ).tables["user.history"]
         return enc
 
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
@@ -415,8 +446,16 @@ class DIN(_Explains, NeuralRecommender):
         assert self.encoder_ is not None
         spec = self.encoder_.spec
         user = [f for f in spec.side("user") + spec.side("context") if f.kind != "history"]
-        return DINNet(user, spec.side("item"), len(self.user_vocab), len(self.item_vocab), c.dim,
-                      c.attention_layers, c.layers, c.attention_softmax)
+        return DINNet(
+            user,
+            spec.side("item"),
+            len(self.user_vocab),
+            len(self.item_vocab),
+            c.dim,
+            c.attention_layers,
+            c.layers,
+            c.attention_softmax,
+        )
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
         module = self._require_module()
@@ -428,8 +467,10 @@ class DIN(_Explains, NeuralRecommender):
                 t = max(1, self.config.history_len)
                 chunk = max(1, self.score_budget // max(1, self.n_items * t * 4 * self.config.dim))
                 u = torch.as_tensor(np.asarray(users, np.int64), device=self.device_)
-                parts = [module.score_matrix(module.user_repr(self._user_inputs(u[s:s + chunk])), ir)
-                         for s in range(0, u.numel(), chunk)]
+                parts = [
+                    module.score_matrix(module.user_repr(self._user_inputs(u[s : s + chunk])), ir)
+                    for s in range(0, u.numel(), chunk)
+                ]
                 out = torch.cat(parts, 0) if parts else torch.zeros(0, self.n_items)
             return out.float().cpu().numpy()
         finally:
@@ -448,8 +489,11 @@ class DIN(_Explains, NeuralRecommender):
             with torch.no_grad():
                 u = torch.full((len(items),), int(user), dtype=torch.int64, device=self.device_)
                 ur = module.user_repr(self._user_inputs(u))
-                v = module.item_repr(self._item_inputs(torch.as_tensor(np.asarray(items, np.int64),
-                                                                       device=self.device_)))
+                v = module.item_repr(
+                    self._item_inputs(
+                        torch.as_tensor(np.asarray(items, np.int64), device=self.device_)
+                    )
+                )
                 w = module.attention(ur, v)
             return ur[1][0].cpu().numpy(), w.float().cpu().numpy()
         finally:

@@ -166,8 +166,10 @@ class TrainResult:
 
 def resolve_device(choice: str) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("the 'device' parameter is 'cuda' but no CUDA device is available; "
-                          "use device=auto or device=cpu")
+        raise ConfigError(
+            "the 'device' parameter is 'cuda' but no CUDA device is available; "
+            "use device=auto or device=cpu"
+        )
     if choice == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
@@ -213,24 +215,32 @@ def _embedding_modules(module: nn.Module) -> list[nn.Embedding | nn.EmbeddingBag
     return [m for m in module.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag))]
 
 
-def _use_sparse(c: TrainingConfig, module: nn.Module, task: TrainingTask, world: int, fp16: bool) -> bool:
+def _use_sparse(
+    c: TrainingConfig, module: nn.Module, task: TrainingTask, world: int, fp16: bool
+) -> bool:
     """Whether to train with row-sparse embedding gradients (see ``sparse_embeddings``)."""
     if c.sparse_embeddings == "off":
         return False
     possible = c.optimizer in ("adam", "adamw") and world == 1 and c.grad_clip == 0 and not fp16
     if c.sparse_embeddings == "on":
         if not possible:
-            raise ConfigError("sparse_embeddings=on needs optimizer adam or adamw, one process, "
-                              "grad_clip=0 and no fp16; set sparse_embeddings=auto or off")
+            raise ConfigError(
+                "sparse_embeddings=on needs optimizer adam or adamw, one process, "
+                "grad_clip=0 and no fp16; set sparse_embeddings=auto or off"
+            )
         return True
     touched = getattr(task, "rows_per_step", None)
     rows = sum(m.num_embeddings for m in _embedding_modules(module))
     return possible and touched is not None and rows > touched
 
 
-def _make_optimizer(params: list[nn.Parameter], c: TrainingConfig, sparse: bool = False) -> torch.optim.Optimizer:
+def _make_optimizer(
+    params: list[nn.Parameter], c: TrainingConfig, sparse: bool = False
+) -> torch.optim.Optimizer:
     if sparse:
-        return LazyAdam(params, lr=c.lr, weight_decay=c.weight_decay, decoupled=c.optimizer == "adamw")
+        return LazyAdam(
+            params, lr=c.lr, weight_decay=c.weight_decay, decoupled=c.optimizer == "adamw"
+        )
     if c.optimizer == "adam":
         return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
     if c.optimizer == "adamw":
@@ -354,8 +364,9 @@ class Trainer:
         >>> result = trainer.fit(task, validate=lambda: {"ndcg@10": 0.1})  # doctest: +SKIP
     """
 
-    def __init__(self, config: TrainingConfig, device: torch.device,
-                 run: RunOptions | None = None) -> None:
+    def __init__(
+        self, config: TrainingConfig, device: torch.device, run: RunOptions | None = None
+    ) -> None:
         if config.batch_size == AUTO:
             raise ConfigError("batch_size='auto' must be resolved by the model before training")
         self.config = config
@@ -398,9 +409,15 @@ class Trainer:
         rank, world = _dist()
         module = task.module.to(self.device)
         module.train()
-        loop = _Loop(task=task, module=module, wrapped=self._wrap(module, task, world),
-                     params=[p for p in module.parameters() if p.requires_grad], gen=gen,
-                     rank=rank, world=world)
+        loop = _Loop(
+            task=task,
+            module=module,
+            wrapped=self._wrap(module, task, world),
+            params=[p for p in module.parameters() if p.requires_grad],
+            gen=gen,
+            rank=rank,
+            world=world,
+        )
         fp16 = self.device.type == "cuda" and c.precision == "fp16"
         sparse = _use_sparse(c, module, task, world, fp16)
         flags = [(m, m.sparse) for m in _embedding_modules(module)]
@@ -417,9 +434,13 @@ class Trainer:
             for m, was in flags:
                 m.sparse = was
 
-    def _fit_loop(self, loop: _Loop, task: TrainingTask,
-                  validate: Callable[[], dict[str, float]] | None,
-                  callback: Callable[[int, dict[str, float]], None] | None) -> TrainResult:
+    def _fit_loop(
+        self,
+        loop: _Loop,
+        task: TrainingTask,
+        validate: Callable[[], dict[str, float]] | None,
+        callback: Callable[[int, dict[str, float]], None] | None,
+    ) -> TrainResult:
         """The epochs of :meth:`fit` (resume, train, validate, checkpoint), after its set-up."""
         c = self.config
         module = loop.module
@@ -432,12 +453,16 @@ class Trainer:
                 t_epoch = time.perf_counter()
                 loss = self._train_epoch(loop, state)
                 record: dict[str, Any] = {
-                    "epoch": epoch + 1, "loss": loss,
-                    "lr": c.lr * lr_factor(c, state.step - 1, loop.steps(task.n_rows, self.batch_size)),
+                    "epoch": epoch + 1,
+                    "loss": loss,
+                    "lr": c.lr
+                    * lr_factor(c, state.step - 1, loop.steps(task.n_rows, self.batch_size)),
                     "train_seconds": time.perf_counter() - t_epoch,
                 }
                 metrics = None
-                if validate is not None and ((epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs):
+                if validate is not None and (
+                    (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs
+                ):
                     t_valid = time.perf_counter()
                     metrics = self._validate_epoch(loop, state, validate, epoch + 1)
                     record.update({f"valid_{k}": v for k, v in metrics.items()})
@@ -445,9 +470,15 @@ class Trainer:
                 self._close_epoch(loop, state, record, metrics, epoch + 1, t0, tick)
                 if metrics is not None and callback is not None:
                     callback(epoch + 1, metrics)
-                if self.run.stop_after_epoch is not None and epoch + 1 >= self.run.stop_after_epoch \
-                        and epoch + 1 < c.epochs and not state.stopped:
-                    raise TrainingInterrupted(f"training stopped after epoch {epoch + 1} (test hook)")
+                if (
+                    self.run.stop_after_epoch is not None
+                    and epoch + 1 >= self.run.stop_after_epoch
+                    and epoch + 1 < c.epochs
+                    and not state.stopped
+                ):
+                    raise TrainingInterrupted(
+                        f"training stopped after epoch {epoch + 1} (test hook)"
+                    )
         if state.best_state is not None:
             module.load_state_dict(state.best_state)
         module.eval()
@@ -479,17 +510,25 @@ class Trainer:
                 f"--resume: the checkpoint in {ckdir} was written with different settings; "
                 "resume with the same --set values or start a new --output directory"
             )
-        loop.module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        loop.module.load_state_dict(
+            {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        )
         assert loop.opt is not None
         loop.opt.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
         loop.gen.set_state(tensors["generator"].cpu())
-        state = _LoopState(TrainResult(history=meta["history"], best_epoch=meta["best_epoch"],
-                                       best_score=meta["best_score"],
-                                       seconds_to_best=meta.get("seconds_to_best"),
-                                       resumed_from=meta["epoch"]))
+        state = _LoopState(
+            TrainResult(
+                history=meta["history"],
+                best_epoch=meta["best_epoch"],
+                best_score=meta["best_score"],
+                seconds_to_best=meta.get("seconds_to_best"),
+                resumed_from=meta["epoch"],
+            )
+        )
         if any(k.startswith("best.") for k in tensors):
-            state.best_state = {k[5:]: v.to(self.device) for k, v in tensors.items()
-                                if k.startswith("best.")}
+            state.best_state = {
+                k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")
+            }
         state.bad_rounds, state.epoch, state.step = meta["bad_rounds"], meta["epoch"], meta["step"]
         state.elapsed0, state.stopped = meta["seconds"], meta["stopped"]
         return state
@@ -499,9 +538,14 @@ class Trainer:
         """A rich progress bar over epochs (rank 0, when ``progress``); yields ``tick(desc)``."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-        progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                            TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                            transient=True, disable=not (self.config.progress and rank == 0))
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            transient=True,
+            disable=not (self.config.progress and rank == 0),
+        )
         with progress:
             bar = progress.add_task("training", total=self.config.epochs, completed=start_epoch)
             yield lambda desc: progress.update(bar, advance=1, description=desc)
@@ -547,8 +591,9 @@ class Trainer:
             opt.step()
         return loss.detach()
 
-    def _validate_epoch(self, loop: _Loop, state: _LoopState,
-                        validate: Callable[[], dict[str, float]], epoch: int) -> dict[str, float]:
+    def _validate_epoch(
+        self, loop: _Loop, state: _LoopState, validate: Callable[[], dict[str, float]], epoch: int
+    ) -> dict[str, float]:
         """Validate, keep the best weights, count rounds without improvement, decide to stop."""
         c = self.config
         metrics = self._validate(loop.module, validate, loop.rank, loop.world)
@@ -559,8 +604,9 @@ class Trainer:
             )
         score = float(metrics[c.valid_metric])
         res = state.res
-        better = res.best_score is None or (score > res.best_score if higher_is_better(c.valid_metric)
-                                            else score < res.best_score)
+        better = res.best_score is None or (
+            score > res.best_score if higher_is_better(c.valid_metric) else score < res.best_score
+        )
         if better and math.isfinite(score):
             res.best_score, res.best_epoch = score, epoch
             state.best_state = {k: v.detach().clone() for k, v in loop.module.state_dict().items()}
@@ -571,9 +617,16 @@ class Trainer:
             state.stopped = True
         return metrics
 
-    def _close_epoch(self, loop: _Loop, state: _LoopState, record: dict[str, Any],
-                     metrics: dict[str, float] | None, epoch: int, t0: float,
-                     tick: Callable[[str], None]) -> None:
+    def _close_epoch(
+        self,
+        loop: _Loop,
+        state: _LoopState,
+        record: dict[str, Any],
+        metrics: dict[str, float] | None,
+        epoch: int,
+        t0: float,
+        tick: Callable[[str], None],
+    ) -> None:
         """Append the history record, update the progress bar, write the checkpoint."""
         res = state.res
         record["seconds"] = state.elapsed0 + time.perf_counter() - t0
@@ -588,12 +641,23 @@ class Trainer:
         ckdir = self.run.checkpoint_dir
         if ckdir is not None and loop.rank == 0:
             assert loop.opt is not None
-            self._checkpoint(Path(ckdir), loop.module, loop.opt, loop.gen, state.best_state, res,
-                             epoch, state.step, state.bad_rounds, state.stopped,
-                             state.elapsed0 + time.perf_counter() - t0)
+            self._checkpoint(
+                Path(ckdir),
+                loop.module,
+                loop.opt,
+                loop.gen,
+                state.best_state,
+                res,
+                epoch,
+                state.step,
+                state.bad_rounds,
+                state.stopped,
+                state.elapsed0 + time.perf_counter() - t0,
+            )
 
-    def _validate(self, module: nn.Module, validate: Callable[[], dict[str, float]],
-                  rank: int, world: int) -> dict[str, float]:
+    def _validate(
+        self, module: nn.Module, validate: Callable[[], dict[str, float]], rank: int, world: int
+    ) -> dict[str, float]:
         module.eval()
         try:
             with torch.no_grad():
@@ -606,14 +670,28 @@ class Trainer:
             metrics = box[0]
         return {k: float(v) for k, v in metrics.items()}
 
-    def _checkpoint(self, directory: Path, module: nn.Module, opt: torch.optim.Optimizer,
-                    gen: torch.Generator, best_state: dict[str, Tensor] | None, res: TrainResult,
-                    epoch: int, step: int, bad_rounds: int, stopped: bool, seconds: float) -> None:
-        tensors = {f"model.{k}": v.detach().cpu().contiguous().clone()
-                   for k, v in module.state_dict().items()}
+    def _checkpoint(
+        self,
+        directory: Path,
+        module: nn.Module,
+        opt: torch.optim.Optimizer,
+        gen: torch.Generator,
+        best_state: dict[str, Tensor] | None,
+        res: TrainResult,
+        epoch: int,
+        step: int,
+        bad_rounds: int,
+        stopped: bool,
+        seconds: float,
+    ) -> None:
+        tensors = {
+            f"model.{k}": v.detach().cpu().contiguous().clone()
+            for k, v in module.state_dict().items()
+        }
         if best_state is not None:
-            tensors.update({f"best.{k}": v.detach().cpu().contiguous().clone()
-                            for k, v in best_state.items()})
+            tensors.update(
+                {f"best.{k}": v.detach().cpu().contiguous().clone() for k, v in best_state.items()}
+            )
         opt_tensors, opt_meta = _flatten_optimizer(opt)
         tensors.update(opt_tensors)
         tensors["generator"] = gen.get_state().cpu().clone()

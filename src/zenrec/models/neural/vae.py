@@ -47,8 +47,9 @@ class MultVAEModule(ScoringModule):
         noise_scale: Standard deviation of the reparameterisation noise (1: the paper).
     """
 
-    def __init__(self, n_items: int, hidden: int, latent: int, dropout: float,
-                 noise_scale: float = 1.0) -> None:
+    def __init__(
+        self, n_items: int, hidden: int, latent: int, dropout: float, noise_scale: float = 1.0
+    ) -> None:
         super().__init__()
         self.latent = latent
         self.enc = nn.Linear(n_items, hidden)
@@ -74,7 +75,9 @@ class MultVAEModule(ScoringModule):
         """z (B, Z) -> logits (B, N)."""
         return self.dec_out(torch.tanh(self.dec(z)))
 
-    def forward(self, x: Tensor, gen: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, gen: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """x (B, N) -> (logits (B, N), mu (B, Z), logvar (B, Z)); samples z only in training."""
         mu, logvar = self.encode(x, gen)
         z = mu
@@ -132,7 +135,11 @@ class _UserRowsTask:
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
         steps = module.get_buffer("steps")
         step = float(steps)
-        beta = self.cap if self.anneal_steps <= 0 else min(self.cap, self.cap * step / self.anneal_steps)
+        beta = (
+            self.cap
+            if self.anneal_steps <= 0
+            else min(self.cap, self.cap * step / self.anneal_steps)
+        )
         if module.training:
             steps += 1
         return nll + beta * kl
@@ -184,8 +191,12 @@ class MultVAE(NeuralRecommender):
             assert self.seen_ is not None
             task = _UserRowsTask(self, self.seen_, self.device_)
             gen = torch.Generator(device=self.device_).manual_seed(c.seed + 1)
-            validate = self._make_validate(train, valid) if valid is not None and len(valid) else None
-            result = Trainer(self._training_config(), self.device_, self.run_options).fit(task, gen, validate, self.epoch_callback)
+            validate = (
+                self._make_validate(train, valid) if valid is not None and len(valid) else None
+            )
+            result = Trainer(self._training_config(), self.device_, self.run_options).fit(
+                task, gen, validate, self.epoch_callback
+            )
             self.train_result_ = result
             self.history_ = result.history
         finally:
@@ -199,9 +210,10 @@ class MultVAE(NeuralRecommender):
         try:
             with torch.no_grad():
                 for s in range(0, X.shape[0], 1024):
-                    part = X[s:s + 1024]
-                    dense = np.asarray(part.toarray() if isinstance(part, sp.spmatrix | sp.sparray)
-                                       else part)
+                    part = X[s : s + 1024]
+                    dense = np.asarray(
+                        part.toarray() if isinstance(part, sp.spmatrix | sp.sparray) else part
+                    )
                     x = torch.as_tensor(dense, dtype=torch.float32, device=self.device_)
                     out.append(module(x)[0].float().cpu().numpy())
         finally:
@@ -216,7 +228,7 @@ class MultVAE(NeuralRecommender):
         out = np.empty(users.size, dtype=np.float32)
         uniq, inv = np.unique(users, return_inverse=True)
         for s in range(0, uniq.size, 1024):
-            block = self._score_users(uniq[s:s + 1024])
+            block = self._score_users(uniq[s : s + 1024])
             m = (inv >= s) & (inv < s + 1024)
             out[m] = block[inv[m] - s, items[m]]
         return out

@@ -19,9 +19,16 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 log = logging.getLogger("zenrec.serving")
 
 
-@router.post("/reload", response_model=ReloadResponse, summary="Load a new bundle and swap it in",
-             responses={401: {"model": ErrorResponse}, 409: {"model": ErrorResponse},
-                        422: {"model": ErrorResponse, "description": "Bundle refused; the old one keeps serving"}})
+@router.post(
+    "/reload",
+    response_model=ReloadResponse,
+    summary="Load a new bundle and swap it in",
+    responses={
+        401: {"model": ErrorResponse},
+        409: {"model": ErrorResponse},
+        422: {"model": ErrorResponse, "description": "Bundle refused; the old one keeps serving"},
+    },
+)
 async def reload(state: State, body: ReloadRequest | None = None) -> ReloadResponse:
     """Loads the bundle (verifying its content hash), builds its index, runs a smoke query and
     only then swaps it in. Requests already running finish on the previous model. A corrupt,
@@ -34,17 +41,34 @@ async def reload(state: State, body: ReloadRequest | None = None) -> ReloadRespo
     try:
         path = body.bundle_dir if body is not None and body.bundle_dir else str(old.path)
         try:
-            new = await run_in_threadpool(load_served, path, state.settings, reranker=state.reranker)
+            new = await run_in_threadpool(
+                load_served, path, state.settings, reranker=state.reranker
+            )
         except BundleError as exc:
             state.metrics.reloads.labels("refused").inc()
-            log.warning("reload refused", extra={"bundle": path, "reason": str(exc), "version": old.version})
-            raise HTTPException(422, f"bundle refused ({exc}); still serving version {old.version}") from None
+            log.warning(
+                "reload refused", extra={"bundle": path, "reason": str(exc), "version": old.version}
+            )
+            raise HTTPException(
+                422, f"bundle refused ({exc}); still serving version {old.version}"
+            ) from None
         state.served = new  # one reference assignment: atomic for every later request
         state.metrics.set_model(new.name, new.version)
         state.metrics.reloads.labels("ok").inc()
-        log.info("reloaded", extra={"bundle": path, "previous_version": old.version, "version": new.version,
-                                    "load_seconds": round(new.load_seconds, 3)})
-        return ReloadResponse(previous_version=old.version, version=new.version, model=new.name,
-                              load_seconds=new.load_seconds)
+        log.info(
+            "reloaded",
+            extra={
+                "bundle": path,
+                "previous_version": old.version,
+                "version": new.version,
+                "load_seconds": round(new.load_seconds, 3),
+            },
+        )
+        return ReloadResponse(
+            previous_version=old.version,
+            version=new.version,
+            model=new.name,
+            load_seconds=new.load_seconds,
+        )
     finally:
         state.reload_lock.release()

@@ -18,5 +18,10 @@ def _page() -> str:
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def demo() -> HTMLResponse:
-    return HTMLResponse(_page(), headers={"Content-Security-Policy": "default-src 'self'; style-src 'self' "
-                                          "'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:"})
+    return HTMLResponse(
+        _page(),
+        headers={
+            "Content-Security-Policy": "default-src 'self'; style-src 'self' "
+            "'unsafe-inline'; script-src 'self' 'unsafe-inline'; img-src 'self' data:"
+        },
+    )

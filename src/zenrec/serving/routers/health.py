@@ -16,8 +16,12 @@ async def healthz() -> HealthResponse:
     return HealthResponse(status="ok")
 
 
-@router.get("/readyz", response_model=HealthResponse,
-            responses={503: {"model": HealthResponse, "description": "Not ready"}}, summary="Readiness")
+@router.get(
+    "/readyz",
+    response_model=HealthResponse,
+    responses={503: {"model": HealthResponse, "description": "Not ready"}},
+    summary="Readiness",
+)
 async def readyz(state: State) -> HealthResponse | JSONResponse:
     served = state.served
     if not state.ready or served is None:

@@ -47,7 +47,10 @@ def to_query(req: RecommendRequest, state: ServiceState, loc: list[str | int]) -
         filters["genres"] = AttributeFilter(any_of=tuple(req.genres))
     if req.year_min is not None or req.year_max is not None:
         if req.year_min is not None and req.year_max is not None and req.year_min > req.year_max:
-            raise invalid([*loc, "year_min"], f"year_min ({req.year_min}) is greater than year_max ({req.year_max})")
+            raise invalid(
+                [*loc, "year_min"],
+                f"year_min ({req.year_min}) is greater than year_max ({req.year_max})",
+            )
         filters["year"] = AttributeFilter(min=req.year_min, max=req.year_max)
     return Query(
         user_id=req.user_id,
@@ -67,12 +70,21 @@ def items_out(served: ServedModel, idx: Any, scores: Any) -> list[ItemOut]:
         meta = served.attributes.item_metadata(i)
         title = meta.pop("title", None)
         genres = meta.pop("genres", None)
-        out.append(ItemOut(item_id=item_id, score=score, title=title if isinstance(title, str) else None,
-                           genres=genres if isinstance(genres, list) else None, metadata=meta))
+        out.append(
+            ItemOut(
+                item_id=item_id,
+                score=score,
+                title=title if isinstance(title, str) else None,
+                genres=genres if isinstance(genres, list) else None,
+                metadata=meta,
+            )
+        )
     return out
 
 
-def answer(served: ServedModel, state: ServiceState, req: RecommendRequest, loc: list[str | int]) -> RecommendResponse:
+def answer(
+    served: ServedModel, state: ServiceState, req: RecommendRequest, loc: list[str | int]
+) -> RecommendResponse:
     q = to_query(req, state, loc)
     try:
         res: Result = recommend(served, q)
@@ -91,9 +103,15 @@ def answer(served: ServedModel, state: ServiceState, req: RecommendRequest, loc:
     )
 
 
-@router.post("/recommend", response_model=RecommendResponse, responses=ERRORS,
-             summary="Top-k items for a user id or a history of recent items")
-async def recommend_one(body: RecommendRequest, request: Request, served: Served, state: State) -> RecommendResponse:
+@router.post(
+    "/recommend",
+    response_model=RecommendResponse,
+    responses=ERRORS,
+    summary="Top-k items for a user id or a history of recent items",
+)
+async def recommend_one(
+    body: RecommendRequest, request: Request, served: Served, state: State
+) -> RecommendResponse:
     """Scores a known user with the model; a user the model has not seen is scored from
     ``recent_items`` (``fallback: history``), else gets popular items (``fallback: popularity``).
     Exclusions, ``include_items`` and attribute filters apply to every case."""
@@ -104,13 +122,22 @@ async def recommend_one(body: RecommendRequest, request: Request, served: Served
     return answer(served, state, body, [])
 
 
-@router.post("/recommend/batch", response_model=BatchResponse, responses=ERRORS,
-             summary="Several recommendation requests in one call")
-async def recommend_batch(body: BatchRequest, request: Request, served: Served, state: State) -> BatchResponse:
+@router.post(
+    "/recommend/batch",
+    response_model=BatchResponse,
+    responses=ERRORS,
+    summary="Several recommendation requests in one call",
+)
+async def recommend_batch(
+    body: BatchRequest, request: Request, served: Served, state: State
+) -> BatchResponse:
     """Every sub-request is answered by the same model version."""
     if len(body.requests) > state.settings.max_batch_users:
-        raise invalid(["requests"], f"at most {state.settings.max_batch_users} requests per batch; "
-                                    f"got {len(body.requests)}")
+        raise invalid(
+            ["requests"],
+            f"at most {state.settings.max_batch_users} requests per batch; "
+            f"got {len(body.requests)}",
+        )
     request.state.log_k = max(r.k for r in body.requests)
 
     def work() -> list[RecommendResponse]:
