@@ -105,9 +105,7 @@ bench-serve: $(STAMP)
 
 # Traffic (docs/results/traffic.md/json): forecasts, surge detection, autoscaling replays, speed.
 bench-traffic: $(STAMP)
-	mkdir -p runs
-	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/traffic_speed.py > runs/traffic-speed.txt
-	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/traffic_eval.py --speed runs/traffic-speed.txt
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/traffic_eval.py
 
 # Accuracy grids (docs/results/{recbole-ml1m,recbole-ml100k,msrec-ml100k,surprise-ml100k,
 # accuracy}.md): zenrec benchmark on each config, then zenrec report. Hours on 2 cores.
