@@ -84,7 +84,7 @@ def page_head(question: str, command: str, facts: dict[str, Any], prose: str = "
 def peer_record(library: str, model: str, split_dir: Path, **kw: Any) -> dict[str, Any] | None:
     """One run of a peer library through zenrec's own runner (``zenrec.runs.peers``), or None
     with the one-line reason on stderr when the peer is not configured."""
-    from zenrec._errors import ConfigError
+    from zenrec import ConfigError
     from zenrec.runs.peers import run_peer_script
 
     try:

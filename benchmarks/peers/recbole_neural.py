@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from zenrec._errors import ConfigError
+from zenrec import ConfigError
 from zenrec.runs.peers import peer_python, run_peer_script
 
 ROOT = Path(__file__).resolve().parents[2]

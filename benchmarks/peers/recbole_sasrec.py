@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zenrec._errors import ConfigError
+from zenrec import ConfigError
 from zenrec.runs.peers import peer_python
 
 RUNNER = r"""
