@@ -7,6 +7,8 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +60,35 @@ def run_json(
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def now_utc() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def page_head(question: str, command: str, facts: dict[str, Any], prose: str = "") -> list[str]:
+    """The top of a generated results page: the question it answers as the title, then the
+    command and the date of the run beside the machine, then at most a few lines of prose."""
+    blas = ", ".join(facts.get("blas", []))
+    lines = [
+        f"# {question}",
+        "",
+        f"Command: `{command}`  ",
+        f"Measured: {now_utc()}; {facts.get('cpu_count')} cores, {facts.get('platform')}, "
+        f"Python {facts.get('python')}" + (f", BLAS {blas}" if blas else "") + ".",
+        "",
+    ]
+    return lines + ([prose, ""] if prose else [])
+
+
+def peer_record(library: str, model: str, split_dir: Path, **kw: Any) -> dict[str, Any] | None:
+    """One run of a peer library through zenrec's own runner (``zenrec.runs.peers``), or None
+    with the one-line reason on stderr when the peer is not configured."""
+    from zenrec import ConfigError
+    from zenrec.runs.peers import run_peer_script
+
+    try:
+        return run_peer_script(library, model, split_dir, **kw)
+    except ConfigError as exc:
+        print(f"skipping {library} {model}: {exc}", file=sys.stderr)
+        return None

@@ -2,8 +2,9 @@
 
 Runs, one after the other (never concurrently), for ML-100K and ML-1M:
   * zenrec Pop, ItemKNN, EASE, iALS on RecBole's golden split (``--split-dir``);
-  * RecBole 1.2.1 Pop, ItemKNN, EASE on the same split, in its own venv
-    (``bash benchmarks/peers/setup_peers.sh recbole`` creates it);
+  * RecBole 1.2.1 Pop, ItemKNN, EASE on the same split, through zenrec's RecBole runner
+    (``zenrec.runs.peers``) with the interpreter ``ZENREC_PEER_PYTHON_RECBOLE`` names
+    (``bash benchmarks/peers/setup_peers.sh recbole`` creates it; ``make bench`` sets it);
   * zenrec's ``recbole`` preset (its own split, seed 2020) and ML-100K ``msrec``.
 Each timing is the median of ``--repeats`` runs. Writes docs/results/classic.{md,json}.
 
@@ -16,12 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, RESULTS, ROOT, machine, median, run_json, write_json, write_text
+from _common import DATA, RESULTS, machine, median, page_head, peer_record, write_json, write_text
 
 from zenrec.data import load_dataset
 from zenrec.evaluation.protocols import get_protocol
@@ -45,27 +45,10 @@ def zenrec_runs(ds, protocol, model, params, repeats, split_dir=None):
 
 
 def recbole_runs(split_dir, model, repeats):
-    py = ROOT / "benchmarks" / ".venv-recbole" / "bin" / "python"
-    if not py.exists():
+    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    recs = [peer_record("recbole", model, split_dir, env=env) for _ in range(repeats)]
+    if not all(recs):
         return None
-    recs = []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            recs.append(
-                run_json(
-                    [
-                        str(py),
-                        "benchmarks/peers/recbole_run.py",
-                        "--split-dir",
-                        str(split_dir),
-                        "--model",
-                        model,
-                        "--out",
-                        str(Path(tmp) / "r.json"),
-                    ],
-                    env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")},
-                )
-            )
     out = dict(recs[0])
     out["fit_seconds"] = median([r["fit_seconds"] for r in recs])
     out["eval_seconds"] = median([r["eval_seconds"] for r in recs])
@@ -154,14 +137,13 @@ def main() -> None:
 
 def render(payload) -> str:
     m = payload["machine"]
-    lines = [
-        "# Classic models: zenrec and RecBole side by side",
-        "",
-        f"Command: `{payload['command']}`  ",
-        f"Machine: {m['cpu_count']} cores, {m['platform']}, Python {m['python']}, BLAS {', '.join(m['blas'])}.  ",
-        f"Timings are medians of {payload['repeats']} runs, measured one after the other (never concurrently).",
-        "",
-    ]
+    lines = page_head(
+        "Do zenrec's classic models match RecBole's accuracy on the same split, and how fast?",
+        payload["command"],
+        m,
+        f"Timings are medians of {payload['repeats']} runs, measured one after the other (never "
+        "concurrently); RecBole 1.2.1 runs on the very files of RecBole's golden split.",
+    )
     groups: dict = {}
     for r in payload["rows"]:
         groups.setdefault((r["dataset"], r["setting"]), []).append(r)

@@ -129,6 +129,12 @@ def summarise(out: Path) -> str:
         r for p in sorted(out.glob("cell-*.json")) if "dataset" in (r := json.loads(p.read_text()))
     ]
     lines = [
+        "# How close does each model's default come to its tuned NDCG@10?",
+        "",
+        f"Command: `python benchmarks/defaults_transfer.py --out {out}`  ",
+        f"Written: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(rows)} cells "
+        "(each cell's JSON holds its own date and settings).",
+        "",
         "| dataset | protocol | model | default ndcg@10 | tuned ndcg@10 | default / tuned | trials | best params |",
         "|---|---|---|---|---|---|---|---|",
     ]

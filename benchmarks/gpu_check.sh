@@ -29,5 +29,10 @@ echo "== throughput, batch 4096, bf16 autocast"
 $V benchmarks/neural_throughput.py --models bprmf twotower --epochs 3 --device cuda --precision bf16 "${EXTRA[@]}"
 echo "== throughput, batch 4096, fp32"
 $V benchmarks/neural_throughput.py --models bprmf twotower --epochs 3 --device cuda --precision fp32 "${EXTRA[@]}"
-echo "== accuracy: a few epochs with validation on CUDA"
-$V benchmarks/neural_gpu_accuracy.py "${EXTRA[@]}"
+echo "== accuracy: 10 epochs with validation every 2 on CUDA, bf16 and fp32"
+for model in bprmf twotower; do
+  for precision in bf16 fp32; do
+    $V benchmarks/neural_ml1m.py $model --device cuda --precision $precision --set epochs=10 \
+      --set eval_every=2 "${EXTRA[@]}"
+  done
+done

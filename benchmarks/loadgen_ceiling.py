@@ -12,8 +12,8 @@ scheduling one task per request; zenrec's minimal keep-alive client on asyncio's
 uvloop, and on uvloop split over two processes. aiohttp is not a zenrec dependency: it is
 skipped when not installed.
 
-Usage (on a quiet machine; the repo wraps timings in the bench lock):
-    flock /tmp/zenrec-bench.lock .venv/bin/python benchmarks/loadgen_ceiling.py \\
+Usage (on a quiet machine; ``make bench-serve`` runs it first):
+    .venv/bin/python benchmarks/loadgen_ceiling.py \\
         --rates 1000,2000,5000,10000 --duration 3 --output runs/loadgen_ceiling.json
 """
 

@@ -7,7 +7,7 @@ docs/results/perf.md is re-rendered from the merged file, so sections can be re-
   bandwidth (numpy copy of 512 MiB), with the thread count used.
 * ``ease``: EASE on ML-1M, zenrec's ``recbole`` preset (seed 2020): fit and full-ranking eval
   seconds (median of ``--repeats``), NDCG@10; the same on RecBole's golden split beside
-  RecBole 1.2.1's EASE (the peer harness, benchmarks/peers/recbole_run.py) in the same run;
+  RecBole 1.2.1's EASE (zenrec's RecBole runner, ``zenrec.runs.peers``) in the same run;
   the Gram product, the Cholesky inverse and the scoring product as a fraction of the GEMM
   rate.
 * ``cold``: the first full-ranking evaluation in a fresh process (what ``zenrec evaluate``
@@ -15,6 +15,10 @@ docs/results/perf.md is re-rendered from the merged file, so sections can be re-
 * ``neural``: BPR-MF and the two-tower at their defaults on ML-1M ``recbole`` as
   ``zenrec evaluate`` runs them: whole fit incl. early stopping, NDCG@10, training
   interactions/s, share of the fit spent validating. ``--peers`` adds RecBole's BPR.
+
+The sections run one after the other in one process. RecBole runs with the interpreter that
+``ZENREC_PEER_PYTHON_RECBOLE`` names (``make bench`` sets it); without it the peer rows are left
+out with the reason.
 
 Usage (``make bench`` runs all sections with the peers):
     ZENREC_DATA=../shared/data .venv/bin/python benchmarks/perf.py [--only ease cold] [--repeats 5]
@@ -33,7 +37,17 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DATA, RESULTS, ROOT, machine, median, run_json, write_json, write_text
+from _common import (
+    DATA,
+    RESULTS,
+    ROOT,
+    machine,
+    median,
+    peer_record,
+    run_json,
+    write_json,
+    write_text,
+)
 
 SECTIONS = ("yardstick", "ease", "ease_peer", "cold", "neural")
 CMD = "ZENREC_DATA=../shared/data .venv/bin/python benchmarks/perf.py"
@@ -163,42 +177,21 @@ def ease_peer(repeats: int) -> dict[str, Any]:
     if rb is None:
         return {
             "command": f"{CMD} --only ease_peer",
-            "missing": "benchmarks/.venv-recbole or the golden split",
+            "missing": "RecBole (ZENREC_PEER_PYTHON_RECBOLE) or the golden split",
         }
     rb["total_seconds"] = rb["fit_seconds"] + rb["eval_seconds"]
     rb["command"] = f"{CMD} --only ease_peer --repeats {repeats}"
     return rb
 
 
-def _recbole(
-    model: str, split_dir: Path, repeats: int, extra: list[str] | None = None
-) -> dict[str, Any] | None:
-    py = ROOT / "benchmarks" / ".venv-recbole" / "bin" / "python"
-    if not py.exists():
-        return None
+def _recbole(model: str, split_dir: Path, repeats: int) -> dict[str, Any] | None:
     from zenrec._threads import configured_threads
 
-    recs = []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            cmd = [
-                str(py),
-                "benchmarks/peers/recbole_run.py",
-                "--split-dir",
-                str(split_dir),
-                "--model",
-                model,
-                "--out",
-                str(Path(tmp) / "r.json"),
-            ]
-            for kv in extra or []:
-                cmd += ["--set", kv]
-            n = str(configured_threads())
-            recs.append(
-                run_json(
-                    cmd, env={"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
-                )
-            )
+    n = str(configured_threads())
+    env = {"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+    recs = [peer_record("recbole", model, split_dir, env=env) for _ in range(repeats)]
+    if not all(recs):
+        return None
     return {
         "ndcg@10": recs[0]["metrics"].get("ndcg@10"),
         "fit_seconds": median([r["fit_seconds"] for r in recs]),
@@ -342,15 +335,15 @@ def render(res: dict[str, Any]) -> str:
     m = res.get("machine", {})
     y = res.get("yardstick", {})
     lines = [
-        "# Performance: zenrec against its peer and against the machine",
+        "# How fast is zenrec, against RecBole and against this machine's limits?",
         "",
         f"Machine: {m.get('cpu_count')} cores, {m.get('platform')}, Python {m.get('python')}, "
         f"BLAS {', '.join(m.get('blas', []))}; threads: zenrec's policy (all cores) unless noted.",
         f"**{res.get('note', '')}**",
         "",
-        "Re-run everything: `make bench` (each section in turn under "
-        f"`flock /tmp/zenrec-bench.lock {CMD} --only SECTION --peers`); each section alone "
-        "with the command beside it. Times are medians of the repeats shown.",
+        f"Re-run everything: `make bench` (`{CMD} --peers`, its sections one after the "
+        "other); each section alone with the command beside it. Times are medians of the "
+        "repeats shown; each section's date is in the table below.",
         "",
         "| section | measured | 1-min load average at its start (2 cores) |",
         "|---|---|---|",

@@ -1,8 +1,9 @@
 """Rating prediction: zenrec BiasedMF vs Surprise SVD on the same 5 folds (surprise-cv5).
 
 zenrec's ``surprise-cv5`` folds (seed 0) are written to files and given to Surprise through
-``PredefinedKFold``, so both libraries see identical train/test parts. Surprise runs in its
-own venv (``bash benchmarks/peers/setup_peers.sh surprise``). Total seconds cover fitting and
+``PredefinedKFold``, so both libraries see identical train/test parts. Surprise runs through
+zenrec's runner with the interpreter ``ZENREC_PEER_PYTHON_SURPRISE`` names
+(``bash benchmarks/peers/setup_peers.sh surprise`` creates it; ``make bench`` sets it). Total seconds cover fitting and
 predicting all 5 folds; medians of ``--repeats`` runs, one library after the other.
 
 Usage:
@@ -18,20 +19,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, ROOT, machine, median, run_json, write_json, write_text
+from _common import RESULTS, machine, median, page_head, peer_record, write_json, write_text
 
 from zenrec.data import load_dataset
 from zenrec.evaluation import evaluate_rating, get_protocol
 from zenrec.models import create_model
-
-
-def write_folds(splits, d: Path) -> None:
-    for j, s in enumerate(splits):
-        for part, ds in (("train", s.train), ("test", s.test)):
-            u = ds.user_vocab.decode(ds.users)
-            i = ds.item_vocab.decode(ds.items)
-            with open(d / f"fold{j}.{part}.tsv", "w") as fh:
-                fh.writelines(f"{a}\t{b}\t{r:g}\n" for a, b, r in zip(u, i, ds.ratings))
+from zenrec.runs.peers import export_split
 
 
 def zenrec_cv(splits) -> dict:
@@ -58,7 +51,6 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["ml-100k", "ml-1m"])
     args = ap.parse_args()
     proto = get_protocol("surprise-cv5")
-    py = ROOT / "benchmarks" / ".venv-surprise" / "bin" / "python"
     rows = []
     for name in args.datasets:
         ds = load_dataset(name)
@@ -71,20 +63,11 @@ def main() -> None:
         )
         rows.append({"dataset": name, **z})
         print(name, z)
-        if py.exists():
-            with tempfile.TemporaryDirectory() as tmp:
-                write_folds(splits, Path(tmp))
-                ps = [
-                    run_json(
-                        [
-                            str(py),
-                            "benchmarks/peers/surprise_run.py",
-                            tmp,
-                            str(Path(tmp) / "o.json"),
-                        ]
-                    )
-                    for _ in range(args.repeats)
-                ]
+        with tempfile.TemporaryDirectory() as tmp:
+            for j, sp in enumerate(splits):
+                export_split(sp, tmp, fold=j)
+            ps = [peer_record("surprise", "SVD", Path(tmp)) for _ in range(args.repeats)]
+        if all(ps):
             p = dict(
                 ps[0],
                 total_seconds=median([r["total_seconds"] for r in ps]),
@@ -99,13 +82,14 @@ def main() -> None:
         "command": f"ZENREC_DATA=../shared/data .venv/bin/python benchmarks/rating_side_by_side.py --repeats {args.repeats}",
     }
     write_json(RESULTS / "rating.json", payload)
-    lines = [
-        "# Rating prediction: zenrec BiasedMF and Surprise SVD on the same 5 folds",
-        "",
-        f"Command: `{payload['command']}`  ",
-        f"Machine: {payload['machine']['cpu_count']} cores, {payload['machine']['platform']}. "
-        f"Seconds: fit + predict of all 5 folds, median of {args.repeats} runs, run one after the other.",
-        "",
+    lines = page_head(
+        "Does zenrec's BiasedMF predict ratings as well as Surprise's SVD, and how fast?",
+        payload["command"],
+        payload["machine"],
+        "Both libraries on the same 5 folds of surprise-cv5 (seed 0). Seconds: fit + predict of "
+        f"all 5 folds, median of {args.repeats} runs, one library after the other.",
+    )
+    lines += [
         "| dataset | library | model | RMSE | MAE | total s |",
         "|---|---|---|---|---|---|",
     ]

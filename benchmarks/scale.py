@@ -228,10 +228,11 @@ def render(payload: dict[str, Any]) -> str:
     sl = payload["slopes"]
     m = payload["machine"]
     lines = [
-        "# Scale: the pipeline from 1M interactions up",
+        "# How do zenrec's time and memory grow from 1M interactions up?",
         "",
         f"Command: `{payload['command']}`  ",
-        f"Machine: {m['cpu_count']} cores, {m['platform']}; threads: all cores (zenrec's policy).  ",
+        f"Measured: {payload.get('measured', '-')}; {m['cpu_count']} cores, {m['platform']}; "
+        "threads: all cores (zenrec's policy).  ",
         f"**{payload['note']}**",
         "",
         f"Synthetic logs: {PER_USER} interactions per user on average, a fixed catalog of "

@@ -3,7 +3,7 @@
 The two presets share the filters and the (deterministic) split, so the model trained for
 loo-full is scored again with the SASRec paper's sampled protocol instead of being retrained.
 
-    .venv/bin/python benchmarks/sequential_sampled.py DATASET BUNDLE OUT.json
+    .venv/bin/python benchmarks/sequential_sampled.py DATASET BUNDLE OUT.json   (sequential_all.sh)
 """
 
 from __future__ import annotations

@@ -6,12 +6,10 @@
 # ceiling; their ratio); p99 at 500 req/s without and with --request-log (alternated, REPEATS
 # times, medians). JSON under runs/serve-loadtest/, tables in docs/results/serving-loadtest.md.
 #
-# Usage: bash benchmarks/serve_loadtest.sh          (~15 minutes; on a quiet machine)
+# Usage: bash benchmarks/serve_loadtest.sh          (~15 minutes; on a quiet machine; make bench-serve)
 #   DURATION=20 STEP_DURATION=5 REPEATS=3 bash benchmarks/serve_loadtest.sh
 # With PIN=1 (default) on a 2-core machine the server is pinned to core 0 and the generator to
 # core 1 (taskset); PIN=0 leaves placement to the scheduler (better on a shared machine).
-# Timed phases hold the bench lock (flock /tmp/zenrec-bench.lock): one per bundle for the rates
-# and ramps (~5 min), one per bundle for the request-log pairs (~2 min).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ZENREC_DATA=${ZENREC_DATA:-$(cd .. && pwd)/shared/data}
@@ -23,7 +21,6 @@ DURATION=${DURATION:-20}          # seconds per fixed-rate run
 STEP_DURATION=${STEP_DURATION:-5} # seconds per ramp step
 REPEATS=${REPEATS:-3}             # request-log on/off pairs
 PORT=${PORT:-18731}
-LOCK=${LOCK:-/tmp/zenrec-bench.lock}
 mkdir -p "$OUT"
 
 SERVE_PIN=() GEN_PIN=()
@@ -40,7 +37,7 @@ fi
 SERVER_PID=
 start_server() {  # bundle [serve options...]
   local bundle=$1; shift
-  "${SERVE_PIN[@]}" $Z serve "$bundle" --port "$PORT" --log-level warning "$@" 9>&- &
+  "${SERVE_PIN[@]}" $Z serve "$bundle" --port "$PORT" --log-level warning "$@" &
   SERVER_PID=$!
   for _ in $(seq 1 600); do
     if $PY -c "import sys,urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/readyz', timeout=1)" 2>/dev/null; then
@@ -58,18 +55,14 @@ stop_server() {
 trap stop_server EXIT
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$SERVER_PID/status"; }
 
-exec 9>"$LOCK"
-lock() { flock 9; }
-unlock() { flock -u 9; }
 lt() {  # output.json loadtest-options...
   local out=$1; shift
-  "${GEN_PIN[@]}" $Z loadtest "http://127.0.0.1:$PORT" --output "$out" "$@" 9>&-
+  "${GEN_PIN[@]}" $Z loadtest "http://127.0.0.1:$PORT" --output "$out" "$@"
 }
 
 for model in bprmf ease; do
   bundle="$OUT/$model-bundle"
   start_server "$bundle"
-  lock
   lt "$OUT/$model-warmup.json" --rate 100 --duration 3 --users-from "$bundle" >/dev/null
   for rate in 200 500 1000; do
     lt "$OUT/$model-rate$rate.json" --rate "$rate" --duration "$DURATION" --users-from "$bundle"
@@ -79,13 +72,11 @@ for model in bprmf ease; do
   lt "$OUT/$model-ramp-healthz.json" --endpoint healthz --ramp 250:6000:250 \
     --duration "$STEP_DURATION" --p99-target-ms 50
   echo "{\"rss_mb\": $(rss_mb)}" > "$OUT/$model-rss.json"
-  unlock
   stop_server
 
   # Request-log cost: the same rate without and with the log, alternated.
   logdir=$(mktemp -d)
   export ZENREC_LOADTEST_SALT=loadtest-salt
-  lock
   for i in $(seq 1 "$REPEATS"); do
     start_server "$bundle"
     lt "$OUT/$model-log-off-$i.json" --rate 500 --duration "$DURATION" --users-from "$bundle"
@@ -94,7 +85,6 @@ for model in bprmf ease; do
     lt "$OUT/$model-log-on-$i.json" --rate 500 --duration "$DURATION" --users-from "$bundle"
     stop_server
   done
-  unlock
   wc -l "$logdir"/requests-*.jsonl | tail -1 > "$OUT/$model-log-lines.txt"
   rm -rf "$logdir"
 done

@@ -37,19 +37,17 @@ def _errors(d: dict[str, Any]) -> str:
 
 def render(out: Path, ceilings: list[Path], machine: str) -> str:
     lines = [
-        "# `zenrec serve` under `zenrec loadtest`",
+        "# How many requests per second does one `zenrec serve` worker answer, and at what p99?",
         "",
-        f"Machine: {machine}. Taken {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"load average at render {os.getloadavg()[0]:.1f}. The generator runs on the same machine",
-        f"as the server ({os.environ.get('PIN_NOTE', 'server pinned to core 0, generator to core 1 with `taskset`')}),",
-        "so these are the figures of the pair on loopback. Latency is measured from each request's *scheduled*",
-        "send time (open loop, coordinated-omission corrected); percentiles over successful",
-        "responses; one `zenrec serve` worker process; every load test ran under the bench lock.",
+        "Command: `make bench-serve` (`benchmarks/loadgen_ceiling.py`, then "
+        "`bash benchmarks/serve_loadtest.sh`, which renders this page)  ",
+        f"Measured: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {machine}; load "
+        f"average at render {os.getloadavg()[0]:.1f}.",
         "",
-        "Reproduce: `bash benchmarks/serve_loadtest.sh` (bundles, runs, this page) and",
-        "`flock /tmp/zenrec-bench.lock .venv/bin/python benchmarks/loadgen_ceiling.py` (generator",
-        "ceiling), then `python benchmarks/serve_loadtest_report.py runs/serve-loadtest "
-        "docs/results/serving-loadtest.md`.",
+        "Server and generator share the machine "
+        f"({os.environ.get('PIN_NOTE', 'server on core 0, generator on core 1 with `taskset`')}); "
+        "latency is measured from each request's *scheduled* send time (open loop, "
+        "coordinated-omission corrected), percentiles over successful responses, one worker.",
         "",
     ]
     have = [m for m in MODELS if (out / f"{m}-rate500.json").exists()]
@@ -175,9 +173,7 @@ def main() -> int:
     )
     ap.add_argument(
         "--machine",
-        default=os.environ.get(
-            "MACHINE", "2 cores, 24 GiB, **shared with 8 other agents' jobs** (not a quiet machine)"
-        ),
+        default=os.environ.get("MACHINE", f"{os.cpu_count()} cores"),
     )
     args = ap.parse_args()
     atomic_write_text(args.page, render(args.out, args.ceiling, args.machine))

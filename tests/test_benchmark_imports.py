@@ -41,3 +41,32 @@ def test_benchmark_imports_resolve(script):
                     except ImportError as e:
                         missing.append(f"line {node.lineno}: {alias.name} ({e})")
     assert not missing, f"{script.name}: " + "; ".join(missing)
+
+
+SUITE = sorted(
+    p
+    for p in BENCH.rglob("*")
+    if p.is_file()
+    and p.name != "README.md"
+    and not any(part.startswith(".") or part == "out" for part in p.relative_to(BENCH).parts)
+)
+
+
+def test_readme_lists_every_script_and_config():
+    readme = (BENCH / "README.md").read_text()
+    missing = [
+        str(p.relative_to(BENCH)) for p in SUITE if f"`{p.relative_to(BENCH)}`" not in readme
+    ]
+    assert not missing, f"benchmarks/README.md does not list: {missing}"
+
+
+def test_scripts_hold_no_host_locks_or_retry_loops():
+    # the suite runs its sections one at a time itself (make bench*): no lock files, no loops
+    # that restart a command until a time limit lets it finish
+    bad = [
+        f"{p.relative_to(BENCH)}: {needle}"
+        for p in SUITE
+        for needle in ("flock", "zenrec-bench.lock", "timeout 590")
+        if needle in p.read_text(encoding="utf-8")
+    ]
+    assert not bad, bad

@@ -1,13 +1,14 @@
 """RecBole 1.2.1's BPR and NeuMF next to zenrec's bprmf and neumf on the same fixed split.
 
-Run from the repository root with zenrec's interpreter (RecBole runs in its own venv,
-``benchmarks/.venv-recbole``, made by ``benchmarks/peers/setup_peers.sh recbole``):
+Run from the repository root with zenrec's interpreter; RecBole runs with the interpreter that
+``ZENREC_PEER_PYTHON_RECBOLE`` names (``benchmarks/peers/setup_peers.sh recbole`` creates it):
 
     ZENREC_DATA=/work/shared/data .venv/bin/python benchmarks/peers/recbole_neural.py \
         --split-dir /work/shared/data/golden/ml-1m-recbole-split --out benchmarks/out/recbole_neural
 
 Each side runs alone, one after the other (never concurrently), with OMP_NUM_THREADS threads
-(default 1). RecBole gets the split as atomic files through ``benchmarks/peers/recbole_run.py``
+(default 1). RecBole gets the split as atomic files through zenrec's RecBole runner
+(``zenrec.runs.peers.run_peer_script``)
 (settings of the golden README: emb 64, batch 4096, 60 epochs for BPR; lr 1e-4 and MLP 32-16-8
 for NeuMF); zenrec runs ``zenrec evaluate --split-dir`` with its defaults. The report gives
 NDCG@10 / Recall@10, fit seconds, zenrec's seconds to its best epoch, and the ratios.
@@ -23,8 +24,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from zenrec import ConfigError
+from zenrec.runs.peers import peer_python, run_peer_script
+
 ROOT = Path(__file__).resolve().parents[2]
-RECBOLE_PY = ROOT / "benchmarks" / ".venv-recbole" / "bin" / "python"
 PAIRS = [
     (
         "BPR",
@@ -47,6 +50,13 @@ PAIRS = [
 ]
 
 
+def _value(raw: str) -> object:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
 def _run(cmd: list[str], env: dict[str, str]) -> None:
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
@@ -62,18 +72,15 @@ def main() -> None:
     ap.add_argument("--skip-recbole", action="store_true", help="reuse RecBole results in --out")
     ap.add_argument("--quick", action="store_true", help="one epoch each: checks the script only")
     args = ap.parse_args()
-    if not RECBOLE_PY.exists() and not args.skip_recbole:
-        sys.exit(
-            f"{RECBOLE_PY} not found: run 'bash benchmarks/peers/setup_peers.sh recbole' first"
-        )
+    if not args.skip_recbole:
+        try:
+            peer_python("recbole")
+        except ConfigError as exc:
+            sys.exit(str(exc))
     out = (ROOT / args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": str(args.threads),
-        "MKL_NUM_THREADS": str(args.threads),
-        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
-    }
+    threads = {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    env = {**os.environ, **threads}
     split = str(Path(args.split_dir).resolve())
     rows = []
     for rb_model, rb_sets, zr_model, zr_sets in PAIRS:
@@ -84,20 +91,10 @@ def main() -> None:
             zr_sets = [*zr_sets, "epochs=1"]
         rb_file = out / f"recbole_{rb_model}.json"
         if not args.skip_recbole:
-            _run(
-                [
-                    str(RECBOLE_PY),
-                    "benchmarks/peers/recbole_run.py",
-                    "--split-dir",
-                    split,
-                    "--model",
-                    rb_model,
-                    "--out",
-                    str(rb_file),
-                    *[a for s in rb_sets for a in ("--set", s)],
-                ],
-                env,
-            )
+            params = {k: _value(v) for k, v in (kv.split("=", 1) for kv in rb_sets)}
+            print("+ RecBole", rb_model, params, flush=True)
+            rec = run_peer_script("recbole", rb_model, split, params=params, env=threads)
+            rb_file.write_text(json.dumps(rec, indent=2))
         zr_file = out / f"zenrec_{zr_model}.json"
         bundle = out / f"zenrec_{zr_model}_bundle"
         _run(

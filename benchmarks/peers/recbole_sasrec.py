@@ -1,9 +1,9 @@
 """RecBole 1.2.1's SASRec next to zenrec's sasrec on exactly zenrec's loo-full split.
 
-Run from the repository root with zenrec's interpreter (RecBole runs in its own venv,
-``benchmarks/.venv-recbole``, made by ``benchmarks/peers/setup_peers.sh recbole``):
+Run from the repository root with zenrec's interpreter; RecBole runs with the interpreter that
+``ZENREC_PEER_PYTHON_RECBOLE`` names (``benchmarks/peers/setup_peers.sh recbole`` creates it):
 
-    flock /tmp/zenrec-bench.lock .venv/bin/python benchmarks/peers/recbole_sasrec.py \
+    .venv/bin/python benchmarks/peers/recbole_sasrec.py \
         --dataset ml-100k --epochs 2 --out /tmp/seqres/recbole-sasrec-ml100k.json
 
 zenrec's loo-full split (filters, leave-one-out by time, ties by file order) is written as
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
-RECBOLE_PY = ROOT / "benchmarks" / ".venv-recbole" / "bin" / "python"
+from zenrec import ConfigError
+from zenrec.runs.peers import peer_python
 
 RUNNER = r"""
 import json, os, sys, time
@@ -119,10 +119,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    if not RECBOLE_PY.exists():
-        sys.exit(
-            f"{RECBOLE_PY} not found: run 'bash benchmarks/peers/setup_peers.sh recbole' first"
-        )
+    try:
+        recbole_python = peer_python("recbole")
+    except ConfigError as exc:
+        sys.exit(str(exc))
     tmp = Path(tempfile.mkdtemp(prefix="recbole-sasrec-"))
     counts = write_files(args.dataset, tmp, args.max_len)
     env = {
@@ -133,7 +133,15 @@ def main() -> None:
     }
     out = Path(args.out).resolve()
     subprocess.run(
-        [str(RECBOLE_PY), "-c", RUNNER, str(tmp), str(out), str(args.epochs), str(args.max_len)],
+        [
+            str(recbole_python),
+            "-c",
+            RUNNER,
+            str(tmp),
+            str(out),
+            str(args.epochs),
+            str(args.max_len),
+        ],
         check=True,
         env=env,
         cwd=tmp,

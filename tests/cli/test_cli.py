@@ -231,3 +231,22 @@ def test_quickstart_end_to_end(tmp_path):
     assert board[0]["metrics"]["ndcg@10"] >= board[-1]["metrics"]["ndcg@10"]
     assert board[0]["metrics"]["ndcg@10"] > 0.40  # measured 0.471 (EASE)
     assert Path(tmp_path / "qs" / "best-model" / "bundle.json").exists()
+
+
+def test_perf_and_benchmark_are_distinct_and_bench_is_a_deprecated_alias(tmp_path):
+    top = zenrec("--help").stdout
+    assert "perf" in top and "benchmark" in top and "deprecated alias of 'zenrec perf'" in top
+    assert "'zenrec benchmark'" in zenrec("perf", "--help").stdout  # says where comparisons are
+    args = ("retrieval", "--items", "500", "--dim", "4", "--queries", "5", "--ef", "16")
+    new = zenrec("perf", *args, "--json", str(tmp_path / "new.json"))
+    assert new.returncode == 0, new.stderr
+    old = zenrec("bench", *args, "--json", str(tmp_path / "old.json"))
+    assert old.returncode == 0, old.stderr
+    notices = [ln for ln in old.stderr.splitlines() if "deprecated" in ln]
+    assert notices == [
+        "zenrec: deprecated: 'zenrec bench' is now 'zenrec perf'; "
+        "the old name goes in the next release"
+    ]
+    assert "deprecated" not in new.stderr
+    keys = json.loads((tmp_path / "old.json").read_text()).keys()
+    assert keys == json.loads((tmp_path / "new.json").read_text()).keys()

@@ -161,3 +161,7 @@ def test_shipped_benchmark_configs_validate():
     for name in ("recbole-ml1m", "recbole-ml100k", "msrec-ml100k", "surprise-ml100k"):
         cfg = load_benchmark_config(root / f"{name}.toml")
         assert cfg.name == name and cfg.tune is not None
+    configs = sorted(root.glob("*.toml"))  # every grid the suite runs (make bench-accuracy...)
+    assert len(configs) >= 10
+    for path in configs:
+        assert load_benchmark_config(path).name == path.stem

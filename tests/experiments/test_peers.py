@@ -123,7 +123,12 @@ def test_peer_rows_in_results_summary_and_report(peer_bench):
     assert set(res.filter(pl.col("label") == "ease")["library"].to_list()) == {"zenrec"}
     skipped = res.filter(pl.col("label") == "recbole-ease")
     assert skipped.height == 4 and set(skipped["status"].to_list()) == {"skipped"}
-    assert all("not installed" in r and "setup_peers.sh" in r for r in skipped["reason"].to_list())
+    assert all(
+        "RecBole is not installed" in r
+        and "no-such-venv" in r
+        and "ZENREC_PEER_PYTHON_RECBOLE" in r
+        for r in skipped["reason"].to_list()
+    )
     rec = json.loads(next((run_dir / "cells").glob("*recbole__fake-peer__s1.json")).read_text())
     assert rec["kind"] == "peer" and rec["seed"] == 1 and rec["split_sha256"]
     zen = json.loads(next((run_dir / "cells").glob("*recbole__ease__s1.json")).read_text())
@@ -154,7 +159,7 @@ def test_peer_rows_in_results_summary_and_report(peer_bench):
     assert (
         "fake-peer" in md
         and "fake (peer)" in md
-        and "recbole (not installed: run bash" in md
+        and "recbole (not installed: set ZENREC_PEER_PYTHON_RECBOLE)" in md
         and "left out of the significance tests" in md
     )
     assert "recbole-ease" in md and "not installed" in md and "setup_peers.sh" in md

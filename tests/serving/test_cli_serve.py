@@ -1,5 +1,5 @@
 """``zenrec serve`` as a real process (two workers, multiprocess metrics, SIGTERM) and its errors;
-``zenrec bench retrieval``."""
+``zenrec perf retrieval``."""
 
 from __future__ import annotations
 
@@ -107,10 +107,10 @@ def test_two_workers_share_a_port_and_aggregate_metrics(bundles, tmp_path):
     assert any('"message": "ready"' in x for x in lines)
 
 
-def test_bench_retrieval_cli(tmp_path):
-    out = tmp_path / "bench.json"
+def test_perf_retrieval_cli(tmp_path):
+    out = tmp_path / "perf.json"
     r = run_cli(
-        "bench",
+        "perf",
         "retrieval",
         "--items",
         "2000",
@@ -127,5 +127,5 @@ def test_bench_retrieval_cli(tmp_path):
     assert "hnsw M=32 efSearch=64" in r.stdout and "recall" in r.stdout
     res = json.loads(out.read_text())
     assert [x["ef_search"] for x in res["hnsw"]["by_ef"]] == [16, 64]
-    bad = run_cli("bench", "retrieval", "--items", "2000", "--dim", "8", "--ef", "a,b")
+    bad = run_cli("perf", "retrieval", "--items", "2000", "--dim", "8", "--ef", "a,b")
     assert bad.returncode == 2 and "--ef" in bad.stderr

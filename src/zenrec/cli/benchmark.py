@@ -8,7 +8,7 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "benchmark",
-        help="run models x datasets x protocols x seeds (optionally tuned) with CIs and tests",
+        help="compare models: models x datasets x protocols x seeds (optionally tuned), CIs, tests",
         description=(
             "Run every cell of CONFIG.toml (each model tuned first on validation data when the "
             "config has a [tune] budget), then write results, a summary with 95%% confidence "
@@ -19,10 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
         epilog=(
             "Examples:\n"
-            "  zenrec benchmark benchmarks/msrec-ml100k.toml\n"
-            "  zenrec benchmark benchmarks/recbole-ml1m.toml --output-dir runs/recbole-ml1m\n"
+            "  zenrec benchmark msrec-ml100k.toml\n"
+            "  zenrec benchmark recbole-ml1m.toml --output-dir runs/recbole-ml1m\n"
             "  zenrec report runs/recbole-ml1m\n"
-            "Config schema: docs/tuning.md."
+            "Config schema: docs/tuning.md; the repository's configs are in its benchmarks "
+            "folder.\nPeers: ZENREC_PEER_PYTHON_RECBOLE / _SURPRISE name their interpreters.\n"
+            "(Performance micro-benchmarks of components are 'zenrec perf'.)"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -32,7 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "zenrec.cli.traffic",
     "zenrec.cli.serve",
     "zenrec.cli.loadtest",
-    "zenrec.cli.bench",
+    "zenrec.cli.perf",
 )
 
 

@@ -106,10 +106,10 @@ class BenchmarkConfig(_Strict):
 
     @property
     def root(self) -> Path:
-        """Repository root that peer paths are relative to."""
+        """Folder that peer paths are relative to: the config file's, else the working one."""
         src = Path(self.source)
         return (
-            src.resolve().parent.parent
+            src.resolve().parent
             if self.source != "<dict>" and src.suffix == ".toml"
             else Path.cwd()
         )

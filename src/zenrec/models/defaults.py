@@ -3,7 +3,7 @@
 A parameter whose default is ``"auto"`` is computed in ``fit`` from simple statistics of the
 training matrix by the rules below, chosen so that the default lands close to the tuned
 optimum on ML-100K, ML-1M, ml-latest-small and a sparse synthetic set at once
-(``benchmarks/defaults_transfer.py``; figures in ``docs/results/defaults.md``). The resolved
+(the defaults-transfer benchmark; figures in ``docs/results/defaults.md``). The resolved
 values are recorded in the bundle (``model_state.resolved``) and on the model
 (``resolved_params_``). Any explicit value overrides its rule.
 """

@@ -202,12 +202,13 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
             "seed exported to files (the same rows; the split's sha256 is in each peer cell). Their "
             "metrics are the library's own evaluation (RecBole's runner reports @10 only). Peers "
             "report aggregate metrics, not per-user values, so they are left out of the "
-            "significance tests. A peer that is not installed is listed with the reason "
-            "(bash benchmarks/peers/setup_peers.sh installs RecBole and Surprise). Where a protocol "
+            "significance tests. A peer that is not configured or not installed is listed with the "
+            "reason (ZENREC_PEER_PYTHON_RECBOLE / _SURPRISE name their interpreters; the "
+            "repository's setup_peers.sh creates them). Where a protocol "
             "has no validation part (msrec), RecBole's valid.tsv is the part zenrec tunes on, a "
             "subset of train: RecBole still trains on the whole train part, as zenrec's refit does. "
             "In the re-run commands of peer rows, SPLIT_DIR is that exported split (paths are "
-            "relative to the repository root); rerunning the benchmark repeats them."
+            "relative to the config file's folder); rerunning the benchmark repeats them."
         )
     results = tables["results"]
     for (dname, pname), grp in summary.group_by(["dataset", "protocol"], maintain_order=True):

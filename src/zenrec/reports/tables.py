@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from zenrec.runs.peers import PEER_LIBRARIES
+
 __all__ = ["fmt_ci", "fmt_seconds", "library_cell", "markdown_table", "summary_markdown"]
 
 
@@ -31,8 +33,10 @@ def library_cell(row: dict[str, Any]) -> str:
     name = f"{lib} {version}" if version else lib
     if not row.get("n_seeds"):
         note = str(row.get("note") or "did not run")
-        if note.startswith("not installed"):
-            return f"{lib} (not installed: run bash benchmarks/peers/setup_peers.sh)"
+        for state in ("not configured", "not installed"):
+            if f" is {state}:" in note or note.startswith(state):
+                var = PEER_LIBRARIES[lib].env_var if lib in PEER_LIBRARIES else "its interpreter"
+                return f"{lib} ({state}: set {var})"
         return f"{name} (not run: {note[:120]})"
     return f"{name} (peer)"
 

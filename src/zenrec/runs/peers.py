@@ -1,18 +1,28 @@
 """Peer libraries (RecBole, Surprise, or any command) run on exactly zenrec's split.
 
-A peer runs as a subprocess in its own virtual environment, on zenrec's split exported as
-tab-separated files (:func:`export_split`), and reports a JSON record with its metrics; the
-result is a :class:`~zenrec.runs.record.RunRecord` of kind ``peer``. A peer whose environment is
-missing is recorded as skipped with the reason; a crash or a timeout as failed. Neither raises.
+A peer runs as a subprocess with its own Python interpreter (its own virtual environment), on
+zenrec's split exported as tab-separated files (:func:`export_split`), and reports a JSON record
+with its metrics; the result is a :class:`~zenrec.runs.record.RunRecord` of kind ``peer``. A
+peer that is not configured or not installed is recorded as skipped with the reason; a crash or
+a timeout as failed. Neither raises.
+
+Where a built-in peer's interpreter is found (:func:`peer_python`), first to last: the
+``python`` (or ``venv``) key of its ``[[peers]]`` entry, then the environment variable
+``ZENREC_PEER_PYTHON_<LIBRARY>`` (``ZENREC_PEER_PYTHON_RECBOLE``). The runner scripts ship with
+zenrec (``zenrec/runs/peer_scripts/``) and are run by path with that interpreter, so an
+installed zenrec needs no checkout of its repository.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shlex
 import subprocess
+import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from zenrec._errors import ConfigError
 from zenrec._io import atomic_write_json
 from zenrec._io import versions as zenrec_versions
 from zenrec.data.dataset import Dataset
@@ -28,6 +39,7 @@ from zenrec.splits import Split
 
 __all__ = [
     "PEER_LIBRARIES",
+    "PEER_SCRIPTS",
     "SETUP_HINT",
     "PeerEntry",
     "PeerLibrary",
@@ -35,8 +47,13 @@ __all__ = [
     "export_peer_split",
     "export_split",
     "peer_command",
+    "peer_python",
     "run_peer",
+    "run_peer_script",
 ]
+
+PEER_SCRIPTS = Path(__file__).resolve().with_name("peer_scripts")
+"""The runner scripts shipped with zenrec (package data; run by path, never imported)."""
 
 
 @dataclass(frozen=True)
@@ -45,33 +62,33 @@ class PeerLibrary:
 
     name: str
     """Display name (``RecBole``)."""
-    venv: str
-    """Its virtual environment, relative to the repository root."""
+    env_var: str
+    """Environment variable naming its interpreter (``ZENREC_PEER_PYTHON_RECBOLE``)."""
     runner: str
-    """The runner script, relative to the repository root."""
+    """The runner script's file name in :data:`PEER_SCRIPTS`."""
     dist: str
     """Distribution name whose ``*.dist-info`` gives the version."""
     modes: tuple[Literal["full", "sampled", "rating"], ...]
     """Evaluation modes the runner supports."""
 
+    @property
+    def runner_path(self) -> Path:
+        """The runner script's path in the installed package."""
+        return PEER_SCRIPTS / self.runner
+
 
 PEER_LIBRARIES: dict[str, PeerLibrary] = {
     "recbole": PeerLibrary(
-        "RecBole",
-        "benchmarks/.venv-recbole",
-        "benchmarks/peers/recbole_run.py",
-        "recbole",
-        ("full",),
+        "RecBole", "ZENREC_PEER_PYTHON_RECBOLE", "recbole_run.py", "recbole", ("full",)
     ),
     "surprise": PeerLibrary(
-        "Surprise",
-        "benchmarks/.venv-surprise",
-        "benchmarks/peers/surprise_run.py",
-        "scikit_surprise",
-        ("rating",),
+        "Surprise", "ZENREC_PEER_PYTHON_SURPRISE", "surprise_run.py", "scikit_surprise", ("rating",)
     ),
 }
-SETUP_HINT = "run bash benchmarks/peers/setup_peers.sh"
+SETUP_HINT = (
+    "the repository's setup_peers.sh (in its benchmarks folder) creates the environments and "
+    "prints the line to set"
+)
 
 
 class PeerEntry(BaseModel):
@@ -88,14 +105,17 @@ class PeerEntry(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     """RecBole config keys (``--set key=json``), Surprise algorithm keyword arguments, or
     ``--set key=json`` options of a custom command."""
+    python: str | None = None
+    """The library's Python interpreter (default: ``$ZENREC_PEER_PYTHON_<LIBRARY>``); a
+    relative path is relative to the config file's folder."""
     venv: str | None = None
-    """Virtual environment of the library (default ``benchmarks/.venv-LIBRARY``), relative to the
-    repository root (the config file's parent's parent, or the working directory)."""
+    """The library's virtual environment (its ``bin/python`` is used), instead of ``python``;
+    relative to the config file's folder."""
     command: list[str] | None = None
     """Run this instead of the library's runner, e.g. ``["python", "my_peer.py"]``; it gets
     ``--split-dir DIR --model MODEL --out FILE --seed N [--set key=json ...]`` and prints or
     writes a JSON record with ``metrics`` (see docs/tuning.md). Relative paths are relative to
-    the repository root."""
+    the config file's folder."""
     protocols: list[str] | None = None
     """Only under these protocols (default: all of the config's)."""
     timeout: float | None = Field(None, gt=0)
@@ -115,7 +135,53 @@ class PeerEntry(BaseModel):
             )
         if self.command is not None and not self.command:
             raise ValueError("'command' is empty; give the program and its arguments")
+        if self.python is not None and self.venv is not None:
+            raise ValueError("give 'python' or 'venv', not both")
         return self
+
+
+def peer_python(
+    library: str,
+    python: str | Path | None = None,
+    *,
+    venv: str | Path | None = None,
+    root: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Path:
+    """The interpreter of a built-in peer library, from its setting or its environment variable.
+
+    Args:
+        library: A key of :data:`PEER_LIBRARIES` (``recbole``).
+        python: The interpreter, when given explicitly (a ``[[peers]]`` entry's ``python``).
+        venv: Its virtual environment instead (``bin/python`` inside it).
+        root: Folder that relative paths are relative to (default: the working directory).
+        environ: The environment read (default ``os.environ``).
+
+    Raises:
+        ConfigError: One line naming the setting and the fix, when the library is not
+            configured or the interpreter does not exist.
+    """
+    lib = PEER_LIBRARIES[library]
+    env = os.environ if environ is None else environ
+    if python is not None:
+        where, path = f"the peer's 'python' = {str(python)!r}", Path(python)
+    elif venv is not None:
+        where, path = f"the peer's 'venv' = {str(venv)!r}", Path(venv) / "bin" / "python"
+    elif env.get(lib.env_var):
+        where, path = f"{lib.env_var}={env[lib.env_var]}", Path(env[lib.env_var])
+    else:
+        raise ConfigError(
+            f"{lib.name} is not configured: set {lib.env_var} to the Python interpreter of its "
+            f"environment (or 'python' in its [[peers]] entry); {SETUP_HINT}"
+        )
+    if not path.is_absolute():
+        path = (root or Path.cwd()) / path
+    if not path.exists():
+        raise ConfigError(
+            f"{lib.name} is not installed: {path} does not exist (from {where}); point "
+            f"{lib.env_var} at an interpreter with {lib.dist} installed; {SETUP_HINT}"
+        )
+    return path
 
 
 # ---------------------------------------------------------------------------- exporting a split
@@ -234,28 +300,51 @@ def export_peer_split(
 
 
 # ---------------------------------------------------------------------------- running a peer
-def _peer_version(venv: Path, dist: str | None) -> str | None:
+def _peer_version(python: Path, dist: str | None) -> str | None:
     """The library's version from its dist-info directory (no interpreter started)."""
     if not dist:
         return None
+    venv = python.parent.parent  # VENV/bin/python
     for info in sorted(venv.glob(f"lib/python*/site-packages/{dist}-*.dist-info")):
         return info.name.removeprefix(f"{dist}-").removesuffix(".dist-info")
     return None
 
 
-_SURPRISE_WRAPPER = (
-    "import functools, json, sys; sys.path.insert(0, sys.argv[1]); import surprise, surprise_run; "
-    "surprise_run.SVD = functools.partial(getattr(surprise, sys.argv[2]), **json.loads(sys.argv[3])); "
-    "sys.argv = ['surprise_run.py', *sys.argv[4:]]; surprise_run.main()"
-)
+def _runner_argv(
+    library: str,
+    python: Path,
+    model: str,
+    split_dir: Path,
+    out: Path,
+    params: dict[str, Any],
+) -> list[str]:
+    """The command line of a built-in runner."""
+    runner = str(PEER_LIBRARIES[library].runner_path)
+    if library == "recbole":
+        argv = [str(python), runner, "--split-dir", str(split_dir), "--model", model]
+        argv += ["--out", str(out)]
+        return argv + [f"--set={k}={json.dumps(v)}" for k, v in params.items()]
+    argv = [str(python), runner, str(split_dir), str(out)]
+    if model != "SVD" or params:
+        argv += [model, json.dumps(params)]
+    return argv
 
 
 def peer_command(
-    peer: PeerEntry, root: Path, split_dir: Path, out: Path, seed: int
+    peer: PeerEntry,
+    root: Path,
+    split_dir: Path,
+    out: Path,
+    seed: int,
+    *,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[list[str] | None, str | None, str | None]:
-    """(argv, library version, reason it cannot run) of one peer cell."""
+    """(argv, library version, reason it cannot run) of one peer cell.
+
+    ``root`` is the folder relative paths of the entry are relative to (the config's folder).
+    """
     if peer.command is not None:
-        # relative paths (with a slash) that exist under the repository root are taken from there;
+        # relative paths (with a slash) that exist under root are taken from there;
         # a bare program name ("python") is looked up on PATH
         argv = [
             str(root / a) if "/" in a and not Path(a).is_absolute() and (root / a).exists() else a
@@ -273,46 +362,14 @@ def peer_command(
         ]
         argv += [f"--set={k}={json.dumps(v)}" for k, v in peer.params.items()]
         return argv, None, None
+    try:
+        py = peer_python(peer.library, peer.python, venv=peer.venv, root=root, environ=environ)
+    except ConfigError as exc:
+        return None, None, str(exc)
     lib = PEER_LIBRARIES[peer.library]
-    venv = Path(peer.venv or lib.venv)
-    venv = venv if venv.is_absolute() else root / venv
-    py = venv / "bin" / "python"
-    if not py.exists():
-        return None, None, f"not installed: {venv} has no bin/python; {SETUP_HINT}"
-    runner = root / lib.runner
-    if not runner.exists():
-        return None, None, f"runner {runner} not found (the repository's benchmarks/peers/)"
-    version = _peer_version(venv, lib.dist)
-    if peer.library == "recbole":
-        sets = {"seed": seed, **peer.params}
-        argv = [
-            str(py),
-            str(runner),
-            "--split-dir",
-            str(split_dir),
-            "--model",
-            peer.model,
-            "--out",
-            str(out),
-        ]
-        argv += [f"--set={k}={json.dumps(v)}" for k, v in sets.items()]
-        return argv, version, None
-    if peer.model == "SVD" and not peer.params:
-        return [str(py), str(runner), str(split_dir), str(out)], version, None
-    return (
-        [
-            str(py),
-            "-c",
-            _SURPRISE_WRAPPER,
-            str(runner.parent),
-            peer.model,
-            json.dumps(peer.params),
-            str(split_dir),
-            str(out),
-        ],
-        version,
-        None,
-    )
+    params = {"seed": seed, **peer.params} if peer.library == "recbole" else dict(peer.params)
+    argv = _runner_argv(peer.library, py, peer.model, split_dir, out, params)
+    return argv, _peer_version(py, lib.dist), None
 
 
 def _parse_peer_output(out: Path, stdout: str) -> dict[str, Any]:
@@ -325,12 +382,22 @@ def _parse_peer_output(out: Path, stdout: str) -> dict[str, Any]:
 
 
 def _run_subprocess(
-    argv: list[str], root: Path, out: Path, timeout: float | None
+    argv: list[str],
+    root: Path,
+    out: Path,
+    timeout: float | None,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Run the peer; (its JSON record, seconds). Raises RuntimeError/ValueError/TimeoutExpired."""
     t0 = time.perf_counter()
     proc = subprocess.run(
-        argv, cwd=root, capture_output=True, text=True, timeout=timeout, check=False
+        argv,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=None if env is None else {**os.environ, **env},
     )
     secs = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -353,7 +420,8 @@ def run_peer(
     Args:
         peer: The peer to run.
         split: The exported split.
-        root: Repository root (peer paths are relative to it; the subprocess runs there).
+        root: The config file's folder (peer paths are relative to it; the subprocess runs
+            there).
         seed: The cell's seed.
         out: Where the peer writes its JSON record.
         base: Record fields shared by every peer of the cell (dataset, protocol, hashes...).
@@ -382,6 +450,7 @@ def run_peer(
                 a.replace(str(split.directory), "SPLIT_DIR")
                 .replace(str(out), "OUT.json")
                 .replace(f"{root}/", "")
+                .replace(str(PEER_SCRIPTS), "zenrec/runs/peer_scripts")
                 for a in argv
             ]
         ),
@@ -424,3 +493,49 @@ def run_peer(
     if not metrics:
         upd.update(status="failed", reason="the peer's record has no metrics")
     return rec.model_copy(update=upd)
+
+
+def run_peer_script(
+    library: str,
+    model: str,
+    split_dir: str | Path,
+    *,
+    params: dict[str, Any] | None = None,
+    python: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> dict[str, Any]:
+    """Run a built-in peer's runner once on an exported split and return its JSON record.
+
+    The one way zenrec runs RecBole or Surprise: benchmark grids (:func:`run_peer`) and the
+    repository's side-by-side scripts both come here.
+
+    Args:
+        library: ``recbole`` or ``surprise``.
+        model: The library's model name (``EASE``, ``SVD``).
+        split_dir: A split as :func:`export_split` writes it (or RecBole's golden split folder).
+        params: RecBole config keys, or the Surprise algorithm's keyword arguments.
+        python: The library's interpreter (default: ``$ZENREC_PEER_PYTHON_<LIBRARY>``).
+        env: Extra environment variables of the subprocess (thread counts).
+        timeout: Seconds before the run is stopped.
+
+    Returns:
+        The runner's record (``metrics`` or ``rmse``/``mae``, ``fit_seconds``...).
+
+    Raises:
+        ConfigError: The library is not configured or not installed (one line with the fix).
+        RuntimeError: The runner failed (its exit code and the last lines of its output).
+    """
+    if library not in PEER_LIBRARIES:
+        raise ConfigError(
+            f"no built-in runner for library {library!r}; use one of {', '.join(PEER_LIBRARIES)}"
+        )
+    py = peer_python(library, python)
+    with tempfile.TemporaryDirectory(prefix="zenrec-peer-") as tmp:
+        out = Path(tmp) / "record.json"
+        argv = _runner_argv(library, py, model, Path(split_dir).resolve(), out, params or {})
+        try:
+            got, _secs = _run_subprocess(argv, Path(tmp), out, timeout, env)
+        except (subprocess.TimeoutExpired, ValueError) as exc:
+            raise RuntimeError(f"{PEER_LIBRARIES[library].name} {model}: {exc}") from exc
+    return got

@@ -743,7 +743,7 @@ class GMFConfig(_IdModelConfig):
     """Pointwise log loss with sampled negatives (as in NCF), or BPR."""
     n_negatives: int = Field(8, ge=1)
     """Sampled negatives per positive. 8 (was NCF's 4) scored higher on validation NDCG@10 on
-    all four datasets of ``benchmarks/defaults_transfer.py``: ML-1M 0.1874 vs 0.1793, ML-100K
+    all four datasets of the defaults-transfer benchmark: ML-1M 0.1874 vs 0.1793, ML-100K
     0.2289 vs 0.2218, ml-latest-small 0.1506 vs 0.1416, sparse synthetic 0.4890 vs 0.4776."""
     epochs: int = Field(30, ge=1)
     lr: float = Field(2e-3, gt=0)
@@ -1012,7 +1012,7 @@ class TwoTowerConfig(_FeatureConfig):
     """L2-normalise tower outputs (cosine score divided by 'temperature')."""
     temperature: float = Field(0.2, gt=0)
     """Softmax temperature of the score. 0.2 (was 0.1) scored higher on validation NDCG@10 on
-    all four datasets of ``benchmarks/defaults_transfer.py``: ML-1M 0.2040 vs 0.1994, ML-100K
+    all four datasets of the defaults-transfer benchmark: ML-1M 0.2040 vs 0.1994, ML-100K
     (msrec carve, holdout refit) 0.2506 vs 0.2294, ml-latest-small 0.1825 vs 0.1766, sparse
     synthetic 0.6189 vs 0.6067; 0.1 overfits (validation peaks at epoch 4-6 of 16 and falls),
     0.25-0.4 lost on ml-latest-small (0.177-0.154) and the sparse set (0.605-0.599)."""

@@ -3,7 +3,7 @@
 A dense Adam step reads and writes every parameter, embedding tables included, whatever the
 batch touched; with a table per user that makes one epoch cost O(interactions x users), which
 grows with the square of the log (measured: one BPR-MF epoch 5.9 s at 1M interactions, 76 s
-at 5M; ``benchmarks/scale.py``). Embeddings that produce row-sparse gradients
+at 5M; the scale benchmark, ``docs/results/scale.md``). Embeddings that produce row-sparse gradients
 (``nn.Embedding(sparse=True)``) are updated here only on the rows a step touched, with Adam's
 moments kept per row: PyTorch's ``SparseAdam`` semantics (TensorFlow's LazyAdam), plus the L2
 (``adam``) or decoupled (``adamw``) weight decay on those rows. Dense gradients get exactly

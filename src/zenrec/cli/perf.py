@@ -1,26 +1,61 @@
-"""``zenrec bench``: micro-benchmarks of serving components (``bench retrieval``)."""
+"""``zenrec perf``: performance micro-benchmarks of serving components (``perf retrieval``).
+
+Named ``perf`` so that it is not confused with ``zenrec benchmark`` (a comparison grid of
+models x datasets x protocols x seeds). ``zenrec bench`` is its deprecated alias, kept for one
+release: it prints a one-line notice to stderr and runs the same command.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = ["register"]
 
+DEPRECATED_ALIAS = "bench"
+"""The old name, removed in the release after 0.1."""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "bench",
-        help="micro-benchmarks of serving components",
-        description="Micro-benchmarks of serving components.",
+    _add(
+        sub,
+        "perf",
+        help="performance micro-benchmarks of serving components (retrieval)",
+        description="Performance micro-benchmarks of serving components: each measures one "
+        "component alone, on synthetic data. (Comparing models is 'zenrec benchmark'.)",
     )
-    bsub = p.add_subparsers(dest="bench", metavar="WHAT", required=True)
+    _add(
+        sub,
+        DEPRECATED_ALIAS,
+        help="deprecated alias of 'zenrec perf' (removed in the next release)",
+        description="Deprecated alias of 'zenrec perf' (removed in the next release).",
+        deprecated=True,
+    )
+
+
+def _deprecated(func: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        sys.stderr.write(
+            f"zenrec: deprecated: 'zenrec {DEPRECATED_ALIAS}' is now 'zenrec perf'; "
+            "the old name goes in the next release\n"
+        )
+        return int(func(args))
+
+    return run
+
+
+def _add(sub: argparse._SubParsersAction, name: str, **kw: Any) -> None:
+    deprecated = kw.pop("deprecated", False)
+    p = sub.add_parser(name, **kw)
+    bsub = p.add_subparsers(dest="perf", metavar="WHAT", required=True)
     r = bsub.add_parser(
         "retrieval",
         help="exact top-k vs a FAISS HNSW index: recall@k, build time, memory, latency",
         description="Exact search (one matrix-vector product + partial sort) vs an HNSW index over a "
         "synthetic catalog of clustered unit vectors; queries one at a time, as a service does.",
-        epilog="Example:\n  zenrec bench retrieval --items 1000000 --dim 64 --ef 32,64,128,256",
+        epilog=f"Example:\n  zenrec {name} retrieval --items 1000000 --dim 64 --ef 32,64,128,256",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     r.add_argument("--items", type=int, required=True, metavar="N", help="catalog size")
@@ -36,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--json", metavar="FILE", help="also write the result as JSON")
-    r.set_defaults(func=run_retrieval)
+    r.set_defaults(func=_deprecated(run_retrieval) if deprecated else run_retrieval)
 
 
 def run_retrieval(args: argparse.Namespace) -> int:
@@ -54,10 +89,9 @@ def run_retrieval(args: argparse.Namespace) -> int:
         ) from None
     if not efs or min(efs) < 1:
         raise ConfigError(f"--ef needs at least one value >= 1; got {args.ef!r}")
-    import sys
 
     def progress(line: str) -> None:
-        sys.stderr.write(f"bench retrieval: {line}\n")
+        sys.stderr.write(f"perf retrieval: {line}\n")
         sys.stderr.flush()
 
     res = bench_retrieval(

@@ -1,7 +1,11 @@
-"""Run Surprise's SVD on predefined folds (executed by Surprise's own venv).
+"""Run a Surprise algorithm (SVD by default) on predefined folds (Surprise's own interpreter).
 
-Usage: benchmarks/.venv-surprise/bin/python benchmarks/peers/surprise_run.py FOLD_DIR OUT.json
+Shipped with zenrec as package data and run by path with the interpreter that
+``ZENREC_PEER_PYTHON_SURPRISE`` names (``zenrec.runs.peers`` does this; it never imports it):
+    $ZENREC_PEER_PYTHON_SURPRISE surprise_run.py FOLD_DIR OUT.json [ALGORITHM [PARAMS_JSON]]
 FOLD_DIR holds fold{j}.train.tsv / fold{j}.test.tsv (user, item, rating; tab-separated).
+ALGORITHM is a class of the ``surprise`` package (default ``SVD``); PARAMS_JSON its keyword
+arguments (``random_state`` is always 0).
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from surprise import SVD, Dataset, Reader, accuracy
+import surprise
+from surprise import Dataset, Reader, accuracy
 from surprise.model_selection import PredefinedKFold
 
 
 def main() -> None:
     fold_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
+    name = sys.argv[3] if len(sys.argv) > 3 else "SVD"
+    params = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
+    algorithm = getattr(surprise, name)
     n = len(list(fold_dir.glob("fold*.train.tsv")))
     folds = [
         (str(fold_dir / f"fold{j}.train.tsv"), str(fold_dir / f"fold{j}.test.tsv"))
@@ -28,7 +36,8 @@ def main() -> None:
     data = Dataset.load_from_folds(folds, reader=reader)
     rmses, maes, fit_s = [], [], 0.0
     for trainset, testset in PredefinedKFold().split(data):
-        algo = SVD(random_state=0)  # Surprise defaults: 100 factors, 20 epochs, lr 0.005, reg 0.02
+        # SVD's defaults: 100 factors, 20 epochs, lr 0.005, reg 0.02
+        algo = algorithm(**{**params, "random_state": 0})
         t0 = time.perf_counter()
         algo.fit(trainset)
         fit_s += time.perf_counter() - t0
@@ -37,7 +46,7 @@ def main() -> None:
         maes.append(accuracy.mae(pred, verbose=False))
     rec = {
         "library": "surprise",
-        "model": "SVD",
+        "model": name,
         "rmse": float(np.mean(rmses)),
         "mae": float(np.mean(maes)),
         "fit_seconds": fit_s,

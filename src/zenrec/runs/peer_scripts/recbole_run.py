@@ -1,7 +1,8 @@
-"""Run one RecBole 1.2.1 model on a fixed split (executed by RecBole's own venv).
+"""Run one RecBole 1.2.1 model on a fixed split (executed by RecBole's own interpreter).
 
-Usage (from the repository root):
-    benchmarks/.venv-recbole/bin/python benchmarks/peers/recbole_run.py \
+Shipped with zenrec as package data and run by path with the interpreter that
+``ZENREC_PEER_PYTHON_RECBOLE`` names (``zenrec.runs.peers`` does this; it never imports it):
+    $ZENREC_PEER_PYTHON_RECBOLE recbole_run.py \
         --split-dir ../shared/data/golden/ml-1m-recbole-split --model EASE --out result.json
 
 The split's train/valid/test files become RecBole atomic files
