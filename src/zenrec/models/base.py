@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from zenrec._arrays import py_value as _py  # the short name the class body uses
 from zenrec._arrays import unique
 from zenrec._errors import BundleError, ConfigError, NotFittedError
+from zenrec._validation import to_config_error
 from zenrec.data.dataset import Dataset
 from zenrec.data.vocab import Vocabulary
 from zenrec.evaluation.topk import top_k_indices
@@ -38,29 +39,15 @@ class ModelConfig(BaseModel):
 
 def config_error(model: str, exc: ValidationError) -> ConfigError:
     """Turn a pydantic error into one line: which parameter, what was expected, what was got."""
-    parts = []
-    errors = exc.errors()
-    # A parameter that is a number or "auto" fails in both union branches; report the number's
-    # constraint once, under the parameter's own name, and say that "auto" is also accepted.
-    auto_fields = {
-        e["loc"][0]
-        for e in errors
-        if len(e.get("loc", ())) == 2 and str(e["loc"][1]).startswith("literal['auto']")
-    }
-    for err in errors:
-        loc_t = tuple(err.get("loc", ()))
-        if loc_t and loc_t[0] in auto_fields:
-            if str(loc_t[1]).startswith("literal["):
-                continue
-            err = {**err, "loc": loc_t[:1], "msg": f"{err.get('msg', 'invalid')} (or 'auto')"}
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "config"
-        if err.get("type") == "extra_forbidden":
-            parts.append(f"'{loc}' is not a parameter of {model}")
-        else:
-            parts.append(
-                f"the '{loc}' parameter of {model}: {err.get('msg', 'invalid')}; got {err.get('input')!r}"
-            )
-    return ConfigError("; ".join(parts))
+    return to_config_error(
+        exc,
+        messages={
+            "extra_forbidden": f"'{{key}}' is not a parameter of {model}",
+            "*": f"the '{{key}}' parameter of {model}: {{msg}}; got {{got}}",
+            "root": f"{model}: {{msg}}",
+        },
+        first_only=False,
+    )
 
 
 class Recommender(ABC):
