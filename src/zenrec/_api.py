@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zenrec._errors import ConfigError
+from zenrec._validation import KEY_MESSAGES, to_config_error
 from zenrec.data.dataset import Dataset
 
 if TYPE_CHECKING:
@@ -64,10 +64,8 @@ def benchmark(
         try:
             cfg = BenchmarkConfig(**config)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(x) for x in err.get("loc", ())) or "config"
-            raise ConfigError(
-                f"benchmark config: key '{loc}': {err.get('msg', 'invalid')}"
+            raise to_config_error(
+                exc, where="benchmark config", messages={**KEY_MESSAGES, "*": "key '{key}': {msg}"}
             ) from None
     else:
         cfg = load_benchmark_config(config)

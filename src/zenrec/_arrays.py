@@ -12,9 +12,11 @@ faster on 16M user codes, and the splits' cost no longer grows as n log n.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-__all__ = ["stable_argsort", "unique"]
+__all__ = ["py_value", "stable_argsort", "unique"]
 
 
 def unique(values: np.ndarray) -> np.ndarray:
@@ -58,3 +60,13 @@ def stable_argsort(codes: np.ndarray) -> np.ndarray:
     if int(a.max()) >= 2**16:
         order = order[np.argsort((a[order] >> 16).astype(np.uint16), kind="stable")]
     return order
+
+
+def py_value(v: Any) -> Any:
+    """A NumPy scalar as the plain Python value (for JSON, dict keys and display); else ``v``.
+
+    Examples:
+        >>> py_value(np.int64(3)), py_value("a")
+        (3, 'a')
+    """
+    return v.item() if isinstance(v, np.generic) else v

@@ -88,6 +88,7 @@ def _config(args: argparse.Namespace, rate: float) -> Any:
     from pydantic import ValidationError
 
     from zenrec._errors import ConfigError
+    from zenrec._validation import to_config_error
     from zenrec.serving.loadgen import LoadTestConfig
 
     flags = {
@@ -113,15 +114,13 @@ def _config(args: argparse.Namespace, rate: float) -> Any:
             allow_remote=args.allow_remote,
         )
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = str(err["loc"][0]) if err.get("loc") else ""
-        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-        if "allow_remote" in msg:
-            msg = msg.replace("unless allow_remote is set", "unless --allow-remote is given")
-        name = flags.get(loc, loc or "loadtest")
-        raise ConfigError(
-            f"{name}: {msg}" + (f" (got {err.get('input')!r})" if loc else "")
-        ) from None
+        err = to_config_error(
+            exc,
+            key=lambda loc: flags.get(str(loc[0]), str(loc[0])),
+            messages={"*": "{key}: {msg} (got {got})", "root": "loadtest: {msg}"},
+        )
+        msg = str(err).replace("unless allow_remote is set", "unless --allow-remote is given")
+        raise ConfigError(msg) from None
 
 
 def _row(res: Any, mark: str = "") -> list[str]:

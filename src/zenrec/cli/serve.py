@@ -95,6 +95,7 @@ def _settings(args: argparse.Namespace) -> Any:
     from pydantic import ValidationError
 
     from zenrec._errors import ConfigError
+    from zenrec._validation import dotted, to_config_error
     from zenrec.serving.settings import ServeSettings
 
     overrides: dict[str, Any] = {}
@@ -133,12 +134,12 @@ def _settings(args: argparse.Namespace) -> Any:
     try:
         return ServeSettings(**overrides)
     except ValidationError as exc:
-        parts = []
-        for err in exc.errors():
-            loc = ".".join(str(x) for x in err.get("loc", ()))
-            flag = f"--{loc.replace('_', '-')}" if loc else "settings"
-            parts.append(f"{flag}: {err.get('msg')}; got {err.get('input')!r}")
-        raise ConfigError("; ".join(parts)) from None
+        raise to_config_error(
+            exc,
+            key=lambda loc: "--" + dotted(loc).replace("_", "-"),
+            messages={"*": "{key}: {msg}; got {got}", "root": "settings: {msg}"},
+            first_only=False,
+        ) from None
 
 
 def worker_app() -> Any:

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from zenrec._errors import ConfigError, DataError
 from zenrec._toml import read_toml
+from zenrec._validation import KEY_MESSAGES, dotted, to_config_error
 from zenrec.data.dataset import Dataset
 
 __all__ = ["DataConfig", "FeatureTableConfig", "load_data_config", "read_data_config"]
@@ -113,16 +114,16 @@ def read_data_config(path: str | Path) -> tuple[Path, DataConfig]:
     try:
         cfg = DataConfig(**raw["data"])
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(["data", *(str(x) for x in err.get("loc", ()))])
-        if err.get("type") == "extra_forbidden":
-            raise ConfigError(
-                f"{p}: unknown key '{loc}'; see docs/python-api.md for the [data] schema"
-            ) from None
-        if err.get("type") == "missing":
-            raise ConfigError(f"{p}: key '{loc}' is missing; add it") from None
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        raise ConfigError(f"{p}: key '{loc}': {msg}; got {err.get('input')!r}") from None
+        raise to_config_error(
+            exc,
+            where=str(p),
+            key=lambda loc: dotted(("data", *loc)),
+            messages={
+                **KEY_MESSAGES,
+                "extra_forbidden": "unknown key '{key}'; "
+                "see docs/python-api.md for the [data] schema",
+            },
+        ) from None
     return p, cfg
 
 

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from zenrec._arrays import unique
 from zenrec._errors import ConfigError, ProtocolError, UnknownIdsWarning
+from zenrec._frames import frame_as
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
 from zenrec.evaluation import metrics as M
@@ -59,28 +60,12 @@ class EvalResult:
 
         users = self.users if self.users is not None else np.arange(self.n_users)
         df = pl.DataFrame({"user": users, **{k: np.asarray(v) for k, v in self.per_user.items()}})
-        return _frame_backend(df, backend)
+        return frame_as(df, backend)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"'{k}': {v:.4f}" for k, v in list(self.metrics.items())[:8])
         more = ", ..." if len(self.metrics) > 8 else ""
         return f"EvalResult(mode={self.mode!r}, users={self.n_users}, metrics={{{shown}{more}}})"
-
-
-def _frame_backend(df: Any, backend: str) -> Any:
-    """Return a polars frame as ``backend`` (``pandas`` or ``polars``)."""
-    if backend == "polars":
-        return df
-    if backend != "pandas":
-        raise ConfigError(f"backend must be 'pandas' or 'polars'; got {backend!r}")
-    try:
-        import pandas as pd
-    except ImportError:
-        raise ConfigError(
-            "backend='pandas' needs pandas (pip install pandas); or pass backend='polars'"
-        ) from None
-    # column by column through NumPy: no pyarrow needed
-    return pd.DataFrame({c: df[c].to_numpy() for c in df.columns})
 
 
 def metric_keys(metrics: Sequence[str], ks: Sequence[int]) -> list[str]:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from zenrec._errors import ConfigError, ZenrecError
 from zenrec._toml import read_toml
+from zenrec._validation import KEY_MESSAGES, to_config_error
 from zenrec.evaluation.protocols import get_protocol
 from zenrec.models.registry import create_model, model_names
 from zenrec.runs.peers import PEER_LIBRARIES, PeerEntry
@@ -115,22 +116,21 @@ class BenchmarkConfig(_Strict):
         )
 
 
+# values can be whole tables (a model list), so the value received is not repeated
+_MESSAGES = {
+    **KEY_MESSAGES,
+    "extra_forbidden": "unknown key '{key}'; see docs/tuning.md for the benchmark schema",
+    "*": "key '{key}': {msg}",
+}
+
+
 def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
     """Read and validate a benchmark TOML; errors name the file, the key and the fix."""
     p, data = read_toml(path, "benchmark config")
     try:
         cfg = BenchmarkConfig(**{**data, "source": str(p)})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "config"
-        if err.get("type") == "extra_forbidden":
-            raise ConfigError(
-                f"{p}: unknown key '{loc}'; see docs/tuning.md for the benchmark schema"
-            ) from None
-        if err.get("type") == "missing":
-            raise ConfigError(f"{p}: key '{loc}' is missing; add it") from None
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        raise ConfigError(f"{p}: key '{loc}': {msg}") from None
+        raise to_config_error(exc, where=str(p), messages=_MESSAGES) from None
     for j, m in enumerate(cfg.models):
         if m.name not in model_names():
             raise ConfigError(

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
@@ -20,23 +19,16 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from zenrec._arrays import py_value as _py  # the short name the class body uses
 from zenrec._arrays import unique
 from zenrec._errors import BundleError, ConfigError, NotFittedError
+from zenrec._validation import to_config_error
 from zenrec.data.dataset import Dataset
 from zenrec.data.vocab import Vocabulary
 from zenrec.evaluation.topk import top_k_indices
+from zenrec.models.recommendations import HistoryScores, Recommendations
 
-__all__ = [
-    "FallbackKind",
-    "HistoryScores",
-    "ModelConfig",
-    "Recommendations",
-    "Recommender",
-    "ResolvedParams",
-    "config_error",
-]
-
-FallbackKind = Literal["none", "history", "popularity"]
+__all__ = ["ModelConfig", "Recommender", "config_error"]
 
 
 class ModelConfig(BaseModel):
@@ -47,238 +39,15 @@ class ModelConfig(BaseModel):
 
 def config_error(model: str, exc: ValidationError) -> ConfigError:
     """Turn a pydantic error into one line: which parameter, what was expected, what was got."""
-    parts = []
-    errors = exc.errors()
-    # A parameter that is a number or "auto" fails in both union branches; report the number's
-    # constraint once, under the parameter's own name, and say that "auto" is also accepted.
-    auto_fields = {
-        e["loc"][0]
-        for e in errors
-        if len(e.get("loc", ())) == 2 and str(e["loc"][1]).startswith("literal['auto']")
-    }
-    for err in errors:
-        loc_t = tuple(err.get("loc", ()))
-        if loc_t and loc_t[0] in auto_fields:
-            if str(loc_t[1]).startswith("literal["):
-                continue
-            err = {**err, "loc": loc_t[:1], "msg": f"{err.get('msg', 'invalid')} (or 'auto')"}
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "config"
-        if err.get("type") == "extra_forbidden":
-            parts.append(f"'{loc}' is not a parameter of {model}")
-        else:
-            parts.append(
-                f"the '{loc}' parameter of {model}: {err.get('msg', 'invalid')}; got {err.get('input')!r}"
-            )
-    return ConfigError("; ".join(parts))
-
-
-@dataclass
-class Recommendations:
-    """Top-k lists for a batch of users, in raw ids.
-
-    Attributes:
-        users: Raw user ids, one per row.
-        item_lists: Per user, raw item ids best first (length <= k).
-        score_lists: Per user, the matching scores.
-        fallback: Per user, True when the user was unknown and popularity was used.
-        unknown_items: Candidate (or history) ids that were not in the catalog (ignored).
-        fallback_kind: Per user, how the list was made: ``"none"`` (the model's own scores
-            of a known user), ``"history"`` (scored from a list of items, see
-            :meth:`Recommender.recommend_from_items`) or ``"popularity"``.
-        unknown_items: Candidate ids that were not in the catalog (ignored).
-        explanation: Filled by attention models' ``explain``: per user, per recommended item,
-            the history items with the highest attention weight as ``{item, title, weight}``
-            dicts (``None`` when not asked for).
-    """
-
-    users: np.ndarray
-    item_lists: list[np.ndarray]
-    score_lists: list[np.ndarray]
-    fallback: np.ndarray
-    unknown_items: np.ndarray
-    titles: Mapping[Any, str] | None = field(default=None, repr=False)
-    """Raw item id -> title, when the model's training data had a ``title`` item feature."""
-    fallback_kind: list[str] = field(default_factory=list)
-    explanation: list[list[list[dict[str, Any]]]] | None = None
-
-    @property
-    def items(self) -> np.ndarray:
-        """2-D array of item ids (rows padded only if lengths differ is not allowed: raises)."""
-        lens = {len(x) for x in self.item_lists}
-        if len(lens) > 1:
-            raise ValueError("users got lists of different lengths; use item_lists")
-        return np.stack(self.item_lists) if self.item_lists else np.zeros((0, 0))
-
-    @property
-    def scores(self) -> np.ndarray:
-        lens = {len(x) for x in self.score_lists}
-        if len(lens) > 1:
-            raise ValueError("users got lists of different lengths; use score_lists")
-        return np.stack(self.score_lists) if self.score_lists else np.zeros((0, 0))
-
-    def to_frame(self, *, titles: bool | None = None, backend: str = "pandas") -> Any:
-        """The lists as one long table: ``user, rank, item, score[, title], fallback, fallback_kind``.
-
-        Args:
-            titles: Add a ``title`` column: ``None`` (default) when the model knows titles,
-                ``True`` always (the model's training data must have had a ``title`` item
-                feature), ``False`` never.
-            backend: ``pandas`` (default) or ``polars``.
-
-        Raises:
-            ConfigError: ``titles=True`` but the model was fitted on data without a
-                ``title`` item feature (attach one with ``Dataset.with_item_features``), or
-                pandas is missing for ``backend="pandas"``.
-
-        Examples:
-            >>> import zenrec
-            >>> ds = zenrec.synthetic_dataset(n_users=20, n_items=15, seed=0)
-            >>> recs = zenrec.create_model("pop").fit(ds).recommend(ds.user_vocab.ids[:2], k=3)
-            >>> list(recs.to_frame(titles=False, backend="polars").columns)
-            ['user', 'rank', 'item', 'score', 'fallback', 'fallback_kind']
-        """
-        import polars as pl
-
-        from zenrec.evaluation.evaluator import _frame_backend
-
-        if titles and self.titles is None:
-            raise ConfigError(
-                "to_frame(titles=True): these recommendations carry no titles, because the model "
-                "was fitted on data without a 'title' item feature; attach one with "
-                "ds.with_item_features(table, key=..., features={'title': 'text'}) or pass titles=False"
-            )
-        lens = [len(x) for x in self.item_lists]
-        n = int(sum(lens))
-        item_dtype = (
-            self.item_lists[0].dtype if self.item_lists and self.item_lists[0].size else None
-        )
-        items = np.concatenate(self.item_lists) if n else np.zeros(0, dtype=item_dtype or np.int64)
-        cols: dict[str, Any] = {
-            "user": np.repeat(
-                np.asarray([_py(u) for u in self.users], dtype=object), lens
-            ).tolist(),
-            "rank": np.concatenate([np.arange(1, m + 1) for m in lens])
-            if n
-            else np.zeros(0, np.int64),
-            "item": items,
-            "score": np.concatenate(self.score_lists).astype(np.float64) if n else np.zeros(0),
-        }
-        if titles is not False and self.titles is not None:
-            cols["title"] = [self.titles.get(_py(x)) for x in items]
-        cols["fallback"] = np.repeat(np.asarray(self.fallback, dtype=bool), lens)
-        kinds = self.fallback_kind
-        if len(kinds) == len(lens):
-            cols["fallback_kind"] = np.repeat(np.asarray(kinds, dtype=object), lens).tolist()
-        return _frame_backend(pl.DataFrame(cols, strict=False), backend)
-
-    def _rows(self, limit_users: int = 5) -> list[tuple[Any, int, Any, float, str | None, bool]]:
-        out = []
-        for u, items, scores, fb in list(
-            zip(self.users, self.item_lists, self.score_lists, self.fallback)
-        )[:limit_users]:
-            for r, (it, sc) in enumerate(zip(items, scores), start=1):
-                title = None if self.titles is None else self.titles.get(_py(it))
-                out.append((_py(u), r, _py(it), float(sc), title, bool(fb)))
-        return out
-
-    def __repr__(self) -> str:
-        head = f"Recommendations({len(self.users)} user{'s' if len(self.users) != 1 else ''}"
-        lines = [
-            head
-            + (
-                ", unknown candidate items: " + str(self.unknown_items.tolist())
-                if self.unknown_items.size
-                else ""
-            )
-            + ")"
-        ]
-        rows = self._rows()
-        if rows:
-            wu = max(4, *(len(str(r[0])) for r in rows))
-            wi = max(4, *(len(str(r[2])) for r in rows))
-            lines.append(f"  {'user':>{wu}}  rank  {'item':>{wi}}      score  title")
-            for u, rank, it, sc, title, fb in rows:
-                mark = "  (popularity fallback)" if fb and rank == 1 else ""
-                lines.append(
-                    f"  {u!s:>{wu}}  {rank:>4}  {it!s:>{wi}}  {sc:9.4f}  {title or ''}{mark}"
-                )
-        if len(self.users) > 5:
-            lines.append(f"  ... {len(self.users) - 5} more users; .to_frame() has all of them")
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        from html import escape
-
-        has_titles = self.titles is not None
-        head = "".join(
-            f"<th>{h}</th>"
-            for h in (
-                "user",
-                "rank",
-                "item",
-                "score",
-                *(["title"] if has_titles else []),
-                "fallback",
-            )
-        )
-        body = []
-        for u, rank, it, sc, title, fb in self._rows(limit_users=20):
-            cells = [escape(str(u)), str(rank), escape(str(it)), f"{sc:.4f}"]
-            if has_titles:
-                cells.append(escape(title or ""))
-            cells.append("yes" if fb else "")
-            body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        more = (
-            f"<p>... {len(self.users) - 20} more users; <code>.to_frame()</code> has all of them</p>"
-            if len(self.users) > 20
-            else ""
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
-
-    def to_records(self) -> list[dict[str, Any]]:
-        out = [
-            {
-                "user": _py(u),
-                "items": [_py(x) for x in items],
-                "scores": [float(s) for s in scores],
-                "fallback": bool(fb),
-                "fallback_kind": kind,
-            }
-            for u, items, scores, fb, kind in zip(
-                self.users, self.item_lists, self.score_lists, self.fallback, self._kinds()
-            )
-        ]
-        if self.explanation is not None:
-            for rec, expl in zip(out, self.explanation):
-                rec["explanation"] = expl
-        return out
-
-    def _kinds(self) -> list[str]:
-        if len(self.fallback_kind) == len(self.item_lists):
-            return self.fallback_kind
-        return ["popularity" if fb else "none" for fb in self.fallback]
-
-
-@dataclass
-class HistoryScores:
-    """Scores of one pseudo-user built from a list of items (see ``Recommender.score_from_items``).
-
-    Attributes:
-        scores: float32 scores over the whole catalog, shape (n_items,).
-        items: Catalog indices of the known history items, oldest first.
-        unknown_items: The given ids that are not in the catalog, as given.
-        fallback_kind: ``"history"`` when the model scored the history, ``"popularity"`` when
-            it cannot (or no history item is known) and popularity was used instead.
-    """
-
-    scores: np.ndarray
-    items: np.ndarray
-    unknown_items: np.ndarray
-    fallback_kind: FallbackKind
-
-
-def _py(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
+    return to_config_error(
+        exc,
+        messages={
+            "extra_forbidden": f"'{{key}}' is not a parameter of {model}",
+            "*": f"the '{{key}}' parameter of {model}: {{msg}}; got {{got}}",
+            "root": f"{model}: {{msg}}",
+        },
+        first_only=False,
+    )
 
 
 class Recommender(ABC):
@@ -796,94 +565,3 @@ def _item_meta(train: Dataset) -> dict[str, list[Any]]:
         else:
             out[name] = [f.row(i) for i in range(len(f))]
     return out
-
-
-def cosine_similarities(vectors: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """Cosine similarity of the rows ``items`` of ``vectors`` to every row: (len(items), n)."""
-    v = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(v, axis=1)
-    norms[norms == 0] = 1.0
-    return ((v[items] / norms[items, None]) @ (v / norms[:, None]).T).astype(np.float32)
-
-
-def implicit_fold_in(
-    item_factors: np.ndarray, gram: np.ndarray, items: np.ndarray, *, alpha: float, reg: float
-) -> np.ndarray:
-    """Least-squares user vector for a history under the implicit-feedback objective.
-
-    Minimises ``sum_i c_i (p_i - x . q_i)^2 + reg |x|^2`` over the whole catalog with
-    ``p_i = 1, c_i = 1 + alpha`` on the history and ``p_i = 0, c_i = 1`` elsewhere (Hu, Koren
-    & Volinsky 2008), i.e. ``x = (Q^T Q + alpha Q_h^T Q_h + reg I)^-1 (1 + alpha) Q_h^T 1``.
-
-    Args:
-        item_factors: (n_items, d) item factors Q.
-        gram: Q^T Q, (d, d) (precomputed once per model).
-        items: History item indices (repeats count once).
-        alpha: Confidence of an observed item.
-        reg: L2 regularisation.
-    """
-    q = np.asarray(item_factors, dtype=np.float64)[unique(items)]
-    a = gram + alpha * (q.T @ q) + reg * np.eye(gram.shape[0])
-    b = (1.0 + alpha) * q.sum(axis=0)
-    return np.linalg.solve(a, b).astype(np.float32)
-
-
-def sparse_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
-    m = m.tocsr()
-    return {
-        f"{prefix}.indptr": m.indptr.astype(np.int64),
-        f"{prefix}.indices": m.indices.astype(np.int64),
-        f"{prefix}.data": m.data.astype(np.float32),
-        f"{prefix}.shape": np.asarray(m.shape, dtype=np.int64),
-    }
-
-
-def sparse_from_state(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
-    shape = tuple(int(x) for x in arrays[f"{prefix}.shape"])
-    return sp.csr_matrix(
-        (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]),
-        shape=shape,
-    )
-
-
-class ResolvedParams:
-    """Mixin of models whose ``"auto"`` hyperparameters are resolved from the data in ``fit``
-    (:mod:`zenrec.models.defaults`): ``resolved_params_`` holds the values used, and the bundle
-    stores them as ``model_state.resolved``. List it before the Recommender base class."""
-
-    resolved_params_: dict[str, Any]
-
-    def _meta_state(self) -> dict[str, Any]:
-        return {"resolved": self.resolved_params_}
-
-    def _load_meta_state(self, state: dict[str, Any]) -> None:
-        self.resolved_params_ = dict(state.get("resolved", {}))
-
-
-class ItemItemRecommender(Recommender):
-    """A model whose scores are ``X_u W`` for a sparse item-item weight matrix ``W_``.
-
-    Row j of ``W_`` holds item j's weight towards each target item: how much consuming j raises
-    each item's score. Subclasses set ``W_`` in ``_fit``; scoring users, scoring a visitor's
-    history (the sum of the history items' rows), item-item similarity (the item's row) and the
-    bundle state are shared.
-    """
-
-    W_: sp.csr_matrix
-
-    def _score_users(self, users: np.ndarray) -> np.ndarray:
-        assert self.seen_ is not None
-        return np.asarray((self.seen_[users] @ self.W_).toarray(), dtype=np.float32)
-
-    def _score_from_items(self, items: np.ndarray) -> np.ndarray:
-        rows = self.W_[unique(items)]
-        return np.asarray(rows.sum(axis=0), dtype=np.float32).ravel()
-
-    def _similar_items(self, items: np.ndarray) -> np.ndarray:
-        return np.asarray(self.W_[np.asarray(items, dtype=np.int64)].toarray(), dtype=np.float32)
-
-    def _state(self) -> dict[str, np.ndarray]:
-        return sparse_state("W", self.W_)
-
-    def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
-        self.W_ = sparse_from_state("W", arrays)

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from zenrec._errors import BundleError
 from zenrec._io import atomic_dir, versions
 
-__all__ = ["BUNDLE_FORMAT", "read_bundle", "write_bundle"]
+__all__ = ["BUNDLE_FORMAT", "read_bundle", "sparse_from_state", "sparse_state", "write_bundle"]
 
 BUNDLE_FORMAT = "zenrec-bundle"
 BUNDLE_VERSION = 1
@@ -119,3 +120,23 @@ def read_bundle(
         json.loads((d / "items.json").read_text(encoding="utf-8")) if "items.json" in files else {}
     )
     return meta, arrays, vocab, items
+
+
+def sparse_state(prefix: str, m: sp.csr_matrix) -> dict[str, np.ndarray]:
+    """A sparse matrix as bundle arrays ``PREFIX.indptr|indices|data|shape`` (CSR, float32)."""
+    m = m.tocsr()
+    return {
+        f"{prefix}.indptr": m.indptr.astype(np.int64),
+        f"{prefix}.indices": m.indices.astype(np.int64),
+        f"{prefix}.data": m.data.astype(np.float32),
+        f"{prefix}.shape": np.asarray(m.shape, dtype=np.int64),
+    }
+
+
+def sparse_from_state(prefix: str, arrays: dict[str, np.ndarray]) -> sp.csr_matrix:
+    """The CSR matrix that :func:`sparse_state` stored under ``prefix`` in ``arrays``."""
+    shape = tuple(int(x) for x in arrays[f"{prefix}.shape"])
+    return sp.csr_matrix(
+        (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]),
+        shape=shape,
+    )

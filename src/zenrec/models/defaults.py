@@ -11,15 +11,37 @@ values are recorded in the bundle (``model_state.resolved``) and on the model
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["AUTO", "Auto", "DataStats", "data_stats", "interaction_batch", "user_batch"]
+__all__ = [
+    "AUTO",
+    "Auto",
+    "DataStats",
+    "ResolvedParams",
+    "data_stats",
+    "interaction_batch",
+    "user_batch",
+]
 
 Auto = Literal["auto"]
 AUTO: Auto = "auto"
+
+
+class ResolvedParams:
+    """Mixin of models whose ``"auto"`` hyperparameters are resolved from the data in ``fit``
+    (by the rules of this module): ``resolved_params_`` holds the values used, and the bundle
+    stores them as ``model_state.resolved``. List it before the Recommender base class."""
+
+    resolved_params_: dict[str, Any]
+
+    def _meta_state(self) -> dict[str, Any]:
+        return {"resolved": self.resolved_params_}
+
+    def _load_meta_state(self, state: dict[str, Any]) -> None:
+        self.resolved_params_ = dict(state.get("resolved", {}))
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 
 from zenrec._errors import ConfigError, DataError
+from zenrec._validation import to_config_error
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -738,7 +739,7 @@ def validated(cls: type[_Config], **kwargs: Any) -> _Config:
     try:
         return cls(**kwargs)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err.get("loc", ())) or cls.__name__
-        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-        raise ConfigError(f"{loc}: {msg} (got {err.get('input')!r})") from None
+        raise to_config_error(
+            exc,
+            messages={"*": "{key}: {msg} (got {got})", "root": f"{cls.__name__}: {{msg}}"},
+        ) from None

@@ -17,7 +17,6 @@ propose a configuration the model rejects at its ends.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from zenrec._errors import ConfigError, ZenrecError
 from zenrec._toml import read_toml
+from zenrec._validation import KEY_MESSAGES, Issue, Message, to_config_error
 from zenrec.evaluation.metrics import metric_direction
 
 __all__ = [
@@ -230,11 +230,28 @@ def _check_metric(metric: str) -> str | None:
     return None
 
 
-def _loc(err: Mapping[str, Any]) -> str:
-    parts = [str(x) for x in err.get("loc", ()) if x not in ("float", "int", "categorical")]
-    if len(parts) >= 2 and parts[0] == "params":
-        return f"params.{parts[1]}" + (f".{'.'.join(parts[2:])}" if parts[2:] else "")
-    return ".".join(parts) or "space"
+def _loc(loc: tuple[str | int, ...]) -> str:
+    """A key's dotted name, without pydantic's union tags (``params.l2.float.low``)."""
+    return ".".join(str(x) for x in loc if x not in ("float", "int", "categorical")) or "space"
+
+
+def _unknown_key(issue: Issue) -> str:
+    hint = (
+        "allowed top-level keys are model, metric, fixed, params"
+        if "." not in issue.key
+        else "allowed keys are type, low, high, log, step (float/int) "
+        "or type, choices (categorical)"
+    )
+    return f"unknown key '{issue.key}'; {hint}"
+
+
+_NEEDS_TYPE = 'key \'{key}\' needs type = "float", "int" or "categorical"'
+_SPACE_MESSAGES: dict[str, Message] = {
+    **KEY_MESSAGES,
+    "extra_forbidden": _unknown_key,
+    "union_tag_invalid": _NEEDS_TYPE,
+    "union_tag_not_found": _NEEDS_TYPE,
+}
 
 
 def parse_space(data: dict[str, Any], source: str = "<dict>") -> SearchSpace:
@@ -248,23 +265,7 @@ def parse_space(data: dict[str, Any], source: str = "<dict>") -> SearchSpace:
     try:
         space = SearchSpace(**{**data, "source": source})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc, typ = _loc(err), err.get("type", "")
-        if typ == "extra_forbidden":
-            hint = (
-                "allowed top-level keys are model, metric, fixed, params"
-                if "." not in loc
-                else "allowed keys are type, low, high, log, step (float/int) or type, choices (categorical)"
-            )
-            raise ConfigError(f"{source}: unknown key '{loc}'; {hint}") from None
-        if typ == "union_tag_invalid" or typ == "union_tag_not_found":
-            raise ConfigError(
-                f'{source}: key \'{loc}\' needs type = "float", "int" or "categorical"'
-            ) from None
-        if typ == "missing":
-            raise ConfigError(f"{source}: key '{loc}' is missing; add it") from None
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        raise ConfigError(f"{source}: key '{loc}': {msg}; got {err.get('input')!r}") from None
+        raise to_config_error(exc, where=source, key=_loc, messages=_SPACE_MESSAGES) from None
     if space.model not in model_names():
         raise ConfigError(
             f"{source}: key 'model': unknown model {space.model!r}; use one of {', '.join(model_names())}"

@@ -17,8 +17,16 @@ from pydantic import Field
 from zenrec._arrays import unique
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import ModelConfig, Recommender, ResolvedParams, cosine_similarities
-from zenrec.models.defaults import AUTO, Auto, als_factors, als_regularization, data_stats
+from zenrec.models._linalg import cosine_similarities
+from zenrec.models.base import ModelConfig, Recommender
+from zenrec.models.defaults import (
+    AUTO,
+    Auto,
+    ResolvedParams,
+    als_factors,
+    als_regularization,
+    data_stats,
+)
 
 __all__ = ["IALS", "IALSConfig"]
 

@@ -21,7 +21,8 @@ from pydantic import Field
 from zenrec._arrays import unique
 from zenrec._errors import DataError
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import ModelConfig, Recommender, cosine_similarities
+from zenrec.models._linalg import cosine_similarities
+from zenrec.models.base import ModelConfig, Recommender
 
 __all__ = ["BiasedMF", "BiasedMFConfig"]
 

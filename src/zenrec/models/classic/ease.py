@@ -33,8 +33,8 @@ from pydantic import Field
 from zenrec._arrays import unique
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import ModelConfig, Recommender, ResolvedParams
-from zenrec.models.defaults import AUTO, Auto, data_stats, item_l2
+from zenrec.models.base import ModelConfig, Recommender
+from zenrec.models.defaults import AUTO, Auto, ResolvedParams, data_stats, item_l2
 
 __all__ = ["EASE", "EASEConfig", "spd_inverse"]
 

@@ -28,8 +28,8 @@ import scipy.linalg
 from pydantic import Field
 
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import ModelConfig, Recommender, ResolvedParams
-from zenrec.models.defaults import AUTO, Auto, data_stats, item_l2
+from zenrec.models.base import ModelConfig, Recommender
+from zenrec.models.defaults import AUTO, Auto, ResolvedParams, data_stats, item_l2
 
 __all__ = ["EDLAE", "EDLAEConfig"]
 

@@ -14,15 +14,10 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import (
-    ItemItemRecommender,
-    ModelConfig,
-    Recommender,
-    ResolvedParams,
-    sparse_from_state,
-    sparse_state,
-)
-from zenrec.models.defaults import AUTO, Auto, data_stats, knn_shrink, user_knn_k
+from zenrec.models.base import ModelConfig, Recommender
+from zenrec.models.bundle import sparse_from_state, sparse_state
+from zenrec.models.classic.item_item import ItemItemRecommender
+from zenrec.models.defaults import AUTO, Auto, ResolvedParams, data_stats, knn_shrink, user_knn_k
 
 __all__ = ["ItemKNN", "ItemKNNConfig", "KNNConfig", "UserKNN", "UserKNNConfig", "topk_cosine"]
 

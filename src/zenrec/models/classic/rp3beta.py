@@ -19,12 +19,9 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import (
-    ItemItemRecommender,
-    ModelConfig,
-    ResolvedParams,
-)
-from zenrec.models.defaults import AUTO, Auto, data_stats, rp3_beta
+from zenrec.models.base import ModelConfig
+from zenrec.models.classic.item_item import ItemItemRecommender
+from zenrec.models.defaults import AUTO, Auto, ResolvedParams, data_stats, rp3_beta
 
 __all__ = ["RP3beta", "RP3betaConfig", "sparse_topk_rows"]
 

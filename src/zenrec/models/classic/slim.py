@@ -32,12 +32,9 @@ from pydantic import Field
 
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import (
-    ItemItemRecommender,
-    ModelConfig,
-    ResolvedParams,
-)
-from zenrec.models.defaults import AUTO, Auto, data_stats, slim_alpha
+from zenrec.models.base import ModelConfig
+from zenrec.models.classic.item_item import ItemItemRecommender
+from zenrec.models.defaults import AUTO, Auto, ResolvedParams, data_stats, slim_alpha
 
 __all__ = ["SLIM", "SLIMConfig"]
 

@@ -22,7 +22,8 @@ from zenrec._arrays import unique
 from zenrec._errors import ConfigError, DataError, NotFittedError
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import Recommender, cosine_similarities, implicit_fold_in
+from zenrec.models._linalg import cosine_similarities, implicit_fold_in
+from zenrec.models.base import Recommender
 from zenrec.models.defaults import AUTO, Auto, interaction_batch
 from zenrec.models.neural import nn as zn
 from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder

@@ -21,12 +21,12 @@ from zenrec._arrays import unique
 from zenrec._errors import ConfigError, DataError
 from zenrec.data.dataset import Dataset
 from zenrec.data.sequences import chronological_order, pad_left, user_sequences
-from zenrec.models.base import Recommendations
 from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
 from zenrec.models.neural.models import NeuralRecommender, TaskOptions, _FeatureConfig
 from zenrec.models.neural.nn import ScoringModule
 from zenrec.models.neural.nn_seq import DINNet, SASRecNet
 from zenrec.models.neural.trainer import TrainingConfig
+from zenrec.models.recommendations import Recommendations
 
 __all__ = ["DIN", "DINConfig", "SASRec", "SASRecConfig", "training_windows"]
 
