@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from zenrec._io import atomic_write_text
+from zenrec.traffic.backtest import backtest
 from zenrec.traffic.detect import (
     DetectConfig,
     detect_anomalies,
@@ -40,8 +41,8 @@ from zenrec.traffic.detect import (
     periods_from_scores,
 )
 from zenrec.traffic.events import load_events
-from zenrec.traffic.forecast import backtest
-from zenrec.traffic.series import TrafficSeries, load_series, series_from_values
+from zenrec.traffic.readers import load_series
+from zenrec.traffic.series import TrafficSeries, series_from_values
 from zenrec.traffic.simulate import SimulateConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
