@@ -412,9 +412,8 @@ def run_plan(args: argparse.Namespace) -> int:
         con.print(f"... {len(plan.schedule) - 60} more changes in plan.json")
     for note in plan.notes:
         con.print(f"note: {note}")
-    print(
-        f"peak {plan.peak_replicas} replicas over {fmt_seconds(len(res.frame) * series.step_seconds)}"
-    )
+    horizon = fmt_seconds(len(res.frame) * series.step_seconds)
+    print(f"peak {plan.peak_replicas} replicas over {horizon}")
     if args.output:
         out = Path(args.output)
         result.write(out, name=args.name)

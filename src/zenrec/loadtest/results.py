@@ -83,8 +83,9 @@ class RampResult:
     """Outcome of a ramp: every step run, and the capacity at the p99 target.
 
     ``capacity_rps`` is the highest step rate with p99 <= ``p99_target_ms`` and no errors
-    (``None``, JSON null, when no step met it: the planner then refuses the file). The top-level per-step fields of :meth:`as_dict` are those of
-    the step at capacity (of the first step when none passed).
+    (``None``, JSON null, when no step met it: the planner then refuses the file). The
+    top-level per-step fields of :meth:`as_dict` are those of the step at capacity (of the
+    first step when none passed).
     """
 
     steps: list[StepResult]

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["COMBINED", "HORIZON_BUCKETS", "BacktestResult", "backtest"]
 
 COMBINED = "Combined"
+"""Name of the per-lead-block combination in records and outputs."""
 HORIZON_BUCKETS = (300.0, 3600.0, 6 * 3600.0, 24 * 3600.0, 48 * 3600.0, 7 * 86400.0)
 """Lead-time blocks: scores are reported for lead times up to each of these (and the horizon)."""
 
