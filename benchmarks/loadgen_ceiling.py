@@ -145,7 +145,7 @@ def run_candidate(name: str, url: str, rate: float, duration: float) -> dict[str
         c0 = _cpu(resource.RUSAGE_SELF)
         sched, done, ok = asyncio.run(_task_per_request(url + "/healthz", rate, duration, name))
         return _summary(rate, sched, done, ok, _cpu(resource.RUSAGE_SELF) - c0)
-    from zenrec.serving.loadgen import LoadTestConfig, run_load
+    from zenrec.loadtest import LoadTestConfig, run_load
 
     loop = "asyncio" if name == "zenrec-asyncio" else "uvloop"
     procs = 2 if name == "zenrec-uvloop-2proc" else 1

@@ -151,7 +151,7 @@ def render(out: Path, ceilings: list[Path], machine: str) -> str:
         lines += [
             "",
             "httpx / aiohttp: one task per request (`client.get`), keep-alive pools of 256;",
-            "zenrec-*: `zenrec.serving.loadgen` (pre-encoded requests, one worker coroutine per",
+            "zenrec-*: `zenrec.loadtest` (pre-encoded requests, one worker coroutine per",
             "keep-alive connection) on asyncio's loop, on uvloop, and on uvloop over two processes.",
             "CPU per request includes each run's fixed start-up (for two processes: spawning two",
             "interpreters), so compare at the highest rate. A generator that keeps up shows achieved",

@@ -30,6 +30,8 @@ import pandas as pd
 
 from zenrec._io import atomic_write_text
 from zenrec.reports.tables import markdown_table
+from zenrec.traffic.backtest import backtest
+from zenrec.traffic.candidates import ALL_MODELS, BASELINES
 from zenrec.traffic.detect import (
     DetectConfig,
     detect_anomalies,
@@ -37,8 +39,8 @@ from zenrec.traffic.detect import (
     periods_from_scores,
 )
 from zenrec.traffic.events import load_events
-from zenrec.traffic.forecast import ALL_MODELS, BASELINES, backtest
-from zenrec.traffic.series import TrafficSeries, load_series, series_from_values
+from zenrec.traffic.readers import load_series
+from zenrec.traffic.series import TrafficSeries, series_from_values
 from zenrec.traffic.simulate import SimulateConfig, simulate
 
 ROOT = Path(__file__).resolve().parents[1]

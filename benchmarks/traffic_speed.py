@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 
-from zenrec.traffic.forecast import ForecastConfig, fit_predict, forecast_series
+from zenrec.traffic.candidates import fit_predict
+from zenrec.traffic.forecast import ForecastConfig, forecast_series
 from zenrec.traffic.series import series_from_values
 
 

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from zenrec.traffic import DetectConfig, ForecastConfig, detect_anomalies, series_from_values
+from zenrec.traffic.backtest import backtest
+from zenrec.traffic.calibration import ConformalCalibrator
 from zenrec.traffic.detect import online_scores
-from zenrec.traffic.forecast import ConformalCalibrator, backtest, forecast_series
+from zenrec.traffic.forecast import forecast_series
 
 
 def noisy_daily(days: int, sigma: float, seed: int) -> np.ndarray:

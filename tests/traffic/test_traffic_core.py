@@ -25,7 +25,7 @@ from zenrec.traffic import (
     series_from_values,
     surge_alerts,
 )
-from zenrec.traffic.forecast import usable_seasons
+from zenrec.traffic.candidates import usable_seasons
 from zenrec.traffic.series import fill_gaps, validated
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")

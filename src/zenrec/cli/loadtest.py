@@ -78,7 +78,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--allow-remote",
         action="store_true",
-        help="allow a non-loopback target (this workplace forbids traffic elsewhere)",
+        help="allow a non-loopback target (without it only 127.0.0.0/8, ::1 and localhost)",
     )
     p.add_argument("--output", metavar="FILE.json", default=None, help="write the result as JSON")
     p.set_defaults(func=run)
@@ -89,7 +89,7 @@ def _config(args: argparse.Namespace, rate: float) -> Any:
 
     from zenrec._errors import ConfigError
     from zenrec._validation import to_config_error
-    from zenrec.serving.loadgen import LoadTestConfig
+    from zenrec.loadtest import LoadTestConfig
 
     flags = {
         "url": "URL",
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
 
     from zenrec._errors import ConfigError
     from zenrec._io import atomic_write_text
-    from zenrec.serving.loadgen import ENDPOINTS, ids_from, parse_ramp, run_load, run_ramp
+    from zenrec.loadtest import ENDPOINTS, ids_from, parse_ramp, run_load, run_ramp
 
     if args.rate is None and args.ramp is None:
         raise ConfigError("give --rate R for one run, or --ramp START:STOP:STEP to find capacity")

@@ -6,8 +6,6 @@ Heavy imports (pandas, statsforecast, matplotlib) stay inside the run functions.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +202,7 @@ def register(subparsers: Any) -> None:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from zenrec.traffic.series import load_series
+    from zenrec.traffic.readers import load_series
 
     return load_series(
         args.input,
@@ -222,12 +220,12 @@ def _events(args: argparse.Namespace) -> Any:
     return load_events(args.events) if getattr(args, "events", None) else None
 
 
-def _forecast(args: argparse.Namespace, series: Any) -> Any:
-    from zenrec.traffic.forecast import ForecastConfig, forecast_series
+def _forecast_config(args: argparse.Namespace) -> Any:
+    from zenrec.traffic.forecast import ForecastConfig
     from zenrec.traffic.series import validated
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    cfg = validated(
+    return validated(
         ForecastConfig,
         horizon=args.horizon,
         history=args.history,
@@ -236,7 +234,6 @@ def _forecast(args: argparse.Namespace, series: Any) -> Any:
         seasonality=args.seasonality,
         combine=args.combine,
     )
-    return forecast_series(series, cfg, events=_events(args))
 
 
 def _print_report(series: Any) -> None:
@@ -280,66 +277,72 @@ def _print_backtest(res: Any) -> None:
     con.print(t)
 
 
-def _write_forecast_outputs(
-    out: Path, series: Any, res: Any, periods: Any = (), alerts: Any = (), events: Any = ()
-) -> None:
-    from zenrec._io import atomic_write_text
-    from zenrec.traffic.plots import plot_forecast
-
-    atomic_write_text(out / "forecast.csv", res.frame.assign(model=res.model).to_csv(index=False))
-    bt = res.backtest
-    payload = {
-        "chosen_model": res.model,
-        "selection": bt.selection if bt else "no backtest (history too short)",
-        "origins": bt.origins if bt else [],
-        "records": bt.records if bt else [],
-        "seasons": res.seasons,
-        "fit_seconds": round(res.fit_seconds, 3),
-        "calibration": res.calibrator.as_dict() if res.calibrator else None,
-        "block_models": res.components,
-        "events": res.events,
-        "notes": res.notes + (bt.notes if bt else []),
-        "series": series.report.as_dict(),
-    }
-    atomic_write_text(out / "backtest.json", json.dumps(payload, indent=2, default=str) + "\n")
-    plot_forecast(
-        out / "forecast.png",
-        series,
-        res.frame,
-        model=res.model,
-        periods=periods,
-        alerts=alerts,
-        events=events,
-    )
-
-
 def run_forecast(args: argparse.Namespace) -> int:
     """Run ``zenrec traffic forecast``."""
+    from zenrec.traffic.forecast import forecast_series
+
     series = _load(args)
     _print_report(series)
-    res = _forecast(args, series)
+    res = forecast_series(series, _forecast_config(args), events=_events(args))
     _print_backtest(res)
     print(
         f"forecast: {len(res.frame)} buckets of {series.freq} with {res.model}; "
         f"peak mean {res.frame['mean'].max():.1f}, peak hi95 {res.frame['hi95'].max():.1f}"
     )
     if args.output:
-        out = Path(args.output)
-        _write_forecast_outputs(out, series, res, events=_events_in(args, series, res))
-        print(f"wrote {out / 'forecast.csv'}, {out / 'backtest.json'}, {out / 'forecast.png'}")
+        print("wrote " + ", ".join(str(p) for p in res.write(args.output)))
     return 0
+
+
+def _print_detect(report: Any, horizon: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console()
+    periods = report.periods
+    t = Table(title=f"Flagged periods in history ({len(periods)})")
+    for c in ("start", "end", "kind", "peak", "expected", "z"):
+        t.add_column(c)
+    for p in periods:
+        t.add_row(
+            p.start, p.end, p.kind, f"{p.peak_value:.1f}", f"{p.expected:.1f}", f"{p.peak_z:.1f}"
+        )
+    con.print(t)
+    lead = report.lead_times
+    if lead is not None:
+        tl = Table(
+            title=f"Labelled surges ({len(report.event_windows)}): missed {lead['missed']}, "
+            f"false alarms {lead['false_alarms']} "
+            f"({lead['false_alarms_per_day']} per day)"
+        )
+        for c in ("event", "start", "first alarm", "lead min (negative = late)"):
+            tl.add_column(c)
+        for r in lead["surges"]:
+            tl.add_row(r["name"], r["start"], r["first_alarm"] or "missed", str(r["lead_min"]))
+        con.print(tl)
+    if report.forecast is not None:
+        ta = Table(
+            title=f"Surge alerts over the next {horizon} ({len(report.alerts)}; "
+            f"model {report.forecast.model})"
+        )
+        for c in ("start", "end", "lead time", "reason", "peak bound", "norm"):
+            ta.add_column(c)
+        for a in report.alerts:
+            ta.add_row(
+                a.start,
+                a.end,
+                f"{a.lead_time_s / 3600:.1f} h",
+                a.reason,
+                f"{a.peak_bound:.1f}",
+                f"{a.norm:.1f}",
+            )
+        con.print(ta)
 
 
 def run_detect(args: argparse.Namespace) -> int:
     """Run ``zenrec traffic detect``."""
-    import numpy as np
-    import pandas as pd
-    from rich.console import Console
-    from rich.table import Table
-
-    from zenrec._io import atomic_write_text
-    from zenrec.traffic.detect import DetectConfig, detect_anomalies, surge_alerts
-    from zenrec.traffic.plots import plot_forecast
+    from zenrec._errors import ConfigError
+    from zenrec.traffic.detect import DetectConfig, detect_surges
     from zenrec.traffic.series import validated
 
     series = _load(args)
@@ -353,104 +356,20 @@ def run_detect(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
     cfg = validated(DetectConfig, **kw)
-    periods, _, _ = detect_anomalies(series, cfg)
-    con = Console()
-    t = Table(title=f"Flagged periods in history ({len(periods)})")
-    for c in ("start", "end", "kind", "peak", "expected", "z"):
-        t.add_column(c)
-    for p in periods:
-        t.add_row(
-            p.start, p.end, p.kind, f"{p.peak_value:.1f}", f"{p.expected:.1f}", f"{p.peak_z:.1f}"
-        )
-    con.print(t)
-    lead_report = None
-    if args.events:
-        from zenrec.traffic.detect import surge_lead_times
-        from zenrec.traffic.events import load_events
-
-        cal = load_events(args.events)
-        step = pd.Timedelta(seconds=series.step_seconds)
-        wins = [
-            (name, series.index[a], series.index[b - 1] + step)
-            for name, a, b in cal.spans(series.index)
-        ]
-        lead_report = surge_lead_times(periods, wins, span_days=series.duration_seconds / 86400)
-        tl = Table(
-            title=f"Labelled surges ({len(wins)}): missed {lead_report['missed']}, "
-            f"false alarms {lead_report['false_alarms']} "
-            f"({lead_report['false_alarms_per_day']} per day)"
-        )
-        for c in ("event", "start", "first alarm", "lead min (negative = late)"):
-            tl.add_column(c)
-        for r in lead_report["surges"]:
-            tl.add_row(r["name"], r["start"], r["first_alarm"] or "missed", str(r["lead_min"]))
-        con.print(tl)
-    alerts: list[Any] = []
-    res = None
-    if not args.no_forecast:
-        res = _forecast(args, series)
-        cap = None
-        if args.capacity is not None:
-            if not args.capacity > 0:
-                from zenrec._errors import ConfigError
-
-                raise ConfigError(f"--capacity must be > 0, got {args.capacity}")
-            cap = args.capacity * series.step_seconds  # rps -> requests per bucket
-        alerts = surge_alerts(
-            res.frame,
-            pd.Timestamp(res.frame["ts"].iloc[0]),
-            history_median=float(np.nanmedian(series.values)),
-            capacity=cap,
-            config=cfg,
-        )
-        ta = Table(
-            title=f"Surge alerts over the next {args.horizon} ({len(alerts)}; model {res.model})"
-        )
-        for c in ("start", "end", "lead time", "reason", "peak bound", "norm"):
-            ta.add_column(c)
-        for a in alerts:
-            ta.add_row(
-                a.start,
-                a.end,
-                f"{a.lead_time_s / 3600:.1f} h",
-                a.reason,
-                f"{a.peak_bound:.1f}",
-                f"{a.norm:.1f}",
-            )
-        con.print(ta)
+    forecast = None if args.no_forecast else _forecast_config(args)
+    if forecast is not None and args.capacity is not None and not args.capacity > 0:
+        raise ConfigError(f"--capacity must be > 0, got {args.capacity}")
+    report = detect_surges(
+        series,
+        cfg,
+        forecast=forecast,
+        events=_events(args),
+        capacity_rps=args.capacity if forecast is not None else None,
+    )
+    _print_detect(report, args.horizon)
     if args.output:
         out = Path(args.output)
-        rows = [{"type": "history", **p.as_dict()} for p in periods]
-        rows += [{"type": "alert", "kind": "surge", **a.as_dict()} for a in alerts]
-        payload = {
-            "config": cfg.model_dump(),
-            "periods": [p.as_dict() for p in periods],
-            "alerts": [a.as_dict() for a in alerts],
-            "lead_times": lead_report,
-            "series": series.report.as_dict(),
-        }
-        atomic_write_text(out / "surges.json", json.dumps(payload, indent=2, default=str) + "\n")
-        cols = [
-            "type",
-            "start",
-            "end",
-            "kind",
-            "peak_time",
-            "peak_value",
-            "expected",
-            "peak_z",
-            "lead_time_s",
-            "reason",
-            "peak_bound",
-            "norm",
-        ]
-        atomic_write_text(out / "surges.csv", pd.DataFrame(rows, columns=cols).to_csv(index=False))
-        if res is not None:
-            _write_forecast_outputs(
-                out, series, res, periods, alerts, events=_events_in(args, series, res)
-            )
-        else:
-            plot_forecast(out / "detect.png", series, None, periods=periods)
+        report.write(out)
         print(f"wrote {out / 'surges.json'}, {out / 'surges.csv'} and a plot")
     return 0
 
@@ -460,9 +379,7 @@ def run_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from zenrec._io import atomic_write_text
-    from zenrec.traffic.plan import PlanConfig, keda_scaledobject, load_capacity, plan_replicas
-    from zenrec.traffic.plots import plot_plan
+    from zenrec.traffic.plan import PlanConfig, load_capacity, plan_series
     from zenrec.traffic.series import fmt_seconds, validated
 
     capacity = load_capacity(args.capacity_from) if args.capacity_from else args.capacity
@@ -479,13 +396,8 @@ def run_plan(args: argparse.Namespace) -> int:
     )
     series = _load(args)
     _print_report(series)
-    res = _forecast(args, series)
-    import numpy as np
-
-    obs = series.values[np.isfinite(series.values)]
-    plan = plan_replicas(
-        res.frame, series.step_seconds, float(obs[-1]) if len(obs) else math.nan, cfg
-    )
+    result = plan_series(series, cfg, forecast=_forecast_config(args), events=_events(args))
+    plan, res = result.plan, result.forecast
     con = Console()
     t = Table(
         title=f"Replica plan ({res.model}, {cfg.bound}, {capacity:g} rps/replica at "
@@ -500,42 +412,13 @@ def run_plan(args: argparse.Namespace) -> int:
         con.print(f"... {len(plan.schedule) - 60} more changes in plan.json")
     for note in plan.notes:
         con.print(f"note: {note}")
-    print(
-        f"peak {plan.peak_replicas} replicas over {fmt_seconds(len(res.frame) * series.step_seconds)}"
-    )
+    horizon = fmt_seconds(len(res.frame) * series.step_seconds)
+    print(f"peak {plan.peak_replicas} replicas over {horizon}")
     if args.output:
         out = Path(args.output)
-        payload = plan.as_dict() | {"model": res.model, "series": series.report.as_dict()}
-        atomic_write_text(out / "plan.json", json.dumps(payload, indent=2, default=str) + "\n")
-        atomic_write_text(out / "plan_steps.csv", plan.steps.to_csv(index=False))
-        tz = str(series.index.tz) if series.index.tz is not None else "UTC"
-        atomic_write_text(out / "keda-scaledobject.yaml", keda_scaledobject(plan, args.name, tz))
-        atomic_write_text(
-            out / "forecast.csv", res.frame.assign(model=res.model).to_csv(index=False)
-        )
-        plot_plan(
-            out / "plan.png",
-            plan,
-            series=series,
-            frame=res.frame,
-            events=_events_in(args, series, res),
-        )
+        result.write(out, name=args.name)
         print(f"wrote {out / 'plan.json'}, {out / 'keda-scaledobject.yaml'}, {out / 'plan.png'}")
     return 0
-
-
-def _events_in(args: argparse.Namespace, series: Any, res: Any) -> list[tuple[str, str, str]]:
-    """Known events on the plotted time axis (last week of history and the horizon) as
-    ``(name, start, end)``."""
-    import pandas as pd
-
-    cal = _events(args)
-    if cal is None:
-        return []
-    step = pd.Timedelta(seconds=series.step_seconds)
-    tail = series.tail(7 * 86400).index
-    axis = tail.append(pd.DatetimeIndex(res.frame["ts"]))
-    return [(name, str(axis[a]), str(axis[b - 1] + step)) for name, a, b in cal.spans(axis)]
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -543,9 +426,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from zenrec._io import atomic_write_text
     from zenrec.traffic.plan import load_capacity
-    from zenrec.traffic.plots import plot_simulation
+    from zenrec.traffic.readers import load_series
     from zenrec.traffic.series import validated
     from zenrec.traffic.simulate import SimulateConfig, simulate
 
@@ -563,8 +445,6 @@ def run_simulate(args: argparse.Namespace) -> int:
         forecaster=args.forecaster,
         value_unit=args.value_unit,
     )
-    from zenrec.traffic.series import load_series
-
     src = Path(args.input)
     is_log = src.is_dir() or any(x in "".join(src.suffixes).lower() for x in (".jsonl", ".json"))
     series = load_series(
@@ -592,11 +472,5 @@ def run_simulate(args: argparse.Namespace) -> int:
         con.print(f"note: {note}")
     print(f"replayed in {res.seconds:.1f}s with {res.refits} forecasts")
     if args.output:
-        out = Path(args.output)
-        payload = res.as_dict() | {"series": series.report.as_dict()}
-        atomic_write_text(
-            out / "simulation.json", json.dumps(payload, indent=2, default=str) + "\n"
-        )
-        plot_simulation(out / "simulation.png", res)
-        print(f"wrote {out / 'simulation.json'}, {out / 'simulation.png'}")
+        print("wrote " + ", ".join(str(p) for p in res.write(args.output)))
     return 0

@@ -6,28 +6,33 @@ See ``docs/traffic.md``.
 
 from __future__ import annotations
 
+from zenrec.traffic.backtest import BacktestResult, backtest
 from zenrec.traffic.detect import (
     Alert,
     DetectConfig,
+    DetectReport,
     Period,
     detect_anomalies,
+    detect_surges,
     surge_alerts,
     surge_lead_times,
 )
 from zenrec.traffic.events import EventCalendar, load_events
-from zenrec.traffic.forecast import (
-    BacktestResult,
-    ForecastConfig,
-    ForecastResult,
-    backtest,
-    forecast_series,
+from zenrec.traffic.forecast import ForecastConfig, ForecastResult, forecast_series
+from zenrec.traffic.plan import (
+    Plan,
+    PlanConfig,
+    PlanResult,
+    keda_scaledobject,
+    load_capacity,
+    plan_replicas,
+    plan_series,
 )
-from zenrec.traffic.plan import Plan, PlanConfig, keda_scaledobject, load_capacity, plan_replicas
+from zenrec.traffic.readers import load_series
 from zenrec.traffic.series import (
     SeriesReport,
     TrafficSeries,
     fill_gaps,
-    load_series,
     parse_duration,
     series_from_values,
 )
@@ -37,18 +42,21 @@ __all__ = [
     "Alert",
     "BacktestResult",
     "DetectConfig",
+    "DetectReport",
     "EventCalendar",
     "ForecastConfig",
     "ForecastResult",
     "Period",
     "Plan",
     "PlanConfig",
+    "PlanResult",
     "SeriesReport",
     "SimulateConfig",
     "SimulationResult",
     "TrafficSeries",
     "backtest",
     "detect_anomalies",
+    "detect_surges",
     "fill_gaps",
     "forecast_series",
     "keda_scaledobject",
@@ -57,6 +65,7 @@ __all__ = [
     "load_series",
     "parse_duration",
     "plan_replicas",
+    "plan_series",
     "series_from_values",
     "simulate",
     "surge_alerts",

@@ -26,14 +26,21 @@ noise does not alert). The lead time is the alert start minus the forecast origi
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from zenrec._errors import ConfigError
+from zenrec._io import atomic_write_text
+from zenrec.traffic.events import EventCalendar
+from zenrec.traffic.forecast import ForecastConfig, ForecastResult, forecast_series
 from zenrec.traffic.series import TrafficSeries, fill_gaps, parse_duration, season_lengths
 
 if TYPE_CHECKING:
@@ -42,13 +49,32 @@ if TYPE_CHECKING:
 __all__ = [
     "Alert",
     "DetectConfig",
+    "DetectReport",
     "Period",
     "detect_anomalies",
+    "detect_surges",
     "online_scores",
     "periods_from_scores",
     "robust_z",
     "surge_alerts",
+    "surge_lead_times",
 ]
+
+SURGE_COLUMNS = (
+    "type",
+    "start",
+    "end",
+    "kind",
+    "peak_time",
+    "peak_value",
+    "expected",
+    "peak_z",
+    "lead_time_s",
+    "reason",
+    "peak_bound",
+    "norm",
+)
+"""Columns of ``surges.csv``: one row per flagged period of history and per forward alert."""
 
 
 class DetectConfig(BaseModel):
@@ -546,3 +572,130 @@ def surge_lead_times(
         "false_alarms_per_day": round(fa / span_days, 3) if span_days > 0 else None,
         "median_lead_min": float(np.median(leads)) if leads else None,
     }
+
+
+@dataclass
+class DetectReport:
+    """Output of :func:`detect_surges`: flagged history, lead times and forward alerts.
+
+    Attributes:
+        config: The detector settings.
+        series: The series that was scanned.
+        periods: Flagged periods of history, in time order.
+        alerts: Forward surge alerts over the forecast (empty without a forecast).
+        lead_times: Alarms scored against the known events (``None`` without a calendar), see
+            :func:`surge_lead_times`.
+        forecast: The forecast behind the alerts (``None``: history only).
+        event_windows: The known events on the series' bucket grid, ``(name, start, end)``.
+    """
+
+    config: DetectConfig
+    series: TrafficSeries = field(repr=False)
+    periods: list[Period]
+    alerts: list[Alert] = field(default_factory=list)
+    lead_times: dict[str, Any] | None = None
+    forecast: ForecastResult | None = None
+    event_windows: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``surges.json`` payload."""
+        return {
+            "config": self.config.model_dump(),
+            "periods": [p.as_dict() for p in self.periods],
+            "alerts": [a.as_dict() for a in self.alerts],
+            "lead_times": self.lead_times,
+            "series": self.series.report.as_dict(),
+        }
+
+    def table(self) -> pd.DataFrame:
+        """The ``surges.csv`` table: flagged periods (``type=history``), then alerts."""
+        import pandas as pd
+
+        rows = [{"type": "history", **p.as_dict()} for p in self.periods]
+        rows += [{"type": "alert", "kind": "surge", **a.as_dict()} for a in self.alerts]
+        return pd.DataFrame(rows, columns=list(SURGE_COLUMNS))
+
+    def write(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Write ``surges.json``, ``surges.csv`` and a plot (each atomically).
+
+        With a forecast the plot is ``forecast.png``, written with ``forecast.csv`` and
+        ``backtest.json`` (see :meth:`ForecastResult.write`); without one it is ``detect.png``.
+
+        Returns:
+            The paths written.
+        """
+        from zenrec.traffic.plots import plot_forecast
+
+        out = Path(directory)
+        paths = [out / "surges.json", out / "surges.csv"]
+        atomic_write_text(paths[0], json.dumps(self.as_dict(), indent=2, default=str) + "\n")
+        atomic_write_text(paths[1], self.table().to_csv(index=False))
+        if self.forecast is not None:
+            paths += self.forecast.write(out, periods=self.periods, alerts=self.alerts)
+        else:
+            paths.append(out / "detect.png")
+            plot_forecast(paths[-1], self.series, None, periods=self.periods)
+        return paths
+
+
+def detect_surges(
+    series: TrafficSeries,
+    config: DetectConfig | None = None,
+    *,
+    forecast: ForecastConfig | None = None,
+    events: EventCalendar | None = None,
+    capacity_rps: float | None = None,
+) -> DetectReport:
+    """Flag surges in history and, with a forecast, alert on surges ahead.
+
+    Steps: flag anomalous periods (:func:`detect_anomalies`); with ``events``, score the
+    alarms against the known events (:func:`surge_lead_times`); with ``forecast``, forecast
+    the horizon (:func:`zenrec.traffic.forecast_series`, events applied) and raise forward
+    alerts on it (:func:`surge_alerts`) against the history's median level and, when given,
+    the capacity.
+
+    Args:
+        series: The regular series.
+        config: Detector settings.
+        forecast: Forecast settings; ``None`` scans history only (no forward alerts).
+        events: Known events (lead-time scoring, and the forecast's uplift).
+        capacity_rps: Current total capacity in requests/s (alert when a bound exceeds it).
+
+    Returns:
+        The report; :meth:`DetectReport.write` writes its artefacts.
+
+    Raises:
+        ConfigError: ``capacity_rps`` is not positive.
+    """
+    import pandas as pd
+
+    if capacity_rps is not None and not capacity_rps > 0:
+        raise ConfigError(f"capacity_rps must be > 0, got {capacity_rps}")
+    cfg = config or DetectConfig()
+    periods, _, _ = detect_anomalies(series, cfg)
+    lead_times = None
+    windows: list[tuple[str, Any, Any]] = []
+    if events is not None:
+        windows = events.windows(series.index, series.step_seconds)
+        lead_times = surge_lead_times(periods, windows, span_days=series.duration_seconds / 86400)
+    alerts: list[Alert] = []
+    res = None
+    if forecast is not None:
+        res = forecast_series(series, forecast, events=events)
+        alerts = surge_alerts(
+            res.frame,
+            pd.Timestamp(res.frame["ts"].iloc[0]),
+            history_median=float(np.nanmedian(series.values)),
+            # rps -> requests per bucket
+            capacity=capacity_rps * series.step_seconds if capacity_rps is not None else None,
+            config=cfg,
+        )
+    return DetectReport(
+        config=cfg,
+        series=series,
+        periods=periods,
+        alerts=alerts,
+        lead_times=lead_times,
+        forecast=res,
+        event_windows=windows,
+    )

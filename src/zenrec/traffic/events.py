@@ -4,7 +4,7 @@ A calendar is a CSV with columns ``name,start,end`` (start inclusive, end exclus
 future occurrences). The uplift of an event is learned from its past occurrences only: for an
 occurrence, ``ratio = mean(observed) / mean(baseline)`` over its buckets, where the baseline is
 the seasonal profile (median of the same phase over the previous cycles, see
-:func:`zenrec.traffic.forecast.seasonal_profile`) built from data *before* the occurrence, with
+:func:`zenrec.traffic.candidates.seasonal_profile`) built from data *before* the occurrence, with
 earlier event buckets masked. An event's uplift is the median ratio of its past occurrences
 (same ``name``); a name without a past occurrence gets no uplift (events of different names
 differ too much: on the NYC taxi trace the median of earlier holidays, all drops, would have
@@ -70,6 +70,20 @@ class EventCalendar:
                 out.append((occ.name, a, b))
         return out
 
+    def windows(
+        self, index: pd.DatetimeIndex, step_seconds: float
+    ) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
+        """The occurrences overlapping ``index`` as ``(name, start, end)`` on its bucket grid.
+
+        ``start`` is the first bucket the occurrence overlaps and ``end`` the end of its last
+        bucket (``step_seconds`` after that bucket's start): what a plot shades and what
+        :func:`zenrec.traffic.detect.surge_lead_times` scores alarms against.
+        """
+        import pandas as pd
+
+        step = pd.Timedelta(seconds=step_seconds)
+        return [(name, index[a], index[b - 1] + step) for name, a, b in self.spans(index)]
+
     def mask(self, index: pd.DatetimeIndex) -> np.ndarray:
         """Boolean mask of the buckets of ``index`` that overlap an occurrence."""
         m = np.zeros(len(index), dtype=bool)
@@ -85,7 +99,7 @@ class EventCalendar:
         Only occurrences that ended before the last bucket are used; the baseline of each one
         is built from buckets before its start, with earlier event buckets masked.
         """
-        from zenrec.traffic.forecast import seasonal_profile
+        from zenrec.traffic.candidates import seasonal_profile
 
         y = np.asarray(values, dtype=float).copy()
         masked = y.copy()

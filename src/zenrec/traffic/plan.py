@@ -25,7 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from zenrec._arrays import unique
 from zenrec._errors import ConfigError, DataError
-from zenrec.traffic.series import parse_duration
+from zenrec._io import atomic_write_text
+from zenrec.traffic.events import EventCalendar
+from zenrec.traffic.forecast import ForecastConfig, ForecastResult, forecast_series
+from zenrec.traffic.series import TrafficSeries, parse_duration
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,9 +36,11 @@ if TYPE_CHECKING:
 __all__ = [
     "Plan",
     "PlanConfig",
+    "PlanResult",
     "keda_scaledobject",
     "load_capacity",
     "plan_replicas",
+    "plan_series",
 ]
 
 
@@ -340,6 +345,84 @@ def keda_scaledobject(
             f'        desiredReplicas: "{ev["min_replicas"]}"',
         ]
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class PlanResult:
+    """Output of :func:`plan_series`: the replica plan and the forecast it was made from.
+
+    Attributes:
+        plan: The replica plan.
+        forecast: The forecast the plan follows.
+        series: The series the forecast was made from.
+    """
+
+    plan: Plan
+    forecast: ForecastResult
+    series: TrafficSeries = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``plan.json`` payload: the plan, the forecast model and the series report."""
+        return self.plan.as_dict() | {
+            "model": self.forecast.model,
+            "series": self.series.report.as_dict(),
+        }
+
+    def write(self, directory: str | os.PathLike[str], *, name: str = "zenrec-serve") -> list[Path]:
+        """Write ``plan.json``, ``plan_steps.csv``, ``keda-scaledobject.yaml``,
+        ``forecast.csv`` and ``plan.png`` (each atomically).
+
+        Args:
+            directory: Output directory (created when missing).
+            name: Deployment name in the KEDA ``ScaledObject``.
+
+        Returns:
+            The paths written, in that order.
+        """
+        from zenrec.traffic.plots import plot_plan
+
+        out = Path(directory)
+        names = ("plan.json", "plan_steps.csv", "keda-scaledobject.yaml", "forecast.csv")
+        paths = [out / n for n in (*names, "plan.png")]
+        atomic_write_text(paths[0], json.dumps(self.as_dict(), indent=2, default=str) + "\n")
+        atomic_write_text(paths[1], self.plan.steps.to_csv(index=False))
+        index = self.series.index
+        tz = str(index.tz) if index.tz is not None else "UTC"
+        atomic_write_text(paths[2], keda_scaledobject(self.plan, name, tz))
+        atomic_write_text(paths[3], self.forecast.table().to_csv(index=False))
+        plot_plan(
+            paths[4],
+            self.plan,
+            series=self.series,
+            frame=self.forecast.frame,
+            events=self.forecast.event_windows,
+        )
+        return paths
+
+
+def plan_series(
+    series: TrafficSeries,
+    config: PlanConfig,
+    *,
+    forecast: ForecastConfig | None = None,
+    events: EventCalendar | None = None,
+) -> PlanResult:
+    """Forecast ``series`` and plan the replicas over the horizon.
+
+    Args:
+        series: The regular series.
+        config: Plan settings (capacity, utilization, warm-up, bounds).
+        forecast: Forecast settings (default :class:`ForecastConfig`).
+        events: Known events (the forecast's uplift, shaded in the plot).
+
+    Returns:
+        The plan and its forecast; :meth:`PlanResult.write` writes their artefacts.
+    """
+    res = forecast_series(series, forecast or ForecastConfig(), events=events)
+    obs = series.values[np.isfinite(series.values)]
+    last = float(obs[-1]) if len(obs) else math.nan
+    plan = plan_replicas(res.frame, series.step_seconds, last, config)
+    return PlanResult(plan=plan, forecast=res, series=series)
 
 
 def replicas_for(rate_rps: float, capacity_rps: float, target_utilization: float) -> int:

@@ -24,10 +24,10 @@ Policies (all start with the replicas the first bucket needs, all ready):
   from the same forecast but plans for ``hybrid_bound`` (the mean by default) without a hold:
   the HPA covers what exceeds the mean, so the floor need not pay for the upper bound.
 
-The default forecaster is ``SeasonalProfile`` (:func:`zenrec.traffic.forecast.profile_forecast`:
+The default forecaster is ``SeasonalProfile`` (:func:`zenrec.traffic.candidates.profile_forecast`:
 the median of the same phase over the last weeks, re-anchored to the last hour's level), whose
 refit costs microseconds, so 14 days of 1-minute data with hourly refits replay in seconds;
-any other candidate of :mod:`zenrec.traffic.forecast` can be named, fitted on the last
+any other candidate of :mod:`zenrec.traffic.candidates` can be named, fitted on the last
 ``history`` only.
 
 Scores per policy: ``overload_minutes`` (buckets whose demand exceeds the *ready* capacity
@@ -38,15 +38,19 @@ total demand), ``replica_hours`` (created replicas, ready or warming, over time)
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from zenrec._errors import ConfigError, DataError
+from zenrec._io import atomic_write_text
 from zenrec.traffic.series import (
     TrafficSeries,
     fill_gaps,
@@ -123,7 +127,7 @@ class SimulateConfig(BaseModel):
     @field_validator("forecaster")
     @classmethod
     def _forecaster(cls, v: str) -> str:
-        from zenrec.traffic.forecast import ALL_MODELS
+        from zenrec.traffic.candidates import ALL_MODELS
 
         if v not in ALL_MODELS:
             raise ConfigError(f"forecaster: unknown {v!r}; choose from {list(ALL_MODELS)}")
@@ -167,6 +171,7 @@ class SimulationResult:
         hybrid_floor: The hybrid's floor (from ``hybrid_bound``, not held).
         seconds: Wall time of the replay.
         refits: Number of forecasts made.
+        series: The trace that was replayed (its report goes into ``simulation.json``).
     """
 
     index: Any
@@ -180,6 +185,7 @@ class SimulationResult:
     seconds: float
     refits: int
     notes: list[str] = field(default_factory=list)
+    series: TrafficSeries | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         """The ``simulation.json`` payload."""
@@ -198,6 +204,24 @@ class SimulationResult:
             "seconds": round(self.seconds, 2),
             "notes": self.notes,
         }
+
+    def write(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """Write ``simulation.json`` (:meth:`as_dict` and the series report) and
+        ``simulation.png`` (each atomically).
+
+        Returns:
+            The paths written, in that order.
+        """
+        from zenrec.traffic.plots import plot_simulation
+
+        out = Path(directory)
+        paths = [out / "simulation.json", out / "simulation.png"]
+        payload = self.as_dict()
+        if self.series is not None:
+            payload |= {"series": self.series.report.as_dict()}
+        atomic_write_text(paths[0], json.dumps(payload, indent=2, default=str) + "\n")
+        plot_simulation(paths[1], self)
+        return paths
 
 
 def resample_rate(series: TrafficSeries, step_seconds: float, value_unit: str = "count") -> Any:
@@ -277,7 +301,7 @@ class _Forecaster:
         ``demand[:t]`` only (one forecast for both)."""
         import pandas as pd
 
-        from zenrec.traffic.forecast import fit_predict, usable_seasons
+        from zenrec.traffic.candidates import fit_predict, usable_seasons
 
         self.refits += 1
         lo = max(0, t - self.hist_b)
@@ -482,4 +506,5 @@ def simulate(
         seconds=time.perf_counter() - t_start,
         refits=fc.refits,
         notes=notes,
+        series=series,
     )

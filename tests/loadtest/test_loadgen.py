@@ -22,7 +22,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
 from zenrec._errors import ConfigError
-from zenrec.serving.loadgen import (
+from zenrec.loadtest import (
     ERROR_KINDS,
     LoadTestConfig,
     ids_from,

@@ -1,0 +1,490 @@
+"""Rolling-origin backtests of the candidates, the per-lead-block combination and the choice.
+
+The backtest fits each model on a sliding window of at most ``history`` (14 days, as in AWS
+Predictive Scaling) before each origin, forecasts ``horizon`` ahead and scores MASE (scaled by the
+in-sample seasonal-naive error), sMAPE and 80 %/95 % interval coverage for lead times up to
+5 min, 1 h, 6 h, 24 h and the full horizon, with each MASE divided by the best baseline's on the
+same origins. The forecast combines models per lead-time block: each block is the inverse-error
+weighted mean of the 3 models with the lowest error on that block (a forecast combination in the
+sense of Bates and Granger 1969); scored in the backtest with weights from earlier origins only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from zenrec._errors import ConfigError
+from zenrec.traffic.calibration import ConformalCalibrator, conformal_scores
+from zenrec.traffic.candidates import (
+    BASELINES,
+    _base_season,
+    _model_order,
+    fit_predict,
+    usable_seasons,
+)
+from zenrec.traffic.events import EventCalendar
+from zenrec.traffic.series import TrafficSeries, fill_gaps, fmt_seconds, season_lengths
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["COMBINED", "HORIZON_BUCKETS", "BacktestResult", "backtest"]
+
+COMBINED = "Combined"
+"""Name of the per-lead-block combination in records and outputs."""
+HORIZON_BUCKETS = (300.0, 3600.0, 6 * 3600.0, 24 * 3600.0, 48 * 3600.0, 7 * 86400.0)
+"""Lead-time blocks: scores are reported for lead times up to each of these (and the horizon)."""
+
+
+@dataclass
+class BacktestResult:
+    """Rolling-origin backtest scores."""
+
+    records: list[dict[str, Any]]
+    chosen: str
+    origins: list[str]
+    horizon_steps: int
+    selection: str
+    notes: list[str] = field(default_factory=list)
+    scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    """Per model: ``step`` (lead, 0-based), ``s80``, ``s95`` conformal scores of all origins."""
+    block_ends: list[int] = field(default_factory=list)
+    """Lead-time block ends (steps, exclusive) used by the calibration."""
+    block_models: list[dict[str, float]] = field(default_factory=list)
+    """The models of each lead-time block of the combination and their weights (inverse mean
+    error over all origins)."""
+
+    def calibrator(self, model: str, min_scores: int = 20) -> ConformalCalibrator | None:
+        """Conformal calibrator of ``model`` from the scores of all origins (``None``: none)."""
+        sc = self.scores.get(model)
+        if sc is None or len(sc["step"]) < min_scores:
+            return None
+        return ConformalCalibrator.fit(
+            sc["step"], sc["s80"], sc["s95"], self.block_ends, min_scores=min_scores
+        )
+
+    def table(self, horizon: str | None = None) -> list[dict[str, Any]]:
+        """Records for one horizon label (all when ``None``)."""
+        return [r for r in self.records if horizon is None or r["horizon"] == horizon]
+
+
+def _sub(pred: dict[str, np.ndarray], sel: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[sel] for k, v in pred.items()}
+
+
+def _horizon_labels(h: int, step: float) -> list[tuple[str, int]]:
+    labels: list[tuple[str, int]] = []
+    for b in HORIZON_BUCKETS:
+        k = int(round(b / step))
+        if b >= step and k < h and abs(k * step - b) < 1e-6 * b:
+            labels.append((fmt_seconds(b), k))
+    labels.append((fmt_seconds(h * step), h))
+    return labels
+
+
+@dataclass
+class _Window:
+    """One backtest origin: the (gap-filled) training window and the actuals after it."""
+
+    origin: int
+    train: np.ndarray
+    actual: np.ndarray
+    valid: np.ndarray
+    seasons: dict[str, int]
+    scale: float
+    future: pd.DatetimeIndex
+    uplifts: dict[str, float] = field(default_factory=dict)
+
+
+def _backtest_origins(
+    n: int, h: int, step: int, windows: int, min_train: int
+) -> tuple[list[int], list[str]]:
+    """Origins (bucket indices, increasing); the last one leaves exactly ``h`` buckets."""
+    origins = sorted(o for o in (n - h - k * step for k in range(windows)) if o >= min_train)
+    if not origins and windows > 0 and n - min_train >= 1:
+        return [min_train], [
+            f"history too short for a full {h}-step backtest window; scored a partial one"
+        ]
+    return origins, []
+
+
+def _training_values(
+    series: TrafficSeries, lo: int, hi: int, events: EventCalendar | None
+) -> np.ndarray:
+    """Raw values ``lo:hi`` with the buckets of known events masked (refilled like gaps)."""
+    y = series.values[lo:hi].copy()
+    if events is not None:
+        y[events.mask(series.index[lo:hi])] = np.nan
+    return y
+
+
+def _prepare_window(
+    series: TrafficSeries,
+    o: int,
+    h: int,
+    input_size: int,
+    seasonality: str,
+    events: EventCalendar | None,
+) -> _Window | None:
+    """Training window before origin ``o`` (gaps filled, MASE scale) and the actuals after."""
+    import pandas as pd
+
+    lo = max(0, o - input_size)
+    train_raw = _training_values(series, lo, o, events)
+    seasons = usable_seasons(series.step_seconds, len(train_raw), seasonality, "backtest")
+    m0 = _base_season(seasons)
+    train, _ = fill_gaps(train_raw, m0 if m0 > 1 else None)
+    actual = series.values[o : o + h]
+    if len(actual) == 0:
+        return None
+    # the MASE scale comes from the unmasked window, so scores with and without an event
+    # calendar are comparable
+    plain = train if events is None else fill_gaps(series.values[lo:o], m0 if m0 > 1 else None)[0]
+    scale = float(np.mean(np.abs(plain[m0:] - plain[:-m0]))) if len(plain) > m0 else 0.0
+    if not scale > 0:
+        scale = float(np.mean(np.abs(np.diff(plain)))) or 1.0
+    future = pd.DatetimeIndex(series.index[o : o + len(actual)])
+    uplifts = (
+        events.uplifts(series.values[:o], series.index[:o], seasons) if events is not None else {}
+    )
+    return _Window(o, train, actual, np.isfinite(actual), seasons, scale, future, uplifts)
+
+
+def _predict_window(
+    name: str, w: _Window, step_seconds: float, events: EventCalendar | None
+) -> dict[str, np.ndarray] | None:
+    """One model's forecast from a window, with the event uplift when a calendar is given."""
+    pred = fit_predict(name, w.train, len(w.actual), w.seasons, step_seconds)
+    if pred is not None and events is not None and w.uplifts:
+        pred, _ = events.apply(pred, w.future, w.uplifts)
+    return pred
+
+
+class _Scoreboard:
+    """Accumulates per (model, lead label) errors, coverages and conformal scores."""
+
+    def __init__(self, labels: list[tuple[str, int]], calibration: str, min_scores: int):
+        self.labels = labels
+        self.ends = [k for _, k in labels]
+        self.calibration = calibration
+        self.min_scores = min_scores
+        self.acc: dict[tuple[str, str], dict[str, list[float]]] = {}
+        self.cal_acc: dict[tuple[str, str], dict[str, list[float]]] = {}
+        self.pool: dict[str, dict[str, list[np.ndarray]]] = {}
+        self.block_err: dict[str, dict[int, np.ndarray]] = {}
+        """Per model and origin: mean scaled absolute error per disjoint lead block."""
+
+    def calibrated(self, name: str, o: int, pred: dict[str, np.ndarray]) -> Any:
+        """``pred`` calibrated with the scores of buckets observed before origin ``o``."""
+        sc = self.pool.get(name)
+        if self.calibration != "conformal" or sc is None:
+            return None
+        known = np.concatenate(sc["t"]) < o
+        if known.sum() < self.min_scores:
+            return None
+        cal = ConformalCalibrator.fit(
+            np.concatenate(sc["step"])[known],
+            np.concatenate(sc["s80"])[known],
+            np.concatenate(sc["s95"])[known],
+            self.ends,
+            min_scores=self.min_scores,
+        )
+        return cal.apply(pred)
+
+    def add(self, name: str, w: _Window, pred: dict[str, np.ndarray]) -> None:
+        """Score one model's forecast at one origin."""
+        calibrated = self.calibrated(name, w.origin, pred)
+        actual, valid = w.actual, w.valid
+        if valid.any():
+            sc = self.pool.setdefault(name, {"t": [], "step": [], "s80": [], "s95": []})
+            sc["t"].append(w.origin + np.flatnonzero(valid))
+            sc["step"].append(np.flatnonzero(valid))
+            sc["s80"].append(conformal_scores(actual[valid], _sub(pred, valid), 80))
+            sc["s95"].append(conformal_scores(actual[valid], _sub(pred, valid), 95))
+        abs_err = np.abs(actual - pred["mean"])
+        starts = [0, *self.ends[:-1]]
+        with np.errstate(invalid="ignore"):
+            self.block_err.setdefault(name, {})[w.origin] = np.array(
+                [
+                    float(np.mean(abs_err[a:b][valid[a:b]]) / w.scale)
+                    if valid[a:b].any()
+                    else np.nan
+                    for a, b in zip(starts, self.ends)
+                ]
+            )
+        for label, k in self.labels:
+            sel = valid[:k]
+            if not sel.any():
+                continue
+            if calibrated is not None:
+                self._add_calibrated(name, label, k, sel, actual, pred, calibrated)
+            self._add_point(name, label, k, sel, w, pred)
+
+    def _add_point(
+        self, name: str, label: str, k: int, sel: np.ndarray, w: _Window, pred: Any
+    ) -> None:
+        a = w.actual[:k][sel]
+        m = pred["mean"][:k][sel]
+        e = a - m
+        d = np.abs(a) + np.abs(m)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sm = np.where(d > 0, 200 * np.abs(e) / d, 0.0)
+        rec = self.acc.setdefault(
+            (name, label), {"origin": [], "mase": [], "smape": [], "c80": [], "c95": []}
+        )
+        rec["origin"].append(w.origin)
+        rec["mase"].append(float(np.mean(np.abs(e)) / w.scale))
+        rec["smape"].append(float(np.mean(sm)))
+        for lev in (80, 95):
+            inside = (a >= pred[f"lo{lev}"][:k][sel]) & (a <= pred[f"hi{lev}"][:k][sel])
+            rec[f"c{lev}"].extend(inside.astype(float))
+
+    def _add_calibrated(
+        self,
+        name: str,
+        label: str,
+        k: int,
+        sel: np.ndarray,
+        actual: np.ndarray,
+        pred: Any,
+        calibrated: Any,
+    ) -> None:
+        crec = self.cal_acc.setdefault(
+            (name, label), {"c80": [], "c95": [], "r80": [], "r95": [], "w": []}
+        )
+        a = actual[:k][sel]
+        for key, src in (("c", calibrated), ("r", pred)):
+            for lev in (80, 95):
+                inside = (a >= src[f"lo{lev}"][:k][sel]) & (a <= src[f"hi{lev}"][:k][sel])
+                crec[f"{key}{lev}"].extend(inside.astype(float))
+        raw_w = float(np.mean(pred["hi95"][:k][sel] - pred["lo95"][:k][sel]))
+        cal_w = float(np.mean(calibrated["hi95"][:k][sel] - calibrated["lo95"][:k][sel]))
+        crec["w"].append(cal_w / raw_w if raw_w > 0 else float("nan"))
+
+    def block_weights(
+        self, models: list[str], before: int | None, top: int = 3
+    ) -> list[dict[str, float]] | None:
+        """Per disjoint lead block, inverse-error weights of the ``top`` models on earlier origins.
+
+        Only origins before ``before`` count (all when ``None``) and only models scored on every
+        such origin compete; weights are ``1 / mean scaled error``, normalised. ``None`` when no
+        model qualifies.
+        """
+        origins = {o for v in self.block_err.values() for o in v if before is None or o < before}
+        if not origins:
+            return None
+        out: list[dict[str, float]] = []
+        for b in range(len(self.ends)):
+            errs: dict[str, float] = {}
+            for name in models:
+                past = [v[b] for o, v in self.block_err.get(name, {}).items() if o in origins]
+                if len(past) == len(origins) and np.isfinite(past).any():
+                    errs[name] = max(float(np.nanmean(past)), 1e-9)
+            if not errs:
+                return None
+            best = sorted(errs, key=lambda m: (errs[m], _model_order(m)))[:top]
+            inv = {m: 1.0 / errs[m] for m in best}
+            total = sum(inv.values())
+            out.append({m: round(v / total, 4) for m, v in inv.items()})
+        return out
+
+    def records(self) -> list[dict[str, Any]]:
+        """One record per (model, lead label), with the MASE ratio to the best baseline."""
+        records: list[dict[str, Any]] = []
+        for (name, label), r in self.acc.items():
+            rec: dict[str, Any] = {
+                "model": name,
+                "horizon": label,
+                "mase": round(float(np.mean(r["mase"])), 4),
+                "smape": round(float(np.mean(r["smape"])), 3),
+                "coverage80": round(float(np.mean(r["c80"])), 4),
+                "coverage95": round(float(np.mean(r["c95"])), 4),
+                "windows": len(r["mase"]),
+            }
+            rec.update(self._baseline_ratio(name, label, r))
+            c = self.cal_acc.get((name, label))
+            if c is not None:
+                rec.update(
+                    {
+                        "cal_coverage80": round(float(np.mean(c["c80"])), 4),
+                        "cal_coverage95": round(float(np.mean(c["c95"])), 4),
+                        "raw_coverage80": round(float(np.mean(c["r80"])), 4),
+                        "raw_coverage95": round(float(np.mean(c["r95"])), 4),
+                        "cal_width95": round(float(np.nanmean(c["w"])), 3),
+                        "cal_windows": len(c["w"]),
+                    }
+                )
+            records.append(rec)
+        order = {lab: i for i, (lab, _) in enumerate(self.labels)}
+        records.sort(key=lambda r: (order[r["horizon"]], _model_order(r["model"])))
+        return records
+
+    def _baseline_ratio(self, name: str, label: str, r: dict[str, list[float]]) -> dict[str, Any]:
+        """MASE / the best baseline's MASE on exactly the same origins."""
+        origins = set(r["origin"])
+        best, best_mase = None, math.inf
+        for base in BASELINES:
+            br = self.acc.get((base, label))
+            if br is None:
+                continue
+            vals = [m for o, m in zip(br["origin"], br["mase"]) if o in origins]
+            if len(vals) == len(origins) and float(np.mean(vals)) < best_mase:
+                best, best_mase = base, float(np.mean(vals))
+        if best is None or not best_mase > 0:
+            return {}
+        return {
+            "best_baseline": best,
+            "mase_vs_best_baseline": round(float(np.mean(r["mase"])) / best_mase, 4),
+        }
+
+    def conformal_pool(self) -> dict[str, dict[str, np.ndarray]]:
+        return {
+            name: {k: np.concatenate(v[k]) for k in ("step", "s80", "s95")}
+            for name, v in self.pool.items()
+        }
+
+
+def _stitch(
+    preds: dict[str, dict[str, np.ndarray]], weights: list[dict[str, float]], ends: list[int]
+) -> Any:
+    """Per lead block, the weighted mean of its models' forecasts (means and bounds)."""
+    h = len(next(iter(preds.values()))["mean"])
+    out = {k: np.zeros(h) for k in ("mean", "lo80", "hi80", "lo95", "hi95")}
+    starts = [0, *ends[:-1]]
+    for wts, a, b in zip(weights, starts, ends):
+        for name, wt in wts.items():
+            for k in out:
+                out[k][a:b] += wt * preds[name][k][a:b]
+    return out
+
+
+def _choose(board: _Scoreboard, records: list[dict[str, Any]], sel_label: str) -> str:
+    """The model with the lowest mean MASE at ``sel_label``.
+
+    When the per-lead combination was scored, every model is compared with it on exactly the
+    origins the combination was scored on (it misses the first), so the combination is kept
+    only where it beats the best single model.
+    """
+    at = [r for r in records if r["horizon"] == sel_label]
+    comb = board.acc.get((COMBINED, sel_label))
+    if comb is not None:
+        origins = set(comb["origin"])
+        scores: dict[str, float] = {}
+        for r in at:
+            acc = board.acc[(r["model"], sel_label)]
+            vals = [m for o, m in zip(acc["origin"], acc["mase"]) if o in origins]
+            if len(vals) == len(origins):
+                scores[r["model"]] = float(np.mean(vals))
+        return min(scores, key=lambda m: (scores[m], _model_order(m)))
+    n_max = max(r["windows"] for r in at)
+    full = [r for r in at if r["windows"] == n_max]
+    return str(min(full, key=lambda r: (r["mase"], _model_order(r["model"])))["model"])
+
+
+def backtest(
+    series: TrafficSeries,
+    h: int,
+    *,
+    models: list[str],
+    input_size: int,
+    windows: int = 3,
+    step: int | None = None,
+    min_train: int | None = None,
+    seasonality: str = "auto",
+    select_on: str | None = None,
+    calibration: str = "conformal",
+    min_scores: int = 20,
+    combine: str = "by_lead",
+    events: EventCalendar | None = None,
+) -> BacktestResult | None:
+    """Rolling-origin backtest of the candidate models on ``series``.
+
+    Steps: place the origins; per origin, prepare the training window and forecast with every
+    model (scoring errors, coverage and conformal scores in a scoreboard, each origin calibrated
+    only with scores observed before it); score the per-lead-block combination (each origin's
+    block winners chosen on earlier origins only); build the records with the MASE ratio to the
+    best baseline on the same origins; choose.
+
+    Args:
+        series: The series (gaps are filled for fitting, excluded from scoring).
+        h: Forecast horizon in buckets.
+        models: Candidate model names (the baselines are always added).
+        input_size: Maximum training window (buckets) before each origin.
+        windows: Number of origins (the last one ends at the series end).
+        step: Buckets between origins (default ``h``).
+        min_train: Minimum training buckets before the first origin.
+        seasonality: ``auto`` or explicit seasons.
+        select_on: Horizon label used for selection (default: the full horizon).
+        calibration: ``conformal`` also scores conformally calibrated intervals: each origin
+            is calibrated with the scores of buckets observed before it (no leakage) and
+            records get ``cal_coverage80/95`` with ``raw_coverage80/95`` (the model's own
+            intervals on the same buckets), ``cal_width95`` (calibrated / raw 95 % width) and
+            ``cal_windows`` (origins with earlier scores). ``none`` skips this.
+        min_scores: Fewest scores per lead-time block of the calibration.
+        combine: ``by_lead`` also scores (and prefers) the per-lead-block combination.
+        events: Known events: masked out of training, uplift applied to the forecasts.
+
+    Returns:
+        The scores, or ``None`` if not even one origin fits.
+    """
+    n = series.n
+    step = step or h
+    models = list(dict.fromkeys([*BASELINES, *models]))
+    m_all = season_lengths(series.step_seconds)
+    min_train = min_train or max(
+        int(math.ceil(86400 / series.step_seconds)),
+        2 * _base_season({k: v for k, v in m_all.items() if k == "daily"}),
+    )
+    origins, notes = _backtest_origins(n, h, step, windows, min_train)
+    if not origins:
+        return None
+    labels = _horizon_labels(h, series.step_seconds)
+    board = _Scoreboard(labels, calibration, min_scores)
+    used_origins: list[str] = []
+    for o in origins:
+        w = _prepare_window(series, o, h, input_size, seasonality, events)
+        if w is None:
+            continue
+        used_origins.append(str(series.index[o]))
+        preds: dict[str, dict[str, np.ndarray]] = {}
+        for name in models:
+            pred = _predict_window(name, w, series.step_seconds, events)
+            if pred is not None:
+                preds[name] = pred
+                board.add(name, w, pred)
+        if combine == "by_lead":
+            weights = board.block_weights(models, before=o)
+            if weights is not None and all(m in preds for wt in weights for m in wt):
+                board.add(COMBINED, w, _stitch(preds, weights, board.ends))
+    if not board.acc:
+        return None
+    sel_label = select_on or labels[-1][0]
+    if sel_label not in {lab for lab, _ in labels}:
+        raise ConfigError(
+            f"select_on: {sel_label!r} is not one of the horizons {[lab for lab, _ in labels]}"
+        )
+    records = board.records()
+    chosen = _choose(board, records, sel_label)
+    for r in records:
+        r["chosen"] = r["model"] == chosen
+    final_weights = board.block_weights(models, before=None) if combine == "by_lead" else None
+    return BacktestResult(
+        records=records,
+        chosen=chosen,
+        origins=used_origins,
+        horizon_steps=h,
+        selection=(
+            "per lead-time block, the 3 models with the lowest mean scaled error over "
+            f"{len(used_origins)} origins, weighted by inverse error"
+            if chosen == COMBINED
+            else f"lowest mean MASE at horizon {sel_label} over {len(used_origins)} origins"
+        ),
+        notes=notes,
+        scores=board.conformal_pool(),
+        block_ends=board.ends,
+        block_models=final_weights or [],
+    )
