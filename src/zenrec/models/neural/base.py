@@ -1,4 +1,4 @@
-"""The base of the neural recommenders: task options, the interaction task, the shared configs.
+"""NeuralRecommender (one ``_fit`` and its hooks), the interaction task and the shared configs.
 
 :class:`NeuralRecommender` wraps a pure module of :mod:`zenrec.models.neural.nn` (or
 :mod:`~zenrec.models.neural.nn_seq`) and owns the config, the vocabularies, the feature encoder
@@ -75,7 +75,7 @@ _M = TypeVar("_M", bound=zn.ScoringModule)
 
 @runtime_checkable
 class _LossConfig(Protocol):
-    """A config with a ``loss`` field (every neural config except the MLP ranker's)."""
+    """A config with a ``loss`` field (a model whose config has none overrides ``_loss_name``)."""
 
     loss: str
 
@@ -459,6 +459,7 @@ class NeuralRecommender(Recommender):
             torch.set_num_threads(threads_before)
 
     def _make_validate(self, train: Dataset, valid: Dataset) -> Any:
+        """The trainer's validation callable: ``valid_metric`` of this model on ``valid``."""
         from zenrec.evaluation.evaluator import evaluate_ranking, evaluate_rating
 
         c = self.config
