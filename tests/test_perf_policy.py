@@ -113,8 +113,8 @@ def test_ease_blocked_threaded_scoring_equals_one_product(synthetic):
 
 def test_inbatch_softmax_groups_equal_their_mean():
     torch = pytest.importorskip("torch")
+    from zenrec.models.neural.base import InteractionTask
     from zenrec.models.neural.losses import SampledSoftmaxLoss
-    from zenrec.models.neural.models import _InteractionTask
 
     class Dot(torch.nn.Module):
         def score_matrix(self, u, i):
@@ -123,7 +123,7 @@ def test_inbatch_softmax_groups_equal_their_mean():
     gen = torch.Generator().manual_seed(0)
     ur, ir = torch.randn(10, 4, generator=gen), torch.randn(10, 4, generator=gen)
     items = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 0])
-    task = _InteractionTask.__new__(_InteractionTask)
+    task = InteractionTask.__new__(InteractionTask)
     task.losses = {"softmax": SampledSoftmaxLoss()}
     task.logq_correction = False
     task.inbatch_negatives = 4
@@ -166,7 +166,7 @@ def test_time_budget_starts_with_the_first_trial_and_scales_the_median():
 
 def test_history_splits_epoch_time_into_training_and_validation(synthetic):
     pytest.importorskip("torch")
-    from zenrec.models.neural.models import BPRMF
+    from zenrec.models.neural.mf import BPRMF
     from zenrec.splits import global_random_split
 
     split = global_random_split(synthetic, (0.8, 0.1, 0.1), seed=0)

@@ -9,7 +9,7 @@ pytest.importorskip("torch")
 
 from zenrec.data import synthetic_dataset
 from zenrec.models import create_model, load_model
-from zenrec.models.neural.models import NeuMF
+from zenrec.models.neural.ncf import NeuMF
 from zenrec.splits import user_random_split
 from zenrec.testing import RecommenderConformance
 

@@ -75,7 +75,7 @@ def test_lightgcn_propagation_gradient_matches_dense_autograd():
     """The CSR propagation's hand-written backward (A^T = A) gives torch's dense gradient."""
     import torch
 
-    from zenrec.models.neural.lightgcn import LightGCNModule
+    from zenrec.models.neural.nn import LightGCNModule
 
     planted = planted_blocks()
     m = create_model("lightgcn", dim=4, layers=3, epochs=1, batch_size=512, **FAST).fit(

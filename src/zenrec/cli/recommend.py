@@ -53,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.bundle)
     recs = model.recommend(args.user, k=args.k, exclude_seen=not args.include_seen)
     if args.explain:
-        from zenrec.models.neural.sequential import _Explains  # imports torch: only when asked
+        from zenrec.models.neural.sequential import Explainable  # imports torch: only when asked
 
-        if not isinstance(model, _Explains):
+        if not isinstance(model, Explainable):
             raise ConfigError(
                 f"--explain needs an attention model (sasrec, din); the bundle holds '{model.name}'"
             )

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             f"'zenrec train' trains neural models; '{args.model}' is not one. "
             f"Use 'zenrec evaluate --model {args.model}' instead"
         )
-    from zenrec.models.neural.models import NeuralRecommender
+    from zenrec.models.neural.base import NeuralRecommender
 
     if not isinstance(model, NeuralRecommender):
         raise ConfigError(

@@ -18,18 +18,19 @@ from torch import Tensor, nn
 
 from zenrec._errors import DataError
 from zenrec.data.dataset import Dataset
+from zenrec.models.neural.base import FeatureConfig, InteractionTask, NeuralRecommender
 from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
 from zenrec.models.neural.losses import BCELoss, MSELoss
-from zenrec.models.neural.models import NeuralRecommender, _FeatureConfig, _InteractionTask
 from zenrec.models.neural.nn import ScoringModule
 from zenrec.models.neural.nn_seq import MultiTaskNet
+from zenrec.models.neural.trainer import eval_mode
 
 __all__ = ["MMoE", "MMoEConfig", "SharedBottom", "SharedBottomConfig"]
 
 TASKS = ("rating", "liked")
 
 
-class _MultiTaskTask(_InteractionTask):
+class _MultiTaskTask(InteractionTask):
     """Interaction rows with a rating; the loss sums the weighted task losses."""
 
     def __init__(self, model: _MultiTask, train: Dataset, device: torch.device) -> None:
@@ -51,7 +52,7 @@ class _MultiTaskTask(_InteractionTask):
         return self.w[0] * self.mse(out[:, 0], y) + self.w[1] * self.bce(out[:, 1], labels=liked)
 
 
-class _MultiTaskConfig(_FeatureConfig):
+class _MultiTaskConfig(FeatureConfig):
     dim: int = Field(16, ge=1)
     """Embedding size of each field."""
     expert_layers: list[int] = Field(default_factory=lambda: [64, 32], min_length=1)
@@ -147,28 +148,19 @@ class _MultiTask(NeuralRecommender):
 
     def _task_outputs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         module = self._require_module()
-        was = module.training
-        module.eval()
         out = []
-        try:
-            with torch.no_grad():
-                for s in range(0, users.size, 65536):
-                    u = torch.as_tensor(
-                        users[s : s + 65536], dtype=torch.int64, device=self.device_
+        with eval_mode(module), torch.no_grad():
+            for s in range(0, users.size, 65536):
+                u = torch.as_tensor(users[s : s + 65536], dtype=torch.int64, device=self.device_)
+                i = torch.as_tensor(items[s : s + 65536], dtype=torch.int64, device=self.device_)
+                out.append(
+                    module.tasks(
+                        module.user_repr(self._user_inputs(u)),
+                        module.item_repr(self._item_inputs(i)),
                     )
-                    i = torch.as_tensor(
-                        items[s : s + 65536], dtype=torch.int64, device=self.device_
-                    )
-                    out.append(
-                        module.tasks(
-                            module.user_repr(self._user_inputs(u)),
-                            module.item_repr(self._item_inputs(i)),
-                        )
-                        .float()
-                        .cpu()
-                    )
-        finally:
-            module.train(was)
+                    .float()
+                    .cpu()
+                )
         return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
 
     def predict_tasks(self, users: Any, items: Any) -> dict[str, np.ndarray]:

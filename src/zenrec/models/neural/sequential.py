@@ -21,18 +21,19 @@ from zenrec._arrays import unique
 from zenrec._errors import ConfigError, DataError
 from zenrec.data.dataset import Dataset
 from zenrec.data.sequences import chronological_order, pad_left, user_sequences
+from zenrec.models.neural.base import FeatureConfig, NeuralRecommender, TaskOptions
 from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
-from zenrec.models.neural.models import NeuralRecommender, TaskOptions, _FeatureConfig
 from zenrec.models.neural.nn import ScoringModule
 from zenrec.models.neural.nn_seq import DINNet, SASRecNet
-from zenrec.models.neural.trainer import TrainingConfig
+from zenrec.models.neural.trainer import TrainingConfig, eval_mode
 from zenrec.models.recommendations import Recommendations
 
-__all__ = ["DIN", "DINConfig", "SASRec", "SASRecConfig", "training_windows"]
+__all__ = ["DIN", "DINConfig", "Explainable", "SASRec", "SASRecConfig", "training_windows"]
 
 
-class _Explains:
-    """``explain``: attention weights of the user's history items for each recommendation."""
+class Explainable:
+    """Mixin of the attention models: ``explain`` lists, for each recommendation, the user's
+    history items with the highest attention weight (``zenrec recommend --explain``)."""
 
     item_vocab: Any
     user_vocab: Any
@@ -197,7 +198,7 @@ class SASRecConfig(TrainingConfig):
         return self
 
 
-class SASRec(_Explains, NeuralRecommender):
+class SASRec(Explainable, NeuralRecommender):
     """SASRec (Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018).
 
     Scores of a user are ``F_T . M_i`` for the last position of the user's most recent
@@ -264,18 +265,13 @@ class SASRec(_Explains, NeuralRecommender):
     # ------------------------------------------------------------------ scoring
     def _score_seqs(self, seqs: np.ndarray) -> np.ndarray:
         module = self._require_module()
-        was = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                out = []
-                for s in range(0, seqs.shape[0], 512):
-                    x = torch.as_tensor(seqs[s : s + 512], device=self.device_)
-                    h = module.last_hidden(x)  # (B, D)
-                    out.append((h @ module.item_weights().T).float().cpu())  # (B, N)
-            return torch.cat(out).numpy() if out else np.zeros((0, self.n_items), np.float32)
-        finally:
-            module.train(was)
+        out = []
+        with eval_mode(module), torch.no_grad():
+            for s in range(0, seqs.shape[0], 512):
+                x = torch.as_tensor(seqs[s : s + 512], device=self.device_)
+                h = module.last_hidden(x)  # (B, D)
+                out.append((h @ module.item_weights().T).float().cpu())  # (B, N)
+        return torch.cat(out).numpy() if out else np.zeros((0, self.n_items), np.float32)
 
     def _user_seqs(self, users: np.ndarray) -> np.ndarray:
         if self.histories_ is None:
@@ -315,14 +311,9 @@ class SASRec(_Explains, NeuralRecommender):
             (K, T) float32 weights.
         """
         module = self._require_module()
-        was = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                w = module.last_attention(torch.as_tensor(history[None, :], device=self.device_))
-            return np.repeat(w.float().cpu().numpy(), len(items), 0)
-        finally:
-            module.train(was)
+        with eval_mode(module), torch.no_grad():
+            w = module.last_attention(torch.as_tensor(history[None, :], device=self.device_))
+        return np.repeat(w.float().cpu().numpy(), len(items), 0)
 
     def _weights(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         hist = self._user_seqs(np.array([user]))[0]
@@ -346,7 +337,7 @@ class SASRec(_Explains, NeuralRecommender):
 
 
 # ====================================================================== DIN
-class DINConfig(_FeatureConfig):
+class DINConfig(FeatureConfig):
     """DIN: target attention over the behaviour history for click-through prediction."""
 
     dim: int = Field(32, ge=1)
@@ -381,7 +372,7 @@ class DINConfig(_FeatureConfig):
         return self
 
 
-class DIN(_Explains, NeuralRecommender):
+class DIN(Explainable, NeuralRecommender):
     """DIN (Zhou et al., "Deep Interest Network for Click-Through Rate Prediction", KDD 2018).
 
     Example:
@@ -437,9 +428,8 @@ class DIN(_Explains, NeuralRecommender):
             ).tables["user.history"]
         return enc
 
-    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
+    def _prepare(self, train: Dataset) -> None:
         self._clicks = self._click_mode(train)
-        super()._fit(train, valid)
 
     def _build_module(self) -> ScoringModule:
         c = self.config
@@ -459,22 +449,17 @@ class DIN(_Explains, NeuralRecommender):
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
         module = self._require_module()
-        was = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                ir = module.item_repr(self._all_item_inputs())  # (N, Fi*D)
-                t = max(1, self.config.history_len)
-                chunk = max(1, self.score_budget // max(1, self.n_items * t * 4 * self.config.dim))
-                u = torch.as_tensor(np.asarray(users, np.int64), device=self.device_)
-                parts = [
-                    module.score_matrix(module.user_repr(self._user_inputs(u[s : s + chunk])), ir)
-                    for s in range(0, u.numel(), chunk)
-                ]
-                out = torch.cat(parts, 0) if parts else torch.zeros(0, self.n_items)
-            return out.float().cpu().numpy()
-        finally:
-            module.train(was)
+        with eval_mode(module), torch.no_grad():
+            ir = module.item_repr(self._all_item_inputs())  # (N, Fi*D)
+            t = max(1, self.config.history_len)
+            chunk = max(1, self.score_budget // max(1, self.n_items * t * 4 * self.config.dim))
+            u = torch.as_tensor(np.asarray(users, np.int64), device=self.device_)
+            parts = [
+                module.score_matrix(module.user_repr(self._user_inputs(u[s : s + chunk])), ir)
+                for s in range(0, u.numel(), chunk)
+            ]
+            out = torch.cat(parts, 0) if parts else torch.zeros(0, self.n_items)
+        return out.float().cpu().numpy()
 
     def explain_indices(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Activation-unit weights of the user's history for each candidate.
@@ -483,21 +468,14 @@ class DIN(_Explains, NeuralRecommender):
             (history (T,) item index + 1 with 0 = padding, weights (K, T) float32).
         """
         module = self._require_module()
-        was = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                u = torch.full((len(items),), int(user), dtype=torch.int64, device=self.device_)
-                ur = module.user_repr(self._user_inputs(u))
-                v = module.item_repr(
-                    self._item_inputs(
-                        torch.as_tensor(np.asarray(items, np.int64), device=self.device_)
-                    )
-                )
-                w = module.attention(ur, v)
-            return ur[1][0].cpu().numpy(), w.float().cpu().numpy()
-        finally:
-            module.train(was)
+        with eval_mode(module), torch.no_grad():
+            u = torch.full((len(items),), int(user), dtype=torch.int64, device=self.device_)
+            ur = module.user_repr(self._user_inputs(u))
+            v = module.item_repr(
+                self._item_inputs(torch.as_tensor(np.asarray(items, np.int64), device=self.device_))
+            )
+            w = module.attention(ur, v)
+        return ur[1][0].cpu().numpy(), w.float().cpu().numpy()
 
     def _weights(self, user: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.explain_indices(user, items)

@@ -38,6 +38,7 @@ __all__ = [
     "TrainingConfig",
     "TrainingInterrupted",
     "TrainingTask",
+    "eval_mode",
     "resolve_device",
 ]
 
@@ -176,6 +177,26 @@ def resolve_device(choice: str) -> torch.device:
         # under torchrun, init_distributed has already selected this process's GPU
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` in eval mode for the block; its train/eval mode before it is restored after.
+
+    Example:
+        >>> layer = nn.Dropout(0.5)
+        >>> with eval_mode(layer):
+        ...     layer.training
+        False
+        >>> layer.training
+        True
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def _dist() -> tuple[int, int]:
@@ -658,12 +679,8 @@ class Trainer:
     def _validate(
         self, module: nn.Module, validate: Callable[[], dict[str, float]], rank: int, world: int
     ) -> dict[str, float]:
-        module.eval()
-        try:
-            with torch.no_grad():
-                metrics = validate() if rank == 0 else {}
-        finally:
-            module.train()
+        with eval_mode(module), torch.no_grad():
+            metrics = validate() if rank == 0 else {}
         if world > 1:
             box = [metrics]
             torch.distributed.broadcast_object_list(box, src=0)

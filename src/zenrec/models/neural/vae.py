@@ -25,69 +25,19 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from zenrec._errors import DataError
-from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
 from zenrec.models.defaults import AUTO, Auto, user_batch
-from zenrec.models.neural.models import NeuralRecommender
-from zenrec.models.neural.nn import ScoringModule
-from zenrec.models.neural.trainer import Trainer, TrainingConfig, resolve_device
+from zenrec.models.neural.base import NeuralRecommender
+from zenrec.models.neural.features import FeatureEncoder
+from zenrec.models.neural.nn import MultVAEModule, ScoringModule
+from zenrec.models.neural.trainer import TrainingConfig, eval_mode, resolve_device
 
-__all__ = ["MultVAE", "MultVAEConfig", "MultVAEModule"]
-
-
-class MultVAEModule(ScoringModule):
-    """Encoder-decoder of Mult-VAE (pure: rows in, logits out).
-
-    Args:
-        n_items: Catalog size N.
-        hidden: Width H of the encoder and decoder hidden layer.
-        latent: Size Z of the latent code.
-        dropout: Input dropout probability.
-        noise_scale: Standard deviation of the reparameterisation noise (1: the paper).
-    """
-
-    def __init__(
-        self, n_items: int, hidden: int, latent: int, dropout: float, noise_scale: float = 1.0
-    ) -> None:
-        super().__init__()
-        self.latent = latent
-        self.enc = nn.Linear(n_items, hidden)
-        self.enc_out = nn.Linear(hidden, 2 * latent)
-        self.dec = nn.Linear(latent, hidden)
-        self.dec_out = nn.Linear(hidden, n_items)
-        self.dropout = dropout
-        self.noise_scale = noise_scale
-        # optimiser steps taken, kept with the weights so KL annealing survives checkpoint/resume
-        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
-
-    def encode(self, x: Tensor, gen: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """x (B, N) counts -> mu (B, Z), logvar (B, Z); input dropout (from ``gen``) in training."""
-        h = F.normalize(x, dim=1)
-        if self.training and self.dropout > 0:
-            keep = torch.rand(h.shape, generator=gen, device=h.device) >= self.dropout  # (B, N)
-            h = h * keep / (1.0 - self.dropout)
-        h = torch.tanh(self.enc(h))  # (B, H)
-        out = self.enc_out(h)  # (B, 2Z)
-        return out[:, : self.latent], out[:, self.latent :]
-
-    def decode(self, z: Tensor) -> Tensor:
-        """z (B, Z) -> logits (B, N)."""
-        return self.dec_out(torch.tanh(self.dec(z)))
-
-    def forward(
-        self, x: Tensor, gen: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """x (B, N) -> (logits (B, N), mu (B, Z), logvar (B, Z)); samples z only in training."""
-        mu, logvar = self.encode(x, gen)
-        z = mu
-        if self.training and self.noise_scale > 0:
-            eps = torch.randn(mu.shape, generator=gen, device=mu.device, dtype=mu.dtype)
-            z = mu + self.noise_scale * eps * torch.exp(0.5 * logvar)
-        return self.decode(z), mu, logvar
+__all__ = ["MultVAE", "MultVAEConfig"]
 
 
 class MultVAEConfig(TrainingConfig):
+    """Mult-VAE: encoder and decoder sizes, input dropout, KL annealing and sampling noise."""
+
     hidden: int = Field(600, ge=1)
     """Hidden layer width (the paper's 600)."""
     latent: int = Field(200, ge=1)
@@ -172,52 +122,31 @@ class MultVAE(NeuralRecommender):
         assert self.item_vocab is not None
         return MultVAEModule(len(self.item_vocab), c.hidden, c.latent, c.dropout, c.noise_scale)
 
-    def _fit(self, train: Dataset, valid: Dataset | None) -> None:
-        c = self.config
-        if len(train) == 0:
-            raise DataError(f"{self.name}: the training data '{train.name}' has no interactions")
-        threads_before = torch.get_num_threads()
-        torch.set_num_threads(c.num_threads or configured_threads())
-        try:
-            self.device_ = resolve_device(c.device)
-            gen_init = torch.Generator().manual_seed(c.seed)
-            module = self._new_module()
-            for p in module.parameters():  # Xavier-normal weights, small normal biases (paper)
-                if p.dim() > 1:
-                    nn.init.xavier_normal_(p, generator=gen_init)
-                else:
-                    nn.init.normal_(p, std=0.001, generator=gen_init)
-            self.module_ = module.to(self.device_)
-            assert self.seen_ is not None
-            task = _UserRowsTask(self, self.seen_, self.device_)
-            gen = torch.Generator(device=self.device_).manual_seed(c.seed + 1)
-            validate = (
-                self._make_validate(train, valid) if valid is not None and len(valid) else None
-            )
-            result = Trainer(self._training_config(), self.device_, self.run_options).fit(
-                task, gen, validate, self.epoch_callback
-            )
-            self.train_result_ = result
-            self.history_ = result.history
-        finally:
-            torch.set_num_threads(threads_before)
+    def _build_encoder(self, train: Dataset) -> FeatureEncoder | None:
+        return None  # reads interaction rows only
+
+    def _init_parameters(self, module: ScoringModule, gen: torch.Generator) -> None:
+        for p in module.parameters():  # Xavier-normal weights, small normal biases (paper)
+            if p.dim() > 1:
+                nn.init.xavier_normal_(p, generator=gen)
+            else:
+                nn.init.normal_(p, std=0.001, generator=gen)
+
+    def _make_task(self, train: Dataset) -> Any:
+        assert self.seen_ is not None and self.device_ is not None
+        return _UserRowsTask(self, self.seen_, self.device_)
 
     def _logits(self, X: sp.csr_matrix | np.ndarray) -> np.ndarray:
         module = self._require_module()
-        was_training = module.training
-        module.eval()
         out = []
-        try:
-            with torch.no_grad():
-                for s in range(0, X.shape[0], 1024):
-                    part = X[s : s + 1024]
-                    dense = np.asarray(
-                        part.toarray() if isinstance(part, sp.spmatrix | sp.sparray) else part
-                    )
-                    x = torch.as_tensor(dense, dtype=torch.float32, device=self.device_)
-                    out.append(module(x)[0].float().cpu().numpy())
-        finally:
-            module.train(was_training)
+        with eval_mode(module), torch.no_grad():
+            for s in range(0, X.shape[0], 1024):
+                part = X[s : s + 1024]
+                dense = np.asarray(
+                    part.toarray() if isinstance(part, sp.spmatrix | sp.sparray) else part
+                )
+                x = torch.as_tensor(dense, dtype=torch.float32, device=self.device_)
+                out.append(module(x)[0].float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.n_items), np.float32)
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
