@@ -144,7 +144,7 @@ def test_inbatch_softmax_groups_equal_their_mean():
     # three groups (4, 4, 2), each positive contrasted with its own group's items only.
     torch = pytest.importorskip("torch")
     from zenrec.data import synthetic_dataset
-    from zenrec.models.neural.models import BPRMF
+    from zenrec.models.neural import BPRMF
 
     ds = synthetic_dataset(n_users=50, n_items=40, interactions_per_user=8, seed=0)
     opts = {"factors": 8, "epochs": 1, "batch_size": 64, "progress": False}
