@@ -100,43 +100,75 @@ def test_ease_float32_matches_float64_closed_form(synthetic):
     np.testing.assert_allclose(m32.score_indices(users), X[:50] @ B, atol=1e-3)
 
 
-def test_ease_blocked_threaded_scoring_equals_one_product(synthetic):
+def test_ease_blocked_threaded_scoring_equals_one_product(synthetic, monkeypatch):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import zenrec.models.classic.ease as ease_mod
     from zenrec.models.classic.ease import EASE
 
     m = EASE(l2=20.0).fit(synthetic)
     users = np.arange(synthetic.n_users)
+    assert users.size == 300
     want = (m.seen_[users] @ m.B_).astype(np.float32)
+    pools: list[int] = []
+    blocks: list[tuple[int, int]] = []  # (first row of the block, thread that computed it)
+
+    class SpyPool(ThreadPoolExecutor):
+        def __init__(self, workers: int) -> None:
+            pools.append(workers)
+            super().__init__(workers)
+
+        def map(self, fn, *iterables, **kw):
+            def spied(s):
+                blocks.append((s, threading.get_ident()))
+                return fn(s)
+
+            return super().map(spied, *iterables, **kw)
+
+    monkeypatch.setattr(ease_mod, "ThreadPoolExecutor", SpyPool)
     with thread_limit(2):
-        got = m.score_indices(users)  # 300 users: two blocks on two threads
+        got = m.score_indices(users)  # 300 users: two row blocks of 256 on two threads
     np.testing.assert_array_equal(got, want)
+    assert pools == [2]
+    assert sorted(s for s, _ in blocks) == [0, 256]
+    assert threading.get_ident() not in {t for _, t in blocks}  # not on the caller's thread
+    pools.clear()
+    blocks.clear()
+    np.testing.assert_array_equal(m.score_indices(users), want)  # one thread: no pool at all
+    assert pools == [] and blocks == []
 
 
 def test_inbatch_softmax_groups_equal_their_mean():
+    # A real BPR-MF task under the softmax loss: with inbatch_negatives=4 a batch of 10 is
+    # three groups (4, 4, 2), each positive contrasted with its own group's items only.
     torch = pytest.importorskip("torch")
-    from zenrec.models.neural.base import InteractionTask
-    from zenrec.models.neural.losses import SampledSoftmaxLoss
+    from zenrec.data import synthetic_dataset
+    from zenrec.models.neural import BPRMF
 
-    class Dot(torch.nn.Module):
-        def score_matrix(self, u, i):
-            return u @ i.T
+    ds = synthetic_dataset(n_users=50, n_items=40, interactions_per_user=8, seed=0)
+    opts = {"factors": 8, "epochs": 1, "batch_size": 64, "progress": False}
+    opts |= {"loss": "softmax", "logq_correction": False}
+    grouped = BPRMF(inbatch_negatives=4, **opts).fit(ds)
+    whole = BPRMF(inbatch_negatives=0, **opts).fit(ds)
+    module = grouped.module_
+    task, task_whole = grouped._make_task(ds), whole._make_task(ds)
+    b = task.batch(torch.arange(10), torch.Generator().manual_seed(0))
+    assert b["i"].numel() == 10
 
-    gen = torch.Generator().manual_seed(0)
-    ur, ir = torch.randn(10, 4, generator=gen), torch.randn(10, 4, generator=gen)
-    items = torch.tensor([0, 1, 2, 3, 4, 5, 6, 7, 8, 0])
-    task = InteractionTask.__new__(InteractionTask)
-    task.losses = {"softmax": SampledSoftmaxLoss()}
-    task.logq_correction = False
-    task.inbatch_negatives = 4
-    got = task._inbatch_softmax(Dot(), ur, ir, items)
-    loss = SampledSoftmaxLoss()
+    def part(s: int, e: int) -> dict:
+        return {k: v[s:e] for k, v in b.items()}
+
+    got = task.loss(module, b)
     want = (
-        4 * loss(ur[:4] @ ir[:4].T, items[:4])
-        + 4 * loss(ur[4:8] @ ir[4:8].T, items[4:8])
-        + 2 * loss(ur[8:] @ ir[8:].T, items[8:])
+        4 * task.loss(module, part(0, 4))  # a batch no larger than 4 is one group
+        + 4 * task.loss(module, part(4, 8))
+        + 2 * task.loss(module, part(8, 10))
     ) / 10
     assert torch.allclose(got, want)
-    task.inbatch_negatives = 0
-    assert torch.allclose(task._inbatch_softmax(Dot(), ur, ir, items), loss(ur @ ir.T, items))
+    # the grouping changes the loss: contrasting against the whole batch is another value
+    assert not torch.allclose(got, task_whole.loss(module, b))
+    assert torch.allclose(task_whole.loss(module, part(0, 4)), task.loss(module, part(0, 4)))
 
 
 def test_time_budget_starts_with_the_first_trial_and_scales_the_median():

@@ -388,8 +388,26 @@ def test_python_errors_name_keywords_and_the_cli_names_flags(tmp_path):
 
 
 def test_docs_page_exists_and_readme_points_to_it():
+    import re
+
     root = Path(__file__).resolve().parents[1]
-    assert "docs/python-api.md" in (root / "README.md").read_text()
+    # every relative link of the README resolves, and one of them is the Python API page
+    links = re.findall(r"\]\(([^)#\s]+)\)", (root / "README.md").read_text())
+    local = [x for x in links if not re.match(r"[a-z]+:", x)]
+    assert "docs/python-api.md" in local
+    missing = [x for x in local if not (root / x).exists()]
+    assert not missing, f"README links to files that do not exist: {missing}"
+    # the page is in the site's navigation, and its code (run by tests/docs) walks the whole
+    # workflow: each of these top-level functions is called in one of its python blocks
+    assert re.search(r"^\s+- [^:\n]+: python-api\.md$", (root / "mkdocs.yml").read_text(), re.M)
+    code = "\n".join(
+        re.findall(r"^```python\n(.*?)^```", (root / "docs/python-api.md").read_text(), re.S | re.M)
+    )
+    workflow = ["read_interactions", "load_dataset", "get_protocol", "create_model", "evaluate"]
+    workflow += ["run_protocol", "tune", "benchmark", "load_model"]
+    assert set(workflow) <= set(zenrec.__all__)
+    uncalled = [n for n in workflow if not re.search(rf"\b{n}\(", code)]
+    assert not uncalled, f"docs/python-api.md never calls {uncalled}"
 
 
 def test_evaluate_picks_rating_metrics_for_rating_models(synthetic):

@@ -7,7 +7,7 @@ evaluator, the negative sampler and the dataset compaction call it on arrays of 
 
 ``stable_argsort`` sorts non-negative integer codes (user or item indices) with NumPy's radix
 sort, 16 bits per pass: linear time and the same order as ``np.argsort(kind="stable")``, 2.5x
-faster on 16M user codes, and the splits' cost no longer grows as n log n.
+faster on 16M user codes, so the splits' cost grows linearly rather than as n log n.
 """
 
 from __future__ import annotations

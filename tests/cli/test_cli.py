@@ -183,8 +183,15 @@ def test_user_errors_about_the_data_are_one_line(tmp_path, synthetic):
 
 def test_bad_column_in_own_file(tmp_path, log_csv):
     r = zenrec("data", "info", str(log_csv), "--sep", ";", "--user-col", "user")
-    assert r.returncode == 2
-    assert "user id column 'user' not found" in r.stderr and "events.csv" in r.stderr
+    # one line that names the file and the column, lists the real columns and gives the fix
+    _assert_one_line_error(r, f"{log_csv}: user id column 'user' not found")
+    assert "columns are ['uid', 'iid', 'stars', 'when']" in r.stderr
+    assert "pass --user-col with one of them" in r.stderr
+    assert r.stdout == ""
+    # the same file with the right column is read: the error was about the name, not the file
+    cols = ["--user-col", "uid", "--item-col", "iid", "--rating-col", "stars", "--time-col", "when"]
+    ok = zenrec("data", "info", str(log_csv), "--sep", ";", *cols)
+    assert ok.returncode == 0 and ok.stderr == "", ok.stderr
 
 
 def test_data_info_ml100k():

@@ -8,15 +8,14 @@ stall, a concurrency limit, planted status codes).
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from _net import free_port, server_process
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -25,6 +24,7 @@ from zenrec._errors import ConfigError
 from zenrec.loadtest import (
     ERROR_KINDS,
     LoadTestConfig,
+    StepResult,
     ids_from,
     parse_ramp,
     parse_target,
@@ -47,38 +47,11 @@ CONTRACT_KEYS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server() -> str:
-    port = _free_port()
+def server() -> Iterator[str]:
     app = Path(__file__).with_name("loadgen_app.py")
-    proc = subprocess.Popen(
-        [sys.executable, str(app), str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    pytest.fail(f"test server did not start: {err[-2000:]}")
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with server_process(lambda port: [sys.executable, str(app), str(port)], timeout=30) as srv:
+        yield srv.url
 
 
 def test_achieved_rate_close_to_offered_and_latency_near_service_time(server: str) -> None:
@@ -121,7 +94,7 @@ def test_error_kinds_are_counted(server: str) -> None:
     base = {"rate": 50, "duration": 0.4, "endpoint": "healthz"}
     r5 = run_load(LoadTestConfig(url=f"{server}/status/503", **base))
     r4 = run_load(LoadTestConfig(url=f"{server}/status/404", **base))
-    refused = run_load(LoadTestConfig(url=f"http://127.0.0.1:{_free_port()}", **base))
+    refused = run_load(LoadTestConfig(url=f"http://127.0.0.1:{free_port()}", **base))
     slow = run_load(LoadTestConfig(url=f"{server}/sleep/3000", timeout=0.3, **base))
     assert r5.errors == 20 and r5.errors_by_kind["http_5xx"] == 20
     assert r4.errors == 20 and r4.errors_by_kind["http_4xx"] == 20
@@ -135,22 +108,82 @@ def test_error_kinds_are_counted(server: str) -> None:
     assert slow.duration_s < 1.5
 
 
-def test_ramp_finds_the_capacity_of_a_concurrency_limited_endpoint(server: str) -> None:
-    # 4 at a time, 50 ms each: 80 req/s. At 30 and 60 req/s nothing queues (p99 ~ 50 ms); at
-    # 90 req/s the backlog grows by 10 req/s and p99 passes the 100 ms target.
-    cfg = LoadTestConfig(url=f"{server}/limited/4/50", rate=30, duration=1.2, endpoint="healthz")
+def _queue_model_step(cfg: LoadTestConfig, **_: object) -> StepResult:
+    """A step of a server that does 4 requests at a time, 50 ms each (80 req/s), as a queue
+    model instead of a measurement: above 80 req/s the backlog grows for the whole step."""
+    rate = cfg.rate
+    wait_ms = max(0.0, rate - 80.0) * cfg.duration / 80.0 * 1000.0
+    p99 = 50.0 + wait_ms
+    return StepResult(
+        offered_rps=rate,
+        achieved_rps=min(rate, 80.0),
+        p50_ms=50.0 + wait_ms / 2,
+        p90_ms=p99,
+        p99_ms=p99,
+        p999_ms=p99,
+        max_ms=p99,
+        errors=0,
+        errors_by_kind=dict.fromkeys(ERROR_KINDS, 0),
+        target_url=cfg.url,
+        endpoint="/healthz",
+        requests=int(rate * cfg.duration),
+        duration_s=cfg.duration,
+        service_p99_ms=50.0,
+        lag_p99_ms=wait_ms,
+    )
+
+
+def test_ramp_stops_at_the_first_step_past_the_p99_target(monkeypatch) -> None:
+    # The ramp's own logic, independent of machine load: each step is a queue model's answer.
+    import zenrec.serving.loadgen as loadgen
+
+    offered: list[float] = []
+
+    def fake_run_load(cfg: LoadTestConfig, **kw: object) -> StepResult:
+        offered.append(cfg.rate)
+        return _queue_model_step(cfg)
+
+    monkeypatch.setattr(loadgen, "run_load", fake_run_load)
+    cfg = LoadTestConfig(url="http://127.0.0.1:9/x", rate=30, duration=1.2, endpoint="healthz")
     seen: list[tuple[float, bool]] = []
     ramp = run_ramp(
         cfg,
         parse_ramp("30:150:30"),
         p99_target_ms=100,
-        pause=0.2,
+        pause=0,
         on_step=lambda s, ok: seen.append((s.offered_rps, ok)),
     )
+    # 90 req/s: 10 req/s of backlog over 1.2 s = 12 queued = 150 ms more: past the target
     assert seen == [(30.0, True), (60.0, True), (90.0, False)]
-    assert ramp.capacity_rps == 60.0 and ramp.stopped_early
-    assert ramp.steps[1].p99_ms < 100 and ramp.steps[2].p99_ms > 100
-    assert ramp.steps[2].errors == 0  # queued, not refused: the p99 target is what failed
+    assert offered == [30.0, 60.0, 90.0]  # 120 and 150 were never offered
+    assert ramp.capacity_rps == 60.0 and ramp.stopped_early and ramp.notes == []
+    assert [s.offered_rps for s in ramp.steps] == [30.0, 60.0, 90.0]
+    assert ramp.capacity_step.offered_rps == 60.0
+    # the last step passing says the capacity is a lower bound; no step passing says start lower
+    top = run_ramp(cfg, [30, 60], p99_target_ms=100, pause=0)
+    assert top.capacity_rps == 60.0 and not top.stopped_early and "ramp higher" in top.notes[0]
+    low = run_ramp(cfg, [90, 120], p99_target_ms=100, pause=0)
+    assert low.capacity_rps is None and low.stopped_early and "start lower" in low.notes[0]
+    # without stop_on_fail every step runs; the capacity is still the highest passing one
+    every = run_ramp(cfg, [30, 90, 60], p99_target_ms=100, pause=0, stop_on_fail=False)
+    assert [s.offered_rps for s in every.steps] == [30.0, 90.0, 60.0]
+    assert every.capacity_rps == 60.0 and not every.stopped_early
+
+
+def test_ramp_against_a_real_concurrency_limited_endpoint_fails_past_capacity(
+    server: str,
+) -> None:
+    # 4 at a time, 50 ms each: at most 80 req/s, less on a busy machine, never more. 160 req/s
+    # is twice that: a backlog of >= 80 req/s for 1.2 s puts p99 far past 100 ms whatever the
+    # load, so the ramp must stop there (or earlier, if the machine is slow) with no errors.
+    cfg = LoadTestConfig(url=f"{server}/limited/4/50", rate=40, duration=1.2, endpoint="healthz")
+    ramp = run_ramp(cfg, parse_ramp("40:280:120"), p99_target_ms=100, pause=0.2)
+    assert [s.offered_rps for s in ramp.steps] in ([40.0], [40.0, 160.0])
+    assert ramp.stopped_early
+    last = ramp.steps[-1]
+    assert last.errors == 0, last.errors_by_kind  # queued, not refused: the p99 target failed
+    assert last.p99_ms is not None and last.p99_ms > 100
+    assert ramp.capacity_rps in (None, 40.0)
 
 
 def test_cli_ramp_json_has_the_contract_keys_and_feeds_the_planner(
@@ -167,7 +200,7 @@ def test_cli_ramp_json_has_the_contract_keys_and_feeds_the_planner(
             "--endpoint",
             "healthz",
             "--ramp",
-            "40:100:50",
+            "40:160:120",
             "--duration",
             "1",
             "--p99-target-ms",
@@ -180,8 +213,8 @@ def test_cli_ramp_json_has_the_contract_keys_and_feeds_the_planner(
     data = json.loads(out.read_text())
     assert CONTRACT_KEYS | {"steps", "capacity_rps", "p99_target_ms"} <= set(data)
     assert data["capacity_rps"] == 40.0 and data["p99_target_ms"] == 100.0
-    # 4 at a time x 50 ms = 80 req/s: 90 req/s queues past the 100 ms target
-    assert [s["offered_rps"] for s in data["steps"]] == [40.0, 90.0]
+    # 4 at a time x 50 ms = at most 80 req/s: 160 req/s queues far past the 100 ms target
+    assert [s["offered_rps"] for s in data["steps"]] == [40.0, 160.0]
     for s in data["steps"]:
         assert set(s) >= CONTRACT_KEYS
     assert data["offered_rps"] == 40.0  # top level = the step at capacity

@@ -88,7 +88,9 @@ def test_bundle_is_self_contained_and_bundle_members_are_checked(tmp_path):
 def test_member_specs_are_validated():
     with pytest.raises(ConfigError, match="either 'model'"):
         create_model("ensemble", members=[{"params": {"l2": 1}}])
-    with pytest.raises(ConfigError, match="members"):
+    # at most six members (weights w1..w6): six are accepted, a seventh is refused by name
+    assert len(create_model("ensemble", members=[{"model": "pop"}] * 6).config.members) == 6
+    with pytest.raises(ConfigError, match=r"'members' .*at most 6 items.*not 7"):
         create_model("ensemble", members=[{"model": "pop"}] * 7)
 
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from live import free_port
+
+from _net import server_process
 
 pytestmark = pytest.mark.integration
 
@@ -48,10 +47,10 @@ def test_serve_refuses_bad_input_with_one_line(bundles, tmp_path):
 
 
 def test_two_workers_share_a_port_and_aggregate_metrics(bundles, tmp_path):
-    port = free_port()
     logdir = tmp_path / "log"
-    proc = subprocess.Popen(
-        [
+
+    def argv(port: int) -> list[str]:
+        return [
             *ZENREC,
             "serve",
             str(bundles["ease"]),
@@ -65,24 +64,11 @@ def test_two_workers_share_a_port_and_aggregate_metrics(bundles, tmp_path):
             "ZENREC_TEST_SALT",
             "--api-key-env",
             "ZENREC_TEST_KEY",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "ZENREC_TEST_SALT": "salty", "ZENREC_TEST_KEY": "k3y"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.time() < deadline, "server did not become ready"
-            time.sleep(0.2)
-        with httpx.Client(base_url=url, timeout=10) as c:
+        ]
+
+    env = {"ZENREC_TEST_SALT": "salty", "ZENREC_TEST_KEY": "k3y"}
+    with server_process(argv, ready="/readyz", timeout=90, env=env) as srv:
+        with httpx.Client(base_url=srv.url, timeout=10) as c:
             for u in range(1, 41):
                 assert c.post("/v1/recommend", json={"user_id": u, "k": 3}).status_code == 200
             assert (
@@ -91,10 +77,8 @@ def test_two_workers_share_a_port_and_aggregate_metrics(bundles, tmp_path):
             # the metrics of both workers are summed (an answer from either process sees all 40)
             text = c.get("/metrics").text
         assert 'zenrec_requests_total{endpoint="/v1/recommend",status="200"} 40.0' in text
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err[-2000:]
+    err = srv.stderr
+    assert srv.returncode == 0, err[-2000:]
     logs = [
         json.loads(line)
         for f in sorted(Path(logdir).glob("requests-*.jsonl"))

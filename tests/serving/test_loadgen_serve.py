@@ -4,64 +4,31 @@ request bodies are what the service accepts (no 4xx), on every endpoint it loads
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from _net import server_process
+
 pytest.importorskip("zenrec.serving.app")  # the service (zenrec serve) is in this build
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     from zenrec.data import synthetic_dataset
     from zenrec.models.registry import create_model
 
     ds = synthetic_dataset(n_users=60, n_items=40, interactions_per_user=6, seed=5)
     bundle = create_model("ease", l2=10.0).fit(ds).save(tmp_path_factory.mktemp("b") / "bundle")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "zenrec",
-            "serve",
-            str(bundle),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    pytest.fail(f"zenrec serve did not become ready: {err[-2000:]}")
-                time.sleep(0.2)
-        yield url, Path(bundle)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+
+    def argv(port: int) -> list[str]:
+        serve = ["serve", str(bundle), "--port", str(port), "--log-level", "warning"]
+        return [sys.executable, "-m", "zenrec", *serve]
+
+    with server_process(argv, ready="/readyz", timeout=60, stop_timeout=20) as srv:
+        yield srv.url, Path(bundle)
 
 
 @pytest.mark.parametrize("endpoint", ["recommend", "similar", "healthz"])

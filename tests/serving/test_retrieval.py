@@ -121,13 +121,33 @@ def test_two_stage_reranking(bundles, ease_model):
     assert not v.reranked and v.fallback == "history"
 
 
-def test_bench_retrieval_reports_recall_latency_memory():
-    res = bench_retrieval(n_items=3000, dim=16, n_queries=40, ef_values=(16, 256), m=16)
+def test_bench_retrieval_reports_recall_latency_memory(monkeypatch):
+    # Timing through a scripted clock, so the figures are known whatever the machine's load:
+    # query j of every stage takes j + 1 ms (1..40 ms), the index build 1 ms.
+    import types
+
+    import zenrec.serving.retrieval as retrieval
+
+    n_queries, calls = 40, [0]
+    now = [0.0]
+
+    def perf_counter() -> float:
+        c = calls[0]
+        calls[0] += 1
+        if c % 2:  # the second reading of a pair: the time the timed work took
+            now[0] += ((c // 2) % n_queries + 1) / 1000
+        return now[0]
+
+    monkeypatch.setattr(retrieval, "time", types.SimpleNamespace(perf_counter=perf_counter))
+    res = bench_retrieval(n_items=3000, dim=16, n_queries=n_queries, ef_values=(16, 256), m=16)
     assert res["exact"]["memory_bytes"] == 3000 * 16 * 4
     by_ef = {r["ef_search"]: r for r in res["hnsw"]["by_ef"]}
     assert by_ef[256]["recall"] >= 0.97 and by_ef[256]["recall"] >= by_ef[16]["recall"]
-    assert (
-        res["hnsw"]["memory_bytes"] > res["exact"]["memory_bytes"]
-        and res["hnsw"]["build_seconds"] > 0
-    )
-    assert all(r["p50_ms"] > 0 and r["p99_ms"] >= r["p50_ms"] for r in res["hnsw"]["by_ef"])
+    assert res["hnsw"]["memory_bytes"] > res["exact"]["memory_bytes"]
+    ms = np.arange(1, n_queries + 1, dtype=float)
+    for stage in (res["exact"], *res["hnsw"]["by_ef"]):  # per query, in milliseconds
+        assert stage["p50_ms"] == pytest.approx(np.percentile(ms, 50))  # 20.5
+        assert stage["p99_ms"] == pytest.approx(np.percentile(ms, 99))  # 39.61
+        assert stage["mean_ms"] == pytest.approx(ms.mean())
+    assert res["hnsw"]["build_seconds"] == pytest.approx(0.001)
+    assert calls[0] == 2 * n_queries * 3 + 2  # two readings per query and stage, two for the build

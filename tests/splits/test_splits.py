@@ -123,6 +123,26 @@ def test_bad_ratios():
 
 
 def test_recbole_split_of_ml100k_matches_recbole_sizes(ml100k):
+    # RecBole 1.2.1's own split of ML-100K (seed 2020) is on disk: every user's train, valid
+    # and test counts must equal it (RecBole's rounding per user), not only the totals.
+    from datahelp import data_dir
+
+    golden = data_dir("golden/ml-100k-recbole-split")
     s = user_random_split(ml100k, seed=2020)
     assert s.sizes() == (80_808, 9_596, 9_596)  # golden split README
     assert_partition(ml100k, s)
+    for part, name in ((s.train, "train"), (s.valid, "valid"), (s.test, "test")):
+        users = np.loadtxt(golden / f"{name}.tsv", skiprows=1, usecols=0, dtype=np.int64)
+        want = dict(zip(*np.unique(users, return_counts=True)))
+        got = dict(zip(*np.unique(part.user_vocab.decode(part.users), return_counts=True)))
+        assert {int(u): int(n) for u, n in got.items()} == {
+            int(u): int(n) for u, n in want.items()
+        }, name
+    # the rows in each part are drawn at random within a user, by the seed
+    again, other = user_random_split(ml100k, seed=2020), user_random_split(ml100k, seed=1)
+    assert keys(again.test) == keys(s.test)
+    assert keys(other.test) != keys(s.test) and other.sizes() == s.sizes()
+    # not by time: the test part is not each user's latest interactions
+    latest = user_temporal_split(ml100k)
+    overlap = len(set(keys(s.test)) & set(keys(latest.test))) / len(s.test)
+    assert overlap < 0.3
