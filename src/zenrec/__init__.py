@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from zenrec._errors import (
     BundleError,
+    ColdStartWarning,
     ConfigError,
     DataError,
     FeatureCoverageWarning,
@@ -70,6 +71,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 
 __all__ = [
     "BundleError",
+    "ColdStartWarning",
     "ConfigError",
     "DataError",
     "Dataset",

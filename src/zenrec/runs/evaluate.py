@@ -121,13 +121,18 @@ def evaluate_model(
         },
         seed=seed,
         metrics=run.metrics,
+        metrics_warm=run.metrics_warm,
+        metrics_cold=run.metrics_cold,
+        test_coverage=run.test_coverage,
         fold_metrics=run.fold_metrics if len(splits) > 1 else None,
         n_users_evaluated=run.results[0].n_users,
         evaluation_mode=run.results[0].mode,
         fit_seconds=run.fit_seconds,
         eval_seconds=run.eval_seconds,
         prepare_seconds=prep_s,
-        command=reproduce_command(spec, protocol.name, model_name, params, seed)
+        command=reproduce_command(
+            spec, protocol.name, model_name, params, seed, protocol.split_options()
+        )
         if _replayable(spec)
         else None,
         invocation=invocation,
