@@ -15,7 +15,7 @@ from zenrec.models.registry import create_model
 from zenrec.runs.record import RunRecord, reproduce_command
 from zenrec.splits import Split, fixed_split
 
-__all__ = ["evaluate_model", "spec_of"]
+__all__ = ["evaluate_model", "protocol_splits", "spec_of"]
 
 
 def spec_of(
@@ -44,10 +44,16 @@ def _check_task(protocol: Protocol, model_name: str, params: dict[str, Any]) -> 
         )
 
 
-def _splits(
+def protocol_splits(
     dataset: Dataset, protocol: Protocol, spec: DataSpec, seed: int
 ) -> tuple[list[Split], Dataset, list[str], str | None]:
-    """(splits, data the model sees, filters in words, hash of a fixed split's files)."""
+    """The splits a run uses: the fixed split of ``spec.split_dir``, or the protocol's split of
+    the data filtered by :func:`~zenrec.evaluation.prepare_dataset`.
+
+    Returns:
+        (splits, the data split (a fixed split's train part), the filters in words, the hash
+        of a fixed split's files or ``None``).
+    """
     if spec.split_dir is not None:
         split, split_sha = fixed_split(spec.split_dir, base=dataset)
         return [split], split.train, [f"fixed split {spec.split_dir}"], split_sha
@@ -94,7 +100,7 @@ def evaluate_model(
         spec = spec_of(dataset, user_filters, split_dir)
     _check_task(protocol, model_name, params)
     t0 = time.perf_counter()
-    splits, data, filters, split_sha = _splits(dataset, protocol, spec, seed)
+    splits, data, filters, split_sha = protocol_splits(dataset, protocol, spec, seed)
     prep_s = time.perf_counter() - t0
     run = run_protocol(
         lambda: create_model(model_name, **params),
