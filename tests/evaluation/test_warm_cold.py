@@ -110,3 +110,12 @@ def test_run_protocol_and_record_carry_warm_and_cold(synthetic):
         + cov["cold_users"] * run.metrics_cold["ndcg@10"]
     ) / cov["test_users"]
     assert run.metrics["ndcg@10"] == pytest.approx(mixed)
+
+
+def test_run_protocol_warns_at_the_callers_line(synthetic):
+    from zenrec.evaluation import run_protocol
+
+    with pytest.warns(ColdStartWarning, match="test users") as rec:
+        run = run_protocol(lambda: zenrec.create_model("pop"), synthetic, "temporal")
+    assert [w.filename for w in rec] == [__file__]
+    assert run.test_coverage["cold_users"] > 0.05 * run.test_coverage["test_users"]

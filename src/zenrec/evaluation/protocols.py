@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -497,7 +498,11 @@ def run_protocol(
         t0 = time.perf_counter()
         model.fit(sp_.train, sp_.valid)
         fit_s += time.perf_counter() - t0
-        res = protocol.evaluate(model, sp_, "test", seed=seed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = protocol.evaluate(model, sp_, "test", seed=seed)
+        for w in caught:  # re-raised at the caller's line (the evaluator's points at this file)
+            warnings.warn(w.message, w.category, stacklevel=2)
         eval_s += res.seconds
         fold_metrics.append(res.metrics)
         results.append(res)
