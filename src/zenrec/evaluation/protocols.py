@@ -347,7 +347,7 @@ def _temporal_params(name: str, params: dict[str, Any], given: set[str]) -> dict
     if dates:
         if "test_start" not in params:
             raise ConfigError(f"protocol '{name}': valid_start needs test_start too")
-        out = {
+        out: dict[str, Any] = {
             k: to_unix_seconds(params[k], k) for k in ("test_start", "valid_start") if k in params
         }
         if "valid_start" in out and out["valid_start"] > out["test_start"]:
@@ -356,8 +356,8 @@ def _temporal_params(name: str, params: dict[str, Any], given: set[str]) -> dict
                 f"{params['test_start']}"
             )
         return out
-    out = {"test_fraction": 0.1, "valid_fraction": 0.1, **params}
-    tf, vf = float(out["test_fraction"]), float(out["valid_fraction"])
+    fr: dict[str, Any] = {"test_fraction": 0.1, "valid_fraction": 0.1, **params}
+    tf, vf = float(fr["test_fraction"]), float(fr["valid_fraction"])
     if not 0 < tf < 1 or not 0 <= vf < 1 or tf + vf >= 1:
         raise ConfigError(
             f"protocol '{name}': test_fraction must be in (0, 1) and valid_fraction in [0, 1), "

@@ -134,7 +134,7 @@ def _summary_row(
     for col in ("cold_share", *[f"{m} (warm)" for m in metrics]):
         if col in g.columns:  # mean over seeds: the warm figure beside the main one
             v = g[col].cast(pl.Float64).drop_nulls()
-            row[col] = float(v.mean()) if v.len() else math.nan  # type: ignore[arg-type]
+            row[col] = float(v.mean()) if v.len() else math.nan
     for m in metrics:
         mean, lo, hi = (
             mean_ci(g[m].cast(pl.Float64).fill_null(math.nan).to_numpy())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from zenrec._errors import ConfigError
@@ -130,7 +130,7 @@ def compare(
     for label, name, params in entries:
         if protocol is not None:
             run = run_protocol(
-                lambda name=name, params=params: create_model(name, **params),
+                _factory(name, params),
                 data,
                 protocol,
                 seed,
@@ -174,6 +174,11 @@ def compare(
     if m in frame.columns:
         frame = frame.sort(m, descending=higher_is_better(m), nulls_last=True, maintain_order=True)
     return _frame_backend(frame, backend)
+
+
+def _factory(name: str, params: dict[str, Any]) -> Callable[[], Any]:
+    """A function that builds a fresh ``name`` model with ``params``."""
+    return lambda: create_model(name, **params)
 
 
 def _main_keys(protocol: Protocol | None, metrics: Mapping[str, float]) -> list[str]:
