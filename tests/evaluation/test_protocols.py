@@ -121,6 +121,11 @@ def test_reproduce_command_carries_the_split_options(synthetic):
     cmd = reproduce_command(DataSpec(source="ml-100k"), p.name, "pop", {}, 0, p.split_options())
     assert cmd.endswith("--protocol temporal --model pop --seed 0 --test-fraction 0.2")
     assert record.protocol["split_params"]["test_fraction"] == 0.2
+    ratios = get_protocol("temporal-user", ratios=(0.7, 0.2, 0.1))
+    cmd = reproduce_command(
+        DataSpec(source="ml-100k"), ratios.name, "pop", {}, 0, ratios.split_options()
+    )
+    assert cmd.endswith("--split-ratios 0.7,0.2,0.1")
 
 
 # ---------------------------------------------------------------- Python and CLI agree

@@ -72,6 +72,11 @@ def test_temporal_benchmark_shows_the_warm_figure(tmp_path, data):
     assert "ndcg@10 warm users" in temporal_block and f"{row['cold_share']:.1%}" in temporal_block
     # msrec splits each user's history: no cold users, no warm column
     assert "warm users" not in msrec_block
+    from zenrec.reports.report import build_report
+
+    report = build_report(tmp_path)[0].read_text()
+    temporal_part = report.split("protocol temporal")[1].split("protocol msrec")[0]
+    assert "ndcg@10 warm users" in temporal_part and f"{row['cold_share']:.1%}" in temporal_part
 
 
 def test_benchmark_on_a_fixed_split_dir(tmp_path, data):

@@ -30,6 +30,11 @@ def spec_of(
     )
 
 
+def _split_options(protocol: Protocol, spec: DataSpec) -> dict[str, Any]:
+    """The protocol's changed split options, unless a fixed split replaces its split."""
+    return protocol.split_options() if spec.split_dir is None else {}
+
+
 def _replayable(spec: DataSpec) -> bool:
     return spec.is_builtin or Path(spec.source).is_file()
 
@@ -137,7 +142,7 @@ def evaluate_model(
         eval_seconds=run.eval_seconds,
         prepare_seconds=prep_s,
         command=reproduce_command(
-            spec, protocol.name, model_name, params, seed, protocol.split_options()
+            spec, protocol.name, model_name, params, seed, _split_options(protocol, spec)
         )
         if _replayable(spec)
         else None,

@@ -676,7 +676,12 @@ def tune(
         tune_seconds_this_process=tune_seconds,
         test=None if record is None else record.to_json(),
         reproduce=reproduce_command(
-            spec, protocol.name, model, best_params, plan.seed, protocol.split_options()
+            spec,
+            protocol.name,
+            model,
+            best_params,
+            plan.seed,
+            protocol.split_options() if spec.split_dir is None else None,
         ),
         tune_command=invocation,
     )
