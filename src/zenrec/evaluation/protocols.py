@@ -123,7 +123,11 @@ class Protocol:
         params = {**self.split_params, **options}
         if self.split == "temporal":
             params = _temporal_params(self.name, params, set(options))
-        return dataclasses.replace(self, split_params=params)
+        changed = ", ".join(f"{k}={v}" for k, v in params.items())
+        base = PROTOCOLS.get(self.name, self).description.split(" [split options: ")[0]
+        return dataclasses.replace(
+            self, split_params=params, description=f"{base} [split options: {changed}]"
+        )
 
     def split_options(self) -> dict[str, Any]:
         """The split options that differ from the preset's own (what ``with_split`` changed)."""
