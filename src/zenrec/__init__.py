@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from zenrec._errors import (
     BundleError,
+    ColdStartWarning,
     ConfigError,
     DataError,
     FeatureCoverageWarning,
@@ -38,9 +39,16 @@ if TYPE_CHECKING:
     from zenrec import splits
     from zenrec._api import benchmark, tune
     from zenrec.data import Dataset, Feature, load_dataset, read_interactions, synthetic_dataset
-    from zenrec.evaluation import EvalResult, evaluate_ranking, get_protocol, run_protocol
+    from zenrec.evaluation import (
+        EvalResult,
+        evaluate_ranking,
+        get_protocol,
+        prepare_dataset,
+        run_protocol,
+    )
     from zenrec.evaluation.api import evaluate
     from zenrec.models import Recommendations, Recommender, create_model, load_model, model_names
+    from zenrec.runs.compare import compare
     from zenrec.splits import Split
 
 # name -> (module, attribute or None for the module itself); imported on first access (PEP 562),
@@ -62,6 +70,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "EvalResult": ("zenrec.evaluation", "EvalResult"),
     "get_protocol": ("zenrec.evaluation", "get_protocol"),
     "run_protocol": ("zenrec.evaluation", "run_protocol"),
+    "prepare_dataset": ("zenrec.evaluation", "prepare_dataset"),
+    "compare": ("zenrec.runs.compare", "compare"),
     "splits": ("zenrec.splits", None),
     "Split": ("zenrec.splits", "Split"),
     "tune": ("zenrec._api", "tune"),
@@ -70,6 +80,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 
 __all__ = [
     "BundleError",
+    "ColdStartWarning",
     "ConfigError",
     "DataError",
     "Dataset",
@@ -87,6 +98,7 @@ __all__ = [
     "ZenrecWarning",
     "__version__",
     "benchmark",
+    "compare",
     "create_model",
     "evaluate",
     "evaluate_ranking",
@@ -94,6 +106,7 @@ __all__ = [
     "load_dataset",
     "load_model",
     "model_names",
+    "prepare_dataset",
     "read_interactions",
     "run_protocol",
     "splits",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "BundleError",
+    "ColdStartWarning",
     "ConfigError",
     "DataError",
     "FeatureCoverageWarning",
@@ -58,3 +59,8 @@ class FeatureCoverageWarning(ZenrecWarning):
 
 class UnknownIdsWarning(ZenrecWarning):
     """Evaluation data holds users or items the model never saw; those rows were dropped."""
+
+
+class ColdStartWarning(ZenrecWarning):
+    """Over 5% of test users have no training interaction, or of test interactions are on items
+    never seen in training (``EvalResult.test_coverage`` has the counts)."""

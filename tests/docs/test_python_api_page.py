@@ -53,6 +53,9 @@ def test_page_has_the_whole_workflow():
         ".fit(",
         "zenrec.evaluate(",
         "exclude=()",
+        "run_protocol(",
+        "metrics_warm",
+        "zenrec.compare(",
         ".to_frame(",
         "recommend(",
         "to_frame(titles=True)",
@@ -76,11 +79,16 @@ def test_python_api_page_runs(tmp_path):
                 for j, (c, o, w) in enumerate(results)
             )
         )
-    # the only warning is the one the page shows on purpose: D4 has no row, Z9 is not in the log
+    # the only warnings are the ones the page shows on purpose: D4 has no row, Z9 is not in the
+    # log; most test users of the temporal split have no training interaction
     warned = [(j, x) for j, (_, _, w) in enumerate(results) for x in w]
-    assert len(warned) == 1 and warned[0][1].startswith(
+    assert len(warned) == 2 and warned[0][1].startswith(
         "FeatureCoverageWarning: DataFrame: item features"
     ), warned
+    assert warned[1][1].startswith(
+        "ColdStartWarning: evaluate_ranking: 97 of 166 test users (58.4%) have no training"
+    ), warned
+    assert "'test_users': 166, 'cold_users': 97" in "\n".join(o for _, o, _ in results)
     assert "e.g. ['D4']" in warned[0][1] and "e.g. ['Z9']" in warned[0][1]
     assert "Dataset(name='ml-100k', interactions=100000, users=943, items=1682" in text
     assert (

@@ -16,10 +16,12 @@ from zenrec.data.spec import DataSpec
 __all__ = [
     "add_dataset_args",
     "add_filter_args",
+    "add_split_args",
     "data_spec",
     "invocation",
     "load_from_args",
     "parse_sets",
+    "protocol_from_args",
     "user_filters",
 ]
 
@@ -105,6 +107,84 @@ def add_filter_args(p: argparse.ArgumentParser) -> None:
         default="last",
         help="repeated (user, item) rows: keep the last, average, fail, or keep all",
     )
+
+
+def add_split_args(p: argparse.ArgumentParser) -> None:
+    """``--protocol`` and the split options of the temporal presets."""
+    g = p.add_argument_group("protocol and split")
+    g.add_argument(
+        "--protocol",
+        required=True,
+        help="protocol preset: recbole, msrec, surprise-cv5, loo-full, loo-uni100, ctr, "
+        "multitask, temporal, temporal-user",
+    )
+    g.add_argument(
+        "--test-fraction",
+        type=float,
+        metavar="F",
+        help="temporal: the last F of interactions by time test (default 0.1)",
+    )
+    g.add_argument(
+        "--valid-fraction",
+        type=float,
+        metavar="F",
+        help="temporal: the F before the test part validate (default 0.1; 0: none)",
+    )
+    g.add_argument(
+        "--test-start",
+        metavar="DATE",
+        help="temporal: interactions from DATE (ISO 8601 or unix seconds) test",
+    )
+    g.add_argument(
+        "--valid-start",
+        metavar="DATE",
+        help="temporal: interactions from DATE to --test-start validate",
+    )
+    g.add_argument(
+        "--split-ratios",
+        metavar="TRAIN,VALID,TEST",
+        help="temporal-user: per-user chronological ratios (default 0.8,0.1,0.1)",
+    )
+
+
+def split_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The split options given on the command line (``None`` when absent)."""
+    ratios = getattr(args, "split_ratios", None)
+    if ratios is not None:
+        try:
+            ratios = tuple(float(x) for x in ratios.split(","))
+        except ValueError:
+            raise ConfigError(
+                f"--split-ratios expects numbers separated by commas, e.g. 0.8,0.1,0.1; got "
+                f"{args.split_ratios!r}"
+            ) from None
+    return {
+        "test_fraction": getattr(args, "test_fraction", None),
+        "valid_fraction": getattr(args, "valid_fraction", None),
+        "test_start": getattr(args, "test_start", None),
+        "valid_start": getattr(args, "valid_start", None),
+        "ratios": ratios,
+    }
+
+
+def protocol_from_args(args: argparse.Namespace) -> Any:
+    """The ``--protocol`` preset with the split options given; errors name the flags."""
+    from zenrec.evaluation.protocols import get_protocol
+    from zenrec.runs.record import SPLIT_FLAGS
+
+    options = split_options(args)
+    try:
+        protocol = get_protocol(args.protocol, **options)
+    except ConfigError as exc:
+        msg = str(exc)
+        for key, flag in SPLIT_FLAGS.items():
+            msg = msg.replace(f"'{key}'", flag)
+            if key != "ratios":
+                msg = msg.replace(key, flag)
+        raise ConfigError(msg) from None
+    if getattr(args, "split_dir", None) and any(v is not None for v in options.values()):
+        raise ConfigError("--split-dir replaces the protocol's split; drop the split options")
+    return protocol
 
 
 def user_filters(args: argparse.Namespace) -> dict[str, Any]:

@@ -7,10 +7,12 @@ import argparse
 from zenrec.cli._common import (
     add_dataset_args,
     add_filter_args,
+    add_split_args,
     data_spec,
     invocation,
     load_spec,
     parse_sets,
+    protocol_from_args,
 )
 from zenrec.models.registry import model_names
 
@@ -26,13 +28,16 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  zenrec evaluate --dataset ml-1m --protocol recbole --model ials --output ials.json\n"
             "  zenrec evaluate --dataset ml-100k --protocol recbole --model ease \\\n"
             "      --split-dir ../shared/data/golden/ml-100k-recbole-split\n"
-            "Protocols: recbole, msrec, surprise-cv5, loo-full, loo-uni100 (sampled)."
+            "  zenrec evaluate --dataset ml-100k --protocol temporal --test-start 1998-03-01 \\\n"
+            "      --model pop\n"
+            "Protocols: recbole, msrec, surprise-cv5, loo-full, loo-uni100 (sampled), ctr,\n"
+            "multitask, temporal (one global time cutoff), temporal-user (per user by time)."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_dataset_args(p)
     add_filter_args(p)
-    p.add_argument("--protocol", required=True, help="protocol preset")
+    add_split_args(p)
     p.add_argument("--model", required=True, help="model name: " + ", ".join(model_names()))
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="model hyperparameter (repeatable)"
@@ -66,17 +71,36 @@ def print_metrics(record: dict, title: str) -> None:
         f"[dim]filters: {'; '.join(record['filters']) or 'none'} | split: {record['split']['description']} "
         f"| users evaluated: {record['n_users_evaluated']} | mode: {record['evaluation_mode']}[/dim]"
     )
+    line = warm_cold_line(record)
+    if line:
+        console.print(line, highlight=False)
     console.print(f"fit {record['fit_seconds']:.2f} s, eval {record['eval_seconds']:.2f} s")
+
+
+def warm_cold_line(record: dict) -> str | None:
+    """One line: the main metric over warm and cold test users, and the test coverage."""
+    cov = record.get("test_coverage") or {}
+    if not cov:
+        return None
+    main = record["protocol"].get("main_metric", "")
+    warm, cold = (
+        "-" if v is None else f"{v:.4f}"
+        for v in ((record.get(f"metrics_{g}") or {}).get(main) for g in ("warm", "cold"))
+    )
+    return (
+        f"{main}: warm users {warm}, cold users {cold} | cold users "
+        f"{cov['cold_users']:,} of {cov['test_users']:,}; test interactions on items unseen "
+        f"in training {cov['unreachable_interactions']:,} of {cov['test_interactions']:,}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from zenrec.evaluation.protocols import get_protocol
     from zenrec.models.registry import create_model
     from zenrec.runs.evaluate import evaluate_model
 
-    protocol = get_protocol(args.protocol)
+    protocol = protocol_from_args(args)
     params = parse_sets(args.set)
     create_model(args.model, **params)  # fail on bad parameters before loading data
     console = Console(stderr=True)

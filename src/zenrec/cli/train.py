@@ -16,8 +16,10 @@ from zenrec._errors import ConfigError
 from zenrec.cli._common import (
     add_dataset_args,
     add_filter_args,
+    add_split_args,
     load_from_args,
     parse_sets,
+    protocol_from_args,
     user_filters,
 )
 from zenrec.models.registry import model_names
@@ -42,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_dataset_args(p)
     add_filter_args(p)
-    p.add_argument("--protocol", required=True, help="protocol preset (its first fold is used)")
+    add_split_args(p)  # a k-fold preset's first fold is used
     p.add_argument("--model", required=True, help="model name: " + ", ".join(model_names()))
     p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="model hyperparameter (repeatable)"
@@ -68,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from zenrec._io import atomic_write_text, versions
-    from zenrec.evaluation.protocols import get_protocol, prepare_dataset
+    from zenrec.evaluation.protocols import prepare_dataset
     from zenrec.models.registry import create_model
     from zenrec.splits import fixed_split
 
-    protocol = get_protocol(args.protocol)
+    protocol = protocol_from_args(args)
     params = parse_sets(args.set)
     if args.seed is not None:
         params["seed"] = args.seed
@@ -127,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
             "protocol": protocol.summary(ds.name),
             "split": {"description": split.description, "sizes": list(split.sizes())},
             "metrics": res.metrics,
+            "metrics_warm": res.metrics_warm,
+            "metrics_cold": res.metrics_cold,
+            "test_coverage": res.test_coverage,
             "fit_seconds": fit_s,
             "eval_seconds": res.seconds,
             "best_epoch": r.best_epoch,
@@ -151,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
 
         table = {
             "metrics": res.metrics,
+            "metrics_warm": res.metrics_warm,
+            "metrics_cold": res.metrics_cold,
+            "test_coverage": res.test_coverage,
             "protocol": record["protocol"],
             "filters": [],
             "split": {"description": split.description},

@@ -10,7 +10,15 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from zenrec.cli._common import add_dataset_args, add_filter_args, data_spec, invocation, load_spec
+from zenrec.cli._common import (
+    add_dataset_args,
+    add_filter_args,
+    add_split_args,
+    data_spec,
+    invocation,
+    load_spec,
+    protocol_from_args,
+)
 from zenrec.models.registry import model_names
 
 
@@ -31,14 +39,20 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  # two or more processes (or machines) on one study:\n"
             "  zenrec tune --dataset ml-100k --protocol msrec --model ials --trials 60 \\\n"
             "      --storage journal:/shared/ials.log --study ials-msrec &\n"
+            "  zenrec tune --dataset log.csv --protocol temporal --model ease --trials 20\n"
+            "  zenrec tune --dataset ml-100k --protocol recbole --model ease --trials 20 \\\n"
+            "      --split-dir ../shared/data/golden/ml-100k-recbole-split\n"
             "Search spaces: src/zenrec/tuning/spaces/MODEL.toml (schema in docs/tuning.md)."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_dataset_args(p)
     add_filter_args(p)
+    add_split_args(p)
     p.add_argument(
-        "--protocol", required=True, help="protocol preset (recbole, msrec, surprise-cv5, ...)"
+        "--split-dir",
+        metavar="DIR",
+        help="tune and test on a fixed split (train/valid/test .tsv) instead of the protocol's",
     )
     p.add_argument("--model", required=True, help="model name: " + ", ".join(model_names()))
     p.add_argument(
@@ -122,11 +136,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from zenrec._errors import ConfigError
-    from zenrec.evaluation.protocols import get_protocol
     from zenrec.tuning.space import load_space
     from zenrec.tuning.tuner import tune
 
-    protocol = get_protocol(args.protocol)
+    protocol = protocol_from_args(args)
     space = load_space(args.space, model=args.model)
     if args.trials < 1:
         raise ConfigError(f"--trials must be an int >= 1; got {args.trials}")

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from zenrec._arrays import unique
-from zenrec._errors import ConfigError, ProtocolError, UnknownIdsWarning
+from zenrec._errors import ColdStartWarning, ConfigError, ProtocolError, UnknownIdsWarning
 from zenrec._frames import frame_as
 from zenrec._threads import configured_threads
 from zenrec.data.dataset import Dataset
@@ -38,9 +38,20 @@ __all__ = [
 ]
 
 
+COLD_WARN_SHARE = 0.05
+"""Share of cold test users (or unreachable test interactions) above which evaluation warns."""
+
+
 @dataclass
 class EvalResult:
-    """Mean metrics, per-user values (aligned with ``users``) and timing of one evaluation."""
+    """Mean metrics, per-user values (aligned with ``users``) and timing of one evaluation.
+
+    Ranking evaluations also report warm and cold users apart: ``metrics`` is over all
+    evaluated test users, ``metrics_warm`` over those with at least one training interaction,
+    ``metrics_cold`` over the others (a group without users is an empty dict), and
+    ``test_coverage`` counts ``test_users``, ``cold_users``, ``test_interactions`` and
+    ``unreachable_interactions`` (test interactions on items never seen in training).
+    """
 
     metrics: dict[str, float]
     per_user: dict[str, np.ndarray] = field(default_factory=dict)
@@ -49,6 +60,9 @@ class EvalResult:
     mode: str = "full"
     n_users: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    metrics_warm: dict[str, float] = field(default_factory=dict)
+    metrics_cold: dict[str, float] = field(default_factory=dict)
+    test_coverage: dict[str, int] = field(default_factory=dict)
 
     def to_frame(self, backend: str = "pandas") -> Any:
         """Per-user metric values as a DataFrame: a ``user`` column, then one column per metric.
@@ -168,6 +182,68 @@ def _report_unknown(model: Scorer, test: Dataset, what: str, stacklevel: int) ->
         stacklevel=stacklevel + 1,
     )
     return info
+
+
+def _train_csr(
+    model: Scorer, data: Dataset | Split, exclude: Sequence[Dataset | None] | None
+) -> sp.csr_matrix:
+    """The training interactions in the model's index space: what the model was fitted on
+    (``seen_``), else the split's train part, else the first excluded part."""
+    seen = getattr(model, "seen_", None)
+    if isinstance(seen, sp.csr_matrix):
+        return seen
+    if isinstance(data, Split):
+        return _mapped_csr(model, [data.train])
+    return _mapped_csr(model, list(exclude or [])[:1])
+
+
+def _warm_cold(
+    model: Scorer,
+    test: Dataset,
+    train: sp.csr_matrix,
+    users: np.ndarray,
+    per_user: dict[str, np.ndarray],
+    what: str,
+    stacklevel: int,
+) -> tuple[dict[str, float], dict[str, float], dict[str, int]]:
+    """Metrics over warm and cold users apart, and how much of the test part training covers.
+
+    A user is warm with at least one training interaction; a test interaction is unreachable
+    when its item never appears in training. Users and items the model does not know count as
+    cold and unreachable. Warns (:class:`ColdStartWarning`) above :data:`COLD_WARN_SHARE`.
+    """
+    assert model.user_vocab is not None and model.item_vocab is not None
+    warm_u = np.diff(train.indptr) > 0  # by model user index
+    seen_i = np.bincount(train.indices, minlength=train.shape[1]) > 0  # by model item index
+    u_map = model.user_vocab.encode(test.user_vocab.ids)  # test index -> model index (-1)
+    i_map = model.item_vocab.encode(test.item_vocab.ids)
+    test_u = unique(test.users)
+    mu = u_map[test_u]
+    cold_users = int((~((mu >= 0) & warm_u[np.maximum(mu, 0)])).sum())
+    mi = i_map[test.items]
+    unreachable = int((~((mi >= 0) & seen_i[np.maximum(mi, 0)])).sum())
+    coverage = {
+        "test_users": int(test_u.size),
+        "cold_users": cold_users,
+        "test_interactions": len(test),
+        "unreachable_interactions": unreachable,
+    }
+    warm = warm_u[users]
+    groups = []
+    for mask in (warm, ~warm):
+        groups.append({k: float(v[mask].mean()) for k, v in per_user.items()} if mask.any() else {})
+    cold_share = cold_users / max(1, test_u.size)
+    unreach_share = unreachable / max(1, len(test))
+    if cold_share > COLD_WARN_SHARE or unreach_share > COLD_WARN_SHARE:
+        warnings.warn(
+            f"{what}: {cold_users:,} of {test_u.size:,} test users ({cold_share:.1%}) have no "
+            f"training interaction and {unreachable:,} of {len(test):,} test interactions "
+            f"({unreach_share:.1%}) are on items never seen in training; metrics cover every "
+            "test user, metrics_warm and metrics_cold report them apart",
+            ColdStartWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return groups[0], groups[1], coverage
 
 
 def _batch_size(n_items: int, budget_bytes: int = 16 * 2**20) -> int:
@@ -293,6 +369,7 @@ def _evaluate_ranking(
     t0 = time.perf_counter()
     ks = sorted({int(k) for k in ks})
     n_items = model.n_items
+    train = _train_csr(model, test, exclude)
     test, excl = _resolve(model, test, exclude, "evaluate_ranking")
     dropped = _report_unknown(model, test, "evaluate_ranking", stacklevel)
     test_m = _mapped_csr(model, [test])
@@ -340,6 +417,9 @@ def _evaluate_ranking(
     result = {key: float(v.mean()) for key, v in per_user.items()}
     if beyond_accuracy:
         result.update(_beyond_accuracy(model, rec_counts))
+    warm, cold, coverage = _warm_cold(
+        model, test, train, users, per_user, "evaluate_ranking", stacklevel
+    )
     assert model.user_vocab is not None
     return EvalResult(
         metrics=result,
@@ -349,6 +429,9 @@ def _evaluate_ranking(
         mode="full",
         n_users=int(users.size),
         extra=dropped,
+        metrics_warm=warm,
+        metrics_cold=cold,
+        test_coverage=coverage,
     )
 
 
@@ -393,6 +476,7 @@ def evaluate_sampled(
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     n_items = model.n_items
+    train = _train_csr(model, test, exclude)
     test, excl = _resolve(model, test, exclude, "evaluate_sampled")
     dropped = _report_unknown(model, test, "evaluate_sampled", 2)
     test_m = _mapped_csr(model, [test])
@@ -425,15 +509,20 @@ def evaluate_sampled(
             for k in ks:
                 per_user[f"{m}@{k}"][j] = M.RANKING_METRICS[m](hits, np.array([pos.size]), k)[0]
     result = {f"{key}(sampled)": float(v.mean()) for key, v in per_user.items()}
+    labelled = {f"{k}(sampled)": v for k, v in per_user.items()}
+    warm, cold, coverage = _warm_cold(model, test, train, users, labelled, "evaluate_sampled", 2)
     assert model.user_vocab is not None
     return EvalResult(
         metrics=result,
-        per_user={f"{k}(sampled)": v for k, v in per_user.items()},
+        per_user=labelled,
         users=model.user_vocab.decode(users),
         seconds=time.perf_counter() - t0,
         mode=f"sampled ({n_negatives} {sampling} negatives)",
         n_users=int(users.size),
         extra=dropped,
+        metrics_warm=warm,
+        metrics_cold=cold,
+        test_coverage=coverage,
     )
 
 

@@ -5,14 +5,16 @@ Each preset reproduces a published protocol (ANCHORS.md) and is printed with eve
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from zenrec._errors import ConfigError
+from zenrec._errors import ConfigError, ProtocolError
 from zenrec.data.dataset import Dataset
 from zenrec.data.filters import apply_filters
 from zenrec.evaluation.ctr import evaluate_ctr_samples, evaluate_multitask
@@ -26,11 +28,23 @@ from zenrec.splits import (
     Split,
     kfold_splits,
     leave_one_out,
+    time_cutoff_split,
+    time_fraction_split,
+    to_unix_seconds,
     user_random_split,
     user_stratified_split,
+    user_temporal_split,
 )
 
-__all__ = ["PROTOCOLS", "Protocol", "ProtocolRun", "get_protocol", "run_protocol"]
+__all__ = [
+    "PROTOCOLS",
+    "SPLIT_OPTIONS",
+    "Protocol",
+    "ProtocolRun",
+    "get_protocol",
+    "prepare_dataset",
+    "run_protocol",
+]
 
 
 @dataclass(frozen=True)
@@ -51,11 +65,13 @@ class Protocol:
         filters: Filters applied to every dataset (``min_user_count``...).
         dataset_filters: Extra filters for named datasets (e.g. ML-1M ``rating >= 3``).
         n_negatives: Negatives per user (``sampled``) or per positive (``ctr``).
+        split_params: Parameters of the split (``ratios``, ``test_fraction``...); the options
+            a user may change are listed in :data:`SPLIT_OPTIONS` (see :meth:`with_split`).
     """
 
     name: str
     description: str
-    split: Literal["user_random", "user_stratified", "kfold", "loo"]
+    split: Literal["user_random", "user_stratified", "kfold", "loo", "temporal", "user_temporal"]
     mode: Literal["full", "sampled", "rating", "ctr", "multitask"]
     ks: tuple[int, ...]
     metrics: tuple[str, ...]
@@ -83,7 +99,61 @@ class Protocol:
             "n_negatives": self.n_negatives or None,
         }
 
+    def with_split(self, **options: Any) -> Protocol:
+        """The same preset with some split options changed (``None`` values are ignored).
+
+        The ``temporal`` preset takes ``test_fraction``, ``valid_fraction``, ``test_start``
+        and ``valid_start`` (unix seconds or an ISO 8601 date; both dates, or both fractions);
+        ``temporal-user`` takes ``ratios``.
+
+        Example:
+            >>> get_protocol("temporal").with_split(test_fraction=0.2).split_params["test_fraction"]
+            0.2
+        """
+        options = {k: v for k, v in options.items() if v is not None}
+        if not options:
+            return self
+        allowed = SPLIT_OPTIONS.get(self.split, ())
+        bad = sorted(set(options) - set(allowed))
+        if bad:
+            raise ConfigError(
+                f"protocol '{self.name}' has no split option {bad[0]!r}; "
+                + (f"its options are {', '.join(allowed)}" if allowed else "it takes none")
+            )
+        params = {**self.split_params, **options}
+        if self.split == "temporal":
+            params = _temporal_params(self.name, params, set(options))
+        changed = ", ".join(f"{k}={v}" for k, v in params.items())
+        base = PROTOCOLS.get(self.name, self).description.split(" [split options: ")[0]
+        return dataclasses.replace(
+            self, split_params=params, description=f"{base} [split options: {changed}]"
+        )
+
+    def split_options(self) -> dict[str, Any]:
+        """The split options that differ from the preset's own (what ``with_split`` changed)."""
+        base = PROTOCOLS.get(self.name)
+        own = base.split_params if base is not None else {}
+        return {k: v for k, v in self.split_params.items() if own.get(k) != v}
+
     def splits(self, ds: Dataset, seed: int) -> list[Split]:
+        """The preset's split(s) of ``ds`` (already filtered: see :func:`prepare_dataset`)."""
+        if self.split in ("temporal", "user_temporal") and ds.timestamps is None:
+            raise ProtocolError(
+                f"protocol '{self.name}' splits by time, but dataset '{ds.name}' has no "
+                "timestamp column; read it with time_col=COLUMN, or "
+                "use a protocol without time (recbole, msrec)"
+            )
+        if self.split == "temporal":
+            sp_ = self.split_params
+            if sp_.get("test_start") is not None:
+                return [time_cutoff_split(ds, sp_["test_start"], sp_.get("valid_start"))]
+            return [
+                time_fraction_split(
+                    ds, sp_.get("test_fraction", 0.1), sp_.get("valid_fraction", 0.1)
+                )
+            ]
+        if self.split == "user_temporal":
+            return [user_temporal_split(ds, self.split_params.get("ratios", (0.8, 0.1, 0.1)))]
         if self.split == "user_random":
             return [user_random_split(ds, self.split_params.get("ratios", (0.8, 0.1, 0.1)), seed)]
         if self.split == "user_stratified":
@@ -228,20 +298,117 @@ PROTOCOLS: dict[str, Protocol] = {
         main_metric="rating/rmse",
         default_seed=0,
     ),
+    "temporal": Protocol(
+        name="temporal",
+        description=(
+            "One global time cutoff: the last 10% of interactions by time test, the 10% before "
+            "them validate (ties by file order), full ranking over all items with train (and "
+            "valid, for test) items masked; no k-core of its own (a user's filters apply to the "
+            "whole log before the split); users and items first seen after the cutoff are cold, "
+            "reported apart"
+        ),
+        split="temporal",
+        split_params={"test_fraction": 0.1, "valid_fraction": 0.1},
+        mode="full",
+        ks=(10, 20),
+        metrics=("recall", "ndcg", "mrr", "hit", "precision", "map"),
+        main_metric="ndcg@10",
+        default_seed=0,
+    ),
+    "temporal-user": Protocol(
+        name="temporal-user",
+        description=(
+            "Per user, chronological 80/10/10: each user's earliest interactions train, the next "
+            "validate, the latest test (RecBole's rounding, ties by file order), full ranking over "
+            "all items with train (and valid, for test) items masked; no k-core of its own"
+        ),
+        split="user_temporal",
+        split_params={"ratios": (0.8, 0.1, 0.1)},
+        mode="full",
+        ks=(10, 20),
+        metrics=("recall", "ndcg", "mrr", "hit", "precision", "map"),
+        main_metric="ndcg@10",
+        default_seed=0,
+    ),
 }
 
+SPLIT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "temporal": ("test_fraction", "valid_fraction", "test_start", "valid_start"),
+    "user_temporal": ("ratios",),
+}
+"""Split options a user may set, by split kind (:meth:`Protocol.with_split`)."""
 
-def get_protocol(name: str) -> Protocol:
+
+def _temporal_params(name: str, params: dict[str, Any], given: set[str]) -> dict[str, Any]:
+    """Check the ``temporal`` split options: fractions, or dates (as unix seconds)."""
+    dates = {"test_start", "valid_start"} & given
+    fractions = {"test_fraction", "valid_fraction"} & given
+    if dates and fractions:
+        raise ConfigError(
+            f"protocol '{name}': give the cutoffs as fractions (test_fraction, valid_fraction) "
+            f"or as dates (test_start, valid_start), not both; got {sorted(given)}"
+        )
+    if dates:
+        if "test_start" not in params:
+            raise ConfigError(f"protocol '{name}': valid_start needs test_start too")
+        out: dict[str, Any] = {
+            k: to_unix_seconds(params[k], k) for k in ("test_start", "valid_start") if k in params
+        }
+        if "valid_start" in out and out["valid_start"] > out["test_start"]:
+            raise ConfigError(
+                f"protocol '{name}': valid_start {params['valid_start']} is after test_start "
+                f"{params['test_start']}"
+            )
+        return out
+    fr: dict[str, Any] = {"test_fraction": 0.1, "valid_fraction": 0.1, **params}
+    tf, vf = float(fr["test_fraction"]), float(fr["valid_fraction"])
+    if not 0 < tf < 1 or not 0 <= vf < 1 or tf + vf >= 1:
+        raise ConfigError(
+            f"protocol '{name}': test_fraction must be in (0, 1) and valid_fraction in [0, 1), "
+            f"with test_fraction + valid_fraction < 1; got {tf} and {vf}"
+        )
+    return {"test_fraction": tf, "valid_fraction": vf}
+
+
+def get_protocol(name: str, **split_options: Any) -> Protocol:
+    """A protocol preset by name, with optional split options (see :meth:`Protocol.with_split`).
+
+    Example:
+        >>> get_protocol("temporal", test_start="1998-03-01").split_params
+        {'test_start': 888710400}
+    """
     p = PROTOCOLS.get(name)
     if p is None:
         raise ConfigError(f"unknown protocol '{name}'; presets are {', '.join(PROTOCOLS)}")
-    return p
+    return p.with_split(**split_options)
 
 
 def prepare_dataset(
     ds: Dataset, protocol: Protocol, user_filters: dict[str, Any] | None = None
 ) -> Dataset:
-    """Apply the user's filters merged with the preset's own (the preset's still apply)."""
+    """The data a protocol splits: ``ds`` with the preset's filters and the user's applied.
+
+    This is the one filtering step shared by :func:`run_protocol`, ``zenrec evaluate``,
+    ``zenrec tune``, ``zenrec train`` and benchmarks. The user's filters are merged with the
+    preset's own, which still apply: a preset threshold (``loo-full``'s 5-core, ``recbole``'s
+    ML-1M ``rating >= 3``) is a floor a user may tighten but not loosen. Filters apply to the
+    whole log, before the split, for every preset (temporal ones included).
+
+    Args:
+        ds: The loaded dataset.
+        protocol: The preset.
+        user_filters: ``min_rating``, ``min_user_count``, ``min_item_count``, ``duplicates``
+            (``None`` values are ignored).
+
+    Returns:
+        The filtered dataset; its ``filters`` list what was applied, in order.
+
+    Example:
+        >>> from zenrec.data import synthetic_dataset
+        >>> ds = synthetic_dataset(n_users=40, n_items=30, seed=0)
+        >>> prepare_dataset(ds, get_protocol("loo-full")).filters[-1].split(" (")[0]
+        'k-core users >= 5, items >= 5'
+    """
     f = {
         **protocol.filters_for(ds.name),
         **{k: v for k, v in (user_filters or {}).items() if v is not None},
@@ -264,7 +431,12 @@ def prepare_dataset(
 
 @dataclass
 class ProtocolRun:
-    """Result of fitting and evaluating one model under a protocol (all folds)."""
+    """Result of fitting and evaluating one model under a protocol (all folds).
+
+    ``metrics`` is the mean over folds; ``metrics_warm`` and ``metrics_cold`` (ranking
+    protocols) are the same over test users with and without training interactions, and
+    ``test_coverage`` the first fold's counts (see :class:`~zenrec.evaluation.EvalResult`).
+    """
 
     metrics: dict[str, float]
     fold_metrics: list[dict[str, float]]
@@ -273,20 +445,56 @@ class ProtocolRun:
     results: list[EvalResult]
     models: list[Any]
     splits: list[Split]
+    metrics_warm: dict[str, float] = field(default_factory=dict)
+    metrics_cold: dict[str, float] = field(default_factory=dict)
+    test_coverage: dict[str, int] = field(default_factory=dict)
+    data: Dataset | None = None
+
+
+def _fold_mean(folds: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of each key over the folds that have it."""
+    keys = dict.fromkeys(k for fm in folds for k in fm)
+    return {k: float(np.mean([fm[k] for fm in folds if k in fm])) for k in keys}
 
 
 def run_protocol(
     make_model: Callable[[], Any],
     ds: Dataset,
-    protocol: Protocol,
+    protocol: Protocol | str,
     seed: int | None = None,
     *,
+    filters: dict[str, Any] | None = None,
     splits: list[Split] | None = None,
     on_fold: Callable[[int, int], None] | None = None,
 ) -> ProtocolRun:
-    """Fit a fresh model on each fold's train part and evaluate it on test once."""
+    """Run a protocol preset end to end: its filters, its split, its seed, its evaluation.
+
+    ``ds`` is filtered with :func:`prepare_dataset` (the preset's filters, and ``filters``)
+    and split as the preset says; a fresh model is fitted on each fold's train part (with its
+    valid part, when there is one) and evaluated once on test. The numbers equal
+    ``zenrec evaluate --protocol NAME`` on the same data.
+
+    Args:
+        make_model: Returns a fresh, unfitted model.
+        ds: The loaded (unfiltered) dataset.
+        protocol: A preset name or :class:`Protocol` (e.g. ``get_protocol("temporal",
+            test_fraction=0.2)``).
+        seed: Split seed (default: the preset's published seed).
+        filters: The user's extra filters (``min_rating``, ``min_user_count``...).
+        splits: Ready splits to use instead (then ``ds`` is neither filtered nor split).
+        on_fold: Called with (fold, n_folds) after each fold.
+
+    Returns:
+        A :class:`ProtocolRun`; ``.data`` is the filtered dataset that was split.
+    """
+    protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
     seed = protocol.default_seed if seed is None else seed
-    splits = splits if splits is not None else protocol.splits(ds, seed)
+    data = None
+    if splits is None:
+        data = prepare_dataset(ds, protocol, filters)
+        splits = protocol.splits(data, seed)
+    elif filters:
+        raise ConfigError("run_protocol: pass filters or ready splits, not both")
     fold_metrics, results, models = [], [], []
     fit_s = eval_s = 0.0
     for j, sp_ in enumerate(splits):
@@ -294,13 +502,27 @@ def run_protocol(
         t0 = time.perf_counter()
         model.fit(sp_.train, sp_.valid)
         fit_s += time.perf_counter() - t0
-        res = protocol.evaluate(model, sp_, "test", seed=seed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = protocol.evaluate(model, sp_, "test", seed=seed)
+        for w in caught:  # re-raised at the caller's line (the evaluator's points at this file)
+            warnings.warn(w.message, w.category, stacklevel=2)
         eval_s += res.seconds
         fold_metrics.append(res.metrics)
         results.append(res)
         models.append(model)
         if on_fold:
             on_fold(j + 1, len(splits))
-    keys = fold_metrics[0].keys()
-    mean = {k: float(np.mean([fm[k] for fm in fold_metrics])) for k in keys}
-    return ProtocolRun(mean, fold_metrics, fit_s, eval_s, results, models, splits)
+    return ProtocolRun(
+        _fold_mean(fold_metrics),
+        fold_metrics,
+        fit_s,
+        eval_s,
+        results,
+        models,
+        splits,
+        metrics_warm=_fold_mean([r.metrics_warm for r in results]),
+        metrics_cold=_fold_mean([r.metrics_cold for r in results]),
+        test_coverage=dict(results[0].test_coverage),
+        data=data,
+    )

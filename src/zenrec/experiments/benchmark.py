@@ -39,11 +39,11 @@ from zenrec._io import atomic_write_json, atomic_write_text, versions
 from zenrec.data import load_dataset
 from zenrec.data.dataset import Dataset
 from zenrec.data.spec import DataSpec
-from zenrec.evaluation.protocols import Protocol, ProtocolRun, get_protocol, prepare_dataset
+from zenrec.evaluation.protocols import Protocol, ProtocolRun, get_protocol
 from zenrec.experiments.config import BenchmarkConfig, ModelEntry, TuneBudget
 from zenrec.experiments.summary import summarise, write_frame
 from zenrec.models.registry import get_model_class
-from zenrec.runs.evaluate import evaluate_model
+from zenrec.runs.evaluate import evaluate_model, protocol_splits
 from zenrec.runs.peers import PeerEntry, export_peer_split, run_peer
 from zenrec.runs.record import now_utc
 
@@ -162,6 +162,11 @@ def _cell_params(
     return params, tune_info
 
 
+def _spec(ctx: _Context, dname: str) -> DataSpec:
+    """The data specification of a cell: the dataset, and the config's fixed split if any."""
+    return DataSpec(source=dname, split_dir=ctx.config.split_dir)
+
+
 def _run_cell(ctx: _Context, dname: str, pname: str, entry: ModelEntry, seed: int) -> float:
     """Fit and evaluate one cell, write its record and per-user values; its main metric."""
     ds = ctx.dataset(dname)
@@ -170,7 +175,7 @@ def _run_cell(ctx: _Context, dname: str, pname: str, entry: ModelEntry, seed: in
     cid = cell_id(dname, pname, entry.key, seed)
     ctx.console.print(f"[bold]{cid}[/bold] fitting {entry.name} {params}", highlight=False)
     record, run = evaluate_model(
-        ds, protocol, entry.name, params, seed=seed, spec=DataSpec(source=dname)
+        ds, protocol, entry.name, params, seed=seed, spec=_spec(ctx, dname)
     )
     per_user_file = f"{cid}.users.parquet"
     write_frame(_per_user_frame(run), ctx.run_dir / "cells" / per_user_file)
@@ -293,19 +298,19 @@ def _peer_group(
 
     ds = ctx.dataset(dname)
     protocol = get_protocol(pname)
-    data = prepare_dataset(ds, protocol)
-    splits = protocol.splits(data, seed)  # exactly the split evaluate_model uses for this cell
+    # exactly the split evaluate_model uses for this cell
+    splits, data, filters, split_sha = protocol_splits(ds, protocol, _spec(ctx, dname), seed)
     valid = how = None
     if len(splits) == 1 and (splits[0].valid is None or not len(splits[0].valid)):
-        carved, how = tuning_split(data, protocol, seed)
+        carved, how = tuning_split(data, protocol, seed, first=splits[0])
         valid = carved.valid
     base = {
         "dataset": ds.name,
-        "dataset_sha256": ds.source_sha256,
-        "data_fingerprint": data.fingerprint(),
-        "filters": list(data.filters),
+        "dataset_sha256": split_sha or ds.source_sha256,
+        "data_fingerprint": None if split_sha else data.fingerprint(),
+        "filters": list(filters),
         "protocol": protocol.summary(ds.name),
-        "data": DataSpec(source=dname),
+        "data": _spec(ctx, dname),
     }
     ran = not_run = 0
     with tempfile.TemporaryDirectory(prefix="zenrec-peer-") as tmp:
@@ -400,7 +405,7 @@ def _tune_cell(ctx: _Context, entry: ModelEntry, ds: Dataset, protocol: Protocol
         refit=False,
         progress=ctx.console.quiet is False,
         write=False,
-        data=DataSpec(source=ds.name),
+        data=DataSpec(source=ds.name, split_dir=config.split_dir),
     )
     info = dict(res.summary)
     info["budget"] = {

@@ -84,6 +84,10 @@ class BenchmarkConfig(_Strict):
     """Tuning budget; omit to run every model with its given params."""
     peers: list[PeerEntry] = Field(default_factory=list)
     """Other libraries run on the same splits (after the zenrec cells)."""
+    split_dir: str | None = None
+    """A fixed split directory (``train.tsv``, ``valid.tsv``, ``test.tsv``) used instead of the
+    protocols' splits, as ``zenrec evaluate --split-dir`` does; relative to the config file.
+    Needs exactly one dataset (the one the split was cut from)."""
     source: str = "<dict>"
 
     @model_validator(mode="after")
@@ -99,6 +103,10 @@ class BenchmarkConfig(_Strict):
             )
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("'seeds' has repeated values")
+        if self.split_dir is not None and len(self.datasets) != 1:
+            raise ValueError(
+                "a fixed 'split_dir' is cut from one dataset; list exactly that one in 'datasets'"
+            )
         return self
 
     @property
@@ -131,6 +139,15 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
         cfg = BenchmarkConfig(**{**data, "source": str(p)})
     except ValidationError as exc:
         raise to_config_error(exc, where=str(p), messages=_MESSAGES) from None
+    if cfg.split_dir is not None:
+        sd = Path(cfg.split_dir).expanduser()
+        sd = sd if sd.is_absolute() else (p.parent / sd).resolve()
+        if not sd.is_dir():
+            raise ConfigError(
+                f"{p}: key 'split_dir': {sd} is not a directory; give the directory of "
+                "train.tsv, valid.tsv and test.tsv (relative to the config file)"
+            )
+        cfg.split_dir = str(sd)
     for j, m in enumerate(cfg.models):
         if m.name not in model_names():
             raise ConfigError(

@@ -3,8 +3,10 @@
 Reads the finished cells (:class:`~zenrec.runs.RunRecord` JSON files) of a run directory and
 writes::
 
-    results.parquet/.csv       one row per cell
-    summary.parquet/.csv       per (dataset, protocol, model): mean and 95% CI over seeds
+    results.parquet/.csv       one row per cell (with METRIC (warm), METRIC (cold), the test
+                               coverage counts and cold_share: test users without training data)
+    summary.parquet/.csv       per (dataset, protocol, model): mean and 95% CI over seeds, and
+                               the mean of METRIC (warm) and cold_share
     significance.parquet/.csv  every model vs the baseline: paired tests over users, Holm-adjusted
 """
 
@@ -82,7 +84,20 @@ def _result_row(r: RunRecord) -> dict[str, Any]:
         "created": r.created,
     }
     row.update({k: float(v) for k, v in r.metrics.items()})
+    row.update(_warm_cold_columns(r))
     return row
+
+
+def _warm_cold_columns(r: RunRecord) -> dict[str, Any]:
+    """``METRIC (warm)``, ``METRIC (cold)``, the test coverage counts and ``cold_share``."""
+    out: dict[str, Any] = {}
+    for group in ("warm", "cold"):
+        out.update({f"{k} ({group})": float(v) for k, v in getattr(r, f"metrics_{group}").items()})
+    cov = r.test_coverage
+    if cov:
+        out.update({k: int(v) for k, v in cov.items()})
+        out["cold_share"] = cov["cold_users"] / max(1, cov["test_users"])
+    return out
 
 
 def _order(config: BenchmarkConfig) -> dict[str, int]:
@@ -116,6 +131,10 @@ def _summary_row(
         "seconds": float(secs.mean()) if secs.len() else math.nan,
         "note": "; ".join(reasons) or None,
     }
+    for col in ("cold_share", *[f"{m} (warm)" for m in metrics]):
+        if col in g.columns:  # mean over seeds: the warm figure beside the main one
+            v = g[col].cast(pl.Float64).drop_nulls()
+            row[col] = float(v.mean()) if v.len() else math.nan
     for m in metrics:
         mean, lo, hi = (
             mean_ci(g[m].cast(pl.Float64).fill_null(math.nan).to_numpy())

@@ -151,7 +151,7 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
 
     from zenrec.experiments import BenchmarkConfig, load_cells, summarise
     from zenrec.reports import plots
-    from zenrec.reports.tables import fmt_ci, fmt_seconds, library_cell
+    from zenrec.reports.tables import fmt_ci, fmt_seconds, library_cell, warm_cells, warm_header
 
     cfg = BenchmarkConfig(**meta["config"])
     tables = summarise(run_dir, cfg)
@@ -230,6 +230,7 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
             "tuned",
             "seeds",
             *[f"{m} [95% CI]" for m in metrics],
+            *warm_header(grp, main),
             "fit s",
         ]
         rows = [
@@ -239,6 +240,7 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
                 "yes" if r["tuned"] else "no",
                 r["n_seeds"],
                 *[fmt_ci(r[m], r[f"{m}_ci_low"], r[f"{m}_ci_high"]) for m in metrics],
+                *warm_cells(grp, main, r),
                 fmt_seconds(r["fit_seconds"]),
             ]
             for r in grp.iter_rows(named=True)

@@ -7,7 +7,15 @@ from typing import Any
 
 from zenrec.runs.peers import PEER_LIBRARIES
 
-__all__ = ["fmt_ci", "fmt_seconds", "library_cell", "markdown_table", "summary_markdown"]
+__all__ = [
+    "fmt_ci",
+    "fmt_seconds",
+    "library_cell",
+    "markdown_table",
+    "summary_markdown",
+    "warm_cells",
+    "warm_header",
+]
 
 
 def fmt_ci(mean: float, lo: float, hi: float, digits: int = 4) -> str:
@@ -39,6 +47,27 @@ def library_cell(row: dict[str, Any]) -> str:
                 return f"{lib} ({state}: set {var})"
         return f"{name} (not run: {note[:120]})"
     return f"{name} (peer)"
+
+
+def _has_cold(grp: Any, main: str | None) -> bool:
+    """Whether some row of a summary block has cold test users and a warm figure for ``main``."""
+    if main is None or "cold_share" not in grp.columns or f"{main} (warm)" not in grp.columns:
+        return False
+    return bool((grp["cold_share"].fill_null(0.0).fill_nan(0.0) > 0).any())
+
+
+def warm_header(grp: Any, main: str | None) -> list[str]:
+    """Header cells of the warm figure beside the main metric, when cold users exist."""
+    return [f"{main} warm users", "cold users"] if _has_cold(grp, main) else []
+
+
+def warm_cells(grp: Any, main: str | None, row: dict[str, Any]) -> list[str]:
+    """The main metric over warm test users and the cold users' share, for one summary row."""
+    if not _has_cold(grp, main):
+        return []
+    share = row.get("cold_share")
+    cold = "-" if share is None or math.isnan(share) else f"{share:.1%}"
+    return [fmt_ci(row.get(f"{main} (warm)"), None, None), cold]  # type: ignore[arg-type]
 
 
 def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -73,7 +102,15 @@ def summary_markdown(
             and c.split("@")[0] not in ("coverage", "avg_popularity", "gini", "novelty")
         ]
         main = ms[0] if ms else None
-        header = ["model", "library", "tuned", "seeds", *[f"{m} (95% CI)" for m in ms], "fit s"]
+        header = [
+            "model",
+            "library",
+            "tuned",
+            "seeds",
+            *[f"{m} (95% CI)" for m in ms],
+            *warm_header(grp, main),
+            "fit s",
+        ]
         if significance is not None and main is not None:
             header += [
                 f"Δ{main} vs {baseline}",
@@ -89,6 +126,7 @@ def summary_markdown(
                 "yes" if r["tuned"] else "no",
                 r["n_seeds"],
                 *[fmt_ci(r.get(m), r.get(f"{m}_ci_low"), r.get(f"{m}_ci_high")) for m in ms],
+                *warm_cells(grp, main, r),
                 fmt_seconds(r.get("fit_seconds")),
             ]
             if (
@@ -116,6 +154,11 @@ def summary_markdown(
                     row += ["(baseline)" if r["label"] == baseline else "-", "-", "-", "-"]
             rows.append(row)
         blocks.append(f"**{dname}, protocol {pname}**\n\n" + markdown_table(header, rows))
+        if warm_header(grp, main):
+            blocks.append(
+                f"Some test users have no training interaction (cold users): '{main} warm users' "
+                "is the main metric over the others; the main column covers every test user."
+            )
         if "library" in grp.columns and (grp["library"].fill_null("zenrec") != "zenrec").any():
             blocks.append(
                 "Peer rows ran in their own environment on zenrec's split of the same cell; they "

@@ -15,7 +15,7 @@ from zenrec.models.registry import create_model
 from zenrec.runs.record import RunRecord, reproduce_command
 from zenrec.splits import Split, fixed_split
 
-__all__ = ["evaluate_model", "spec_of"]
+__all__ = ["evaluate_model", "protocol_splits", "spec_of"]
 
 
 def spec_of(
@@ -28,6 +28,11 @@ def spec_of(
     return DataSpec(
         source=dataset.name, split_dir=None if split_dir is None else str(split_dir), **filters
     )
+
+
+def _split_options(protocol: Protocol, spec: DataSpec) -> dict[str, Any]:
+    """The protocol's changed split options, unless a fixed split replaces its split."""
+    return protocol.split_options() if spec.split_dir is None else {}
 
 
 def _replayable(spec: DataSpec) -> bool:
@@ -44,10 +49,16 @@ def _check_task(protocol: Protocol, model_name: str, params: dict[str, Any]) -> 
         )
 
 
-def _splits(
+def protocol_splits(
     dataset: Dataset, protocol: Protocol, spec: DataSpec, seed: int
 ) -> tuple[list[Split], Dataset, list[str], str | None]:
-    """(splits, data the model sees, filters in words, hash of a fixed split's files)."""
+    """The splits a run uses: the fixed split of ``spec.split_dir``, or the protocol's split of
+    the data filtered by :func:`~zenrec.evaluation.prepare_dataset`.
+
+    Returns:
+        (splits, the data split (a fixed split's train part), the filters in words, the hash
+        of a fixed split's files or ``None``).
+    """
     if spec.split_dir is not None:
         split, split_sha = fixed_split(spec.split_dir, base=dataset)
         return [split], split.train, [f"fixed split {spec.split_dir}"], split_sha
@@ -94,7 +105,7 @@ def evaluate_model(
         spec = spec_of(dataset, user_filters, split_dir)
     _check_task(protocol, model_name, params)
     t0 = time.perf_counter()
-    splits, data, filters, split_sha = _splits(dataset, protocol, spec, seed)
+    splits, data, filters, split_sha = protocol_splits(dataset, protocol, spec, seed)
     prep_s = time.perf_counter() - t0
     run = run_protocol(
         lambda: create_model(model_name, **params),
@@ -121,13 +132,18 @@ def evaluate_model(
         },
         seed=seed,
         metrics=run.metrics,
+        metrics_warm=run.metrics_warm,
+        metrics_cold=run.metrics_cold,
+        test_coverage=run.test_coverage,
         fold_metrics=run.fold_metrics if len(splits) > 1 else None,
         n_users_evaluated=run.results[0].n_users,
         evaluation_mode=run.results[0].mode,
         fit_seconds=run.fit_seconds,
         eval_seconds=run.eval_seconds,
         prepare_seconds=prep_s,
-        command=reproduce_command(spec, protocol.name, model_name, params, seed)
+        command=reproduce_command(
+            spec, protocol.name, model_name, params, seed, _split_options(protocol, spec)
+        )
         if _replayable(spec)
         else None,
         invocation=invocation,

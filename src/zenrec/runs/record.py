@@ -21,7 +21,7 @@ from zenrec._io import atomic_write_text
 from zenrec._io import versions as _versions
 from zenrec.data.spec import DataSpec
 
-__all__ = ["RunRecord", "now_utc", "reproduce_command"]
+__all__ = ["SPLIT_FLAGS", "RunRecord", "now_utc", "reproduce_command"]
 
 
 def now_utc() -> str:
@@ -39,8 +39,23 @@ def _cli_value(v: Any) -> str:
     return str(v)
 
 
+SPLIT_FLAGS = {
+    "test_fraction": "--test-fraction",
+    "valid_fraction": "--valid-fraction",
+    "test_start": "--test-start",
+    "valid_start": "--valid-start",
+    "ratios": "--split-ratios",
+}
+"""The command-line flag of each split option of a protocol preset."""
+
+
 def reproduce_command(
-    data: DataSpec, protocol: str, model: str, params: dict[str, Any], seed: int
+    data: DataSpec,
+    protocol: str,
+    model: str,
+    params: dict[str, Any],
+    seed: int,
+    split_options: dict[str, Any] | None = None,
 ) -> str:
     """The ``zenrec evaluate`` command that re-runs one evaluation, from any directory.
 
@@ -50,6 +65,8 @@ def reproduce_command(
         model: Registry name of the model.
         params: Hyperparameters (each becomes ``--set key=value``).
         seed: Split seed.
+        split_options: Split options that differ from the preset's
+            (:meth:`zenrec.evaluation.Protocol.split_options`), e.g. ``{"test_fraction": 0.2}``.
 
     Returns:
         A shell-quoted command line.
@@ -69,6 +86,10 @@ def reproduce_command(
         "--seed",
         str(int(seed)),
     ]
+    for k, v in (split_options or {}).items():
+        if k in SPLIT_FLAGS:
+            text = ",".join(f"{x:g}" for x in v) if k == "ratios" else _cli_value(v)
+            argv += [SPLIT_FLAGS[k], text]
     for k, v in params.items():
         argv += ["--set", f"{k}={_cli_value(v)}"]
     return shlex.join(argv)
@@ -103,6 +124,13 @@ class RunRecord(BaseModel):
     """Split (and model) seed."""
     metrics: dict[str, float] = Field(default_factory=dict)
     """Test metrics (mean over users, and over folds)."""
+    metrics_warm: dict[str, float] = Field(default_factory=dict)
+    """Test metrics over warm users (at least one training interaction); ranking protocols."""
+    metrics_cold: dict[str, float] = Field(default_factory=dict)
+    """Test metrics over cold users (no training interaction); empty when there are none."""
+    test_coverage: dict[str, int] = Field(default_factory=dict)
+    """``test_users``, ``cold_users``, ``test_interactions`` and ``unreachable_interactions``
+    (on items never seen in training), first fold."""
     fold_metrics: list[dict[str, float]] | None = None
     """Per-fold metrics of k-fold protocols."""
     n_users_evaluated: int | None = None

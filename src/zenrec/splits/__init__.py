@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ __all__ = [
     "leave_one_out",
     "recbole_split_sizes",
     "time_cutoff_split",
+    "time_fraction_split",
+    "to_unix_seconds",
     "user_random_split",
     "user_stratified_split",
     "user_temporal_split",
@@ -236,6 +239,79 @@ def time_cutoff_split(
         )
     labels[labels == 2] = 1
     return _parts(ds, labels, 2, f"time cutoff: test from {test_start}")
+
+
+def to_unix_seconds(value: int | float | str | date | datetime, what: str = "time") -> int:
+    """Unix seconds of a cutoff given as seconds, an ISO 8601 date or date-time, or a date.
+
+    Dates and naive date-times are read as UTC.
+
+    Example:
+        >>> to_unix_seconds("1998-01-01")
+        883612800
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} must be unix seconds or an ISO 8601 date; got {value!r}")
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(float(text))
+        except ValueError:
+            pass
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(
+                f"{what} must be unix seconds or an ISO 8601 date such as 1998-01-01; got {text!r}"
+            ) from None
+    if isinstance(value, datetime):
+        dt = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return int(dt.timestamp())
+    if isinstance(value, date):
+        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp())
+    raise ConfigError(f"{what} must be unix seconds or an ISO 8601 date; got {value!r}")
+
+
+def time_fraction_split(
+    ds: Dataset, test_fraction: float = 0.1, valid_fraction: float = 0.1
+) -> Split:
+    """One global time cutoff by counts: the last ``test_fraction`` of the interactions by time
+    test, the ``valid_fraction`` before them validate, the rest train.
+
+    Interactions are ordered by time, ties by file order, and each part gets
+    ``round(fraction * n)`` rows, so the parts have exactly the asked sizes even when many
+    interactions share a timestamp (:func:`time_cutoff_split` with fractions cuts at a time
+    quantile instead). ``valid_fraction=0`` gives no validation part.
+
+    Example:
+        >>> ds = Dataset.from_raw([1, 2, 1, 2, 3], [1, 1, 2, 2, 1], timestamps=[5, 1, 2, 4, 3])
+        >>> time_fraction_split(ds, 0.2, 0.2).sizes()
+        (3, 1, 1)
+    """
+    t = _require_time(ds, "a temporal split")
+    if not 0 < test_fraction < 1:
+        raise ConfigError(f"test_fraction must be in (0, 1); got {test_fraction}")
+    if not 0 <= valid_fraction < 1 or test_fraction + valid_fraction >= 1:
+        raise ConfigError(
+            f"valid_fraction must be >= 0 and leave training data (test_fraction + "
+            f"valid_fraction < 1); got {valid_fraction} with test_fraction {test_fraction}"
+        )
+    n = len(ds)
+    n_test = int(round(test_fraction * n))
+    n_valid = int(round(valid_fraction * n))
+    order = np.lexsort((np.arange(n), t))  # by time, then file order
+    labels = np.zeros(n, dtype=np.int8)
+    labels[order[n - n_test :]] = 2
+    labels[order[n - n_test - n_valid : n - n_test]] = 1
+    pct = f"last {test_fraction * 100:g}% by time test"
+    if n_valid:
+        return _parts(
+            ds, labels, 3, f"global time split: {pct}, {valid_fraction * 100:g}% before valid"
+        )
+    labels[labels == 2] = 1
+    return _parts(ds, labels, 2, f"global time split: {pct}")
 
 
 def kfold_splits(ds: Dataset, k: int = 5, seed: int = 0) -> Iterator[Split]:

@@ -53,7 +53,7 @@ from zenrec.data.dataset import Dataset
 from zenrec.data.spec import DataSpec
 from zenrec.evaluation.evaluator import metric_keys
 from zenrec.evaluation.metrics import metric_direction
-from zenrec.evaluation.protocols import Protocol, ProtocolRun, prepare_dataset
+from zenrec.evaluation.protocols import Protocol, ProtocolRun
 from zenrec.models.registry import create_model, get_model_class
 from zenrec.runs.record import RunRecord, now_utc, reproduce_command
 from zenrec.splits import Split, kfold_splits, user_random_split, user_stratified_split
@@ -99,13 +99,16 @@ OWN_VALIDATION = "the protocol's validation part"
 """How :func:`tuning_split` describes a protocol's own validation part (anything else is carved)."""
 
 
-def tuning_split(data: Dataset, protocol: Protocol, seed: int) -> tuple[Split, str]:
+def tuning_split(
+    data: Dataset, protocol: Protocol, seed: int, first: Split | None = None
+) -> tuple[Split, str]:
     """The (train, valid) pair trials are scored on, and a sentence describing it.
 
     The protocol's validation part when it has one; otherwise one carved out of the
     protocol's (first fold's) train part with the same kind of split, seeded ``seed + 1``.
+    ``first`` is a ready split to use instead of the protocol's (a fixed split directory).
     """
-    first = protocol.splits(data, seed)[0]
+    first = protocol.splits(data, seed)[0] if first is None else first
     if first.valid is not None and len(first.valid):
         return first, f"{OWN_VALIDATION} ({first.description})"
     inner_seed = seed + 1
@@ -121,8 +124,11 @@ def tuning_split(data: Dataset, protocol: Protocol, seed: int) -> tuple[Split, s
         ratios = protocol.split_params.get("ratios", (0.8, 0.2))
         inner = user_random_split(first.train, ratios[:1] + ratios[-1:], inner_seed)
         how = f"per-user random split of the protocol's train part, seed {inner_seed}"
-    else:  # pragma: no cover - loo always has a validation part
-        raise ConfigError(f"protocol '{protocol.name}' has no validation part to tune on")
+    else:  # loo always has a validation part; temporal ones unless asked for none
+        raise ConfigError(
+            f"protocol '{protocol.name}' split has no validation part to tune on; give it one "
+            "(valid_fraction > 0, valid_start, or a valid.tsv in the split directory)"
+        )
     return Split(inner.train, inner.test, first.test, how), how
 
 
@@ -593,13 +599,13 @@ def tune(
         ConfigError: Invalid arguments, space or storage.
         TuningInterrupted: ``stop`` was set.
     """
-    from zenrec.runs.evaluate import evaluate_model, spec_of
+    from zenrec.runs.evaluate import evaluate_model, protocol_splits, spec_of
 
     plan = _plan(dataset, protocol, model, space, n_trials, timeout, study_name, seed, metric)
     spec = data or spec_of(dataset, user_filters)
     run_dir = Path(run_dir)
-    prepared = prepare_dataset(dataset, protocol, spec.user_filters())
-    split, split_how = tuning_split(prepared, protocol, plan.seed)
+    splits, prepared, _, _ = protocol_splits(dataset, protocol, spec, plan.seed)
+    split, split_how = tuning_split(prepared, protocol, plan.seed, first=splits[0])
     storage_obj, storage_url = make_storage(storage, run_dir)
     attrs = {
         "model": model,
@@ -669,7 +675,14 @@ def tune(
         best_params=best_params,
         tune_seconds_this_process=tune_seconds,
         test=None if record is None else record.to_json(),
-        reproduce=reproduce_command(spec, protocol.name, model, best_params, plan.seed),
+        reproduce=reproduce_command(
+            spec,
+            protocol.name,
+            model,
+            best_params,
+            plan.seed,
+            protocol.split_options() if spec.split_dir is None else None,
+        ),
         tune_command=invocation,
     )
     if write:
