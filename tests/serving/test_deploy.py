@@ -23,6 +23,10 @@ K8S = ROOT / "deploy" / "k8s"
 K8S_VERSION = "1.33.0"
 
 
+#: Custom resources (their schemas ship with the operator, not with Kubernetes).
+CRDS = {"PodMonitor": "monitoring.coreos.com/v1"}
+
+
 def _docs() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for f in sorted(K8S.glob("*.yaml")):
@@ -41,8 +45,14 @@ def test_every_manifest_validates_against_the_pinned_kubernetes_version() -> Non
         "PodDisruptionBudget",
         "HorizontalPodAutoscaler",
         "PersistentVolumeClaim",
+        *CRDS,
     }
     for kind, doc in docs.items():
+        if kind in CRDS:
+            assert doc["apiVersion"] == CRDS[kind]
+            with pytest.raises(kv.SchemaNotFoundError):
+                kv.validate(doc, K8S_VERSION, strict=True)
+            continue
         assert kv.validate(doc, K8S_VERSION, strict=True) == K8S_VERSION[:4], kind
 
 
@@ -114,16 +124,22 @@ def test_kustomization_lists_every_manifest() -> None:
 
 
 @pytest.fixture(scope="module")
-def keda_yaml() -> dict[str, Any]:
+def keda_plan() -> Any:
     pd = pytest.importorskip("pandas")
-    from zenrec.traffic.plan import PlanConfig, keda_scaledobject, plan_replicas
+    from zenrec.traffic.plan import PlanConfig, plan_replicas
 
     ts = pd.date_range("2026-12-01", periods=48, freq="1h", tz="UTC")
     load = [100.0 if 8 <= t.hour < 20 else 20.0 for t in ts]  # requests/s, a day pattern
     frame = pd.DataFrame({"ts": ts, "mean": load, "hi80": load, "hi95": load})
     cfg = PlanConfig(capacity_rps=40, value_unit="rate", min_replicas=1, max_replicas=10)
-    plan = plan_replicas(frame, 3600, 20.0, cfg)
-    text = keda_scaledobject(plan, name="zenrec-serve", timezone="UTC")
+    return plan_replicas(frame, 3600, 20.0, cfg)
+
+
+@pytest.fixture(scope="module")
+def keda_yaml(keda_plan: Any) -> dict[str, Any]:
+    from zenrec.traffic.plan import keda_scaledobject
+
+    text = keda_scaledobject(keda_plan, name="zenrec-serve", timezone="UTC")
     doc: dict[str, Any] = yaml.safe_load(text)
     return doc
 
@@ -183,6 +199,121 @@ def test_traffic_plan_keda_hpa_part_validates_as_an_hpa(keda_yaml: dict[str, Any
         },
     }
     assert kv.validate(hpa, K8S_VERSION, strict=True) == K8S_VERSION[:4]
+
+
+# ------------------------------------------------------------------------------------------
+# The KEDA query against what the service really exports (a live scrape)
+
+_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)"\s*,?')
+
+
+def _selectors(query: str) -> list[tuple[str, list[tuple[str, str, str]]]]:
+    """Every ``metric{label op "value", ...}`` vector selector of a PromQL expression."""
+    out = []
+    for name, body in _SELECTOR.findall(query):
+        matchers = _MATCHER.findall(body)
+        assert "".join(f'{k}{op}"{v}",' for k, op, v in matchers).rstrip(",") == re.sub(
+            r"\s", "", body
+        ).rstrip(","), f"unparsed matcher in {body!r}"
+        out.append((name, matchers))
+    return out
+
+
+def _matches(labels: dict[str, str], matchers: list[tuple[str, str, str]]) -> bool:
+    for key, op, value in matchers:
+        have = labels.get(key, "")
+        ok = {
+            "=": have == value,
+            "!=": have != value,
+            "=~": re.fullmatch(value, have) is not None,
+            "!~": re.fullmatch(value, have) is None,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def _target_labels(namespace: str, pod: str) -> dict[str, str]:
+    """The labels a Prometheus-Operator PodMonitor scrape adds to every series of a pod of the
+    Deployment: discovery's namespace/pod/container, and podTargetLabels copied from the pod
+    template's labels with the operator's name sanitising (``.``/``/`` -> ``_``)."""
+    d = _docs()
+    pm, dep = d["PodMonitor"], d["Deployment"]
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert pm["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    ports = {x["name"] for x in container["ports"]}
+    assert {e["port"] for e in pm["spec"]["podMetricsEndpoints"]} <= ports
+    assert all(e["path"] == "/metrics" for e in pm["spec"]["podMetricsEndpoints"])
+    out = {"namespace": namespace, "pod": pod, "container": container["name"]}
+    for name in pm["spec"].get("podTargetLabels", []):
+        if name in pod_labels:
+            out[re.sub(r"[^a-zA-Z0-9_]", "_", name)] = pod_labels[name]
+    return out
+
+
+def _selected(query: str, scrape: str, namespace: str) -> float:
+    """Sum of the scraped samples the query's selectors pick, with the PodMonitor's labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    extra = _target_labels(namespace, "zenrec-serve-5d9c7b7f4-x2x8q")
+    samples = [s for f in text_string_to_metric_families(scrape) for s in f.samples]
+    total = 0.0
+    for name, matchers in _selectors(query):
+        for smp in samples:
+            if smp.name == name and _matches({**smp.labels, **extra}, matchers):
+                total += smp.value
+    return total
+
+
+@pytest.mark.integration
+def test_keda_query_selects_the_served_users_of_a_live_server(bundles, keda_plan) -> None:
+    import httpx
+    from live import live_server
+
+    from zenrec.traffic.plan import keda_scaledobject
+
+    text = keda_scaledobject(
+        keda_plan,
+        name=_docs()["Deployment"]["metadata"]["name"],
+        namespace="recs",
+        prometheus_address="http://prometheus.example:9090",
+    )
+    (trigger,) = [t for t in yaml.safe_load(text)["spec"]["triggers"] if t["type"] == "prometheus"]
+    meta = trigger["metadata"]
+    assert meta["serverAddress"] == "http://prometheus.example:9090"
+    assert meta["ignoreNullValues"] == "false"
+    query = meta["query"]
+    with live_server(bundles["ease"]) as srv, httpx.Client(base_url=srv.url) as c:
+        assert c.get("/healthz").status_code == 200  # probes and scrapes count no users
+        assert c.post("/v1/recommend", json={"user_id": 1, "k": 5}).status_code == 200
+        assert c.post("/v1/recommend", json={"user_id": 1, "k": 5000}).status_code == 422
+        batch = {"requests": [{"user_id": u, "k": 5} for u in (1, 2, 3)]}
+        assert c.post("/v1/recommend/batch", json=batch).status_code == 200
+        scrape = c.get("/metrics").text
+    # one single request and a batch of three users; the refused request and probes are not load
+    assert _selected(query, scrape, "recs") == 4.0
+    # the selector really filters: another namespace, or the old Service-label query, selects
+    # nothing (KEDA would read 0 and never scale)
+    assert _selected(query, scrape, "other") == 0.0
+    old = 'sum(rate(zenrec_requests_total{service="zenrec-serve"}[2m]))'
+    assert _selected(old, scrape, "recs") == 0.0
+
+
+def test_keda_object_has_a_fallback_and_the_cli_flags(tmp_path, keda_plan) -> None:
+    from zenrec.traffic.plan import KEDA_MIN_REPLICAS, keda_scaledobject
+
+    custom = 'sum(rate(my_metric{job="x"}[1m]))'
+    so = yaml.safe_load(
+        keda_scaledobject(keda_plan, prometheus_query=custom, prometheus_address="http://p:9")
+    )
+    assert so["spec"]["triggers"][0]["metadata"]["query"] == custom
+    assert so["spec"]["minReplicaCount"] == KEDA_MIN_REPLICAS  # the plan's min is 1
+    fb = so["spec"]["fallback"]
+    assert fb["failureThreshold"] >= 1
+    assert KEDA_MIN_REPLICAS <= fb["replicas"] <= so["spec"]["maxReplicaCount"]
+    assert fb["replicas"] == keda_plan.peak_replicas
 
 
 # ------------------------------------------------------------------------------------------

@@ -148,9 +148,16 @@ def register(subparsers: Any) -> None:
     g.add_argument("--capacity", type=float, help="requests/s one replica serves within the SLO")
     g.add_argument("--capacity-from", help='load-test JSON {"achieved_rps":..,"p99_ms":..}')
     pp.add_argument("--target-utilization", type=float, default=0.7)
-    pp.add_argument("--warmup", default="5min", help="replica warm-up time (default 5min)")
+    w = pp.add_mutually_exclusive_group()
+    w.add_argument("--warmup", default="5min", help="replica warm-up time (default 5min)")
+    w.add_argument(
+        "--warmup-from",
+        metavar="FILE",
+        help="warm-up from a measured bundle load time: a saved /metrics scrape "
+        "(zenrec_model_load_seconds) or a JSON with model_load_seconds",
+    )
     pp.add_argument("--hold", default="30min", help="keep a raised floor at least this long")
-    pp.add_argument("--min", type=int, default=1, dest="min_replicas")
+    pp.add_argument("--min", type=int, default=2, dest="min_replicas")
     pp.add_argument("--max", type=int, default=None, dest="max_replicas")
     pp.add_argument(
         "--bound",
@@ -165,6 +172,20 @@ def register(subparsers: Any) -> None:
         help="series values are requests per bucket (count) or per second (rate)",
     )
     pp.add_argument("--name", default="zenrec-serve", help="deployment name in the KEDA snippet")
+    pp.add_argument("--namespace", default="default", help="namespace of the deployment")
+    pp.add_argument(
+        "--prometheus-address",
+        default=None,
+        metavar="URL",
+        help="Prometheus server KEDA queries "
+        "(default http://prometheus-operated.monitoring.svc:9090)",
+    )
+    pp.add_argument(
+        "--prometheus-query",
+        default=None,
+        metavar="PROMQL",
+        help="load in requests/s (default: users served by the deployment's pods, per second)",
+    )
     pp.set_defaults(func=run_plan)
 
     ps = sub.add_parser(
@@ -461,16 +482,25 @@ def run_plan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from zenrec._io import atomic_write_text
-    from zenrec.traffic.plan import PlanConfig, keda_scaledobject, load_capacity, plan_replicas
+    from zenrec.traffic.plan import (
+        DEFAULT_PROMETHEUS,
+        PlanConfig,
+        keda_scaledobject,
+        load_capacity,
+        load_model_seconds,
+        plan_replicas,
+        warmup_from_load,
+    )
     from zenrec.traffic.plots import plot_plan
     from zenrec.traffic.series import fmt_seconds, validated
 
     capacity = load_capacity(args.capacity_from) if args.capacity_from else args.capacity
+    load_s = load_model_seconds(args.warmup_from) if args.warmup_from else None
     cfg = validated(
         PlanConfig,
         capacity_rps=capacity,
         target_utilization=args.target_utilization,
-        warmup=args.warmup,
+        warmup=args.warmup if load_s is None else warmup_from_load(load_s),
         hold=args.hold,
         min_replicas=args.min_replicas,
         max_replicas=args.max_replicas,
@@ -486,6 +516,7 @@ def run_plan(args: argparse.Namespace) -> int:
     plan = plan_replicas(
         res.frame, series.step_seconds, float(obs[-1]) if len(obs) else math.nan, cfg
     )
+    plan.load_seconds = load_s
     con = Console()
     t = Table(
         title=f"Replica plan ({res.model}, {cfg.bound}, {capacity:g} rps/replica at "
@@ -509,7 +540,15 @@ def run_plan(args: argparse.Namespace) -> int:
         atomic_write_text(out / "plan.json", json.dumps(payload, indent=2, default=str) + "\n")
         atomic_write_text(out / "plan_steps.csv", plan.steps.to_csv(index=False))
         tz = str(series.index.tz) if series.index.tz is not None else "UTC"
-        atomic_write_text(out / "keda-scaledobject.yaml", keda_scaledobject(plan, args.name, tz))
+        keda = keda_scaledobject(
+            plan,
+            name=args.name,
+            timezone=tz,
+            prometheus_query=args.prometheus_query,
+            namespace=args.namespace,
+            prometheus_address=args.prometheus_address or DEFAULT_PROMETHEUS,
+        )
+        atomic_write_text(out / "keda-scaledobject.yaml", keda)
         atomic_write_text(
             out / "forecast.csv", res.frame.assign(model=res.model).to_csv(index=False)
         )

@@ -78,7 +78,7 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings | None = None) ->
                 queue_size=settings.request_log_queue,
             )
         state.served = served
-        metrics.set_model(served.name, served.version)
+        metrics.set_model(served.name, served.version, served.load_seconds)
         state.ready = True
         log.info(
             "ready",
@@ -114,7 +114,14 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings | None = None) ->
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={
+                "path": request.url.path,
+                "request_id": getattr(request.state, "request_id", None),
+            },
+        )
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
     app.add_middleware(ServiceMiddleware, state=state)
