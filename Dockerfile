@@ -21,7 +21,7 @@ FROM python:${PYTHON_VERSION}-slim
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    OPENBLAS_NUM_THREADS=1
+    ZENREC_THREADS=1
 RUN groupadd --system --gid 10001 zenrec \
  && useradd --system --uid 10001 --gid zenrec --no-create-home --shell /usr/sbin/nologin zenrec
 COPY --from=build /opt/venv /opt/venv

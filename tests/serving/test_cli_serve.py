@@ -129,3 +129,36 @@ def test_bench_retrieval_cli(tmp_path):
     assert [x["ef_search"] for x in res["hnsw"]["by_ef"]] == [16, 64]
     bad = run_cli("bench", "retrieval", "--items", "2000", "--dim", "8", "--ef", "a,b")
     assert bad.returncode == 2 and "--ef" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (["serve", "BUNDLE"], None, 1),  # serve: one thread per worker by default
+        (["serve", "BUNDLE", "--threads", "3"], None, 3),
+        (["serve", "BUNDLE"], "4", 4),  # ZENREC_THREADS, as the image and manifests set it
+        (["data", "info", "ml-100k"], None, 8),  # other commands: all cores
+    ],
+)
+def test_serve_defaults_to_one_thread_per_worker(monkeypatch, argv, env, expected):
+    import zenrec._threads as th
+    from zenrec.cli.main import build_parser
+
+    monkeypatch.setattr(th, "available_cores", lambda: 8)
+    if env is None:
+        monkeypatch.delenv("ZENREC_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("ZENREC_THREADS", env)
+    applied: list[int] = []
+
+    def record(threads=None, default=None):  # what main() asks for, without applying it
+        applied.append(th.resolve_threads(threads, default))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(th, "set_threads", record)
+    from zenrec.cli.main import main
+
+    assert build_parser().parse_args(argv).func is not None
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert applied == [expected]

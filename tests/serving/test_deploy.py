@@ -109,8 +109,10 @@ def test_manifests_agree_with_each_other_and_the_service_contract() -> None:
     assert bundle["readOnly"] is True
     (vol,) = [v for v in pod["volumes"] if v["name"] == bundle["name"]]
     assert vol["persistentVolumeClaim"] == {"claimName": pvc["metadata"]["name"], "readOnly": True}
-    # one serving process per pod at its load-tested capacity: one CPU requested
+    # one serving process per pod at its load-tested capacity: one CPU requested, and the
+    # thread policy the capacity was measured with
     assert c["resources"]["requests"]["cpu"] == "1"
+    assert {"name": "ZENREC_THREADS", "value": "1"} in c["env"]
     assert "--host" in c["args"] and c["args"][c["args"].index("--host") + 1] == "0.0.0.0"
     # zero-downtime rollout
     assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
@@ -355,6 +357,8 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck() -> None:
     cmd = next(rest for op, rest in final if op == "CMD")
     assert "0.0.0.0" in cmd
     assert any(op == "VOLUME" and "/bundle" in rest for op, rest in final)
+    env = " ".join(rest for op, rest in final if op == "ENV")
+    assert re.search(r"\bZENREC_THREADS=1\b", env)  # the CLI would override OPENBLAS_* alone
 
 
 def test_dockerfile_and_dockerignore_carry_no_secrets_or_bundles() -> None:

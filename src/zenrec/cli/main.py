@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The one place the thread policy is applied (zenrec._threads), before heavy imports.
         from zenrec._threads import set_threads
 
-        set_threads(getattr(args, "threads", None))
+        set_threads(getattr(args, "threads", None), getattr(args, "default_threads", None))
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             result = args.func(args)

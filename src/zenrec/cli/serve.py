@@ -27,6 +27,9 @@ EPILOG = """Examples:
 
 Every setting can also come from a ZENREC_SERVE_<NAME> environment variable (e.g.
 ZENREC_SERVE_ANN_THRESHOLD=50000); command-line options win. See docs/serving.md.
+
+Threads: one BLAS/torch thread per worker process unless --threads N or ZENREC_THREADS=N
+says otherwise (0: all cores, bounded by the container's CPU limit).
 """
 
 _BUNDLE_ENV = "ZENREC_SERVE_WORKER_BUNDLE"
@@ -88,7 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--access-log", action="store_true", help="log every request as a JSON line on stderr"
     )
-    p.set_defaults(func=run)
+    # One BLAS/torch thread per worker unless --threads or ZENREC_THREADS say otherwise
+    # (zenrec._threads): the event loop and the replicas give the concurrency.
+    p.set_defaults(func=run, default_threads=1)
 
 
 def _settings(args: argparse.Namespace) -> Any:
