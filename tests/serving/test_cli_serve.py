@@ -162,3 +162,18 @@ def test_serve_defaults_to_one_thread_per_worker(monkeypatch, argv, env, expecte
     with pytest.raises(SystemExit):
         main(argv)
     assert applied == [expected]
+
+
+def test_serve_admission_limit_flags(tmp_path):
+    from zenrec.cli.main import build_parser
+    from zenrec.cli.serve import _settings
+
+    def limit(*argv: str) -> int:
+        return int(_settings(build_parser().parse_args(["serve", "B", *argv])).admission_limit)
+
+    assert limit() == 15  # 300 req/s x 50 ms
+    assert limit("--capacity", "400", "--latency-target-ms", "100") == 40
+    assert limit("--capacity", "400", "--max-concurrency", "7") == 7  # the override wins
+    lt = tmp_path / "lt.json"
+    lt.write_text(json.dumps({"capacity_rps": 120, "p99_target_ms": 50, "steps": []}))
+    assert limit("--capacity-from", str(lt)) == 6

@@ -68,7 +68,26 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-concurrency",
         type=int,
         metavar="N",
-        help="requests processed at once per worker; more get 503 + Retry-After (default 64)",
+        help="requests processed at once per worker; more get 503 + Retry-After (default: "
+        "capacity x latency target, Little's law: 300 req/s x 50 ms = 15)",
+    )
+    cap = p.add_mutually_exclusive_group()
+    cap.add_argument(
+        "--capacity",
+        type=float,
+        metavar="RPS",
+        help="requests/s one worker serves within the latency target (default 300)",
+    )
+    cap.add_argument(
+        "--capacity-from",
+        metavar="FILE",
+        help="take --capacity from a 'zenrec loadtest --output' JSON (capacity_rps of a --ramp)",
+    )
+    p.add_argument(
+        "--latency-target-ms",
+        type=float,
+        metavar="MS",
+        help="longest wait of an admitted request behind others (default 50: the p99 target)",
     )
     p.add_argument(
         "--ann-threshold",
@@ -103,10 +122,24 @@ def _settings(args: argparse.Namespace) -> Any:
     from zenrec.serving.settings import ServeSettings
 
     overrides: dict[str, Any] = {}
-    for opt in ("host", "port", "workers", "max_concurrency", "ann_threshold", "rerank_candidates"):
+    for opt in (
+        "host",
+        "port",
+        "workers",
+        "max_concurrency",
+        "latency_target_ms",
+        "ann_threshold",
+        "rerank_candidates",
+    ):
         v = getattr(args, opt)
         if v is not None:
             overrides[opt] = v
+    if args.capacity is not None:
+        overrides["capacity_rps"] = args.capacity
+    elif args.capacity_from:
+        from zenrec.traffic.plan import load_capacity
+
+        overrides["capacity_rps"] = load_capacity(args.capacity_from)
     if args.access_log:
         overrides["access_log"] = True
     if args.rerank_bundle:

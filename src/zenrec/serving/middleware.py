@@ -82,8 +82,9 @@ async def _send_json(
 class ServiceMiddleware:
     """Admission control, metrics and request logging.
 
-    A request beyond ``max_concurrency`` in flight is answered at once with 503 and
-    ``Retry-After`` (never queued without bound); a body larger than ``max_body_bytes``
+    A request beyond the admission limit in flight (``ServeSettings.admission_limit``: the
+    latency target times the capacity) is answered at once with 503 and ``Retry-After``
+    (never queued past the SLO); a body larger than ``max_body_bytes``
     (by ``Content-Length``, or counted while streaming) gets 413. Every answer carries an
     ``X-Request-ID`` (the client's, or a new one), also found in the access and error logs.
     """
@@ -93,7 +94,7 @@ class ServiceMiddleware:
         self.state = state
         s = state.settings
         self.metrics = state.metrics
-        self.max_concurrency = s.max_concurrency
+        self.max_concurrency = s.admission_limit
         self.max_body_bytes = s.max_body_bytes
         self.retry_after = str(s.retry_after_s).encode()
         self.access_log = s.access_log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -32,8 +33,15 @@ class ServeSettings(BaseSettings):
     api_key: SecretStr | None = None
     """Key of the ``/admin`` routes (sent as ``X-API-Key``); the routes do not exist without it."""
 
-    max_concurrency: int = Field(64, ge=1)
-    """Requests processed at once per worker; more are answered 503 with ``Retry-After``."""
+    max_concurrency: int | None = Field(None, ge=1)
+    """Requests processed at once per worker; more are answered 503 with ``Retry-After``
+    (``None``: derived from ``capacity_rps`` and ``latency_target_ms``, see
+    :attr:`admission_limit`)."""
+    capacity_rps: float = Field(300.0, gt=0)
+    """Requests/s one worker serves within its p99 target (``zenrec loadtest --ramp``; the
+    default is the measured ML-1M BPR-MF capacity at p99 <= 50 ms, docs/results)."""
+    latency_target_ms: float = Field(50.0, gt=0)
+    """Longest time an admitted request may wait for the ones ahead of it (the p99 target)."""
     retry_after_s: int = Field(1, ge=1)
     """Value of the ``Retry-After`` header of an overload answer."""
     max_body_bytes: int = Field(1_000_000, ge=1024)
@@ -76,6 +84,26 @@ class ServeSettings(BaseSettings):
     """Time in-flight requests get to finish on shutdown."""
     access_log: bool = False
     """Emit one JSON log line per request (the request log is the cheap alternative)."""
+
+    @property
+    def admission_limit(self) -> int:
+        """Requests admitted at once per worker: ``max_concurrency`` when set, else Little's law,
+        ``L = ceil(capacity_rps x latency_target_ms / 1000)``.
+
+        One worker completes ``capacity_rps`` requests per second, so a request admitted behind
+        ``L - 1`` others waits about ``(L - 1) / capacity_rps``: with ``L`` from the formula that
+        stays within the latency target, and everything beyond ``L`` is shed at once (503 +
+        ``Retry-After``) instead of queueing past the SLO. Defaults: 300 req/s x 50 ms = 15.
+
+        Example:
+            >>> ServeSettings(capacity_rps=400, latency_target_ms=100).admission_limit
+            40
+            >>> ServeSettings(max_concurrency=8).admission_limit
+            8
+        """
+        if self.max_concurrency is not None:
+            return self.max_concurrency
+        return max(1, math.ceil(self.capacity_rps * self.latency_target_ms / 1000.0 - 1e-9))
 
     @model_validator(mode="after")
     def _salt_with_log(self) -> ServeSettings:
