@@ -372,7 +372,37 @@ def test_dockerfile_and_dockerignore_carry_no_secrets_or_bundles() -> None:
         if op == "COPY" and not rest.startswith("--from="):
             *sources, _dest = rest.split()
             # only the package sources: never the whole context (bundles, .env, runs/)
-            assert set(sources) <= {"pyproject.toml", "README.md", "src"}, rest
+            assert set(sources) <= {"requirements.lock", "pyproject.toml", "README.md", "src"}
     ignored = (ROOT / ".dockerignore").read_text().split()
     for must in (".git", ".venv", "runs", "*.safetensors", ".env"):
         assert must in ignored
+
+
+def test_dockerfile_is_reproducible_and_deployed_by_digest() -> None:
+    ins = _instructions()
+    froms = [rest for op, rest in ins if op == "FROM"]
+    assert len(froms) == 2
+    for f in froms:
+        # the base by digest, a slim CPython 3.11 on Debian bookworm
+        assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}( AS \w+)?", f), f
+    assert len({f.split()[0] for f in froms}) == 1  # build and run on the same bytes
+    copies = [rest for op, rest in ins if op == "COPY"]
+    assert any("requirements.lock" in c.split()[:-1] for c in copies)
+    installs = [rest for op, rest in ins if op == "RUN" and "pip install" in rest]
+    (run,) = installs
+    pips = re.findall(r"pip install[^;&|]*", run)
+    assert pips and all("-c requirements.lock" in x for x in pips), pips
+    # torch comes from the build arg's index; its default is the PyTorch CPU wheel index
+    args = dict(rest.partition("=")[::2] for op, rest in ins if op == "ARG" and "=" in rest)
+    assert args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    (torch_pip,) = [x for x in pips if "torch" in x.split()]
+    assert '--index-url "${TORCH_INDEX_URL}"' in torch_pip
+    header = (ROOT / "Dockerfile").read_text().split("\nFROM", 1)[0]
+    assert "GPU image" in header and "whl/cu" in header  # the documented GPU variant
+    # the manifests deploy the image by digest
+    (c,) = _docs()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert re.fullmatch(r"[a-z0-9./-]+@sha256:[0-9a-f]{64}", c["image"]), c["image"]
+    kust = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    (img,) = kust["images"]
+    assert img["name"] == c["image"].split("@")[0]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", img["digest"]) and "newTag" not in img
