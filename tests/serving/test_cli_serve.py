@@ -45,6 +45,16 @@ def test_serve_refuses_bad_input_with_one_line(bundles, tmp_path):
     assert r.returncode == 2 and "ZENREC_TEST_UNSET_KEY" in r.stderr
     r = run_cli("serve", str(bundles["ease"]), "--max-concurrency", "0")
     assert r.returncode == 2 and "--max-concurrency" in r.stderr
+    # a pinned version the bundle does not have: refused with one line (workers check too)
+    for workers in ("1", "2"):
+        r = run_cli(
+            "serve", str(bundles["ease"]), "--workers", workers, "--expect-version", "f" * 16
+        )
+        assert r.returncode == 2 and "is expected" in r.stderr and len(r.stderr.splitlines()) == 1
+    r = run_cli("serve", str(bundles["ease"]), "--expect-version", "latest")
+    assert r.returncode == 2 and "hex digits" in r.stderr
+    r = run_cli("serve", str(tmp_path / "vol"), "--fetch", "s3://b/x.tar")
+    assert r.returncode == 2 and "ZENREC_EXPECT_VERSION" in r.stderr
 
 
 def test_two_workers_share_a_port_and_aggregate_metrics(bundles, tmp_path):
@@ -69,7 +79,15 @@ def test_two_workers_share_a_port_and_aggregate_metrics(bundles, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "ZENREC_TEST_SALT": "salty", "ZENREC_TEST_KEY": "k3y"},
+        env={
+            **os.environ,
+            "ZENREC_TEST_SALT": "salty",
+            "ZENREC_TEST_KEY": "k3y",
+            # the pinned version passes in the parent's check and in each worker's load
+            "ZENREC_EXPECT_VERSION": json.loads((bundles["ease"] / "bundle.json").read_text())[
+                "content_sha256"
+            ][:16],
+        },
     )
     url = f"http://127.0.0.1:{port}"
     try:

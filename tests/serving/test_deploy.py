@@ -27,14 +27,48 @@ K8S_VERSION = "1.33.0"
 CRDS = {"PodMonitor": "monitoring.coreos.com/v1"}
 
 
-def _docs() -> dict[str, dict[str, Any]]:
+def _docs(root: Path = K8S) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for f in sorted(K8S.glob("*.yaml")):
-        if f.name == "kustomization.yaml":
+    for f in sorted(root.glob("*.yaml")):
+        if f.name in ("kustomization.yaml", "deployment-patch.yaml"):
             continue
         for doc in yaml.safe_load_all(f.read_text()):
             out[doc["kind"]] = doc
     return out
+
+
+def _bundle_config() -> dict[str, str]:
+    """The literals of the ``zenrec-bundle`` ConfigMap that kustomization.yaml generates."""
+    kust = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    (gen,) = [g for g in kust["configMapGenerator"] if g["name"] == "zenrec-bundle"]
+    return dict(x.split("=", 1) for x in gen["literals"])
+
+
+def _pvc_variant() -> dict[str, Any]:
+    """The base Deployment with the pvc/ overlay's strategic-merge patch applied by hand
+    (initContainers deleted by name; the bundle volume and mount replaced by name)."""
+    dep = copy.deepcopy(_docs()["Deployment"])
+    patch = yaml.safe_load((K8S / "pvc" / "deployment-patch.yaml").read_text())
+    assert patch["metadata"]["name"] == dep["metadata"]["name"]
+    pod, ppod = dep["spec"]["template"]["spec"], patch["spec"]["template"]["spec"]
+    gone = {c["name"] for c in ppod["initContainers"] if c.get("$patch") == "delete"}
+    assert gone == {c["name"] for c in pod["initContainers"]}
+    pod["initContainers"] = [c for c in pod["initContainers"] if c["name"] not in gone]
+    if not pod["initContainers"]:
+        del pod["initContainers"]
+    for pv in ppod["volumes"]:
+        (v,) = [v for v in pod["volumes"] if v["name"] == pv["name"]]
+        for key, value in pv.items():
+            if value is None:
+                v.pop(key)
+            else:
+                v[key] = value
+    for pc in ppod["containers"]:
+        (c,) = [c for c in pod["containers"] if c["name"] == pc["name"]]
+        for pm in pc["volumeMounts"]:
+            (m,) = [m for m in c["volumeMounts"] if m["mountPath"] == pm["mountPath"]]
+            m.update(pm)
+    return dep
 
 
 def test_every_manifest_validates_against_the_pinned_kubernetes_version() -> None:
@@ -44,9 +78,12 @@ def test_every_manifest_validates_against_the_pinned_kubernetes_version() -> Non
         "Service",
         "PodDisruptionBudget",
         "HorizontalPodAutoscaler",
-        "PersistentVolumeClaim",
+        "NetworkPolicy",
         *CRDS,
     }
+    pvc = _docs(K8S / "pvc")
+    assert set(pvc) == {"PersistentVolumeClaim", "Job"}
+    docs = {**docs, **pvc, "Deployment (pvc/ variant)": _pvc_variant()}
     for kind, doc in docs.items():
         if kind in CRDS:
             assert doc["apiVersion"] == CRDS[kind]
@@ -63,19 +100,19 @@ def test_the_validator_rejects_a_broken_manifest() -> None:
     with pytest.raises(kv.ValidationError):
         kv.validate(dep, K8S_VERSION, strict=True)
     dep = copy.deepcopy(_docs()["Deployment"])
-    dep["spec"]["replicas"] = "two"
+    dep["spec"]["revisionHistoryLimit"] = "five"
     with pytest.raises(kv.ValidationError):
         kv.validate(dep, K8S_VERSION, strict=True)
 
 
 def test_manifests_agree_with_each_other_and_the_service_contract() -> None:
     d = _docs()
-    dep, svc, pdb, hpa, pvc = (
+    dep, svc, pdb, hpa, netpol = (
         d["Deployment"],
         d["Service"],
         d["PodDisruptionBudget"],
         d["HorizontalPodAutoscaler"],
-        d["PersistentVolumeClaim"],
+        d["NetworkPolicy"],
     )
     labels = dep["spec"]["template"]["metadata"]["labels"]
     name = dep["metadata"]["name"]
@@ -90,7 +127,12 @@ def test_manifests_agree_with_each_other_and_the_service_contract() -> None:
         "kind": "Deployment",
         "name": name,
     }
-    assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"] <= dep["spec"]["replicas"]
+    # the autoscaler owns the replica count; its minimum leaves the PDB room for a drain
+    assert "replicas" not in dep["spec"]
+    assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]
+    from zenrec.traffic.plan import KEDA_MIN_REPLICAS
+
+    assert pdb["spec"]["minAvailable"] < KEDA_MIN_REPLICAS
 
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
@@ -107,8 +149,39 @@ def test_manifests_agree_with_each_other_and_the_service_contract() -> None:
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     (bundle,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/bundle"]
     assert bundle["readOnly"] is True
+    # the bundle: fetched by hash into an emptyDir by the init container, and pinned
     (vol,) = [v for v in pod["volumes"] if v["name"] == bundle["name"]]
-    assert vol["persistentVolumeClaim"] == {"claimName": pvc["metadata"]["name"], "readOnly": True}
+    assert set(vol) == {"name", "emptyDir"}
+    (init,) = pod["initContainers"]
+    assert init["image"] == c["image"]  # the image's entrypoint is `zenrec serve /bundle`
+    assert init["args"][init["args"].index("--fetch") + 1] == "$(BUNDLE_URL)"
+    assert "--fetch-only" in init["args"]
+    assert [m for m in init["volumeMounts"] if m["name"] == vol["name"]] == [
+        {"name": vol["name"], "mountPath": "/bundle"}
+    ]
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+    cfg = _bundle_config()
+    assert set(cfg) == {"BUNDLE_URL", "ZENREC_EXPECT_VERSION"}
+    assert re.fullmatch(r"[0-9a-f]{16,64}", cfg["ZENREC_EXPECT_VERSION"])
+    for container in (init, c):  # both read the pin from the generated ConfigMap
+        assert {"configMapRef": {"name": "zenrec-bundle"}} in container["envFrom"]
+    # PVC alternative: the same Deployment reads /bundles/<version>/ of a shared claim
+    pvc_dep = _pvc_variant()["spec"]["template"]["spec"]
+    (pvc_mount,) = [m for m in pvc_dep["containers"][0]["volumeMounts"] if m["name"] == "bundle"]
+    assert pvc_mount["readOnly"] is True and pvc_mount["subPathExpr"] == "$(ZENREC_EXPECT_VERSION)"
+    (pvc_vol,) = [v for v in pvc_dep["volumes"] if v["name"] == "bundle"]
+    claim = _docs(K8S / "pvc")["PersistentVolumeClaim"]["metadata"]["name"]
+    assert pvc_vol == {
+        "name": "bundle",
+        "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
+    }
+    job = _docs(K8S / "pvc")["Job"]["spec"]["template"]["spec"]
+    assert job["containers"][0]["command"][2] == "/bundles/$(ZENREC_EXPECT_VERSION)"
+    # hardening: no admin key (so no admin route), one port, reachable as the policy says
+    assert not any("api-key" in a for a in c["args"])
+    assert netpol["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert {x["port"] for r in netpol["spec"]["ingress"] for x in r["ports"]} == {port["name"]}
+    assert set(netpol["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     # one serving process per pod at its load-tested capacity: one CPU requested, and the
     # thread policy the capacity was measured with
     assert c["resources"]["requests"]["cpu"] == "1"
@@ -123,6 +196,10 @@ def test_kustomization_lists_every_manifest() -> None:
     listed = set(kust["resources"])
     on_disk = {f.name for f in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     assert listed == on_disk
+    over = yaml.safe_load((K8S / "pvc" / "kustomization.yaml").read_text())
+    patches = {p["path"] for p in over["patches"]}
+    on_disk = {f.name for f in (K8S / "pvc").glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(over["resources"]) == {"../"} | (on_disk - patches) and patches <= on_disk
 
 
 @pytest.fixture(scope="module")

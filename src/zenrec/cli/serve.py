@@ -24,6 +24,8 @@ EPILOG = """Examples:
   zenrec serve runs/ease --port 8080 --workers 2 --max-concurrency 32
   ZENREC_ADMIN_KEY=$(openssl rand -hex 16) zenrec serve runs/ease --api-key-env ZENREC_ADMIN_KEY
   zenrec serve runs/ease --request-log logs/ --request-log-salt-env ZENREC_SALT
+  zenrec serve runs/ease --expect-version 5d2be2f288973b0f
+  zenrec serve /bundle --fetch https://host/ease.tar.gz --expect-version 5d2be2f288973b0f --fetch-only
 
 Every setting can also come from a ZENREC_SERVE_<NAME> environment variable (e.g.
 ZENREC_SERVE_ANN_THRESHOLD=50000); command-line options win. See docs/serving.md.
@@ -106,6 +108,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="candidates retrieved for re-ranking (default 200)",
     )
+    p.add_argument(
+        "--expect-version",
+        metavar="HASH",
+        help="refuse to start unless the bundle's content sha256 starts with HASH (16-64 hex "
+        "digits; default $ZENREC_EXPECT_VERSION)",
+    )
+    p.add_argument(
+        "--fetch",
+        metavar="URL",
+        help="first download a .tar(.gz) of a bundle (http(s):// or file://) into BUNDLE_DIR "
+        "and verify it against --expect-version (an init container's job)",
+    )
+    p.add_argument(
+        "--fetch-only", action="store_true", help="with --fetch: exit after the verified fetch"
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--access-log", action="store_true", help="log every request as a JSON line on stderr"
@@ -142,6 +159,9 @@ def _settings(args: argparse.Namespace) -> Any:
         overrides["capacity_rps"] = load_capacity(args.capacity_from)
     if args.access_log:
         overrides["access_log"] = True
+    expect = _expected_version(args)
+    if expect is not None:
+        overrides["expect_version"] = expect
     if args.rerank_bundle:
         overrides["rerank_bundle"] = Path(args.rerank_bundle)
     if args.api_key_env:
@@ -179,6 +199,13 @@ def _settings(args: argparse.Namespace) -> Any:
         raise ConfigError("; ".join(parts)) from None
 
 
+def _expected_version(args: argparse.Namespace) -> str | None:
+    from zenrec.serving.pinning import validate_version
+
+    raw = args.expect_version or os.environ.get("ZENREC_EXPECT_VERSION", "").strip()
+    return validate_version(raw) if raw else None
+
+
 def worker_app() -> Any:
     """App factory of each worker process (``--workers N``): settings from the parent."""
     from zenrec.serving.app import create_app
@@ -192,6 +219,21 @@ def run(args: argparse.Namespace) -> int:
     from zenrec._errors import BundleError, ConfigError
 
     bundle = Path(args.bundle)
+    if args.fetch_only and not args.fetch:
+        raise ConfigError("--fetch-only needs --fetch URL; drop it to serve BUNDLE_DIR")
+    if args.fetch:
+        from zenrec.serving.pinning import fetch_bundle
+
+        expect = _expected_version(args)
+        if expect is None:
+            raise ConfigError(
+                f"--fetch {args.fetch}: the expected content hash is missing; pass "
+                "--expect-version HASH or set ZENREC_EXPECT_VERSION (a bundle is fetched by hash)"
+            )
+        fetch_bundle(args.fetch, bundle, expect)
+        sys.stderr.write(f"zenrec serve: fetched and verified bundle {expect} into {bundle}\n")
+        if args.fetch_only:
+            return 0
     if not (bundle / "bundle.json").is_file():
         raise BundleError(
             f"{bundle}: not a zenrec bundle (no bundle.json); pass the directory that "
@@ -204,11 +246,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "zenrec serve needs the serve extra: pip install 'zenrec[serve]'"
         ) from None
-    from zenrec.models.bundle import read_bundle
-
-    read_bundle(bundle)  # fail fast, with one line, on a corrupt or incompatible bundle
-    if settings.rerank_bundle is not None:
-        read_bundle(settings.rerank_bundle)
     from zenrec.serving.logs import uvicorn_log_config
 
     common: dict[str, Any] = {
@@ -223,9 +260,27 @@ def run(args: argparse.Namespace) -> int:
     }
     if settings.workers == 1:
         from zenrec.serving.app import create_app
+        from zenrec.serving.engine import load_served
 
-        uvicorn.run(create_app(bundle, settings), **common)
+        # Read the bundle once, here: a corrupt, incompatible or unexpected bundle fails with
+        # one line before the port is bound, and the app serves what was loaded.
+        reranker = None
+        if settings.rerank_bundle is not None:
+            from zenrec.models.registry import load_model
+
+            reranker = load_model(settings.rerank_bundle)
+        served = load_served(
+            bundle, settings, reranker=reranker, expect_version=settings.expect_version
+        )
+        uvicorn.run(create_app(bundle, settings, served=served), **common)
         return 0
+    # Several workers each load (and verify) the bundle in their lifespan; check here only
+    # what bundle.json says, so a wrong or missing bundle still fails with one line.
+    from zenrec.serving.pinning import peek_bundle
+
+    peek_bundle(bundle, settings.expect_version)
+    if settings.rerank_bundle is not None:
+        peek_bundle(settings.rerank_bundle)
     metrics_dir = tempfile.mkdtemp(prefix="zenrec-prometheus-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     os.environ[_BUNDLE_ENV] = str(bundle.resolve())

@@ -64,6 +64,10 @@ class ServeSettings(BaseSettings):
     overfetch: int = Field(4, ge=1)
     """HNSW fetches ``overfetch * (k + excluded)`` neighbours, then re-checks exclusions/filters."""
 
+    expect_version: str | None = Field(None, pattern=r"^[0-9a-f]{16,64}$")
+    """Content hash (16-64 hex digits of its sha256) the bundle must have, else startup fails:
+    every replica of one Deployment serves the same bytes. ``/admin/reload`` is not bound by it."""
+
     rerank_bundle: Path | None = None
     """Second bundle that re-ranks the retrieved candidates with its ``score`` (two-stage)."""
     rerank_candidates: int = Field(200, ge=1)
