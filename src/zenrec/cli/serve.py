@@ -67,6 +67,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="environment variable holding the salt of hashed user ids (default: a random salt)",
     )
     p.add_argument(
+        "--request-log-max-total-mb",
+        type=float,
+        metavar="MB",
+        help="bound of all request-log files together (default: half the log directory's "
+        "filesystem; set it below an emptyDir's sizeLimit)",
+    )
+    p.add_argument(
         "--max-concurrency",
         type=int,
         metavar="N",
@@ -172,6 +179,8 @@ def _settings(args: argparse.Namespace) -> Any:
                 "is not set or empty; export the key in it, or drop --api-key-env"
             )
         overrides["api_key"] = key.strip()
+    if args.request_log_max_total_mb is not None:
+        overrides["request_log_max_total_bytes"] = int(args.request_log_max_total_mb * 2**20)
     if args.request_log:
         overrides["request_log"] = Path(args.request_log)
         if args.request_log_salt_env:

@@ -96,6 +96,8 @@ def create_app(
                 max_bytes=settings.request_log_max_bytes,
                 backups=settings.request_log_backups,
                 queue_size=settings.request_log_queue,
+                max_total_bytes=settings.request_log_max_total_bytes,
+                processes=settings.workers,
             )
         state.served = served
         metrics.set_model(served.name, served.version, served.load_seconds)

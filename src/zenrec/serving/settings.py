@@ -76,11 +76,16 @@ class ServeSettings(BaseSettings):
     request_log: Path | None = None
     """Directory of the JSON-lines request log (off when unset)."""
     request_log_salt: SecretStr | None = None
-    """Per-deployment salt of the hashed user ids in the request log."""
+    """Per-deployment secret: the HMAC key of the hashed user ids in the request log."""
     request_log_max_bytes: int = Field(64 * 2**20, ge=4096)
     """Size at which a request-log file is rotated."""
     request_log_backups: int = Field(20, ge=1)
-    """Rotated request-log files kept per process."""
+    """Rotated request-log files kept per process (fewer when ``request_log_max_total_bytes``
+    needs it)."""
+    request_log_max_total_bytes: int | None = Field(None, ge=8192)
+    """Bound of all request-log files of all workers together (default: half the size of the
+    filesystem holding the directory; set it below an emptyDir's ``sizeLimit``, which the
+    filesystem size does not show)."""
     request_log_queue: int = Field(100_000, ge=16)
     """Records buffered for the writer thread; beyond, records are dropped and counted."""
 
