@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 
 import httpx
@@ -265,7 +266,9 @@ def test_request_log_lines_match_requests(bundles, tmp_path):
         assert rec["ts"].endswith("+00:00") and rec["latency_ms"] > 0
         user = body.get("user_id") if status == 200 else None  # a refused body is not parsed
         assert rec["user"] == (
-            None if user is None else hashlib.sha256(b"pepper" + str(user).encode()).hexdigest()
+            None
+            if user is None
+            else hmac.new(b"pepper", str(user).encode(), hashlib.sha256).hexdigest()
         )
         if status == 200:
             assert rec["model_version"] == version and rec["k"] == body["k"]
