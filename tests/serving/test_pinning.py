@@ -62,8 +62,10 @@ def test_a_corrupt_archive_is_refused(bundles, tmp_path):
 
 
 def test_expected_version_fails_startup_and_the_bundle_is_read_once(bundles, monkeypatch):
+    import asyncio
+
+    import httpx
     import uvicorn
-    from fastapi.testclient import TestClient
 
     import zenrec.models.bundle as bundle_mod
     from zenrec.cli.main import main
@@ -84,8 +86,14 @@ def test_expected_version_fails_startup_and_the_bundle_is_read_once(bundles, mon
     reads.clear()
     assert main(["serve", str(ease)]) == 0
     (app,) = apps
-    with TestClient(app) as c:  # runs the lifespan: serves what the CLI loaded
-        assert c.get("/v1/model").json()["version"] == content_hash(ease)[:16]
+
+    async def start_and_ask() -> str:  # runs the lifespan: serves what the CLI loaded
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                return str((await c.get("/v1/model")).json()["version"])
+
+    assert asyncio.run(start_and_ask()) == content_hash(ease)[:16]
     assert reads == [str(ease)]  # one read of the bundle for the whole start
 
 
