@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import sys
 
 import httpx
 import numpy as np
@@ -207,6 +208,9 @@ def test_metrics_after_known_traffic(bundles):
     assert 'zenrec_users_served_total{endpoint="/v1/recommend"} 5.0' in text
     (load,) = [x for x in text.splitlines() if x.startswith("zenrec_model_load_seconds ")]
     assert float(load.split()[1]) > 0
+    if sys.platform == "linux":  # process metrics: resident memory for sizing the pod
+        (rss,) = [x for x in text.splitlines() if x.startswith("process_resident_memory_bytes ")]
+        assert float(rss.split()[1]) > 10 * 2**20
     assert 'zenrec_fallbacks_total{kind="none"} 3.0' in text
     assert 'zenrec_fallbacks_total{kind="history"} 1.0' in text
     assert 'zenrec_fallbacks_total{kind="popularity"} 1.0' in text

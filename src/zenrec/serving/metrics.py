@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 
 __all__ = ["CONTENT_TYPE", "USERS_SERVED", "ServiceMetrics"]
@@ -95,6 +102,8 @@ class ServiceMetrics:
             "Request-log records dropped because the writer fell behind.",
             registry=r,
         )
+        if not self.multiprocess:  # process_* (CPU seconds, resident memory, open files)
+            ProcessCollector(registry=r)
         self._current: tuple[str, str] | None = None
 
     def set_model(self, model: str, version: str, load_seconds: float | None = None) -> None:
