@@ -361,6 +361,7 @@ def test_keda_query_selects_the_served_users_of_a_live_server(bundles, keda_plan
     )
     (trigger,) = [t for t in yaml.safe_load(text)["spec"]["triggers"] if t["type"] == "prometheus"]
     meta = trigger["metadata"]
+    assert trigger["metricType"] == "AverageValue"  # threshold per replica; fallback needs it
     assert meta["serverAddress"] == "http://prometheus.example:9090"
     assert meta["ignoreNullValues"] == "false"
     query = meta["query"]

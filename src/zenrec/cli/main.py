@@ -62,13 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(sub)
     for leaf in _leaf_commands(parser):
+        own = leaf.get_default("default_threads")  # a command's own default (serve: 1)
         leaf.add_argument(
             "--threads",
             type=_threads_arg,
             default=None,
             metavar="N",
             help="CPU threads for BLAS, torch, implicit and polars (default: $ZENREC_THREADS, "
-            "else all cores; see docs/user-guide.md#threads)",
+            f"else {own or 'all cores'}; see docs/user-guide.md#threads)",
         )
     return parser
 

@@ -25,7 +25,8 @@ EPILOG = """Examples:
   ZENREC_ADMIN_KEY=$(openssl rand -hex 16) zenrec serve runs/ease --api-key-env ZENREC_ADMIN_KEY
   zenrec serve runs/ease --request-log logs/ --request-log-salt-env ZENREC_SALT
   zenrec serve runs/ease --expect-version 5d2be2f288973b0f
-  zenrec serve /bundle --fetch https://host/ease.tar.gz --expect-version 5d2be2f288973b0f --fetch-only
+  zenrec serve /bundle --fetch https://host/ease.tar.gz --fetch-only \\
+      --expect-version 5d2be2f288973b0f
 
 Every setting can also come from a ZENREC_SERVE_<NAME> environment variable (e.g.
 ZENREC_SERVE_ANN_THRESHOLD=50000); command-line options win. See docs/serving.md.
@@ -64,7 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--request-log-salt-env",
         metavar="VAR",
-        help="environment variable holding the salt of hashed user ids (default: a random salt)",
+        help="environment variable holding the secret (HMAC key) of hashed user ids "
+        "(default: a random one)",
     )
     p.add_argument(
         "--request-log-max-total-mb",

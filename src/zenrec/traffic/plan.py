@@ -461,6 +461,7 @@ def keda_scaledobject(
         "          stabilizationWindowSeconds: 300",
         "  triggers:",
         "    - type: prometheus",
+        "      metricType: AverageValue",
         "      metadata:",
         f"        serverAddress: {prometheus_address}",
         "        query: '" + query.replace("'", "''") + "'",
