@@ -207,3 +207,44 @@ def test_history_splits_epoch_time_into_training_and_validation(synthetic):
     for h in m.history_:
         assert h["train_seconds"] > 0 and h["valid_seconds"] > 0
         assert h["train_seconds"] + h["valid_seconds"] <= h["seconds"] + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "max 100000\n"}, None),  # v2, no limit
+        ({"cpu.max": "200000 100000\n"}, 2.0),  # v2, limits.cpu: 2
+        ({"cpu.max": "150000 100000\n"}, 1.5),  # v2, limits.cpu: 1500m
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1
+        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),
+        ({"cpu,cpuacct/cpu.cfs_quota_us": "300000", "cpu,cpuacct/cpu.cfs_period_us": "100000"}, 3),
+        ({}, None),  # no cgroup files (not Linux, or not mounted)
+        ({"cpu.max": "garbage"}, None),
+    ],
+)
+def test_cgroup_cpu_limit_reads_v1_and_v2(tmp_path, files, expected):
+    from zenrec._threads import cgroup_cpu_limit
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cgroup_cpu_limit(tmp_path) == expected
+
+
+def test_all_cores_is_bounded_by_the_cgroup_limit(monkeypatch, tmp_path):
+    import os
+
+    import zenrec._threads as th
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)), raising=False)
+    monkeypatch.setattr(th, "_CGROUP_ROOT", tmp_path)
+    assert th.available_cores() == 64  # no limit file: every core of the node
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert th.available_cores() == 2  # 1.5 CPUs rounded up
+    monkeypatch.delenv("ZENREC_THREADS", raising=False)
+    assert resolve_threads(None) == 2
+    assert resolve_threads(None, default=1) == 1  # a command's own default
+    monkeypatch.setenv("ZENREC_THREADS", "3")
+    assert resolve_threads(None, default=1) == 3  # the variable wins over it
+    monkeypatch.setenv("ZENREC_THREADS", "0")
+    assert resolve_threads(None, default=1) == 2  # 0: all (allowed) cores

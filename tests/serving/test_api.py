@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import sys
 
 import httpx
 import numpy as np
@@ -200,13 +202,33 @@ def test_metrics_after_known_traffic(bundles):
     assert 'zenrec_requests_total{endpoint="/v1/recommend",status="200"} 5.0' in text
     assert 'zenrec_requests_total{endpoint="/v1/recommend",status="422"} 1.0' in text
     assert (
-        'zenrec_request_duration_seconds_count{endpoint="/v1/recommend",status="200"} 5.0' in text
+        'zenrec_request_duration_seconds_count{endpoint="/v1/recommend",'
+        f'model_version="{version}",status="200"}} 5.0' in text
     )
+    assert 'zenrec_users_served_total{endpoint="/v1/recommend"} 5.0' in text
+    (load,) = [x for x in text.splitlines() if x.startswith("zenrec_model_load_seconds ")]
+    assert float(load.split()[1]) > 0
+    if sys.platform == "linux":  # process metrics: resident memory for sizing the pod
+        (rss,) = [x for x in text.splitlines() if x.startswith("process_resident_memory_bytes ")]
+        assert float(rss.split()[1]) > 10 * 2**20
     assert 'zenrec_fallbacks_total{kind="none"} 3.0' in text
     assert 'zenrec_fallbacks_total{kind="history"} 1.0' in text
     assert 'zenrec_fallbacks_total{kind="popularity"} 1.0' in text
     assert f'zenrec_model_info{{model="ease",version="{version}"}} 1.0' in text
     assert "zenrec_requests_in_flight" in text and "zenrec_reloads_total" in text
+
+
+def test_request_id_is_echoed_or_generated(server):
+    with httpx.Client(base_url=server.url) as c:
+        r = c.post("/v1/recommend", json={"user_id": 1}, headers={"X-Request-ID": "abc-123"})
+        assert r.status_code == 200 and r.headers["x-request-id"] == "abc-123"
+        made = [c.get("/healthz").headers["x-request-id"] for _ in range(2)]
+        assert all(len(m) == 32 for m in made) and made[0] != made[1]
+        # a header that could forge log lines is replaced, not echoed
+        r = c.get("/healthz", headers={"X-Request-ID": "a b\tc"})
+        assert r.headers["x-request-id"] != "a b\tc" and len(r.headers["x-request-id"]) == 32
+        r = c.post("/v1/recommend", json={"k": 0}, headers={"X-Request-ID": "bad-1"})
+        assert r.status_code == 422 and r.headers["x-request-id"] == "bad-1"
 
 
 def test_admin_routes_need_the_key_and_do_not_exist_without_one(server, bundles):
@@ -248,7 +270,9 @@ def test_request_log_lines_match_requests(bundles, tmp_path):
         assert rec["ts"].endswith("+00:00") and rec["latency_ms"] > 0
         user = body.get("user_id") if status == 200 else None  # a refused body is not parsed
         assert rec["user"] == (
-            None if user is None else hashlib.sha256(b"pepper" + str(user).encode()).hexdigest()
+            None
+            if user is None
+            else hmac.new(b"pepper", str(user).encode(), hashlib.sha256).hexdigest()
         )
         if status == 200:
             assert rec["model_version"] == version and rec["k"] == body["k"]

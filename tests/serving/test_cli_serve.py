@@ -44,6 +44,16 @@ def test_serve_refuses_bad_input_with_one_line(bundles, tmp_path):
     assert r.returncode == 2 and "ZENREC_TEST_UNSET_KEY" in r.stderr
     r = run_cli("serve", str(bundles["ease"]), "--max-concurrency", "0")
     assert r.returncode == 2 and "--max-concurrency" in r.stderr
+    # a pinned version the bundle does not have: refused with one line (workers check too)
+    for workers in ("1", "2"):
+        r = run_cli(
+            "serve", str(bundles["ease"]), "--workers", workers, "--expect-version", "f" * 16
+        )
+        assert r.returncode == 2 and "is expected" in r.stderr and len(r.stderr.splitlines()) == 1
+    r = run_cli("serve", str(bundles["ease"]), "--expect-version", "latest")
+    assert r.returncode == 2 and "hex digits" in r.stderr
+    r = run_cli("serve", str(tmp_path / "vol"), "--fetch", "s3://b/x.tar")
+    assert r.returncode == 2 and "ZENREC_EXPECT_VERSION" in r.stderr
 
 
 def test_two_workers_share_a_port_and_aggregate_metrics(bundles, tmp_path):
@@ -66,7 +76,14 @@ def test_two_workers_share_a_port_and_aggregate_metrics(bundles, tmp_path):
             "ZENREC_TEST_KEY",
         ]
 
-    env = {"ZENREC_TEST_SALT": "salty", "ZENREC_TEST_KEY": "k3y"}
+    env = {
+        "ZENREC_TEST_SALT": "salty",
+        "ZENREC_TEST_KEY": "k3y",
+        # the pinned version passes in the parent's check and in each worker's load
+        "ZENREC_EXPECT_VERSION": json.loads((bundles["ease"] / "bundle.json").read_text())[
+            "content_sha256"
+        ][:16],
+    }
     with server_process(argv, ready="/readyz", timeout=90, env=env) as srv:
         with httpx.Client(base_url=srv.url, timeout=10) as c:
             for u in range(1, 41):
@@ -113,3 +130,51 @@ def test_perf_retrieval_cli(tmp_path):
     assert [x["ef_search"] for x in res["hnsw"]["by_ef"]] == [16, 64]
     bad = run_cli("perf", "retrieval", "--items", "2000", "--dim", "8", "--ef", "a,b")
     assert bad.returncode == 2 and "--ef" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (["serve", "BUNDLE"], None, 1),  # serve: one thread per worker by default
+        (["serve", "BUNDLE", "--threads", "3"], None, 3),
+        (["serve", "BUNDLE"], "4", 4),  # ZENREC_THREADS, as the image and manifests set it
+        (["data", "info", "ml-100k"], None, 8),  # other commands: all cores
+    ],
+)
+def test_serve_defaults_to_one_thread_per_worker(monkeypatch, argv, env, expected):
+    import zenrec._threads as th
+    from zenrec.cli.main import build_parser
+
+    monkeypatch.setattr(th, "available_cores", lambda: 8)
+    if env is None:
+        monkeypatch.delenv("ZENREC_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("ZENREC_THREADS", env)
+    applied: list[int] = []
+
+    def record(threads=None, default=None):  # what main() asks for, without applying it
+        applied.append(th.resolve_threads(threads, default))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(th, "set_threads", record)
+    from zenrec.cli.main import main
+
+    assert build_parser().parse_args(argv).func is not None
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert applied == [expected]
+
+
+def test_serve_admission_limit_flags(tmp_path):
+    from zenrec.cli.main import build_parser
+    from zenrec.cli.serve import _settings
+
+    def limit(*argv: str) -> int:
+        return int(_settings(build_parser().parse_args(["serve", "B", *argv])).admission_limit)
+
+    assert limit() == 15  # 300 req/s x 50 ms
+    assert limit("--capacity", "400", "--latency-target-ms", "100") == 40
+    assert limit("--capacity", "400", "--max-concurrency", "7") == 7  # the override wins
+    lt = tmp_path / "lt.json"
+    lt.write_text(json.dumps({"capacity_rps": 120, "p99_target_ms": 50, "steps": []}))
+    assert limit("--capacity-from", str(lt)) == 6

@@ -167,3 +167,50 @@ def test_shutdown_drains_requests_in_flight(bundles):
     srv.stop()  # uvicorn stops accepting and waits for the request in flight
     t.join(60)
     assert result["r"].status_code == 200 and len(result["r"].json()["results"]) == 200
+
+
+def test_liveness_keeps_answering_past_capacity_with_the_derived_limit(bundles):
+    """Offered load far past capacity, from 8 loopback clients for ~3 s: the limit derived from
+    capacity x latency target (20 req/s x 100 ms = 2) sheds the excess, and every liveness
+    probe answers 200 within the Deployment's liveness timeout."""
+    from pathlib import Path
+
+    import yaml
+
+    dep = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "deploy/k8s/deployment.yaml").read_text()
+    )
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    probe_timeout = float(c["livenessProbe"]["timeoutSeconds"])
+    heavy = {"requests": [{"user_id": u, "k": 200, "exclude_seen": False} for u in range(1, 129)]}
+    with live_server(bundles["ease"], capacity_rps=20, latency_target_ms=100) as srv:
+        assert srv.settings.admission_limit == 2
+        stop = threading.Event()
+        codes: list[int] = []
+        lock = threading.Lock()
+
+        def load() -> None:
+            with httpx.Client(base_url=srv.url, timeout=60) as cl:
+                while not stop.is_set():
+                    r = cl.post("/v1/recommend/batch", json=heavy)
+                    with lock:
+                        codes.append(r.status_code)
+
+        threads = [threading.Thread(target=load, daemon=True) for _ in range(8)]
+        for t in threads:
+            t.start()
+        probes: list[tuple[int, float]] = []
+        with httpx.Client(base_url=srv.url, timeout=probe_timeout) as cl:
+            t_end = time.perf_counter() + 3.0
+            while time.perf_counter() < t_end:
+                t0 = time.perf_counter()
+                r = cl.get("/healthz")
+                probes.append((r.status_code, time.perf_counter() - t0))
+                time.sleep(0.05)
+        stop.set()
+        for t in threads:
+            t.join(60)
+    assert 503 in codes and 200 in codes, sorted(set(codes))  # past capacity, and serving
+    assert len(probes) >= 10
+    assert all(code == 200 for code, _ in probes)
+    assert max(s for _, s in probes) < probe_timeout

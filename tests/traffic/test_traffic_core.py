@@ -223,6 +223,21 @@ def test_plan_scales_out_ahead_by_warmup_and_releases_floor() -> None:
     assert "type: cron" in yaml and 'start: "50 2 2 1 *"' in yaml and "type: prometheus" in yaml
 
 
+def test_model_load_seconds_from_a_scrape_or_json(tmp_path: Path) -> None:
+    from zenrec.traffic.plan import load_model_seconds, startup_probe_budget, warmup_from_load
+
+    p = tmp_path / "m.txt"
+    p.write_text("zenrec_model_load_seconds 3.0\nzenrec_model_load_seconds_x 99\n")
+    assert load_model_seconds(p) == 3.0
+    p.write_text("zenrec_requests_total 5\n")
+    with pytest.raises(DataError, match="zenrec_model_load_seconds"):
+        load_model_seconds(p)
+    p.write_text(json.dumps({"load_seconds": 4.5}))
+    assert load_model_seconds(p) == 4.5
+    assert warmup_from_load(4.5) == "39s"  # 30 s pod start + 2 x load
+    assert startup_probe_budget(100.0)["failureThreshold"] * 2 >= 300  # 3 x load at least
+
+
 def test_capacity_from_loadtest_json(tmp_path: Path) -> None:
     p = tmp_path / "lt.json"
     p.write_text(json.dumps({"achieved_rps": 900, "p99_ms": 180, "slo_p99_ms": 250, "replicas": 3}))
@@ -268,13 +283,30 @@ def test_cli_forecast_detect_plan(
     assert any(p["kind"] == "surge" and p["start"].startswith("2024-03-13") for p in rep["periods"])
     assert (out / "surges.csv").exists()
     out = tmp_path / "p"
+    scrape = tmp_path / "metrics.txt"  # a saved /metrics page of a pod that loaded its bundle
+    scrape.write_text(
+        "# TYPE zenrec_model_load_seconds gauge\nzenrec_model_load_seconds 12.5\n"
+        'zenrec_users_served_total{endpoint="/v1/recommend"} 3.0\n'
+    )
     rc = main(
         ["traffic", "plan", *common, "--capacity", "0.2", "--max", "20", "--output", str(out)]
+        + ["--namespace", "recs", "--prometheus-address", "http://prom.recs:9090"]
+        + ["--warmup-from", str(scrape)]
     )
     assert rc == 0
     plan = json.loads((out / "plan.json").read_text())
     assert plan["policy"]["scale_in"].startswith("reactive")
-    assert "kind: ScaledObject" in (out / "keda-scaledobject.yaml").read_text()
+    assert plan["config"]["warmup"] == "55s" and plan["model_load_seconds"] == 12.5
+    assert plan["startup_probe"] == {"periodSeconds": 2, "failureThreshold": 34}
+    keda = (out / "keda-scaledobject.yaml").read_text()
+    assert "kind: ScaledObject" in keda and "serverAddress: http://prom.recs:9090" in keda
+    assert 'namespace="recs"' in keda and "minReplicaCount: 2" in keda
+    custom = 'sum(rate(x_total{job="a"}[1m]))'
+    rc = main(
+        ["traffic", "plan", *common, "--capacity", "0.2", "--output", str(out)]
+        + ["--prometheus-query", custom]
+    )
+    assert rc == 0 and f"query: '{custom}'" in (out / "keda-scaledobject.yaml").read_text()
 
 
 def test_cli_user_error_is_one_line(csv_input: Path, capsys: pytest.CaptureFixture) -> None:

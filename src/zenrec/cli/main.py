@@ -62,13 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(sub)
     for leaf in _leaf_commands(parser):
+        own = leaf.get_default("default_threads")  # a command's own default (serve: 1)
         leaf.add_argument(
             "--threads",
             type=_threads_arg,
             default=None,
             metavar="N",
             help="CPU threads for BLAS, torch, implicit and polars (default: $ZENREC_THREADS, "
-            "else all cores; see docs/user-guide.md#threads)",
+            f"else {own or 'all cores'}; see docs/user-guide.md#threads)",
         )
     return parser
 
@@ -156,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The one place the thread policy is applied (zenrec._threads), before heavy imports.
         from zenrec._threads import set_threads
 
-        set_threads(getattr(args, "threads", None))
+        set_threads(getattr(args, "threads", None), getattr(args, "default_threads", None))
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             result = args.func(args)

@@ -24,9 +24,15 @@ EPILOG = """Examples:
   zenrec serve runs/ease --port 8080 --workers 2 --max-concurrency 32
   ZENREC_ADMIN_KEY=$(openssl rand -hex 16) zenrec serve runs/ease --api-key-env ZENREC_ADMIN_KEY
   zenrec serve runs/ease --request-log logs/ --request-log-salt-env ZENREC_SALT
+  zenrec serve runs/ease --expect-version 5d2be2f288973b0f
+  zenrec serve /bundle --fetch https://host/ease.tar.gz --fetch-only \\
+      --expect-version 5d2be2f288973b0f
 
 Every setting can also come from a ZENREC_SERVE_<NAME> environment variable (e.g.
 ZENREC_SERVE_ANN_THRESHOLD=50000); command-line options win. See docs/serving.md.
+
+Threads: one BLAS/torch thread per worker process unless --threads N or ZENREC_THREADS=N
+says otherwise (0: all cores, bounded by the container's CPU limit).
 """
 
 _BUNDLE_ENV = "ZENREC_SERVE_WORKER_BUNDLE"
@@ -59,13 +65,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--request-log-salt-env",
         metavar="VAR",
-        help="environment variable holding the salt of hashed user ids (default: a random salt)",
+        help="environment variable holding the secret (HMAC key) of hashed user ids "
+        "(default: a random one)",
+    )
+    p.add_argument(
+        "--request-log-max-total-mb",
+        type=float,
+        metavar="MB",
+        help="bound of all request-log files together (default: half the log directory's "
+        "filesystem; set it below an emptyDir's sizeLimit)",
     )
     p.add_argument(
         "--max-concurrency",
         type=int,
         metavar="N",
-        help="requests processed at once per worker; more get 503 + Retry-After (default 64)",
+        help="requests processed at once per worker; more get 503 + Retry-After (default: "
+        "capacity x latency target, Little's law: 300 req/s x 50 ms = 15)",
+    )
+    cap = p.add_mutually_exclusive_group()
+    cap.add_argument(
+        "--capacity",
+        type=float,
+        metavar="RPS",
+        help="requests/s one worker serves within the latency target (default 300)",
+    )
+    cap.add_argument(
+        "--capacity-from",
+        metavar="FILE",
+        help="take --capacity from a 'zenrec loadtest --output' JSON (capacity_rps of a --ramp)",
+    )
+    p.add_argument(
+        "--latency-target-ms",
+        type=float,
+        metavar="MS",
+        help="longest wait of an admitted request behind others (default 50: the p99 target)",
     )
     p.add_argument(
         "--ann-threshold",
@@ -84,11 +117,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="candidates retrieved for re-ranking (default 200)",
     )
+    p.add_argument(
+        "--expect-version",
+        metavar="HASH",
+        help="refuse to start unless the bundle's content sha256 starts with HASH (16-64 hex "
+        "digits; default $ZENREC_EXPECT_VERSION)",
+    )
+    p.add_argument(
+        "--fetch",
+        metavar="URL",
+        help="first download a .tar(.gz) of a bundle (http(s):// or file://) into BUNDLE_DIR "
+        "and verify it against --expect-version (an init container's job)",
+    )
+    p.add_argument(
+        "--fetch-only", action="store_true", help="with --fetch: exit after the verified fetch"
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--access-log", action="store_true", help="log every request as a JSON line on stderr"
     )
-    p.set_defaults(func=run)
+    # One BLAS/torch thread per worker unless --threads or ZENREC_THREADS say otherwise
+    # (zenrec._threads): the event loop and the replicas give the concurrency.
+    p.set_defaults(func=run, default_threads=1)
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -99,12 +149,29 @@ def _settings(args: argparse.Namespace) -> Any:
     from zenrec.serving.settings import ServeSettings
 
     overrides: dict[str, Any] = {}
-    for opt in ("host", "port", "workers", "max_concurrency", "ann_threshold", "rerank_candidates"):
+    for opt in (
+        "host",
+        "port",
+        "workers",
+        "max_concurrency",
+        "latency_target_ms",
+        "ann_threshold",
+        "rerank_candidates",
+    ):
         v = getattr(args, opt)
         if v is not None:
             overrides[opt] = v
+    if args.capacity is not None:
+        overrides["capacity_rps"] = args.capacity
+    elif args.capacity_from:
+        from zenrec.traffic.plan import load_capacity
+
+        overrides["capacity_rps"] = load_capacity(args.capacity_from)
     if args.access_log:
         overrides["access_log"] = True
+    expect = _expected_version(args)
+    if expect is not None:
+        overrides["expect_version"] = expect
     if args.rerank_bundle:
         overrides["rerank_bundle"] = Path(args.rerank_bundle)
     if args.api_key_env:
@@ -115,6 +182,8 @@ def _settings(args: argparse.Namespace) -> Any:
                 "is not set or empty; export the key in it, or drop --api-key-env"
             )
         overrides["api_key"] = key.strip()
+    if args.request_log_max_total_mb is not None:
+        overrides["request_log_max_total_bytes"] = int(args.request_log_max_total_mb * 2**20)
     if args.request_log:
         overrides["request_log"] = Path(args.request_log)
         if args.request_log_salt_env:
@@ -142,6 +211,13 @@ def _settings(args: argparse.Namespace) -> Any:
         ) from None
 
 
+def _expected_version(args: argparse.Namespace) -> str | None:
+    from zenrec.serving.pinning import validate_version
+
+    raw = args.expect_version or os.environ.get("ZENREC_EXPECT_VERSION", "").strip()
+    return validate_version(raw) if raw else None
+
+
 def worker_app() -> Any:
     """App factory of each worker process (``--workers N``): settings from the parent."""
     from zenrec.serving.app import create_app
@@ -155,6 +231,21 @@ def run(args: argparse.Namespace) -> int:
     from zenrec._errors import BundleError, ConfigError
 
     bundle = Path(args.bundle)
+    if args.fetch_only and not args.fetch:
+        raise ConfigError("--fetch-only needs --fetch URL; drop it to serve BUNDLE_DIR")
+    if args.fetch:
+        from zenrec.serving.pinning import fetch_bundle
+
+        expect = _expected_version(args)
+        if expect is None:
+            raise ConfigError(
+                f"--fetch {args.fetch}: the expected content hash is missing; pass "
+                "--expect-version HASH or set ZENREC_EXPECT_VERSION (a bundle is fetched by hash)"
+            )
+        fetch_bundle(args.fetch, bundle, expect)
+        sys.stderr.write(f"zenrec serve: fetched and verified bundle {expect} into {bundle}\n")
+        if args.fetch_only:
+            return 0
     if not (bundle / "bundle.json").is_file():
         raise BundleError(
             f"{bundle}: not a zenrec bundle (no bundle.json); pass the directory that "
@@ -167,11 +258,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "zenrec serve needs the serve extra: pip install 'zenrec[serve]'"
         ) from None
-    from zenrec.models.bundle import read_bundle
-
-    read_bundle(bundle)  # fail fast, with one line, on a corrupt or incompatible bundle
-    if settings.rerank_bundle is not None:
-        read_bundle(settings.rerank_bundle)
     from zenrec.serving.logs import uvicorn_log_config
 
     common: dict[str, Any] = {
@@ -186,9 +272,27 @@ def run(args: argparse.Namespace) -> int:
     }
     if settings.workers == 1:
         from zenrec.serving.app import create_app
+        from zenrec.serving.engine import load_served
 
-        uvicorn.run(create_app(bundle, settings), **common)
+        # Read the bundle once, here: a corrupt, incompatible or unexpected bundle fails with
+        # one line before the port is bound, and the app serves what was loaded.
+        reranker = None
+        if settings.rerank_bundle is not None:
+            from zenrec.models.registry import load_model
+
+            reranker = load_model(settings.rerank_bundle)
+        served = load_served(
+            bundle, settings, reranker=reranker, expect_version=settings.expect_version
+        )
+        uvicorn.run(create_app(bundle, settings, served=served), **common)
         return 0
+    # Several workers each load (and verify) the bundle in their lifespan; check here only
+    # what bundle.json says, so a wrong or missing bundle still fails with one line.
+    from zenrec.serving.pinning import peek_bundle
+
+    peek_bundle(bundle, settings.expect_version)
+    if settings.rerank_bundle is not None:
+        peek_bundle(settings.rerank_bundle)
     metrics_dir = tempfile.mkdtemp(prefix="zenrec-prometheus-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     os.environ[_BUNDLE_ENV] = str(bundle.resolve())

@@ -146,9 +146,16 @@ def register(subparsers: Any) -> None:
     g.add_argument("--capacity", type=float, help="requests/s one replica serves within the SLO")
     g.add_argument("--capacity-from", help='load-test JSON {"achieved_rps":..,"p99_ms":..}')
     pp.add_argument("--target-utilization", type=float, default=0.7)
-    pp.add_argument("--warmup", default="5min", help="replica warm-up time (default 5min)")
+    w = pp.add_mutually_exclusive_group()
+    w.add_argument("--warmup", default="5min", help="replica warm-up time (default 5min)")
+    w.add_argument(
+        "--warmup-from",
+        metavar="FILE",
+        help="warm-up from a measured bundle load time: a saved /metrics scrape "
+        "(zenrec_model_load_seconds) or a JSON with model_load_seconds",
+    )
     pp.add_argument("--hold", default="30min", help="keep a raised floor at least this long")
-    pp.add_argument("--min", type=int, default=1, dest="min_replicas")
+    pp.add_argument("--min", type=int, default=2, dest="min_replicas")
     pp.add_argument("--max", type=int, default=None, dest="max_replicas")
     pp.add_argument(
         "--bound",
@@ -163,6 +170,20 @@ def register(subparsers: Any) -> None:
         help="series values are requests per bucket (count) or per second (rate)",
     )
     pp.add_argument("--name", default="zenrec-serve", help="deployment name in the KEDA snippet")
+    pp.add_argument("--namespace", default="default", help="namespace of the deployment")
+    pp.add_argument(
+        "--prometheus-address",
+        default=None,
+        metavar="URL",
+        help="Prometheus server KEDA queries "
+        "(default http://prometheus-operated.monitoring.svc:9090)",
+    )
+    pp.add_argument(
+        "--prometheus-query",
+        default=None,
+        metavar="PROMQL",
+        help="load in requests/s (default: users served by the deployment's pods, per second)",
+    )
     pp.set_defaults(func=run_plan)
 
     ps = sub.add_parser(
@@ -379,15 +400,23 @@ def run_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from zenrec.traffic.plan import PlanConfig, load_capacity, plan_series
+    from zenrec.traffic.plan import (
+        DEFAULT_PROMETHEUS,
+        PlanConfig,
+        load_capacity,
+        load_model_seconds,
+        plan_series,
+        warmup_from_load,
+    )
     from zenrec.traffic.series import fmt_seconds, validated
 
     capacity = load_capacity(args.capacity_from) if args.capacity_from else args.capacity
+    load_s = load_model_seconds(args.warmup_from) if args.warmup_from else None
     cfg = validated(
         PlanConfig,
         capacity_rps=capacity,
         target_utilization=args.target_utilization,
-        warmup=args.warmup,
+        warmup=args.warmup if load_s is None else warmup_from_load(load_s),
         hold=args.hold,
         min_replicas=args.min_replicas,
         max_replicas=args.max_replicas,
@@ -398,6 +427,7 @@ def run_plan(args: argparse.Namespace) -> int:
     _print_report(series)
     result = plan_series(series, cfg, forecast=_forecast_config(args), events=_events(args))
     plan, res = result.plan, result.forecast
+    plan.load_seconds = load_s
     con = Console()
     t = Table(
         title=f"Replica plan ({res.model}, {cfg.bound}, {capacity:g} rps/replica at "
@@ -416,7 +446,13 @@ def run_plan(args: argparse.Namespace) -> int:
     print(f"peak {plan.peak_replicas} replicas over {horizon}")
     if args.output:
         out = Path(args.output)
-        result.write(out, name=args.name)
+        result.write(
+            out,
+            name=args.name,
+            namespace=args.namespace,
+            prometheus_address=args.prometheus_address or DEFAULT_PROMETHEUS,
+            prometheus_query=args.prometheus_query,
+        )
         print(f"wrote {out / 'plan.json'}, {out / 'keda-scaledobject.yaml'}, {out / 'plan.png'}")
     return 0
 

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from zenrec._version import __version__
 from zenrec.serving.deps import ServiceState
-from zenrec.serving.engine import load_served
+from zenrec.serving.engine import ServedModel, load_served
 from zenrec.serving.metrics import ServiceMetrics
 from zenrec.serving.middleware import ServiceMiddleware
 from zenrec.serving.requestlog import RequestLog
@@ -36,13 +36,21 @@ that produced it and how the list was made (`fallback`: none, history or popular
 """
 
 
-def create_app(bundle_dir: str | Path, settings: ServeSettings | None = None) -> FastAPI:
+def create_app(
+    bundle_dir: str | Path,
+    settings: ServeSettings | None = None,
+    *,
+    served: ServedModel | None = None,
+) -> FastAPI:
     """Build the service for one bundle directory.
 
     Args:
         bundle_dir: A bundle written by ``zenrec train``/``Recommender.save``.
         settings: Limits, retrieval, request log, API key (default: :class:`ServeSettings()`
             with its defaults, not read from the environment by this function).
+        served: The bundle already loaded by :func:`~zenrec.serving.engine.load_served` (with
+            its re-ranker), e.g. by ``zenrec serve`` to fail before binding the port; the
+            lifespan then serves it instead of reading the bundle a second time.
 
     Returns:
         A FastAPI app; run it with uvicorn (``zenrec serve`` does).
@@ -57,13 +65,25 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings | None = None) ->
     metrics = ServiceMetrics()
     state = ServiceState(bundle_dir=str(bundle_dir), settings=settings, metrics=metrics)
 
+    preloaded = served
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.rerank_bundle is not None:
-            from zenrec.models.registry import load_model
+        if preloaded is not None:
+            served = preloaded
+            state.reranker = preloaded.reranker
+        else:
+            if settings.rerank_bundle is not None:
+                from zenrec.models.registry import load_model
 
-            state.reranker = await run_in_threadpool(load_model, settings.rerank_bundle)
-        served = await run_in_threadpool(load_served, bundle_dir, settings, reranker=state.reranker)
+                state.reranker = await run_in_threadpool(load_model, settings.rerank_bundle)
+            served = await run_in_threadpool(
+                load_served,
+                bundle_dir,
+                settings,
+                reranker=state.reranker,
+                expect_version=settings.expect_version,
+            )
         if settings.request_log is not None:
             salt = (
                 settings.request_log_salt.get_secret_value().encode()
@@ -76,9 +96,11 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings | None = None) ->
                 max_bytes=settings.request_log_max_bytes,
                 backups=settings.request_log_backups,
                 queue_size=settings.request_log_queue,
+                max_total_bytes=settings.request_log_max_total_bytes,
+                processes=settings.workers,
             )
         state.served = served
-        metrics.set_model(served.name, served.version)
+        metrics.set_model(served.name, served.version, served.load_seconds)
         state.ready = True
         log.info(
             "ready",
@@ -114,7 +136,14 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings | None = None) ->
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+        log.error(
+            "unhandled error",
+            exc_info=exc,
+            extra={
+                "path": request.url.path,
+                "request_id": getattr(request.state, "request_id", None),
+            },
+        )
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
     app.add_middleware(ServiceMiddleware, state=state)

@@ -1,4 +1,7 @@
-"""Typed dependencies of the routers: the service state and the served model."""
+"""Typed dependencies of the routers: the service state and the served model.
+
+They are ``async def``: none blocks, so FastAPI runs them on the event loop instead of
+handing each to the thread pool (a thread hop per dependency per request)."""
 
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ class ServiceState:
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.zenrec
     return state
 
@@ -40,7 +43,7 @@ def get_state(request: Request) -> ServiceState:
 State = Annotated[ServiceState, Depends(get_state)]
 
 
-def get_served(request: Request, state: State) -> ServedModel:
+async def get_served(request: Request, state: State) -> ServedModel:
     """The model serving this request (taken once: a reload during the request does not change it)."""
     served = state.served
     if served is None or not state.ready:
@@ -52,7 +55,7 @@ def get_served(request: Request, state: State) -> ServedModel:
 Served = Annotated[ServedModel, Depends(get_served)]
 
 
-def require_api_key(state: State, x_api_key: Annotated[str | None, Header()] = None) -> None:
+async def require_api_key(state: State, x_api_key: Annotated[str | None, Header()] = None) -> None:
     """Constant-time comparison of the ``X-API-Key`` header with the configured key."""
     key = state.settings.api_key
     given = (x_api_key or "").encode()

@@ -19,6 +19,7 @@ import numpy as np
 from zenrec._errors import BundleError, ZenrecError
 from zenrec.models.base import Recommender
 from zenrec.serving.attributes import AttributeFilter, ItemAttributes
+from zenrec.serving.pinning import check_expected_version
 from zenrec.serving.retrieval import DotProductView, HNSWIndex, dot_product_view, exact_top_k
 from zenrec.serving.settings import ServeSettings
 
@@ -120,13 +121,20 @@ def _encode(model: Recommender, ids: Any) -> np.ndarray:
 
 
 def load_served(
-    path: str | Path, settings: ServeSettings, *, reranker: Recommender | None = None
+    path: str | Path,
+    settings: ServeSettings,
+    *,
+    reranker: Recommender | None = None,
+    expect_version: str | None = None,
 ) -> ServedModel:
     """Load and verify a bundle, build its index, and run a smoke query.
 
+    Args:
+        expect_version: Refuse a bundle whose content sha256 does not start with this.
+
     Raises:
-        BundleError: The bundle is unreadable, corrupt (content hash), incompatible, or its
-            smoke query fails.
+        BundleError: The bundle is unreadable, corrupt (content hash), incompatible, not the
+            expected version, or its smoke query fails.
     """
     from zenrec.models.registry import load_model
 
@@ -148,6 +156,7 @@ def load_served(
         raise BundleError(
             f"{p}: bundle.json has no content_sha256; re-save the bundle with this zenrec"
         )
+    check_expected_version(p, str(meta["content_sha256"]), expect_version)
     attributes = ItemAttributes(model.item_meta, model.n_items)
     view = dot_product_view(model)
     index = None

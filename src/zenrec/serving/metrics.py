@@ -9,19 +9,32 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 
-__all__ = ["CONTENT_TYPE", "ServiceMetrics"]
+__all__ = ["CONTENT_TYPE", "USERS_SERVED", "ServiceMetrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
+#: Counter of users given a list (one per ``/v1/recommend``, one per sub-request of a batch),
+#: successful answers only: the served request rate that autoscaling divides by capacity.
+USERS_SERVED = "zenrec_users_served_total"
+
+
 class ServiceMetrics:
-    """Request counts and latencies by endpoint and status, fallbacks by kind, in-flight and
-    rejected requests, the served model as an info gauge, and reloads by outcome."""
+    """Request counts and latencies by endpoint and status (latency also by model version),
+    users served, fallbacks by kind, in-flight and rejected requests, the served model as an
+    info gauge with its load time, and reloads by outcome."""
 
     def __init__(self) -> None:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -35,9 +48,16 @@ class ServiceMetrics:
         )
         self.latency = Histogram(
             "zenrec_request_duration_seconds",
-            "Request latency, by endpoint and status.",
-            ["endpoint", "status"],
+            "Request latency, by endpoint, status and model version (empty: no model involved).",
+            ["endpoint", "status", "model_version"],
             buckets=_BUCKETS,
+            registry=r,
+        )
+        self.users_served = Counter(
+            USERS_SERVED.removesuffix("_total"),
+            "Users given a recommendation list in a successful answer (a batch counts each of "
+            "its users), by endpoint.",
+            ["endpoint"],
             registry=r,
         )
         self.fallbacks = Counter(
@@ -65,6 +85,12 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="liveall",
         )
+        self.model_load_seconds = Gauge(
+            "zenrec_model_load_seconds",
+            "Seconds the served bundle took to load, verify, index and smoke-test.",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.reloads = Counter(
             "zenrec_reloads_total",
             "Bundle reloads, by outcome (ok/refused).",
@@ -76,14 +102,19 @@ class ServiceMetrics:
             "Request-log records dropped because the writer fell behind.",
             registry=r,
         )
+        if not self.multiprocess:  # process_* (CPU seconds, resident memory, open files)
+            ProcessCollector(registry=r)
         self._current: tuple[str, str] | None = None
 
-    def set_model(self, model: str, version: str) -> None:
-        """Mark ``(model, version)`` as the served model (the previous one goes to 0)."""
+    def set_model(self, model: str, version: str, load_seconds: float | None = None) -> None:
+        """Mark ``(model, version)`` as the served model (the previous one goes to 0) and
+        record how long it took to load."""
         if self._current is not None:
             self.model_info.labels(*self._current).set(0)
         self.model_info.labels(model, version).set(1)
         self._current = (model, version)
+        if load_seconds is not None:
+            self.model_load_seconds.set(load_seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition (aggregated over processes in multiprocess mode)."""

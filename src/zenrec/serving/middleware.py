@@ -1,11 +1,14 @@
 """The ASGI layer around every request: admission (concurrency limit, body size), timing,
-metrics and the request log. Pure ASGI (no ``BaseHTTPMiddleware``), so it costs little."""
+metrics, the request id and the request log. Pure ASGI (no ``BaseHTTPMiddleware``), so it
+costs little."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import uuid
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -36,6 +39,18 @@ KNOWN_ENDPOINTS = frozenset(
 )
 # Cheap endpoints that are always admitted (probes and scrapes must work under overload).
 UNLIMITED = frozenset({"/healthz", "/readyz", "/metrics"})
+# Endpoints whose successful answers count users served (the autoscaling signal).
+RECOMMENDING = frozenset({"/v1/recommend", "/v1/recommend/batch"})
+# A client's X-Request-ID is echoed when it is short and printable; otherwise one is made.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
+
+
+def request_id(scope: Scope) -> str:
+    """The request's ``X-Request-ID`` when it is 1-128 safe characters, else a new uuid4 hex."""
+    for k, v in scope.get("headers", ()):
+        if k == b"x-request-id" and _REQUEST_ID.fullmatch(v):
+            return str(v.decode("ascii"))
+    return uuid.uuid4().hex
 
 
 class _BodyTooLarge(HTTPException):
@@ -67,9 +82,11 @@ async def _send_json(
 class ServiceMiddleware:
     """Admission control, metrics and request logging.
 
-    A request beyond ``max_concurrency`` in flight is answered at once with 503 and
-    ``Retry-After`` (never queued without bound); a body larger than ``max_body_bytes``
-    (by ``Content-Length``, or counted while streaming) gets 413.
+    A request beyond the admission limit in flight (``ServeSettings.admission_limit``: the
+    latency target times the capacity) is answered at once with 503 and ``Retry-After``
+    (never queued past the SLO); a body larger than ``max_body_bytes``
+    (by ``Content-Length``, or counted while streaming) gets 413. Every answer carries an
+    ``X-Request-ID`` (the client's, or a new one), also found in the access and error logs.
     """
 
     def __init__(self, app: ASGIApp, *, state: ServiceState) -> None:
@@ -77,7 +94,7 @@ class ServiceMiddleware:
         self.state = state
         s = state.settings
         self.metrics = state.metrics
-        self.max_concurrency = s.max_concurrency
+        self.max_concurrency = s.admission_limit
         self.max_body_bytes = s.max_body_bytes
         self.retry_after = str(s.retry_after_s).encode()
         self.access_log = s.access_log
@@ -93,6 +110,9 @@ class ServiceMiddleware:
         endpoint = path if path in KNOWN_ENDPOINTS else "other"
         limited = endpoint not in UNLIMITED
         status = 500
+        rid = request_id(scope)
+        scope.setdefault("state", {})["request_id"] = rid
+        rid_header = (b"x-request-id", rid.encode("ascii"))
         if limited and self.in_flight >= self.max_concurrency:
             self.metrics.rejected.labels("overload").inc()
             status = 503
@@ -100,7 +120,7 @@ class ServiceMiddleware:
                 send,
                 503,
                 {"detail": "server overloaded; retry later"},
-                ((b"retry-after", self.retry_after),),
+                ((b"retry-after", self.retry_after), rid_header),
             )
             self._done(scope, endpoint, status, t0, wall)
             return
@@ -109,7 +129,10 @@ class ServiceMiddleware:
             self.metrics.rejected.labels("body_too_large").inc()
             status = 413
             await _send_json(
-                send, 413, {"detail": f"request body larger than {self.max_body_bytes} bytes"}
+                send,
+                413,
+                {"detail": f"request body larger than {self.max_body_bytes} bytes"},
+                (rid_header,),
             )
             self._done(scope, endpoint, status, t0, wall)
             return
@@ -130,6 +153,7 @@ class ServiceMiddleware:
             if msg["type"] == "http.response.start":
                 status = msg["status"]
                 started = True
+                msg = {**msg, "headers": [*msg.get("headers", ()), rid_header]}
             await send(msg)
 
         if limited:
@@ -140,7 +164,7 @@ class ServiceMiddleware:
         except _BodyTooLarge as exc:  # read outside FastAPI's body parsing
             status = 413
             if not started:
-                await _send_json(send, 413, {"detail": exc.detail})
+                await _send_json(send, 413, {"detail": exc.detail}, (rid_header,))
         finally:
             if received > self.max_body_bytes:
                 self.metrics.rejected.labels("body_too_large").inc()
@@ -152,9 +176,12 @@ class ServiceMiddleware:
     def _done(self, scope: Scope, endpoint: str, status: int, t0: float, wall: float) -> None:
         elapsed = time.perf_counter() - t0
         code = str(status)
-        self.metrics.requests.labels(endpoint, code).inc()
-        self.metrics.latency.labels(endpoint, code).observe(elapsed)
         state = scope.get("state") or {}
+        version = state.get("model_version")
+        self.metrics.requests.labels(endpoint, code).inc()
+        self.metrics.latency.labels(endpoint, code, version or "").observe(elapsed)
+        if status == 200 and endpoint in RECOMMENDING:
+            self.metrics.users_served.labels(endpoint).inc(state.get("n_users", 1))
         request_log = self.state.request_log
         if request_log is not None and endpoint not in UNLIMITED:
             before = request_log.dropped
@@ -177,6 +204,7 @@ class ServiceMiddleware:
                     "method": scope.get("method"),
                     "status": status,
                     "latency_ms": round(elapsed * 1000.0, 3),
-                    "model_version": state.get("model_version"),
+                    "model_version": version,
+                    "request_id": state.get("request_id"),
                 },
             )

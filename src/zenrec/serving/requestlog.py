@@ -5,8 +5,13 @@ rotated by size to ``DIR/requests-<pid>.<n>.jsonl`` (``n = 1`` the newest rotate
 object per line::
 
     {"ts": "2026-12-01T12:00:00.123456+00:00", "endpoint": "/v1/recommend", "status": 200,
-     "latency_ms": 1.234, "model_version": "<16 hex>", "user": "<salted sha256 hex or null>",
+     "latency_ms": 1.234, "model_version": "<16 hex>", "user": "<HMAC-SHA256 hex or null>",
      "k": 10}
+
+User ids are keyed hashes, HMAC-SHA256 with the per-deployment secret as key (not a salted
+plain hash, which is open to length extension and mixes key and message). The files of one
+process never hold more than ``max_total_bytes`` together, and by default at most half of the
+filesystem the directory is on, so rotation cannot fill the volume it writes to.
 
 The request path only puts a tuple on a bounded queue (no I/O, no formatting, no hashing);
 the writer thread formats, hashes and writes. When the queue is full the record is dropped and
@@ -16,24 +21,46 @@ counted rather than slowing requests down.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import queue
+import shutil
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["RequestLog", "hash_user"]
+__all__ = ["RequestLog", "hash_user", "rotation_bounds"]
 
 _STOP = object()
 
 
 def hash_user(user: Any, salt: bytes) -> str | None:
-    """Salted sha256 hex of a raw user id (``None`` stays ``None``)."""
+    """HMAC-SHA256 hex of a raw user id keyed with the deployment's secret ``salt``
+    (``None`` stays ``None``)."""
     if user is None:
         return None
-    return hashlib.sha256(salt + str(user).encode("utf-8")).hexdigest()
+    return hmac.new(salt, str(user).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def rotation_bounds(
+    max_bytes: int, backups: int, budget: int, processes: int = 1
+) -> tuple[int, int]:
+    """File size and rotated files kept so that one process's files (the current one plus
+    ``backups``) stay within its share of ``budget`` bytes.
+
+    Example:
+        >>> rotation_bounds(64 * 2**20, 20, 256 * 2**20)  # a 256 MiB budget: 4 files of 64 MiB
+        (67108864, 3)
+        >>> rotation_bounds(64 * 2**20, 20, 64 * 2**20)  # smaller than two files: halve them
+        (33554432, 1)
+    """
+    share = max(4096, budget // max(1, processes))
+    files = share // max_bytes
+    if files >= 2:
+        return max_bytes, min(backups, files - 1)
+    return max(2048, share // 2), 1
 
 
 class RequestLog:
@@ -46,6 +73,10 @@ class RequestLog:
         backups: Rotated files kept (older ones are deleted).
         queue_size: Records buffered for the writer; beyond, records are dropped.
         pid: Process id in the file names (default: this process).
+        max_total_bytes: Bound of all the log files written into ``directory`` (default:
+            half the size of the filesystem holding it); ``max_bytes`` and ``backups`` are
+            lowered to fit it (:func:`rotation_bounds`).
+        processes: Processes writing into ``directory``, each getting an equal share.
     """
 
     def __init__(
@@ -57,12 +88,15 @@ class RequestLog:
         backups: int = 20,
         queue_size: int = 100_000,
         pid: int | None = None,
+        max_total_bytes: int | None = None,
+        processes: int = 1,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.salt = salt
-        self.max_bytes = max_bytes
-        self.backups = backups
+        volume = shutil.disk_usage(self.directory).total // 2
+        budget = volume if max_total_bytes is None else min(max_total_bytes, volume)
+        self.max_bytes, self.backups = rotation_bounds(max_bytes, backups, budget, processes)
         self.pid = os.getpid() if pid is None else pid
         self.dropped = 0
         self.written = 0

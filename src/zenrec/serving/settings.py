@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
@@ -32,8 +33,15 @@ class ServeSettings(BaseSettings):
     api_key: SecretStr | None = None
     """Key of the ``/admin`` routes (sent as ``X-API-Key``); the routes do not exist without it."""
 
-    max_concurrency: int = Field(64, ge=1)
-    """Requests processed at once per worker; more are answered 503 with ``Retry-After``."""
+    max_concurrency: int | None = Field(None, ge=1)
+    """Requests processed at once per worker; more are answered 503 with ``Retry-After``
+    (``None``: derived from ``capacity_rps`` and ``latency_target_ms``, see
+    :attr:`admission_limit`)."""
+    capacity_rps: float = Field(300.0, gt=0)
+    """Requests/s one worker serves within its p99 target (``zenrec loadtest --ramp``; the
+    default is the measured ML-1M BPR-MF capacity at p99 <= 50 ms, docs/results)."""
+    latency_target_ms: float = Field(50.0, gt=0)
+    """Longest time an admitted request may wait for the ones ahead of it (the p99 target)."""
     retry_after_s: int = Field(1, ge=1)
     """Value of the ``Retry-After`` header of an overload answer."""
     max_body_bytes: int = Field(1_000_000, ge=1024)
@@ -56,6 +64,10 @@ class ServeSettings(BaseSettings):
     overfetch: int = Field(4, ge=1)
     """HNSW fetches ``overfetch * (k + excluded)`` neighbours, then re-checks exclusions/filters."""
 
+    expect_version: str | None = Field(None, pattern=r"^[0-9a-f]{16,64}$")
+    """Content hash (16-64 hex digits of its sha256) the bundle must have, else startup fails:
+    every replica of one Deployment serves the same bytes. ``/admin/reload`` is not bound by it."""
+
     rerank_bundle: Path | None = None
     """Second bundle that re-ranks the retrieved candidates with its ``score`` (two-stage)."""
     rerank_candidates: int = Field(200, ge=1)
@@ -64,11 +76,16 @@ class ServeSettings(BaseSettings):
     request_log: Path | None = None
     """Directory of the JSON-lines request log (off when unset)."""
     request_log_salt: SecretStr | None = None
-    """Per-deployment salt of the hashed user ids in the request log."""
+    """Per-deployment secret: the HMAC key of the hashed user ids in the request log."""
     request_log_max_bytes: int = Field(64 * 2**20, ge=4096)
     """Size at which a request-log file is rotated."""
     request_log_backups: int = Field(20, ge=1)
-    """Rotated request-log files kept per process."""
+    """Rotated request-log files kept per process (fewer when ``request_log_max_total_bytes``
+    needs it)."""
+    request_log_max_total_bytes: int | None = Field(None, ge=8192)
+    """Bound of all request-log files of all workers together (default: half the size of the
+    filesystem holding the directory; set it below an emptyDir's ``sizeLimit``, which the
+    filesystem size does not show)."""
     request_log_queue: int = Field(100_000, ge=16)
     """Records buffered for the writer thread; beyond, records are dropped and counted."""
 
@@ -76,6 +93,26 @@ class ServeSettings(BaseSettings):
     """Time in-flight requests get to finish on shutdown."""
     access_log: bool = False
     """Emit one JSON log line per request (the request log is the cheap alternative)."""
+
+    @property
+    def admission_limit(self) -> int:
+        """Requests admitted at once per worker: ``max_concurrency`` when set, else Little's law,
+        ``L = ceil(capacity_rps x latency_target_ms / 1000)``.
+
+        One worker completes ``capacity_rps`` requests per second, so a request admitted behind
+        ``L - 1`` others waits about ``(L - 1) / capacity_rps``: with ``L`` from the formula that
+        stays within the latency target, and everything beyond ``L`` is shed at once (503 +
+        ``Retry-After``) instead of queueing past the SLO. Defaults: 300 req/s x 50 ms = 15.
+
+        Example:
+            >>> ServeSettings(capacity_rps=400, latency_target_ms=100).admission_limit
+            40
+            >>> ServeSettings(max_concurrency=8).admission_limit
+            8
+        """
+        if self.max_concurrency is not None:
+            return self.max_concurrency
+        return max(1, math.ceil(self.capacity_rps * self.latency_target_ms / 1000.0 - 1e-9))
 
     @model_validator(mode="after")
     def _salt_with_log(self) -> ServeSettings:

@@ -9,6 +9,18 @@ Per-replica capacity comes from ``--capacity`` (requests/s one replica serves wi
 from the result of ``zenrec loadtest --output FILE.json`` (``--capacity-from``), see
 :func:`load_capacity`: ``capacity_rps`` of a ramp when present, else ``achieved_rps`` of a
 single run whose p99 and errors met the SLO.
+
+The replica warm-up (how far ahead of demand a floor is raised) comes from ``--warmup`` or from
+a measured bundle load time (``--warmup-from``: a saved ``/metrics`` scrape holding
+``zenrec_model_load_seconds``, or a JSON record with ``model_load_seconds``), see
+:func:`warmup_from_load`; the same measurement sizes the startup probe
+(:func:`startup_probe_budget`).
+
+The KEDA object scales on ``zenrec_users_served_total`` (users given a list in successful
+answers; a batch counts each of its users), summed over the Deployment's pods as a
+Prometheus-Operator PodMonitor (``deploy/k8s/podmonitor.yaml``) labels them: ``namespace`` and
+``app_kubernetes_io_name`` (the pod label ``app.kubernetes.io/name``, copied by the PodMonitor's
+``podTargetLabels``). See :func:`default_query`.
 """
 
 from __future__ import annotations
@@ -34,14 +46,30 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "DEFAULT_PROMETHEUS",
+    "KEDA_MIN_REPLICAS",
     "Plan",
     "PlanConfig",
     "PlanResult",
+    "default_query",
     "keda_scaledobject",
     "load_capacity",
+    "load_model_seconds",
     "plan_replicas",
     "plan_series",
+    "startup_probe_budget",
+    "warmup_from_load",
 ]
+
+#: Prometheus address written into the KEDA trigger unless ``--prometheus-address`` says otherwise
+#: (kube-prometheus-stack's service in the ``monitoring`` namespace).
+DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
+#: Smallest ``minReplicaCount`` written for KEDA: with the PodDisruptionBudget's
+#: ``minAvailable: 1``, one replica would block every node drain.
+KEDA_MIN_REPLICAS = 2
+#: Seconds a new pod needs besides loading its bundle (scheduling, pulling the image by digest
+#: when not cached, the process start and the first readiness probe).
+POD_START_OVERHEAD_S = 30.0
 
 
 class PlanConfig(BaseModel):
@@ -53,7 +81,8 @@ class PlanConfig(BaseModel):
         warmup: Time a new replica needs before it takes traffic.
         hold: A raised floor is kept at least this long after the bucket that needed it
             (avoids flapping; scale-in is reactive anyway).
-        min_replicas: Lower bound of the plan.
+        min_replicas: Lower bound of the plan (``zenrec traffic plan`` defaults to 2: one
+            replica would leave the PodDisruptionBudget no room for a node drain).
         max_replicas: Upper bound (``None``: unbounded; needs above it are reported).
         bound: Forecast column planned for (``hi80`` default: the 80 % upper bound).
         value_unit: ``count`` (requests per bucket, converted to rps) or ``rate`` (already rps).
@@ -169,10 +198,18 @@ class Plan:
     capped: int
     config: PlanConfig
     notes: list[str] = field(default_factory=list)
+    load_seconds: float | None = None
+    """Measured bundle load time the warm-up was derived from (``None``: a given warm-up)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary (schedule plus settings)."""
-        return {
+        extra: dict[str, Any] = {}
+        if self.load_seconds is not None:
+            extra = {
+                "model_load_seconds": self.load_seconds,
+                "startup_probe": startup_probe_budget(self.load_seconds),
+            }
+        return extra | {
             "policy": {
                 "scale_out": "predictive: floor raised warmup ahead of forecast need",
                 "scale_in": "reactive only: floors are released, replicas follow observed load",
@@ -280,6 +317,91 @@ def plan_replicas(
     )
 
 
+def load_model_seconds(path: str | os.PathLike[str]) -> float:
+    """Read a measured bundle load time, in seconds.
+
+    Accepts a saved ``/metrics`` scrape of a running service (``curl .../metrics > m.txt``; the
+    gauge ``zenrec_model_load_seconds``, the largest value when several processes report) or a
+    JSON object with ``model_load_seconds`` (or ``load_seconds``, as ``/admin/reload`` answers).
+
+    Raises:
+        DataError: Missing file, no such value, or a value that is not a positive number.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(
+            f"{path}: file not found; pass --warmup-from a saved /metrics scrape or a JSON "
+            "with model_load_seconds"
+        ) from None
+    values: list[float] = []
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{p.name}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        key = "model_load_seconds" if "model_load_seconds" in data else "load_seconds"
+        return _positive(data, key, p.name)
+    for line in text.splitlines():
+        name, _, rest = line.partition(" ")
+        if name.split("{")[0] == "zenrec_model_load_seconds" and rest.strip():
+            try:
+                values.append(float(rest.split()[0]))
+            except ValueError:
+                continue
+    if not values or not max(values) > 0:
+        raise DataError(
+            f"{p.name}: no positive zenrec_model_load_seconds sample; save the /metrics page of "
+            "a service that has loaded its bundle (curl http://POD:8000/metrics > FILE)"
+        )
+    return max(values)
+
+
+def warmup_from_load(load_seconds: float, overhead_s: float = POD_START_OVERHEAD_S) -> str:
+    """The warm-up of a replica from its measured bundle load time: ``overhead_s + 2 x load``
+    (the factor covers a node busier than the one measured), rounded up to whole seconds.
+
+    Example:
+        >>> warmup_from_load(12.3)
+        '55s'
+    """
+    return f"{math.ceil(overhead_s + 2.0 * load_seconds)}s"
+
+
+def startup_probe_budget(load_seconds: float, period_s: int = 2) -> dict[str, int]:
+    """``startupProbe`` settings whose budget (``period x failureThreshold``) is three times
+    the measured load time plus 30 s, so a slow node does not kill a pod that is loading.
+
+    Example:
+        >>> startup_probe_budget(20.0)
+        {'periodSeconds': 2, 'failureThreshold': 45}
+    """
+    budget = 3.0 * load_seconds + 30.0
+    return {"periodSeconds": period_s, "failureThreshold": max(3, math.ceil(budget / period_s))}
+
+
+def default_query(
+    name: str = "zenrec-serve", namespace: str = "default", window: str = "2m"
+) -> str:
+    """Users served per second by every pod of Deployment ``name`` in ``namespace``.
+
+    The labels are those a Prometheus-Operator PodMonitor gives the pods' series: ``namespace``
+    and ``app_kubernetes_io_name`` (``podTargetLabels: [app.kubernetes.io/name]``).
+
+    Example:
+        >>> q = default_query("zenrec-serve", "recs")
+        >>> q.startswith("sum(rate(zenrec_users_served_total{") and q.endswith("}[2m]))")
+        True
+        >>> q[q.index("{") : q.index("}") + 1]
+        '{namespace="recs",app_kubernetes_io_name="zenrec-serve"}'
+    """
+    return (
+        f'sum(rate(zenrec_users_served_total{{namespace="{namespace}",'
+        f'app_kubernetes_io_name="{name}"}}[{window}]))'
+    )
+
+
 def _cron(ts: pd.Timestamp) -> str:
     return f"{ts.minute} {ts.hour} {ts.day} {ts.month} *"
 
@@ -288,19 +410,39 @@ def keda_scaledobject(
     plan: Plan,
     name: str = "zenrec-serve",
     timezone: str = "UTC",
-    prometheus_query: str = 'sum(rate(zenrec_requests_total{service="zenrec-serve"}[2m]))',
+    prometheus_query: str | None = None,
+    *,
+    namespace: str = "default",
+    prometheus_address: str = DEFAULT_PROMETHEUS,
 ) -> str:
     """Render a KEDA ``ScaledObject`` (YAML text) implementing the plan.
 
     Each raised floor becomes a ``cron`` trigger (start/end/desiredReplicas) and a
     ``prometheus`` trigger scales on observed load at ``capacity * target_utilization`` per
-    replica; KEDA takes the maximum, so scale-in follows observed load only. Cron fields carry
-    day and month, so regenerate the object when the forecast is refreshed.
+    replica (``AverageValue``: KEDA divides the query's total by the threshold); KEDA takes the
+    maximum, so scale-in follows observed load only. Cron fields carry day and month, so
+    regenerate the object when the forecast is refreshed.
+
+    An empty query result is an error (``ignoreNullValues: "false"``), not zero load: after 3
+    failed reads KEDA holds the ``fallback`` replicas (the plan's peak) until the metric is back.
+    ``minReplicaCount`` is at least :data:`KEDA_MIN_REPLICAS`.
+
+    Args:
+        plan: The replica plan.
+        name: Deployment (and ScaledObject) name.
+        timezone: Time zone of the cron triggers.
+        prometheus_query: PromQL of the load in requests/s (default: :func:`default_query`).
+        namespace: Namespace of the Deployment (in the default query's selector).
+        prometheus_address: URL of the Prometheus server KEDA queries.
     """
     import pandas as pd
 
     cfg = plan.config
     per_replica = cfg.capacity_rps * cfg.target_utilization
+    query = prometheus_query or default_query(name, namespace)
+    lo = max(cfg.min_replicas, KEDA_MIN_REPLICAS)
+    hi = max(cfg.max_replicas or plan.peak_replicas, lo)
+    fallback = min(max(plan.peak_replicas, lo), hi)
     lines = [
         "# Generated by `zenrec traffic plan`: predictive floors (cron) + reactive scaling on",
         "# observed load (prometheus). Regenerate when the forecast is refreshed.",
@@ -308,11 +450,15 @@ def keda_scaledobject(
         "kind: ScaledObject",
         "metadata:",
         f"  name: {name}",
+        f"  namespace: {namespace}",
         "spec:",
         "  scaleTargetRef:",
         f"    name: {name}",
-        f"  minReplicaCount: {cfg.min_replicas}",
-        f"  maxReplicaCount: {cfg.max_replicas or max(plan.peak_replicas, cfg.min_replicas, 1)}",
+        f"  minReplicaCount: {lo}",
+        f"  maxReplicaCount: {hi}",
+        "  fallback:",
+        "    failureThreshold: 3",
+        f"    replicas: {fallback}",
         "  advanced:",
         "    horizontalPodAutoscalerConfig:",
         "      behavior:",
@@ -320,15 +466,17 @@ def keda_scaledobject(
         "          stabilizationWindowSeconds: 300",
         "  triggers:",
         "    - type: prometheus",
+        "      metricType: AverageValue",
         "      metadata:",
-        "        serverAddress: http://prometheus.monitoring:9090",
-        f"        query: '{prometheus_query}'",
+        f"        serverAddress: {prometheus_address}",
+        "        query: '" + query.replace("'", "''") + "'",
         f'        threshold: "{per_replica:g}"',
+        '        ignoreNullValues: "false"',
     ]
     sched = plan.schedule
     end_of_plan = pd.Timestamp(plan.steps["ts"].iloc[-1])
     for i, ev in enumerate(sched):
-        if ev["min_replicas"] <= cfg.min_replicas:
+        if ev["min_replicas"] <= lo:
             continue
         start = pd.Timestamp(ev["at"])
         end = pd.Timestamp(sched[i + 1]["at"]) if i + 1 < len(sched) else end_of_plan
@@ -368,13 +516,24 @@ class PlanResult:
             "series": self.series.report.as_dict(),
         }
 
-    def write(self, directory: str | os.PathLike[str], *, name: str = "zenrec-serve") -> list[Path]:
+    def write(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        name: str = "zenrec-serve",
+        namespace: str = "default",
+        prometheus_address: str = DEFAULT_PROMETHEUS,
+        prometheus_query: str | None = None,
+    ) -> list[Path]:
         """Write ``plan.json``, ``plan_steps.csv``, ``keda-scaledobject.yaml``,
         ``forecast.csv`` and ``plan.png`` (each atomically).
 
         Args:
             directory: Output directory (created when missing).
             name: Deployment name in the KEDA ``ScaledObject``.
+            namespace: Namespace of the Deployment (selects its pods' series in the query).
+            prometheus_address: Prometheus server KEDA queries.
+            prometheus_query: Query KEDA scales on (default: :func:`default_query`).
 
         Returns:
             The paths written, in that order.
@@ -388,7 +547,15 @@ class PlanResult:
         atomic_write_text(paths[1], self.plan.steps.to_csv(index=False))
         index = self.series.index
         tz = str(index.tz) if index.tz is not None else "UTC"
-        atomic_write_text(paths[2], keda_scaledobject(self.plan, name, tz))
+        keda = keda_scaledobject(
+            self.plan,
+            name,
+            tz,
+            prometheus_query,
+            namespace=namespace,
+            prometheus_address=prometheus_address,
+        )
+        atomic_write_text(paths[2], keda)
         atomic_write_text(paths[3], self.forecast.table().to_csv(index=False))
         plot_plan(
             paths[4],

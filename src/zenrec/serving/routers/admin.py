@@ -53,7 +53,7 @@ async def reload(state: State, body: ReloadRequest | None = None) -> ReloadRespo
                 422, f"bundle refused ({exc}); still serving version {old.version}"
             ) from None
         state.served = new  # one reference assignment: atomic for every later request
-        state.metrics.set_model(new.name, new.version)
+        state.metrics.set_model(new.name, new.version, new.load_seconds)
         state.metrics.reloads.labels("ok").inc()
         log.info(
             "reloaded",

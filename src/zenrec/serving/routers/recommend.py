@@ -139,6 +139,7 @@ async def recommend_batch(
             f"got {len(body.requests)}",
         )
     request.state.log_k = max(r.k for r in body.requests)
+    request.state.n_users = len(body.requests)
 
     def work() -> list[RecommendResponse]:
         return [answer(served, state, r, ["requests", j]) for j, r in enumerate(body.requests)]
