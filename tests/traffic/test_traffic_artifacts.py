@@ -151,7 +151,8 @@ def test_plan_write_equals_the_cli(inputs: tuple[Path, Path], tmp_path: Path) ->
     assert main([*argv, *FORECAST_FLAGS, *flags, "--output", str(cli)]) == 0
     result = plan_series(
         load_series(data),
-        PlanConfig(capacity_rps=0.2, max_replicas=20),
+        # `traffic plan` keeps 2 replicas at least (--min 2: with the PDB, one would block drains)
+        PlanConfig(capacity_rps=0.2, max_replicas=20, min_replicas=2),
         forecast=FORECAST,
         events=load_events(events),
     )
