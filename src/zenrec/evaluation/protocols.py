@@ -259,6 +259,8 @@ def prepare_dataset(
         min_user_count=int(f.get("min_user_count") or 0),
         min_item_count=int(f.get("min_item_count") or 0),
         duplicates=f.get("duplicates", "last"),
+        start=f.get("start"),
+        end=f.get("end"),
     )
 
 

@@ -114,6 +114,10 @@ class _Context:
                 self.loaded[name] = load_dataset(name)
         return self.loaded[name]
 
+    def spec(self, name: str) -> DataSpec:
+        """The data specification of a dataset: its source and the config's [data] filters."""
+        return DataSpec(source=name, **self.config.data.given())
+
     def cell_path(self, dname: str, pname: str, label: str, seed: int) -> Path:
         return self.run_dir / "cells" / f"{cell_id(dname, pname, label, seed)}.json"
 
@@ -169,9 +173,7 @@ def _run_cell(ctx: _Context, dname: str, pname: str, entry: ModelEntry, seed: in
     params, tune_info = _cell_params(ctx, entry, ds, protocol, seed)
     cid = cell_id(dname, pname, entry.key, seed)
     ctx.console.print(f"[bold]{cid}[/bold] fitting {entry.name} {params}", highlight=False)
-    record, run = evaluate_model(
-        ds, protocol, entry.name, params, seed=seed, spec=DataSpec(source=dname)
-    )
+    record, run = evaluate_model(ds, protocol, entry.name, params, seed=seed, spec=ctx.spec(dname))
     per_user_file = f"{cid}.users.parquet"
     write_frame(_per_user_frame(run), ctx.run_dir / "cells" / per_user_file)
     tuning = (
@@ -293,7 +295,7 @@ def _peer_group(
 
     ds = ctx.dataset(dname)
     protocol = get_protocol(pname)
-    data = prepare_dataset(ds, protocol)
+    data = prepare_dataset(ds, protocol, ctx.spec(dname).user_filters())
     splits = protocol.splits(data, seed)  # exactly the split evaluate_model uses for this cell
     valid = how = None
     if len(splits) == 1 and (splits[0].valid is None or not len(splits[0].valid)):
@@ -305,7 +307,7 @@ def _peer_group(
         "data_fingerprint": data.fingerprint(),
         "filters": list(data.filters),
         "protocol": protocol.summary(ds.name),
-        "data": DataSpec(source=dname),
+        "data": ctx.spec(dname),
     }
     ran = not_run = 0
     with tempfile.TemporaryDirectory(prefix="zenrec-peer-") as tmp:
@@ -400,7 +402,7 @@ def _tune_cell(ctx: _Context, entry: ModelEntry, ds: Dataset, protocol: Protocol
         refit=False,
         progress=ctx.console.quiet is False,
         write=False,
-        data=DataSpec(source=ds.name),
+        data=ctx.spec(ds.name),
     )
     info = dict(res.summary)
     info["budget"] = {

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from zenrec._errors import ConfigError, ZenrecError
 from zenrec._toml import read_toml
+from zenrec.data.filters import DataFilters
 from zenrec.evaluation.protocols import get_protocol
 from zenrec.models.registry import create_model, model_names
 from zenrec.runs.peers import PEER_LIBRARIES, PeerEntry
@@ -83,6 +84,10 @@ class BenchmarkConfig(_Strict):
     """Tuning budget; omit to run every model with its given params."""
     peers: list[PeerEntry] = Field(default_factory=list)
     """Other libraries run on the same splits (after the zenrec cells)."""
+    data: DataFilters = Field(default_factory=DataFilters)
+    """Filters applied to every dataset (the ``[data]`` table: ``min_rating``,
+    ``min_user_count``, ``min_item_count``, ``duplicates``, ``start``, ``end``; see
+    docs/data-spec.md); the protocol's own filters still apply."""
     source: str = "<dict>"
 
     @model_validator(mode="after")
@@ -123,6 +128,11 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err.get("loc", ())) or "config"
+        if err.get("type") == "extra_forbidden" and loc.startswith("data."):
+            raise ConfigError(
+                f"{p}: unknown key '{loc}'; the [data] table of a benchmark holds filters; "
+                "see docs/data-spec.md"
+            ) from None
         if err.get("type") == "extra_forbidden":
             raise ConfigError(
                 f"{p}: unknown key '{loc}'; see docs/tuning.md for the benchmark schema"
