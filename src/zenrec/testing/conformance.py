@@ -144,6 +144,7 @@ def planted_sequences(
 
 
 _FITTED: dict[tuple[type, bool], tuple[Any, Planted]] = {}
+_FITTED_COLD: dict[type, tuple[Any, Planted, Any]] = {}
 
 
 class RecommenderConformance:
@@ -256,8 +257,7 @@ class RecommenderConformance:
     def _fitted_with_cold_user(self) -> tuple[Any, Planted, Any]:
         """The model fitted on planted data minus every row of one user, who stays in the
         vocabulary (as in a split, whose parts keep the full vocabulary): a cold user."""
-        key = (type(self), "cold")
-        cached = _FITTED.get(key)
+        cached = _FITTED_COLD.get(type(self))
         if cached is None:
             planted = self._planted_data()
             tr = planted.train
@@ -266,9 +266,8 @@ class RecommenderConformance:
             train = tr.subset(np.flatnonzero(keep))
             assert train.n_users == tr.n_users  # the vocabulary still holds the cold user
             cached = (self.make_model().fit(train), planted, cold)
-            _FITTED[key] = cached
-        model, planted, cold = cached
-        return model, planted, cold
+            _FITTED_COLD[type(self)] = cached
+        return cached
 
     def _planted_data(self) -> Planted:
         return planted_blocks()
