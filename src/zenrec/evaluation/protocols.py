@@ -66,6 +66,15 @@ class Protocol:
     n_negatives: int = 0
     split_params: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def seed_note(self) -> str | None:
+        """What a benchmark's seeds vary under this protocol when its split ignores the seed
+        (``None`` when the split draws from the seed)."""
+        if self.split != "loo":
+            return None
+        what = "the model and the sampled negatives" if self.n_negatives else "the model only"
+        return f"the {self.name} split ignores the seed (leave-one-out by time): seeds vary {what}"
+
     def filters_for(self, dataset_name: str) -> dict[str, Any]:
         return {**self.filters, **self.dataset_filters.get(dataset_name, {})}
 

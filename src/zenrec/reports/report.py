@@ -151,7 +151,7 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
 
     from zenrec.experiments import BenchmarkConfig, load_cells, summarise
     from zenrec.reports import plots
-    from zenrec.reports.tables import fmt_ci, fmt_seconds, library_cell
+    from zenrec.reports.tables import fmt_ci, fmt_seconds, library_cell, seed_notes
 
     cfg = BenchmarkConfig(**meta["config"])
     tables = summarise(run_dir, cfg)
@@ -243,6 +243,9 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
             for r in grp.iter_rows(named=True)
         ]
         doc.table(header, rows)
+        note = seed_notes(grp, metrics)
+        if note:
+            doc.p(note)
         if "library" in grp.columns:
             peer_rows = grp.filter(pl.col("library").fill_null("zenrec") != "zenrec")
             if peer_rows.height:
