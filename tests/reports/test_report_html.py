@@ -38,7 +38,9 @@ def report(tmp_path_factory):
 def test_report_markdown_and_html_are_self_contained(report):
     run_dir, md, html = report
     text = md.read_text()
-    assert "## How it was run" in text and "zenrec evaluate --dataset" in text
+    # the dataset was given in Python: no re-run command that would not reproduce, and why
+    assert "## How it was run" in text and "zenrec evaluate --dataset" not in text
+    assert "zenrec rows have no re-run command: their dataset was given in Python" in text
     assert "[95% CI]" in text and "Wilcoxon" in text and "Tuning: ease-" in text
     figs = re.findall(r"\]\((figures/fig\d+\.png)\)", text)
     assert len(figs) >= 5 and all((run_dir / f).exists() for f in figs)
@@ -83,5 +85,6 @@ def test_report_of_a_tuning_run(tmp_path):
     tune(ds, get_protocol("recbole"), "itemknn", n_trials=5, run_dir=tmp_path, seed=3)
     md, html = build_report(tmp_path)
     text = md.read_text()
-    assert "Tuning: itemknn-" in text and "importance" in text and "zenrec evaluate" in text
+    assert "Tuning: itemknn-" in text and "importance" in text and "zenrec evaluate" not in text
+    assert "Re-run: none; no re-run command: the data was given in Python" in text
     assert html.read_text().count("data:image/png;base64,") == 2
