@@ -165,3 +165,28 @@ def test_shipped_benchmark_configs_validate():
     assert len(configs) >= 10
     for path in configs:
         assert load_benchmark_config(path).name == path.stem
+
+
+def test_benchmark_data_table_filters_every_dataset(tmp_path):
+    """``[data] min_user_count = 20`` in a benchmark config filters each dataset before the
+    protocol, and each cell records the filter (its re-run command carries the flag)."""
+    from zenrec._errors import ConfigError
+    from zenrec.data import synthetic_dataset
+
+    ds = synthetic_dataset(n_users=120, n_items=60, interactions_per_user=15, seed=3)
+    p = tmp_path / "b.toml"
+    p.write_text(
+        f'name = "x"\ndatasets = ["{ds.name}"]\nprotocols = ["recbole"]\nseeds = [1]\n'
+        '[data]\nmin_user_count = 20\n[[models]]\nname = "pop"\n'
+    )
+    cfg = load_benchmark_config(p)
+    assert cfg.data.min_user_count == 20
+    run_benchmark(cfg, tmp_path / "run", progress=False, datasets={ds.name: ds})
+    cell = json.loads(next((tmp_path / "run" / "cells").glob("*pop__s1.json")).read_text())
+    assert cell["data"]["min_user_count"] == 20
+    assert any(f.startswith("k-core users >= 20") for f in cell["filters"])
+    n_kept = int((ds.user_counts() >= 20).sum())
+    assert 0 < n_kept < ds.n_users  # the filter did something
+    p.write_text(p.read_text().replace("min_user_count = 20", "min_users = 20"))
+    with pytest.raises(ConfigError, match=r"'data.min_users'.*docs/data-spec.md"):
+        load_benchmark_config(p)

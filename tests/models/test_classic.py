@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from zenrec import ConfigError
+from zenrec import ConfigError, Dataset
 from zenrec.models import create_model
 from zenrec.testing import RecommenderConformance
 
@@ -43,6 +43,18 @@ class TestIALS(RecommenderConformance):
 class TestBiasedMF(RecommenderConformance):
     def make_model(self):
         return create_model("biasedmf", factors=8, iterations=10)
+
+
+def test_itemknn_user_whose_items_have_no_neighbours_gets_popular_items():
+    """A user whose one item nobody else consumed has an all-zero ItemKNN row: the list is the
+    popular items (ties broken by popularity), not the first item indices."""
+    users = ["a", "a", "b", "b", "c", "c", "c", "lonely"]
+    items = [5, 6, 5, 6, 4, 5, 6, 1]
+    m = create_model("itemknn", k=5).fit(Dataset.from_raw(np.array(users), np.array(items)))
+    recs = m.recommend(["lonely"], k=3)
+    assert recs.score_lists[0].tolist() == [0.0, 0.0, 0.0]
+    assert recs.item_lists[0].tolist() == [5, 6, 4]  # by popularity (3, 3, 1), not 2, 3, 4
+    assert recs.fallback_kind == ["none"]
 
 
 def test_bad_parameters_give_one_line_errors():

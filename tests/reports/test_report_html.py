@@ -38,7 +38,9 @@ def report(tmp_path_factory):
 def test_report_markdown_and_html_are_self_contained(report):
     run_dir, md, html = report
     text = md.read_text()
-    assert "## How it was run" in text and "zenrec evaluate --dataset" in text
+    # the dataset was given in Python: no re-run command that would not reproduce, and why
+    assert "## How it was run" in text and "zenrec evaluate --dataset" not in text
+    assert "zenrec rows have no re-run command: their dataset was given in Python" in text
     assert "[95% CI]" in text and "Wilcoxon" in text and "Tuning: ease-" in text
     figs = re.findall(r"\]\((figures/fig\d+\.png)\)", text)
     assert len(figs) >= 5 and all((run_dir / f).exists() for f in figs)
@@ -111,10 +113,9 @@ def test_report_of_a_tuning_run_names_the_studys_best_trial(tmp_path):
     )
     assert json.loads(summary["best params"]) == best.params
     assert summary["finished trials"].startswith(f"{len(done)} (target 5)")
-    # the reproduce line refits the best configuration
-    line = next(x for x in text.splitlines() if x.startswith("zenrec evaluate "))
-    sets = dict(x.split("=") for x in re.findall(r"--set (\S+)", line))
-    assert {k: float(v) for k, v in sets.items()} == pytest.approx(best.params)
+    # data given in Python: no command line re-reads it, and the report says so
+    assert "zenrec evaluate" not in text
+    assert "Re-run: none; no re-run command: the data was given in Python" in text
     # one row per trial, each with the study's value
     trials = _md_table_rows(text, "| trial | state | value |")
     assert [(int(r[0]), r[1], float(r[2])) for r in trials] == [

@@ -278,3 +278,30 @@ def test_request_log_lines_match_requests(bundles, tmp_path):
             assert rec["model_version"] == version and rec["k"] == body["k"]
         else:
             assert rec["k"] is None
+
+
+def test_user_without_training_rows_is_served_popularity_flagged(ml100k, tmp_path):
+    """After a time cutoff most test users have no training row; the service answers them with
+    the popularity list, ``fallback: popularity``, as it answers an unknown user (and as
+    ``model.recommend`` does), never the model's all-zero row in item-index order."""
+    from live import live_server
+
+    from zenrec.models import create_model
+    from zenrec.splits import time_cutoff_split
+
+    split = time_cutoff_split(ml100k, test_fraction=0.1, valid_fraction=0.1)
+    model = create_model("ease", l2=200.0).fit(split.train)
+    cold = model.user_vocab.decode(np.flatnonzero(np.diff(model.seen_.indptr) == 0)).tolist()
+    assert cold
+    offline = model.recommend([cold[0], "nobody"], k=5)
+    assert offline.fallback_kind == ["popularity", "popularity"]
+    path = model.save(tmp_path / "ease-cutoff")
+    with live_server(path) as srv, httpx.Client(base_url=srv.url, timeout=30) as c:
+        got = [c.post("/v1/recommend", json={"user_id": u, "k": 5}).json() for u in cold[:3]]
+        unknown = c.post("/v1/recommend", json={"user_id": "nobody", "k": 5}).json()
+    for body in got:
+        assert body["fallback"] == "popularity"
+        assert [it["item_id"] for it in body["items"]] == offline.item_lists[0].tolist()
+    assert [it["item_id"] for it in unknown["items"]] == offline.item_lists[1].tolist()
+    pop = model.item_popularity_[model.item_vocab.encode(offline.item_lists[0])]
+    assert pop.tolist() == np.sort(model.item_popularity_)[::-1][:5].tolist()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import zenrec
 from zenrec.data.dataset import Dataset
 from zenrec.evaluation.protocols import get_protocol
 from zenrec.models.base import ModelConfig, Recommender
@@ -46,7 +48,10 @@ def test_tuning_finds_better_than_default_and_tests_once(tmp_path, small):
 
     rec, _ = evaluate_model(small, protocol, "ease", res.best_params, seed=5)
     assert rec.metrics["ndcg@10"] == pytest.approx(res.test_record.metrics["ndcg@10"], abs=1e-12)
-    assert "--set l2=" in res.summary["reproduce"] and "--seed 5" in res.summary["reproduce"]
+    # data given in Python (not a built-in as loaded): no command that would not reproduce
+    assert res.summary["reproduce"] is None and res.test_record.command is None
+    assert "given in Python" in res.summary["reproduce_note"]
+    assert res.summary["data_fingerprint"] == small.fingerprint()  # msrec adds no filter here
     info = json.loads((tmp_path / "tune.json").read_text())
     assert info["n_finished"] == 12 and "stratified" in info["validation"]
     assert (tmp_path / "trials.csv").read_text().count("\n") == 13
@@ -453,3 +458,120 @@ def test_default_trial_keeps_a_default_the_range_cannot_draw(tmp_path, small, mo
     trials = optuna.load_study(study_name=res.study_name, storage=res.storage).trials
     assert "lr" not in trials[0].params and all(0.2 <= t.params["lr"] <= 1.0 for t in trials[1:])
     assert res.default_value == trials[0].value
+
+
+def _ease_space():
+    return parse_space(
+        {
+            "model": "ease",
+            "metric": "ndcg@10",
+            "params": {"l2": {"type": "float", "low": 0.5, "high": 5000.0, "log": True}},
+        }
+    )
+
+
+def test_snapshot_makes_the_rerun_command_reproduce(tmp_path, small):
+    """``snapshot=`` writes the data, and the recorded command re-runs the same test number."""
+    import polars as pl
+
+    frame = pl.DataFrame(
+        {
+            "customer": small.user_vocab.decode(small.users),
+            "sku": small.item_vocab.decode(small.items),
+        }
+    )
+    ds = zenrec.read_interactions(frame, user_col="customer", item_col="sku")
+    snap = tmp_path / "data.parquet"
+    res = tune(
+        ds,
+        get_protocol("msrec"),
+        "ease",
+        space=_ease_space(),
+        n_trials=3,
+        run_dir=tmp_path,
+        seed=5,
+        snapshot=snap,
+    )
+    cmd = res.summary["reproduce"]
+    assert cmd is not None and res.summary["reproduce_note"] is None
+    assert f"--dataset {snap.resolve()}" in cmd and "--user-col user" in cmd
+    assert res.test_record.command == cmd
+    out = tmp_path / "rerun.json"
+    args = shlex.split(cmd)[1:] + ["--output", str(out)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    r = subprocess.run(
+        [sys.executable, "-m", "zenrec", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    again = json.loads(out.read_text())["metrics"]["ndcg@10"]
+    assert again == pytest.approx(res.test_record.metrics["ndcg@10"], abs=1e-12)
+
+
+def test_progress_false_silences_optuna_and_restores_its_verbosity(tmp_path, small):
+    import logging
+
+    import optuna
+
+    seen: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Collect(level=logging.DEBUG)
+    logger = logging.getLogger("optuna")
+    logger.addHandler(handler)
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        optuna.logging.get_logger("optuna.probe").info("probe")  # the handler does see INFO
+        assert [r.getMessage() for r in seen] == ["probe"]
+        tune(
+            small,
+            get_protocol("msrec"),
+            "ease",
+            space=_ease_space(),
+            n_trials=2,
+            run_dir=tmp_path,
+            seed=5,
+            refit=False,
+            progress=False,
+        )
+        assert [r.getMessage() for r in seen if r.levelno < logging.WARNING] == ["probe"]
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        logger.removeHandler(handler)
+        optuna.logging.set_verbosity(before)
+
+
+def test_summary_remarks_when_tuned_is_worse_than_default_on_test(tmp_path, small, monkeypatch):
+    """The default configuration (trial 0) is evaluated on test too; when it beats the tuned
+    one there, the summary says so."""
+    from zenrec.runs import evaluate as runs_evaluate
+
+    real = runs_evaluate.evaluate_model
+
+    def default_wins(dataset, protocol, model, params, **kw):
+        record, run = real(dataset, protocol, model, params, **kw)
+        if "l2" not in params:  # the default configuration (EASE's l2="auto")
+            record.metrics["ndcg@10"] += 0.5
+        return record, run
+
+    monkeypatch.setattr(runs_evaluate, "evaluate_model", default_wins)
+    res = tune(
+        small,
+        get_protocol("msrec"),
+        "ease",
+        space=_ease_space(),
+        n_trials=12,
+        run_dir=tmp_path,
+        seed=5,
+    )
+    assert "l2" in res.best_params  # a searched value beat the default on validation
+    s = res.summary
+    assert s["default_test"]["ndcg@10"] > res.test_record.metrics["ndcg@10"]
+    assert any("below the default on test" in r for r in s["remarks"])

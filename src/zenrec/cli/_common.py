@@ -107,6 +107,14 @@ def add_filter_args(p: argparse.ArgumentParser) -> None:
         default="last",
         help="repeated (user, item) rows: keep the last, average, fail, or keep all",
     )
+    g.add_argument(
+        "--start",
+        metavar="TIME",
+        help="keep interactions at or after TIME (unix seconds or ISO 8601, e.g. 1998-01-01)",
+    )
+    g.add_argument(
+        "--end", metavar="TIME", help="keep interactions before TIME (unix seconds or ISO 8601)"
+    )
 
 
 def add_split_args(p: argparse.ArgumentParser) -> None:
@@ -188,11 +196,14 @@ def protocol_from_args(args: argparse.Namespace) -> Any:
 
 
 def user_filters(args: argparse.Namespace) -> dict[str, Any]:
+    """The filter flags under the names Dataset.filter and [data] use (docs/data-spec.md)."""
     return {
         "min_rating": args.min_rating,
         "min_user_count": args.min_user_count or None,
         "min_item_count": args.min_item_count or None,
         "duplicates": args.duplicates,
+        "start": getattr(args, "start", None),
+        "end": getattr(args, "end", None),
     }
 
 

@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="compare models: models x datasets x protocols x seeds (optionally tuned), CIs, tests",
         description=(
             "Run every cell of CONFIG.toml (each model tuned first on validation data when the "
-            "config has a [tune] budget), then write results, a summary with 95%% confidence "
+            "config has a [tune] budget), then write results, a summary with 95% confidence "
             "intervals over seeds and paired significance tests (Wilcoxon, t-test; Holm) against "
             "the baseline. Finished cells are kept: rerunning continues an interrupted run. "
             "Peers listed in [[peers]] (RecBole, Surprise, or a command) then run on the same "

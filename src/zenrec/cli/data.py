@@ -30,18 +30,9 @@ def run_info(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from zenrec.data import apply_filters
-
     args.dataset = args.dataset if args.dataset else None
     ds = load_from_args(args)
-    f = user_filters(args)
-    ds = apply_filters(
-        ds,
-        min_rating_value=f["min_rating"],
-        min_user_count=args.min_user_count,
-        min_item_count=args.min_item_count,
-        duplicates=args.duplicates,
-    )
+    ds = ds.filter(**{k: v for k, v in user_filters(args).items() if v is not None})
     info = ds.describe()
     if args.json:
         print(json.dumps(info, indent=2))

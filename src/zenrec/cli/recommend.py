@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     console = Console()
     for r in records:
-        note = " (unknown user: popularity fallback)" if r["fallback"] else ""
+        note = " (no training history: popularity fallback)" if r["fallback"] else ""
         t = Table(title=f"user {r['user']}{note} - {model.name}")
         t.add_column("#", justify="right")
         t.add_column("item")

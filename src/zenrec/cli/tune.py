@@ -197,6 +197,15 @@ def run(args: argparse.Namespace) -> int:
         out.print(
             f"test (once): {shown}  fit {res.test_record.fit_seconds or 0:.2f} s", highlight=False
         )
-        out.print(f"re-run: {res.summary['reproduce']}", highlight=False)
+        if res.summary.get("default_test"):
+            d = res.summary["default_test"].get(res.metric)
+            if d is not None:
+                out.print(f"test of the default configuration: {res.metric} = {d:.4f}")
+        if res.summary.get("reproduce"):
+            out.print(f"re-run: {res.summary['reproduce']}", highlight=False)
+        else:
+            out.print(f"re-run: none ({res.summary.get('reproduce_note')})", highlight=False)
+    for remark in res.summary.get("remarks") or []:
+        out.print(f"note: {remark}", highlight=False)
     out.print(f"wrote {run_dir / 'tune.json'} and {run_dir / 'trials.csv'}", highlight=False)
     return 0

@@ -9,7 +9,15 @@ from zenrec._errors import DataError
 from zenrec.data.config import load_data_config
 from zenrec.data.dataset import Dataset, Feature
 from zenrec.data.features import FeatureReport, parse_feature_specs
-from zenrec.data.filters import apply_filters, dedupe, kcore, min_rating
+from zenrec.data.filters import (
+    FILTER_OPTIONS,
+    DataFilters,
+    apply_filters,
+    dedupe,
+    kcore,
+    min_rating,
+    time_window,
+)
 from zenrec.data.readers import (
     ColumnMap,
     _read_interactions,
@@ -27,6 +35,7 @@ from zenrec.data.vocab import Vocabulary
 __all__ = [
     "BUILTIN_DATASETS",
     "ColumnMap",
+    "DataFilters",
     "DataSpec",
     "Dataset",
     "Feature",
@@ -46,6 +55,7 @@ __all__ = [
     "read_table",
     "resolve_builtin",
     "synthetic_dataset",
+    "time_window",
     "user_sequences",
 ]
 
@@ -70,8 +80,31 @@ def load_dataset(
             :func:`read_sequences`).
         download: Allow downloading a built-in dataset when no local copy is found.
         **reader_options: Passed to :func:`read_interactions` for files (``user_col``,
-            ``item_col``, ``rating_col``, ``time_col``, ``sep``, ``header``, ``encoding``).
+            ``item_col``, ``rating_col``, ``time_col``, ``sep``, ``header``, ``encoding``);
+            and the filters ``min_rating``, ``min_user_count``, ``min_item_count``,
+            ``duplicates``, ``start``, ``end`` for any source, with the meaning of the
+            command line's flags (see :meth:`Dataset.filter` and docs/data-spec.md).
+
+    Examples:
+        >>> import polars as pl
+        >>> frame = pl.DataFrame({"user": [1, 1, 2], "item": ["a", "b", "a"]})
+        >>> load_dataset(frame, min_user_count=2).n_users
+        1
     """
+    given = {k: reader_options.pop(k) for k in FILTER_OPTIONS if k in reader_options}
+    filters = DataFilters.of("load_dataset", **given) if given else None
+    ds = _load_dataset(spec, path=path, download=download, format=format, **reader_options)
+    return ds if filters is None else filters.apply(ds)
+
+
+def _load_dataset(
+    spec: str | Path | Any,
+    *,
+    path: str | Path | None,
+    download: bool,
+    format: str,
+    **reader_options: Any,
+) -> Dataset:
     if is_frame(spec):
         return _read_frame(spec, reader_options)
     if not isinstance(spec, (str, Path)):
@@ -111,7 +144,7 @@ def load_dataset(
             )
         return read_sequences(p, sep=reader_options.get("sep"))
     if is_file:
-        return _read_interactions(p, **{**_READER_DEFAULTS, **reader_options}, stacklevel=2)
+        return _read_interactions(p, **{**_READER_DEFAULTS, **reader_options}, stacklevel=3)
     if is_dir:
         raise DataError(
             f"{p}: is a directory; pass an interaction file, or a built-in name "
@@ -154,5 +187,5 @@ def _read_frame(frame: Any, options: dict[str, Any]) -> Dataset:
     return _read_interactions(
         frame,
         **{**_READER_DEFAULTS, **options, "sep": None, "header": True, "encoding": "utf-8"},
-        stacklevel=3,
+        stacklevel=4,
     )

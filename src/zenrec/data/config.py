@@ -10,6 +10,9 @@ Accepted wherever a dataset is named (``zenrec evaluate/train/tune --dataset dat
     rating_col = "qty"             # optional
     time_col = "ts"                # optional
     name = "shop"                  # optional (default: the file's stem)
+    min_rating = 4                 # optional filters, as the command line's flags:
+    min_user_count = 5             #   min_rating, min_user_count, min_item_count,
+    start = 1998-01-01             #   duplicates, start, end
 
     [data.items]
     path = "items.csv"
@@ -21,19 +24,29 @@ Accepted wherever a dataset is named (``zenrec evaluate/train/tune --dataset dat
     key = "customer"
     features = { age = "numeric", country = "categorical" }
 
-Features are read by the same code as :meth:`zenrec.Dataset.with_item_features`.
+Features are read by the same code as :meth:`zenrec.Dataset.with_item_features`; filters
+by :meth:`zenrec.Dataset.filter`. docs/data-spec.md documents every key.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from zenrec._errors import ConfigError, DataError
 from zenrec._toml import read_toml
 from zenrec._validation import KEY_MESSAGES, dotted, to_config_error
 from zenrec.data.dataset import Dataset
+from zenrec.data.filters import FILTER_OPTIONS, DataFilters, time_bound
 
 __all__ = ["DataConfig", "FeatureTableConfig", "load_data_config", "read_data_config"]
 
@@ -86,6 +99,30 @@ class DataConfig(_Strict):
     """Item features."""
     users: FeatureTableConfig | None = None
     """User features."""
+    min_rating: float | None = None
+    """Filter: keep interactions with rating >= this (``--min-rating``)."""
+    min_user_count: int | None = Field(None, ge=1)
+    """Filter: k-core, users with at least this many interactions (``--min-user-count``)."""
+    min_item_count: int | None = Field(None, ge=1)
+    """Filter: k-core, items with at least this many interactions (``--min-item-count``)."""
+    duplicates: Literal["last", "mean", "error", "keep"] | None = None
+    """Filter: repeated (user, item) rows (``--duplicates``; default ``last`` when any
+    filter is given)."""
+    start: int | str | None = None
+    """Filter: keep interactions at or after this time (unix seconds or ISO 8601; a TOML date
+    works too) (``--start``)."""
+    end: int | str | None = None
+    """Filter: keep interactions before this time (``--end``)."""
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _bound(cls, v: Any) -> Any:
+        return time_bound(v)
+
+    def filters(self) -> DataFilters | None:
+        """The filters this table sets, or ``None``."""
+        given = {k: getattr(self, k) for k in FILTER_OPTIONS if getattr(self, k) is not None}
+        return DataFilters.of("[data]", **given) if given else None
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -121,9 +158,14 @@ def read_data_config(path: str | Path) -> tuple[Path, DataConfig]:
             messages={
                 **KEY_MESSAGES,
                 "extra_forbidden": "unknown key '{key}'; "
-                "see docs/python-api.md for the [data] schema",
+                "see docs/data-spec.md for the [data] schema",
+                "*": "key '{key}': {msg}; got {got} (see docs/data-spec.md)",
             },
         ) from None
+    try:
+        cfg.filters()
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
     return p, cfg
 
 
@@ -167,6 +209,9 @@ def load_data_config(
                 header=table.header,
                 encoding=table.encoding,
             )
+        filters = cfg.filters()
+        if filters is not None:
+            ds = filters.apply(ds)
     except DataError as exc:
         raise DataError(f"{p}: {exc}") from None
     ds.name = cfg.name or p.stem

@@ -453,8 +453,62 @@ class Dataset:
             filters=list(self.filters),
         )
 
+    def filter(
+        self,
+        *,
+        min_rating: float | None = None,
+        min_user_count: int | None = None,
+        min_item_count: int | None = None,
+        duplicates: Literal["last", "mean", "error", "keep"] = "last",
+        start: Any = None,
+        end: Any = None,
+    ) -> Dataset:
+        """The dataset after the standard filters, as the command line's flags apply them.
+
+        Same names and meaning as ``--min-rating``, ``--min-user-count``, ``--min-item-count``,
+        ``--duplicates``, ``--start``, ``--end``, the keyword arguments of
+        :func:`zenrec.load_dataset` and the keys of a ``[data]`` table (docs/data-spec.md).
+        Order: time window, duplicates, rating threshold, k-core. Each filter is recorded in
+        ``filters``; users and items left without interactions are dropped.
+
+        Args:
+            min_rating: Keep interactions with rating >= this (e.g. 4 for positives).
+            min_user_count: k-core: users with at least this many interactions.
+            min_item_count: k-core: items with at least this many interactions.
+            duplicates: Repeated (user, item) rows: ``last`` (default, as on the command
+                line), ``mean``, ``error`` or ``keep``.
+            start: Keep interactions at or after this time (unix seconds or ISO 8601).
+            end: Keep interactions before this time (unix seconds or ISO 8601).
+
+        Raises:
+            ConfigError: A filter value is invalid.
+            DataError: The data lacks the column a filter needs, or nothing is left.
+
+        Examples:
+            >>> from zenrec.data import synthetic_dataset
+            >>> ds = synthetic_dataset(n_users=30, n_items=20, seed=0)
+            >>> kept = ds.filter(min_user_count=5)
+            >>> bool(kept.user_counts().min() >= 5)
+            True
+        """
+        from zenrec.data.filters import DataFilters
+
+        return DataFilters.of(
+            "Dataset.filter",
+            min_rating=min_rating,
+            min_user_count=min_user_count,
+            min_item_count=min_item_count,
+            duplicates=duplicates,
+            start=start,
+            end=end,
+        ).apply(self)
+
     def with_filter(self, rows: np.ndarray, description: str, *, compact: bool = True) -> Dataset:
-        """Apply a filter (rows to keep) and record it; optionally drop now-unused ids."""
+        """Keep ``rows`` (a bool mask or indices) and record ``description`` in ``filters``; by
+        default drop users and items left without interactions.
+
+        The primitive under every filter; for the standard filters use :meth:`filter`.
+        """
         out = self.subset(rows)
         out.filters.append(description)
         return out.compacted() if compact else out

@@ -529,6 +529,12 @@ def read_interactions(
     header: bool = True,
     encoding: str = "utf-8",
     name: str | None = None,
+    min_rating: float | None = None,
+    min_user_count: int | None = None,
+    min_item_count: int | None = None,
+    duplicates: str | None = None,
+    start: Any = None,
+    end: Any = None,
 ) -> Dataset:
     """Read an interaction file, or an in-memory table, into a :class:`Dataset`.
 
@@ -547,6 +553,14 @@ def read_interactions(
         header: ``False`` for header-less files; columns are then named ``"0"``, ``"1"``...
         encoding: Text encoding; files only.
         name: Dataset name (default: the file name, or ``"DataFrame"``).
+        min_rating: Filters, with the meaning of the command line's flags
+            (:meth:`Dataset.filter`, docs/data-spec.md); when any filter is given, repeated
+            (user, item) rows are also resolved (``duplicates``, default ``last``).
+        min_user_count: k-core: users with at least this many interactions.
+        min_item_count: k-core: items with at least this many interactions.
+        duplicates: Repeated (user, item) rows: ``last``, ``mean``, ``error`` or ``keep``.
+        start: Keep interactions at or after this time (unix seconds or ISO 8601).
+        end: Keep interactions before this time.
 
     Warns:
         UnusedColumnWarning: A column that looks like ratings (``stars``, ``qty``...) or
@@ -563,7 +577,22 @@ def read_interactions(
         >>> read_interactions(pl.DataFrame({"user": [1, 2], "item": ["a", "b"]})).n_users
         2
     """
-    return _read_interactions(
+    from zenrec.data.filters import DataFilters
+
+    given = {
+        k: v
+        for k, v in (
+            ("min_rating", min_rating),
+            ("min_user_count", min_user_count),
+            ("min_item_count", min_item_count),
+            ("duplicates", duplicates),
+            ("start", start),
+            ("end", end),
+        )
+        if v is not None
+    }
+    filters = DataFilters.of("read_interactions", **given) if given else None
+    ds = _read_interactions(
         path,
         user_col=user_col,
         item_col=item_col,
@@ -576,6 +605,7 @@ def read_interactions(
         name=name,
         stacklevel=2,
     )
+    return ds if filters is None else filters.apply(ds)
 
 
 def _read_interactions(

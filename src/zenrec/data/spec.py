@@ -16,9 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from zenrec.data.dataset import Dataset
+from zenrec.data.filters import time_bound
 
 __all__ = ["DataSpec"]
 
@@ -58,6 +59,10 @@ class DataSpec(BaseModel):
     """k-core: items with at least this many interactions."""
     duplicates: Literal["last", "mean", "error", "keep"] = "last"
     """What to do with repeated (user, item) rows."""
+    start: int | str | None = None
+    """Keep interactions at or after this time (unix seconds or ISO 8601)."""
+    end: int | str | None = None
+    """Keep interactions before this time (unix seconds or ISO 8601)."""
     split_dir: str | None = None
     """A fixed split directory (``train.tsv``, ``valid.tsv``, ``test.tsv``) used instead of the
     protocol's split."""
@@ -73,6 +78,11 @@ class DataSpec(BaseModel):
     """Column of user ids in ``users``."""
     user_features: str | None = None
     """Columns of ``users`` and their kinds, e.g. ``age:numeric,country:categorical``."""
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _bound(cls, v: Any) -> Any:
+        return time_bound(v)
 
     @property
     def is_builtin(self) -> bool:
@@ -112,6 +122,8 @@ class DataSpec(BaseModel):
             "min_user_count": self.min_user_count,
             "min_item_count": self.min_item_count,
             "duplicates": self.duplicates,
+            "start": self.start,
+            "end": self.end,
         }
 
     def load(self) -> Dataset:
@@ -155,6 +167,10 @@ class DataSpec(BaseModel):
             args += ["--min-item-count", str(self.min_item_count)]
         if self.duplicates != "last":
             args += ["--duplicates", self.duplicates]
+        for key in ("start", "end"):
+            v = getattr(self, key)
+            if v is not None:
+                args += [f"--{key}", str(v)]
         if self.split_dir is not None:
             args += ["--split-dir", self.split_dir]
         for entity in ("item", "user"):

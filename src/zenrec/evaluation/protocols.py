@@ -82,6 +82,18 @@ class Protocol:
     n_negatives: int = 0
     split_params: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def seed_note(self) -> str | None:
+        """What a benchmark's seeds vary under this protocol when its split ignores the seed
+        (``None`` when the split draws from the seed)."""
+        how = {"loo": "leave-one-out", "temporal": "one time cutoff", "user_temporal": "per user"}
+        if self.split not in how:
+            return None
+        what = "the model and the sampled negatives" if self.n_negatives else "the model only"
+        return (
+            f"the {self.name} split ignores the seed ({how[self.split]} by time): seeds vary {what}"
+        )
+
     def filters_for(self, dataset_name: str) -> dict[str, Any]:
         return {**self.filters, **self.dataset_filters.get(dataset_name, {})}
 
@@ -426,6 +438,8 @@ def prepare_dataset(
         min_user_count=int(f.get("min_user_count") or 0),
         min_item_count=int(f.get("min_item_count") or 0),
         duplicates=f.get("duplicates", "last"),
+        start=f.get("start"),
+        end=f.get("end"),
     )
 
 

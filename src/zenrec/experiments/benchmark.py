@@ -114,6 +114,11 @@ class _Context:
                 self.loaded[name] = load_dataset(name)
         return self.loaded[name]
 
+    def spec(self, name: str) -> DataSpec:
+        """The data specification of a dataset: its source, the config's [data] filters and
+        its fixed split directory, if any."""
+        return DataSpec(source=name, split_dir=self.config.split_dir, **self.config.data.given())
+
     def cell_path(self, dname: str, pname: str, label: str, seed: int) -> Path:
         return self.run_dir / "cells" / f"{cell_id(dname, pname, label, seed)}.json"
 
@@ -162,11 +167,6 @@ def _cell_params(
     return params, tune_info
 
 
-def _spec(ctx: _Context, dname: str) -> DataSpec:
-    """The data specification of a cell: the dataset, and the config's fixed split if any."""
-    return DataSpec(source=dname, split_dir=ctx.config.split_dir)
-
-
 def _run_cell(ctx: _Context, dname: str, pname: str, entry: ModelEntry, seed: int) -> float:
     """Fit and evaluate one cell, write its record and per-user values; its main metric."""
     ds = ctx.dataset(dname)
@@ -174,9 +174,7 @@ def _run_cell(ctx: _Context, dname: str, pname: str, entry: ModelEntry, seed: in
     params, tune_info = _cell_params(ctx, entry, ds, protocol, seed)
     cid = cell_id(dname, pname, entry.key, seed)
     ctx.console.print(f"[bold]{cid}[/bold] fitting {entry.name} {params}", highlight=False)
-    record, run = evaluate_model(
-        ds, protocol, entry.name, params, seed=seed, spec=_spec(ctx, dname)
-    )
+    record, run = evaluate_model(ds, protocol, entry.name, params, seed=seed, spec=ctx.spec(dname))
     per_user_file = f"{cid}.users.parquet"
     write_frame(_per_user_frame(run), ctx.run_dir / "cells" / per_user_file)
     tuning = (
@@ -299,7 +297,7 @@ def _peer_group(
     ds = ctx.dataset(dname)
     protocol = get_protocol(pname)
     # exactly the split evaluate_model uses for this cell
-    splits, data, filters, split_sha = protocol_splits(ds, protocol, _spec(ctx, dname), seed)
+    splits, data, filters, split_sha = protocol_splits(ds, protocol, ctx.spec(dname), seed)
     valid = how = None
     if len(splits) == 1 and (splits[0].valid is None or not len(splits[0].valid)):
         carved, how = tuning_split(data, protocol, seed, first=splits[0])
@@ -310,7 +308,7 @@ def _peer_group(
         "data_fingerprint": None if split_sha else data.fingerprint(),
         "filters": list(filters),
         "protocol": protocol.summary(ds.name),
-        "data": _spec(ctx, dname),
+        "data": ctx.spec(dname),
     }
     ran = not_run = 0
     with tempfile.TemporaryDirectory(prefix="zenrec-peer-") as tmp:
@@ -405,7 +403,7 @@ def _tune_cell(ctx: _Context, entry: ModelEntry, ds: Dataset, protocol: Protocol
         refit=False,
         progress=ctx.console.quiet is False,
         write=False,
-        data=DataSpec(source=ds.name, split_dir=config.split_dir),
+        data=ctx.spec(ds.name),
     )
     info = dict(res.summary)
     info["budget"] = {

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from zenrec._errors import ConfigError, ZenrecError
 from zenrec._toml import read_toml
 from zenrec._validation import KEY_MESSAGES, to_config_error
+from zenrec.data.filters import DataFilters
 from zenrec.evaluation.protocols import get_protocol
 from zenrec.models.registry import create_model, model_names
 from zenrec.runs.peers import PEER_LIBRARIES, PeerEntry
@@ -88,6 +89,10 @@ class BenchmarkConfig(_Strict):
     """A fixed split directory (``train.tsv``, ``valid.tsv``, ``test.tsv``) used instead of the
     protocols' splits, as ``zenrec evaluate --split-dir`` does; relative to the config file.
     Needs exactly one dataset (the one the split was cut from)."""
+    data: DataFilters = Field(default_factory=DataFilters)
+    """Filters applied to every dataset (the ``[data]`` table: ``min_rating``,
+    ``min_user_count``, ``min_item_count``, ``duplicates``, ``start``, ``end``; see
+    docs/data-spec.md); the protocol's own filters still apply."""
     source: str = "<dict>"
 
     @model_validator(mode="after")
@@ -138,6 +143,13 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
     try:
         cfg = BenchmarkConfig(**{**data, "source": str(p)})
     except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        if err.get("type") == "extra_forbidden" and loc.startswith("data."):
+            raise ConfigError(
+                f"{p}: unknown key '{loc}'; the [data] table of a benchmark holds filters; "
+                "see docs/data-spec.md"
+            ) from None
         raise to_config_error(exc, where=str(p), messages=_MESSAGES) from None
     if cfg.split_dir is not None:
         sd = Path(cfg.split_dir).expanduser()

@@ -106,7 +106,7 @@ def _order(config: BenchmarkConfig) -> dict[str, int]:
 
 
 def _summary_row(
-    grp: Any, dname: Any, pname: Any, label: str, metrics: list[str]
+    grp: Any, dname: Any, pname: Any, label: str, metrics: list[str], seed_note: str | None = None
 ) -> dict[str, Any]:
     """Mean and 95% CI over the seeds of one model's cells in one (dataset, protocol)."""
     import polars as pl
@@ -130,6 +130,7 @@ def _summary_row(
         "fit_seconds": float(fit.mean()) if fit.len() else math.nan,
         "seconds": float(secs.mean()) if secs.len() else math.nan,
         "note": "; ".join(reasons) or None,
+        "seed_note": seed_note,
     }
     for col in ("cold_share", *[f"{m} (warm)" for m in metrics]):
         if col in g.columns:  # mean over seeds: the warm figure beside the main one
@@ -231,7 +232,9 @@ def summarise(run_dir: str | Path, config: BenchmarkConfig | None = None) -> dic
         metrics = [m for m in (config.metrics or [protocol.main_metric]) if m in grp.columns]
         extra = [c for c in grp.columns if c.split("@")[0] in _EXTRA_METRICS and c.endswith("@10")]
         for label in sorted(set(grp["label"].to_list()), key=lambda x: order.get(x, 99)):
-            summary_rows.append(_summary_row(grp, dname, pname, label, metrics + extra))
+            summary_rows.append(
+                _summary_row(grp, dname, pname, label, metrics + extra, protocol.seed_note)
+            )
         sig_rows += _significance_rows(recs, run_dir, grp, dname, pname, metrics, config)
     summary = pl.DataFrame(summary_rows, infer_schema_length=None)
     _write_pair(summary, run_dir, "summary")

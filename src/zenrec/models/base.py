@@ -168,9 +168,48 @@ class Recommender(ABC):
 
     # ------------------------------------------------------------------ scoring in raw ids
     def score_indices(self, users: np.ndarray) -> np.ndarray:
-        """Scores of known user indices over the catalog (the evaluator's fast path)."""
+        """Scores of known user indices over the catalog (the evaluator's fast path).
+
+        A user in the vocabulary without any training interaction (a cold user) gets the
+        popularity scores an unknown user gets, never the model's all-zero row.
+        """
         self._check_fitted()
-        return np.asarray(self._score_users(np.asarray(users, dtype=np.int64)), dtype=np.float32)
+        assert self.item_popularity_ is not None
+        users = np.asarray(users, dtype=np.int64)
+        cold = self.cold_users(users)
+        if not cold.any():
+            return np.asarray(self._score_users(users), dtype=np.float32)
+        out = np.empty((users.size, self.n_items), dtype=np.float32)
+        if not cold.all():
+            out[~cold] = self._score_users(users[~cold])
+        out[cold] = self.item_popularity_
+        return out
+
+    def cold_users(self, users: np.ndarray) -> np.ndarray:
+        """True for each known user index without a training interaction (scored by popularity)."""
+        self._check_fitted()
+        assert self.seen_ is not None
+        return np.diff(self.seen_.indptr)[np.asarray(users, dtype=np.int64)] == 0
+
+    def popularity_order(self) -> np.ndarray:
+        """Item indices, most popular first (ties by index): the tie rule of the lists.
+
+        ``recommend``, ``recommend_from_items`` and the service rank equal scores by training
+        popularity, so an all-zero score row gives the popular items, not the first indices.
+        """
+        self._check_fitted()
+        pop = self.item_popularity_
+        assert pop is not None
+        cached = getattr(self, "_pop_order", None)
+        if cached is None or cached[0] is not pop:
+            cached = (pop, np.argsort(-np.asarray(pop, dtype=np.float64), kind="stable"))
+            self._pop_order = cached
+        return cached[1]
+
+    def _top_k(self, s: np.ndarray, k: int) -> np.ndarray:
+        """``top_k_indices`` of a (B, n_items) score array, ties broken by popularity."""
+        order = self.popularity_order()
+        return order[top_k_indices(s[:, order], k)]
 
     def _fallback_scores(self, n: int) -> np.ndarray:
         assert self.item_popularity_ is not None
@@ -179,7 +218,8 @@ class Recommender(ABC):
     def score(self, users: Any, items: Any = None) -> np.ndarray:
         """Scores of raw ``users`` over raw ``items`` (default: the whole catalog).
 
-        Unknown users get popularity scores; unknown items get NaN.
+        Unknown users and known users without a training interaction get popularity scores;
+        unknown items get NaN.
         """
         self._check_fitted()
         assert self.user_vocab is not None and self.item_vocab is not None
@@ -231,7 +271,9 @@ class Recommender(ABC):
         """Top-``k`` items for each raw user id, batched.
 
         Args:
-            users: Raw user ids (unknown users get popularity, flagged in ``fallback``).
+            users: Raw user ids (unknown users, and known users without a training
+                interaction, get popularity, flagged in ``fallback``). Equal scores are
+                ranked by popularity (:meth:`popularity_order`).
             k: List length (must be >= 1).
             exclude_seen: Drop items the user interacted with in training.
             candidates: Raw item ids to rank among (unknown ids are ignored and reported).
@@ -259,9 +301,11 @@ class Recommender(ABC):
             cand_mask[cidx[cidx >= 0]] = True
         item_lists: list[np.ndarray] = []
         score_lists: list[np.ndarray] = []
+        cold = np.zeros(uidx.size, dtype=bool)  # known users without training rows
         for start in range(0, uidx.size, batch_size):
             b = uidx[start : start + batch_size]
             known = b >= 0
+            cold[start : start + batch_size][known] = self.cold_users(b[known])
             s = np.empty((b.size, self.n_items), dtype=np.float32)
             if known.any():
                 s[known] = self.score_indices(b[known])
@@ -276,7 +320,7 @@ class Recommender(ABC):
                 sub = self.seen_[b[known]]
                 allowed[np.repeat(rows, np.diff(sub.indptr)), sub.indices] = False
             s[~allowed] = -np.inf
-            top = top_k_indices(s, k)
+            top = self._top_k(s, k)
             top_scores = np.take_along_axis(s, top, 1)
             for r in range(b.size):
                 valid = np.isfinite(top_scores[r])
@@ -286,10 +330,10 @@ class Recommender(ABC):
             users=raw_users,
             item_lists=item_lists,
             score_lists=score_lists,
-            fallback=uidx < 0,
+            fallback=(uidx < 0) | cold,
             unknown_items=unknown_items,
             titles=self.item_titles(),
-            fallback_kind=["none" if u >= 0 else "popularity" for u in uidx],
+            fallback_kind=["popularity" if fb else "none" for fb in (uidx < 0) | cold],
         )
 
     # ------------------------------------------------------------------ history and item-item
@@ -383,7 +427,7 @@ class Recommender(ABC):
         if exclude_seen:
             allowed[hist.items] = False
         s[:, ~allowed] = -np.inf
-        top = top_k_indices(s, k)[0]
+        top = self._top_k(s, k)[0]
         top_scores = s[0, top]
         valid = np.isfinite(top_scores)
         return Recommendations(

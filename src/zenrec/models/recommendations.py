@@ -25,7 +25,8 @@ class Recommendations:
         users: Raw user ids, one per row.
         item_lists: Per user, raw item ids best first (length <= k).
         score_lists: Per user, the matching scores.
-        fallback: Per user, True when the user was unknown and popularity was used.
+        fallback: Per user, True when popularity was used: the user was unknown, or known
+            without a training interaction (a cold user).
         unknown_items: Candidate (or history) ids that were not in the catalog (ignored).
         fallback_kind: Per user, how the list was made: ``"none"`` (the model's own scores
             of a known user), ``"history"`` (scored from a list of items, see

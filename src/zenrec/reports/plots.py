@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "accuracy_vs_time",
     "learning_curves",
+    "learning_curves_figure",
     "metric_bars",
     "param_importance",
     "popularity_coverage",
@@ -90,7 +91,24 @@ def accuracy_vs_time(
 
 
 def learning_curves(histories: dict[str, list[dict[str, Any]]], metric: str, title: str) -> bytes:
-    """Per-epoch validation metric (and training loss when recorded) of each model."""
+    """Per-epoch validation metric (and training loss when recorded) of each model (PNG)."""
+    return _png(learning_curves_figure(histories, metric, title))
+
+
+def _history_value(h: dict[str, Any], metric: str) -> Any:
+    """An epoch's validation ``metric``: ``valid_<metric>`` as the trainer records it, the bare
+    name, or a nested ``valid`` dict."""
+    for key in (f"valid_{metric}", metric):
+        if isinstance(h.get(key), (int, float)):
+            return h[key]
+    nested = h.get("valid")
+    return nested.get(metric) if isinstance(nested, dict) else None
+
+
+def learning_curves_figure(
+    histories: dict[str, list[dict[str, Any]]], metric: str, title: str
+) -> Any:
+    """The matplotlib Figure of :func:`learning_curves`: one line per model on the first axes."""
     plt = _plt()
     has_loss = any("loss" in h for hist in histories.values() for h in hist)
     fig, axes = plt.subplots(
@@ -98,12 +116,7 @@ def learning_curves(histories: dict[str, list[dict[str, Any]]], metric: str, tit
     )
     for label, hist in histories.items():
         ep = [h.get("epoch", j + 1) for j, h in enumerate(hist)]
-        vals = [
-            h.get(
-                metric, h.get("valid", {}).get(metric) if isinstance(h.get("valid"), dict) else None
-            )
-            for h in hist
-        ]
+        vals = [_history_value(h, metric) for h in hist]
         pts = [(e, v) for e, v in zip(ep, vals) if v is not None]
         if pts:
             axes[0][0].plot(*zip(*pts), marker=".", label=label)
@@ -118,7 +131,7 @@ def learning_curves(histories: dict[str, list[dict[str, Any]]], metric: str, tit
     if has_loss:
         axes[0][1].set_xlabel("epoch")
         axes[0][1].set_ylabel("training loss")
-    return _png(fig)
+    return fig
 
 
 def tuning_history(

@@ -151,7 +151,14 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
 
     from zenrec.experiments import BenchmarkConfig, load_cells, summarise
     from zenrec.reports import plots
-    from zenrec.reports.tables import fmt_ci, fmt_seconds, library_cell, warm_cells, warm_header
+    from zenrec.reports.tables import (
+        fmt_ci,
+        fmt_seconds,
+        library_cell,
+        seed_notes,
+        warm_cells,
+        warm_header,
+    )
 
     cfg = BenchmarkConfig(**meta["config"])
     tables = summarise(run_dir, cfg)
@@ -246,6 +253,9 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
             for r in grp.iter_rows(named=True)
         ]
         doc.table(header, rows)
+        note = seed_notes(grp, metrics)
+        if note:
+            doc.p(note)
         if "library" in grp.columns:
             peer_rows = grp.filter(pl.col("library").fill_null("zenrec") != "zenrec")
             if peer_rows.height:
@@ -381,7 +391,22 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
         sub = results.filter((pl.col("dataset") == dname) & (pl.col("protocol") == pname)).sort(
             ["label", "seed"]
         )
-        doc.code("\n".join(sorted({c for c in sub["command"].to_list() if c})))
+        commands = sorted({c for c in sub["command"].to_list() if c})
+        if commands:
+            doc.code("\n".join(commands))
+        own = (
+            sub.filter(pl.col("library").fill_null("zenrec") == "zenrec")
+            if "library" in sub.columns
+            else sub
+        )
+        missing = own.filter(pl.col("command").is_null()).height
+        if missing:
+            doc.p(
+                f"{missing} of {own.height} zenrec rows have no re-run command: their dataset "
+                "was given in Python, so no command line reads the same interactions; each "
+                "cell's data_fingerprint identifies them (name a built-in dataset, a file or a "
+                "data config in 'datasets' to get commands)."
+            )
     tdir = run_dir / "tuning"
     if tdir.exists():
         for t in sorted(tdir.glob("*/tune.json")):
@@ -431,6 +456,10 @@ def _tuning_sections(doc: _Doc, run_dir: Path, info: dict[str, Any], level: str)
         )
     if info.get("reproduce"):
         doc.code(info["reproduce"])
+    elif info.get("reproduce_note"):
+        doc.p(f"Re-run: none; {info['reproduce_note']} ({info.get('data_fingerprint')}).")
+    for remark in info.get("remarks") or []:
+        doc.p(f"Note: {remark}.")
     trials = _read_trials(run_dir)
     if trials:
         nums = [int(t["number"]) for t in trials]

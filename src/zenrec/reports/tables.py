@@ -8,14 +8,26 @@ from typing import Any
 from zenrec.runs.peers import PEER_LIBRARIES
 
 __all__ = [
+    "ZERO_WIDTH",
     "fmt_ci",
     "fmt_seconds",
     "library_cell",
     "markdown_table",
+    "seed_notes",
     "summary_markdown",
     "warm_cells",
     "warm_header",
 ]
+
+ZERO_WIDTH = "(zero width)"
+"""The mark of an interval whose seeds all gave the same value."""
+
+
+def zero_width(lo: Any, hi: Any) -> bool:
+    """Whether an interval is a point (every seed gave the same value)."""
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return False
+    return math.isclose(lo, hi, rel_tol=1e-12, abs_tol=1e-12)
 
 
 def fmt_ci(mean: float, lo: float, hi: float, digits: int = 4) -> str:
@@ -23,7 +35,28 @@ def fmt_ci(mean: float, lo: float, hi: float, digits: int = 4) -> str:
         return "-"
     if lo is None or (isinstance(lo, float) and math.isnan(lo)):
         return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    mark = f" {ZERO_WIDTH}" if zero_width(lo, hi) else ""
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]{mark}"
+
+
+def seed_notes(grp: Any, metrics: list[str]) -> str | None:
+    """A sentence under a (dataset, protocol) table: what the seeds varied, and what a
+    zero-width interval means; ``None`` when there is nothing to say."""
+    notes = (
+        sorted({n for n in grp["seed_note"].to_list() if n}) if "seed_note" in grp.columns else []
+    )
+    points = any(
+        zero_width(r.get(f"{m}_ci_low"), r.get(f"{m}_ci_high"))
+        for r in grp.iter_rows(named=True)
+        for m in metrics
+    )
+    out = [n[0].upper() + n[1:] + "." for n in notes]
+    if points:
+        out.append(
+            f"An interval marked {ZERO_WIDTH} is a point: every seed gave the same value, so it "
+            "measures no variation of the split or the data, only that the model is deterministic."
+        )
+    return " ".join(out) or None
 
 
 def fmt_seconds(s: float | None) -> str:
@@ -159,6 +192,9 @@ def summary_markdown(
                 f"Some test users have no training interaction (cold users): '{main} warm users' "
                 "is the main metric over the others; the main column covers every test user."
             )
+        note = seed_notes(grp, ms)
+        if note:
+            blocks.append(note)
         if "library" in grp.columns and (grp["library"].fill_null("zenrec") != "zenrec").any():
             blocks.append(
                 "Peer rows ran in their own environment on zenrec's split of the same cell; they "

@@ -15,7 +15,15 @@ from zenrec.models.registry import create_model
 from zenrec.runs.record import RunRecord, reproduce_command
 from zenrec.splits import Split, fixed_split
 
-__all__ = ["evaluate_model", "protocol_splits", "spec_of"]
+__all__ = ["NOT_REPLAYABLE", "evaluate_model", "protocol_splits", "replayable", "spec_of"]
+
+NOT_REPLAYABLE = (
+    "no re-run command: the data was given in Python (a DataFrame, or a Dataset that is not a "
+    "built-in dataset as loaded), so no command line reads the same interactions; "
+    "data_fingerprint identifies them (tune(..., snapshot='data.parquet') writes them so the "
+    "command can)"
+)
+"""Why a record has no ``command``."""
 
 
 def spec_of(
@@ -37,6 +45,19 @@ def _split_options(protocol: Protocol, spec: DataSpec) -> dict[str, Any]:
 
 def _replayable(spec: DataSpec) -> bool:
     return spec.is_builtin or Path(spec.source).is_file()
+
+
+def replayable(dataset: Dataset, spec: DataSpec | None) -> bool:
+    """Whether a ``zenrec evaluate`` command re-reads exactly ``dataset``.
+
+    With a data specification (the CLI's, or one the caller built): its source must be a
+    built-in name or an existing file. Without one the dataset came from Python and only an
+    unfiltered built-in dataset qualifies: a DataFrame's or a file's name is not a source
+    (the reader options are unknown), and filters applied in Python are not in the command.
+    """
+    if spec is not None:
+        return _replayable(spec)
+    return spec_of(dataset).is_builtin and not dataset.filters
 
 
 def _check_task(protocol: Protocol, model_name: str, params: dict[str, Any]) -> None:
@@ -78,6 +99,7 @@ def evaluate_model(
     split_dir: str | Path | None = None,
     on_fold: Callable[[int, int], None] | None = None,
     invocation: str | None = None,
+    rerunnable: bool | None = None,
 ) -> tuple[RunRecord, ProtocolRun]:
     """Filter, split, fit and evaluate one model; return its record and the protocol run.
 
@@ -95,12 +117,16 @@ def evaluate_model(
         on_fold: Called with (fold, n_folds) after each fold.
         invocation: The command line the user typed (the CLI passes it; library code never
             reads ``sys.argv``).
+        rerunnable: Whether the record gets a re-run ``command`` (default: decided by
+            :func:`replayable` from ``dataset`` and ``spec``).
 
     Raises:
         ConfigError: Invalid parameters, or a ranking model under a rating protocol.
     """
     params = dict(params or {})
     seed = protocol.default_seed if seed is None else int(seed)
+    if rerunnable is None:
+        rerunnable = replayable(dataset, spec)
     if spec is None:
         spec = spec_of(dataset, user_filters, split_dir)
     _check_task(protocol, model_name, params)
@@ -120,7 +146,7 @@ def evaluate_model(
         model=model_name,
         hyperparameters=fitted,
         dataset=dataset.name,
-        data=spec.resolved() if _replayable(spec) else spec,
+        data=spec.resolved() if rerunnable else spec,
         dataset_sha256=split_sha or dataset.source_sha256,
         data_fingerprint=None if split_sha else data.fingerprint(),
         filters=list(filters),
@@ -144,7 +170,7 @@ def evaluate_model(
         command=reproduce_command(
             spec, protocol.name, model_name, params, seed, _split_options(protocol, spec)
         )
-        if _replayable(spec)
+        if rerunnable
         else None,
         invocation=invocation,
         history=_jsonable(run.models[0].history_),

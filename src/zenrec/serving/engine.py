@@ -227,6 +227,9 @@ def recommend(served: ServedModel, q: Query) -> Result:
     uidx = -1
     if q.user_id is not None:
         uidx = int(model.user_vocab.encode(np.asarray([str(q.user_id)]))[0])
+    # A known user without a training interaction is answered as an unknown one (history or
+    # popularity), never from the model's all-zero score row.
+    warm = uidx >= 0 and not bool(model.cold_users(np.array([uidx]))[0])
     unknown: list[Any] = []
     hist = np.zeros(0, np.int64)
     if q.recent_items:
@@ -262,20 +265,23 @@ def recommend(served: ServedModel, q: Query) -> Result:
     reranker = served.reranker
     rerank = (
         reranker is not None
-        and uidx >= 0
+        and warm
         and reranker.user_vocab is not None
         and reranker.user_vocab.encode(np.asarray([str(q.user_id)]))[0] >= 0
     )
     if rerank:
         want = max(q.k, served.rerank_candidates)
-    if uidx >= 0:
+    order = model.popularity_order()
+    if warm:
         kind = "none"
         if served.index is not None and served.view is not None:
             items, scores = served.index.search(
                 served.view.user_vector(uidx), want, allowed, n_excluded
             )
         else:
-            items, scores = exact_top_k(model.score_indices(np.array([uidx]))[0], want, allowed)
+            items, scores = exact_top_k(
+                model.score_indices(np.array([uidx]))[0], want, allowed, order
+            )
     else:
         if hist.size:
             assert model.item_vocab is not None
@@ -284,7 +290,7 @@ def recommend(served: ServedModel, q: Query) -> Result:
         else:
             assert model.item_popularity_ is not None
             kind, s = "popularity", model.item_popularity_
-        items, scores = exact_top_k(s, want, allowed)
+        items, scores = exact_top_k(s, want, allowed, order)
     reranked = False
     if rerank and reranker is not None and items.size:
         assert model.item_vocab is not None

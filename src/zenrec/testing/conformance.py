@@ -144,6 +144,7 @@ def planted_sequences(
 
 
 _FITTED: dict[tuple[type, bool], tuple[Any, Planted]] = {}
+_FITTED_COLD: dict[type, tuple[Any, Planted, Any]] = {}
 
 
 class RecommenderConformance:
@@ -252,6 +253,65 @@ class RecommenderConformance:
         assert got.tolist() == sorted(got.tolist(), reverse=True)
         assert sorted(got.tolist()) == sorted(np.sort(pop)[-5:].tolist())
         assert recs.item_lists[1].tolist() == recs.item_lists[2].tolist()
+
+    def _fitted_with_cold_user(self) -> tuple[Any, Planted, Any]:
+        """The model fitted on planted data minus every row of one user, who stays in the
+        vocabulary (as in a split, whose parts keep the full vocabulary): a cold user."""
+        cached = _FITTED_COLD.get(type(self))
+        if cached is None:
+            planted = self._planted_data()
+            tr = planted.train
+            cold = next(iter(planted.withheld))
+            keep = tr.users != tr.user_vocab.encode([cold])[0]
+            train = tr.subset(np.flatnonzero(keep))
+            assert train.n_users == tr.n_users  # the vocabulary still holds the cold user
+            cached = (self.make_model().fit(train), planted, cold)
+            _FITTED_COLD[type(self)] = cached
+        return cached
+
+    def _planted_data(self) -> Planted:
+        return planted_blocks()
+
+    def test_cold_user_gets_popularity(self) -> None:
+        """A user in the vocabulary without training rows is scored and listed by popularity,
+        flagged as an unknown user is (never the model's all-zero row in index order)."""
+        model, planted, cold = self._fitted_with_cold_user()
+        warm = list(planted.withheld)[1]
+        n = model.n_items
+        recs = model.recommend([cold, warm, "nobody"], k=n)
+        assert recs.fallback.tolist() == [True, False, True]
+        assert recs.fallback_kind == ["popularity", "none", "popularity"]
+        pop = model.item_popularity_
+        order = np.lexsort((np.arange(n), -pop))  # most popular first, ties by index
+        assert model.item_vocab.encode(recs.item_lists[0]).tolist() == order.tolist()
+        assert recs.item_lists[0].tolist() == recs.item_lists[2].tolist()
+        np.testing.assert_array_equal(recs.score_lists[0], pop[order])
+        # the evaluator's scoring path, and score(), give the same popularity scores
+        cidx = model.user_vocab.encode([cold])
+        np.testing.assert_array_equal(model.score_indices(cidx)[0], pop)
+        np.testing.assert_array_equal(model.score([cold])[0], pop)
+        assert model.cold_users(cidx).tolist() == [True]
+
+    def test_ties_are_broken_by_popularity(self, monkeypatch: Any) -> None:
+        """Equal scores (here an all-zero row for a known user) are ranked by popularity."""
+        model, planted, _ = self._fitted_with_cold_user()
+        warm = list(planted.withheld)[-1]  # a user of the smallest block
+        n = model.n_items
+        monkeypatch.setattr(
+            model, "_score_users", lambda users: np.zeros((len(users), n), np.float32)
+        )
+        recs = model.recommend([warm], k=n)
+        assert recs.fallback_kind == ["none"]
+        pop = model.item_popularity_
+        seen = model.seen_[model.user_vocab.encode([warm])[0]].indices
+        order = [i for i in np.lexsort((np.arange(n), -pop)).tolist() if i not in set(seen)]
+        assert model.item_vocab.encode(recs.item_lists[0]).tolist() == order
+        if self.history_support:
+            monkeypatch.setattr(model, "_score_from_items", lambda items: np.zeros(n, np.float32))
+            hist = model.recommend_from_items(model.item_vocab.ids[:2], k=n)
+            assert hist.fallback_kind == ["history"]
+            want = [i for i in np.lexsort((np.arange(n), -pop)).tolist() if i not in (0, 1)]
+            assert model.item_vocab.encode(hist.item_lists[0]).tolist() == want
 
     def test_unknown_items_and_candidates(self) -> None:
         model, planted = self._fitted()
@@ -374,6 +434,9 @@ class RecommenderConformance:
 
 class SequentialConformance(RecommenderConformance):
     """The conformance suite on :func:`planted_sequences` (order matters) for sequential models."""
+
+    def _planted_data(self) -> Planted:
+        return planted_sequences()
 
     def _fitted(self, string_ids: bool = False) -> tuple[Any, Planted]:
         planted = planted_sequences(string_ids=string_ids)

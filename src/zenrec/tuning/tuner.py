@@ -32,13 +32,15 @@ How a study runs (docs/tuning.md has the long form):
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -546,6 +548,63 @@ def _summary(
     }
 
 
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's INFO lines ("Trial 3 finished with value...") off for the block; the previous
+    verbosity is restored after it (zenrec prints its own progress lines when asked)."""
+    old = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(old, optuna.logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(old)
+
+
+def _with_quiet_optuna(fn: Callable[..., TuneResult]) -> Callable[..., TuneResult]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> TuneResult:
+        with quiet_optuna():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _snapshot_spec(dataset: Dataset, path: str | Path, spec: DataSpec) -> tuple[DataSpec, str]:
+    """Write ``dataset``'s interactions to a Parquet file and the spec that reads them back;
+    (spec, note) where the note says why the snapshot cannot stand for the data, or ''."""
+    import polars as pl
+
+    p = Path(path).expanduser().resolve()
+    if p.suffix.lower() != ".parquet":
+        raise ConfigError(f"snapshot={str(path)!r}: give a .parquet file name")
+    cols: dict[str, Any] = {
+        "user": dataset.user_vocab.decode(dataset.users),
+        "item": dataset.item_vocab.decode(dataset.items),
+    }
+    opts: dict[str, Any] = {"user_col": "user", "item_col": "item"}
+    if dataset.ratings is not None:
+        cols["rating"] = dataset.ratings
+        opts["rating_col"] = "rating"
+    if dataset.timestamps is not None:
+        cols["timestamp"] = dataset.timestamps
+        opts["time_col"] = "timestamp"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    pl.DataFrame(cols).write_parquet(tmp)
+    tmp.replace(p)
+    snap = spec.model_copy(update={"source": str(p), **opts})
+    if dataset.item_features or dataset.user_features or dataset.context:
+        return snap, (
+            f"the snapshot {p} holds the interactions only, not the dataset's features or "
+            "context columns, so it cannot re-run this study's data"
+        )
+    back = snap.load()
+    if back.fingerprint() != dataset.fingerprint():
+        return snap, f"the snapshot {p} does not read back to the same interactions"
+    return snap, ""
+
+
+@_with_quiet_optuna
 def tune(
     dataset: Dataset,
     protocol: Protocol,
@@ -568,8 +627,12 @@ def tune(
     write: bool = True,
     stop: threading.Event | None = None,
     invocation: str | None = None,
+    snapshot: str | Path | None = None,
 ) -> TuneResult:
     """Tune ``model`` on the protocol's validation data, then evaluate the best config once on test.
+
+    Optuna's own INFO log lines are silenced while the study runs (the previous verbosity is
+    restored); ``progress=True`` prints zenrec's progress lines instead.
 
     Args:
         dataset: The loaded dataset (the protocol's filters are applied here).
@@ -594,15 +657,34 @@ def tune(
         stop: When set (e.g. by the CLI's Ctrl-C handler), no new trial starts and
             :class:`TuningInterrupted` is raised after the running one; the study stays resumable.
         invocation: The command line that started the study (recorded; the CLI passes it).
+        snapshot: A ``.parquet`` path: write ``dataset``'s interactions there, so that the
+            recorded re-run command reads them. Without it, data given in Python (a
+            DataFrame, a filtered Dataset) has no re-run command; the summary says so and
+            keeps ``data_fingerprint``.
+
+    The summary (``tune.json``) also evaluates the default configuration (trial 0) on test
+    when it is not the best one, and its ``remarks`` say when the tuned configuration scores
+    below the default on test.
 
     Raises:
         ConfigError: Invalid arguments, space or storage.
         TuningInterrupted: ``stop`` was set.
     """
-    from zenrec.runs.evaluate import evaluate_model, protocol_splits, spec_of
+    from zenrec.runs.evaluate import (
+        NOT_REPLAYABLE,
+        evaluate_model,
+        protocol_splits,
+        replayable,
+        spec_of,
+    )
 
     plan = _plan(dataset, protocol, model, space, n_trials, timeout, study_name, seed, metric)
+    rerunnable = replayable(dataset, data)
     spec = data or spec_of(dataset, user_filters)
+    rerun_note = "" if rerunnable else NOT_REPLAYABLE
+    if snapshot is not None:
+        spec, rerun_note = _snapshot_spec(dataset, snapshot, spec)
+        rerunnable = not rerun_note
     run_dir = Path(run_dir)
     splits, prepared, _, _ = protocol_splits(dataset, protocol, spec, plan.seed)
     split, split_how = tuning_split(prepared, protocol, plan.seed, first=splits[0])
@@ -648,11 +730,23 @@ def tune(
             best_params["holdout"] = 0  # the epoch count is chosen: no second holdout search
     defaults = plan.space.defaults_in_space()
     default_value = next((t.value for t in complete if t.params == defaults), None)
-    record = run = None
+    record = run = default_record = None
+    default_params = {**plan.space.fixed, **defaults}
     if refit:
         record, run = evaluate_model(
-            dataset, protocol, model, best_params, seed=plan.seed, spec=spec
+            dataset, protocol, model, best_params, seed=plan.seed, spec=spec, rerunnable=rerunnable
         )
+        if default_value is not None and best.params != defaults:
+            default_record, _ = evaluate_model(
+                dataset,
+                protocol,
+                model,
+                default_params,
+                seed=plan.seed,
+                spec=spec,
+                rerunnable=rerunnable,
+            )
+    remarks = _remarks(plan, best, default_value, record, default_record)
     summary = _summary(
         plan,
         study,
@@ -660,7 +754,8 @@ def tune(
         protocol,
         model,
         storage=storage_url,
-        data=spec.resolved().model_dump(),
+        data=(spec.resolved() if rerunnable else spec).model_dump(),
+        data_fingerprint=prepared.fingerprint(),
         sampler=f"TPE (seed {sampler_seed}, constant liar)",
         pruner=pruner,
         validation=split_how,
@@ -675,6 +770,8 @@ def tune(
         best_params=best_params,
         tune_seconds_this_process=tune_seconds,
         test=None if record is None else record.to_json(),
+        default_test=None if default_record is None else default_record.metrics,
+        remarks=remarks,
         reproduce=reproduce_command(
             spec,
             protocol.name,
@@ -682,7 +779,10 @@ def tune(
             best_params,
             plan.seed,
             protocol.split_options() if spec.split_dir is None else None,
-        ),
+        )
+        if rerunnable
+        else None,
+        reproduce_note=rerun_note or None,
         tune_command=invocation,
     )
     if write:
@@ -707,6 +807,34 @@ def tune(
         summary,
         run,
     )
+
+
+def _remarks(
+    plan: _Plan,
+    best: optuna.trial.FrozenTrial,
+    default_value: float | None,
+    record: RunRecord | None,
+    default_record: RunRecord | None,
+) -> list[str]:
+    """Plain sentences on what the numbers do not say by themselves."""
+    out: list[str] = []
+    m = plan.metric
+    if default_value is not None and best.params == plan.space.defaults_in_space():
+        out.append("the default configuration (trial 0) was the best on validation")
+    if record is None or default_record is None or default_value is None or best.value is None:
+        return out
+    tuned, default = record.metrics.get(m), default_record.metrics.get(m)
+    if tuned is None or default is None:
+        return out
+    worse = tuned < default if plan.direction == "maximize" else tuned > default
+    if worse:
+        out.append(
+            f"the tuned configuration scores below the default on test: {m} {tuned:.4f} vs "
+            f"{default:.4f} (validation: {best.value:.4f} vs {default_value:.4f}); the "
+            "validation gain did not carry over to test, so prefer the default or tune with "
+            "more validation data"
+        )
+    return out
 
 
 def _refit_epochs(
