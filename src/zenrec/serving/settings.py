@@ -60,7 +60,7 @@ class ServeSettings(BaseSettings):
     hnsw_ef_construction: int = Field(80, ge=8)
     """HNSW build beam width (``efConstruction``)."""
     hnsw_ef_search: int = Field(128, ge=8)
-    """HNSW query beam width (``efSearch``); see ``zenrec bench retrieval`` for recall."""
+    """HNSW query beam width (``efSearch``); see ``zenrec perf retrieval`` for recall."""
     overfetch: int = Field(4, ge=1)
     """HNSW fetches ``overfetch * (k + excluded)`` neighbours, then re-checks exclusions/filters."""
 
