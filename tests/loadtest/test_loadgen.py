@@ -135,7 +135,7 @@ def _queue_model_step(cfg: LoadTestConfig, **_: object) -> StepResult:
 
 def test_ramp_stops_at_the_first_step_past_the_p99_target(monkeypatch) -> None:
     # The ramp's own logic, independent of machine load: each step is a queue model's answer.
-    import zenrec.serving.loadgen as loadgen
+    import zenrec.loadtest.runner as loadgen
 
     offered: list[float] = []
 
