@@ -158,7 +158,8 @@ def render(payload) -> str:
             mm = r["metrics"]
             vals = " | ".join(f"{mm.get(k, float('nan')):.4f}" for k in KEYS)
             lines.append(
-                f"| {r['library']} | {r['model']} | {vals} | {r['fit_seconds']:.2f} | {r['eval_seconds']:.2f} |"
+                f"| {r['library']} | {r['model']} | {vals} | {r['fit_seconds']:.2f} "
+                f"| {r['eval_seconds']:.2f} |"
             )
         zen = {r["model"]: r for r in rows if r["library"] == "zenrec"}
         peer = {r["model"]: r for r in rows if r["library"] == "recbole"}

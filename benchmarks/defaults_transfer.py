@@ -135,7 +135,8 @@ def summarise(out: Path) -> str:
         f"Written: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from {len(rows)} cells "
         "(each cell's JSON holds its own date and settings).",
         "",
-        "| dataset | protocol | model | default ndcg@10 | tuned ndcg@10 | default / tuned | trials | best params |",
+        "| dataset | protocol | model | default ndcg@10 | tuned ndcg@10 | default / tuned "
+        "| trials | best params |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

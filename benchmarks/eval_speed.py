@@ -42,7 +42,8 @@ def main() -> None:
         "median_seconds": median(times),
         "all_seconds": times,
         "ndcg@10": r.metrics["ndcg@10"],
-        "command": f"ZENREC_DATA=../shared/data .venv/bin/python benchmarks/eval_speed.py --repeats {args.repeats}",
+        "command": "ZENREC_DATA=../shared/data .venv/bin/python benchmarks/eval_speed.py "
+        f"--repeats {args.repeats}",
     }
     write_json(RESULTS / "eval_speed.json", payload)
     print(

@@ -52,7 +52,9 @@ class P(asyncio.Protocol):
             self.buf = self.buf[self.buf.rfind(b"\r\n\r\n") + 4:]
             self.t.write(RESP * n)
 async def main():
-    s = await asyncio.get_running_loop().create_server(P, "127.0.0.1", int(sys.argv[1]), backlog=4096)
+    s = await asyncio.get_running_loop().create_server(
+        P, "127.0.0.1", int(sys.argv[1]), backlog=4096
+    )
     await s.serve_forever()
 asyncio.run(main())
 """

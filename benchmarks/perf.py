@@ -360,8 +360,10 @@ def render(res: dict[str, Any]) -> str:
             "",
             "| what | value | threads | command |",
             "|---|---|---|---|",
-            f"| float32 GEMM (4096^2, numpy) | {y['sgemm_gflops']:.1f} GFLOP/s | {y['threads']} | `{y['command']}` |",
-            f"| memory bandwidth (copy 512 MiB, read+write) | {y['bandwidth_gbs']:.1f} GB/s | {y['threads']} | `{y['command']}` |",
+            f"| float32 GEMM (4096^2, numpy) | {y['sgemm_gflops']:.1f} GFLOP/s | {y['threads']} "
+            f"| `{y['command']}` |",
+            f"| memory bandwidth (copy 512 MiB, read+write) | {y['bandwidth_gbs']:.1f} GB/s "
+            f"| {y['threads']} | `{y['command']}` |",
             "",
         ]
     e = res.get("ease")
@@ -375,29 +377,52 @@ def render(res: dict[str, Any]) -> str:
             "",
             "| setting | library | NDCG@10 | fit s | eval s | fit + eval s | ratio to RecBole |",
             "|---|---|---|---|---|---|---|",
-            f"| zenrec `recbole` preset, seed 2020 | zenrec | {pre['ndcg@10']:.4f} | {pre['fit_seconds']:.3f} | {pre['eval_seconds']:.3f} | {pre['total_seconds']:.3f} | |",
+            f"| zenrec `recbole` preset, seed 2020 | zenrec | {pre['ndcg@10']:.4f} "
+            f"| {pre['fit_seconds']:.3f} | {pre['eval_seconds']:.3f} "
+            f"| {pre['total_seconds']:.3f} | |",
         ]
         ratio = f"{gol['total_seconds'] / rb['total_seconds']:.3f}" if rb else "—"
         lines.append(
-            f"| RecBole golden split | zenrec | {gol['ndcg@10']:.4f} | {gol['fit_seconds']:.3f} | {gol['eval_seconds']:.3f} | {gol['total_seconds']:.3f} | {ratio} |"
+            f"| RecBole golden split | zenrec | {gol['ndcg@10']:.4f} | {gol['fit_seconds']:.3f} "
+            f"| {gol['eval_seconds']:.3f} | {gol['total_seconds']:.3f} | {ratio} |"
         )
         if rb:
             lines.append(
-                f"| RecBole golden split | RecBole 1.2.1 ({rb.get('threads')} threads) | {_f(rb['ndcg@10'], '.4f')} | {rb['fit_seconds']:.3f} | {rb['eval_seconds']:.3f} | {rb['total_seconds']:.3f} | 1 |"
+                f"| RecBole golden split | RecBole 1.2.1 ({rb.get('threads')} threads) "
+                f"| {_f(rb['ndcg@10'], '.4f')} | {rb['fit_seconds']:.3f} "
+                f"| {rb['eval_seconds']:.3f} | {rb['total_seconds']:.3f} | 1 |"
             )
         ph = e.get("phases", {})
         if ph and y:
             peak = y["sgemm_gflops"] * 1e9
+            g_use, g_dense, g_s = (
+                ph["gram_useful_flops"],
+                ph["gram_dense_equiv_flops"],
+                ph["gram_seconds"],
+            )
+            inv, inv_s = ph["inverse_flops"], ph["inverse_seconds"]
+            sc, sc_bytes, sc_s = ph["score_flops"], ph["score_bytes"], ph["score_seconds"]
+            ev_s = ph["eval_seconds_direct"]
             lines += [
                 "",
                 "Where EASE's time goes (preset split), against the yardstick:",
                 "",
                 "| phase | seconds | work | rate | fraction of GEMM peak / bandwidth |",
                 "|---|---|---|---|---|",
-                f"| Gram X^T X (sparse products in column blocks) | {ph['gram_seconds']:.3f} | {ph['gram_useful_flops'] / 1e9:.2f} GFLOP useful ({ph['gram_dense_equiv_flops'] / 1e9:.0f} as a dense product) | {ph['gram_useful_flops'] / ph['gram_seconds'] / 1e9:.1f} GFLOP/s useful | the dense product at the GEMM peak would take {ph['gram_dense_equiv_flops'] / peak:.2f} s ({ph['gram_dense_equiv_flops'] / peak / ph['gram_seconds']:.1f}x this) |",
-                f"| Cholesky inverse (float32 potrf + potri, n = {ph['n_items']}) | {ph['inverse_seconds']:.3f} | {ph['inverse_flops'] / 1e9:.1f} GFLOP | {ph['inverse_flops'] / ph['inverse_seconds'] / 1e9:.1f} GFLOP/s | {ph['inverse_flops'] / ph['inverse_seconds'] / peak:.2f} |",
-                f"| scoring X_u B (sparse x dense, test users) | {ph['score_seconds']:.3f} | {ph['score_flops'] / 1e9:.2f} GFLOP, {ph['score_bytes'] / 1e9:.2f} GB of scores | {ph['score_flops'] / ph['score_seconds'] / 1e9:.1f} GFLOP/s | {ph['score_flops'] / ph['score_seconds'] / peak:.2f} of GEMM; {ph['score_bytes'] / ph['score_seconds'] / 1e9 / y['bandwidth_gbs']:.2f} of bandwidth |",
-                f"| full-ranking evaluation (scoring, masking, top-K, 5 metrics x 3 K) | {ph['eval_seconds_direct']:.3f} | | | scoring is {ph['score_seconds'] / ph['eval_seconds_direct']:.0%} of it |",
+                f"| Gram X^T X (sparse products in column blocks) | {g_s:.3f} "
+                f"| {g_use / 1e9:.2f} GFLOP useful ({g_dense / 1e9:.0f} as a dense product) "
+                f"| {g_use / g_s / 1e9:.1f} GFLOP/s useful "
+                f"| the dense product at the GEMM peak would take {g_dense / peak:.2f} s "
+                f"({g_dense / peak / g_s:.1f}x this) |",
+                f"| Cholesky inverse (float32 potrf + potri, n = {ph['n_items']}) | {inv_s:.3f} "
+                f"| {inv / 1e9:.1f} GFLOP | {inv / inv_s / 1e9:.1f} GFLOP/s "
+                f"| {inv / inv_s / peak:.2f} |",
+                f"| scoring X_u B (sparse x dense, test users) | {sc_s:.3f} "
+                f"| {sc / 1e9:.2f} GFLOP, {sc_bytes / 1e9:.2f} GB of scores "
+                f"| {sc / sc_s / 1e9:.1f} GFLOP/s | {sc / sc_s / peak:.2f} of GEMM; "
+                f"{sc_bytes / sc_s / 1e9 / y['bandwidth_gbs']:.2f} of bandwidth |",
+                "| full-ranking evaluation (scoring, masking, top-K, 5 metrics x 3 K) "
+                f"| {ev_s:.3f} | | | scoring is {sc_s / ev_s:.0%} of it |",
                 "",
             ]
     c = res.get("cold")
@@ -414,14 +439,16 @@ def render(res: dict[str, Any]) -> str:
             r = c.get(model)
             if r:
                 lines.append(
-                    f"| {model} | {r['cold_seconds']:.3f} | {r['warm_seconds']:.3f} | {r['ratio']:.2f} | {r['import_seconds']:.2f} |"
+                    f"| {model} | {r['cold_seconds']:.3f} | {r['warm_seconds']:.3f} "
+                    f"| {r['ratio']:.2f} | {r['import_seconds']:.2f} |"
                 )
         cli = c.get("cli_ease")
         if cli:
             lines += [
                 "",
                 f"`{cli['command']}` as a user runs it: whole command {cli['wall_seconds']:.2f} s "
-                f"wall (start-up, load, split, fit, evaluate, write), its evaluation {cli['eval_seconds']:.3f} s.",
+                "wall (start-up, load, split, fit, evaluate, write), "
+                f"its evaluation {cli['eval_seconds']:.3f} s.",
                 "",
             ]
     n = res.get("neural")
@@ -431,21 +458,26 @@ def render(res: dict[str, Any]) -> str:
             "",
             f"Command: `{n['command']}`",
             "",
-            "| command (default settings) | NDCG@10 | whole fit s (incl. early stopping) | epochs (best) | training interactions/s | validation share of fit | measured |",
+            "| command (default settings) | NDCG@10 | whole fit s (incl. early stopping) "
+            "| epochs (best) | training interactions/s | validation share of fit | measured |",
             "|---|---|---|---|---|---|---|",
         ]
         for model, r in n.items():
             if isinstance(r, dict) and "epochs_run" in r:
                 share = r["valid_seconds"] / r["fit_seconds"] if r["fit_seconds"] else None
                 lines.append(
-                    f"| `{r.get('command', model)}` | {r['ndcg@10']:.4f} | {r['fit_seconds']:.1f} | {r['epochs_run']} ({r['best_epoch']}) | {_f(r['interactions_per_second'], ',.0f')} | {_f(share, '.0%')} | {r.get('measured', n.get('measured', '—'))} |"
+                    f"| `{r.get('command', model)}` | {r['ndcg@10']:.4f} | {r['fit_seconds']:.1f} "
+                    f"| {r['epochs_run']} ({r['best_epoch']}) "
+                    f"| {_f(r['interactions_per_second'], ',.0f')} | {_f(share, '.0%')} "
+                    f"| {r.get('measured', n.get('measured', '—'))} |"
                 )
         rb = n.get("recbole_bpr_golden")
         if rb:
             lines += [
                 "",
                 f"RecBole 1.2.1 BPR (its defaults) on the golden split, run by `--peers`: NDCG@10 "
-                f"{_f(rb['ndcg@10'], '.4f')}, fit {rb['fit_seconds']:.1f} s ({rb.get('threads')} threads).",
+                f"{_f(rb['ndcg@10'], '.4f')}, fit {rb['fit_seconds']:.1f} s "
+                f"({rb.get('threads')} threads).",
             ]
         lines.append("")
     return "\n".join(lines) + "\n"

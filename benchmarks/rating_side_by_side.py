@@ -3,8 +3,9 @@
 zenrec's ``surprise-cv5`` folds (seed 0) are written to files and given to Surprise through
 ``PredefinedKFold``, so both libraries see identical train/test parts. Surprise runs through
 zenrec's runner with the interpreter ``ZENREC_PEER_PYTHON_SURPRISE`` names
-(``bash benchmarks/peers/setup_peers.sh surprise`` creates it; ``make bench`` sets it). Total seconds cover fitting and
-predicting all 5 folds; medians of ``--repeats`` runs, one library after the other.
+(``bash benchmarks/peers/setup_peers.sh surprise`` creates it; ``make bench`` sets it). Total
+seconds cover fitting and predicting all 5 folds; medians of ``--repeats`` runs, one library after
+the other.
 
 Usage:
     ZENREC_DATA=../shared/data .venv/bin/python benchmarks/rating_side_by_side.py --repeats 3
@@ -79,7 +80,8 @@ def main() -> None:
         "machine": machine(),
         "repeats": args.repeats,
         "rows": rows,
-        "command": f"ZENREC_DATA=../shared/data .venv/bin/python benchmarks/rating_side_by_side.py --repeats {args.repeats}",
+        "command": "ZENREC_DATA=../shared/data .venv/bin/python benchmarks/rating_side_by_side.py "
+        f"--repeats {args.repeats}",
     }
     write_json(RESULTS / "rating.json", payload)
     lines = page_head(
@@ -95,7 +97,8 @@ def main() -> None:
     ]
     for r in rows:
         lines.append(
-            f"| {r['dataset']} | {r['library']} | {r['model']} | {r['rmse']:.4f} | {r['mae']:.4f} | {r['total_seconds']:.2f} |"
+            f"| {r['dataset']} | {r['library']} | {r['model']} | {r['rmse']:.4f} | {r['mae']:.4f} "
+            f"| {r['total_seconds']:.2f} |"
         )
     lines += [
         "",

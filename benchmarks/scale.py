@@ -322,7 +322,8 @@ def main() -> None:
         t0 = time.perf_counter()
         csv, pq = generate(n, work)
         print(
-            f"{raw}: log written in {time.perf_counter() - t0:.1f} s ({csv.stat().st_size / 2**20:.0f} MiB CSV, "
+            f"{raw}: log written in {time.perf_counter() - t0:.1f} s "
+            f"({csv.stat().st_size / 2**20:.0f} MiB CSV, "
             f"{pq.stat().st_size / 2**20:.0f} MiB Parquet)",
             flush=True,
         )

@@ -1,8 +1,9 @@
 """Render docs/results/serving-loadtest.md from the JSON that serve_loadtest.sh and
 loadgen_ceiling.py wrote.
 
-Usage: python benchmarks/serve_loadtest_report.py runs/serve-loadtest docs/results/serving-loadtest.md
-       [--ceiling runs/loadgen_ceiling.json] [--machine "2 cores, shared with 8 other agents"]
+Usage: python benchmarks/serve_loadtest_report.py runs/serve-loadtest
+       docs/results/serving-loadtest.md [--ceiling runs/loadgen_ceiling.json]
+       [--machine "2 cores, shared with 8 other agents"]
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def render(out: Path, ceilings: list[Path], machine: str) -> str:
         lines += [
             "## Fixed rates, POST /v1/recommend",
             "",
-            "| bundle | offered/s | achieved/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | errors |",
+            "| bundle | offered/s | achieved/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms "
+            "| errors |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for m in have:
@@ -64,7 +66,8 @@ def render(out: Path, ceilings: list[Path], machine: str) -> str:
                 if d is None:
                     continue
                 lines.append(
-                    f"| {MODELS[m]} | {d['offered_rps']:g} | {_f(d['achieved_rps'])} | {_f(d['p50_ms'], 2)} "
+                    f"| {MODELS[m]} | {d['offered_rps']:g} | {_f(d['achieved_rps'])} "
+                    f"| {_f(d['p50_ms'], 2)} "
                     f"| {_f(d['p90_ms'], 2)} | {_f(d['p99_ms'], 2)} | {_f(d['p999_ms'], 2)} "
                     f"| {_f(d['max_ms'], 1)} | {_errors(d)} |"
                 )
@@ -75,7 +78,8 @@ def render(out: Path, ceilings: list[Path], machine: str) -> str:
             "",
             "## Capacity at p99 <= 50 ms (`--ramp`)",
             "",
-            "| bundle | /v1/recommend req/s | /healthz req/s | recommend / healthz | serving RSS MiB |",
+            "| bundle | /v1/recommend req/s | /healthz req/s | recommend / healthz "
+            "| serving RSS MiB |",
             "|---|---:|---:|---:|---:|",
         ]
         for m in have:
@@ -93,14 +97,16 @@ def render(out: Path, ceilings: list[Path], machine: str) -> str:
             )
         lines += [
             "",
-            f"Commands: `zenrec loadtest URL --ramp 100:3000:100 --duration {STEP} --users-from BUNDLE "
+            "Commands: `zenrec loadtest URL --ramp 100:3000:100 "
+            f"--duration {STEP} --users-from BUNDLE "
             f"--p99-target-ms 50` and `zenrec loadtest URL --endpoint healthz --ramp 250:6000:250 "
             f"--duration {STEP}`. Capacity = the highest step rate with p99 <= 50 ms and no errors "
             "(step size is the resolution); the ramp stops at the first step that misses.",
             "",
             "## Request-log cost at 500 req/s",
             "",
-            "| bundle | p99 ms without log (runs) | p99 ms with `--request-log` (runs) | median change |",
+            "| bundle | p99 ms without log (runs) | p99 ms with `--request-log` (runs) "
+            "| median change |",
             "|---|---|---|---:|",
         ]
         for m in have:
@@ -152,9 +158,11 @@ def render(out: Path, ceilings: list[Path], machine: str) -> str:
             "",
             "httpx / aiohttp: one task per request (`client.get`), keep-alive pools of 256;",
             "zenrec-*: `zenrec.loadtest` (pre-encoded requests, one worker coroutine per",
-            "keep-alive connection) on asyncio's loop, on uvloop, and on uvloop over two processes.",
+            "keep-alive connection) on asyncio's loop, on uvloop, "
+            "and on uvloop over two processes.",
             "CPU per request includes each run's fixed start-up (for two processes: spawning two",
-            "interpreters), so compare at the highest rate. A generator that keeps up shows achieved",
+            "interpreters), so compare at the highest rate. "
+            "A generator that keeps up shows achieved",
             "= offered; its p99 here includes the CPU it lost to other jobs.",
             "",
         ]

@@ -803,7 +803,9 @@ def main() -> int:
     if "forecast" in res and res["forecast"] and "block_models" not in res["forecast"][0]:
         res = {}  # results of the previous format
     res |= {
-        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}",
+        "machine": (
+            f"{platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}"
+        ),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     only = {x.strip() for x in args.only.split(",")}

@@ -1,4 +1,7 @@
-"""The CI rule of tests/conftest.py: with CI=true, a neural test skipped for want of torch fails the run."""
+"""The CI rule of tests/conftest.py.
+
+With CI=true, a neural test skipped for want of torch fails the run.
+"""
 
 import os
 import subprocess
@@ -11,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def _pytest_without_torch(tmp_path: Path, ci: str) -> subprocess.CompletedProcess:
     # a module named torch that fails to import, as on a machine without torch
     (tmp_path / "torch.py").write_text(
-        'raise ModuleNotFoundError("No module named \'torch\' (blocked by the test)", name="torch")\n'
+        "raise ModuleNotFoundError("
+        '"No module named \'torch\' (blocked by the test)", name="torch")\n'
     )
     env = {
         **os.environ,

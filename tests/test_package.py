@@ -10,7 +10,8 @@ def test_import_does_not_load_heavy_libraries():
     code = (
         "import sys, zenrec, zenrec.data, zenrec.models, zenrec.evaluation, zenrec.cli.main;"
         "zenrec.cli.main.build_parser();"
-        "bad=[m for m in ('torch','fastapi','matplotlib','optuna','statsforecast','implicit') if m in sys.modules];"
+        "bad=[m for m in ('torch','fastapi','matplotlib','optuna','statsforecast','implicit')"
+        " if m in sys.modules];"
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -170,7 +170,8 @@ def test_dataframe_input_reads_like_the_file(tmp_path, kind):
         (
             pd.DataFrame({"user": [1, 2], "item": [1, 2], "rating": ["5", "five"]}),
             {},
-            r"^DataFrame row 1 \(0-based\): column 'rating' \(rating\) is 'five', expected a number$",
+            r"^DataFrame row 1 \(0-based\): column 'rating' \(rating\) is 'five', "
+            r"expected a number$",
         ),
         (
             pd.DataFrame({"user": [1, None], "item": [1, 2]}),
@@ -348,7 +349,8 @@ def test_bundle_error_names_save_bundle_and_model_save(tmp_path):
 
 def test_top_level_names_are_where_a_user_looks_and_import_stays_light():
     code = (
-        "import sys, zenrec; names = ['evaluate', 'splits', 'tune', 'benchmark', 'Split', 'EvalResult', "
+        "import sys, zenrec; "
+        "names = ['evaluate', 'splits', 'tune', 'benchmark', 'Split', 'EvalResult', "
         "'evaluate_ranking', 'run_protocol', 'get_protocol', 'Recommender', 'Recommendations'];"
         "missing = [n for n in names if not hasattr(zenrec, n)];"
         "heavy = [m for m in ('torch', 'optuna') if m in sys.modules];"

@@ -44,10 +44,12 @@ os.chdir(data_dir)
 cfg = {"data_path": data_dir, "benchmark_filename": ["train", "valid", "test"],
        "load_col": {"inter": ["user_id", "item_id_list", "item_id"]},
        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "MAX_ITEM_LIST_LENGTH": max_len,
-       "eval_args": {"group_by": "user", "order": "TO", "mode": "full"}, "train_neg_sample_args": None,
+       "eval_args": {"group_by": "user", "order": "TO", "mode": "full"},
+       "train_neg_sample_args": None,
        "loss_type": "CE", "epochs": epochs, "eval_step": 1, "stopping_step": 10,
        "metrics": ["Hit", "NDCG", "MRR"], "topk": [10], "valid_metric": "NDCG@10",
-       "device": "cpu", "use_gpu": False, "show_progress": False, "checkpoint_dir": data_dir + "/saved",
+       "device": "cpu", "use_gpu": False, "show_progress": False,
+       "checkpoint_dir": data_dir + "/saved",
        "seed": 2020, "reproducibility": True, "worker": 0, "log_wandb": False}
 config = Config(model="SASRec", dataset="seq", config_dict=cfg)
 init_seed(config["seed"], config["reproducibility"])
@@ -62,7 +64,8 @@ res = trainer.evaluate(test, load_best_model=True, show_progress=False)
 json.dump({"library": "recbole", "model": "SASRec", "epochs_run": epochs,
            "metrics": {k.lower(): float(v) for k, v in dict(res).items()},
            "fit_seconds": fit_s, "torch_threads": torch.get_num_threads(),
-           "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1)}, open(out, "w"), indent=2)
+           "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1)},
+          open(out, "w"), indent=2)
 """
 
 

@@ -28,7 +28,8 @@ def tune(dataset: Dataset, protocol: str | Protocol, model: str, **options: Any)
 
     Returns:
         A :class:`~zenrec.tuning.TuneResult`: ``best_params``, ``best_value`` (validation),
-        ``test_record`` (a RunRecord with the refit's test metrics) and ``run.models[0]`` (the refit model).
+        ``test_record`` (a RunRecord with the refit's test metrics) and ``run.models[0]``
+        (the refit model).
     """
     from zenrec.evaluation.protocols import get_protocol
     from zenrec.tuning.tuner import tune as _tune

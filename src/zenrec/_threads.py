@@ -72,9 +72,10 @@ def _read(path: Path) -> str | None:
 def cgroup_cpu_limit(root: str | os.PathLike[str] | None = None) -> float | None:
     """The CPU limit of this process's cgroup in CPUs (``None``: no limit, or no cgroup).
 
-    Reads (``ROOT``: ``/sys/fs/cgroup`` by default) cgroup v2 ``ROOT/cpu.max`` (``"<quota> <period>"`` or ``"max <period>"``), else v1
-    ``ROOT/cpu/cpu.cfs_quota_us`` and ``ROOT/cpu/cpu.cfs_period_us`` (or the same files directly
-    under ``ROOT``; a quota of -1 means no limit). A Kubernetes ``resources.limits.cpu: 1500m``
+    Reads (``ROOT``: ``/sys/fs/cgroup`` by default) cgroup v2 ``ROOT/cpu.max``
+    (``"<quota> <period>"`` or ``"max <period>"``), else v1 ``ROOT/cpu/cpu.cfs_quota_us`` and
+    ``ROOT/cpu/cpu.cfs_period_us`` (or the same files directly under ``ROOT``; a quota of -1
+    means no limit). A Kubernetes ``resources.limits.cpu: 1500m``
     reads as 1.5.
 
     Example:

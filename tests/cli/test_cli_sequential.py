@@ -126,14 +126,15 @@ def test_tune_and_benchmark_new_models(seq_file, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     cfg = tmp_path / "b.toml"
-    cfg.write_text(
+    template = (
         'name = "mt"\ndatasets = ["{}"]\nprotocols = ["ctr"]\nseeds = [0, 1]\n'
         'baseline = "mlpranker"\nmetrics = ["auc", "gauc"]\n'
-        '[[models]]\nname = "din"\nparams = {{ epochs = 2, dim = 8, history_len = 5, progress = false }}\n'
-        '[[models]]\nname = "mlpranker"\nparams = {{ epochs = 2, dim = 8, progress = false }}\n'.format(
-            str(tmp_path / "inter.csv")
-        )
+        '[[models]]\nname = "din"\n'
+        "params = {{ epochs = 2, dim = 8, history_len = 5, progress = false }}\n"
+        '[[models]]\nname = "mlpranker"\n'
+        "params = {{ epochs = 2, dim = 8, progress = false }}\n"
     )
+    cfg.write_text(template.format(str(tmp_path / "inter.csv")))
     users = np.repeat(np.arange(30), 8)
     items = np.random.default_rng(1).integers(0, 25, users.size)
     (tmp_path / "inter.csv").write_text(

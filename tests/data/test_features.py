@@ -16,7 +16,10 @@ import pytest
 from zenrec import ConfigError, DataError, FeatureCoverageWarning
 from zenrec.data import Dataset, load_dataset, parse_feature_specs
 
-ITEMS = "sku,genres,year,brand,title\n10,Action|Comedy,1999,acme,Ten\n11,Comedy,,zeta,Eleven\n12,,2004,acme,Twelve\n"
+ITEMS = (
+    "sku,genres,year,brand,title\n10,Action|Comedy,1999,acme,Ten\n11,Comedy,,zeta,Eleven\n"
+    "12,,2004,acme,Twelve\n"
+)
 EVENTS = "customer,sku,qty\nu1,10,1\nu2,10,3\nu1,11,2\nu3,12,1\nu3,10,1\n"
 SPEC = {"genres": "multi:|", "year": "numeric", "brand": "categorical", "title": "text"}
 

@@ -37,7 +37,8 @@ def test_full_ranking_masks_train_and_matches_hand_computation():
     res = evaluate_ranking(
         model, s.test, [s.train], ks=(1, 3), metrics=("hit", "recall", "precision")
     )
-    # user a: top1 = 3 (hit); user b (seen 1): ranking 2,3,4 -> top1 miss; top3 has 4 (hit), recall 1/2
+    # user a: top1 = 3 (hit); user b (seen 1): ranking 2,3,4 -> top1 miss; top3 has 4 (hit),
+    # recall 1/2
     assert res.per_user["hit@1"].tolist() == [1.0, 0.0]
     assert res.per_user["recall@3"].tolist() == [1.0, 0.5]
     assert res.metrics["precision@3"] == pytest.approx((1 / 3 + 1 / 3) / 2)

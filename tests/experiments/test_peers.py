@@ -1,4 +1,5 @@
-"""Benchmark peers: exported splits equal zenrec's, peer rows in tables and report, skips, resume."""
+"""Benchmark peers: exported splits equal zenrec's, peer rows in tables and report, skips,
+resume."""
 
 from __future__ import annotations
 
@@ -198,7 +199,10 @@ def test_export_folds_and_config_checks(tmp_path):
     assert n == len(ds) and np.isclose(len(splits[0].train) + len(splits[0].test), len(ds))
 
     p = tmp_path / "b.toml"
-    base = 'name = "x"\ndatasets = ["ml-100k"]\nprotocols = ["msrec"]\nseeds = [1]\n[[models]]\nname = "ease"\n'
+    base = (
+        'name = "x"\ndatasets = ["ml-100k"]\nprotocols = ["msrec"]\nseeds = [1]\n'
+        '[[models]]\nname = "ease"\n'
+    )
     p.write_text(base + '[[peers]]\nlibrary = "surprise"\nmodel = "SVD"\n')
     with pytest.raises(ConfigError, match=r"peers\[0\].*does not evaluate protocol 'msrec'"):
         load_benchmark_config(p)

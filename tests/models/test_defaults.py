@@ -58,7 +58,10 @@ def test_auto_parameter_errors_stay_one_line():
 
     with pytest.raises(
         ConfigError,
-        match=r"^the 'factors' parameter of ials: .*greater than or equal to 1 \(or 'auto'\); got 0$",
+        match=(
+            r"^the 'factors' parameter of ials: .*greater than or equal to 1 \(or 'auto'\); "
+            r"got 0$"
+        ),
     ):
         create_model("ials", factors=0)
 

@@ -360,7 +360,7 @@ class TestTwoTowerHistory(RecommenderConformance):
 
 
 def test_two_tower_history_runs_the_trained_cold_path():
-    """The history fold-in equals the user tower with the id dropped (as trained) on a user's history."""
+    """The history fold-in equals the user tower with the id dropped (as trained) on a history."""
     import torch
 
     from zenrec.testing.conformance import planted_blocks

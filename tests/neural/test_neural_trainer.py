@@ -271,7 +271,8 @@ def test_cli_train_writes_bundle_and_resumes(tmp_path):
 
 
 def test_ddp_two_gloo_processes_match_single_process(tmp_path):
-    """torchrun --nproc_per_node=2 on CPU (gloo) gives the single-process result within tolerance."""
+    """torchrun --nproc_per_node=2 on CPU (gloo) gives the single-process result within
+    tolerance."""
     from zenrec.models import load_model
 
     csv = tmp_path / "log.csv"

@@ -311,7 +311,7 @@ def test_sasrec_on_ml100k_loo_full():
 
 
 def test_din_reads_the_avazu_sample_click_file():
-    """A labelled click file in the Avazu layout (shared ctr-tiny data): DIN trains on the labels."""
+    """A labelled click file in the Avazu layout (shared ctr-tiny data): DIN learns the labels."""
     import os
     from pathlib import Path
 

@@ -38,7 +38,8 @@ class _WebSocket:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         req = (
-            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
         self.sock.sendall(req.encode())
@@ -169,7 +170,8 @@ def check_page(url: str, timeout: float = 60.0) -> dict[str, Any]:
         time.sleep(0.3)
         expr = (
             "JSON.stringify({imgs: Array.from(document.images).map(i => ({complete: i.complete, "
-            "w: i.naturalWidth, h: i.naturalHeight, alt: i.alt})), ready: document.body.dataset.ready || null,"
+            "w: i.naturalWidth, h: i.naturalHeight, alt: i.alt})), "
+            "ready: document.body.dataset.ready || null,"
             " title: document.title, tables: document.querySelectorAll('table').length})"
         )
         res = call("Runtime.evaluate", expression=expr, returnByValue=True)
@@ -187,8 +189,10 @@ def check_page(url: str, timeout: float = 60.0) -> dict[str, Any]:
     for e in events:
         m, p = e.get("method"), e.get("params", {})
         if m == "Runtime.exceptionThrown":
+            details = p["exceptionDetails"]
             errors.append(
-                f"exception: {p['exceptionDetails'].get('exception', {}).get('description') or p['exceptionDetails'].get('text')}"
+                "exception: "
+                f"{details.get('exception', {}).get('description') or details.get('text')}"
             )
         elif m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
             errors.append(f"console.{p['type']}: {[a.get('value') for a in p.get('args', [])]}")

@@ -68,7 +68,8 @@ def test_the_chromium_check_catches_broken_images_and_scripts(tmp_path):
     bad = tmp_path / "bad.html"
     bad.write_text(
         "<!DOCTYPE html><html><head><title>x</title></head><body>"
-        '<img src="data:image/png;base64,AAAA"><script>throw new Error("boom")</script></body></html>'
+        '<img src="data:image/png;base64,AAAA">'
+        '<script>throw new Error("boom")</script></body></html>'
     )
     state = check_page(html_file_url(bad))
     assert any("boom" in e for e in state["errors"])

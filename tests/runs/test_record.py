@@ -141,7 +141,8 @@ def test_tuned_record_reruns_from_another_directory(colon_file: Path, tmp_path: 
         again = RunRecord.read(out)
         assert again.metrics == pytest.approx(test_metrics, rel=1e-12, abs=1e-12)
         assert again.data_fingerprint == info["test"]["data_fingerprint"]
-    # without the k-core filter the data (and so the split) differs: the filter really is in the command
+    # without the k-core filter the data (and so the split) differs: the filter really is in the
+    # command
     assert "--min-user-count 5" in info["reproduce"]
 
 

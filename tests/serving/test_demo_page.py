@@ -164,7 +164,8 @@ def test_demo_page_renders_the_api_answer(server, tmp_path):
         browser.wait_for("document.getElementById('model').textContent.includes('version')")
         # a known user
         browser.eval(
-            "document.getElementById('user').value = '196'; document.getElementById('k').value = '8';"
+            "document.getElementById('user').value = '196'; "
+            "document.getElementById('k').value = '8';"
             "document.getElementById('form').requestSubmit(); true"
         )
         browser.wait_for("document.body.dataset.ready === '1'")
@@ -184,7 +185,8 @@ def test_demo_page_renders_the_api_answer(server, tmp_path):
         )
         browser.wait_for("document.querySelectorAll('#suggest li').length > 0")
         browser.eval(
-            "document.querySelector('#suggest li').click(); document.getElementById('form').requestSubmit(); true"
+            "document.querySelector('#suggest li').click(); "
+            "document.getElementById('form').requestSubmit(); true"
         )
         browser.wait_for("document.body.dataset.ready === '1'")
         shown = json.loads(browser.eval(RENDERED))

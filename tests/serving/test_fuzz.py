@@ -40,7 +40,8 @@ def test_no_server_errors_on_generated_requests(server):
                 )
                 seen.setdefault(f"{case.method} {case.path}", set()).add(response.status_code)
                 assert response.status_code < 500, (
-                    f"{case.method} {case.path} {case.body!r} -> {response.status_code}: {response.text[:300]}"
+                    f"{case.method} {case.path} {case.body!r} -> {response.status_code}: "
+                    f"{response.text[:300]}"
                 )
                 assert "Traceback" not in response.text
 

@@ -1,4 +1,4 @@
-"""Hot reload under concurrent load, refused bundles, and the overload answer (503 + Retry-After)."""
+"""Hot reload under concurrent load, refused bundles, the overload answer (503 + Retry-After)."""
 
 from __future__ import annotations
 
@@ -120,7 +120,8 @@ def test_bad_bundles_are_refused_and_the_old_one_keeps_serving(bundles, tmp_path
 
 
 def test_overload_is_answered_503_with_retry_after(bundles):
-    """Two slots; twelve concurrent heavy batch requests: the excess is refused at once, not queued."""
+    """Two slots; twelve concurrent heavy batch requests: the excess is refused at once, not
+    queued."""
     heavy = {"requests": [{"user_id": u, "k": 200, "exclude_seen": False} for u in range(1, 129)]}
     with live_server(bundles["ease"], max_concurrency=2, retry_after_s=3) as srv:
         out: list[httpx.Response] = []

@@ -105,7 +105,8 @@ def _write(tmp_path, text):
             ["params.l2", "'low' must be smaller than 'high'", "swap"],
         ),
         (
-            'model = "ease"\n[params]\nl2 = { type = "float", low = 0.0, high = 10.0, log = true }\n',
+            'model = "ease"\n[params]\n'
+            'l2 = { type = "float", low = 0.0, high = 10.0, log = true }\n',
             ["params.l2", "log-scale range needs low > 0"],
         ),
         (
@@ -113,7 +114,8 @@ def _write(tmp_path, text):
             ["params.lambda", "ease has no parameter 'lambda'", "l2"],
         ),
         (
-            'model = "ease"\n[params]\nl2 = { type = "float", low = 1.0, high = 10.0, lg = true }\n',
+            'model = "ease"\n[params]\n'
+            'l2 = { type = "float", low = 1.0, high = 10.0, lg = true }\n',
             ["unknown key 'params.l2.lg'", "allowed keys"],
         ),
         (
@@ -131,7 +133,8 @@ def _write(tmp_path, text):
             ["params.k", "value 0 is rejected by itemknn", "narrow the range"],
         ),
         (
-            'model = "ials"\n[fixed]\nfactors = 8\n[params]\nfactors = { type = "int", low = 8, high = 64 }\n',
+            'model = "ials"\n[fixed]\nfactors = 8\n[params]\n'
+            'factors = { type = "int", low = 8, high = 64 }\n',
             ["'factors' is both in [fixed] and [params]"],
         ),
         (

@@ -1,4 +1,4 @@
-"""Tuning behaviour: better than default on validation, pruning, shared storage, resume after kill."""
+"""Tuning behaviour: beats the default on validation, pruning, shared storage, resume after kill."""
 
 from __future__ import annotations
 

@@ -48,12 +48,14 @@ def run(args: argparse.Namespace) -> int:
     out = run_benchmark(cfg, run_dir, progress=not args.quiet, invocation=invocation())
     console = Console()
     console.print(
-        f"{out['cells']} cells ({out['ran']} run now, {out['skipped']} kept) in {out['seconds']:.0f} s",
+        f"{out['cells']} cells ({out['ran']} run now, {out['skipped']} kept) "
+        f"in {out['seconds']:.0f} s",
         highlight=False,
     )
     if out.get("peer_cells"):
         console.print(
-            f"{out['peer_cells']} peer cells ({out['peers_ran']} run now, {out['peers_kept']} kept, "
+            f"{out['peer_cells']} peer cells ({out['peers_ran']} run now, "
+            f"{out['peers_kept']} kept, "
             f"{out['peers_not_run']} skipped or failed: see the library column)",
             highlight=False,
         )

@@ -16,7 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "info",
         help="counts, sparsity, time range, rating distribution, features",
         description="Show counts, sparsity, time range, rating distribution and feature columns.",
-        epilog="Examples:\n  zenrec data info ml-100k\n  zenrec data info ratings.dat --sep '::' --no-header --user-col 0 --item-col 1 --rating-col 2",
+        epilog=(
+            "Examples:\n  zenrec data info ml-100k\n  zenrec data info ratings.dat --sep '::' "
+            "--no-header --user-col 0 --item-col 1 --rating-col 2"
+        ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     info.add_argument("dataset", metavar="NAME|PATH")

@@ -68,8 +68,10 @@ def print_metrics(record: dict, title: str) -> None:
         f"[dim]protocol {record['protocol']['name']}: {record['protocol']['description']}[/dim]"
     )
     console.print(
-        f"[dim]filters: {'; '.join(record['filters']) or 'none'} | split: {record['split']['description']} "
-        f"| users evaluated: {record['n_users_evaluated']} | mode: {record['evaluation_mode']}[/dim]"
+        f"[dim]filters: {'; '.join(record['filters']) or 'none'} "
+        f"| split: {record['split']['description']} "
+        f"| users evaluated: {record['n_users_evaluated']} "
+        f"| mode: {record['evaluation_mode']}[/dim]"
     )
     line = warm_cold_line(record)
     if line:

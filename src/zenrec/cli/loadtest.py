@@ -196,7 +196,8 @@ def run(args: argparse.Namespace) -> int:
     if args.users_from and args.endpoint != "healthz":
         ids = ids_from(args.users_from, "users" if args.endpoint == "recommend" else "items")
         con.print(
-            f"{len(ids)} {'user' if args.endpoint == 'recommend' else 'item'} ids from {args.users_from}"
+            f"{len(ids)} {'user' if args.endpoint == 'recommend' else 'item'} ids "
+            f"from {args.users_from}"
         )
     elif args.endpoint != "healthz":
         con.print("note: no --users-from; requests use ids 1..1000 (unknown ids get the fallback)")
@@ -225,7 +226,8 @@ def run(args: argparse.Namespace) -> int:
         ]
         out.print(
             _table(
-                f"{method} {args.url.rstrip('/')}{path}: ramp, p99 target {args.p99_target_ms:g} ms",
+                f"{method} {args.url.rstrip('/')}{path}: ramp, "
+                f"p99 target {args.p99_target_ms:g} ms",
                 rows,
             )
         )

@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="zenrec",
         description="zenrec: recommender systems from raw logs to a tuned model served online.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Example:\n  zenrec quickstart\n  zenrec evaluate --dataset ml-100k --protocol msrec --model ease",
+        epilog=(
+            "Example:\n  zenrec quickstart\n"
+            "  zenrec evaluate --dataset ml-100k --protocol msrec --model ease"
+        ),
     )
     parser.add_argument("--version", action="version", version=f"zenrec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -99,7 +102,7 @@ _KEYWORD_FLAGS = {
 
 
 def cli_words(message: str) -> str:
-    """Library errors name keyword arguments (``user_col=``); on the command line, name the flags."""
+    """Library errors name keyword arguments (``user_col=``); on the command line, the flags."""
     message = message.replace("header=False", "--no-header")
     return re.sub(
         r"\b(" + "|".join(_KEYWORD_FLAGS) + r")=",

@@ -53,8 +53,10 @@ def _add(sub: argparse._SubParsersAction, name: str, **kw: Any) -> None:
     r = bsub.add_parser(
         "retrieval",
         help="exact top-k vs a FAISS HNSW index: recall@k, build time, memory, latency",
-        description="Exact search (one matrix-vector product + partial sort) vs an HNSW index over a "
-        "synthetic catalog of clustered unit vectors; queries one at a time, as a service does.",
+        description=(
+            "Exact search (one matrix-vector product + partial sort) vs an HNSW index over a "
+            "synthetic catalog of clustered unit vectors; queries one at a time, as a service does."
+        ),
         epilog=f"Example:\n  zenrec {name} retrieval --items 1000000 --dim 64 --ef 32,64,128,256",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

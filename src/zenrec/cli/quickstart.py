@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     with console.status(f"loading {args.dataset}"):
         ds = load_dataset(args.dataset, path=args.data_dir)
     console.print(
-        f"[bold]{ds.name}[/bold]: {len(ds):,} interactions, {ds.n_users:,} users, {ds.n_items:,} items"
+        f"[bold]{ds.name}[/bold]: {len(ds):,} interactions, {ds.n_users:,} users, "
+        f"{ds.n_items:,} items"
     )
     console.print(f"[dim]protocol {protocol.name}: {protocol.description}[/dim]")
     rows = []
@@ -160,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
         out / "leaderboard.json", json.dumps([r.to_json() for r, _ in rows], indent=2, default=str)
     )
     console.print(
-        f"saved the best model ({model.name}, {key} {best_rec.metrics[key]:.4f}) to [bold]{bundle}[/bold]; "
+        f"saved the best model ({model.name}, {key} {best_rec.metrics[key]:.4f}) "
+        f"to [bold]{bundle}[/bold]; "
         f"results in {out / 'leaderboard.json'}"
     )
     console.print(f"try: zenrec recommend --bundle {bundle} --user {raw_user} -k 10")

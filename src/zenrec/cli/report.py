@@ -12,8 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Read RUN_DIR (written by 'zenrec benchmark' or 'zenrec tune') and write report.md, "
             "report.html (figures inlined, no network references) and figures/*.png: metric bars "
-            "with confidence intervals, accuracy vs training time, learning curves, tuning history, "
-            "parameter importance, popularity bias and catalog coverage, significance tests."
+            "with confidence intervals, accuracy vs training time, learning curves, "
+            "tuning history, parameter importance, popularity bias and catalog coverage, "
+            "significance tests."
         ),
         epilog=(
             "Examples:\n"
@@ -37,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not Path(args.run_dir).is_dir():
         raise DataError(
-            f"{args.run_dir} is not a directory; pass a run directory of 'zenrec benchmark' or 'zenrec tune'"
+            f"{args.run_dir} is not a directory; pass a run directory of 'zenrec benchmark' "
+            "or 'zenrec tune'"
         )
     md, html_path = build_report(args.run_dir, args.output_dir)
     print(f"wrote {md} and {html_path}")

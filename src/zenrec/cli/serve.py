@@ -43,8 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve",
         help="serve a model bundle over HTTP (recommend, similar items, metrics, demo page)",
-        description="Serve a model bundle: POST /v1/recommend, /v1/recommend/batch, /v1/similar-items; "
-        "GET /healthz, /readyz, /v1/model, /metrics, / (demo page), /docs.",
+        description=(
+            "Serve a model bundle: POST /v1/recommend, /v1/recommend/batch, /v1/similar-items; "
+            "GET /healthz, /readyz, /v1/model, /metrics, / (demo page), /docs."
+        ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

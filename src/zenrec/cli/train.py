@@ -36,8 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=(
             "Examples:\n"
             "  zenrec train --dataset ml-1m --protocol recbole --model bprmf --output runs/bpr\n"
-            "  zenrec train --dataset ml-1m --protocol recbole --model bprmf --output runs/bpr --resume\n"
-            "  torchrun --nproc_per_node=2 -m zenrec train --dataset ml-100k --protocol recbole \\\n"
+            "  zenrec train --dataset ml-1m --protocol recbole --model bprmf --output runs/bpr "
+            "--resume\n"
+            "  torchrun --nproc_per_node=2 -m zenrec train --dataset ml-100k "
+            "--protocol recbole \\\n"
             "      --model twotower --set epochs=20 --output runs/tt"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,

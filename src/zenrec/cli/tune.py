@@ -1,4 +1,4 @@
-"""``zenrec tune``: Optuna search on validation data, then one evaluation of the best config on test."""
+"""``zenrec tune``: Optuna search on validation data, then one test run of the best config."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=(
             "Examples:\n"
             "  zenrec tune --dataset ml-100k --protocol msrec --model ials --trials 40\n"
-            "  zenrec tune --dataset ml-1m --protocol recbole --model ease --trials 15 --timeout 900\n"
+            "  zenrec tune --dataset ml-1m --protocol recbole --model ease --trials 15 "
+            "--timeout 900\n"
             "  # two or more processes (or machines) on one study:\n"
             "  zenrec tune --dataset ml-100k --protocol msrec --model ials --trials 60 \\\n"
             "      --storage journal:/shared/ials.log --study ials-msrec &\n"

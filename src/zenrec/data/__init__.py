@@ -109,8 +109,8 @@ def _load_dataset(
         return _read_frame(spec, reader_options)
     if not isinstance(spec, (str, Path)):
         raise DataError(
-            "load_dataset: pass a built-in name, a file path, a .toml data config or a pandas/polars "
-            f"DataFrame; got {type(spec).__module__}.{type(spec).__name__}"
+            "load_dataset: pass a built-in name, a file path, a .toml data config "
+            f"or a pandas/polars DataFrame; got {type(spec).__module__}.{type(spec).__name__}"
         )
     name = str(spec)
     if name in BUILTIN_DATASETS:

@@ -68,8 +68,9 @@ class Feature:
                 int(self.values.min()) < low or int(self.values.max()) >= len(self.labels)
             ):
                 raise DataError(
-                    f"{where}: codes must lie in [{low}, {len(self.labels) - 1}] ({len(self.labels)} labels"
-                    f"{', -1 = missing' if low < 0 else ''}); got {int(self.values.min())}..{int(self.values.max())}"
+                    f"{where}: codes must lie in [{low}, {len(self.labels) - 1}] "
+                    f"({len(self.labels)} labels{', -1 = missing' if low < 0 else ''}); "
+                    f"got {int(self.values.min())}..{int(self.values.max())}"
                 )
         if self.kind == "multi":
             if self.offsets is None:
@@ -85,7 +86,8 @@ class Feature:
             ):
                 raise DataError(
                     f"{where}: offsets must start at 0, never decrease and end at len(values) = "
-                    f"{self.values.size}; got {off.size} offsets ending at {int(off[-1]) if off.size else None}"
+                    f"{self.values.size}; got {off.size} offsets ending at "
+                    f"{int(off[-1]) if off.size else None}"
                 )
         elif self.offsets is not None:
             raise DataError(f"{where}: only 'multi' features take offsets")
@@ -298,7 +300,8 @@ class Dataset:
         if not is_frame(frame):
             raise DataError(
                 "Dataset.from_frame: frame must be a pandas or polars DataFrame or an Arrow table; "
-                f"got {type(frame).__module__}.{type(frame).__name__} (use read_interactions for files)"
+                f"got {type(frame).__module__}.{type(frame).__name__} "
+                "(use read_interactions for files)"
             )
         return _read_interactions(
             frame,
@@ -353,7 +356,9 @@ class Dataset:
             >>> import polars as pl
             >>> ds = Dataset.from_raw(users=["a", "b", "a"], items=[1, 2, 2])
             >>> items = pl.DataFrame({"sku": [1, 2], "genres": ["A|B", "B"], "year": [1999, 2004]})
-            >>> ds2 = ds.with_item_features(items, key="sku", features={"genres": "multi:|", "year": "numeric"})
+            >>> ds2 = ds.with_item_features(
+            ...     items, key="sku", features={"genres": "multi:|", "year": "numeric"}
+            ... )
             >>> ds2.item_features["genres"].row(0), ds2.item_features["year"].row(1)
             (['A', 'B'], 2004.0)
         """

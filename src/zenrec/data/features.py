@@ -78,7 +78,10 @@ class FeatureReport:
             f"{self.n_catalog:,} {self.entity}s"
         )
         if self.missing:
-            text += f"; {self.missing:,} {self.entity}s have no row (e.g. {self.missing_examples}) and get missing values"
+            text += (
+                f"; {self.missing:,} {self.entity}s have no row (e.g. {self.missing_examples}) "
+                "and get missing values"
+            )
         if self.unknown:
             text += (
                 f"; {self.unknown:,} rows have {self.entity} ids the dataset does not have "
@@ -158,7 +161,10 @@ def _build(
     where: Where,
     first: int,
 ) -> Feature:
-    """Feature of ``n`` entities from column ``s``; ``rows[j]`` is the entity of table row j (-1: none)."""
+    """Feature of ``n`` entities from column ``s``.
+
+    ``rows[j]`` is the entity of table row j (-1: none).
+    """
     ok = rows >= 0
     if kind == "numeric":
         if s.dtype.is_numeric():
@@ -174,7 +180,8 @@ def _build(
             if bad.any():
                 j = int(np.flatnonzero(bad)[0])
                 raise DataError(
-                    f"{_at(where, first, j)}: column '{name}' is {str(text[j])!r}, expected a number "
+                    f"{_at(where, first, j)}: column '{name}' is {str(text[j])!r}, "
+                    "expected a number "
                     f"(feature '{name}' is numeric); fix the value or declare it 'categorical'"
                 )
             vals = num

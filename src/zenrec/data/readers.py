@@ -277,7 +277,8 @@ def to_polars(frame: Any, *, what: str = "frame") -> pl.DataFrame:
     out = out.rename({c: str(c) for c in out.columns})
     if out.height == 0:
         raise DataError(
-            f"{what}: the DataFrame has no rows; expected one row per {'entry' if 'feature' in what else 'interaction'}"
+            f"{what}: the DataFrame has no rows; expected one row per "
+            f"{'entry' if 'feature' in what else 'interaction'}"
         )
     return out
 
@@ -310,7 +311,8 @@ def _pick(
             return lower[n]
     if required:
         raise DataError(
-            f"{path}: cannot tell which column holds the {role}; columns are {cols}; pass {keyword}="
+            f"{path}: cannot tell which column holds the {role}; columns are {cols}; "
+            f"pass {keyword}="
         )
     return None
 
@@ -510,7 +512,8 @@ def warn_unused_columns(
                     else "time-based splits will refuse the dataset"
                 )
                 warnings.warn(
-                    f"{source}: column '{col}' looks like {what} but is not used, so {consequence}; "
+                    f"{source}: column '{col}' looks like {what} but is not used, "
+                    f"so {consequence}; "
                     f"pass {keyword}='{col}' to use it, or drop the column to silence this warning",
                     UnusedColumnWarning,
                     stacklevel=stacklevel + 1,

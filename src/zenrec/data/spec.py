@@ -7,8 +7,11 @@ recorded command re-runs on the same data from any directory.
 Examples:
     >>> spec = DataSpec(source="/data/ratings.dat", sep="::", header=False, user_col="0",
     ...                 item_col="1", rating_col="2", min_user_count=5)
-    >>> " ".join(spec.cli_args())
-    '--dataset /data/ratings.dat --user-col 0 --item-col 1 --rating-col 2 --sep :: --no-header --min-user-count 5'
+    >>> args = spec.cli_args()
+    >>> " ".join(args[:8])
+    '--dataset /data/ratings.dat --user-col 0 --item-col 1 --rating-col 2'
+    >>> " ".join(args[8:])
+    '--sep :: --no-header --min-user-count 5'
 """
 
 from __future__ import annotations

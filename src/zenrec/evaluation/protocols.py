@@ -240,7 +240,9 @@ PROTOCOLS: dict[str, Protocol] = {
     ),
     "surprise-cv5": Protocol(
         name="surprise-cv5",
-        description="Surprise's rating benchmark: 5-fold cross-validation of explicit ratings, RMSE/MAE",
+        description=(
+            "Surprise's rating benchmark: 5-fold cross-validation of explicit ratings, RMSE/MAE"
+        ),
         split="kfold",
         split_params={"k": 5},
         mode="rating",

@@ -56,7 +56,8 @@ def _safe(s: str) -> str:
 
 def cell_id(dataset: str, protocol: str, label: str, seed: int) -> str:
     """File-name id of one cell."""
-    return f"{_safe(Path(dataset).stem if os.sep in dataset else dataset)}__{_safe(protocol)}__{_safe(label)}__s{seed}"
+    data = Path(dataset).stem if os.sep in dataset else dataset
+    return f"{_safe(data)}__{_safe(protocol)}__{_safe(label)}__s{seed}"
 
 
 def machine() -> dict[str, Any]:
@@ -337,7 +338,8 @@ def _peer_group(
             if rec.status == "ok":
                 ran += 1
                 ctx.console.print(
-                    f"  {protocol.main_metric} = {rec.metrics.get(protocol.main_metric, float('nan')):.4f}"
+                    f"  {protocol.main_metric} = "
+                    f"{rec.metrics.get(protocol.main_metric, float('nan')):.4f}"
                     f"  {rec.seconds or 0:.1f} s",
                     highlight=False,
                 )

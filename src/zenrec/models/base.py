@@ -365,8 +365,8 @@ class Recommender(ABC):
                 scores = np.asarray(out, dtype=np.float32).reshape(-1)
                 if scores.size != self.n_items:
                     raise ConfigError(
-                        f"{self.name}._score_from_items returned {scores.size} scores for a catalog "
-                        f"of {self.n_items} items"
+                        f"{self.name}._score_from_items returned {scores.size} scores "
+                        f"for a catalog of {self.n_items} items"
                     )
         if scores is None:
             return HistoryScores(
@@ -555,7 +555,10 @@ class Recommender(ABC):
         vocab: dict[str, Any],
         items: dict[str, Any],
     ) -> Self:
-        """Build a fitted model from a verified bundle's parts (see :func:`zenrec.models.bundle.read_bundle`)."""
+        """Build a fitted model from a verified bundle's parts.
+
+        See :func:`zenrec.models.bundle.read_bundle`.
+        """
         if cls is Recommender:
             raise BundleError(
                 f"{path}: Recommender.load needs a model class; use zenrec.load_model(path) "

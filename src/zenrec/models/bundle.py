@@ -93,7 +93,8 @@ def read_bundle(
     if not meta_path.exists():
         raise BundleError(
             f"{d}: not a zenrec bundle (no bundle.json); pass a directory written by "
-            "model.save(path) in Python, or by 'zenrec train --output' / 'zenrec evaluate --save-bundle'"
+            "model.save(path) in Python, or by 'zenrec train --output' / "
+            "'zenrec evaluate --save-bundle'"
         )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""Explicit registry of model classes by CLI name (lazy: neural models import torch only when used)."""
+"""Explicit registry of model classes by CLI name (lazy: neural models import torch when used)."""
 
 from __future__ import annotations
 

@@ -85,7 +85,8 @@ _HTML = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }}
+body {{ font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; }}
 th {{ background: #f3f3f3; cursor: pointer; }}
@@ -178,7 +179,8 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
             ["command", last.get("command") or f"zenrec benchmark {meta.get('config_source')}"],
             [
                 "machine",
-                f"{last['machine']['cpu']}, {last['machine']['cores']} cores, load {last['machine']['load_average']}",
+                f"{last['machine']['cpu']}, {last['machine']['cores']} cores, "
+                f"load {last['machine']['load_average']}",
             ],
             ["versions", json.dumps(last.get("versions"))],
             ["seeds", ", ".join(str(s) for s in cfg.seeds)],
@@ -186,8 +188,8 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
                 "tuning budget",
                 "none (given hyperparameters)"
                 if cfg.tune is None
-                else f"{cfg.tune.trials} trials per model, timeout {cfg.tune.timeout} s, pruner {cfg.tune.pruner}, "
-                "TPE on validation data only",
+                else f"{cfg.tune.trials} trials per model, timeout {cfg.tune.timeout} s, "
+                f"pruner {cfg.tune.pruner}, TPE on validation data only",
             ],
             ["baseline of the tests", cfg.baseline_label],
             [
@@ -204,16 +206,18 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
     )
     if cfg.peers:
         doc.p(
-            "Peers are other libraries run after the zenrec cells, one at a time, each in its own "
-            "virtual environment as a subprocess, on zenrec's split of the same dataset, protocol and "
-            "seed exported to files (the same rows; the split's sha256 is in each peer cell). Their "
+            "Peers are other libraries run after the zenrec cells, one at a time, each in its "
+            "own virtual environment as a subprocess, on zenrec's split of the same dataset, "
+            "protocol and seed exported to files (the same rows; the split's sha256 is in each "
+            "peer cell). Their "
             "metrics are the library's own evaluation (RecBole's runner reports @10 only). Peers "
             "report aggregate metrics, not per-user values, so they are left out of the "
             "significance tests. A peer that is not configured or not installed is listed with the "
             "reason (ZENREC_PEER_PYTHON_RECBOLE / _SURPRISE name their interpreters; the "
             "repository's setup_peers.sh creates them). Where a protocol "
             "has no validation part (msrec), RecBole's valid.tsv is the part zenrec tunes on, a "
-            "subset of train: RecBole still trains on the whole train part, as zenrec's refit does. "
+            "subset of train: RecBole still trains on the whole train part, "
+            "as zenrec's refit does. "
             "In the re-run commands of peer rows, SPLIT_DIR is that exported split (paths are "
             "relative to the config file's folder); rerunning the benchmark repeats them."
         )
@@ -299,8 +303,9 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
             s = sig.filter((pl.col("dataset") == dname) & (pl.col("protocol") == pname))
             if s.height:
                 doc.p(
-                    f"Paired tests against {cfg.baseline_label} over users (each user's value averaged "
-                    "over seeds), Holm-adjusted over the models compared; significant = both adjusted "
+                    f"Paired tests against {cfg.baseline_label} over users "
+                    "(each user's value averaged over seeds), Holm-adjusted over the models "
+                    "compared; significant = both adjusted "
                     f"p-values below {cfg.alpha}."
                 )
                 doc.table(
@@ -384,8 +389,8 @@ def _benchmark_sections(doc: _Doc, run_dir: Path, meta: dict[str, Any]) -> None:
             )
         else:
             doc.p(
-                "Learning curves: no per-epoch histories were recorded (the models here fit in closed "
-                "form or fixed sweeps without validation passes)."
+                "Learning curves: no per-epoch histories were recorded "
+                "(the models here fit in closed form or fixed sweeps without validation passes)."
             )
         doc.h2(f"Re-run any row ({dname}, {pname})")
         sub = results.filter((pl.col("dataset") == dname) & (pl.col("protocol") == pname)).sort(
@@ -425,6 +430,7 @@ def _tuning_sections(doc: _Doc, run_dir: Path, info: dict[str, Any], level: str)
     from zenrec.reports import plots
 
     doc.h2(f"Tuning: {info['study']}")
+    default = info.get("default_value_valid")
     doc.table(
         ["what", "value"],
         [
@@ -437,12 +443,13 @@ def _tuning_sections(doc: _Doc, run_dir: Path, info: dict[str, Any], level: str)
             ["sampler / pruner", f"{info.get('sampler')} / {info.get('pruner')}"],
             [
                 "finished trials",
-                f"{info['n_finished']} (target {info.get('n_trials_target')}), states {info.get('states')}",
+                f"{info['n_finished']} (target {info.get('n_trials_target')}), "
+                f"states {info.get('states')}",
             ],
             [
                 "best trial",
                 f"#{info['best_trial']}: {info['best_value_valid']:.4f} (default config: "
-                f"{'-' if info.get('default_value_valid') is None else round(info['default_value_valid'], 4)})",
+                f"{'-' if default is None else round(default, 4)})",
             ],
             ["best params", json.dumps(info["best_params"])],
             ["storage", info.get("storage")],
@@ -484,7 +491,8 @@ def _tuning_sections(doc: _Doc, run_dir: Path, info: dict[str, Any], level: str)
         )
     elif info.get("space", {}).get("params"):
         doc.p(
-            "Parameter importance: not available (needs at least two completed trials and a readable storage)."
+            "Parameter importance: not available (needs at least two completed trials "
+            "and a readable storage)."
         )
 
 

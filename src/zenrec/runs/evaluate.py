@@ -64,8 +64,9 @@ def _check_task(protocol: Protocol, model_name: str, params: dict[str, Any]) -> 
     probe = create_model(model_name, **params)  # validate parameters before any work
     if protocol.mode == "rating" and probe.task != "rating":
         raise ConfigError(
-            f"protocol '{protocol.name}' evaluates predicted ratings (RMSE/MAE), but '{model_name}' "
-            "is a ranking model; use a rating model (e.g. biasedmf, or mlpranker with head=rating) "
+            f"protocol '{protocol.name}' evaluates predicted ratings (RMSE/MAE), "
+            f"but '{model_name}' is a ranking model; "
+            "use a rating model (e.g. biasedmf, or mlpranker with head=rating) "
             "or a ranking protocol (recbole, msrec, loo-full)"
         )
 

@@ -44,7 +44,7 @@ State = Annotated[ServiceState, Depends(get_state)]
 
 
 async def get_served(request: Request, state: State) -> ServedModel:
-    """The model serving this request (taken once: a reload during the request does not change it)."""
+    """The model serving this request (taken once: a reload during the request leaves it as is)."""
     served = state.served
     if served is None or not state.ready:
         raise HTTPException(503, "the model is not loaded yet", headers={"Retry-After": "1"})

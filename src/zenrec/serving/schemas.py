@@ -37,7 +37,7 @@ class _In(BaseModel):
 
 
 class AttributeFilterIn(_In):
-    """Keep items whose attribute is one of ``any_of`` (labels) or within ``[min, max]`` (numbers)."""
+    """Keep items whose attribute is one of ``any_of`` (labels) or in ``[min, max]`` (numbers)."""
 
     any_of: list[str] | None = Field(
         None, min_length=1, max_length=100, description="Labels, any of which matches."
@@ -59,8 +59,10 @@ class _RecommendFields(_In):
     recent_items: list[Id] | None = Field(
         None,
         max_length=MAX_LIST,
-        description="Raw ids of items the user consumed, oldest first, newest last: used when the model "
-        "does not know the user (unknown ids are ignored and listed).",
+        description=(
+            "Raw ids of items the user consumed, oldest first, newest last: used when the model "
+            "does not know the user (unknown ids are ignored and listed)."
+        ),
     )
     k: int = Field(10, ge=1, le=MAX_K, description="Number of items to return.")
     exclude_seen: bool = Field(

@@ -61,7 +61,8 @@ def _check_ratios(ratios: Sequence[float]) -> np.ndarray:
     r = np.asarray(ratios, dtype=np.float64)
     if r.ndim != 1 or r.size not in (2, 3) or (r <= 0).any():
         raise ConfigError(
-            f"split ratios must be 2 or 3 positive numbers (train, [valid,] test); got {list(ratios)}"
+            "split ratios must be 2 or 3 positive numbers (train, [valid,] test); "
+            f"got {list(ratios)}"
         )
     return r / r.sum()
 

@@ -367,7 +367,8 @@ class RecommenderConformance:
             history = block[: per // 2]
             candidates = None
             if getattr(model, "task", "ranking") == "rating" and self.history_support:
-                # As above: a rating model must put the block above what the block's users rated low.
+                # As above: a rating model must put the block above what the block's users
+                # rated low.
                 tr = planted.train
                 assert tr.ratings is not None
                 peers = tr.user_vocab.encode(

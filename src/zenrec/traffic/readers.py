@@ -7,8 +7,8 @@ Accepted inputs (see ``docs/traffic.md``):
   values above 1e11 are read as unix milliseconds). An optional integer ``count`` field (default 1)
   lets one line stand for several requests. Other fields are ignored. Each line is one event, so
   a bucket without lines is a true zero.
-* **Tables** (``.csv``, ``.tsv``, ``.parquet``): either one timestamp column (one row per event) or a
-  timestamp column plus a numeric value column (one row per (time, count) observation). The
+* **Tables** (``.csv``, ``.tsv``, ``.parquet``): either one timestamp column (one row per event)
+  or a timestamp column plus a numeric value column (one row per (time, count) observation). The
   timestamp may also be split over ``year``, ``month``, ``day`` [, ``hour``, ``minute``, ``second``]
   columns. In (time, count) tables a bucket without rows is a **gap** (NaN), never a silent zero.
 

@@ -317,7 +317,8 @@ class _Forecaster:
             pred = fit_predict("Naive", past, h, seasons, self.step)
         if pred is None:
             raise DataError(
-                f"simulate: no forecast could be made from the {len(past)} buckets before bucket {t}"
+                f"simulate: no forecast could be made from the {len(past)} buckets "
+                f"before bucket {t}"
             )
         if self.events is not None:
             done = tuple(sp for sp in self.events.spans(self.index[:t]) if sp[2] < t - 1)

@@ -127,8 +127,8 @@ class SearchSpace(_Strict):
     """A validated search space. Build it with :func:`load_space` or :func:`parse_space`.
 
     Examples:
-        >>> s = parse_space({"model": "ease", "metric": "ndcg@10",
-        ...                  "params": {"l2": {"type": "float", "low": 1.0, "high": 1e4, "log": True}}})
+        >>> l2 = {"type": "float", "low": 1.0, "high": 1e4, "log": True}
+        >>> s = parse_space({"model": "ease", "metric": "ndcg@10", "params": {"l2": l2}})
         >>> s.direction, list(s.params)
         ('maximize', ['l2'])
     """
@@ -224,8 +224,8 @@ def _check_metric(metric: str) -> str | None:
     name, _, k = metric.partition("@")
     if name not in RANKING_METRICS or not k.isdigit() or int(k) < 1:
         return (
-            f"'metric' must be rmse, mae, auc, gauc, logloss, TASK/METRIC or NAME@K with NAME one of {', '.join(sorted(RANKING_METRICS))}"
-            f" and K >= 1; got {metric!r}"
+            "'metric' must be rmse, mae, auc, gauc, logloss, TASK/METRIC or NAME@K with NAME "
+            f"one of {', '.join(sorted(RANKING_METRICS))} and K >= 1; got {metric!r}"
         )
     return None
 
@@ -268,7 +268,8 @@ def parse_space(data: dict[str, Any], source: str = "<dict>") -> SearchSpace:
         raise to_config_error(exc, where=source, key=_loc, messages=_SPACE_MESSAGES) from None
     if space.model not in model_names():
         raise ConfigError(
-            f"{source}: key 'model': unknown model {space.model!r}; use one of {', '.join(model_names())}"
+            f"{source}: key 'model': unknown model {space.model!r}; "
+            f"use one of {', '.join(model_names())}"
         )
     bad_metric = _check_metric(space.metric)
     if bad_metric:
@@ -317,8 +318,8 @@ def default_space_path(model: str) -> Path:
     path = Path(str(resources.files("zenrec.tuning") / "spaces" / f"{model}.toml"))
     if not path.exists():
         raise ConfigError(
-            f"no search space is shipped for model '{model}' (looked for {path}); write one and pass "
-            "--space FILE.toml (schema in docs/tuning.md)"
+            f"no search space is shipped for model '{model}' (looked for {path}); "
+            "write one and pass --space FILE.toml (schema in docs/tuning.md)"
         )
     return path
 

@@ -117,11 +117,17 @@ def tuning_split(
     if protocol.split == "user_stratified":
         ratio = protocol.split_params.get("ratio", 0.75)
         inner = user_stratified_split(first.train, ratio, inner_seed)
-        how = f"per-user stratified {ratio:g}/{1 - ratio:g} split of the protocol's train part, seed {inner_seed}"
+        how = (
+            f"per-user stratified {ratio:g}/{1 - ratio:g} split of the protocol's train part, "
+            f"seed {inner_seed}"
+        )
     elif protocol.split == "kfold":
         k = protocol.split_params.get("k", 5)
         inner = next(iter(kfold_splits(first.train, k, inner_seed)))
-        how = f"random 1/{k} of fold 1's train part (same kind as the {k}-fold split), seed {inner_seed}"
+        how = (
+            f"random 1/{k} of fold 1's train part (same kind as the {k}-fold split), "
+            f"seed {inner_seed}"
+        )
     elif protocol.split == "user_random":
         ratios = protocol.split_params.get("ratios", (0.8, 0.2))
         inner = user_random_split(first.train, ratios[:1] + ratios[-1:], inner_seed)
@@ -333,7 +339,8 @@ def _check_attrs(study: optuna.Study, attrs: dict[str, Any], storage_url: str) -
         if k in old and old[k] != attrs[k]:
             raise ConfigError(
                 f"study '{study.study_name}' in {storage_url} was run with a different {k} "
-                f"({old[k]!r:.120} vs {attrs[k]!r:.120}); pass another study_name= to start a new study"
+                f"({old[k]!r:.120} vs {attrs[k]!r:.120}); "
+                "pass another study_name= to start a new study"
             )
 
 
@@ -849,9 +856,10 @@ def _refit_epochs(
     A protocol without a validation part (``msrec``, ``surprise-cv5``) refits the best
     configuration on its whole train part with nothing to stop early on, so an iterative model
     would run its full epoch budget: on ML-100K (msrec) the best BPR-MF trial (best validation
-    epoch 14 of 60) scored 0.3292 test NDCG@10 after 60 epochs and 0.4451 after 14. The refit then trains for the best trial's best
-    validation epoch instead, the usual "retrain for the chosen number of epochs" rule. Returns
-    None when the protocol has its own validation part or the trial has no epoch history.
+    epoch 14 of 60) scored 0.3292 test NDCG@10 after 60 epochs and 0.4451 after 14. The refit
+    then trains for the best trial's best validation epoch instead, the usual "retrain for the
+    chosen number of epochs" rule. Returns None when the protocol has its own validation part or
+    the trial has no epoch history.
     """
     if split_how.startswith(OWN_VALIDATION) or "epochs" not in params:
         return None

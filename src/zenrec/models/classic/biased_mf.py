@@ -148,8 +148,8 @@ class BiasedMF(Recommender):
     def _fit(self, train: Dataset, valid: Dataset | None) -> None:
         if train.ratings is None:
             raise DataError(
-                f"biasedmf predicts ratings, but dataset '{train.name}' has none; read the data with "
-                "rating_col=COLUMN or use a ranking model (ials, ease)"
+                f"biasedmf predicts ratings, but dataset '{train.name}' has none; "
+                "read the data with rating_col=COLUMN or use a ranking model (ials, ease)"
             )
         c = self.config
         rng = np.random.default_rng(c.seed)

@@ -40,7 +40,8 @@ class ItemKNNConfig(KNNConfig):
 class UserKNNConfig(KNNConfig):
     k: Annotated[int, Field(ge=1)] | Auto = AUTO  # type: ignore[assignment]
     """Neighbours kept per user ("auto": 10,000 / mean interactions per user, within 20 and
-    n_users - 1: about 100 on MovieLens, thousands on sparse data; see ``zenrec.models.defaults``)."""
+    n_users - 1: about 100 on MovieLens, thousands on sparse data; see
+    ``zenrec.models.defaults``)."""
 
 
 def topk_cosine(

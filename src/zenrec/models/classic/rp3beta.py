@@ -1,4 +1,6 @@
-"""RP3beta: popularity-penalised random walks (Paudel, Christoffel, Newell & Bernstein, ACM TiiS 2017).
+"""RP3beta: popularity-penalised random walks.
+
+Paudel, Christoffel, Newell & Bernstein, ACM TiiS 2017.
 
 A three-step walk user -> item -> user -> item on the bipartite interaction graph, with the
 transition probabilities raised to ``alpha`` and the arrival item's popularity divided out:

@@ -31,7 +31,7 @@ class DistInfo:
 
 
 def init_distributed(env: Mapping[str, str]) -> DistInfo:
-    """Join the process group described by ``env`` (torchrun's variables); a no-op for one process."""
+    """Join the process group described by ``env`` (torchrun's variables); no-op for one process."""
     world = int(env.get("WORLD_SIZE", "1"))
     rank = int(env.get("RANK", "0"))
     local = int(env.get("LOCAL_RANK", "0"))

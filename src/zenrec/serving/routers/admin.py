@@ -32,7 +32,8 @@ log = logging.getLogger("zenrec.serving")
 async def reload(state: State, body: ReloadRequest | None = None) -> ReloadResponse:
     """Loads the bundle (verifying its content hash), builds its index, runs a smoke query and
     only then swaps it in. Requests already running finish on the previous model. A corrupt,
-    incompatible or unreadable bundle is refused with the reason and the current one keeps serving."""
+    incompatible or unreadable bundle is refused with the reason and the current one keeps
+    serving."""
     old = state.served
     if old is None:
         raise HTTPException(503, "the model is not loaded yet", headers={"Retry-After": "1"})
