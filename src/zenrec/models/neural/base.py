@@ -279,8 +279,21 @@ class NeuralRecommender(Recommender):
         """Read settings from the training data before anything is built (e.g. DIN's labels)."""
 
     def _build_encoder(self, train: Dataset) -> FeatureEncoder | None:
-        """The feature encoder (None for a model that reads no features, e.g. Mult-VAE)."""
-        return build_feature_encoder(train)
+        """The feature encoder (None for a model that reads no features, e.g. Mult-VAE).
+
+        A model with a :class:`FeatureConfig` encodes the features and history it names; the
+        others encode ids only.
+        """
+        c = self.config
+        if not isinstance(c, FeatureConfig):
+            return build_feature_encoder(train)
+        return build_feature_encoder(
+            train,
+            user_features=c.user_features,
+            item_features=c.item_features,
+            context=c.context,
+            history_len=c.history_len,
+        )
 
     @abstractmethod
     def _build_module(self) -> zn.ScoringModule: ...
@@ -560,21 +573,26 @@ class NeuralRecommender(Recommender):
             return out.float().cpu().numpy()
 
     def _predict_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self._pair_outputs(users, items, "score_pairs", (0,))
+
+    def _pair_outputs(
+        self, users: np.ndarray, items: np.ndarray, head: str, empty: tuple[int, ...]
+    ) -> np.ndarray:
+        """``module.<head>(user_repr, item_repr)`` of (user, item) index pairs, in chunks of
+        65,536 pairs, in eval mode; an array of shape ``empty`` when there are no pairs."""
         module = self._require_module()
+        fn = getattr(module, head)
         out = []
         with eval_mode(module), torch.no_grad():
             for s in range(0, users.size, 65536):
                 u = torch.as_tensor(users[s : s + 65536], dtype=torch.int64, device=self.device_)
                 i = torch.as_tensor(items[s : s + 65536], dtype=torch.int64, device=self.device_)
-                out.append(
-                    module.score_pairs(
-                        module.user_repr(self._user_inputs(u)),
-                        module.item_repr(self._item_inputs(i)),
-                    )
-                    .float()
-                    .cpu()
+                reprs = (
+                    module.user_repr(self._user_inputs(u)),
+                    module.item_repr(self._item_inputs(i)),
                 )
-        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+                out.append(fn(*reprs).float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros(empty, np.float32)
 
     # ------------------------------------------------------------------ persistence
     def _training_meta(self) -> dict[str, Any]:

@@ -19,11 +19,9 @@ from torch import Tensor, nn
 from zenrec._errors import DataError
 from zenrec.data.dataset import Dataset
 from zenrec.models.neural.base import FeatureConfig, InteractionTask, NeuralRecommender
-from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
 from zenrec.models.neural.losses import BCELoss, MSELoss
 from zenrec.models.neural.nn import ScoringModule
 from zenrec.models.neural.nn_seq import MultiTaskNet
-from zenrec.models.neural.trainer import eval_mode
 
 __all__ = ["MMoE", "MMoEConfig", "SharedBottom", "SharedBottomConfig"]
 
@@ -106,16 +104,6 @@ class _MultiTask(NeuralRecommender):
             )
         return train.ratings
 
-    def _build_encoder(self, train: Dataset) -> FeatureEncoder:
-        c = self.config
-        return build_feature_encoder(
-            train,
-            user_features=c.user_features,
-            item_features=c.item_features,
-            context=c.context,
-            history_len=c.history_len,
-        )
-
     def _n_experts(self) -> int:
         return 1
 
@@ -147,21 +135,7 @@ class _MultiTask(NeuralRecommender):
         return _MultiTaskTask(self, train, self.device_)
 
     def _task_outputs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        module = self._require_module()
-        out = []
-        with eval_mode(module), torch.no_grad():
-            for s in range(0, users.size, 65536):
-                u = torch.as_tensor(users[s : s + 65536], dtype=torch.int64, device=self.device_)
-                i = torch.as_tensor(items[s : s + 65536], dtype=torch.int64, device=self.device_)
-                out.append(
-                    module.tasks(
-                        module.user_repr(self._user_inputs(u)),
-                        module.item_repr(self._item_inputs(i)),
-                    )
-                    .float()
-                    .cpu()
-                )
-        return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
+        return self._pair_outputs(users, items, "tasks", (0, 2))
 
     def predict_tasks(self, users: Any, items: Any) -> dict[str, np.ndarray]:
         """Both tasks for raw (user, item) pairs: ``rating`` (predicted rating) and ``liked``

@@ -20,7 +20,6 @@ from zenrec._errors import DataError
 from zenrec.data.dataset import Dataset
 from zenrec.models.neural import nn as zn
 from zenrec.models.neural.base import FeatureConfig, NeuralRecommender, TaskOptions
-from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
 
 __all__ = ["MLPRanker", "MLPRankerConfig"]
 
@@ -98,16 +97,6 @@ class MLPRanker(NeuralRecommender):
         r = train.ratings
         binary = np.isin(unique(r), [0.0, 1.0]).all()
         return (r if binary else (r >= self.config.click_threshold)).astype(np.float32)
-
-    def _build_encoder(self, train: Dataset) -> FeatureEncoder:
-        c = self.config
-        return build_feature_encoder(
-            train,
-            user_features=c.user_features,
-            item_features=c.item_features,
-            context=c.context,
-            history_len=c.history_len,
-        )
 
     def _build_module(self) -> zn.ScoringModule:
         c = self.config

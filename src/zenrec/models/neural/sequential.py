@@ -413,13 +413,8 @@ class DIN(Explainable, NeuralRecommender):
 
     def _build_encoder(self, train: Dataset) -> FeatureEncoder:
         c = self.config
-        enc = build_feature_encoder(
-            train,
-            user_features=c.user_features,
-            item_features=c.item_features,
-            context=c.context,
-            history_len=c.history_len,
-        )
+        enc = super()._build_encoder(train)
+        assert enc is not None
         if self._clicks:  # the behaviour history is the user's clicks, not every impression
             assert train.ratings is not None
             clicked = train.subset(train.ratings > 0)

@@ -18,11 +18,9 @@ from pydantic import Field
 from torch import Tensor
 
 from zenrec._errors import DataError
-from zenrec.data.dataset import Dataset
 from zenrec.models._linalg import cosine_similarities
 from zenrec.models.neural import nn as zn
 from zenrec.models.neural.base import FeatureConfig, LossName, NeuralRecommender, TaskOptions
-from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
 
 __all__ = ["TwoTower", "TwoTowerConfig"]
 
@@ -96,16 +94,6 @@ class TwoTower(NeuralRecommender):
             n_negatives=c.n_negatives,
             logq_correction=c.logq_correction,
             inbatch_negatives=c.inbatch_negatives,
-        )
-
-    def _build_encoder(self, train: Dataset) -> FeatureEncoder:
-        c = self.config
-        return build_feature_encoder(
-            train,
-            user_features=c.user_features,
-            item_features=c.item_features,
-            context=c.context,
-            history_len=c.history_len,
         )
 
     def _build_module(self) -> zn.ScoringModule:
