@@ -81,6 +81,7 @@ def run_page(workdir: Path) -> tuple[list[Ran], dict[str, Any]]:
         "ZENREC_DATA": str(DATA),
         "COLUMNS": "100",
         "ZENREC_THREADS": "1",
+        "PYTHONIOENCODING": "utf-8",  # the tables' box characters, whatever the locale
     }
     ran: list[Ran] = []
     old = Path.cwd()
