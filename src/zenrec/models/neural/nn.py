@@ -501,7 +501,8 @@ class LightGCNModule(ScoringModule):
     """Ego embeddings and layer-averaged propagation (pure: graph in, embeddings out).
 
     Args:
-        n_users, n_items: Numbers of users U and items I.
+        n_users: Number of users U.
+        n_items: Number of items I.
         dim: Embedding size D.
         layers: Propagation layers K.
     """
