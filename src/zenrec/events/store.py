@@ -263,10 +263,9 @@ class EventStore:
                 }
         if not rows:
             return InsertResult(0, 0, time.perf_counter() - t0)
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert: Any = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         stmt = (
             insert(self.events)
             .on_conflict_do_nothing(index_elements=["event_id"])
