@@ -284,8 +284,16 @@ class EventStore:
 
     # ------------------------------------------------------------------ reads
     def _rows(self, stmt: Any) -> list[Event]:
-        with self.engine.connect() as conn:
-            return [Event(*row) for row in conn.execute(stmt)]
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self.engine.connect() as conn:
+                return [Event(*row) for row in conn.execute(stmt)]
+        except SQLAlchemyError as exc:
+            raise EventStoreError(
+                f"event store {self._safe_url()}: read failed "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0]})"
+            ) from None
 
     def _select(self) -> Any:
         from sqlalchemy import select
