@@ -210,3 +210,45 @@ def test_events_a_bundle_was_trained_on_are_not_reused(tmp_path):
     lineage = {"lineage": {"events": {"received_until": cut}}}
     assert intake.session_items("u", lineage) == ("i2",)
     store.close()
+
+
+def test_batches_arriving_during_a_commit_are_committed_together(small, tmp_path):
+    _, bundle = small
+    url = f"sqlite:///{tmp_path}/ev.db"
+    with live_server(bundle, events_url=url) as srv:
+        intake = srv.state.events
+        real = intake.store.insert
+        gate = threading.Event()
+        calls: list[int] = []
+
+        def gated(events):
+            calls.append(len(events))
+            gate.wait(10)
+            return real(events)
+
+        intake.store.insert = gated
+
+        async def many():
+            async with httpx.AsyncClient(base_url=srv.url, timeout=30) as c:
+                first = asyncio.create_task(c.post("/v1/events", json={"events": [ev(0, 1, 2)]}))
+                await asyncio.sleep(0.3)  # the first commit is running (held by the gate)
+                # ten batches of one while it runs; "e5" is sent twice
+                rest = [
+                    asyncio.create_task(
+                        c.post("/v1/events", json={"events": [ev(min(i, 5), 1, 2 + i)]})
+                    )
+                    for i in range(1, 11)
+                ]
+                await asyncio.sleep(0.3)
+                gate.set()
+                return [await first] + [await t for t in rest]
+
+        answers = asyncio.run(many())
+        assert all(r.status_code == 202 for r in answers)
+        assert calls == [1, 10]  # one transaction for the ten waiting batches
+        bodies = [r.json() for r in answers]
+        assert sum(b["accepted"] for b in bodies) == 6 and sum(b["duplicates"] for b in bodies) == 5
+        assert all(b["accepted"] + b["duplicates"] == 1 for b in bodies)
+    store = EventStore(url)
+    assert sorted(e.event_id for e in store.events_between()) == [f"e{i}" for i in range(6)]
+    store.close()

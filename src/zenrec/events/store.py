@@ -90,6 +90,8 @@ class InsertResult:
     """Events whose ``event_id`` was already stored (or repeated in the batch): not stored again."""
     seconds: float
     """Time of the transaction."""
+    inserted_ids: frozenset[str] = frozenset()
+    """The ``event_id`` of every event newly stored."""
 
 
 def _tables(metadata: Any) -> tuple[Any, Any]:
@@ -274,13 +276,13 @@ class EventStore:
         try:
             with self.engine.begin() as conn:
                 result = conn.execute(stmt, list(rows.values()))
-                inserted = len(result.fetchall())
+                ids = frozenset(str(r[0]) for r in result.fetchall())
         except SQLAlchemyError as exc:
             raise EventStoreError(
                 f"event store {self._safe_url()}: insert failed "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0]})"
             ) from None
-        return InsertResult(inserted, n - inserted, time.perf_counter() - t0)
+        return InsertResult(len(ids), n - len(ids), time.perf_counter() - t0, ids)
 
     # ------------------------------------------------------------------ reads
     def _rows(self, stmt: Any) -> list[Event]:

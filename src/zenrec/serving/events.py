@@ -1,10 +1,13 @@
 """Events in (``POST /v1/events``) and session-aware lists: the service side of the event loop.
 
-:class:`EventIntake` validates a batch, bounds the commits in flight (back-pressure: a batch
+:class:`EventIntake` validates a batch, bounds the batches waiting (back-pressure: a batch
 beyond ``events_max_in_flight`` is answered 503 + ``Retry-After`` at once instead of queueing
-behind a store that fell behind), commits it to the :class:`~zenrec.events.EventStore` in one
-transaction off the event loop, and counts what happened. The 202 is sent only after the
-commit returned, so an event answered 202 is in the store even if the process is killed next.
+behind a store that fell behind), commits it to the :class:`~zenrec.events.EventStore` off the
+event loop, and counts what happened. Group commit: batches that arrive while a transaction is
+running are committed together in the next one (one fsync for all of them), so small batches
+from many clients do not each pay a commit. A batch's 202 is sent only after the transaction
+holding it committed, so an event answered 202 is in the store even if the process is killed
+next.
 
 :meth:`EventIntake.session_items` gives ``/v1/recommend`` the user's events the served bundle
 was not trained on (most recent first, at most ``events_history``), which the engine merges
@@ -13,6 +16,7 @@ with the bundle's history of the user (see :func:`zenrec.serving.engine.recommen
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -182,6 +186,8 @@ class EventIntake:
         self.retry_after = str(settings.retry_after_s)
         self.metrics = EventMetrics(registry)
         self.in_flight = 0
+        self._pending: list[tuple[list[Event], asyncio.Future[EventsResponse]]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     def validate(self, body: EventsRequest) -> list[Event]:
         """The batch as store events; 422 naming the first bad field."""
@@ -200,11 +206,11 @@ class EventIntake:
         return [e.to_event() for e in body.events]
 
     async def submit(self, body: EventsRequest) -> EventsResponse:
-        """Validate, commit (in a worker thread) and count one batch.
+        """Validate one batch, commit it (with the batches waiting beside it) and count it.
 
         Raises:
             HTTPException: 422 for an invalid batch; 503 + ``Retry-After`` when
-                ``events_max_in_flight`` commits are already running or the store failed.
+                ``events_max_in_flight`` batches are already waiting or the store failed.
         """
         events = self.validate(body)
         if self.in_flight >= self.max_in_flight:
@@ -216,18 +222,45 @@ class EventIntake:
             )
         self.in_flight += 1  # the event loop is one thread: no lock needed
         try:
-            result = await run_in_threadpool(self.store.insert, events)
-        except EventStoreError as exc:
-            self.metrics.rejected.labels("store_error").inc(len(events))
-            raise HTTPException(
-                503, f"events not stored: {exc}", headers={"Retry-After": self.retry_after}
-            ) from None
+            fut: asyncio.Future[EventsResponse] = asyncio.get_running_loop().create_future()
+            self._pending.append((events, fut))
+            if self._committer is None or self._committer.done():
+                self._committer = asyncio.create_task(self._commit_pending())
+            # shield: a client that disconnects does not cancel the commit of its batch
+            return await asyncio.shield(fut)
         finally:
             self.in_flight -= 1
-        self.metrics.store_seconds.observe(result.seconds)
-        self.metrics.accepted.inc(result.accepted)
-        self.metrics.duplicates.inc(result.duplicates)
-        return EventsResponse(accepted=result.accepted, duplicates=result.duplicates)
+
+    async def _commit_pending(self) -> None:
+        """Commit every waiting batch in one transaction, until none is waiting."""
+        while self._pending:
+            group, self._pending = self._pending, []
+            events = [e for batch, _ in group for e in batch]
+            try:
+                result = await run_in_threadpool(self.store.insert, events)
+            except EventStoreError as exc:
+                self.metrics.rejected.labels("store_error").inc(len(events))
+                err = HTTPException(
+                    503, f"events not stored: {exc}", headers={"Retry-After": self.retry_after}
+                )
+                for _, fut in group:
+                    if not fut.done():
+                        fut.set_exception(err)
+                continue
+            self.metrics.store_seconds.observe(result.seconds)
+            self.metrics.accepted.inc(result.accepted)
+            self.metrics.duplicates.inc(result.duplicates)
+            credited: set[str] = set()  # an id sent by two batches of the group: the first's
+            for batch, fut in group:
+                accepted = 0
+                for e in batch:
+                    if e.event_id in result.inserted_ids and e.event_id not in credited:
+                        credited.add(e.event_id)
+                        accepted += 1
+                if not fut.done():
+                    fut.set_result(
+                        EventsResponse(accepted=accepted, duplicates=len(batch) - accepted)
+                    )
 
     def session_items(self, user_id: Any, meta: dict[str, Any]) -> tuple[str, ...]:
         """Raw item ids of the user's events the bundle (``meta``) was not trained on, oldest

@@ -96,8 +96,9 @@ class ServeSettings(BaseSettings):
     """Event types ``POST /v1/events`` accepts (422 for others)."""
     max_events_per_batch: int = Field(1000, ge=1, le=10_000)
     """Largest number of events in one ``POST /v1/events`` (422 above)."""
-    events_max_in_flight: int = Field(8, ge=1)
-    """Batches committing at once per worker; more are answered 503 + ``Retry-After``."""
+    events_max_in_flight: int = Field(256, ge=1)
+    """Batches waiting for or in a commit per worker (batches that arrive during a commit are
+    committed together next); more are answered 503 + ``Retry-After``."""
     events_history: int = Field(50, ge=0)
     """Most recent events of a user merged into its history by ``/v1/recommend`` (0: none)."""
 
