@@ -146,6 +146,24 @@ def ingest(args: argparse.Namespace, bundle: Path, tmp: Path) -> list[dict[str, 
     return out
 
 
+def _post_all(bundle: Path, url: str, events: list[Event]) -> None:
+    """Replay ``events`` through ``POST /v1/events`` of a served stale bundle, 100 a batch."""
+    import httpx
+
+    proc, base = _serve(bundle, url)
+    try:
+        with httpx.Client(base_url=base, timeout=60) as c:
+            for i in range(0, len(events), 100):
+                body = {"events": [{"event_id": e.event_id, "user_id": e.user_id,
+                                    "item_id": e.item_id, "type": e.type, "value": e.value,
+                                    "timestamp": e.ts} for e in events[i : i + 100]]}  # fmt: skip
+                r = c.post("/v1/events", json=body)
+                r.raise_for_status()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+
+
 def _ndcg_at(scores: np.ndarray, truth: list[np.ndarray], excl: list[np.ndarray]) -> float:
     s = np.where(np.isfinite(scores), scores, -np.inf)
     for row, ex in enumerate(excl):
@@ -168,13 +186,18 @@ def replay(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
         model = create_model(name).fit(train)
         bundle = model.save(tmp / f"stale-{name}")
         url = f"sqlite:///{tmp}/replay-{name}.db"
-        store = EventStore(url)
-        store.insert(
-            Event(f"r{j}", str(users[j]), str(items[j]), "rating", float(ds.ratings[j])
-                  if ds.ratings is not None else 1.0, float(ds.timestamps[j]))
+        replayed = [
+            Event(f"r{j}", str(users[j]), str(items[j]), "rating",
+                  float(ds.ratings[j]) if ds.ratings is not None else 1.0,
+                  float(ds.timestamps[j]))
             for j in mid
-        )  # fmt: skip
-        store.close()
+        ]  # fmt: skip
+        if args.via == "http":
+            _post_all(bundle, url, replayed)
+        else:
+            store = EventStore(url)
+            store.insert(replayed)
+            store.close()
         t = time.perf_counter()
         res = refresh_bundle(bundle, url, tmp / f"fresh-{name}", RefreshConfig())
         refresh_s = time.perf_counter() - t
@@ -226,6 +249,12 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--models", default="ease,ials,bprmf")
+    p.add_argument(
+        "--via",
+        choices=["store", "http"],
+        default="store",
+        help="replay: write the events to the store, or post them to a server",
+    )
     p.add_argument("--output", default="runs/events_loop.json")
     args = p.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
