@@ -117,3 +117,33 @@ def test_cli_refresh_prints_the_comparison(champion, tmp_path):
     )  # fmt: skip
     assert r.returncode == 2 and "--api-key-env" in r.stderr
     assert np.isfinite(json.loads((out / "refresh.json").read_text())["seconds"]["total"])
+
+
+def test_ials_is_updated_incrementally_from_the_bundle(tmp_path):
+    from zenrec.data import synthetic_dataset
+    from zenrec.models import create_model
+    from zenrec.models.registry import load_model
+
+    ds = synthetic_dataset(n_users=120, n_items=50, interactions_per_user=10, seed=5)
+    model = create_model("ials", factors=8, iterations=10).fit(ds)
+    bundle = model.save(tmp_path / "ials")
+    url = f"sqlite:///{tmp_path}/ev.db"
+    store = EventStore(url)
+    store.insert(planted_events(model))
+    store.close()
+    res = refresh_bundle(bundle, url, tmp_path / "warm")
+    assert res.method.startswith("incremental")
+    assert res.metrics["challenger"]["ndcg@10"] > res.metrics["champion"]["ndcg@10"]
+    fresh = load_model(tmp_path / "warm")
+    champ = load_model(bundle)
+    touched = {str(u) for u in model.user_vocab.ids[:60]} | {"visitor-7"}
+    keep = [u for u in champ.user_vocab.ids if str(u) not in touched]
+    old = champ.user_factors_[champ.user_vocab.encode(keep)]
+    new = fresh.user_factors_[fresh.user_vocab.encode(np.asarray([str(u) for u in keep]))]
+    np.testing.assert_array_equal(new, old)  # users without events keep their factors
+    moved = fresh.user_factors_[fresh.user_vocab.encode(np.asarray(["1000"]))]
+    assert not np.array_equal(moved, champ.user_factors_[champ.user_vocab.encode([1000])])
+    new_items = fresh.item_vocab.encode(np.asarray(["new-a", "new-b"]))
+    assert np.abs(fresh.item_factors_[new_items]).sum(axis=1).min() > 0  # solved, not zero
+    full = refresh_bundle(bundle, url, tmp_path / "full", RefreshConfig(warm=False))
+    assert full.method.startswith("full")

@@ -56,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="M",
         help="promote when challenger NDCG@k >= champion NDCG@k - M (default 0)",
     )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="iALS: solve from a random start instead of updating the bundle's factors",
+    )
     p.add_argument("--promote", metavar="URL", help="service to reload when the challenger wins")
     p.add_argument(
         "--api-key-env", metavar="VAR", help="environment variable holding the admin API key"
@@ -89,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             holdout=args.holdout,
             k=args.k,
             margin=args.margin,
+            warm=not args.full,
         )
     except ValidationError as exc:
         err = exc.errors()[0]
