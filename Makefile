@@ -47,6 +47,11 @@ system-deps:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	      || echo "warning: could not install chromium; the HTML report browser test will be skipped"; \
 	  else echo "warning: chromium not found (apt-get install chromium); the HTML report browser test will be skipped"; fi; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	      || echo "warning: could not install postgresql; the PostgreSQL event-store and tuning tests will be skipped"; \
+	  else echo "warning: PostgreSQL not found (apt-get install postgresql); its tests will be skipped"; fi; }
 
 demo: $(STAMP)
 	$(BIN)/zenrec quickstart

@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "zenrec.cli.report",
     "zenrec.cli.traffic",
     "zenrec.cli.serve",
+    "zenrec.cli.refresh",
     "zenrec.cli.loadtest",
     "zenrec.cli.perf",
 )

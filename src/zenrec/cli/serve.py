@@ -25,6 +25,7 @@ EPILOG = """Examples:
   ZENREC_ADMIN_KEY=$(openssl rand -hex 16) zenrec serve runs/ease --api-key-env ZENREC_ADMIN_KEY
   zenrec serve runs/ease --request-log logs/ --request-log-salt-env ZENREC_SALT
   zenrec serve runs/ease --expect-version 5d2be2f288973b0f
+  zenrec serve runs/ease --events sqlite:///data/events.db
   zenrec serve /bundle --fetch https://host/ease.tar.gz --fetch-only \\
       --expect-version 5d2be2f288973b0f
 
@@ -134,6 +135,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--fetch-only", action="store_true", help="with --fetch: exit after the verified fetch"
     )
+    p.add_argument(
+        "--events",
+        metavar="URL",
+        help="event store (sqlite:///path/events.db or postgresql://user@host/db): enables "
+        "POST /v1/events and session-aware lists for users with new events",
+    )
+    p.add_argument(
+        "--event-types",
+        metavar="LIST",
+        help="comma-separated event types POST /v1/events accepts "
+        "(default view,click,add,purchase,rating)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument(
         "--access-log", action="store_true", help="log every request as a JSON line on stderr"
@@ -171,6 +184,12 @@ def _settings(args: argparse.Namespace) -> Any:
         overrides["capacity_rps"] = load_capacity(args.capacity_from)
     if args.access_log:
         overrides["access_log"] = True
+    if args.events:
+        overrides["events_url"] = args.events
+    if args.event_types:
+        overrides["event_types"] = tuple(
+            t.strip() for t in args.event_types.split(",") if t.strip()
+        )
     expect = _expected_version(args)
     if expect is not None:
         overrides["expect_version"] = expect

@@ -19,10 +19,11 @@ from starlette.concurrency import run_in_threadpool
 from zenrec._version import __version__
 from zenrec.serving.deps import ServiceState
 from zenrec.serving.engine import ServedModel, load_served
+from zenrec.serving.events import EventIntake
 from zenrec.serving.metrics import ServiceMetrics
 from zenrec.serving.middleware import ServiceMiddleware
 from zenrec.serving.requestlog import RequestLog
-from zenrec.serving.routers import admin, demo, health, items, model, recommend
+from zenrec.serving.routers import admin, demo, events, health, items, model, recommend
 from zenrec.serving.settings import ServeSettings
 
 __all__ = ["create_app"]
@@ -34,6 +35,14 @@ Recommendations from a zenrec model bundle: the same bundle that was evaluated o
 online, with the same scores. Every answer names the model version (the bundle's content hash)
 that produced it and how the list was made (`fallback`: none, history or popularity).
 """
+
+
+def open_events(settings: ServeSettings, metrics: ServiceMetrics) -> EventIntake:
+    """Open (create or migrate) the event store of ``settings.events_url``."""
+    from zenrec.events import EventStore
+
+    assert settings.events_url is not None
+    return EventIntake(EventStore(settings.events_url), settings, metrics.registry)
 
 
 def create_app(
@@ -99,6 +108,8 @@ def create_app(
                 max_total_bytes=settings.request_log_max_total_bytes,
                 processes=settings.workers,
             )
+        if settings.events_url is not None:
+            state.events = await run_in_threadpool(open_events, settings, metrics)
         state.served = served
         metrics.set_model(served.name, served.version, served.load_seconds)
         state.ready = True
@@ -118,6 +129,8 @@ def create_app(
             state.ready = False
             if state.request_log is not None:
                 state.request_log.close()
+            if state.events is not None:
+                state.events.close()
             log.info("stopped", extra={"version": state.served.version if state.served else None})
 
     app = FastAPI(
@@ -133,6 +146,8 @@ def create_app(
         app.include_router(r)
     if settings.api_key is not None:
         app.include_router(admin.router)
+    if settings.events_url is not None:
+        app.include_router(events.router)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -14,6 +14,7 @@ from fastapi import Depends, Header, HTTPException, Request
 
 from zenrec.models.base import Recommender
 from zenrec.serving.engine import ServedModel
+from zenrec.serving.events import EventIntake
 from zenrec.serving.metrics import ServiceMetrics
 from zenrec.serving.requestlog import RequestLog
 from zenrec.serving.settings import ServeSettings
@@ -33,6 +34,7 @@ class ServiceState:
     served: ServedModel | None = None
     ready: bool = False
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    events: EventIntake | None = None
 
 
 async def get_state(request: Request) -> ServiceState:

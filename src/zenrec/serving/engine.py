@@ -37,6 +37,8 @@ class Query:
     include_items: tuple[Any, ...] | None = None
     exclude_items: tuple[Any, ...] = ()
     filters: dict[str, AttributeFilter] = field(default_factory=dict)
+    session_items: tuple[Any, ...] = ()
+    """Items of the user's events the bundle was not trained on, oldest first (event store)."""
 
 
 @dataclass
@@ -49,6 +51,9 @@ class Result:
     unknown_items: list[Any]
     reranked: bool
     known_user: bool
+    history_source: str = "none"
+    """bundle: the model's row of a known user; events: the user's bundle history + events
+    (+ request items); request: ``recent_items`` alone; none: popularity."""
 
 
 @dataclass
@@ -237,6 +242,18 @@ def recommend(served: ServedModel, q: Query) -> Result:
         hist = codes[codes >= 0]
         unknown += [x for x, c in zip(q.recent_items, codes) if c < 0]
 
+    source = "request" if hist.size else "none"
+    if q.session_items:
+        # Session-aware: the bundle's history of the user, the request's items and the user's
+        # new events (unknown ids, e.g. items newer than the bundle, are skipped) make one
+        # history scored by score_from_items; everything in it is excluded below.
+        codes = _encode(model, q.session_items)
+        if (codes >= 0).any():
+            base = model.seen_.indices[model.seen_.indptr[uidx] : model.seen_.indptr[uidx + 1]]
+            hist = np.concatenate([base if uidx >= 0 else hist[:0], hist, codes[codes >= 0]])
+            warm, source = False, "events"
+    if warm:
+        source = "bundle"
     allowed: np.ndarray | None = served.attributes.mask(q.filters)
     excluded: list[np.ndarray] = []
     if q.include_items is not None:
@@ -306,6 +323,7 @@ def recommend(served: ServedModel, q: Query) -> Result:
         unknown_items=unknown,
         reranked=reranked,
         known_user=uidx >= 0,
+        history_source=source,
     )
 
 

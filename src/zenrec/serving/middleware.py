@@ -30,6 +30,7 @@ KNOWN_ENDPOINTS = frozenset(
         "/v1/model",
         "/v1/recommend",
         "/v1/recommend/batch",
+        "/v1/events",
         "/v1/similar-items",
         "/v1/items",
         "/admin/reload",

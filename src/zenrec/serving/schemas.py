@@ -158,6 +158,12 @@ class RecommendResponse(BaseModel):
         description="Given item ids that are not in the catalog (ignored)."
     )
     reranked: bool = Field(False, description="Re-ranked by the second-stage bundle.")
+    history_source: Literal["bundle", "events", "request", "none"] = Field(
+        "none",
+        description="History behind the list: bundle (the model's known user), events (the "
+        "user's bundle history plus its events newer than the bundle), request (recent_items) "
+        "or none (popularity).",
+    )
     ignored_context: list[str] = Field(default_factory=list)
 
 

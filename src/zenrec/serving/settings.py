@@ -89,6 +89,19 @@ class ServeSettings(BaseSettings):
     request_log_queue: int = Field(100_000, ge=16)
     """Records buffered for the writer thread; beyond, records are dropped and counted."""
 
+    events_url: str | None = None
+    """Event store of ``POST /v1/events`` and session-aware lists (``sqlite:///path/events.db``
+    or ``postgresql://...``); the route does not exist without it."""
+    event_types: tuple[str, ...] = ("view", "click", "add", "purchase", "rating")
+    """Event types ``POST /v1/events`` accepts (422 for others)."""
+    max_events_per_batch: int = Field(1000, ge=1, le=10_000)
+    """Largest number of events in one ``POST /v1/events`` (422 above)."""
+    events_max_in_flight: int = Field(256, ge=1)
+    """Batches waiting for or in a commit per worker (batches that arrive during a commit are
+    committed together next); more are answered 503 + ``Retry-After``."""
+    events_history: int = Field(50, ge=0)
+    """Most recent events of a user merged into its history by ``/v1/recommend`` (0: none)."""
+
     graceful_shutdown_s: float = Field(10.0, ge=0)
     """Time in-flight requests get to finish on shutdown."""
     access_log: bool = False

@@ -202,6 +202,9 @@ def make_storage(url: str | None, run_dir: Path) -> tuple[Any, str]:
             "postgresql://...) nor a journal file (journal:PATH or PATH.log)"
         )
     kwargs: dict[str, Any] = {}
+    shown = url
+    if url.startswith(("postgresql://", "postgres://")):  # the driver zenrec ships: psycopg 3
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
         # many processes on one file: wait for the lock instead of failing
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
@@ -225,7 +228,7 @@ def make_storage(url: str | None, run_dir: Path) -> tuple[Any, str]:
                 f"storage={_hide_password(url)!r}: cannot open it ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0]}); check the URL and that its driver is installed"
             ) from None
-    return storage, _hide_password(url)
+    return storage, _hide_password(shown)
 
 
 def _hide_password(url: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -86,6 +87,8 @@ def answer(
     served: ServedModel, state: ServiceState, req: RecommendRequest, loc: list[str | int]
 ) -> RecommendResponse:
     q = to_query(req, state, loc)
+    if state.events is not None and req.user_id is not None:  # session-aware lists
+        q = replace(q, session_items=state.events.session_items(req.user_id, served.meta))
     try:
         res: Result = recommend(served, q)
     except FilterError as exc:
@@ -99,6 +102,7 @@ def answer(
         fallback=res.fallback,
         unknown_items=res.unknown_items,
         reranked=res.reranked,
+        history_source=res.history_source,
         ignored_context=sorted(req.context or {}),
     )
 
