@@ -33,26 +33,29 @@ _NEG = np.float32(-3.0e38)
 
 
 def exact_top_k(
-    scores: np.ndarray, k: int, allowed: np.ndarray | None, order: np.ndarray | None = None
+    scores: np.ndarray,
+    k: int,
+    allowed: np.ndarray | None,
+    order: np.ndarray | None = None,
+    *,
+    rank: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` item indices and scores of one score vector among the ``allowed`` items.
 
     Non-finite scores rank below every finite one; disallowed items never appear. Equal
-    scores go to the item earlier in ``order`` (the model's ``popularity_order()``; default:
-    the lower index). This is the same arithmetic as
-    :meth:`zenrec.models.base.Recommender.recommend`.
+    scores go to the item earlier in ``order`` (the model's ``popularity_order()``), or of
+    lower ``rank`` (its ``popularity_rank()``, the cheaper form); default: the lower index.
+    This is the same arithmetic as :meth:`zenrec.models.base.Recommender.recommend`.
     """
     s = np.where(np.isfinite(scores), scores, _NEG).astype(np.float32, copy=False)[
         None, :
     ]  # a new array
     if allowed is not None:
         s[0, ~allowed] = -np.inf
-    if order is not None:
-        top = order[top_k_indices(s[:, order], k)[0]]
-        top_scores = s[0, top]
-        valid = np.isfinite(top_scores)
-        return top[valid], top_scores[valid]
-    top = top_k_indices(s, k)[0]
+    if rank is None and order is not None:
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size)
+    top = top_k_indices(s, k, rank=rank)[0]
     top_scores = s[0, top]
     valid = np.isfinite(top_scores)
     return top[valid], top_scores[valid]
