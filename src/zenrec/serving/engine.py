@@ -8,6 +8,7 @@ reference, so a request that started on the old model finishes on it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -164,6 +165,7 @@ class ServedModel:
             "n_users": len(self.model.user_vocab or ()),
             "n_items": self.n_items,
             "retrieval": self.retrieval,
+            "retrieval_index": None if self.index is None else self.index.info(),
             "reranker": None if self.reranker is None else self.reranker.name,
             "item_attributes": self.attributes.describe(),
             "zenrec_version": m.get("versions", {}).get("zenrec"),
@@ -230,7 +232,7 @@ def load_served(
     if not p.is_dir():
         raise BundleError(f"{p}: no such bundle directory")
     try:
-        model = load_model(p)
+        model = load_model(p, mmap=True)  # workers share the arrays' pages
     except ZenrecError as exc:
         raise BundleError(str(exc)) from None
     except Exception as exc:  # unreadable arrays, truncated files: refuse with the reason
@@ -248,13 +250,7 @@ def load_served(
     view = dot_product_view(model)
     index = None
     if view is not None and model.n_items > settings.ann_threshold:
-        index = HNSWIndex(
-            view.item_vectors,
-            m=settings.hnsw_m,
-            ef_construction=settings.hnsw_ef_construction,
-            ef_search=settings.hnsw_ef_search,
-            overfetch=settings.overfetch,
-        )
+        index = hnsw_index(p, model, view, settings)
     served = ServedModel(
         model=model,
         path=p.resolve(),
@@ -271,6 +267,43 @@ def load_served(
     _smoke(served)
     served.load_seconds = time.perf_counter() - t0
     return served
+
+
+def hnsw_index(
+    path: str | Path, model: Recommender, view: DotProductView, settings: ServeSettings
+) -> HNSWIndex:
+    """The bundle's HNSW index: read from ``hnsw.faiss`` in the bundle directory when one was
+    saved there for this bundle and these build parameters, else built, its recall@10 measured
+    on up to 1,000 of the bundle's users, and saved there (when the directory is writable) so
+    that the next start, and every worker, reads it instead of building it again.
+
+    The files are beside the bundle's content (not in its content hash): the index is derived
+    from the hashed arrays, and its description records the bundle's hash and the vectors'.
+    """
+    p = Path(path)
+    content = str(getattr(model, "bundle_meta", {}).get("content_sha256", ""))
+    kw: dict[str, Any] = {
+        "m": settings.hnsw_m,
+        "ef_construction": settings.hnsw_ef_construction,
+        "ef_search": settings.hnsw_ef_search,
+        "overfetch": settings.overfetch,
+    }
+    index = HNSWIndex.load(p, view.item_vectors, **kw, bundle_sha256=content)
+    if index is not None:
+        index.from_file = True
+        return index
+    index = HNSWIndex(view.item_vectors, **kw)
+    n_users = len(model.user_vocab or ())
+    rng = np.random.default_rng(0)
+    sample = rng.choice(n_users, size=min(1000, n_users), replace=False)
+    warm = sample[~model.cold_users(sample)]
+    if warm.size:
+        index.recall = round(
+            index.measure_recall(np.stack([view.user_vector(int(u)) for u in warm])), 4
+        )
+    with contextlib.suppress(OSError):  # read-only bundle: serve it, rebuild at next start
+        index.save(p, bundle_sha256=content)
+    return index
 
 
 def _smoke(served: ServedModel) -> None:

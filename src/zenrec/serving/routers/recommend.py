@@ -113,7 +113,13 @@ def answer_json(
 
 def _body_errors(exc: ValidationError) -> list[dict[str, Any]]:
     """Pydantic's errors located under ``body``, as FastAPI reports request validation."""
-    return [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+    out = []
+    for e in exc.errors(include_url=False):
+        e = {**e, "loc": ("body", *e["loc"])}
+        if isinstance(e.get("input"), bytes):  # an undecodable body is not echoed back
+            del e["input"]
+        out.append(e)
+    return out
 
 
 _RECOMMEND_BODY = {
