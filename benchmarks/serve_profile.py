@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import json
 import pstats
@@ -111,6 +112,7 @@ def main() -> int:
     p.add_argument("--kind", choices=["user", "history", "filter", "healthz"], default="user")
     p.add_argument("--request-log", action="store_true", help="turn the request log on")
     p.add_argument("--no-profile", action="store_true", help="time only (no cProfile)")
+    p.add_argument("--freeze", action="store_true", help="gc.freeze() the warmed-up heap first")
     args = p.parse_args()
 
     from zenrec.models.registry import load_model
@@ -144,11 +146,31 @@ def main() -> int:
     app = create_app(bundle, settings, served=served)
     asyncio.run(_drive(app, bodies[:200], path))  # warm-up
     app = create_app(bundle, settings, served=served)
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses[info["generation"]].append(time.perf_counter() - started[0])
+
+    if args.freeze:
+        gc.collect()
+        gc.freeze()
+    gc.callbacks.append(on_gc)
     prof = cProfile.Profile()
     if not args.no_profile:
         prof.enable()
     seconds, cpu = asyncio.run(_drive(app, bodies, path))
     prof.disable()
+    gc.callbacks.remove(on_gc)
+    for gen, p in pauses.items():
+        if p:
+            print(
+                f"gc generation {gen}: {len(p)} collections, max {max(p) * 1e3:.2f} ms, "
+                f"total {sum(p) * 1e3:.1f} ms"
+            )
     print(
         f"{args.requests} {args.kind} requests to {path}: "
         f"{seconds / args.requests * 1e6:.0f} us each, {cpu / args.requests * 1e6:.0f} us CPU"

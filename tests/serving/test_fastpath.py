@@ -73,3 +73,21 @@ def test_items_json_equals_the_response_model(served):
     assert got == [json.loads(e.model_dump_json()) for e in expected]
     assert got[1]["title"] and got[1]["genres"]  # the ML-100K bundle's metadata is there
     assert json.loads(served.items_json(idx, scores)) == got  # the cached text gives the same
+
+
+def test_the_loaded_heap_is_frozen_unless_told_not_to(bundles, served):
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from zenrec.serving.app import create_app
+
+    try:
+        for freeze in (False, True):
+            gc.unfreeze()
+            app = create_app(bundles["ease"], ServeSettings(gc_freeze=freeze), served=served)
+            with TestClient(app) as c:
+                assert c.get("/healthz").status_code == 200
+                assert (gc.get_freeze_count() > 0) is freeze
+    finally:
+        gc.unfreeze()
