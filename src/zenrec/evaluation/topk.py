@@ -75,7 +75,6 @@ def _top_k_ranked(scores: np.ndarray, k: int, rank: np.ndarray) -> np.ndarray:
         order = np.lexsort((rank[cols], -vals), axis=1)[:, :k]
         return np.take_along_axis(cols, order, 1)
     for r in range(b):
-        cols = np.flatnonzero(keep[r])
-        vals = scores[r, cols]
-        out[r] = cols[np.lexsort((rank[cols], -vals))[:k]]
+        row = np.flatnonzero(keep[r])
+        out[r] = row[np.lexsort((rank[row], -scores[r, row]))[:k]]
     return out

@@ -113,9 +113,9 @@ def answer_json(
 
 def _body_errors(exc: ValidationError) -> list[dict[str, Any]]:
     """Pydantic's errors located under ``body``, as FastAPI reports request validation."""
-    out = []
-    for e in exc.errors(include_url=False):
-        e = {**e, "loc": ("body", *e["loc"])}
+    out: list[dict[str, Any]] = []
+    for err in exc.errors(include_url=False):
+        e: dict[str, Any] = {**err, "loc": ("body", *err["loc"])}
         if isinstance(e.get("input"), bytes):  # an undecodable body is not echoed back
             del e["input"]
         out.append(e)
