@@ -49,7 +49,8 @@ start_server() {  # bundle [serve options...]
   $Z serve "$bundle" --port "$PORT" --log-level warning --max-concurrency 256 "$@" &
   SERVER_PID=$!
   for _ in $(seq 1 900); do
-    if $PY -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/readyz', timeout=1)" 2>/dev/null; then
+    if $PY -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$PORT/readyz', timeout=1)" \
+      2>/dev/null; then
       return 0
     fi
     kill -0 "$SERVER_PID" 2>/dev/null || { echo "zenrec serve exited" >&2; return 1; }
@@ -88,8 +89,8 @@ while todo:
     pids.append(p)
     todo += kids(p)
 procs = {str(p): mem(p) for p in pids}
-json.dump({"processes": procs, "pss_total_mib": round(sum(m["pss_mib"] for m in procs.values()), 1)},
-          open(sys.argv[2], "w"), indent=2)
+total = round(sum(m["pss_mib"] for m in procs.values()), 1)
+json.dump({"processes": procs, "pss_total_mib": total}, open(sys.argv[2], "w"), indent=2)
 print(sys.argv[2], json.dumps(procs))
 EOF
 }
@@ -101,7 +102,8 @@ lt() {  # output.json loadtest-options...
 
 for model in $MODELS; do
   bundle="$OUT/$model-bundle"
-  items=$($PY -c "import json,sys; print(json.dumps(json.load(open('$bundle/vocab.json'))['items']['ids'][:20]))")
+  items=$($PY -c "import json; v = json.load(open('$bundle/vocab.json'))
+print(json.dumps(v['items']['ids'][:20]))")
   start_server "$bundle"
   lt "$OUT/$model-warmup.json" --rate 200 --duration 3 --users-from "$bundle" >/dev/null
   for rate in 200 500 1000; do

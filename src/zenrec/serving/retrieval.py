@@ -269,7 +269,8 @@ class HNSWIndex:
         ):
             return None
         out.build_seconds = float(info.get("build_seconds", 0.0))
-        out.recall = info.get("recall_at_10")
+        # the recall was measured at the efSearch of the build; another one is not measured
+        out.recall = info.get("recall_at_10") if info.get("ef_search") == ef_search else None
         return out
 
     def search_batch(self, queries: np.ndarray, k: int, ef_search: int | None = None) -> np.ndarray:
@@ -353,7 +354,7 @@ def bench_retrieval(
     k: int = 10,
     ef_values: tuple[int, ...] = (16, 32, 64, 128, 256),
     m: int = 32,
-    ef_construction: int = 80,
+    ef_construction: int = 200,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
