@@ -44,3 +44,19 @@ def test_the_load_generator_imports_nothing_of_the_server() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == ""
+
+
+def test_body_extra_is_merged_into_every_body_last() -> None:
+    import json
+
+    from zenrec.loadtest import build_requests
+    from zenrec.loadtest.config import parse_target
+
+    target = parse_target("http://127.0.0.1:8000", allow_remote=False)
+    extra = {"user_id": None, "recent_items": [1, 50], "genres": ["Comedy"]}
+    reqs = build_requests(target, "recommend", ids=[7, 8, 9], k=5, extra=extra, n=10)
+    for raw in reqs:
+        body = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+        assert body == {"user_id": None, "k": 5, "recent_items": [1, 50], "genres": ["Comedy"]}
+    plain = json.loads(build_requests(target, "recommend", ids=[7], n=1)[0].split(b"\r\n\r\n")[1])
+    assert plain == {"user_id": 7, "k": 10}

@@ -60,3 +60,28 @@ def test_missing_file_is_reported(saved):
     (saved / "vocab.json").unlink()
     with pytest.raises(BundleError, match=r"bundle files missing: \['vocab.json'\]"):
         load_model(saved)
+
+
+def test_memory_mapped_bundle_equals_the_read_one(tmp_path, synthetic):
+    """``mmap=True`` maps the arrays from the file (shared between processes) and gives the
+    same model: the same arrays bit for bit, the same lists."""
+    from zenrec.models.bundle import mmap_safetensors, read_bundle
+
+    for name, params in (("ease", {"l2": 10.0}), ("bprmf", {"epochs": 1, "progress": False})):
+        path = create_model(name, **params).fit(synthetic).save(tmp_path / name)
+        _, read, _, _ = read_bundle(path)
+        mapped = mmap_safetensors(path / "arrays.safetensors")
+        assert set(mapped) == set(read)
+        for key, arr in read.items():
+            assert isinstance(mapped[key], np.memmap) or mapped[key].size == 0, key
+            assert mapped[key].dtype == arr.dtype, key
+            np.testing.assert_array_equal(mapped[key], arr)
+        users = synthetic.user_vocab.ids[:20]
+        plain, shared = load_model(path), load_model(path, mmap=True)
+        a, b = plain.recommend(users, k=10), shared.recommend(users, k=10)
+        for x, y in zip(a.item_lists + a.score_lists, b.item_lists + b.score_lists):
+            np.testing.assert_array_equal(x, y)
+    before = (tmp_path / "ease" / "arrays.safetensors").read_bytes()
+    mapped = mmap_safetensors(tmp_path / "ease" / "arrays.safetensors")
+    mapped["state.B"][0, 0] += 1.0  # copy-on-write: the process's own page, never the file
+    assert (tmp_path / "ease" / "arrays.safetensors").read_bytes() == before

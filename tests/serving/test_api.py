@@ -140,6 +140,8 @@ def test_body_limits_and_malformed_json(server):
         headers={"content-type": "application/json"},
     )
     assert r.status_code == 422
+    r = httpx.post(server.url + "/v1/recommend", content=b"%t\xf99\x0c")  # not even UTF-8
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body"
     r = post(server, "/v1/recommend/batch", {"requests": [{"user_id": 1}] * 300})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "requests"]
     r = httpx.get(server.url + "/no/such/route")

@@ -72,7 +72,9 @@ def test_expected_version_fails_startup_and_the_bundle_is_read_once(bundles, mon
 
     reads: list[str] = []
     real = bundle_mod.read_bundle
-    monkeypatch.setattr(bundle_mod, "read_bundle", lambda p: reads.append(str(p)) or real(p))
+    monkeypatch.setattr(
+        bundle_mod, "read_bundle", lambda p, **kw: reads.append(str(p)) or real(p, **kw)
+    )
     apps: list = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
     monkeypatch.delenv("ZENREC_EXPECT_VERSION", raising=False)

@@ -151,3 +151,32 @@ def test_bench_retrieval_reports_recall_latency_memory(monkeypatch):
         assert stage["mean_ms"] == pytest.approx(ms.mean())
     assert res["hnsw"]["build_seconds"] == pytest.approx(0.001)
     assert calls[0] == 2 * n_queries * 3 + 2  # two readings per query and stage, two for the build
+
+
+def test_hnsw_index_is_saved_in_the_bundle_and_read_back(tmp_path):
+    """Built once: the first load writes hnsw.faiss (faiss's format) with its description, later
+    loads read it (same answers), other build parameters or other vectors rebuild it, and
+    /v1/model's description carries the measured recall."""
+    import json
+
+    ds = synthetic_dataset(n_users=300, n_items=400, seed=3)
+    path = create_model("ials", factors=8, iterations=3, num_threads=1).fit(ds).save(tmp_path / "m")
+    settings = ServeSettings(ann_threshold=0, hnsw_m=16, hnsw_ef_construction=40)
+    first = load_served(path, settings)
+    assert (path / "hnsw.faiss").is_file() and not first.index.from_file
+    info = first.describe()["retrieval_index"]
+    assert info["m"] == 16 and 0.5 <= info["recall_at_10"] <= 1.0 and info["from_file"] is False
+    again = load_served(path, settings)
+    assert again.index.from_file and again.describe()["retrieval_index"]["from_file"] is True
+    assert again.index.recall == first.index.recall
+    for u in ds.user_vocab.ids[:20].tolist():
+        a, b = recommend(first, Query(user_id=u, k=5)), recommend(again, Query(user_id=u, k=5))
+        np.testing.assert_array_equal(a.items, b.items)
+    other = load_served(path, ServeSettings(ann_threshold=0, hnsw_m=8, hnsw_ef_construction=40))
+    assert not other.index.from_file  # other parameters: rebuilt (and saved in its place)
+    s8 = ServeSettings(ann_threshold=0, hnsw_m=8, hnsw_ef_construction=40)
+    assert load_served(path, s8).index.from_file  # the rebuilt one was saved
+    meta = json.loads((path / "hnsw.json").read_text())
+    meta["vectors_sha256"] = "0" * 64  # an index of other vectors is never used
+    (path / "hnsw.json").write_text(json.dumps(meta))
+    assert not load_served(path, s8).index.from_file

@@ -80,8 +80,30 @@ def register(sub: Any) -> None:
         action="store_true",
         help="allow a non-loopback target (without it only 127.0.0.0/8, ::1 and localhost)",
     )
+    p.add_argument(
+        "--body-extra",
+        metavar="JSON",
+        default=None,
+        help='JSON object merged into every request body, e.g. \'{"genres": ["Comedy"]}\' '
+        '(filters) or \'{"user_id": null, "recent_items": [1, 50]}\' (history scoring)',
+    )
     p.add_argument("--output", metavar="FILE.json", default=None, help="write the result as JSON")
     p.set_defaults(func=run)
+
+
+def _body_extra(raw: str | None) -> dict[str, Any]:
+
+    from zenrec._errors import ConfigError
+
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--body-extra: not JSON ({exc}); got {raw!r}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"--body-extra must be a JSON object; got {raw!r}")
+    return value
 
 
 def _config(args: argparse.Namespace, rate: float) -> Any:
@@ -112,6 +134,7 @@ def _config(args: argparse.Namespace, rate: float) -> Any:
             processes=args.processes,
             seed=args.seed,
             allow_remote=args.allow_remote,
+            body_extra=_body_extra(args.body_extra),
         )
     except ValidationError as exc:
         err = to_config_error(

@@ -69,7 +69,7 @@ def _add(sub: argparse._SubParsersAction, name: str, **kw: Any) -> None:
     r.add_argument("--ef", default="16,32,64,128,256", help="efSearch values, comma-separated")
     r.add_argument("--m", type=int, default=32, help="HNSW graph degree (default 32)")
     r.add_argument(
-        "--ef-construction", type=int, default=80, help="HNSW build beam width (default 80)"
+        "--ef-construction", type=int, default=200, help="HNSW build beam width (default 200)"
     )
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--json", metavar="FILE", help="also write the result as JSON")

@@ -13,16 +13,26 @@ import numpy as np
 __all__ = ["top_k_indices"]
 
 
-def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest entries of each row, best first; ties go to the lower index.
+def top_k_indices(scores: np.ndarray, k: int, rank: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the ``k`` largest entries of each row, best first; ties go to the lower index,
+    or, with ``rank`` (one int per column), to the column of lower ``rank``.
 
     ``argpartition`` does the work; the few rows where a tie straddles the k-th place are
-    re-ranked with a stable sort so the result never depends on ``k`` or on batching.
+    re-ranked with a stable sort so the result never depends on ``k`` or on batching. With
+    ``rank`` the answer equals ``order[top_k_indices(scores[:, order], k)]`` for the ``order``
+    that ``rank`` inverts, without copying the permuted scores: only the columns at or above
+    each row's k-th value are sorted, by (score, rank).
+
+    Example:
+        >>> top_k_indices(np.array([[0.1, 0.9, 0.5, 0.9]]), 2, rank=np.array([0, 3, 2, 1])).tolist()
+        [[3, 1]]
     """
     n = scores.shape[1]
     k = min(k, n)
     if k <= 0:
         return np.zeros((scores.shape[0], 0), dtype=np.int64)
+    if rank is not None:
+        return _top_k_ranked(scores, k, rank)
     if k < n:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     else:
@@ -46,3 +56,25 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
             v = np.take_along_axis(sub, idx, 1)
             top[rows] = np.take_along_axis(idx, np.lexsort((idx, -v), axis=1), 1)
     return top
+
+
+def _top_k_ranked(scores: np.ndarray, k: int, rank: np.ndarray) -> np.ndarray:
+    """``top_k_indices`` with ties by ``rank``: the k-th value of each row, then a (score, rank)
+    sort of the columns at or above it (k of them unless ties straddle the k-th place)."""
+    b, n = scores.shape
+    if k < n:
+        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]  # (B, 1)
+        keep = scores >= kth
+    else:
+        keep = np.ones((b, n), dtype=bool)
+    counts = keep.sum(axis=1)
+    out = np.empty((b, k), dtype=np.int64)
+    if b and (counts == counts[0]).all():  # one shape for every row: sort them together
+        cols = np.nonzero(keep)[1].reshape(b, int(counts[0]))
+        vals = np.take_along_axis(scores, cols, 1)
+        order = np.lexsort((rank[cols], -vals), axis=1)[:, :k]
+        return np.take_along_axis(cols, order, 1)
+    for r in range(b):
+        row = np.flatnonzero(keep[r])
+        out[r] = row[np.lexsort((rank[row], -scores[r, row]))[:k]]
+    return out

@@ -62,12 +62,14 @@ def build_requests(
     k: int = 10,
     seed: int = 0,
     n: int = _POOL,
+    extra: dict[str, Any] | None = None,
 ) -> list[bytes]:
     """Encode the HTTP/1.1 requests of a run once (cycled during the run).
 
     ``recommend`` bodies are ``{"user_id": ..., "k": k}`` and ``similar`` bodies
     ``{"item_id": ..., "k": k}``, with ids drawn uniformly (seeded) from ``ids``; without
-    ``ids`` they use ids ``1..1000``. ``healthz`` is one bodiless GET.
+    ``ids`` they use ids ``1..1000``; ``extra`` fields are merged into every body, last.
+    ``healthz`` is one bodiless GET.
     """
     method, path = ENDPOINTS[endpoint]
     line = f"{method} {target.base_path}{path} HTTP/1.1\r\nHost: {target.host_header}\r\n"
@@ -79,7 +81,8 @@ def build_requests(
     key = "user_id" if endpoint == "recommend" else "item_id"
     out = []
     for j in picks:
-        body = json.dumps({key: pool[int(j)], "k": k}, separators=(",", ":")).encode()
+        fields = {key: pool[int(j)], "k": k, **(extra or {})}
+        body = json.dumps(fields, separators=(",", ":")).encode()
         head = (
             line + "Content-Type: application/json\r\nAccept: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"

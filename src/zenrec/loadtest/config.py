@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -53,6 +53,8 @@ class LoadTestConfig(BaseModel):
         seed: Seed of the choice of user / item ids in request bodies.
         allow_remote: Allow a non-loopback target host.
         event_loop: ``auto`` (uvloop when installed), ``uvloop`` or ``asyncio``.
+        body_extra: Fields merged into every request body, last (e.g. ``{"genres": ["Comedy"]}``,
+            or ``{"user_id": null, "recent_items": [...]}`` for history scoring).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -68,6 +70,7 @@ class LoadTestConfig(BaseModel):
     seed: int = 0
     allow_remote: bool = False
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    body_extra: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("url")
     @classmethod

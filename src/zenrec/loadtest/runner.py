@@ -143,7 +143,9 @@ def run_load(
     """
     cfg = config
     target = parse_target(cfg.url, allow_remote=cfg.allow_remote)
-    reqs = requests or build_requests(target, cfg.endpoint, ids=ids, k=cfg.k, seed=cfg.seed)
+    reqs = requests or build_requests(
+        target, cfg.endpoint, ids=ids, k=cfg.k, seed=cfg.seed, extra=cfg.body_extra
+    )
     n = cfg.n_requests
     sched, sent, done = np.empty(n), np.empty(n), np.empty(n)
     kind = np.empty(n, dtype=np.int8)
@@ -194,7 +196,9 @@ def run_ramp(
     if not rates:
         raise ConfigError("rates is empty; give at least one step rate")
     target = parse_target(config.url, allow_remote=config.allow_remote)
-    reqs = build_requests(target, config.endpoint, ids=ids, k=config.k, seed=config.seed)
+    reqs = build_requests(
+        target, config.endpoint, ids=ids, k=config.k, seed=config.seed, extra=config.body_extra
+    )
     steps: list[StepResult] = []
     capacity: float | None = None
     stopped = False

@@ -202,14 +202,21 @@ class Recommender(ABC):
         assert pop is not None
         cached = getattr(self, "_pop_order", None)
         if cached is None or cached[0] is not pop:
-            cached = (pop, np.argsort(-np.asarray(pop, dtype=np.float64), kind="stable"))
+            order = np.argsort(-np.asarray(pop, dtype=np.float64), kind="stable")
+            rank = np.empty(order.size, dtype=np.int64)
+            rank[order] = np.arange(order.size)
+            cached = (pop, order, rank)
             self._pop_order = cached
         return cached[1]
 
+    def popularity_rank(self) -> np.ndarray:
+        """Each item's place in :meth:`popularity_order` (0: the most popular)."""
+        self.popularity_order()
+        return self._pop_order[2]
+
     def _top_k(self, s: np.ndarray, k: int) -> np.ndarray:
         """``top_k_indices`` of a (B, n_items) score array, ties broken by popularity."""
-        order = self.popularity_order()
-        return order[top_k_indices(s[:, order], k)]
+        return top_k_indices(s, k, rank=self.popularity_rank())
 
     def _fallback_scores(self, n: int) -> np.ndarray:
         assert self.item_popularity_ is not None

@@ -23,7 +23,14 @@ import scipy.sparse as sp
 from zenrec._errors import BundleError
 from zenrec._io import atomic_dir, versions
 
-__all__ = ["BUNDLE_FORMAT", "read_bundle", "sparse_from_state", "sparse_state", "write_bundle"]
+__all__ = [
+    "BUNDLE_FORMAT",
+    "mmap_safetensors",
+    "read_bundle",
+    "sparse_from_state",
+    "sparse_state",
+    "write_bundle",
+]
 
 BUNDLE_FORMAT = "zenrec-bundle"
 BUNDLE_VERSION = 1
@@ -33,8 +40,66 @@ def _hash_files(d: Path, names: list[str]) -> str:
     h = hashlib.sha256()
     for n in names:
         h.update(n.encode())
-        h.update((d / n).read_bytes())
+        with open(d / n, "rb") as f:  # in blocks: a large file is never held whole
+            while block := f.read(1 << 22):
+                h.update(block)
     return h.hexdigest()
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U64": np.uint64,
+    "U32": np.uint32,
+    "U16": np.uint16,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
+
+
+def mmap_safetensors(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a safetensors file as copy-on-write memory maps of the file.
+
+    Processes that map the same file share its pages (one copy of the model in memory for
+    any number of workers); a write to an array stays private to the process that made it.
+    The layout is safetensors' own: an 8-byte little-endian header length, a JSON header of
+    ``{name: {dtype, shape, data_offsets}}``, then the data, little-endian and C-ordered.
+
+    Raises:
+        BundleError: Not a safetensors file, or a dtype numpy has no equivalent of.
+    """
+    p = Path(path)
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        head = f.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n < 2 or 8 + n > size:
+            raise BundleError(f"{p}: not a safetensors file (bad header length)")
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BundleError(f"{p}: not a safetensors file ({exc})") from None
+    out: dict[str, np.ndarray] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
+        if dtype is None:
+            raise BundleError(f"{p}: array '{name}' has dtype {info['dtype']}, not memory-mappable")
+        start, end = (int(x) for x in info["data_offsets"])
+        shape = tuple(int(x) for x in info["shape"])
+        if start == end:
+            out[name] = np.zeros(shape, dtype=dtype)
+            continue
+        out[name] = np.memmap(
+            p, dtype=np.dtype(dtype).newbyteorder("<"), mode="c", offset=8 + n + start, shape=shape
+        )
+    return out
 
 
 def write_bundle(
@@ -83,9 +148,14 @@ def write_bundle(
 
 
 def read_bundle(
-    path: str | Path,
+    path: str | Path, *, mmap: bool = False
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
-    """Read and verify a bundle: (meta, arrays, vocab, items)."""
+    """Read and verify a bundle: (meta, arrays, vocab, items).
+
+    Args:
+        mmap: Map the arrays from the file (copy-on-write, :func:`mmap_safetensors`) instead
+            of reading them: worker processes serving one bundle then share one copy.
+    """
     from safetensors.numpy import load_file
 
     d = Path(path)
@@ -115,7 +185,11 @@ def read_bundle(
         raise BundleError(f"{d}: bundle files missing: {missing}; the bundle is incomplete")
     if _hash_files(d, files) != meta.get("content_sha256"):
         raise BundleError(f"{d}: content hash mismatch; the bundle was modified or is corrupt")
-    arrays = load_file(str(d / "arrays.safetensors"))
+    arrays = (
+        mmap_safetensors(d / "arrays.safetensors")
+        if mmap
+        else load_file(str(d / "arrays.safetensors"))
+    )
     vocab = json.loads((d / "vocab.json").read_text(encoding="utf-8"))
     items = (
         json.loads((d / "items.json").read_text(encoding="utf-8")) if "items.json" in files else {}

@@ -88,15 +88,19 @@ def create_model(name: str, **params: Any) -> Recommender:
     return get_model_class(name)(**params)
 
 
-def load_model(path: str | Path) -> Recommender:
+def load_model(path: str | Path, *, mmap: bool = False) -> Recommender:
     """Load a bundle of any model: the bundle names its model, the registry gives the class.
+
+    Args:
+        mmap: Memory-map the bundle's arrays (shared by the processes that load the same
+            bundle; see :func:`zenrec.models.bundle.read_bundle`).
 
     Raises:
         BundleError: Not a bundle, corrupt (hash mismatch), newer format, or an unknown model.
     """
     from zenrec.models.bundle import read_bundle
 
-    meta, arrays, vocab, items = read_bundle(path)
+    meta, arrays, vocab, items = read_bundle(path, mmap=mmap)
     name = str(meta.get("model"))
     if name not in MODELS:
         raise BundleError(

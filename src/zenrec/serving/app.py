@@ -7,6 +7,7 @@ builds the retrieval index and runs a smoke query before ``/readyz`` turns ready
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -112,6 +113,9 @@ def create_app(
             state.events = await run_in_threadpool(open_events, settings, metrics)
         state.served = served
         metrics.set_model(served.name, served.version, served.load_seconds)
+        if settings.gc_freeze:
+            gc.collect()
+            gc.freeze()  # the loaded heap is never scanned again (no 0.2 s full collections)
         state.ready = True
         log.info(
             "ready",

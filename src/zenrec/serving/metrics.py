@@ -8,6 +8,7 @@ then writes its samples to files there and ``/metrics`` aggregates them.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -105,6 +106,25 @@ class ServiceMetrics:
         if not self.multiprocess:  # process_* (CPU seconds, resident memory, open files)
             ProcessCollector(registry=r)
         self._current: tuple[str, str] | None = None
+        # Label children looked up once (``labels()`` costs a lock and a dict per call).
+        self.fallback = {k: self.fallbacks.labels(k) for k in ("none", "history", "popularity")}
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def fallback_child(self, kind: str) -> Any:
+        """The ``zenrec_fallbacks_total`` child of ``kind``."""
+        child = self.fallback.get(kind)
+        return child if child is not None else self.fallbacks.labels(kind)
+
+    def request_children(self, endpoint: str, status: str, version: str) -> tuple[Any, Any]:
+        """The (requests counter, latency histogram) children of one label set, cached."""
+        key = (endpoint, status, version)
+        got = self._children.get(key)
+        if got is None:
+            got = self._children[key] = (
+                self.requests.labels(endpoint, status),
+                self.latency.labels(endpoint, status, version),
+            )
+        return got
 
     def set_model(self, model: str, version: str, load_seconds: float | None = None) -> None:
         """Mark ``(model, version)`` as the served model (the previous one goes to 0) and

@@ -179,8 +179,9 @@ class ServiceMiddleware:
         code = str(status)
         state = scope.get("state") or {}
         version = state.get("model_version")
-        self.metrics.requests.labels(endpoint, code).inc()
-        self.metrics.latency.labels(endpoint, code, version or "").observe(elapsed)
+        count, latency = self.metrics.request_children(endpoint, code, version or "")
+        count.inc()
+        latency.observe(elapsed)
         if status == 200 and endpoint in RECOMMENDING:
             self.metrics.users_served.labels(endpoint).inc(state.get("n_users", 1))
         request_log = self.state.request_log

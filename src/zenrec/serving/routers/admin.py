@@ -5,6 +5,7 @@ Mounted only when an API key is configured.
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -54,6 +55,10 @@ async def reload(state: State, body: ReloadRequest | None = None) -> ReloadRespo
                 422, f"bundle refused ({exc}); still serving version {old.version}"
             ) from None
         state.served = new  # one reference assignment: atomic for every later request
+        if state.settings.gc_freeze:
+            # The new model joins the frozen heap; the old one is freed by reference counting
+            # once its last request ends (without a full collection's pause here).
+            gc.freeze()
         state.metrics.set_model(new.name, new.version, new.load_seconds)
         state.metrics.reloads.labels("ok").inc()
         log.info(

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from zenrec.serving.attributes import AttributeFilter, FilterError
-from zenrec.serving.deps import Served, ServiceState, State
-from zenrec.serving.engine import Query, Result, ServedModel, recommend
+from zenrec.serving.deps import Served, ServiceState, State, get_served
+from zenrec.serving.engine import Query, Result, ServedModel, dumps_json, recommend, recommend_many
 from zenrec.serving.schemas import (
     BatchRequest,
     BatchResponse,
@@ -65,46 +67,82 @@ def to_query(req: RecommendRequest, state: ServiceState, loc: list[str | int]) -
 
 
 def items_out(served: ServedModel, idx: Any, scores: Any) -> list[ItemOut]:
-    ids = served.item_ids(idx)
     out = []
-    for i, item_id, score in zip(idx.tolist(), ids, scores.tolist()):
-        meta = served.attributes.item_metadata(i)
-        title = meta.pop("title", None)
-        genres = meta.pop("genres", None)
-        out.append(
-            ItemOut(
-                item_id=item_id,
-                score=score,
-                title=title if isinstance(title, str) else None,
-                genres=genres if isinstance(genres, list) else None,
-                metadata=meta,
-            )
-        )
+    for i, score in zip(idx.tolist(), scores.tolist()):
+        item_id, title, genres, meta = served.item_display(i)
+        out.append(ItemOut(item_id=item_id, score=score, title=title, genres=genres, metadata=meta))
     return out
 
 
-def answer(
+def _result_json(served: ServedModel, req: RecommendRequest, res: Result) -> str:
+    """A ``RecommendResponse`` as JSON text, written directly (no model built, no re-validation):
+    the items' text comes from the served model's per-item table."""
+    ignored = sorted(req.context) if req.context else []
+    return (
+        '{"user_id":'
+        + dumps_json(req.user_id)
+        + ',"items":'
+        + served.items_json(res.items, res.scores)
+        + served.json_tail
+        + ',"fallback":"'
+        + res.fallback
+        + '","unknown_items":'
+        + (dumps_json(res.unknown_items) if res.unknown_items else "[]")
+        + ',"reranked":'
+        + ("true" if res.reranked else "false")
+        + ',"history_source":"'
+        + res.history_source
+        + '"'
+        + ',"ignored_context":'
+        + (dumps_json(ignored) if ignored else "[]")
+        + "}"
+    )
+
+
+def _filter_error(exc: FilterError, loc: list[str | int]) -> HTTPException:
+    return invalid([*loc, *exc.field.split(".")], str(exc))
+
+
+def _with_session(
+    q: Query, req: RecommendRequest, served: ServedModel, state: ServiceState
+) -> Query:
+    """The query with the user's events newer than the bundle (session-aware lists)."""
+    if state.events is None or req.user_id is None:
+        return q
+    return replace(q, session_items=state.events.session_items(req.user_id, served.meta))
+
+
+def answer_json(
     served: ServedModel, state: ServiceState, req: RecommendRequest, loc: list[str | int]
-) -> RecommendResponse:
-    q = to_query(req, state, loc)
-    if state.events is not None and req.user_id is not None:  # session-aware lists
-        q = replace(q, session_items=state.events.session_items(req.user_id, served.meta))
+) -> str:
+    q = _with_session(to_query(req, state, loc), req, served, state)
     try:
         res: Result = recommend(served, q)
     except FilterError as exc:
-        raise invalid([*loc, *exc.field.split(".")], str(exc)) from None
-    state.metrics.fallbacks.labels(res.fallback).inc()
-    return RecommendResponse(
-        user_id=req.user_id,
-        items=items_out(served, res.items, res.scores),
-        model=served.name,
-        model_version=served.version,
-        fallback=res.fallback,
-        unknown_items=res.unknown_items,
-        reranked=res.reranked,
-        history_source=res.history_source,
-        ignored_context=sorted(req.context or {}),
-    )
+        raise _filter_error(exc, loc) from None
+    state.metrics.fallback_child(res.fallback).inc()
+    return _result_json(served, req, res)
+
+
+def _body_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors located under ``body``, as FastAPI reports request validation."""
+    out: list[dict[str, Any]] = []
+    for err in exc.errors(include_url=False):
+        e: dict[str, Any] = {**err, "loc": ("body", *err["loc"])}
+        if isinstance(e.get("input"), bytes):  # an undecodable body is not echoed back
+            del e["input"]
+        out.append(e)
+    return out
+
+
+_RECOMMEND_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/RecommendRequest"}}
+        },
+    }
+}
 
 
 @router.post(
@@ -112,18 +150,26 @@ def answer(
     response_model=RecommendResponse,
     responses=ERRORS,
     summary="Top-k items for a user id or a history of recent items",
+    openapi_extra=_RECOMMEND_BODY,
 )
-async def recommend_one(
-    body: RecommendRequest, request: Request, served: Served, state: State
-) -> RecommendResponse:
+async def recommend_one(request: Request) -> Response:
     """Scores a known user with the model; a user the model has not seen is scored from
     ``recent_items`` (``fallback: history``), else gets popular items (``fallback: popularity``).
     Exclusions, ``include_items`` and attribute filters apply to every case."""
+    # The hot path, without FastAPI's dependency solving and response-model round trip: the
+    # body is validated from bytes by the request schema (a 422 names the field as FastAPI
+    # would) and the answer is written as JSON text once.
+    state: ServiceState = request.app.state.zenrec
+    served = await get_served(request, state)
+    try:
+        body = RecommendRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(_body_errors(exc)) from None
     request.state.log_user = body.user_id
     request.state.log_k = body.k
     # Single requests are a few hundred microseconds of numpy: computed inline on the event loop,
     # which costs less than a thread hop at high request rates.
-    return answer(served, state, body, [])
+    return Response(answer_json(served, state, body, []), media_type="application/json")
 
 
 @router.post(
@@ -134,8 +180,9 @@ async def recommend_one(
 )
 async def recommend_batch(
     body: BatchRequest, request: Request, served: Served, state: State
-) -> BatchResponse:
-    """Every sub-request is answered by the same model version."""
+) -> Response:
+    """Every sub-request is answered by the same model version; known users are scored
+    together (one score matrix and one top-k)."""
     if len(body.requests) > state.settings.max_batch_users:
         raise invalid(
             ["requests"],
@@ -145,8 +192,24 @@ async def recommend_batch(
     request.state.log_k = max(r.k for r in body.requests)
     request.state.n_users = len(body.requests)
 
-    def work() -> list[RecommendResponse]:
-        return [answer(served, state, r, ["requests", j]) for j, r in enumerate(body.requests)]
+    def work() -> str:
+        reqs = body.requests
+        queries = [
+            _with_session(to_query(r, state, ["requests", j]), r, served, state)
+            for j, r in enumerate(reqs)
+        ]
+        results = recommend_many(served, queries)
+        for j, res in enumerate(results):
+            if isinstance(res, FilterError):
+                raise _filter_error(res, ["requests", j])
+            if isinstance(res, Exception):
+                raise res
+        parts = []
+        for req, res in zip(reqs, results):
+            assert isinstance(res, Result)
+            state.metrics.fallback_child(res.fallback).inc()
+            parts.append(_result_json(served, req, res))
+        return '{"results":[' + ",".join(parts) + "]" + served.json_tail + "}"
 
-    results = await run_in_threadpool(work)
-    return BatchResponse(results=results, model=served.name, model_version=served.version)
+    text = await run_in_threadpool(work)
+    return Response(text, media_type="application/json")
