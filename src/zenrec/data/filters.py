@@ -45,7 +45,7 @@ def to_unix_seconds(value: Any, name: str = "start") -> int:
         (883612800, 883612800, 883612800)
     """
     if isinstance(value, bool):
-        raise ConfigError(f"'{name}' must be unix seconds or an ISO 8601 date; got {value!r}")
+        raise ConfigError(f"{name} must be unix seconds or an ISO 8601 date; got {value!r}")
     if isinstance(value, (int, float, np.integer, np.floating)):
         return int(value)
     if isinstance(value, datetime):
@@ -64,8 +64,8 @@ def to_unix_seconds(value: Any, name: str = "start") -> int:
         except ValueError:
             pass
     raise ConfigError(
-        f"'{name}' must be unix seconds or an ISO 8601 date or date-time such as "
-        f"'1998-01-01' or '1998-01-01T12:00:00Z'; got {value!r}"
+        f"{name} must be unix seconds or an ISO 8601 date such as 1998-01-01 (or a date-time "
+        f"such as 1998-01-01T12:00:00Z); got {value!r}"
     )
 
 

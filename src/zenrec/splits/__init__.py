@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import numpy as np
 from zenrec._arrays import stable_argsort
 from zenrec._errors import ConfigError, ProtocolError
 from zenrec.data.dataset import Dataset
+from zenrec.data.filters import to_unix_seconds
 from zenrec.data.splitdir import load_split_dir
 
 __all__ = [
@@ -240,39 +240,6 @@ def time_cutoff_split(
         )
     labels[labels == 2] = 1
     return _parts(ds, labels, 2, f"time cutoff: test from {test_start}")
-
-
-def to_unix_seconds(value: int | float | str | date | datetime, what: str = "time") -> int:
-    """Unix seconds of a cutoff given as seconds, an ISO 8601 date or date-time, or a date.
-
-    Dates and naive date-times are read as UTC.
-
-    Example:
-        >>> to_unix_seconds("1998-01-01")
-        883612800
-    """
-    if isinstance(value, bool):
-        raise ConfigError(f"{what} must be unix seconds or an ISO 8601 date; got {value!r}")
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            return int(float(text))
-        except ValueError:
-            pass
-        try:
-            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise ConfigError(
-                f"{what} must be unix seconds or an ISO 8601 date such as 1998-01-01; got {text!r}"
-            ) from None
-    if isinstance(value, datetime):
-        dt = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return int(dt.timestamp())
-    if isinstance(value, date):
-        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp())
-    raise ConfigError(f"{what} must be unix seconds or an ISO 8601 date; got {value!r}")
 
 
 def time_fraction_split(
