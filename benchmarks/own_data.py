@@ -81,13 +81,15 @@ def parity(dataset: str) -> list[dict]:
     return out
 
 
-def render(rows: list[dict], par: list[dict], command: str, date: str) -> str:
+def render(rows: list[dict], par: list[dict], command: str, date: str, load: float) -> str:
     lines = [
         "# What do the models score on a time-ordered log, warm and cold users apart?",
         "",
-        f"Command: `{command}` ({date}; 2 cores, one thread). Every model at its defaults;",
-        "NDCG@10 over all test users (the protocol's figure), over warm users (at least one",
-        "training interaction) and cold users (none: they get the popularity list).",
+        f"Command: `{command}` ({date}; 2 cores, one thread, load average {load:.1f} at the",
+        "end: fit seconds are wall time on a machine that may have been busy, not timings).",
+        "Every model at its defaults; NDCG@10 over all test users (the protocol's figure), over",
+        "warm users (at least one training interaction) and cold users (none: they get the",
+        "popularity list).",
         "",
     ]
     for dname in DATASETS:
@@ -140,7 +142,7 @@ def main() -> None:
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     command = "ZENREC_DATA=../shared/data .venv/bin/python benchmarks/own_data.py --threads 1"
     out = Path(args.out)
-    atomic_write_text(out, render(rows, par, command, date))
+    atomic_write_text(out, render(rows, par, command, date, os.getloadavg()[0]))
     payload = {"date": date, "seconds": time.time() - t0, "rows": rows, "parity": par}
     atomic_write_text(out.with_suffix(".json"), json.dumps(payload, indent=2, default=str))
     print(f"wrote {out} in {time.time() - t0:.0f} s")

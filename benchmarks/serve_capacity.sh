@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 23's measurements: what one `zenrec serve` worker serves at p99 <= 10 ms, ML-1M BPR-MF
+# What one `zenrec serve` worker serves at p99 <= 10 ms, ML-1M BPR-MF
 # and EASE bundles, with `zenrec loadtest` as the independent open-loop generator.
 #
 # For each bundle, one worker (no pinning: the server's BLAS/torch pools and the generator
