@@ -60,11 +60,12 @@ def _add_forecast_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--combine",
-        choices=("by_lead", "best"),
-        default="by_lead",
-        help="by_lead: each lead-time block from its backtest winner (default); best: one model",
+        choices=("by_block", "by_lead", "best"),
+        default="by_block",
+        help="by_block: each lead-time block from its backtest winner (default); by_lead: "
+        "inverse-error mean of each block's 3 best; best: one model",
     )
-    p.add_argument("--windows", type=int, default=3, help="rolling backtest origins (default 3)")
+    p.add_argument("--windows", type=int, default=20, help="daily backtest origins (default 20)")
     p.add_argument("--seasonality", default="auto", help="auto, none, daily, weekly, daily,weekly")
 
 
@@ -296,6 +297,21 @@ def _print_backtest(res: Any) -> None:
             style=style,
         )
     con.print(t)
+    if bt.blocks:
+        tb = Table(title="Choice per lead-time block (every model on the same origins)")
+        for c in ("leads", "origins", "winner", "MASE", "best baseline", "/ best baseline"):
+            tb.add_column(c)
+        for b in bt.blocks:
+            ratio = b.get("winner_vs_best_baseline")
+            tb.add_row(
+                b["leads"],
+                str(b["origins"]),
+                b["winner"],
+                f"{b['mase']:.3f}",
+                b.get("best_baseline", ""),
+                f"{ratio:.2f}" if ratio is not None else "",
+            )
+        con.print(tb)
 
 
 def run_forecast(args: argparse.Namespace) -> int:
