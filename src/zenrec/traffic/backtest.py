@@ -669,10 +669,10 @@ def backtest(
     blocks = _blocks_table(block_err, models, reach, board.ends, series.step_seconds)
     final_weights: list[dict[str, float]] | None = None
     if combine == "by_block" and blocks:
-        by_end = {x["end"]: x["winner"] for x in blocks}
-        winners = []
+        by_end: dict[int, str] = {x["end"]: str(x["winner"]) for x in blocks}
+        winners: list[str] = []
         for e in board.ends:  # a block no origin reached takes the previous block's winner
-            winners.append(by_end.get(e, winners[-1] if winners else blocks[0]["winner"]))
+            winners.append(by_end.get(e, winners[-1] if winners else str(blocks[0]["winner"])))
         if len(set(winners)) == 1:
             chosen = winners[0]
         else:
