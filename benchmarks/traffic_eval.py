@@ -138,11 +138,21 @@ def _backtest(s, hist: str, horizon: str, origins: int, models: list[str], quick
     )
 
 
-def eval_forecast(data: Path, quick: bool, names: set[str] | None = None) -> list[dict]:
+def eval_forecast(
+    data: Path, quick: bool, names: set[str] | None = None, partial: Path | None = None
+) -> list[dict]:
+    """Backtest every trace; each finished row is also appended to ``partial`` (JSON lines),
+    so a long run stopped early keeps the traces it finished (``--resume`` reads them)."""
     out = []
+    done = {}
+    if partial is not None and partial.exists():
+        done = {r["trace"]: r for r in map(json.loads, partial.read_text().splitlines())}
     for tr in TRACES:
         name, rel, hist, horizon, ev = tr.name, tr.file, tr.history, tr.horizon, tr.events
         if names and name not in names:
+            continue
+        if name in done:
+            out.append(done[name])
             continue
         s = load_trace(data, rel, tr.transform)
         t0 = time.perf_counter()
@@ -171,6 +181,9 @@ def eval_forecast(data: Path, quick: bool, names: set[str] | None = None) -> lis
             row["with_events"] = {"chosen": bte.chosen, "records": bte.records}
             print(f"{name} with events: chosen {bte.chosen}", flush=True)
         out.append(row)
+        if partial is not None:
+            with partial.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
     return out
 
 
@@ -933,7 +946,7 @@ def main() -> int:
         res["command_detect"] = cmd + " --only detect"
     if "forecast" in only:
         names = set(args.traces.split(",")) if args.traces else None
-        new = eval_forecast(data, args.quick, names)
+        new = eval_forecast(data, args.quick, names, js.with_suffix(".partial.jsonl"))
         order = [t.name for t in TRACES]
         merged = {r["trace"]: r for r in res.get("forecast", [])} | {r["trace"]: r for r in new}
         res["forecast"] = [merged[n] for n in order if n in merged]
