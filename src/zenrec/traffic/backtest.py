@@ -1,12 +1,16 @@
-"""Rolling-origin backtests of the candidates, the per-lead-block combination and the choice.
+"""Rolling-origin backtests of the candidates, the choice per lead-time block, its honest score.
 
 The backtest fits each model on a sliding window of at most ``history`` (14 days, as in AWS
-Predictive Scaling) before each origin, forecasts ``horizon`` ahead and scores MASE (scaled by the
+Predictive Scaling) before each origin, forecasts ahead and scores MASE (scaled by the
 in-sample seasonal-naive error), sMAPE and 80 %/95 % interval coverage for lead times up to
 5 min, 1 h, 6 h, 24 h and the full horizon, with each MASE divided by the best baseline's on the
-same origins. The forecast combines models per lead-time block: each block is the inverse-error
-weighted mean of the 3 models with the lowest error on that block (a forecast combination in the
-sense of Bates and Granger 1969); scored in the backtest with weights from earlier origins only.
+same origins. Two kinds of origin: long ones (daily by default) reach the whole horizon; short
+ones (hourly) reach the lead-time blocks of at most 6 h, so the short blocks are judged on many
+more origins. Each disjoint lead-time block is judged on the origins that reach it, every model
+on the same ones, and served by its winner (``by_block``; a baseline when it wins);
+:func:`out_of_sample_blocks` re-makes that choice from earlier origins only and scores it on
+later ones. ``by_lead`` instead serves each block with the inverse-error weighted mean of its 3
+best models (a forecast combination in the sense of Bates and Granger 1969).
 """
 
 from __future__ import annotations
