@@ -508,7 +508,8 @@ def render_forecast(res: dict) -> list[str]:
         "",
         "Every candidate model against the baselines (`Naive`, `SeasonalNaive`, "
         "`SeasonalNaiveWeekly`, `WindowAverage`) on the same origins; `/ best baseline` below 1 "
-        "beats all of them; `Combined` is the per-lead-block combination, scored out of sample "
+        "beats all of them; `ByBlock` is the forecast stitched from each lead-time block's winner, "
+        "scored here in sample (the out-of-sample table below is the honest figure) "
         "(docs/traffic.md defines each column).",
         "",
         "Chosen forecast, MASE ratio to the best baseline per lead time:",
