@@ -196,3 +196,30 @@ def test_simulate_write_equals_the_cli(tmp_path: Path) -> None:
         "predictive",
         "hybrid",
     }
+
+
+def test_simulate_reports_per_warmup_and_plan_json_carries_its_warmup(tmp_path: Path) -> None:
+    from zenrec.traffic.simulate import WARMUPS, simulate_warmups
+
+    rng = np.random.default_rng(6)
+    t = np.arange(4 * 288)
+    y = 3000 * (1 + 0.5 * np.sin(2 * np.pi * (t % 288) / 288)) + rng.normal(0, 50, len(t))
+    idx = pd.date_range("2024-03-01", periods=len(y), freq="5min")
+    data = tmp_path / "t.csv"
+    pd.DataFrame({"ts": idx.strftime("%Y-%m-%dT%H:%M:%SZ"), "n": y.round()}).to_csv(
+        data, index=False
+    )
+    argv = ["traffic", "simulate", "--input", str(data), "--capacity", "2", "--max", "40"]
+    assert main([*argv, "--output", str(tmp_path / "cli")]) == 0
+    sim = json.loads((tmp_path / "cli" / "simulation.json").read_text())
+    assert [b["warmup"] for b in sim["by_warmup"]] == list(WARMUPS) == ["5min", "10min", "15min"]
+    res = simulate_warmups(load_series(data), SimulateConfig(capacity_rps=2, max_replicas=40))
+    for b, w in zip(res.by_warmup, WARMUPS):
+        one = simulate(load_series(data), SimulateConfig(capacity_rps=2, max_replicas=40, warmup=w))
+        assert b["policies"] == one.scores and b["warmup_s"] == 60 * int(w[:-3])
+    # a longer warm-up leaves the reactive scaler overloaded at least as long
+    over = [b["policies"]["hpa"]["overload_minutes"] for b in res.by_warmup]
+    assert over == sorted(over)
+    cfg = PlanConfig(capacity_rps=2, warmup="10min")
+    result = plan_series(load_series(data), cfg, forecast=FORECAST)
+    assert result.as_dict()["warmup"] == "10min" and result.as_dict()["warmup_s"] == 600.0

@@ -75,7 +75,8 @@ def test_hybrid_scales_before_a_recurring_surge() -> None:
     y = daily_surges()
     s = series_from_values(y, freq="1min")
     peak = float(y.max()) / 60
-    cfg = SimulateConfig(capacity_rps=peak / 15, warmup="5min", min_history="3d")
+    # overload priced at 1 replica-hour a minute: holding the surge's replicas pays
+    cfg = SimulateConfig(capacity_rps=peak / 15, warmup="5min", min_history="3d", overload_cost=1.0)
     res = simulate(s, cfg, last="6d")
     hpa, hyb = res.scores["hpa"], res.scores["hybrid"]
     assert hpa["overload_minutes"] >= 6 * 5  # each surge overloads the reactive scaler
@@ -301,3 +302,56 @@ def test_detect_reports_surge_lead_times(tmp_path: Path) -> None:
     assert leads[:2] == [-60.0, -60.0]  # alarmed once 2 h were seen: 60 min after the start
     assert leads[2] is None and rep["missed"] == 1
     assert rep["false_alarms"] == 0 and rep["false_alarms_per_day"] == 0.0
+
+
+def test_predictive_and_hybrid_act_as_the_hpa_until_the_forecaster_is_ready() -> None:
+    y = daily_surges(days=5, seed=2)
+    s = series_from_values(y, freq="1min")
+    cfg = SimulateConfig(capacity_rps=float(y.max()) / 60 / 15, warmup="5min")
+    res = simulate(s, cfg)
+    # a daily season needs 2 days, the calibrated level 1 day of past forecasts: 3 days
+    k = 3 * 1440
+    assert not res.floor[:k].any() and res.floor[k + 60 :].any()
+    for p in ("predictive", "hybrid"):
+        np.testing.assert_array_equal(res.traces[p].spec[:k], res.traces["hpa"].spec[:k])
+        np.testing.assert_array_equal(res.traces[p].ready[:k], res.traces["hpa"].ready[:k])
+    assert any("acted as the HPA" in n for n in res.notes)
+
+
+def test_calibrated_floor_trades_overload_against_replica_hours() -> None:
+    y = daily_surges(days=8, seed=4)
+    s = series_from_values(y, freq="1min")
+    cap = float(y.max()) / 60 / 15
+    runs = {
+        c: simulate(s, SimulateConfig(capacity_rps=cap, overload_cost=c), last="4d")
+        for c in (0.01, 1.0)
+    }
+    cheap, dear = (runs[c].scores for c in (0.01, 1.0))
+    # overload almost free: no floor pays for itself, so the hybrid is the HPA
+    assert cheap["hybrid"] == cheap["hpa"]
+    # overload dear: the floor is raised and removes most overload for a few more replicas
+    assert dear["hpa"]["overload_minutes"] >= 4 * 5
+    assert dear["hybrid"]["overload_minutes"] <= 0.3 * dear["hpa"]["overload_minutes"]
+    assert dear["hybrid"]["replica_hours"] <= 1.15 * dear["hpa"]["replica_hours"]
+
+
+def test_a_surge_on_some_days_is_not_copied_to_every_day() -> None:
+    rng = np.random.default_rng(7)
+    days = 12
+    t = np.arange(days * 1440)
+    rate = 100 * (1 + 0.4 * np.sin(2 * np.pi * (t % 1440 - 360) / 1440))
+    surge_days = (3, 7)  # a release on two days only
+    for d in surge_days:
+        rate[d * 1440 + 18 * 60 : d * 1440 + 19 * 60] *= 4.0
+    s = series_from_values(rng.poisson(rate * 60).astype(float), freq="1min")
+    # a floor on the forecast mean (no calibration, which on this smooth trace raises none)
+    cfg = SimulateConfig(
+        capacity_rps=400 / 15, warmup="5min", policies=["hybrid"], hybrid_bound="mean"
+    )
+    res = simulate(s, cfg)
+    per = cfg.capacity_rps * cfg.target_utilization
+    normal = 100 * 1.4 * 1.1 / per  # the daily peak's need, with some slack
+    for d in range(8, days):  # surge-free days after both surges
+        assert res.hybrid_floor[d * 1440 + 12 * 60] > 0  # the floor is in use
+        at = slice(d * 1440 + 18 * 60, d * 1440 + 19 * 60)
+        assert res.hybrid_floor[at].max() <= normal + 2  # yesterday's surge: not copied

@@ -60,11 +60,12 @@ def _add_forecast_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--combine",
-        choices=("by_lead", "best"),
-        default="by_lead",
-        help="by_lead: each lead-time block from its backtest winner (default); best: one model",
+        choices=("by_block", "by_lead", "best"),
+        default="by_block",
+        help="by_block: each lead-time block from its backtest winner (default); by_lead: "
+        "inverse-error mean of each block's 3 best; best: one model",
     )
-    p.add_argument("--windows", type=int, default=3, help="rolling backtest origins (default 3)")
+    p.add_argument("--windows", type=int, default=20, help="daily backtest origins (default 20)")
     p.add_argument("--seasonality", default="auto", help="auto, none, daily, weekly, daily,weekly")
 
 
@@ -202,7 +203,19 @@ def register(subparsers: Any) -> None:
     g.add_argument("--capacity", type=float, help="requests/s one replica serves within the SLO")
     g.add_argument("--capacity-from", help="load-test JSON (zenrec loadtest --output)")
     ps.add_argument("--target-utilization", type=float, default=0.7)
-    ps.add_argument("--warmup", default="5min", help="replica warm-up time (default 5min)")
+    ps.add_argument(
+        "--warmup",
+        default="5min,10min,15min",
+        help="replica warm-up times, comma separated: one replay each (default 5min,10min,15min)",
+    )
+    ps.add_argument(
+        "--overload-cost",
+        type=float,
+        default=0.25,
+        help="replica-hours one overloaded minute is worth when the floor's quantile is "
+        "calibrated (default 0.25: a floor may keep one more replica for 15 min, about a "
+        "warm-up, per overloaded minute it avoids)",
+    )
     ps.add_argument("--min", type=int, default=1, dest="min_replicas")
     ps.add_argument("--max", type=int, default=None, dest="max_replicas")
     ps.add_argument("--policies", default="hpa,predictive,hybrid", help="comma separated")
@@ -296,6 +309,21 @@ def _print_backtest(res: Any) -> None:
             style=style,
         )
     con.print(t)
+    if bt.blocks:
+        tb = Table(title="Choice per lead-time block (every model on the same origins)")
+        for c in ("leads", "origins", "winner", "MASE", "best baseline", "/ best baseline"):
+            tb.add_column(c)
+        for b in bt.blocks:
+            ratio = b.get("winner_vs_best_baseline")
+            tb.add_row(
+                b["leads"],
+                str(b["origins"]),
+                b["winner"],
+                f"{b['mase']:.3f}",
+                b.get("best_baseline", ""),
+                f"{ratio:.2f}" if ratio is not None else "",
+            )
+        con.print(tb)
 
 
 def run_forecast(args: argparse.Namespace) -> int:
@@ -465,14 +493,16 @@ def run_simulate(args: argparse.Namespace) -> int:
     from zenrec.traffic.plan import load_capacity
     from zenrec.traffic.readers import load_series
     from zenrec.traffic.series import validated
-    from zenrec.traffic.simulate import SimulateConfig, simulate
+    from zenrec.traffic.simulate import SimulateConfig, simulate, simulate_warmups
 
     capacity = load_capacity(args.capacity_from) if args.capacity_from else args.capacity
+    warmups = [w.strip() for w in args.warmup.split(",") if w.strip()]
     cfg = validated(
         SimulateConfig,
         capacity_rps=capacity,
         target_utilization=args.target_utilization,
-        warmup=args.warmup,
+        warmup=warmups[0] if warmups else args.warmup,
+        overload_cost=args.overload_cost,
         min_replicas=args.min_replicas,
         max_replicas=args.max_replicas,
         policies=[p.strip() for p in args.policies.split(",") if p.strip()],
@@ -492,17 +522,24 @@ def run_simulate(args: argparse.Namespace) -> int:
         agg=args.agg,
     )
     _print_report(series)
-    res = simulate(series, cfg, freq=args.freq, last=args.last, events=_events(args))
+    kw = {"freq": args.freq, "last": args.last, "events": _events(args)}
+    if len(warmups) > 1:
+        res = simulate_warmups(series, cfg, warmups, **kw)
+        rows = [(b["warmup"], b["policies"]) for b in res.by_warmup]
+    else:
+        res = simulate(series, cfg, **kw)
+        rows = [(cfg.warmup, res.scores)]
     con = Console()
     t = Table(
         title=f"Autoscaling replay ({len(res.demand_rps)} buckets of {args.freq}, "
-        f"{capacity:g} rps/replica, target {cfg.target_utilization:.0%}, warm-up {cfg.warmup})"
+        f"{capacity:g} rps/replica, target {cfg.target_utilization:.0%})"
     )
     cols = ("overload_minutes", "unserved_fraction", "replica_hours", "scale_events")
-    for c in ("policy", *cols, "longest_overload_minutes"):
+    for c in ("warm-up", "policy", *cols, "longest_overload_minutes"):
         t.add_column(c)
-    for name, sc in res.scores.items():
-        t.add_row(name, *(f"{sc[c]:g}" for c in (*cols, "longest_overload_minutes")))
+    for warm, scores in rows:
+        for name, sc in scores.items():
+            t.add_row(warm, name, *(f"{sc[c]:g}" for c in (*cols, "longest_overload_minutes")))
     con.print(t)
     for note in res.notes:
         con.print(f"note: {note}")

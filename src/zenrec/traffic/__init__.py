@@ -36,7 +36,7 @@ from zenrec.traffic.series import (
     parse_duration,
     series_from_values,
 )
-from zenrec.traffic.simulate import SimulateConfig, SimulationResult, simulate
+from zenrec.traffic.simulate import SimulateConfig, SimulationResult, simulate, simulate_warmups
 
 __all__ = [
     "Alert",
@@ -68,6 +68,7 @@ __all__ = [
     "plan_series",
     "series_from_values",
     "simulate",
+    "simulate_warmups",
     "surge_alerts",
     "surge_lead_times",
 ]

@@ -1,12 +1,16 @@
-"""Rolling-origin backtests of the candidates, the per-lead-block combination and the choice.
+"""Rolling-origin backtests of the candidates, the choice per lead-time block, its honest score.
 
 The backtest fits each model on a sliding window of at most ``history`` (14 days, as in AWS
-Predictive Scaling) before each origin, forecasts ``horizon`` ahead and scores MASE (scaled by the
+Predictive Scaling) before each origin, forecasts ahead and scores MASE (scaled by the
 in-sample seasonal-naive error), sMAPE and 80 %/95 % interval coverage for lead times up to
 5 min, 1 h, 6 h, 24 h and the full horizon, with each MASE divided by the best baseline's on the
-same origins. The forecast combines models per lead-time block: each block is the inverse-error
-weighted mean of the 3 models with the lowest error on that block (a forecast combination in the
-sense of Bates and Granger 1969); scored in the backtest with weights from earlier origins only.
+same origins. Two kinds of origin: long ones (daily by default) reach the whole horizon; short
+ones (hourly) reach the lead-time blocks of at most 6 h, so the short blocks are judged on many
+more origins. Each disjoint lead-time block is judged on the origins that reach it, every model
+on the same ones, and served by its winner (``by_block``; a baseline when it wins);
+:func:`out_of_sample_blocks` re-makes that choice from earlier origins only and scores it on
+later ones. ``by_lead`` instead serves each block with the inverse-error weighted mean of its 3
+best models (a forecast combination in the sense of Bates and Granger 1969).
 """
 
 from __future__ import annotations
@@ -32,10 +36,23 @@ from zenrec.traffic.series import TrafficSeries, fill_gaps, fmt_seconds, season_
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["COMBINED", "HORIZON_BUCKETS", "BacktestResult", "backtest"]
+__all__ = [
+    "BY_BLOCK",
+    "COMBINED",
+    "HORIZON_BUCKETS",
+    "SHORT_LEAD",
+    "BacktestResult",
+    "backtest",
+    "out_of_sample_blocks",
+]
 
 COMBINED = "Combined"
-"""Name of the per-lead-block combination in records and outputs."""
+"""Name of the per-lead-block inverse-error combination in records and outputs."""
+BY_BLOCK = "ByBlock"
+"""Name of the forecast stitched from each lead-time block's backtest winner."""
+SHORT_LEAD = 6 * 3600.0
+"""Lead-time blocks ending at most this far ahead are also judged on the short (hourly)
+origins; longer blocks only on the long (daily) origins, which reach the whole horizon."""
 HORIZON_BUCKETS = (300.0, 3600.0, 6 * 3600.0, 24 * 3600.0, 48 * 3600.0, 7 * 86400.0)
 """Lead-time blocks: scores are reported for lead times up to each of these (and the horizon)."""
 
@@ -56,7 +73,15 @@ class BacktestResult:
     """Lead-time block ends (steps, exclusive) used by the calibration."""
     block_models: list[dict[str, float]] = field(default_factory=list)
     """The models of each lead-time block of the combination and their weights (inverse mean
-    error over all origins)."""
+    error over all origins; weight 1 for the block winner of ``by_block``)."""
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    """Per disjoint lead-time block: the origins it was judged on, every eligible model's mean
+    MASE on exactly those origins, the winner and the best baseline (the table the choice of
+    ``by_block`` is made from)."""
+    block_err: dict[str, dict[int, np.ndarray]] = field(default_factory=dict, repr=False)
+    """Per model and origin: the MASE of each disjoint lead-time block (NaN: not reached)."""
+    reach: dict[int, int] = field(default_factory=dict, repr=False)
+    """Per origin (bucket index): how many leads it was scored on."""
 
     def calibrator(self, model: str, min_scores: int = 20) -> ConformalCalibrator | None:
         """Conformal calibrator of ``model`` from the scores of all origins (``None``: none)."""
@@ -195,8 +220,10 @@ class _Scoreboard:
         )
         return cal.apply(pred)
 
-    def add(self, name: str, w: _Window, pred: dict[str, np.ndarray]) -> None:
-        """Score one model's forecast at one origin."""
+    def add(
+        self, name: str, w: _Window, pred: dict[str, np.ndarray], reach: int | None = None
+    ) -> None:
+        """Score one model's forecast at one origin (lead labels beyond ``reach`` skipped)."""
         calibrated = self.calibrated(name, w.origin, pred)
         actual, valid = w.actual, w.valid
         if valid.any():
@@ -217,6 +244,8 @@ class _Scoreboard:
                 ]
             )
         for label, k in self.labels:
+            if reach is not None and k > reach:
+                continue
             sel = valid[:k]
             if not sel.any():
                 continue
@@ -362,6 +391,153 @@ def _stitch(
     return out
 
 
+def _block_names(ends: list[int], step: float) -> list[tuple[str, str]]:
+    """``(label, lead range)`` of each disjoint lead-time block, e.g. ``("6h", "1h-6h")``."""
+    out = []
+    for a, b in zip([0, *ends[:-1]], ends):
+        label = fmt_seconds(b * step)
+        out.append((label, f"<= {label}" if a == 0 else f"{fmt_seconds(a * step)}-{label}"))
+    return out
+
+
+def _block_choice(
+    block_err: dict[str, dict[int, np.ndarray]], models: list[str], b: int, origins: list[int]
+) -> dict[str, Any] | None:
+    """Block ``b`` judged on ``origins``: every model scored on all of them, its mean MASE.
+
+    Only origins where some baseline has a finite score count; a model competes only when it
+    has a score on every one of them, so the table and the choice rest on the same origins.
+    The winner has the lowest mean MASE (ties: the earlier model, baselines first).
+    """
+    base_ok = [
+        o
+        for o in origins
+        if any(np.isfinite(block_err.get(m, {}).get(o, [np.nan])[b]) for m in BASELINES)
+    ]
+    if not base_ok:
+        return None
+    scores: dict[str, float] = {}
+    for name in models:
+        errs = block_err.get(name, {})
+        vals = [errs[o][b] for o in base_ok if o in errs]
+        if len(vals) == len(base_ok) and np.isfinite(vals).all():
+            scores[name] = float(np.mean(vals))
+    if not scores:
+        return None
+    winner = min(scores, key=lambda m: (scores[m], _model_order(m)))
+    bases = [m for m in BASELINES if m in scores]
+    best_base = min(bases, key=lambda m: (scores[m], _model_order(m))) if bases else None
+    out: dict[str, Any] = {
+        "origins": len(base_ok),
+        "winner": winner,
+        "mase": round(scores[winner], 4),
+        "scores": {m: round(v, 4) for m, v in scores.items()},
+    }
+    if best_base is not None and scores[best_base] > 0:
+        out["best_baseline"] = best_base
+        out["winner_vs_best_baseline"] = round(scores[winner] / scores[best_base], 4)
+    return out
+
+
+def _block_origins(reach: dict[int, int], end: int, before: int | None = None) -> list[int]:
+    """Origins whose forecasts reach the end of a block (and lie before ``before``)."""
+    return sorted(o for o, r in reach.items() if r >= end and (before is None or o < before))
+
+
+def _blocks_table(
+    block_err: dict[str, dict[int, np.ndarray]],
+    models: list[str],
+    reach: dict[int, int],
+    ends: list[int],
+    step: float,
+) -> list[dict[str, Any]]:
+    """The per-block table the ``by_block`` choice is made from (all origins)."""
+    table = []
+    for b, (label, span) in enumerate(_block_names(ends, step)):
+        ch = _block_choice(block_err, models, b, _block_origins(reach, ends[b]))
+        if ch is not None:
+            table.append({"block": label, "leads": span, "end": ends[b]} | ch)
+    return table
+
+
+def out_of_sample_blocks(bt: BacktestResult, min_origins: int = 5) -> list[dict[str, Any]]:
+    """Per lead-time block, the ``by_block`` choice scored out of sample.
+
+    For each block, origins in time order: at every origin after the first ``min_origins``,
+    the winner is chosen on the earlier origins only (the rule of the forecast) and scored on
+    this one. The ratio is the mean MASE of those choices over the mean MASE of the best
+    baseline on the same scored origins (the best baseline picked with hindsight, so the ratio
+    is not flattered).
+
+    Args:
+        bt: A backtest (its per-origin block errors are used; nothing is refitted).
+        min_origins: Earlier origins needed before a choice is scored.
+
+    Returns:
+        One dict per block: ``block``, ``leads``, ``origins`` (all), ``origins_scored``,
+        ``mase`` (chosen, out of sample), ``best_baseline``, ``best_baseline_mase``,
+        ``ratio`` and ``choices`` (how often each model was chosen).
+    """
+    models = list(bt.block_err)
+    out = []
+    for b, end in enumerate(bt.block_ends):
+        origins = _block_origins(bt.reach, end)
+        label = next((x["block"] for x in bt.blocks if x["end"] == end), str(end))
+        leads = next((x["leads"] for x in bt.blocks if x["end"] == end), "")
+        chosen_err: list[float] = []
+        base_err: dict[str, list[float]] = {m: [] for m in BASELINES if m in bt.block_err}
+        choices: dict[str, int] = {}
+        for i in range(min_origins, len(origins)):
+            o = origins[i]
+            ch = _block_choice(bt.block_err, models, b, origins[:i])
+            if ch is None or o not in bt.block_err.get(ch["winner"], {}):
+                continue
+            e = bt.block_err[ch["winner"]][o][b]
+            bases = {m: bt.block_err[m].get(o, [np.nan])[b] for m in base_err}
+            if not np.isfinite(e) or not all(np.isfinite(v) for v in bases.values()):
+                continue
+            chosen_err.append(float(e))
+            for m, v in bases.items():
+                base_err[m].append(float(v))
+            choices[ch["winner"]] = choices.get(ch["winner"], 0) + 1
+        row: dict[str, Any] = {
+            "block": label,
+            "leads": leads,
+            "origins": len(origins),
+            "origins_scored": len(chosen_err),
+        }
+        if chosen_err:
+            means = {m: float(np.mean(v)) for m, v in base_err.items() if v}
+            best = min(means, key=lambda m: (means[m], _model_order(m)))
+            row |= {
+                "mase": round(float(np.mean(chosen_err)), 4),
+                "best_baseline": best,
+                "best_baseline_mase": round(means[best], 4),
+                "ratio": round(float(np.mean(chosen_err)) / means[best], 4)
+                if means[best] > 0
+                else None,
+                "choices": choices,
+            }
+        out.append(row)
+    return out
+
+
+def _stitch_winners(
+    preds: dict[str, dict[str, np.ndarray]], winners: list[str], ends: list[int]
+) -> dict[str, np.ndarray] | None:
+    """Each block's leads from its winner's forecast (``None`` if a needed one is missing)."""
+    h = len(next(iter(preds.values()))["mean"])
+    out = {k: np.zeros(h) for k in ("mean", "lo80", "hi80", "lo95", "hi95")}
+    for name, a, b in zip(winners, [0, *ends[:-1]], ends):
+        if a >= h:
+            break
+        if name not in preds or len(preds[name]["mean"]) < min(b, h):
+            return None
+        for k in out:
+            out[k][a : min(b, h)] = preds[name][k][a : min(b, h)]
+    return out
+
+
 def _choose(board: _Scoreboard, records: list[dict[str, Any]], sel_label: str) -> str:
     """The model with the lowest mean MASE at ``sel_label``.
 
@@ -398,35 +574,47 @@ def backtest(
     select_on: str | None = None,
     calibration: str = "conformal",
     min_scores: int = 20,
-    combine: str = "by_lead",
+    combine: str = "by_block",
     events: EventCalendar | None = None,
+    short_windows: int = 24,
+    short_step: int | None = None,
 ) -> BacktestResult | None:
     """Rolling-origin backtest of the candidate models on ``series``.
 
-    Steps: place the origins; per origin, prepare the training window and forecast with every
-    model (scoring errors, coverage and conformal scores in a scoreboard, each origin calibrated
-    only with scores observed before it); score the per-lead-block combination (each origin's
-    block winners chosen on earlier origins only); build the records with the MASE ratio to the
-    best baseline on the same origins; choose.
+    Steps: place the origins (``windows`` long ones ``step`` apart reaching the whole horizon,
+    and ``short_windows`` short ones ``short_step`` apart reaching the lead-time blocks of at
+    most :data:`SHORT_LEAD`); per origin, prepare the training window and forecast with every
+    model (scoring errors, coverage and conformal scores in a scoreboard, each origin
+    calibrated only with scores observed before it); judge every disjoint lead-time block on
+    the origins that reach it, every model on the same origins; choose; score the chosen
+    forecast (the stitched block winners, or the per-lead-block combination).
 
     Args:
         series: The series (gaps are filled for fitting, excluded from scoring).
         h: Forecast horizon in buckets.
         models: Candidate model names (the baselines are always added).
         input_size: Maximum training window (buckets) before each origin.
-        windows: Number of origins (the last one ends at the series end).
-        step: Buckets between origins (default ``h``).
+        windows: Number of long origins (the last one ends at the series end).
+        step: Buckets between long origins (default ``h``).
         min_train: Minimum training buckets before the first origin.
         seasonality: ``auto`` or explicit seasons.
-        select_on: Horizon label used for selection (default: the full horizon).
+        select_on: Horizon label used for selection by ``best`` / ``by_lead`` (default: the
+            full horizon).
         calibration: ``conformal`` also scores conformally calibrated intervals: each origin
             is calibrated with the scores of buckets observed before it (no leakage) and
             records get ``cal_coverage80/95`` with ``raw_coverage80/95`` (the model's own
             intervals on the same buckets), ``cal_width95`` (calibrated / raw 95 % width) and
             ``cal_windows`` (origins with earlier scores). ``none`` skips this.
         min_scores: Fewest scores per lead-time block of the calibration.
-        combine: ``by_lead`` also scores (and prefers) the per-lead-block combination.
+        combine: ``by_block`` (default) serves each disjoint lead-time block from the model
+            with the lowest mean MASE on that block (a baseline when it wins), recorded as
+            :data:`BY_BLOCK` (a single model's name when one model wins every block);
+            ``by_lead`` scores (and prefers) the inverse-error combination of the 3 best;
+            ``best`` takes the single model with the lowest MASE at ``select_on``.
         events: Known events: masked out of training, uplift applied to the forecasts.
+        short_windows: Number of short origins (0: none); only placed when some lead-time
+            block ends within :data:`SHORT_LEAD` of the origin.
+        short_step: Buckets between short origins (default: one hour, at least one bucket).
 
     Returns:
         The scores, or ``None`` if not even one origin fits.
@@ -439,27 +627,41 @@ def backtest(
         int(math.ceil(86400 / series.step_seconds)),
         2 * _base_season({k: v for k, v in m_all.items() if k == "daily"}),
     )
-    origins, notes = _backtest_origins(n, h, step, windows, min_train)
-    if not origins:
-        return None
+    long_origins, notes = _backtest_origins(n, h, step, windows, min_train)
     labels = _horizon_labels(h, series.step_seconds)
+    short_ends = [k for _, k in labels if k * series.step_seconds <= SHORT_LEAD + 1e-9]
+    h_short = max(short_ends) if short_ends and max(short_ends) < h else 0
+    reach = {o: h for o in long_origins}
+    if h_short and short_windows > 0:
+        s_step = short_step or max(1, int(round(3600.0 / series.step_seconds)))
+        shorts, _ = _backtest_origins(n, h_short, s_step, short_windows, min_train)
+        for o in shorts:
+            reach.setdefault(o, h_short)
+    if not reach:
+        return None
     board = _Scoreboard(labels, calibration, min_scores)
     used_origins: list[str] = []
-    for o in origins:
-        w = _prepare_window(series, o, h, input_size, seasonality, events)
+    all_preds: dict[int, dict[str, dict[str, np.ndarray]]] = {}
+    windows_at: dict[int, _Window] = {}
+    for o in sorted(reach):
+        w = _prepare_window(series, o, reach[o], input_size, seasonality, events)
         if w is None:
+            del reach[o]
             continue
-        used_origins.append(str(series.index[o]))
+        if reach[o] == h:
+            used_origins.append(str(series.index[o]))
         preds: dict[str, dict[str, np.ndarray]] = {}
         for name in models:
             pred = _predict_window(name, w, series.step_seconds, events)
             if pred is not None:
                 preds[name] = pred
-                board.add(name, w, pred)
-        if combine == "by_lead":
+                board.add(name, w, pred, reach[o])
+        if combine == "by_lead" and reach[o] == h:
             weights = board.block_weights(models, before=o)
             if weights is not None and all(m in preds for wt in weights for m in wt):
                 board.add(COMBINED, w, _stitch(preds, weights, board.ends))
+        if combine == "by_block":
+            all_preds[o], windows_at[o] = preds, w
     if not board.acc:
         return None
     sel_label = select_on or labels[-1][0]
@@ -467,24 +669,51 @@ def backtest(
         raise ConfigError(
             f"select_on: {sel_label!r} is not one of the horizons {[lab for lab, _ in labels]}"
         )
-    records = board.records()
-    chosen = _choose(board, records, sel_label)
+    block_err = {m: dict(v) for m, v in board.block_err.items()}
+    blocks = _blocks_table(block_err, models, reach, board.ends, series.step_seconds)
+    final_weights: list[dict[str, float]] | None = None
+    if combine == "by_block" and blocks:
+        by_end: dict[int, str] = {x["end"]: str(x["winner"]) for x in blocks}
+        winners: list[str] = []
+        for e in board.ends:  # a block no origin reached takes the previous block's winner
+            winners.append(by_end.get(e, winners[-1] if winners else str(blocks[0]["winner"])))
+        if len(set(winners)) == 1:
+            chosen = winners[0]
+        else:
+            chosen = BY_BLOCK
+            for o in sorted(all_preds):
+                stitched = _stitch_winners(all_preds[o], winners, board.ends)
+                if stitched is not None:
+                    board.add(BY_BLOCK, windows_at[o], stitched, reach[o])
+        final_weights = [{m: 1.0} for m in winners]
+        selection = "per lead-time block, the lowest mean MASE on the origins reaching it: " + (
+            ", ".join(f"{x['leads']}: {x['winner']} ({x['origins']} origins)" for x in blocks)
+        )
+        records = board.records()
+    else:
+        records = board.records()
+        chosen = _choose(board, records, sel_label)
+        if combine == "by_lead":
+            final_weights = board.block_weights(models, before=None)
+        selection = (
+            "per lead-time block, the 3 models with the lowest mean scaled error over "
+            f"{len(used_origins)} origins, weighted by inverse error"
+            if chosen == COMBINED
+            else f"lowest mean MASE at horizon {sel_label} over {len(used_origins)} origins"
+        )
     for r in records:
         r["chosen"] = r["model"] == chosen
-    final_weights = board.block_weights(models, before=None) if combine == "by_lead" else None
     return BacktestResult(
         records=records,
         chosen=chosen,
         origins=used_origins,
         horizon_steps=h,
-        selection=(
-            "per lead-time block, the 3 models with the lowest mean scaled error over "
-            f"{len(used_origins)} origins, weighted by inverse error"
-            if chosen == COMBINED
-            else f"lowest mean MASE at horizon {sel_label} over {len(used_origins)} origins"
-        ),
+        selection=selection,
         notes=notes,
         scores=board.conformal_pool(),
         block_ends=board.ends,
         block_models=final_weights or [],
+        blocks=blocks,
+        block_err={m: v for m, v in block_err.items() if m in models},
+        reach=dict(reach),
     )

@@ -2,7 +2,7 @@
 
 The entry point :func:`forecast_series` backtests the candidates
 (:mod:`zenrec.traffic.candidates`) on rolling origins (:mod:`zenrec.traffic.backtest`), fits
-the chosen model or per-lead-block combination on the last window, calibrates its 80/95 %
+each lead-time block's winner (or the chosen model or combination) on the last window, calibrates its 80/95 %
 intervals with the backtest's out-of-sample errors (:mod:`zenrec.traffic.calibration`), and
 applies the uplift of known events (:mod:`zenrec.traffic.events`).
 """
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from zenrec._errors import ConfigError, DataError
 from zenrec._io import atomic_write_text
 from zenrec.traffic.backtest import (
+    BY_BLOCK,
     COMBINED,
     BacktestResult,
     _stitch,
@@ -64,18 +65,22 @@ class ForecastConfig(BaseModel):
         history: Most recent history used to fit (AWS: up to 14 days).
         min_history: Refuse to forecast with less history than this (AWS: 24 h).
         models: Candidate models; the :data:`BASELINES` are always added.
-        windows: Number of rolling backtest origins.
-        backtest_step: Distance between backtest origins (default: the horizon).
+        windows: Number of long rolling backtest origins (reaching the whole horizon).
+        backtest_step: Distance between long origins (default: one day when the horizon is
+            at least a day and the buckets are shorter, else the horizon).
+        short_windows: Number of short origins, one hour apart, reaching the lead-time blocks
+            up to 6 h, so short blocks are judged on many more origins.
         select_on: Horizon bucket the selection uses (default: the full horizon).
         seasonality: ``auto`` or an explicit comma list of ``daily``/``weekly`` (or ``none``).
         calibration: ``conformal`` rescales the 80/95 % intervals with the backtest's
             out-of-sample errors (see :mod:`zenrec.traffic.calibration`); ``none`` keeps the
             model's own.
         min_scores: Fewest conformal scores per lead-time block (smaller blocks are merged).
-        combine: ``by_lead`` forecasts each lead-time block with the inverse-error weighted
-            mean of the 3 models with the lowest backtest error on that block (weights from
-            earlier origins only when scoring the combination); ``best`` uses the single model
-            with the lowest MASE at ``select_on``.
+        combine: ``by_block`` (default) serves each lead-time block from the model with the
+            lowest mean backtest MASE on that block, every model judged on the same origins
+            (so a baseline that wins a block is what that block serves); ``by_lead`` uses the
+            inverse-error weighted mean of the 3 models with the lowest backtest error on each
+            block; ``best`` uses the single model with the lowest MASE at ``select_on``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -84,13 +89,14 @@ class ForecastConfig(BaseModel):
     history: str = "14d"
     min_history: str = "24h"
     models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS))
-    windows: int = Field(default=3, ge=0, le=200)
+    windows: int = Field(default=20, ge=0, le=200)
     backtest_step: str | None = None
+    short_windows: int = Field(default=24, ge=0, le=500)
     select_on: str | None = None
     seasonality: str = "auto"
     calibration: Literal["conformal", "none"] = "conformal"
     min_scores: int = Field(default=20, ge=1)
-    combine: Literal["by_lead", "best"] = "by_lead"
+    combine: Literal["by_block", "by_lead", "best"] = "by_block"
 
     @field_validator("horizon", "history", "min_history", "backtest_step", "select_on")
     @classmethod
@@ -171,6 +177,7 @@ class ForecastResult:
             "selection": bt.selection if bt else "no backtest (history too short)",
             "origins": bt.origins if bt else [],
             "records": bt.records if bt else [],
+            "blocks": bt.blocks if bt else [],
             "seasons": self.seasons,
             "fit_seconds": round(self.fit_seconds, 3),
             "calibration": self.calibrator.as_dict() if self.calibrator else None,
@@ -246,7 +253,7 @@ def _final_forecast(
     notes: list[str],
 ) -> tuple[str, dict[str, np.ndarray], list[dict[str, float]]]:
     """Fit the chosen model (or each block model of the combination) on the last window."""
-    if chosen == COMBINED and bt is not None and bt.block_models:
+    if chosen in (COMBINED, BY_BLOCK) and bt is not None and bt.block_models:
         preds: dict[str, dict[str, np.ndarray]] = {}
         for name in dict.fromkeys(m for wt in bt.block_models for m in wt):
             pred = fit_predict(name, train, h, seasons, step)
@@ -255,7 +262,7 @@ def _final_forecast(
             preds[name] = pred
         else:
             ends = [min(e, h) for e in bt.block_ends]
-            return COMBINED, _stitch(preds, bt.block_models, ends), list(bt.block_models)
+            return chosen, _stitch(preds, bt.block_models, ends), list(bt.block_models)
         chosen = min(
             (
                 r
@@ -303,10 +310,11 @@ def forecast_series(
     h = int(math.ceil(parse_duration(cfg.horizon, "horizon") / step))
     input_size = max(2, int(round(parse_duration(cfg.history, "history") / step)))
     notes: list[str] = []
+    day = int(round(86400 / step))
     bt_step = (
         int(math.ceil(parse_duration(cfg.backtest_step, "backtest_step") / step))
         if cfg.backtest_step
-        else None
+        else (day if h >= day > 1 else None)
     )
     bt = None
     if cfg.windows > 0:
@@ -323,6 +331,7 @@ def forecast_series(
             min_scores=cfg.min_scores,
             combine=cfg.combine,
             events=events,
+            short_windows=cfg.short_windows,
         )
     lo = max(0, series.n - input_size)
     train_raw = _training_values(series, lo, series.n, events)

@@ -215,12 +215,19 @@ class Plan:
                 "scale_in": "reactive only: floors are released, replicas follow observed load",
             },
             "config": self.config.model_dump(),
+            "warmup": self.config.warmup,
+            "warmup_s": _warmup_seconds(self.config.warmup),
             "current_replicas": self.current_replicas,
             "peak_replicas": self.peak_replicas,
             "capped_buckets": self.capped,
             "schedule": self.schedule,
             "notes": self.notes,
         }
+
+
+def _warmup_seconds(text: str) -> float:
+    """The warm-up in seconds (``0``/``0s``: none)."""
+    return 0.0 if text in ("0", "0s") else parse_duration(text, "warmup")
 
 
 def _need(rps: np.ndarray, cfg: PlanConfig) -> tuple[np.ndarray, int]:

@@ -62,9 +62,20 @@ from zenrec.traffic.series import (
 if TYPE_CHECKING:
     from zenrec.traffic.events import EventCalendar
 
-__all__ = ["POLICIES", "SimulateConfig", "SimulationResult", "resample_rate", "simulate"]
+__all__ = [
+    "POLICIES",
+    "WARMUPS",
+    "SimulateConfig",
+    "SimulationResult",
+    "resample_rate",
+    "simulate",
+    "simulate_warmups",
+]
 
 POLICIES = ("hpa", "predictive", "hybrid")
+WARMUPS = ("5min", "10min", "15min")
+"""Warm-ups ``simulate`` reports by default: whether prediction pays depends on how long a new
+replica takes to serve (a small model in seconds, a large one in many minutes)."""
 
 
 class SimulateConfig(BaseModel):
@@ -79,11 +90,21 @@ class SimulateConfig(BaseModel):
         policies: Which of ``hpa``, ``predictive``, ``hybrid`` to replay.
         refit_every: How often the predictive plan is re-made.
         history: Most recent history the predictive forecaster sees at each refit.
-        min_history: The predictive floor starts once this much history was observed.
+        min_history: The predictive floor starts once this much history was observed (and
+            the forecaster has its daily season: 2 days); before, both predictive and hybrid
+            act exactly as the HPA.
         forecaster: Forecast model of the predictive plan (``SeasonalProfile`` is cheap).
-        bound: Forecast column the predictive policy plans for (it has nothing else).
-        hybrid_bound: Forecast column of the hybrid's floor (the HPA covers what exceeds it,
-            so the mean is enough and costs less).
+        bound: What the predictive policy plans for: ``calibrated`` (default) the forecast
+            mean times a quantile of past actual / forecast ratios, the quantile chosen at each
+            refit on past buckets only to minimise ``overload_cost`` x overload minutes +
+            replica-hours; or a forecast column.
+        hybrid_bound: The same for the hybrid's floor; ``calibrated`` may also choose no floor
+            (the plain HPA) when no quantile paid for itself on the past window.
+        overload_cost: Replica-hours one overloaded minute is worth in the calibrated choice.
+        calibration_window: Past buckets (with a forecast) the calibrated quantile is chosen
+            on.
+        min_calibration: Fewest past forecast buckets before a calibrated floor is used
+            (until then both predictive and hybrid act as the HPA).
         hold: A predictive floor is kept this long after the bucket that needed it (the
             hybrid's floor is not held: the HPA's scale-down stabilisation does that).
         sync_period: HPA sync period (Kubernetes default 15 s).
@@ -106,8 +127,11 @@ class SimulateConfig(BaseModel):
     history: str = "14d"
     min_history: str = "1d"
     forecaster: str = "SeasonalProfile"
-    bound: Literal["mean", "hi80", "hi95"] = "hi80"
-    hybrid_bound: Literal["mean", "hi80", "hi95"] = "mean"
+    bound: Literal["calibrated", "mean", "hi80", "hi95"] = "calibrated"
+    hybrid_bound: Literal["calibrated", "mean", "hi80", "hi95"] = "calibrated"
+    overload_cost: float = Field(default=0.25, gt=0)
+    calibration_window: str = "7d"
+    min_calibration: str = "1d"
     hold: str = "30min"
     sync_period: str = "15s"
     tolerance: float = Field(default=0.1, ge=0, lt=1)
@@ -135,7 +159,14 @@ class SimulateConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> SimulateConfig:
-        for name in ("refit_every", "history", "min_history", "sync_period"):
+        for name in (
+            "refit_every",
+            "history",
+            "min_history",
+            "sync_period",
+            "calibration_window",
+            "min_calibration",
+        ):
             parse_duration(getattr(self, name), name)
         for name in ("warmup", "hold", "scale_down_window"):
             _duration0(getattr(self, name), name)
@@ -167,8 +198,8 @@ class SimulationResult:
         demand_rps: Demand per bucket (requests/s).
         traces: Per policy, the replicas over time.
         scores: Per policy, the five scores.
-        floor: The predictive floor requested at each bucket (0 before ``min_history``).
-        hybrid_floor: The hybrid's floor (from ``hybrid_bound``, not held).
+        floor: The predictive floor requested at each bucket (0 while it acts as the HPA).
+        hybrid_floor: The hybrid's floor (from ``hybrid_bound``, not held; 0: none).
         seconds: Wall time of the replay.
         refits: Number of forecasts made.
         series: The trace that was replayed (its report goes into ``simulation.json``).
@@ -186,11 +217,14 @@ class SimulationResult:
     refits: int
     notes: list[str] = field(default_factory=list)
     series: TrafficSeries | None = field(default=None, repr=False)
+    by_warmup: list[dict[str, Any]] = field(default_factory=list)
+    """With :func:`simulate_warmups`: ``{"warmup", "warmup_s", "policies"}`` per warm-up."""
 
     def as_dict(self) -> dict[str, Any]:
         """The ``simulation.json`` payload."""
         cfg = self.config
-        return {
+        extra = {"by_warmup": self.by_warmup} if self.by_warmup else {}
+        return extra | {
             "policies": self.scores,
             "capacity_rps": cfg.capacity_rps,
             "warmup_s": _duration0(cfg.warmup, "warmup"),
@@ -200,6 +234,9 @@ class SimulationResult:
             "end": str(self.index[-1]),
             "refit_every": cfg.refit_every,
             "forecaster": cfg.forecaster,
+            "bound": cfg.bound,
+            "hybrid_bound": cfg.hybrid_bound,
+            "overload_cost": cfg.overload_cost,
             "refits": self.refits,
             "seconds": round(self.seconds, 2),
             "notes": self.notes,
@@ -269,6 +306,19 @@ def resample_rate(series: TrafficSeries, step_seconds: float, value_unit: str = 
     return index, out, notes
 
 
+QUANTILES = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)
+"""Levels of the past actual / forecast ratio a calibrated floor may plan for."""
+
+
+def _window_max(x: np.ndarray, before: int, after: int) -> np.ndarray:
+    """``out[j] = max(x[j - before : j + after + 1])`` (clipped at the ends)."""
+    if before == 0 and after == 0:
+        return x.copy()
+    pad = np.concatenate([np.full(before, x[0] if len(x) else 0), x, np.full(after, 0)])
+    view = np.lib.stride_tricks.sliding_window_view(pad, before + after + 1)
+    return view.max(axis=1)[: len(x)]
+
+
 class _Forecaster:
     """The predictive policy's floor, re-made every ``refit_every`` from past data only."""
 
@@ -292,22 +342,42 @@ class _Forecaster:
         self.refit_b = max(1, int(round(parse_duration(cfg.refit_every, "refit_every") / step)))
         self.hist_b = max(2, int(round(parse_duration(cfg.history, "history") / step)))
         self.min_b = max(2, int(round(parse_duration(cfg.min_history, "min_history") / step)))
+        self.cal_b = max(1, int(round(parse_duration(cfg.calibration_window, "cw") / step)))
+        self.min_cal_b = max(1, int(round(parse_duration(cfg.min_calibration, "mc") / step)))
         self.refits = 0
         self._done: tuple[tuple[str, int, int], ...] | None = None
         self._uplifts: dict[str, float] = {}
+        n = len(demand)
+        self.fmean = np.full(n, np.nan)
+        """The forecast mean each bucket's floor was planned from (NaN: none yet)."""
+        self.levels: dict[str, list[float]] = {"predictive": [], "hybrid": []}
+        """The calibrated level chosen at each refit (0: no floor)."""
+        sd_b = int(math.ceil(_duration0(cfg.scale_down_window, "scale_down_window") / step))
+        lagged = np.concatenate([[demand[0] if n else 0.0], demand[:-1]])  # the metric lags 1
+        spec = np.ceil(_window_max(lagged, sd_b, 0) / self.per - 1e-9)
+        spec = np.maximum(spec, cfg.min_replicas)
+        self.hpa_spec = spec
+        """Proxy of the HPA's replicas (scale-down stabilised, metric one bucket late)."""
+        self.hpa_ready = -_window_max(-spec, self.warm_b, 0)
+        """Proxy of its ready replicas: those asked for at least a warm-up ago and kept since
+        (the fewest replicas over the last warm-up)."""
 
-    def floor_from(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """Predictive and hybrid floors for request times ``t .. t + refit_every``, from
-        ``demand[:t]`` only (one forecast for both)."""
+    def forecast(self, t: int) -> dict[str, np.ndarray] | None:
+        """Forecast of the next ``refit_every + warmup + hold`` buckets from ``demand[:t]``;
+        ``None`` until the forecaster has its history (``min_history`` and a daily season)."""
         import pandas as pd
 
         from zenrec.traffic.candidates import fit_predict, usable_seasons
 
-        self.refits += 1
+        if t < self.min_b:
+            return None
         lo = max(0, t - self.hist_b)
         past = self.demand[lo:t]
-        h = self.refit_b + self.warm_b + 1
         seasons = usable_seasons(self.step, len(past), "auto", "simulate")
+        if not seasons:
+            return None
+        self.refits += 1
+        h = self.refit_b + self.warm_b + self.hold_b + 1
         if self.events is not None:
             past = past.copy()
             past[self.events.mask(self.index[lo:t])] = np.nan
@@ -331,9 +401,70 @@ class _Forecaster:
                     self.index[t], periods=h, freq=pd.Timedelta(seconds=self.step)
                 )
                 pred, _ = self.events.apply(pred, future, ups)
-        return self._floor(pred[self.cfg.bound], self.hold_b), self._floor(
-            pred[self.cfg.hybrid_bound], 0
-        )
+        return pred
+
+    def floor_from(self, t: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Predictive and hybrid floors for request times ``t .. t + refit_every``, from
+        ``demand[:t]`` only (one forecast for both); ``None``: act as the HPA."""
+        pred = self.forecast(t)
+        if pred is None:
+            return None
+        n = len(self.demand)
+        first = int(np.isnan(self.fmean[:t]).all())  # the first refit plans from bucket t
+        a = t if first else min(n, t + self.warm_b)
+        b = min(n, t + self.refit_b + self.warm_b)
+        self.fmean[a:b] = pred["mean"][a - t : b - t]
+        out = []
+        for policy, bound, hold_b in (
+            ("predictive", self.cfg.bound, self.hold_b),
+            ("hybrid", self.cfg.hybrid_bound, 0),
+        ):
+            if bound != "calibrated":
+                out.append(self._floor(pred[bound], hold_b))
+                continue
+            level = self._level(t, hold_b, allow_none=policy == "hybrid")
+            if level is None:
+                return None
+            self.levels[policy].append(level)
+            out.append(self._floor(pred["mean"] * level, hold_b))
+        return out[0], out[1]
+
+    def _level(self, t: int, hold_b: int, allow_none: bool) -> float | None:
+        """The multiplier of the forecast mean that cost least on the past window.
+
+        Candidates: the :data:`QUANTILES` of the past ratios ``demand / forecast`` (and 0, no
+        floor, for the hybrid). Each is replayed on the past buckets with a forecast against a
+        proxy of the HPA (``hpa_spec``/``hpa_ready``): overloaded when demand exceeds the ready
+        capacity, paying for the replicas asked for. ``None`` while the window is too short.
+        """
+        lo = max(0, t - self.cal_b)
+        f = self.fmean[lo:t]
+        ok = np.isfinite(f) & (f > 0)
+        if ok.sum() < self.min_cal_b:
+            return None
+        d = self.demand[lo:t]
+        ratios = d[ok] / f[ok]
+        cands = sorted({float(np.quantile(ratios, q)) for q in QUANTILES})
+        if allow_none:
+            cands = [0.0, *cands]
+        cap = self.cfg.capacity_rps
+        fz = np.where(ok, f, 0.0)
+        hpa_spec = self.hpa_spec[lo:t] if allow_none else 0
+        hpa_ready = self.hpa_ready[lo:t] if allow_none else 0
+        best, best_cost = None, math.inf
+        for m in cands:
+            need = np.ceil(np.maximum(fz * m, 0.0) / self.per - 1e-9)
+            need = np.maximum(need, self.cfg.min_replicas)
+            spec = np.maximum(_window_max(need, hold_b, self.warm_b), hpa_spec)
+            ready = np.maximum(_window_max(need, hold_b, 0), hpa_ready)
+            over = (d > ready * cap + 1e-9) & ok
+            cost = (
+                self.cfg.overload_cost * over.sum() * self.step / 60.0
+                + float(spec[ok].sum()) * self.step / 3600.0
+            )
+            if cost < best_cost - 1e-9:
+                best, best_cost = m, cost
+        return best
 
     def _floor(self, load: np.ndarray, hold_b: int) -> np.ndarray:
         """Floor per request time: a request at bucket ``t+i`` covers the buckets it serves
@@ -458,17 +589,33 @@ def simulate(
     fc = _Forecaster(demand, index, step, cfg, events)
     floor = np.zeros(n, dtype=int)
     floor_h = np.zeros(n, dtype=int)
+    active = np.zeros(n, dtype=bool)
     if need_pred:
-        start = max(fc.min_b, first)
-        for t in range(start, n, fc.refit_b):
+        # refits on a fixed grid; those before ``first`` only feed the calibration
+        t0 = max(fc.refit_b, (first - fc.cal_b - fc.refit_b) // fc.refit_b * fc.refit_b)
+        for t in range(t0, n, fc.refit_b):
             k = min(fc.refit_b, n - t)
-            f_pred, f_hyb = fc.floor_from(t)
-            floor[t : t + k], floor_h[t : t + k] = f_pred[:k], f_hyb[:k]
-        if fc.min_b > first:
+            got = fc.floor_from(t)
+            if got is None:
+                continue
+            floor[t : t + k], floor_h[t : t + k] = got[0][:k], got[1][:k]
+            active[t : t + k] = True
+        idle = int((~active[first:]).sum())
+        if idle:
             notes.append(
-                f"no predictive floor in the first {fmt_seconds(fc.min_b * step)} "
-                "(min_history not yet observed)"
+                f"predictive and hybrid acted as the HPA for {fmt_seconds(idle * step)} of the "
+                "replay (the forecaster had not yet the history and the past forecasts it needs)"
             )
+        for pol, lv in fc.levels.items():
+            if lv and (pol in cfg.policies):
+                none = sum(x == 0 for x in lv)
+                used = [x for x in lv if x > 0]
+                notes.append(
+                    f"{pol} floor: forecast mean x a calibrated level, chosen at {len(lv)} "
+                    f"refits (overload cost {cfg.overload_cost:g} replica-h per minute)"
+                    + (f"; no floor at {none}" if none else "")
+                    + (f"; median level {float(np.median(used)):.2f}" if used else "")
+                )
     if cfg.max_replicas is not None:
         floor, floor_h = np.minimum(floor, cfg.max_replicas), np.minimum(floor_h, cfg.max_replicas)
     init = int(np.ceil(demand[first] / per - 1e-9))
@@ -486,8 +633,8 @@ def simulate(
             acc = 0.0
             for k in range(n_sync):
                 now = t_sec + k * step / n_sync
-                if policy == "predictive":
-                    state.set(state.clamp(int(floor[t])) if floor[t] > 0 else state.spec, now)
+                if policy == "predictive" and active[t]:
+                    state.set(state.clamp(int(floor[t])), now)
                 else:
                     state.step_hpa(observed, now, int(floor_h[t]) if policy == "hybrid" else 0)
                 acc += state.spec
@@ -509,3 +656,34 @@ def simulate(
         notes=notes,
         series=series,
     )
+
+
+def simulate_warmups(
+    series: TrafficSeries,
+    config: SimulateConfig,
+    warmups: tuple[str, ...] | list[str] = WARMUPS,
+    **kwargs: Any,
+) -> SimulationResult:
+    """:func:`simulate` once per warm-up; the result of the first, with every warm-up's scores
+    in :attr:`SimulationResult.by_warmup` (the table that says whether prediction pays for a
+    model's start-up time).
+
+    Args:
+        series: The demand trace.
+        config: Policy settings; its ``warmup`` is replaced by each of ``warmups``.
+        warmups: Warm-ups to replay (default 5, 10 and 15 min).
+        **kwargs: Passed to :func:`simulate` (``freq``, ``last``, ``events``).
+    """
+    if not warmups:
+        raise ConfigError("warmups: give at least one warm-up, e.g. 5min")
+    results = [simulate(series, config.model_copy(update={"warmup": w}), **kwargs) for w in warmups]
+    for w in warmups:
+        _duration0(w, "warmup")
+    first = results[0]
+    first.by_warmup = [
+        {"warmup": w, "warmup_s": _duration0(w, "warmup"), "policies": r.scores}
+        for w, r in zip(warmups, results)
+    ]
+    first.notes = list(dict.fromkeys(n for r in results for n in r.notes))
+    first.seconds = sum(r.seconds for r in results)
+    return first
