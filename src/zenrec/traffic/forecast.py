@@ -4,7 +4,8 @@ The entry point :func:`forecast_series` backtests the candidates
 (:mod:`zenrec.traffic.candidates`) on rolling origins (:mod:`zenrec.traffic.backtest`), fits
 each lead-time block's winner (or the chosen model or combination) on the last window,
 calibrates its 80/95 % intervals with the backtest's out-of-sample errors
-(:mod:`zenrec.traffic.calibration`), and applies the uplift of known events (:mod:`zenrec.traffic.events`).
+(:mod:`zenrec.traffic.calibration`), and applies the uplift of known events
+(:mod:`zenrec.traffic.events`).
 """
 
 from __future__ import annotations
