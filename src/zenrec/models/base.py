@@ -189,7 +189,9 @@ class Recommender(ABC):
         """True for each known user index without a training interaction (scored by popularity)."""
         self._check_fitted()
         assert self.seen_ is not None
-        return np.diff(self.seen_.indptr)[np.asarray(users, dtype=np.int64)] == 0
+        u = np.asarray(users, dtype=np.int64)
+        indptr = self.seen_.indptr
+        return indptr[u + 1] == indptr[u]  # the asked rows only, not a diff of every user
 
     def popularity_order(self) -> np.ndarray:
         """Item indices, most popular first (ties by index): the tie rule of the lists.
