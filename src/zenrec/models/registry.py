@@ -39,7 +39,7 @@ MODELS: dict[str, str] = {
     "lightgcn": "zenrec.models.neural.lightgcn:LightGCN",
     "ensemble": "zenrec.models.ensemble:Ensemble",
     "sasrec": "zenrec.models.neural.sequential:SASRec",
-    "din": "zenrec.models.neural.sequential:DIN",
+    "din": "zenrec.models.neural.din:DIN",
     "mmoe": "zenrec.models.neural.multitask:MMoE",
     "sharedbottom": "zenrec.models.neural.multitask:SharedBottom",
 }
