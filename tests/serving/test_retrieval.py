@@ -153,6 +153,20 @@ def test_bench_retrieval_reports_recall_latency_memory(monkeypatch):
     assert calls[0] == 2 * n_queries * 3 + 2  # two readings per query and stage, two for the build
 
 
+def test_bench_retrieval_builds_once_with_an_index_dir(tmp_path):
+    """The first run builds and saves the index, the second reads it (same recall, the saved
+    build's seconds); other build parameters build anew."""
+    kw = {"n_items": 2000, "dim": 8, "n_queries": 30, "ef_values": (64,), "m": 8}
+    first = bench_retrieval(**kw, ef_construction=40, index_dir=tmp_path / "ix")
+    assert not first["hnsw"]["index_from_file"] and (tmp_path / "ix" / "hnsw.faiss").is_file()
+    again = bench_retrieval(**kw, ef_construction=40, index_dir=tmp_path / "ix")
+    assert again["hnsw"]["index_from_file"]
+    assert again["hnsw"]["build_seconds"] == pytest.approx(first["hnsw"]["build_seconds"], abs=1e-3)
+    assert again["hnsw"]["by_ef"][0]["recall"] == first["hnsw"]["by_ef"][0]["recall"]
+    other = bench_retrieval(**kw, ef_construction=20, index_dir=tmp_path / "ix")
+    assert not other["hnsw"]["index_from_file"]
+
+
 def test_hnsw_index_is_saved_in_the_bundle_and_read_back(tmp_path):
     """Built once: the first load writes hnsw.faiss (faiss's format) with its description, later
     loads read it (same answers), other build parameters or other vectors rebuild it, and

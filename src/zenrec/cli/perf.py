@@ -73,6 +73,12 @@ def _add(sub: argparse._SubParsersAction, name: str, **kw: Any) -> None:
     )
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--json", metavar="FILE", help="also write the result as JSON")
+    r.add_argument(
+        "--index-dir",
+        metavar="DIR",
+        help="read the HNSW index saved in DIR for these vectors and parameters instead of "
+        "building it, or save the built one there (build once, sweep later)",
+    )
     r.set_defaults(func=_deprecated(run_retrieval) if deprecated else run_retrieval)
 
 
@@ -106,6 +112,7 @@ def run_retrieval(args: argparse.Namespace) -> int:
         ef_construction=args.ef_construction,
         seed=args.seed,
         progress=progress,
+        index_dir=args.index_dir,
     )
     t = Table(
         title=f"retrieval: {args.items:,} items x {args.dim} dims, {args.queries} single queries, "
