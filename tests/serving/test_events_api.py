@@ -252,3 +252,31 @@ def test_batches_arriving_during_a_commit_are_committed_together(small, tmp_path
     store = EventStore(url)
     assert sorted(e.event_id for e in store.events_between()) == [f"e{i}" for i in range(6)]
     store.close()
+
+
+def test_the_event_read_of_a_recommend_request_runs_off_the_event_loop(
+    small, tmp_path, monkeypatch
+):
+    """The store read behind a session-aware single request is I/O (a PostgreSQL round trip):
+    it runs in a worker thread, where no event loop is running, so the loop keeps serving."""
+    import asyncio
+
+    from zenrec.serving.events import EventIntake
+
+    model, bundle = small
+    url = f"sqlite:///{tmp_path / 'ev.db'}"
+    on_loop: list[bool] = []
+    read = EventIntake.session_items
+
+    def spy(self, user_id, meta):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return read(self, user_id, meta)
+
+    monkeypatch.setattr(EventIntake, "session_items", spy)
+    with live_server(bundle, events_url=url) as srv, httpx.Client(base_url=srv.url) as c:
+        assert _rec(c, user_id=int(model.user_vocab.ids[0]))["history_source"] == "bundle"
+    assert on_loop == [False]

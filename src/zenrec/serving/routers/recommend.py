@@ -104,18 +104,29 @@ def _filter_error(exc: FilterError, loc: list[str | int]) -> HTTPException:
 
 
 def _with_session(
-    q: Query, req: RecommendRequest, served: ServedModel, state: ServiceState
+    q: Query,
+    req: RecommendRequest,
+    served: ServedModel,
+    state: ServiceState,
+    session: tuple[str, ...] | None = None,
 ) -> Query:
-    """The query with the user's events newer than the bundle (session-aware lists)."""
+    """The query with the user's events newer than the bundle (session-aware lists);
+    ``session``: those events' items when the caller has read them already."""
     if state.events is None or req.user_id is None:
         return q
-    return replace(q, session_items=state.events.session_items(req.user_id, served.meta))
+    if session is None:
+        session = state.events.session_items(req.user_id, served.meta)
+    return replace(q, session_items=session)
 
 
 def answer_json(
-    served: ServedModel, state: ServiceState, req: RecommendRequest, loc: list[str | int]
+    served: ServedModel,
+    state: ServiceState,
+    req: RecommendRequest,
+    loc: list[str | int],
+    session: tuple[str, ...] | None = None,
 ) -> str:
-    q = _with_session(to_query(req, state, loc), req, served, state)
+    q = _with_session(to_query(req, state, loc), req, served, state, session)
     try:
         res: Result = recommend(served, q)
     except FilterError as exc:
@@ -168,8 +179,12 @@ async def recommend_one(request: Request) -> Response:
     request.state.log_user = body.user_id
     request.state.log_k = body.k
     # Single requests are a few hundred microseconds of numpy: computed inline on the event loop,
-    # which costs less than a thread hop at high request rates.
-    return Response(answer_json(served, state, body, []), media_type="application/json")
+    # which costs less than a thread hop at high request rates. The event store's read is I/O (a
+    # round trip to PostgreSQL): it runs in a worker thread so the loop keeps serving.
+    session = None
+    if state.events is not None and body.user_id is not None:
+        session = await run_in_threadpool(state.events.session_items, body.user_id, served.meta)
+    return Response(answer_json(served, state, body, [], session), media_type="application/json")
 
 
 @router.post(
