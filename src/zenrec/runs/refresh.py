@@ -16,8 +16,12 @@ The steps:
    with new users and items added to the vocabularies. EASE, ItemKNN and RP3beta re-solve
    their closed form on the new matrix; iALS starts from the bundle's factors and re-solves
    the users the events touch, then the touched items, then those users again (``warm``; new
-   rows start at zero; ``warm=False``: a full solve); neural models are refitted in full with
-   the same config (no warm start from the bundle's weights yet).
+   rows start at zero; ``warm=False``: a full solve); neural models start from the bundle's
+   weights (``warm``; :meth:`~zenrec.models.neural.base.NeuralRecommender.warm_start_from`):
+   every parameter copied where its shape still fits, id tables grown with the new users' and
+   items' rows set to the mean of the old rows, then at most ``warm_epochs`` epochs at the
+   bundle's config, the count chosen by early stopping on a held-out share of the new pairs
+   (``warm=False``: a full fit from a random start).
 4. **Champion vs challenger** on the holdout: NDCG@k and Recall@k of the holdout users' held-out
    items, with the same items excluded for both (the user's bundle history and training
    events). The champion is scored twice: as served before (``champion``: its known users'
@@ -70,8 +74,14 @@ class RefreshConfig(BaseModel):
     """Refuse to refresh with fewer new feedback events than this."""
     warm: bool = True
     """iALS: start from the bundle's factors and re-solve only the users, then the items, then
-    the users again that the new events touch (new rows start at zero); ``False``: a full
-    solve from a random start. Other models are always re-solved in full."""
+    the users again that the new events touch (new rows start at zero). Neural models: start
+    from the bundle's weights (new rows: the mean of the old ones) and train ``warm_epochs``
+    at most. ``False``: a full fit from a random start. EASE, ItemKNN, RP3beta and the other
+    closed-form models are always re-solved in full."""
+    warm_epochs: int = Field(10, ge=1)
+    """Neural warm start: the most epochs trained (capped at the config's ``epochs``); early
+    stopping on a held-out share of the new pairs picks the count, then the model is trained
+    on all the pairs for that many epochs, from the bundle's weights again."""
 
 
 class RefreshResult(BaseModel):
@@ -93,6 +103,10 @@ class RefreshResult(BaseModel):
     seconds: dict[str, float]
     method: str = ""
     """How the model was updated."""
+    warm_start: dict[str, Any] | None = None
+    """Neural warm start (None otherwise): ``max_epochs``, the new rows' initialisation, and
+    per fit (``challenger``, ``output``) the epochs run (``holdout_epochs`` choosing the count,
+    then ``epochs``), ``seconds``, the parameters copied, grown and re-initialised."""
 
     def write(self, path: str | Path) -> Path:
         from zenrec._io import atomic_write_text
@@ -234,6 +248,7 @@ def _fit(
     ds: Dataset,
     warm: bool = False,
     touched: tuple[np.ndarray, np.ndarray] | None = None,
+    warm_epochs: int | None = None,
 ) -> Recommender:
     from zenrec.models.registry import get_model_class
 
@@ -242,7 +257,14 @@ def _fit(
     else:
         klass = get_model_class(model.name)
         challenger = klass(**model.params())
+        neural = warm and hasattr(challenger, "warm_start_from")  # without importing torch
+        if neural:
+            challenger.warm_start_from(model, epochs=warm_epochs)  # type: ignore[attr-defined]
+        t = time.perf_counter()
         challenger.fit(ds)
+        record = getattr(challenger, "warm_start_", None) if neural else None
+        if record is not None:
+            record["seconds"] = round(time.perf_counter() - t, 4)
     # Keep the champion's item metadata (titles, genres...) for the items it knew.
     if model.item_meta and challenger.item_vocab is not None and model.item_vocab is not None:
         pos = model.item_vocab.encode(challenger.item_vocab.ids.astype(str))
@@ -327,7 +349,7 @@ def refresh_bundle(
     )
     train_u = _ids(champion.user_vocab, [e.user_id for e in train_ev])
     train_i = _ids(champion.item_vocab, [e.item_id for e in train_ev])
-    challenger = _fit(champion, train_ds, cfg.warm, (train_u, train_i))
+    challenger = _fit(champion, train_ds, cfg.warm, (train_u, train_i), cfg.warm_epochs)
     seconds["fit_challenger"] = time.perf_counter() - t
 
     # ---- comparison on the holdout, over the challenger's catalog
@@ -395,6 +417,7 @@ def refresh_bundle(
             _ids(champion.user_vocab, [e.user_id for e in events]),
             _ids(champion.item_vocab, [e.item_id for e in events]),
         ),
+        cfg.warm_epochs,
     )
     seconds["fit_output"] = time.perf_counter() - t
     received = [e.received for e in read]
@@ -423,6 +446,7 @@ def refresh_bundle(
     seconds["save"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
     assert final.user_vocab is not None and final.item_vocab is not None
+    warm_start = _warm_record(cfg, challenger, final)
     new_users = int(np.sum(final.user_vocab.encode(champion.user_vocab.ids) >= 0))
     new_items = int(np.sum(final.item_vocab.encode(champion.item_vocab.ids) >= 0))
     result = RefreshResult(
@@ -443,15 +467,43 @@ def refresh_bundle(
         metrics=metrics,
         holdout_users=len(users),
         decision={"promote": promote, "metric": key, "margin": cfg.margin, "reason": reason},
-        method=(
-            "incremental: touched users, then items, then users re-solved from the bundle's factors"
-            if cfg.warm and champion.name == "ials"
-            else "full re-solve on the new log"
-        ),
+        method=_method(cfg, champion.name, warm_start is not None),
+        warm_start=warm_start,
         seconds={k: round(v, 4) for k, v in seconds.items()},
     )
     result.write(out / "refresh.json")
     return result
+
+
+def _warm_record(
+    cfg: RefreshConfig, challenger: Recommender, final: Recommender
+) -> dict[str, Any] | None:
+    """refresh.json's ``warm_start``: the neural warm start of both fits (None: none ran)."""
+    fits = {
+        "challenger": getattr(challenger, "warm_start_", None),
+        "output": getattr(final, "warm_start_", None),
+    }
+    if not cfg.warm or fits["challenger"] is None or fits["output"] is None:
+        return None
+    per_fit = {k: {n: x for n, x in v.items() if n != "new_rows"} for k, v in fits.items()}
+    return {
+        "max_epochs": fits["output"].get("max_epochs"),
+        "new_rows": fits["output"].get("new_rows"),
+        **per_fit,
+    }
+
+
+def _method(cfg: RefreshConfig, name: str, neural_warm: bool) -> str:
+    if cfg.warm and name == "ials":
+        return (
+            "incremental: touched users, then items, then users re-solved from the bundle's factors"
+        )
+    if neural_warm:
+        return (
+            "warm start: the bundle's weights copied (new id rows: mean of the old rows), then "
+            f"at most {cfg.warm_epochs} epochs at the bundle's config"
+        )
+    return "full re-solve on the new log"
 
 
 def promote(
