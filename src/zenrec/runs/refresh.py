@@ -479,17 +479,15 @@ def _warm_record(
     cfg: RefreshConfig, challenger: Recommender, final: Recommender
 ) -> dict[str, Any] | None:
     """refresh.json's ``warm_start``: the neural warm start of both fits (None: none ran)."""
-    fits = {
-        "challenger": getattr(challenger, "warm_start_", None),
-        "output": getattr(final, "warm_start_", None),
-    }
-    if not cfg.warm or fits["challenger"] is None or fits["output"] is None:
+    ch: dict[str, Any] | None = getattr(challenger, "warm_start_", None)
+    out: dict[str, Any] | None = getattr(final, "warm_start_", None)
+    if not cfg.warm or ch is None or out is None:
         return None
-    per_fit = {k: {n: x for n, x in v.items() if n != "new_rows"} for k, v in fits.items()}
     return {
-        "max_epochs": fits["output"].get("max_epochs"),
-        "new_rows": fits["output"].get("new_rows"),
-        **per_fit,
+        "max_epochs": out.get("max_epochs"),
+        "new_rows": out.get("new_rows"),
+        "challenger": {n: x for n, x in ch.items() if n != "new_rows"},
+        "output": {n: x for n, x in out.items() if n != "new_rows"},
     }
 
 
