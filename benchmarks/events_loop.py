@@ -13,7 +13,9 @@ Sections (``--only``):
   store, or ``--via http`` through ``POST /v1/events``); NDCG@10 on the last 10 % for the stale
   bundle, the session-aware stale bundle (history + events, as ``/v1/recommend`` does) and the
   refreshed bundle (``zenrec.runs.refresh``), per model (``--models ease,ials,bprmf``), with
-  ``zenrec refresh`` seconds (10 % of ML-100K is 10,000 events).
+  ``zenrec refresh`` seconds (10 % of ML-100K is 10,000 events); iALS and neural models are
+  refreshed twice, warm (from the bundle's factors or weights) and full (from scratch), each row
+  with its phase seconds, challenger and champion metrics and (neural) the warm-start record.
 
 Usage (quiet machine, from the repository root):
     .venv/bin/python benchmarks/events_loop.py --output runs/events_loop.json
