@@ -67,10 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--warm-epochs",
         type=int,
-        default=10,
+        default=6,
         metavar="N",
         help="neural models: train at most N epochs from the bundle's weights, early stopping "
-        "on held-out new pairs (default 10; capped at the config's epochs)",
+        "on held-out new pairs (default 6; capped at the config's epochs)",
     )
     p.add_argument("--promote", metavar="URL", help="service to reload when the challenger wins")
     p.add_argument(
@@ -126,10 +126,10 @@ def run(args: argparse.Namespace) -> int:
             if name in m:
                 print(f"  {name:<17} " + "  ".join(f"{k} {v:.4f}" for k, v in m[name].items()))
         if res.warm_start:
-            out = res.warm_start["output"]
+            ch, out = res.warm_start["challenger"], res.warm_start["output"]
             print(
-                f"  warm start: {out['holdout_epochs'] or 0} + {out['epochs']} epochs "
-                f"(at most {res.warm_start['max_epochs']}) in {out['seconds']:.2f} s; "
+                f"  warm start: {ch['holdout_epochs'] or 0} + {ch['epochs']} epochs (challenger), "
+                f"{out['epochs']} (output), at most {res.warm_start['max_epochs']} each; "
                 f"new rows: {res.warm_start['new_rows']}"
             )
         print(f"  decision: {'promote' if res.decision['promote'] else 'keep'} "

@@ -78,10 +78,11 @@ class RefreshConfig(BaseModel):
     from the bundle's weights (new rows: the mean of the old ones) and train ``warm_epochs``
     at most. ``False``: a full fit from a random start. EASE, ItemKNN, RP3beta and the other
     closed-form models are always re-solved in full."""
-    warm_epochs: int = Field(10, ge=1)
-    """Neural warm start: the most epochs trained (capped at the config's ``epochs``); early
-    stopping on a held-out share of the new pairs picks the count, then the model is trained
-    on all the pairs for that many epochs, from the bundle's weights again."""
+    warm_epochs: int = Field(6, ge=1)
+    """Neural warm start: the most epochs trained (capped at the config's ``epochs``). The
+    challenger picks the count by early stopping on a held-out share of the new pairs, then
+    trains on all its pairs for that many epochs from the bundle's weights again; the output
+    bundle trains the same count on every pair (no held-out run of its own)."""
 
 
 class RefreshResult(BaseModel):
@@ -106,7 +107,8 @@ class RefreshResult(BaseModel):
     warm_start: dict[str, Any] | None = None
     """Neural warm start (None otherwise): ``max_epochs``, the new rows' initialisation, and
     per fit (``challenger``, ``output``) the epochs run (``holdout_epochs`` choosing the count,
-    then ``epochs``), ``seconds``, the parameters copied, grown and re-initialised."""
+    None for the output, then ``epochs``), ``seconds``, the parameters copied, grown and
+    re-initialised."""
 
     def write(self, path: str | Path) -> Path:
         from zenrec._io import atomic_write_text
@@ -249,6 +251,7 @@ def _fit(
     warm: bool = False,
     touched: tuple[np.ndarray, np.ndarray] | None = None,
     warm_epochs: int | None = None,
+    choose_epochs: bool = True,
 ) -> Recommender:
     from zenrec.models.registry import get_model_class
 
@@ -259,7 +262,9 @@ def _fit(
         challenger = klass(**model.params())
         neural = warm and hasattr(challenger, "warm_start_from")  # without importing torch
         if neural:
-            challenger.warm_start_from(model, epochs=warm_epochs)  # type: ignore[attr-defined]
+            challenger.warm_start_from(  # type: ignore[attr-defined]
+                model, epochs=warm_epochs, choose_epochs=choose_epochs
+            )
         t = time.perf_counter()
         challenger.fit(ds)
         record = getattr(challenger, "warm_start_", None) if neural else None
@@ -409,6 +414,9 @@ def refresh_bundle(
         _ids(champion.item_vocab, [e.item_id for e in events]),
         "refresh",
     )
+    # a warm-started neural challenger chose its epoch count on held-out new pairs: the output
+    # (the same data plus the holdout events) trains that many, with no held-out run of its own
+    chosen = (getattr(challenger, "warm_start_", None) or {}).get("epochs")
     final = _fit(
         champion,
         full_ds,
@@ -417,7 +425,8 @@ def refresh_bundle(
             _ids(champion.user_vocab, [e.user_id for e in events]),
             _ids(champion.item_vocab, [e.item_id for e in events]),
         ),
-        cfg.warm_epochs,
+        chosen or cfg.warm_epochs,
+        choose_epochs=not chosen,
     )
     seconds["fit_output"] = time.perf_counter() - t
     received = [e.received for e in read]
@@ -484,7 +493,7 @@ def _warm_record(
     if not cfg.warm or ch is None or out is None:
         return None
     return {
-        "max_epochs": out.get("max_epochs"),
+        "max_epochs": ch.get("max_epochs"),
         "new_rows": out.get("new_rows"),
         "challenger": {n: x for n, x in ch.items() if n != "new_rows"},
         "output": {n: x for n, x in out.items() if n != "new_rows"},

@@ -243,6 +243,7 @@ class NeuralRecommender(Recommender):
         self.global_mean_: float = 0.0
         self._warm_from: NeuralRecommender | None = None
         self._warm_epochs: int | None = None
+        self._warm_choose = True
         self.warm_start_: dict[str, Any] | None = None  # what the warm start did (fit sets it)
         loss = self._loss_name()
         if loss not in self.allowed_losses + ("mse", "click"):
@@ -267,7 +268,9 @@ class NeuralRecommender(Recommender):
         )
         return self
 
-    def warm_start_from(self, old: NeuralRecommender, epochs: int | None = None) -> Self:
+    def warm_start_from(
+        self, old: NeuralRecommender, epochs: int | None = None, *, choose_epochs: bool = True
+    ) -> Self:
         """Start the next ``fit`` from ``old``'s trained weights instead of a random init.
 
         ``fit`` builds the module on its training data's vocabularies, copies ``old``'s
@@ -280,6 +283,8 @@ class NeuralRecommender(Recommender):
         Args:
             old: A fitted model of the same class.
             epochs: Epoch budget of the warm fit (at most the config's ``epochs``).
+            choose_epochs: False: train exactly ``epochs`` epochs, with no held-out run (e.g.
+                an epoch count already chosen on nearly the same data).
         """
         if type(old) is not type(self):
             raise ConfigError(
@@ -287,7 +292,7 @@ class NeuralRecommender(Recommender):
                 f"got a {type(old).__name__}"
             )
         old._require_module()
-        self._warm_from, self._warm_epochs = old, epochs
+        self._warm_from, self._warm_epochs, self._warm_choose = old, epochs, choose_epochs
         return self
 
     # ------------------------------------------------------------------ hooks for subclasses
@@ -436,6 +441,7 @@ class NeuralRecommender(Recommender):
             and c.patience > 0
             and self.holdout_kind == "random"
             and len(train)
+            and (warm is None or self._warm_choose)
         ):
             if warm is None:
                 inner = user_random_split(train, (1.0 - c.holdout, c.holdout), seed=c.seed)
