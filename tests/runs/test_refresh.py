@@ -112,6 +112,12 @@ def test_cli_refresh_prints_the_comparison(champion, tmp_path):
     assert r.returncode == 2 and "--holdout" in r.stderr
     r = subprocess.run(
         [sys.executable, "-m", "zenrec", "refresh", "--bundle", str(bundle), "--events", url,
+         "--output", str(out), "--warm-epochs", "0"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 2 and "--warm-epochs" in r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "zenrec", "refresh", "--bundle", str(bundle), "--events", url,
          "--output", str(out), "--promote", "http://127.0.0.1:9"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
