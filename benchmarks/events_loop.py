@@ -13,7 +13,9 @@ Sections (``--only``):
   store, or ``--via http`` through ``POST /v1/events``); NDCG@10 on the last 10 % for the stale
   bundle, the session-aware stale bundle (history + events, as ``/v1/recommend`` does) and the
   refreshed bundle (``zenrec.runs.refresh``), per model (``--models ease,ials,bprmf``), with
-  ``zenrec refresh`` seconds (10 % of ML-100K is 10,000 events).
+  ``zenrec refresh`` seconds (10 % of ML-100K is 10,000 events); iALS and neural models are
+  refreshed twice, warm (from the bundle's factors or weights) and full (from scratch), each row
+  with its phase seconds, challenger and champion metrics and (neural) the warm-start record.
 
 Usage (quiet machine, from the repository root):
     .venv/bin/python benchmarks/events_loop.py --output runs/events_loop.json
@@ -198,40 +200,67 @@ def replay(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
             store = EventStore(url)
             store.insert(replayed)
             store.close()
-        t = time.perf_counter()
-        res = refresh_bundle(bundle, url, tmp / f"fresh-{name}", RefreshConfig())
-        refresh_s = time.perf_counter() - t
-        fresh = load_model(tmp / f"fresh-{name}")
-        assert fresh.item_vocab is not None and fresh.seen_ is not None
-        cat = fresh.item_vocab.ids
-        # history of each last-window user: training + replayed events (fresh's seen rows)
-        lu = users[last].astype(str)
-        li = fresh.item_vocab.encode(items[last])
-        eval_users, truth, excl = [], [], []
-        for u in np.unique(lu):
-            ui = int(fresh.user_vocab.encode(np.asarray([u]))[0]) if fresh.user_vocab else -1
-            seen = fresh.seen_.indices[fresh.seen_.indptr[ui] : fresh.seen_.indptr[ui + 1]] \
-                if ui >= 0 else np.zeros(0, np.int64)  # fmt: skip
-            tr = np.setdiff1d(np.unique(li[(lu == u) & (li >= 0)]), seen)
-            if tr.size:
-                eval_users.append(users[last][lu == u][0])
-                truth.append(tr)
-                excl.append(seen)
-        stale = model.score(eval_users, cat)
-        session = np.vstack([_session(model, cat[ex], cat) for ex in excl])
-        row = {
-            "model": name,
-            "users": len(eval_users),
-            "stale_ndcg@10": _ndcg_at(stale, truth, excl),
-            "session_ndcg@10": _ndcg_at(session, truth, excl),
-            "refreshed_ndcg@10": _ndcg_at(fresh.score(eval_users), truth, excl),
-            "refresh_seconds": refresh_s,
-            "refresh_events": res.events["feedback"],
-            "refresh_decision": res.decision,
-        }
-        out.append(row)
-        print(json.dumps(row))
+        # iALS and neural bundles: the warm update (the default) and the full refit, both timed
+        modes = (
+            ["warm", "full"] if name == "ials" or hasattr(model, "warm_start_from") else ["full"]
+        )
+        for mode in modes:
+            row = _refresh_row(name, mode, model, bundle, url, tmp, users, items, last)
+            out.append(row)
+            print(json.dumps(row))
     return out
+
+
+def _refresh_row(
+    name: str,
+    mode: str,
+    model: Any,
+    bundle: Path,
+    url: str,
+    tmp: Path,
+    users: np.ndarray,
+    items: np.ndarray,
+    last: np.ndarray,
+) -> dict[str, Any]:
+    """One ``zenrec refresh`` of the stale bundle (``mode``: warm update or full refit), timed,
+    and NDCG@10 of the stale, session-aware and refreshed bundle on the last window."""
+    t = time.perf_counter()
+    cfg = RefreshConfig(warm=mode == "warm")
+    res = refresh_bundle(bundle, url, tmp / f"fresh-{name}-{mode}", cfg)
+    refresh_s = time.perf_counter() - t
+    fresh = load_model(tmp / f"fresh-{name}-{mode}")
+    assert fresh.item_vocab is not None and fresh.seen_ is not None
+    cat = fresh.item_vocab.ids
+    # history of each last-window user: training + replayed events (fresh's seen rows)
+    lu = users[last].astype(str)
+    li = fresh.item_vocab.encode(items[last])
+    eval_users, truth, excl = [], [], []
+    for u in np.unique(lu):
+        ui = int(fresh.user_vocab.encode(np.asarray([u]))[0]) if fresh.user_vocab else -1
+        seen = fresh.seen_.indices[fresh.seen_.indptr[ui] : fresh.seen_.indptr[ui + 1]] \
+            if ui >= 0 else np.zeros(0, np.int64)  # fmt: skip
+        tr = np.setdiff1d(np.unique(li[(lu == u) & (li >= 0)]), seen)
+        if tr.size:
+            eval_users.append(users[last][lu == u][0])
+            truth.append(tr)
+            excl.append(seen)
+    stale = model.score(eval_users, cat)
+    session = np.vstack([_session(model, cat[ex], cat) for ex in excl])
+    return {
+        "model": name,
+        "refresh": mode,
+        "method": res.method,
+        "users": len(eval_users),
+        "stale_ndcg@10": _ndcg_at(stale, truth, excl),
+        "session_ndcg@10": _ndcg_at(session, truth, excl),
+        "refreshed_ndcg@10": _ndcg_at(fresh.score(eval_users), truth, excl),
+        "refresh_seconds": refresh_s,
+        "refresh_phase_seconds": res.seconds,
+        "refresh_events": res.events["feedback"],
+        "refresh_metrics": res.metrics,
+        "refresh_decision": res.decision,
+        "warm_start": res.warm_start,
+    }
 
 
 def _session(model: Any, history: np.ndarray, cat: np.ndarray) -> np.ndarray:

@@ -112,6 +112,12 @@ def test_cli_refresh_prints_the_comparison(champion, tmp_path):
     assert r.returncode == 2 and "--holdout" in r.stderr
     r = subprocess.run(
         [sys.executable, "-m", "zenrec", "refresh", "--bundle", str(bundle), "--events", url,
+         "--output", str(out), "--warm-epochs", "0"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 2 and "--warm-epochs" in r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "zenrec", "refresh", "--bundle", str(bundle), "--events", url,
          "--output", str(out), "--promote", "http://127.0.0.1:9"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -147,3 +153,73 @@ def test_ials_is_updated_incrementally_from_the_bundle(tmp_path):
     assert np.abs(fresh.item_factors_[new_items]).sum(axis=1).min() > 0  # solved, not zero
     full = refresh_bundle(bundle, url, tmp_path / "full", RefreshConfig(warm=False))
     assert full.method.startswith("full")
+
+
+def test_bprmf_is_warm_started_from_the_bundle(tmp_path, monkeypatch):
+    from zenrec.data import synthetic_dataset
+    from zenrec.models import create_model
+    from zenrec.models.neural.trainer import Trainer
+    from zenrec.models.registry import load_model
+
+    ds = synthetic_dataset(n_users=120, n_items=50, interactions_per_user=10, seed=5)
+    model = create_model("bprmf", factors=8, epochs=30, progress=False).fit(ds)
+    bundle = model.save(tmp_path / "bprmf")
+    url = f"sqlite:///{tmp_path}/ev.db"
+    store = EventStore(url)
+    store.insert(planted_events(model))
+    store.close()
+    runs: list[tuple[dict, int]] = []  # (weights as each training run starts, epochs it ran)
+    original = Trainer.fit
+
+    def spy(self, task, *args, **kwargs):
+        start = {k: v.detach().clone() for k, v in task.module.state_dict().items()}
+        result = original(self, task, *args, **kwargs)
+        runs.append((start, len(result.history)))
+        return result
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    res = refresh_bundle(bundle, url, tmp_path / "warm", RefreshConfig(warm_epochs=4))
+    warm_runs = list(runs)
+    assert res.method.startswith("warm start")
+    saved = json.loads((tmp_path / "warm" / "refresh.json").read_text())["warm_start"]
+    assert saved["max_epochs"] == 4 and saved["new_rows"].startswith("mean")
+    out = saved["output"]
+    assert out["grown"].keys() == {"user.weight", "item.weight"} and not out["reinitialised"]
+    assert out["new_users"] == 1 and out["new_items"] == 2 and out["seconds"] > 0
+    ch = saved["challenger"]
+    assert 1 <= ch["epochs"] <= 4 and 1 <= ch["holdout_epochs"] <= 4
+    # the output trains the epoch count the challenger chose, with no held-out run of its own
+    assert out["epochs"] == ch["epochs"] and out["holdout_epochs"] is None
+    # every training run of the refresh starts from the bundle's rows, moved to their new
+    # positions; the new user's and items' rows start at the mean of the old rows
+    fresh = load_model(tmp_path / "warm")
+    old_u = model.module_.user.weight.detach()
+    old_i = model.module_.item.weight.detach()
+    u_pos = torch_index(fresh.user_vocab.encode(model.user_vocab.ids))
+    i_pos = torch_index(fresh.item_vocab.encode(model.item_vocab.ids))
+    new_i = torch_index(fresh.item_vocab.encode(np.asarray(["new-a", "new-b"])))
+    new_u = torch_index(fresh.user_vocab.encode(np.asarray(["visitor-7"])))
+    # (the challenger's and the output's vocabularies are the same here: the held-out events
+    # add no id): the challenger's run on held-out new pairs, its fit, the output's fit
+    assert [n for _, n in warm_runs][1:] == [ch["epochs"], ch["epochs"]]
+    for start, _ in warm_runs:
+        np.testing.assert_array_equal(start["user.weight"][u_pos + 1], old_u[1:])
+        np.testing.assert_array_equal(start["item.weight"][i_pos + 1], old_i[1:])
+        np.testing.assert_allclose(start["item.weight"][new_i + 1], old_i[1:].mean(0).expand(2, -1))
+        np.testing.assert_allclose(start["user.weight"][new_u + 1], old_u[1:].mean(0)[None])
+        assert not start["item.weight"][0].any()  # the padding row stays zero
+    # the refreshed bundle recommends for the new user, from what it learnt
+    rec = fresh.recommend(["visitor-7"], k=3).item_lists[0]
+    assert rec.size == 3 and "new-a" not in rec.tolist()
+    # a full refit trains from scratch for many more epochs
+    runs.clear()
+    full = refresh_bundle(bundle, url, tmp_path / "full", RefreshConfig(warm=False))
+    assert full.warm_start is None and full.method.startswith("full")
+    assert sum(n for _, n in warm_runs) <= 12 < sum(n for _, n in runs)
+
+
+def torch_index(pos: np.ndarray):
+    import torch
+
+    assert (pos >= 0).all()
+    return torch.as_tensor(pos, dtype=torch.int64)

@@ -15,7 +15,9 @@ EPILOG = """Examples:
 Event mapping: every event of --types (default: all) is one positive (user, item) interaction,
 rating events only when value >= --min-rating. The newest --holdout fraction of the events (by
 event time) is kept out of the challenger and used to compare it with the bundle; the written
-bundle is then refitted on every event. See docs/serving.md#the-events-loop.
+bundle is then refitted on every event. iALS and neural bundles are updated from their factors
+or weights (neural: new id rows start at the mean of the old rows, then at most --warm-epochs
+epochs); --full fits from scratch. See docs/serving.md#the-events-loop.
 """
 
 
@@ -59,7 +61,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--full",
         action="store_true",
-        help="iALS: solve from a random start instead of updating the bundle's factors",
+        help="iALS and neural models: fit from a random start instead of starting from the "
+        "bundle's factors or weights",
+    )
+    p.add_argument(
+        "--warm-epochs",
+        type=int,
+        default=6,
+        metavar="N",
+        help="neural models: train at most N epochs from the bundle's weights, early stopping "
+        "on held-out new pairs (default 6; capped at the config's epochs)",
     )
     p.add_argument("--promote", metavar="URL", help="service to reload when the challenger wins")
     p.add_argument(
@@ -95,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             k=args.k,
             margin=args.margin,
             warm=not args.full,
+            warm_epochs=args.warm_epochs,
         )
     except ValidationError as exc:
         err = exc.errors()[0]
@@ -113,6 +125,13 @@ def run(args: argparse.Namespace) -> int:
         for name in ("champion", "champion_session", "challenger"):
             if name in m:
                 print(f"  {name:<17} " + "  ".join(f"{k} {v:.4f}" for k, v in m[name].items()))
+        if res.warm_start:
+            ch, out = res.warm_start["challenger"], res.warm_start["output"]
+            print(
+                f"  warm start: {ch['holdout_epochs'] or 0} + {ch['epochs']} epochs (challenger), "
+                f"{out['epochs']} (output), at most {res.warm_start['max_epochs']} each; "
+                f"new rows: {res.warm_start['new_rows']}"
+            )
         print(f"  decision: {'promote' if res.decision['promote'] else 'keep'} "
               f"({res.decision['reason']})")  # fmt: skip
     if args.promote:

@@ -16,8 +16,12 @@ The steps:
    with new users and items added to the vocabularies. EASE, ItemKNN and RP3beta re-solve
    their closed form on the new matrix; iALS starts from the bundle's factors and re-solves
    the users the events touch, then the touched items, then those users again (``warm``; new
-   rows start at zero; ``warm=False``: a full solve); neural models are refitted in full with
-   the same config (no warm start from the bundle's weights yet).
+   rows start at zero; ``warm=False``: a full solve); neural models start from the bundle's
+   weights (``warm``; :meth:`~zenrec.models.neural.base.NeuralRecommender.warm_start_from`):
+   every parameter copied where its shape still fits, id tables grown with the new users' and
+   items' rows set to the mean of the old rows, then at most ``warm_epochs`` epochs at the
+   bundle's config, the count chosen by early stopping on a held-out share of the new pairs
+   (``warm=False``: a full fit from a random start).
 4. **Champion vs challenger** on the holdout: NDCG@k and Recall@k of the holdout users' held-out
    items, with the same items excluded for both (the user's bundle history and training
    events). The champion is scored twice: as served before (``champion``: its known users'
@@ -70,8 +74,15 @@ class RefreshConfig(BaseModel):
     """Refuse to refresh with fewer new feedback events than this."""
     warm: bool = True
     """iALS: start from the bundle's factors and re-solve only the users, then the items, then
-    the users again that the new events touch (new rows start at zero); ``False``: a full
-    solve from a random start. Other models are always re-solved in full."""
+    the users again that the new events touch (new rows start at zero). Neural models: start
+    from the bundle's weights (new rows: the mean of the old ones) and train ``warm_epochs``
+    at most. ``False``: a full fit from a random start. EASE, ItemKNN, RP3beta and the other
+    closed-form models are always re-solved in full."""
+    warm_epochs: int = Field(6, ge=1)
+    """Neural warm start: the most epochs trained (capped at the config's ``epochs``). The
+    challenger picks the count by early stopping on a held-out share of the new pairs, then
+    trains on all its pairs for that many epochs from the bundle's weights again; the output
+    bundle trains the same count on every pair (no held-out run of its own)."""
 
 
 class RefreshResult(BaseModel):
@@ -93,6 +104,11 @@ class RefreshResult(BaseModel):
     seconds: dict[str, float]
     method: str = ""
     """How the model was updated."""
+    warm_start: dict[str, Any] | None = None
+    """Neural warm start (None otherwise): ``max_epochs``, the new rows' initialisation, and
+    per fit (``challenger``, ``output``) the epochs run (``holdout_epochs`` choosing the count,
+    None for the output, then ``epochs``), ``seconds``, the parameters copied, grown and
+    re-initialised."""
 
     def write(self, path: str | Path) -> Path:
         from zenrec._io import atomic_write_text
@@ -234,6 +250,8 @@ def _fit(
     ds: Dataset,
     warm: bool = False,
     touched: tuple[np.ndarray, np.ndarray] | None = None,
+    warm_epochs: int | None = None,
+    choose_epochs: bool = True,
 ) -> Recommender:
     from zenrec.models.registry import get_model_class
 
@@ -242,7 +260,16 @@ def _fit(
     else:
         klass = get_model_class(model.name)
         challenger = klass(**model.params())
+        neural = warm and hasattr(challenger, "warm_start_from")  # without importing torch
+        if neural:
+            challenger.warm_start_from(  # type: ignore[attr-defined]
+                model, epochs=warm_epochs, choose_epochs=choose_epochs
+            )
+        t = time.perf_counter()
         challenger.fit(ds)
+        record = getattr(challenger, "warm_start_", None) if neural else None
+        if record is not None:
+            record["seconds"] = round(time.perf_counter() - t, 4)
     # Keep the champion's item metadata (titles, genres...) for the items it knew.
     if model.item_meta and challenger.item_vocab is not None and model.item_vocab is not None:
         pos = model.item_vocab.encode(challenger.item_vocab.ids.astype(str))
@@ -327,7 +354,7 @@ def refresh_bundle(
     )
     train_u = _ids(champion.user_vocab, [e.user_id for e in train_ev])
     train_i = _ids(champion.item_vocab, [e.item_id for e in train_ev])
-    challenger = _fit(champion, train_ds, cfg.warm, (train_u, train_i))
+    challenger = _fit(champion, train_ds, cfg.warm, (train_u, train_i), cfg.warm_epochs)
     seconds["fit_challenger"] = time.perf_counter() - t
 
     # ---- comparison on the holdout, over the challenger's catalog
@@ -387,6 +414,9 @@ def refresh_bundle(
         _ids(champion.item_vocab, [e.item_id for e in events]),
         "refresh",
     )
+    # a warm-started neural challenger chose its epoch count on held-out new pairs: the output
+    # (the same data plus the holdout events) trains that many, with no held-out run of its own
+    chosen = (getattr(challenger, "warm_start_", None) or {}).get("epochs")
     final = _fit(
         champion,
         full_ds,
@@ -395,6 +425,8 @@ def refresh_bundle(
             _ids(champion.user_vocab, [e.user_id for e in events]),
             _ids(champion.item_vocab, [e.item_id for e in events]),
         ),
+        chosen or cfg.warm_epochs,
+        choose_epochs=not chosen,
     )
     seconds["fit_output"] = time.perf_counter() - t
     received = [e.received for e in read]
@@ -423,6 +455,7 @@ def refresh_bundle(
     seconds["save"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
     assert final.user_vocab is not None and final.item_vocab is not None
+    warm_start = _warm_record(cfg, challenger, final)
     new_users = int(np.sum(final.user_vocab.encode(champion.user_vocab.ids) >= 0))
     new_items = int(np.sum(final.item_vocab.encode(champion.item_vocab.ids) >= 0))
     result = RefreshResult(
@@ -443,15 +476,41 @@ def refresh_bundle(
         metrics=metrics,
         holdout_users=len(users),
         decision={"promote": promote, "metric": key, "margin": cfg.margin, "reason": reason},
-        method=(
-            "incremental: touched users, then items, then users re-solved from the bundle's factors"
-            if cfg.warm and champion.name == "ials"
-            else "full re-solve on the new log"
-        ),
+        method=_method(cfg, champion.name, warm_start is not None),
+        warm_start=warm_start,
         seconds={k: round(v, 4) for k, v in seconds.items()},
     )
     result.write(out / "refresh.json")
     return result
+
+
+def _warm_record(
+    cfg: RefreshConfig, challenger: Recommender, final: Recommender
+) -> dict[str, Any] | None:
+    """refresh.json's ``warm_start``: the neural warm start of both fits (None: none ran)."""
+    ch: dict[str, Any] | None = getattr(challenger, "warm_start_", None)
+    out: dict[str, Any] | None = getattr(final, "warm_start_", None)
+    if not cfg.warm or ch is None or out is None:
+        return None
+    return {
+        "max_epochs": ch.get("max_epochs"),
+        "new_rows": out.get("new_rows"),
+        "challenger": {n: x for n, x in ch.items() if n != "new_rows"},
+        "output": {n: x for n, x in out.items() if n != "new_rows"},
+    }
+
+
+def _method(cfg: RefreshConfig, name: str, neural_warm: bool) -> str:
+    if cfg.warm and name == "ials":
+        return (
+            "incremental: touched users, then items, then users re-solved from the bundle's factors"
+        )
+    if neural_warm:
+        return (
+            "warm start: the bundle's weights copied (new id rows: mean of the old rows), then "
+            f"at most {cfg.warm_epochs} epochs at the bundle's config"
+        )
+    return "full re-solve on the new log"
 
 
 def promote(

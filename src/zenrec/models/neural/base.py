@@ -241,6 +241,10 @@ class NeuralRecommender(Recommender):
         self._run_config: TrainingConfig | None = None  # set by fit: batch/epochs resolved
         self._tables: dict[str, Tensor] | None = None
         self.global_mean_: float = 0.0
+        self._warm_from: NeuralRecommender | None = None
+        self._warm_epochs: int | None = None
+        self._warm_choose = True
+        self.warm_start_: dict[str, Any] | None = None  # what the warm start did (fit sets it)
         loss = self._loss_name()
         if loss not in self.allowed_losses + ("mse", "click"):
             raise ConfigError(
@@ -262,6 +266,33 @@ class NeuralRecommender(Recommender):
         self.run_options = RunOptions(
             None if checkpoint_dir is None else Path(checkpoint_dir), resume, stop_after_epoch
         )
+        return self
+
+    def warm_start_from(
+        self, old: NeuralRecommender, epochs: int | None = None, *, choose_epochs: bool = True
+    ) -> Self:
+        """Start the next ``fit`` from ``old``'s trained weights instead of a random init.
+
+        ``fit`` builds the module on its training data's vocabularies, copies ``old``'s
+        parameters in (rows of new ids: the mean of the old rows; see
+        :mod:`zenrec.models.neural.warm`), skips ``_after_init`` (e.g. NeuMF pre-training) and
+        trains at most ``epochs`` epochs (None: the config's). Without validation data, the
+        epoch count is chosen on a held-out ``holdout`` share of the *new* pairs only (those
+        ``old`` was not trained on). ``warm_start_`` records what was done.
+
+        Args:
+            old: A fitted model of the same class.
+            epochs: Epoch budget of the warm fit (at most the config's ``epochs``).
+            choose_epochs: False: train exactly ``epochs`` epochs, with no held-out run (e.g.
+                an epoch count already chosen on nearly the same data).
+        """
+        if type(old) is not type(self):
+            raise ConfigError(
+                f"{self.name}: warm start needs a fitted {type(self).__name__}; "
+                f"got a {type(old).__name__}"
+            )
+        old._require_module()
+        self._warm_from, self._warm_epochs, self._warm_choose = old, epochs, choose_epochs
         return self
 
     # ------------------------------------------------------------------ hooks for subclasses
@@ -400,34 +431,56 @@ class NeuralRecommender(Recommender):
         if c.batch_size == "auto":
             self.resolved_params_["batch_size"] = self._auto_batch_size(train)
             run_config = c.model_copy(update=self.resolved_params_)
+        warm, probe = self._warm_from, None
+        if warm is not None and self._warm_epochs is not None:
+            run_config = run_config.model_copy(update={"epochs": min(self._warm_epochs, c.epochs)})
+        budget = run_config.epochs
         if (
             (valid is None or not len(valid))
             and c.holdout > 0
             and c.patience > 0
             and self.holdout_kind == "random"
             and len(train)
+            and (warm is None or self._warm_choose)
         ):
-            inner = user_random_split(train, (1.0 - c.holdout, c.holdout), seed=c.seed)
-            if len(inner.test) and len(inner.train):
+            if warm is None:
+                inner = user_random_split(train, (1.0 - c.holdout, c.holdout), seed=c.seed)
+                inner_train, inner_test = inner.train, inner.test
+            else:
+                from zenrec.models.neural.warm import holdout_split
+
+                inner_train, inner_test = holdout_split(warm, train, c.holdout, c.seed)
+            if len(inner_test) and len(inner_train):
                 probe = type(self)(run_config)
-                probe.fit(inner.train, inner.test)
+                if warm is not None:
+                    probe.warm_start_from(warm)
+                probe.fit(inner_train, inner_test)
                 r = probe.train_result_
                 if r is not None and r.best_epoch:
                     run_config = run_config.model_copy(
                         update={
                             "epochs": int(r.best_epoch),
-                            "schedule_epochs": c.schedule_epochs or c.epochs,
+                            "schedule_epochs": run_config.schedule_epochs or run_config.epochs,
                         }
                     )
                     self.holdout_ = {
                         "share": c.holdout,
-                        "interactions": len(inner.test),
+                        "interactions": len(inner_test),
                         "best_epoch": int(r.best_epoch),
                         "best_valid": r.best_score,
                         "seconds": probe.fit_seconds_,
                     }
         self._run_config = run_config
-        return super().fit(train, valid)
+        super().fit(train, valid)
+        if self.warm_start_ is not None:
+            r = self.train_result_
+            pr = None if probe is None else probe.train_result_
+            self.warm_start_.update(
+                max_epochs=budget,
+                holdout_epochs=None if pr is None else len(pr.history),
+                epochs=0 if r is None else len(r.history),
+            )
+        return self
 
     def _auto_batch_size(self, train: Dataset) -> int:
         """The ``batch_size`` that ``"auto"`` resolves to on ``train``: positives per step for
@@ -456,8 +509,13 @@ class NeuralRecommender(Recommender):
             self.encoder_ = self._build_encoder(train)
             module = self._new_module()
             self._init_parameters(module, torch.Generator().manual_seed(c.seed))
+            if self._warm_from is not None:
+                from zenrec.models.neural.warm import copy_weights
+
+                self.warm_start_ = copy_weights(module, self._warm_from, self)
             self.module_ = module.to(self.device_)
-            self._after_init(train, valid)
+            if self._warm_from is None:
+                self._after_init(train, valid)
             task = self._make_task(train)
             gen = torch.Generator(device=self.device_).manual_seed(c.seed + 1)
             validate = (
