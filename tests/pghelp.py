@@ -55,8 +55,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Start a server; yield a ``postgresql://`` URL of its ``postgres`` database."""
+def postgres_server(durable: bool = False) -> Iterator[str]:
+    """Start a server; yield a ``postgresql://`` URL of its ``postgres`` database.
+
+    Tests run it with ``fsync=off`` (a test's data need not survive a power cut); ``durable``
+    keeps PostgreSQL's default ``fsync=on``, for benchmarks whose figures must include it.
+    """
     root = Path(tempfile.mkdtemp(prefix="zenrec-pg-"))
     data, sock = root / "data", root / "sock"
     sock.mkdir()
@@ -81,7 +85,7 @@ def postgres_server() -> Iterator[str]:
     )
     opts = (
         f"-c listen_addresses='' -c unix_socket_directories={sock} -p {port} "
-        "-c fsync=off -c max_connections=100"
+        "-c max_connections=100" + ("" if durable else " -c fsync=off")
     )
     subprocess.run(
         [
