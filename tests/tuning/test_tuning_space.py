@@ -34,6 +34,8 @@ def test_every_classic_model_has_a_valid_shipped_space():
         "lightgcn": "maximize",
         "ensemble": "maximize",
         "sasrec": "maximize",
+        "vsknn": "maximize",
+        "transition": "maximize",
         "din": "maximize",
         "mmoe": "minimize",
         "sharedbottom": "minimize",

@@ -184,6 +184,9 @@ class Protocol:
             if split.valid is None:
                 raise ConfigError(f"protocol '{self.name}' has no validation part")
             target, exclude = split.valid, [split.train]
+            view = getattr(model, "validation_view", None)
+            if callable(view):  # a model scoring from histories: without the validation items
+                model = view()
         else:
             target, exclude = split.test, [split.train, split.valid]
         if self.mode == "rating":

@@ -29,6 +29,8 @@ MODELS: dict[str, str] = {
     "edlae": "zenrec.models.classic.edlae:EDLAE",
     "slim": "zenrec.models.classic.slim:SLIM",
     "biasedmf": "zenrec.models.classic.biased_mf:BiasedMF",
+    "vsknn": "zenrec.models.classic.sequence:VSKNN",
+    "transition": "zenrec.models.classic.sequence:ItemTransition",
     "bprmf": "zenrec.models.neural.mf:BPRMF",
     "gmf": "zenrec.models.neural.mf:GMF",
     "ncf-mlp": "zenrec.models.neural.ncf:NCFMLP",
