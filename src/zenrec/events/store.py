@@ -19,8 +19,8 @@ Example:
     >>> e = Event("e1", "u1", "i9", "click", 1.0, 1_700_000_000.0)
     >>> store.insert([e, e]).accepted, store.insert([e]).duplicates
     (1, 1)
-    >>> [x.item_id for x in store.user_events("u1")]
-    ['i9']
+    >>> [x.item_id for x in store.user_events("u1")] == ["i9"]
+    True
     >>> store.close()
 """
 
