@@ -307,8 +307,13 @@ def run(args: argparse.Namespace) -> int:
         )
         uvicorn.run(create_app(bundle, settings, served=served), **common)
         return 0
-    # Several workers each load (and verify) the bundle in their lifespan; check here only
-    # what bundle.json says, so a wrong or missing bundle still fails with one line.
+    from zenrec.serving.workers import fork_supported
+
+    if fork_supported():
+        return _serve_forked(bundle, settings, common)
+    # Not Linux: uvicorn spawns the workers, and each loads (and verifies) the bundle in its
+    # lifespan; check here only what bundle.json says, so a wrong or missing bundle still fails
+    # with one line.
     from zenrec.serving.pinning import peek_bundle
 
     peek_bundle(bundle, settings.expect_version)
@@ -327,3 +332,49 @@ def run(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _serve_forked(bundle: Path, settings: Any, common: dict[str, Any]) -> int:
+    """``--workers N`` on Linux: load the bundle once here, then fork N servers that share it
+    (:mod:`zenrec.serving.workers`)."""
+    import gc
+
+    # Before prometheus_client is first imported (by the app below): every process writes its
+    # samples under this directory and /metrics sums them.
+    metrics_dir = tempfile.mkdtemp(prefix="zenrec-prometheus-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    import uvicorn
+    from prometheus_client.multiprocess import mark_process_dead
+
+    from zenrec._threads import thread_limit
+    from zenrec.serving.app import create_app
+    from zenrec.serving.engine import load_served
+    from zenrec.serving.workers import serve_forked
+
+    if settings.gc_freeze:
+        # No collection while loading: objects freed by one would leave holes in the pages the
+        # children share, and the loaded heap is frozen before the fork anyway.
+        gc.disable()
+    try:
+        # One BLAS/OpenMP/torch thread while loading: a thread pool started before fork() is
+        # broken in the children (they set their own count afterwards).
+        with thread_limit(1):
+            reranker = None
+            if settings.rerank_bundle is not None:
+                from zenrec.models.registry import load_model
+
+                reranker = load_model(settings.rerank_bundle)
+            served = load_served(
+                bundle, settings, reranker=reranker, expect_version=settings.expect_version
+            )
+        config = uvicorn.Config(create_app(bundle, settings, served=served), **common)
+        return serve_forked(
+            config,
+            settings.workers,
+            stop_timeout_s=settings.graceful_shutdown_s + 5.0,
+            on_child_exit=lambda pid: mark_process_dead(pid, metrics_dir),
+            freeze=settings.gc_freeze,
+        )
+    finally:
+        gc.enable()
+        shutil.rmtree(metrics_dir, ignore_errors=True)

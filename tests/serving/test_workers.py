@@ -1,0 +1,180 @@
+"""``zenrec serve --workers N`` on Linux: workers forked from a parent that loaded the bundle once,
+supervised (a killed worker is replaced, SIGTERM stops all, a killed parent leaves no orphans)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from _net import server_process
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked workers: Linux only"),
+]
+
+ZENREC = [sys.executable, "-m", "zenrec"]
+
+
+def children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (from ``/proc/PID/task/*/children``)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with open(task / "children") as f:
+            out += [int(x) for x in f.read().split()]
+    return sorted(out)
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def smaps(pid: int) -> dict[str, int]:
+    """``/proc/PID/smaps_rollup`` in KiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, value = line.partition(":")
+        out[key] = int(value.split()[0])
+    return out
+
+
+def wait_for(cond, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def model_info_pids(url: str) -> set[int]:
+    """The pids of the live workers, from ``zenrec_model_info{pid=...}`` in ``/metrics``."""
+    text = httpx.get(url + "/metrics", timeout=10).text
+    return {
+        int(line.split('pid="')[1].split('"')[0])
+        for line in text.splitlines()
+        if line.startswith("zenrec_model_info{")
+    }
+
+
+def recommend_on_new_connections(url: str, n: int) -> None:
+    def one(u: int) -> int:
+        # a new connection per request, four at once: the kernel hands them to either worker
+        return httpx.post(url + "/v1/recommend", json={"user_id": u, "k": 3}, timeout=10).status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        assert set(pool.map(one, range(1, n + 1))) == {200}
+
+
+def test_forked_workers_share_the_parent_and_are_supervised(bundles, tmp_path):
+    logdir = tmp_path / "log"
+
+    def argv(port: int) -> list[str]:
+        return [
+            *ZENREC,
+            "serve",
+            str(bundles["ease"]),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--request-log",
+            str(logdir),
+            "--request-log-salt-env",
+            "ZENREC_TEST_SALT",
+        ]
+
+    with server_process(argv, ready="/readyz", timeout=90, env={"ZENREC_TEST_SALT": "s"}) as srv:
+        parent = srv.proc.pid
+        first = wait_for(lambda: len(children(parent)) == 2 and children(parent), 30, "2 workers")
+        wait_for(lambda: model_info_pids(srv.url) == set(first), 30, "both workers ready")
+        own = Path(f"/proc/{parent}/cmdline").read_bytes()
+        for pid in first:
+            # forked from the loaded parent (same command line), not a spawned interpreter
+            # (whose command line is `python -c "from multiprocessing.spawn import ..."`)
+            assert Path(f"/proc/{pid}/cmdline").read_bytes() == own
+            # and most of its memory is the parent's pages, shared: a spawned worker that
+            # imported and loaded everything itself has ~80% of its RSS private
+            m = smaps(pid)
+            private = m["Private_Clean"] + m["Private_Dirty"]
+            assert private < 0.5 * m["Rss"], m
+        recommend_on_new_connections(srv.url, 120)
+
+        victim = first[0]
+        os.kill(victim, signal.SIGKILL)
+        now = wait_for(
+            lambda: (c := children(parent)) and len(c) == 2 and victim not in c and c,
+            30,
+            "a replacement worker",
+        )
+        (new,) = set(now) - set(first)
+        # the replacement serves (forked again from the parent: no reload), and the killed
+        # worker's samples left /metrics' live gauges
+        wait_for(lambda: model_info_pids(srv.url) == set(now), 30, "the replacement ready")
+        assert Path(f"/proc/{new}/cmdline").read_bytes() == own
+        recommend_on_new_connections(srv.url, 40)
+    assert srv.returncode == 0, srv.stderr[-2000:]
+    # SIGTERM to the parent stopped every worker; nothing is left behind
+    assert not any(alive(p) for p in [*first, new])
+    assert '"message": "worker died; restarting it"' in srv.stderr
+    # both original workers answered requests (one request-log file per process)
+    answered = {
+        int(f.stem.split("-")[1])
+        for f in logdir.glob("requests-*.jsonl")
+        if f.read_text().strip()
+    }
+    assert set(first) <= answered, (first, answered)
+
+
+def test_killed_parent_leaves_no_orphans(bundles):
+    def argv(port: int) -> list[str]:
+        return [*ZENREC, "serve", str(bundles["ease"]), "--port", str(port), "--workers", "2"]
+
+    with server_process(argv, ready="/readyz", timeout=90) as srv:
+        parent = srv.proc.pid
+        kids = wait_for(lambda: len(children(parent)) == 2 and children(parent), 30, "workers")
+        srv.proc.kill()  # no chance to forward anything: the kernel tells the workers
+        wait_for(lambda: not any(alive(p) for p in kids), 30, "the orphaned workers to exit")
+
+
+def test_worker_startup_failure_stops_the_server(bundles, tmp_path):
+    """A worker whose app cannot start (its request-log directory is a file) is not restarted
+    in a loop: the server exits non-zero."""
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    r = subprocess.run(
+        [
+            *ZENREC,
+            "serve",
+            str(bundles["ease"]),
+            "--port",
+            "0",
+            "--workers",
+            "2",
+            "--request-log",
+            str(not_a_dir),
+            "--request-log-salt-env",
+            "ZENREC_TEST_SALT",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ZENREC_TEST_SALT": "s"},
+    )
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert '"message": "worker failed to start; stopping"' in r.stderr
+    assert '"message": "worker died; restarting it"' not in r.stderr
