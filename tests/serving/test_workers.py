@@ -74,7 +74,9 @@ def model_info_pids(url: str) -> set[int]:
 def recommend_on_new_connections(url: str, n: int) -> None:
     def one(u: int) -> int:
         # a new connection per request, four at once: the kernel hands them to either worker
-        return httpx.post(url + "/v1/recommend", json={"user_id": u, "k": 3}, timeout=10).status_code
+        return httpx.post(
+            url + "/v1/recommend", json={"user_id": u, "k": 3}, timeout=10
+        ).status_code
 
     with ThreadPoolExecutor(4) as pool:
         assert set(pool.map(one, range(1, n + 1))) == {200}
@@ -107,11 +109,12 @@ def test_forked_workers_share_the_parent_and_are_supervised(bundles, tmp_path):
             # forked from the loaded parent (same command line), not a spawned interpreter
             # (whose command line is `python -c "from multiprocessing.spawn import ..."`)
             assert Path(f"/proc/{pid}/cmdline").read_bytes() == own
-            # and most of its memory is the parent's pages, shared: a spawned worker that
-            # imported and loaded everything itself has ~80% of its RSS private
+            # and most of its memory is the parent's pages, shared: a forked worker has about
+            # 15% of its RSS private (ML-100K EASE), a spawned one that imported and loaded
+            # everything itself about 60%
             m = smaps(pid)
             private = m["Private_Clean"] + m["Private_Dirty"]
-            assert private < 0.5 * m["Rss"], m
+            assert private < 0.35 * m["Rss"], m
         recommend_on_new_connections(srv.url, 120)
 
         victim = first[0]
@@ -133,9 +136,7 @@ def test_forked_workers_share_the_parent_and_are_supervised(bundles, tmp_path):
     assert '"message": "worker died; restarting it"' in srv.stderr
     # both original workers answered requests (one request-log file per process)
     answered = {
-        int(f.stem.split("-")[1])
-        for f in logdir.glob("requests-*.jsonl")
-        if f.read_text().strip()
+        int(f.stem.split("-")[1]) for f in logdir.glob("requests-*.jsonl") if f.read_text().strip()
     }
     assert set(first) <= answered, (first, answered)
 
@@ -148,7 +149,12 @@ def test_killed_parent_leaves_no_orphans(bundles):
         parent = srv.proc.pid
         kids = wait_for(lambda: len(children(parent)) == 2 and children(parent), 30, "workers")
         srv.proc.kill()  # no chance to forward anything: the kernel tells the workers
-        wait_for(lambda: not any(alive(p) for p in kids), 30, "the orphaned workers to exit")
+        try:
+            wait_for(lambda: not any(alive(p) for p in kids), 30, "the orphaned workers to exit")
+        finally:  # orphans would hold the stderr pipe open (and the test) forever
+            for p in kids:
+                if alive(p):
+                    os.kill(p, signal.SIGKILL)
 
 
 def test_worker_startup_failure_stops_the_server(bundles, tmp_path):

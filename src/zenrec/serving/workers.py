@@ -112,15 +112,15 @@ class _Supervisor:
                             if s.pid:
                                 log.warning("killing worker", extra={"pid": s.pid})
                                 _kill(s.pid, signal.SIGKILL)
-                        self.deadline = time.monotonic() + 3600.0
+                        self.deadline = time.monotonic() + 5.0  # SIGKILL again if needed
                     continue
                 now = time.monotonic()
                 for slot in self.slots:
                     if slot.pid is None and slot.restart_at is not None and now >= slot.restart_at:
                         self._fork(slot, parent, (wake_r, wake_w))
         finally:
-            for s, h in old.items():
-                signal.signal(s, h)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
             signal.set_wakeup_fd(old_wakeup)
             os.close(wake_r)
             os.close(wake_w)
@@ -280,4 +280,3 @@ def serve_forked(
     finally:
         with contextlib.suppress(OSError):
             sock.close()
-
