@@ -1,8 +1,10 @@
 """``zenrec serve``: run the HTTP service over a model bundle (uvicorn, uvloop, httptools).
 
 This module is the only place that reads the environment for serving: the API key from the
-variable named by ``--api-key-env``, ``ZENREC_SERVE_*`` settings, and, in worker processes,
-the settings the parent handed down.
+variable named by ``--api-key-env``, ``ZENREC_SERVE_*`` settings, and, in spawned worker
+processes (``--workers N`` off Linux), the settings the parent handed down. On Linux the
+workers are forked from this process after it has loaded the bundle
+(:mod:`zenrec.serving.workers`).
 """
 
 from __future__ import annotations
@@ -58,7 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, help="TCP port (default 8000)")
-    p.add_argument("--workers", type=int, help="worker processes sharing the port (default 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes sharing the port, forked after the bundle is loaded once "
+        "(Linux; default 1)",
+    )
     p.add_argument(
         "--api-key-env",
         metavar="VAR",
