@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -63,7 +64,8 @@ def measure(bundle: str, workers: int, requests: int, timeout: float) -> dict[st
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "zenrec", "serve", bundle, "--port", str(port)]
     argv += ["--workers", str(workers), "--log-level", "warning", "--max-concurrency", "256"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err = tempfile.TemporaryFile("w+")  # noqa: SIM115 - not a pipe: a full one blocks the server
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, text=True)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -74,7 +76,8 @@ def measure(bundle: str, workers: int, requests: int, timeout: float) -> dict[st
             except OSError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"zenrec serve did not start: {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+                err.seek(0)
+                raise SystemExit(f"zenrec serve did not start: {err.read()[-2000:]}")
             time.sleep(0.2)
         time.sleep(2.0)  # every worker finishes its startup
         vocab = json.loads((Path(bundle) / "vocab.json").read_text())
