@@ -184,3 +184,31 @@ def test_worker_startup_failure_stops_the_server(bundles, tmp_path):
     assert r.returncode == 1, r.stderr[-2000:]
     assert '"message": "worker failed to start; stopping"' in r.stderr
     assert '"message": "worker died; restarting it"' not in r.stderr
+
+
+def test_without_fork_the_workers_are_spawned(bundles):
+    """Where fork is not supported (macOS, Windows), `--workers N` falls back to uvicorn's
+    spawned workers, each loading the bundle itself; they serve and stop the same way."""
+    code = (
+        "import sys, zenrec.serving.workers as w; w.fork_supported = lambda: False; "
+        "from zenrec.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    )
+
+    def argv(port: int) -> list[str]:
+        return [sys.executable, "-c", code, "serve", str(bundles["ease"]), "--port", str(port)] + [
+            "--workers",
+            "2",
+        ]
+
+    with server_process(argv, ready="/readyz", timeout=120) as srv:
+        wait_for(lambda: len(model_info_pids(srv.url)) == 2, 60, "both workers ready")
+        spawned = [
+            p
+            for p in children(srv.proc.pid)
+            if b"multiprocessing" in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
+        assert len(spawned) >= 2  # the two workers (and multiprocessing's resource tracker)
+        recommend_on_new_connections(srv.url, 20)
+        text = httpx.get(srv.url + "/metrics", timeout=10).text
+        assert 'zenrec_requests_total{endpoint="/v1/recommend",status="200"} 20.0' in text
+    assert srv.returncode == 0, srv.stderr[-2000:]
