@@ -212,3 +212,34 @@ def test_without_fork_the_workers_are_spawned(bundles):
         text = httpx.get(srv.url + "/metrics", timeout=10).text
         assert 'zenrec_requests_total{endpoint="/v1/recommend",status="200"} 20.0' in text
     assert srv.returncode == 0, srv.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def bprmf_bundle(tmp_path_factory, ml100k) -> Path:
+    from zenrec.models import create_model
+
+    # 64 factors: an embedding lookup of all 1,682 items is large enough for torch to run it
+    # in parallel (above its grain of 32,768 elements)
+    model = create_model("bprmf", factors=64, epochs=1, progress=False, seed=0).fit(ml100k)
+    return model.save(tmp_path_factory.mktemp("bprmf") / "bundle")
+
+
+def test_forked_torch_workers_with_two_threads_answer(bprmf_bundle):
+    """A torch model served by forked workers with two threads each: an OpenMP team started in
+    the parent would hang every worker's first parallel torch op (libgomp is not fork-safe), so
+    the parent loads with one thread and each worker sizes its own pools after the fork."""
+
+    def argv(port: int) -> list[str]:
+        return [*ZENREC, "serve", str(bprmf_bundle), "--port", str(port), "--workers", "2"] + [
+            "--threads",
+            "2",
+        ]
+
+    with server_process(argv, ready="/readyz", timeout=120) as srv:
+        kids = wait_for(
+            lambda: len(children(srv.proc.pid)) == 2 and children(srv.proc.pid), 30, "workers"
+        )
+        wait_for(lambda: model_info_pids(srv.url) == set(kids), 30, "both workers ready")
+        recommend_on_new_connections(srv.url, 40)  # known users: BPR-MF's torch scorer
+    assert srv.returncode == 0, srv.stderr[-2000:]
+    assert '"message": "killing worker"' not in srv.stderr

@@ -353,33 +353,36 @@ def _serve_forked(bundle: Path, settings: Any, common: dict[str, Any]) -> int:
     import uvicorn
     from prometheus_client.multiprocess import mark_process_dead
 
-    from zenrec._threads import thread_limit
+    from zenrec._threads import configured_threads, set_threads
     from zenrec.serving.app import create_app
     from zenrec.serving.engine import load_served
     from zenrec.serving.workers import serve_forked
 
+    # One BLAS/OpenMP/torch thread in the parent: an OpenMP team started before fork() hangs
+    # the children's first parallel region (libgomp), and torch, imported while loading, sizes
+    # its pool from OMP_NUM_THREADS. Each worker applies the command's thread count itself.
+    threads = configured_threads()
+    set_threads(1)
     if settings.gc_freeze:
         # No collection while loading: objects freed by one would leave holes in the pages the
         # children share, and the loaded heap is frozen before the fork anyway.
         gc.disable()
     try:
-        # One BLAS/OpenMP/torch thread while loading: a thread pool started before fork() is
-        # broken in the children (they set their own count afterwards).
-        with thread_limit(1):
-            reranker = None
-            if settings.rerank_bundle is not None:
-                from zenrec.models.registry import load_model
+        reranker = None
+        if settings.rerank_bundle is not None:
+            from zenrec.models.registry import load_model
 
-                reranker = load_model(settings.rerank_bundle)
-            served = load_served(
-                bundle, settings, reranker=reranker, expect_version=settings.expect_version
-            )
+            reranker = load_model(settings.rerank_bundle)
+        served = load_served(
+            bundle, settings, reranker=reranker, expect_version=settings.expect_version
+        )
         config = uvicorn.Config(create_app(bundle, settings, served=served), **common)
         return serve_forked(
             config,
             settings.workers,
             stop_timeout_s=settings.graceful_shutdown_s + 5.0,
             on_child_exit=lambda pid: mark_process_dead(pid, metrics_dir),
+            on_child_start=lambda: set_threads(threads),
             freeze=settings.gc_freeze,
         )
     finally:

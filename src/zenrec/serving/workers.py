@@ -15,9 +15,10 @@ child asks the kernel for SIGTERM should the parent die first (``PR_SET_PDEATHSI
 killed parent leaves no orphans. A child whose app fails to start (uvicorn's exit code 3)
 stops the whole server instead of being restarted in a loop.
 
-Forking a process that has started threads is unsafe, so the parent must not have any: the
-CLI loads the bundle with one BLAS/OpenMP/torch thread (no pool is started) and opens the
-request log and the event store in each child's lifespan. Only Linux takes this path
+Forking a process that has started thread pools is unsafe (an OpenMP team started in the
+parent hangs the child's first parallel region), so the CLI loads the bundle with one
+BLAS/OpenMP/torch thread and each child sets its own thread count after the fork; the request
+log and the event store are opened in each child's lifespan. Only Linux takes this path
 (:func:`fork_supported`); elsewhere ``zenrec serve`` falls back to uvicorn's spawned workers.
 """
 
@@ -76,6 +77,7 @@ class _Supervisor:
     workers: int
     stop_timeout_s: float
     on_child_exit: Callable[[int], None] | None
+    on_child_start: Callable[[], object] | None = None
     slots: list[_Slot] = field(default_factory=list)
     signals: list[int] = field(default_factory=list)
     stopping: bool = False
@@ -150,7 +152,7 @@ class _Supervisor:
             log.error("fork failed", extra={"worker": slot.index, "reason": str(exc)})
             return
         if pid == 0:  # the child never returns from here
-            _child(self.config, self.sock, parent, fds)
+            _child(self.config, self.sock, parent, fds, self.on_child_start)
         slot.pid, slot.started, slot.restart_at = pid, time.monotonic(), None
         log.info("worker started", extra={"pid": pid, "worker": slot.index})
 
@@ -199,7 +201,13 @@ def _parent_death_signal(sig: int) -> None:
         raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
 
 
-def _child(config: Any, sock: socket.socket, parent: int, fds: tuple[int, int]) -> NoReturn:
+def _child(
+    config: Any,
+    sock: socket.socket,
+    parent: int,
+    fds: tuple[int, int],
+    on_start: Callable[[], object] | None,
+) -> NoReturn:
     """A forked worker: serve ``config``'s app on ``sock`` until told to stop, then exit."""
     code = 0
     try:
@@ -214,6 +222,8 @@ def _child(config: Any, sock: socket.socket, parent: int, fds: tuple[int, int]) 
         if os.getppid() != parent:  # the parent died before the line above
             os._exit(0)
         gc.enable()  # the parent may have disabled it while loading (its heap is frozen)
+        if on_start is not None:
+            on_start()
         if not early:
             import uvicorn
 
@@ -240,6 +250,7 @@ def serve_forked(
     *,
     stop_timeout_s: float = 30.0,
     on_child_exit: Callable[[int], None] | None = None,
+    on_child_start: Callable[[], object] | None = None,
     freeze: bool = True,
 ) -> int:
     """Bind ``config``'s socket, freeze the heap and serve from ``workers`` forked children.
@@ -255,6 +266,8 @@ def serve_forked(
         stop_timeout_s: Time the children get to drain after SIGTERM before they are killed.
         on_child_exit: Called in the parent with the pid of each child that exited (e.g.
             ``prometheus_client.multiprocess.mark_process_dead``).
+        on_child_start: Called in each child right after the fork, before its server starts
+            (e.g. to size its thread pools: the parent must not have started any).
         freeze: ``gc.collect(); gc.freeze()`` before forking (``ServeSettings.gc_freeze``).
 
     Raises:
@@ -276,7 +289,9 @@ def serve_forked(
         gc.collect()
         gc.freeze()
     try:
-        return _Supervisor(config, sock, workers, stop_timeout_s, on_child_exit).run()
+        return _Supervisor(
+            config, sock, workers, stop_timeout_s, on_child_exit, on_child_start
+        ).run()
     finally:
         with contextlib.suppress(OSError):
             sock.close()
