@@ -1,8 +1,10 @@
 """``zenrec serve``: run the HTTP service over a model bundle (uvicorn, uvloop, httptools).
 
 This module is the only place that reads the environment for serving: the API key from the
-variable named by ``--api-key-env``, ``ZENREC_SERVE_*`` settings, and, in worker processes,
-the settings the parent handed down.
+variable named by ``--api-key-env``, ``ZENREC_SERVE_*`` settings, and, in spawned worker
+processes (``--workers N`` off Linux), the settings the parent handed down. On Linux the
+workers are forked from this process after it has loaded the bundle
+(:mod:`zenrec.serving.workers`).
 """
 
 from __future__ import annotations
@@ -58,7 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", help="interface to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, help="TCP port (default 8000)")
-    p.add_argument("--workers", type=int, help="worker processes sharing the port (default 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes sharing the port, forked after the bundle is loaded once "
+        "(Linux; default 1)",
+    )
     p.add_argument(
         "--api-key-env",
         metavar="VAR",
@@ -307,8 +314,13 @@ def run(args: argparse.Namespace) -> int:
         )
         uvicorn.run(create_app(bundle, settings, served=served), **common)
         return 0
-    # Several workers each load (and verify) the bundle in their lifespan; check here only
-    # what bundle.json says, so a wrong or missing bundle still fails with one line.
+    from zenrec.serving.workers import fork_supported
+
+    if fork_supported():
+        return _serve_forked(bundle, settings, common)
+    # Not Linux: uvicorn spawns the workers, and each loads (and verifies) the bundle in its
+    # lifespan; check here only what bundle.json says, so a wrong or missing bundle still fails
+    # with one line.
     from zenrec.serving.pinning import peek_bundle
 
     peek_bundle(bundle, settings.expect_version)
@@ -327,3 +339,52 @@ def run(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _serve_forked(bundle: Path, settings: Any, common: dict[str, Any]) -> int:
+    """``--workers N`` on Linux: load the bundle once here, then fork N servers that share it
+    (:mod:`zenrec.serving.workers`)."""
+    import gc
+
+    # Before prometheus_client is first imported (by the app below): every process writes its
+    # samples under this directory and /metrics sums them.
+    metrics_dir = tempfile.mkdtemp(prefix="zenrec-prometheus-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    import uvicorn
+    from prometheus_client.multiprocess import mark_process_dead
+
+    from zenrec._threads import configured_threads, set_threads
+    from zenrec.serving.app import create_app
+    from zenrec.serving.engine import load_served
+    from zenrec.serving.workers import serve_forked
+
+    # One BLAS/OpenMP/torch thread in the parent: an OpenMP team started before fork() hangs
+    # the children's first parallel region (libgomp), and torch, imported while loading, sizes
+    # its pool from OMP_NUM_THREADS. Each worker applies the command's thread count itself.
+    threads = configured_threads()
+    set_threads(1)
+    if settings.gc_freeze:
+        # No collection while loading: objects freed by one would leave holes in the pages the
+        # children share, and the loaded heap is frozen before the fork anyway.
+        gc.disable()
+    try:
+        reranker = None
+        if settings.rerank_bundle is not None:
+            from zenrec.models.registry import load_model
+
+            reranker = load_model(settings.rerank_bundle)
+        served = load_served(
+            bundle, settings, reranker=reranker, expect_version=settings.expect_version
+        )
+        config = uvicorn.Config(create_app(bundle, settings, served=served), **common)
+        return serve_forked(
+            config,
+            settings.workers,
+            stop_timeout_s=settings.graceful_shutdown_s + 5.0,
+            on_child_exit=lambda pid: mark_process_dead(pid, metrics_dir),
+            on_child_start=lambda: set_threads(threads),
+            freeze=settings.gc_freeze,
+        )
+    finally:
+        gc.enable()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
