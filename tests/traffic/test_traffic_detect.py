@@ -98,3 +98,22 @@ def test_scores_are_causal() -> None:
     np.testing.assert_allclose(z_full[:cut], z_head, equal_nan=True)
     np.testing.assert_allclose(exp_full[:cut], exp_head, equal_nan=True)
     np.testing.assert_allclose(lim_full[:cut], lim_head, equal_nan=True)
+
+
+def test_cli_passes_the_online_settings(tmp_path) -> None:
+    import json
+
+    from zenrec.cli.main import main
+
+    idx = _index()
+    y = counts(9, PLANTED)
+    pd.DataFrame({"timestamp": idx, "value": y}).to_csv(tmp_path / "t.csv", index=False)
+    out = tmp_path / "out"
+    args = ["traffic", "detect", "--input", str(tmp_path / "t.csv"), "--no-forecast"]
+    args += ["--mode", "online", "--smooth", "15min", "--adaptive-quantile", "0.999"]
+    args += ["--min-ratio", "3", "--cooldown", "1d", "--threshold", "3", "--output", str(out)]
+    assert main(args) == 0
+    doc = json.loads((out / "surges.json").read_text())
+    assert doc["config"] | NAB_TUNED.model_dump() == doc["config"]  # the settings arrived
+    alarms_cli = [p["alarm"] for p in doc["periods"] if p["kind"] == "surge"]
+    assert alarms_cli == [str(a) for a in alarms(y, NAB_TUNED)]

@@ -117,6 +117,24 @@ def register(subparsers: Any) -> None:
         "--min-duration", default=None, help="online: candidates must last this long (e.g. 1h)"
     )
     pd_.add_argument(
+        "--adaptive-quantile",
+        type=float,
+        default=None,
+        help="online: |z| must also exceed this quantile of the series' past |z| (e.g. 0.999)",
+    )
+    pd_.add_argument(
+        "--smooth", default=None, help="online: score the mean z over this trailing span (15min)"
+    )
+    pd_.add_argument(
+        "--min-ratio",
+        type=float,
+        default=None,
+        help="online: a candidate is at least this multiple of its expected value (e.g. 1.5)",
+    )
+    pd_.add_argument(
+        "--cooldown", default=None, help="online: no new alarm this long after one (e.g. 1d)"
+    )
+    pd_.add_argument(
         "--jump-factor",
         type=float,
         default=None,
@@ -401,7 +419,15 @@ def run_detect(args: argparse.Namespace) -> int:
         kw["threshold"] = args.threshold
     if args.jump_factor is not None:
         kw["jump_factor"] = args.jump_factor
-    for name in ("mode", "max_anoms", "min_duration"):
+    for name in (
+        "mode",
+        "max_anoms",
+        "min_duration",
+        "adaptive_quantile",
+        "smooth",
+        "min_ratio",
+        "cooldown",
+    ):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
     cfg = validated(DetectConfig, **kw)
