@@ -7,20 +7,21 @@ level (rolling median over ``level_window``), then score each bucket with a robu
 ``max_anoms`` of the series, largest first, as ESD's upper bound) are flagged; flagged buckets
 closer than ``merge_gap`` are merged into periods (``surge`` above the norm, ``drop`` below).
 
-Online (causal) mode, ``mode="online"``: every quantity at bucket ``t`` uses only buckets before
-``t``, as a streaming detector must (and as NAB scores detectors). The expected value is the
-median of the same time of day over the previous ``profile_days`` days of the same day type
-(weekday/weekend) plus a trailing median level of the remaining deviation; the residual is scaled
-by a trailing robust MAD over ``level_window`` (optionally on Anscombe ``sqrt`` counts, and
-optionally averaged over a short trailing ``smooth`` span ending at the bucket). A bucket is a
-candidate when ``|z| >= threshold`` and, with ``adaptive_quantile > 0``, also above that quantile
-of the series' own past ``|z|`` (a per-series, data-driven threshold), and, with ``min_ratio >
-1``, at least that multiple of its expected value (or at most its inverse). A period is
-reported once ``min_duration`` of consecutive observed candidates is reached (gaps of irregular
-sensors are skipped, not counted as breaks); its ``alarm`` is the bucket at which that
-happened, so ``alarm`` minus an event time is a true lead time. Candidates within ``merge_gap``
-of a period continue it (one event, one alarm) and ``cooldown`` suppresses new alarms for a
-while after one. No flags are raised during ``warmup``.
+Online (causal) mode, ``mode="online"``: the expected value and spread at bucket ``t`` use only
+buckets before ``t``, and its score only buckets up to ``t``, as a streaming detector must (and
+as NAB scores detectors). The expected value is the median of the same time of day over the
+previous ``profile_days`` days of the same day type (weekday/weekend) plus a trailing median
+level of the remaining deviation; the residual is scaled by a trailing robust MAD over
+``level_window`` (optionally averaged over a short trailing ``smooth`` span ending at the
+bucket). A bucket is a candidate when ``|z| >= threshold`` and, with ``adaptive_quantile > 0``,
+also above that quantile of the series' own past ``|z|`` (a per-series, data-driven threshold),
+and, with ``min_ratio > 1``, at least that multiple of its expected value (or at most its
+inverse). A period is reported once ``min_duration`` of consecutive observed candidates is
+reached (gaps of irregular sensors are skipped, not counted as breaks); its ``alarm`` is the
+bucket at which that happened, so ``alarm`` minus an event time is a true lead time.
+Candidates within ``merge_gap`` of a period continue it (one event, one alarm) and
+``cooldown`` suppresses new alarms for a while after one. No flags are raised during
+``warmup``.
 
 Forward alerts: a future bucket is alerting when the forecast's upper bound exceeds the
 current capacity, or when it exceeds ``jump_factor`` times the seasonal norm (median of the same
@@ -107,9 +108,6 @@ class DetectConfig(BaseModel):
         smooth: Online: score each bucket by the mean z over this span ending at it (the
             bucket and the ones just before), so a one-bucket blip scores less than a surge
             that lasts (``0s``: no smoothing).
-        transform: Online: score ``sqrt`` counts (Anscombe's ``2 sqrt(y + 3/8)``, which makes
-            Poisson noise about equally wide at every level) or the values as they are
-            (``none``).
         min_ratio: Online: a bucket is a candidate only when it is also at least this multiple
             of its expected value (a drop: at most its inverse), compared as
             ``(y + 1) / (expected + 1)``, so a large z on a tiny spread is not enough
@@ -133,7 +131,6 @@ class DetectConfig(BaseModel):
     cooldown: str = "0s"
     gap_suppress: str = "0s"
     smooth: str = "0s"
-    transform: Literal["none", "sqrt"] = "none"
     min_ratio: float = Field(default=1.0, ge=1.0)
 
     @field_validator("merge_gap", "level_window", "warmup")
@@ -298,9 +295,7 @@ def online_scores(
         where ``min_ratio`` rules the bucket out).
     """
     cfg = config or DetectConfig()
-    y = raw = np.asarray(series.values, dtype=float)
-    if cfg.transform == "sqrt":
-        y = 2.0 * np.sqrt(np.maximum(y, 0.0) + 0.375)
+    y = np.asarray(series.values, dtype=float)
     n = len(y)
     step = series.step_seconds
     m = season_lengths(step).get("daily")
@@ -340,15 +335,13 @@ def online_scores(
 
         zs = pd.Series(z).rolling(span, min_periods=1).mean().to_numpy(dtype=float)
         z = np.where(np.isfinite(z), zs, np.nan)
-    if cfg.transform == "sqrt":
-        expected = (np.maximum(expected, 0.0) / 2.0) ** 2 - 0.375
     limit = np.full(n, cfg.threshold)
     if cfg.adaptive_quantile > 0:
         q = _trailing(np.abs(z), n, str(cfg.adaptive_quantile), day_w)
         limit = np.fmax(limit, q)
     if cfg.min_ratio > 1:  # too small a change against the expected value: never a candidate
         with np.errstate(all="ignore"):
-            ratio = (np.maximum(raw, 0.0) + 1.0) / (np.maximum(expected, 0.0) + 1.0)
+            ratio = (np.maximum(y, 0.0) + 1.0) / (np.maximum(expected, 0.0) + 1.0)
         big = (ratio >= cfg.min_ratio) | (ratio <= 1.0 / cfg.min_ratio)
         limit = np.where(big, limit, np.inf)
     return z, expected, limit
