@@ -328,14 +328,20 @@ def _print_backtest(res: Any) -> None:
         )
     con.print(t)
     if bt.blocks:
-        tb = Table(title="Choice per lead-time block (every model on the same origins)")
-        for c in ("leads", "origins", "winner", "MASE", "best baseline", "/ best baseline"):
+        tb = Table(
+            title="Choice per lead-time block (every model on the same origins; a model "
+            "replaces the best baseline only when it beats it clearly)"
+        )
+        cols = ("leads", "origins", "lowest mean", "sign test p", "served", "MASE")
+        for c in (*cols, "best baseline", "/ best baseline"):
             tb.add_column(c)
         for b in bt.blocks:
             ratio = b.get("winner_vs_best_baseline")
             tb.add_row(
                 b["leads"],
                 str(b["origins"]),
+                b.get("lowest", ""),
+                f"{b['sign_p']:.3f} ({b['wins']}/{b['decided']})" if "sign_p" in b else "",
                 b["winner"],
                 f"{b['mase']:.3f}",
                 b.get("best_baseline", ""),
