@@ -117,6 +117,24 @@ def register(subparsers: Any) -> None:
         "--min-duration", default=None, help="online: candidates must last this long (e.g. 1h)"
     )
     pd_.add_argument(
+        "--adaptive-quantile",
+        type=float,
+        default=None,
+        help="online: |z| must also exceed this quantile of the series' past |z| (e.g. 0.999)",
+    )
+    pd_.add_argument(
+        "--smooth", default=None, help="online: score the mean z over this trailing span (15min)"
+    )
+    pd_.add_argument(
+        "--min-ratio",
+        type=float,
+        default=None,
+        help="online: a candidate is at least this multiple of its expected value (e.g. 1.5)",
+    )
+    pd_.add_argument(
+        "--cooldown", default=None, help="online: no new alarm this long after one (e.g. 1d)"
+    )
+    pd_.add_argument(
         "--jump-factor",
         type=float,
         default=None,
@@ -310,14 +328,20 @@ def _print_backtest(res: Any) -> None:
         )
     con.print(t)
     if bt.blocks:
-        tb = Table(title="Choice per lead-time block (every model on the same origins)")
-        for c in ("leads", "origins", "winner", "MASE", "best baseline", "/ best baseline"):
+        tb = Table(
+            title="Choice per lead-time block (every model on the same origins; a model "
+            "replaces the best baseline only when it beats it clearly)"
+        )
+        cols = ("leads", "origins", "lowest mean", "sign test p", "served", "MASE")
+        for c in (*cols, "best baseline", "/ best baseline"):
             tb.add_column(c)
         for b in bt.blocks:
             ratio = b.get("winner_vs_best_baseline")
             tb.add_row(
                 b["leads"],
                 str(b["origins"]),
+                b.get("lowest", ""),
+                f"{b['sign_p']:.3f} ({b['wins']}/{b['decided']})" if "sign_p" in b else "",
                 b["winner"],
                 f"{b['mase']:.3f}",
                 b.get("best_baseline", ""),
@@ -401,7 +425,15 @@ def run_detect(args: argparse.Namespace) -> int:
         kw["threshold"] = args.threshold
     if args.jump_factor is not None:
         kw["jump_factor"] = args.jump_factor
-    for name in ("mode", "max_anoms", "min_duration"):
+    for name in (
+        "mode",
+        "max_anoms",
+        "min_duration",
+        "adaptive_quantile",
+        "smooth",
+        "min_ratio",
+        "cooldown",
+    ):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
     cfg = validated(DetectConfig, **kw)

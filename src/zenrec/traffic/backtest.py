@@ -43,7 +43,9 @@ __all__ = [
     "SHORT_LEAD",
     "BacktestResult",
     "backtest",
+    "choice_groups",
     "out_of_sample_blocks",
+    "sign_test_p",
 ]
 
 COMBINED = "Combined"
@@ -55,6 +57,13 @@ SHORT_LEAD = 6 * 3600.0
 origins; longer blocks only on the long (daily) origins, which reach the whole horizon."""
 HORIZON_BUCKETS = (300.0, 3600.0, 6 * 3600.0, 24 * 3600.0, 48 * 3600.0, 7 * 86400.0)
 """Lead-time blocks: scores are reported for lead times up to each of these (and the horizon)."""
+SWITCH_ALPHA = 0.05
+"""Level of the one-sided sign test a model must pass to be served instead of the best
+baseline of a lead-time block (see :func:`_block_choice`)."""
+SWITCH_MARGIN = 0.02
+"""Relative mean-MASE gain over the best baseline a model needs to be served instead."""
+MIN_BLOCK_BUCKETS = 2
+"""A lead-time block shorter than this many buckets is chosen together with the next one."""
 
 
 @dataclass
@@ -82,6 +91,10 @@ class BacktestResult:
     """Per model and origin: the MASE of each disjoint lead-time block (NaN: not reached)."""
     reach: dict[int, int] = field(default_factory=dict, repr=False)
     """Per origin (bucket index): how many leads it was scored on."""
+    switch_alpha: float = SWITCH_ALPHA
+    """Sign-test level of the choice (see :func:`_block_choice`)."""
+    switch_margin: float = SWITCH_MARGIN
+    """Relative gain over the best baseline the choice requires."""
 
     def calibrator(self, model: str, min_scores: int = 20) -> ConformalCalibrator | None:
         """Conformal calibrator of ``model`` from the scores of all origins (``None``: none)."""
@@ -400,35 +413,104 @@ def _block_names(ends: list[int], step: float) -> list[tuple[str, str]]:
     return out
 
 
+def choice_groups(ends: list[int], min_buckets: int = MIN_BLOCK_BUCKETS) -> list[tuple[int, int]]:
+    """The lead-time blocks the choice is made on: ``(first, last)`` indices into ``ends``.
+
+    A block shorter than ``min_buckets`` leads is merged with the blocks after it until the
+    merged block is long enough (the last block stays as it is), so no choice rests on one
+    noisy bucket per origin.
+
+    >>> choice_groups([1, 12, 72, 288])
+    [(0, 1), (2, 2), (3, 3)]
+    """
+    groups: list[tuple[int, int]] = []
+    first, start = 0, 0
+    for i, e in enumerate(ends):
+        if e - start >= min_buckets or i == len(ends) - 1:
+            groups.append((first, i))
+            first, start = i + 1, e
+    return groups
+
+
+def _group_errors(
+    block_err: dict[str, dict[int, np.ndarray]], ends: list[int], group: tuple[int, int]
+) -> dict[str, dict[int, float]]:
+    """Per model and origin, the mean scaled error over the leads of a group of blocks.
+
+    Each block's error is weighted by its number of leads; blocks an origin did not score
+    (NaN) are left out, and an origin with none of them scored has NaN.
+    """
+    a, b = group
+    starts = [0, *ends[:-1]]
+    w = np.array([ends[i] - starts[i] for i in range(a, b + 1)], dtype=float)
+    out: dict[str, dict[int, float]] = {}
+    for m, per_origin in block_err.items():
+        d: dict[int, float] = {}
+        for o, v in per_origin.items():
+            x = np.asarray(v[a : b + 1], dtype=float)
+            ok = np.isfinite(x)
+            d[o] = float(np.sum(w[ok] * x[ok]) / np.sum(w[ok])) if ok.any() else math.nan
+        out[m] = d
+    return out
+
+
+def sign_test_p(wins: int, n: int) -> float:
+    """One-sided sign test: P(at least ``wins`` of ``n`` fair coin flips come up heads).
+
+    >>> round(sign_test_p(15, 20), 4)
+    0.0207
+    >>> sign_test_p(0, 0)
+    1.0
+    """
+    if n <= 0:
+        return 1.0
+    return float(sum(math.comb(n, k) for k in range(wins, n + 1)) / 2.0**n)
+
+
 def _block_choice(
-    block_err: dict[str, dict[int, np.ndarray]], models: list[str], b: int, origins: list[int]
+    errs: dict[str, dict[int, float]],
+    models: list[str],
+    origins: list[int],
+    alpha: float = SWITCH_ALPHA,
+    margin: float = SWITCH_MARGIN,
 ) -> dict[str, Any] | None:
-    """Block ``b`` judged on ``origins``: every model scored on all of them, its mean MASE.
+    """A block judged on ``origins``: every model scored on all of them, its mean MASE.
 
     Only origins where some baseline has a finite score count; a model competes only when it
     has a score on every one of them, so the table and the choice rest on the same origins.
-    The winner has the lowest mean MASE (ties: the earlier model, baselines first).
+    The best baseline (lowest mean MASE; ties: the earlier one) is served unless the model
+    with the lowest mean MASE is not a baseline and beats it clearly: its mean MASE is at
+    least ``margin`` (relative) lower and it has the lower error on more origins than chance
+    allows (one-sided sign test at level ``alpha``). ``alpha=1, margin=0`` serves the
+    lowest mean MASE whatever the evidence.
     """
     base_ok = [
-        o
-        for o in origins
-        if any(np.isfinite(block_err.get(m, {}).get(o, [np.nan])[b]) for m in BASELINES)
+        o for o in origins if any(np.isfinite(errs.get(m, {}).get(o, math.nan)) for m in BASELINES)
     ]
     if not base_ok:
         return None
     scores: dict[str, float] = {}
     for name in models:
-        errs = block_err.get(name, {})
-        vals = [errs[o][b] for o in base_ok if o in errs]
+        e = errs.get(name, {})
+        vals = [e[o] for o in base_ok if o in e]
         if len(vals) == len(base_ok) and np.isfinite(vals).all():
             scores[name] = float(np.mean(vals))
     if not scores:
         return None
-    winner = min(scores, key=lambda m: (scores[m], _model_order(m)))
+    lowest = min(scores, key=lambda m: (scores[m], _model_order(m)))
     bases = [m for m in BASELINES if m in scores]
     best_base = min(bases, key=lambda m: (scores[m], _model_order(m))) if bases else None
-    out: dict[str, Any] = {
-        "origins": len(base_ok),
+    out: dict[str, Any] = {"origins": len(base_ok), "lowest": lowest}
+    winner = lowest
+    if best_base is not None and lowest != best_base and lowest not in BASELINES:
+        d = np.array([errs[best_base][o] - errs[lowest][o] for o in base_ok])
+        wins, n = int(np.sum(d > 0)), int(np.sum(d != 0))
+        p = sign_test_p(wins, n)
+        gain = 1.0 - scores[lowest] / scores[best_base] if scores[best_base] > 0 else 0.0
+        out |= {"wins": wins, "decided": n, "sign_p": round(p, 4)}
+        if not (p <= alpha and gain >= margin):
+            winner = best_base
+    out |= {
         "winner": winner,
         "mase": round(scores[winner], 4),
         "scores": {m: round(v, 4) for m, v in scores.items()},
@@ -450,28 +532,45 @@ def _blocks_table(
     reach: dict[int, int],
     ends: list[int],
     step: float,
+    alpha: float = SWITCH_ALPHA,
+    margin: float = SWITCH_MARGIN,
+    min_buckets: int = MIN_BLOCK_BUCKETS,
 ) -> list[dict[str, Any]]:
     """The per-block table the ``by_block`` choice is made from (all origins)."""
     table = []
-    for b, (label, span) in enumerate(_block_names(ends, step)):
-        ch = _block_choice(block_err, models, b, _block_origins(reach, ends[b]))
+    for a, b in choice_groups(ends, min_buckets):
+        start, end = (ends[a - 1] if a else 0), ends[b]
+        label, span = _block_names([end], step)[0]
+        if start:
+            span = f"{fmt_seconds(start * step)}-{label}"
+        errs = _group_errors(block_err, ends, (a, b))
+        ch = _block_choice(errs, models, _block_origins(reach, end), alpha, margin)
         if ch is not None:
-            table.append({"block": label, "leads": span, "end": ends[b]} | ch)
+            table.append({"block": label, "leads": span, "start": start, "end": end} | ch)
     return table
 
 
-def out_of_sample_blocks(bt: BacktestResult, min_origins: int = 5) -> list[dict[str, Any]]:
+def out_of_sample_blocks(
+    bt: BacktestResult,
+    min_origins: int = 5,
+    *,
+    switch_alpha: float | None = None,
+    switch_margin: float | None = None,
+) -> list[dict[str, Any]]:
     """Per lead-time block, the ``by_block`` choice scored out of sample.
 
-    For each block, origins in time order: at every origin after the first ``min_origins``,
-    the winner is chosen on the earlier origins only (the rule of the forecast) and scored on
-    this one. The ratio is the mean MASE of those choices over the mean MASE of the best
-    baseline on the same scored origins (the best baseline picked with hindsight, so the ratio
-    is not flattered).
+    For each block (the blocks of :func:`choice_groups`), origins in time order: at every
+    origin after the first ``min_origins``, the served model is chosen on the earlier origins
+    only (the rule of the forecast, margin included) and scored on this one. The ratio is the
+    mean MASE of those choices over the mean MASE of the best baseline on the same scored
+    origins (the best baseline picked with hindsight, so the ratio is not flattered).
 
     Args:
         bt: A backtest (its per-origin block errors are used; nothing is refitted).
         min_origins: Earlier origins needed before a choice is scored.
+        switch_alpha: Sign-test level of the choice (default: the backtest's); ``1`` with
+            ``switch_margin=0`` scores the plain lowest-mean choice on the same blocks.
+        switch_margin: Relative gain the choice requires (default: the backtest's).
 
     Returns:
         One dict per block: ``block``, ``leads``, ``origins`` (all), ``origins_scored``,
@@ -479,21 +578,26 @@ def out_of_sample_blocks(bt: BacktestResult, min_origins: int = 5) -> list[dict[
         ``ratio`` and ``choices`` (how often each model was chosen).
     """
     models = list(bt.block_err)
+    alpha = bt.switch_alpha if switch_alpha is None else switch_alpha
+    margin = bt.switch_margin if switch_margin is None else switch_margin
     out = []
-    for b, end in enumerate(bt.block_ends):
-        origins = _block_origins(bt.reach, end)
-        label = next((x["block"] for x in bt.blocks if x["end"] == end), str(end))
-        leads = next((x["leads"] for x in bt.blocks if x["end"] == end), "")
+    for x in bt.blocks:
+        group = (
+            bt.block_ends.index(x["start"]) + 1 if x["start"] else 0,
+            bt.block_ends.index(x["end"]),
+        )
+        errs = _group_errors(bt.block_err, bt.block_ends, group)
+        origins = _block_origins(bt.reach, x["end"])
         chosen_err: list[float] = []
-        base_err: dict[str, list[float]] = {m: [] for m in BASELINES if m in bt.block_err}
+        base_err: dict[str, list[float]] = {m: [] for m in BASELINES if m in errs}
         choices: dict[str, int] = {}
         for i in range(min_origins, len(origins)):
             o = origins[i]
-            ch = _block_choice(bt.block_err, models, b, origins[:i])
-            if ch is None or o not in bt.block_err.get(ch["winner"], {}):
+            ch = _block_choice(errs, models, origins[:i], alpha, margin)
+            if ch is None or o not in errs.get(ch["winner"], {}):
                 continue
-            e = bt.block_err[ch["winner"]][o][b]
-            bases = {m: bt.block_err[m].get(o, [np.nan])[b] for m in base_err}
+            e = errs[ch["winner"]][o]
+            bases = {m: errs[m].get(o, math.nan) for m in base_err}
             if not np.isfinite(e) or not all(np.isfinite(v) for v in bases.values()):
                 continue
             chosen_err.append(float(e))
@@ -501,8 +605,8 @@ def out_of_sample_blocks(bt: BacktestResult, min_origins: int = 5) -> list[dict[
                 base_err[m].append(float(v))
             choices[ch["winner"]] = choices.get(ch["winner"], 0) + 1
         row: dict[str, Any] = {
-            "block": label,
-            "leads": leads,
+            "block": x["block"],
+            "leads": x["leads"],
             "origins": len(origins),
             "origins_scored": len(chosen_err),
         }
@@ -578,6 +682,8 @@ def backtest(
     events: EventCalendar | None = None,
     short_windows: int = 24,
     short_step: int | None = None,
+    switch_alpha: float = SWITCH_ALPHA,
+    switch_margin: float = SWITCH_MARGIN,
 ) -> BacktestResult | None:
     """Rolling-origin backtest of the candidate models on ``series``.
 
@@ -615,6 +721,11 @@ def backtest(
         short_windows: Number of short origins (0: none); only placed when some lead-time
             block ends within :data:`SHORT_LEAD` of the origin.
         short_step: Buckets between short origins (default: one hour, at least one bucket).
+        switch_alpha: ``by_block``: a block serves its best baseline unless the model with the
+            lowest mean MASE beats it on more origins than a one-sided sign test at this level
+            allows by chance (1: no test).
+        switch_margin: ``by_block``: ...and lowers the best baseline's mean MASE by at least
+            this fraction (0: any gain).
 
     Returns:
         The scores, or ``None`` if not even one origin fits.
@@ -670,13 +781,17 @@ def backtest(
             f"select_on: {sel_label!r} is not one of the horizons {[lab for lab, _ in labels]}"
         )
     block_err = {m: dict(v) for m, v in board.block_err.items()}
-    blocks = _blocks_table(block_err, models, reach, board.ends, series.step_seconds)
+    blocks = _blocks_table(
+        block_err, models, reach, board.ends, series.step_seconds, switch_alpha, switch_margin
+    )
     final_weights: list[dict[str, float]] | None = None
     if combine == "by_block" and blocks:
-        by_end: dict[int, str] = {x["end"]: str(x["winner"]) for x in blocks}
         winners: list[str] = []
         for e in board.ends:  # a block no origin reached takes the previous block's winner
-            winners.append(by_end.get(e, winners[-1] if winners else str(blocks[0]["winner"])))
+            x = next((x for x in blocks if x["start"] < e <= x["end"]), None)
+            winners.append(
+                str(x["winner"]) if x else winners[-1] if winners else str(blocks[0]["winner"])
+            )
         if len(set(winners)) == 1:
             chosen = winners[0]
         else:
@@ -686,9 +801,11 @@ def backtest(
                 if stitched is not None:
                     board.add(BY_BLOCK, windows_at[o], stitched, reach[o])
         final_weights = [{m: 1.0} for m in winners]
-        selection = "per lead-time block, the lowest mean MASE on the origins reaching it: " + (
-            ", ".join(f"{x['leads']}: {x['winner']} ({x['origins']} origins)" for x in blocks)
-        )
+        selection = (
+            "per lead-time block, the best baseline unless a model beats it clearly "
+            f"(sign test p <= {switch_alpha:g}, mean MASE gain >= {switch_margin:.0%}) "
+            "on the origins reaching it: "
+        ) + (", ".join(f"{x['leads']}: {x['winner']} ({x['origins']} origins)" for x in blocks))
         records = board.records()
     else:
         records = board.records()
@@ -716,4 +833,6 @@ def backtest(
         blocks=blocks,
         block_err={m: v for m, v in block_err.items() if m in models},
         reach=dict(reach),
+        switch_alpha=switch_alpha,
+        switch_margin=switch_margin,
     )

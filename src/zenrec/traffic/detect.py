@@ -7,16 +7,21 @@ level (rolling median over ``level_window``), then score each bucket with a robu
 ``max_anoms`` of the series, largest first, as ESD's upper bound) are flagged; flagged buckets
 closer than ``merge_gap`` are merged into periods (``surge`` above the norm, ``drop`` below).
 
-Online (causal) mode, ``mode="online"``: every quantity at bucket ``t`` uses only buckets before
-``t``, as a streaming detector must (and as NAB scores detectors). The expected value is the
-median of the same time of day over the previous ``profile_days`` days of the same day type
-(weekday/weekend) plus a trailing median level of the remaining deviation; the residual is scaled
-by a trailing robust MAD over ``level_window``. A bucket is a candidate when ``|z| >= threshold``
-and, with ``adaptive_quantile > 0``, also above that quantile of the series' own past ``|z|``
-(a per-series, data-driven threshold). A period is reported once ``min_duration`` of consecutive
-observed candidates is reached (gaps of irregular sensors are skipped, not counted as breaks);
-its ``alarm`` is the bucket at which that happened, so ``alarm`` minus an event time is a true
-lead time. No flags are raised during ``warmup``.
+Online (causal) mode, ``mode="online"``: the expected value and spread at bucket ``t`` use only
+buckets before ``t``, and its score only buckets up to ``t``, as a streaming detector must (and
+as NAB scores detectors). The expected value is the median of the same time of day over the
+previous ``profile_days`` days of the same day type (weekday/weekend) plus a trailing median
+level of the remaining deviation; the residual is scaled by a trailing robust MAD over
+``level_window`` (optionally averaged over a short trailing ``smooth`` span ending at the
+bucket). A bucket is a candidate when ``|z| >= threshold`` and, with ``adaptive_quantile > 0``,
+also above that quantile of the series' own past ``|z|`` (a per-series, data-driven threshold),
+and, with ``min_ratio > 1``, at least that multiple of its expected value (or at most its
+inverse). A period is reported once ``min_duration`` of consecutive observed candidates is
+reached (gaps of irregular sensors are skipped, not counted as breaks); its ``alarm`` is the
+bucket at which that happened, so ``alarm`` minus an event time is a true lead time.
+Candidates within ``merge_gap`` of a period continue it (one event, one alarm) and
+``cooldown`` suppresses new alarms for a while after one. No flags are raised during
+``warmup``.
 
 Forward alerts: a future bucket is alerting when the forecast's upper bound exceeds the
 current capacity, or when it exceeds ``jump_factor`` times the seasonal norm (median of the same
@@ -100,6 +105,13 @@ class DetectConfig(BaseModel):
             are suppressed (one alarm per incident; ``0s`` disables).
         gap_suppress: Online: no alarms within this time after a gap of at least 30 min
             without observations (the trailing level and spread are stale after a gap).
+        smooth: Online: score each bucket by the mean z over this span ending at it (the
+            bucket and the ones just before), so a one-bucket blip scores less than a surge
+            that lasts (``0s``: no smoothing).
+        min_ratio: Online: a bucket is a candidate only when it is also at least this multiple
+            of its expected value (a drop: at most its inverse), compared as
+            ``(y + 1) / (expected + 1)``, so a large z on a tiny spread is not enough
+            (``1`` disables).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -118,6 +130,8 @@ class DetectConfig(BaseModel):
     warmup: str = "2d"
     cooldown: str = "0s"
     gap_suppress: str = "0s"
+    smooth: str = "0s"
+    min_ratio: float = Field(default=1.0, ge=1.0)
 
     @field_validator("merge_gap", "level_window", "warmup")
     @classmethod
@@ -125,7 +139,7 @@ class DetectConfig(BaseModel):
         parse_duration(v, info.field_name)
         return v
 
-    @field_validator("min_duration", "cooldown", "gap_suppress")
+    @field_validator("min_duration", "cooldown", "gap_suppress", "smooth")
     @classmethod
     def _min_duration(cls, v: str, info: Any) -> str:
         if str(v).strip() not in ("0", "0s", "0min"):
@@ -277,7 +291,8 @@ def online_scores(
 
     Returns:
         ``(z, expected, limit)``: per-bucket z-score, expected value, and the per-bucket
-        ``|z|`` limit (``threshold`` or the adaptive quantile, whichever is larger).
+        ``|z|`` limit (``threshold`` or the adaptive quantile, whichever is larger; infinite
+        where ``min_ratio`` rules the bucket out).
     """
     cfg = config or DetectConfig()
     y = np.asarray(series.values, dtype=float)
@@ -314,10 +329,21 @@ def online_scores(
     spread = _trailing(np.abs(np.diff(y, prepend=np.nan)), win, "median", 3)
     floor = np.where(np.isfinite(spread) & (spread > 0), spread, 1e-9)
     z = (resid - med) / np.maximum(np.nan_to_num(mad, nan=0.0), floor)
+    span = _steps0(cfg.smooth, step)
+    if span > 1:  # causal: the mean over the bucket and the span - 1 before it
+        import pandas as pd
+
+        zs = pd.Series(z).rolling(span, min_periods=1).mean().to_numpy(dtype=float)
+        z = np.where(np.isfinite(z), zs, np.nan)
     limit = np.full(n, cfg.threshold)
     if cfg.adaptive_quantile > 0:
         q = _trailing(np.abs(z), n, str(cfg.adaptive_quantile), day_w)
         limit = np.fmax(limit, q)
+    if cfg.min_ratio > 1:  # too small a change against the expected value: never a candidate
+        with np.errstate(all="ignore"):
+            ratio = (np.maximum(y, 0.0) + 1.0) / (np.maximum(expected, 0.0) + 1.0)
+        big = (ratio >= cfg.min_ratio) | (ratio <= 1.0 / cfg.min_ratio)
+        limit = np.where(big, limit, np.inf)
     return z, expected, limit
 
 

@@ -27,6 +27,8 @@ from zenrec._io import atomic_write_text
 from zenrec.traffic.backtest import (
     BY_BLOCK,
     COMBINED,
+    SWITCH_ALPHA,
+    SWITCH_MARGIN,
     BacktestResult,
     _stitch,
     _training_values,
@@ -77,11 +79,16 @@ class ForecastConfig(BaseModel):
             out-of-sample errors (see :mod:`zenrec.traffic.calibration`); ``none`` keeps the
             model's own.
         min_scores: Fewest conformal scores per lead-time block (smaller blocks are merged).
-        combine: ``by_block`` (default) serves each lead-time block from the model with the
-            lowest mean backtest MASE on that block, every model judged on the same origins
-            (so a baseline that wins a block is what that block serves); ``by_lead`` uses the
+        combine: ``by_block`` (default) serves each lead-time block from its best baseline,
+            or from the model with the lowest mean backtest MASE on that block when it beats
+            that baseline clearly (``switch_alpha``, ``switch_margin``), every model judged on
+            the same origins; ``by_lead`` uses the
             inverse-error weighted mean of the 3 models with the lowest backtest error on each
             block; ``best`` uses the single model with the lowest MASE at ``select_on``.
+        switch_alpha: ``by_block``: a model replaces a block's best baseline only when it has the
+            lower error on more backtest origins than a one-sided sign test at this level
+            allows by chance (1: no test; blocks of one bucket are chosen with the next).
+        switch_margin: ``by_block``: ...and lowers the baseline's mean MASE by this fraction.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -98,6 +105,8 @@ class ForecastConfig(BaseModel):
     calibration: Literal["conformal", "none"] = "conformal"
     min_scores: int = Field(default=20, ge=1)
     combine: Literal["by_block", "by_lead", "best"] = "by_block"
+    switch_alpha: float = Field(default=SWITCH_ALPHA, gt=0, le=1)
+    switch_margin: float = Field(default=SWITCH_MARGIN, ge=0, lt=1)
 
     @field_validator("horizon", "history", "min_history", "backtest_step", "select_on")
     @classmethod
@@ -333,6 +342,8 @@ def forecast_series(
             combine=cfg.combine,
             events=events,
             short_windows=cfg.short_windows,
+            switch_alpha=cfg.switch_alpha,
+            switch_margin=cfg.switch_margin,
         )
     lo = max(0, series.n - input_size)
     train_raw = _training_values(series, lo, series.n, events)
