@@ -9,7 +9,8 @@
 #     unknown users with recent_items (history scoring), with a genres filter, and of GET
 #     /healthz of the same app (the HTTP stack's own ceiling);
 #   - batch users/s at 1, 10 and 100 users per request (benchmarks/serve_batch.py);
-#   - p99 at 500 req/s without and with --request-log (REPEATS alternated pairs);
+#   - p99 at LOG_RATE req/s (below capacity) without and with --request-log (REPEATS
+#     alternated pairs);
 #   - RSS and PSS of 1 worker and of 2 workers, and the capacity of 2 workers.
 # Then prints one table (benchmarks/serve_capacity_report.py) and writes it to
 # $OUT/report.md. Bundles are fitted once and cached under runs/serve-capacity/.
@@ -27,6 +28,7 @@ OUT=${OUT:-runs/serve-capacity}
 DURATION=${DURATION:-20}          # seconds per fixed-rate run
 STEP_DURATION=${STEP_DURATION:-5} # seconds per ramp step
 REPEATS=${REPEATS:-3}             # request-log on/off pairs
+LOG_RATE=${LOG_RATE:-250}         # req/s of the request-log pairs: below capacity
 MODELS=${MODELS:-bprmf ease}
 RAMP=${RAMP:-500:8000:250}        # /v1/recommend ramp (req/s)
 HEALTHZ_RAMP=${HEALTHZ_RAMP:-1000:20000:1000}
@@ -128,10 +130,10 @@ print(json.dumps(v['items']['ids'][:20]))")
   export ZENREC_LOADTEST_SALT=loadtest-salt
   for i in $(seq 1 "$REPEATS"); do
     start_server "$bundle"
-    lt "$OUT/$model-log-off-$i.json" --rate 500 --duration "$DURATION" --users-from "$bundle"
+    lt "$OUT/$model-log-off-$i.json" --rate "$LOG_RATE" --duration "$DURATION" --users-from "$bundle"
     stop_server
     start_server "$bundle" --request-log "$logdir" --request-log-salt-env ZENREC_LOADTEST_SALT
-    lt "$OUT/$model-log-on-$i.json" --rate 500 --duration "$DURATION" --users-from "$bundle"
+    lt "$OUT/$model-log-on-$i.json" --rate "$LOG_RATE" --duration "$DURATION" --users-from "$bundle"
     stop_server
   done
   rm -rf "$logdir"

@@ -67,7 +67,8 @@ def main(out: Path, models: list[str]) -> None:
             p_off = statistics.median(r["p99_ms"] for r in off)
             p_on = statistics.median(r["p99_ms"] for r in on)
             lines.append(
-                f"Request log at 500 req/s, median p99 of {len(off)} pairs: off {p_off:.2f} ms, "
+                f"Request log at {off[0]['offered_rps']:.0f} req/s, median p99 of {len(off)} "
+                f"pairs: off {p_off:.2f} ms, "
                 f"on {p_on:.2f} ms ({100 * (p_on - p_off) / p_off:+.0f}%).\n"
             )
         for w in (1, 2):
