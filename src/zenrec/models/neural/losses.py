@@ -6,12 +6,13 @@ item j is reduced by log q_j, the probability that j appears in a batch, so popu
 not over-penalised for being frequent negatives.
 
 Softmax over a positive and K sampled negatives (:class:`NegativeSoftmaxLoss`) corrects each
-negative's logit by ``log(K q_j)`` (q: the sampling distribution), the sampled-softmax estimate of
-the full softmax (Bengio & Senecal, IEEE TNN 2008; Blanc & Rendle, "Adaptive Sampled Softmax
-with Kernel Based Sampling", ICML 2018); uniform negatives go uncorrected. Klenitskiy & Vasilev ("Turning Dross Into Gold Loss: is BERT4Rec really better than SASRec?",
-RecSys 2023) train SASRec with it. gBCE (:class:`GBCELoss`) is the generalised binary
-cross-entropy of gSASRec (Petrov & Macdonald, "gSASRec: Reducing Overconfidence in Sequential
-Recommendation Trained with Negative Sampling", RecSys 2023).
+negative's logit by ``log(K q_j)`` (q: the sampling distribution), the sampled-softmax estimate
+of the full softmax (Bengio & Senecal, IEEE TNN 2008; Blanc & Rendle, "Adaptive Sampled Softmax
+with Kernel Based Sampling", ICML 2018); uniform negatives go uncorrected. Klenitskiy & Vasilev
+("Turning Dross Into Gold Loss: is BERT4Rec really better than SASRec?", RecSys 2023) train
+SASRec with it. gBCE (:class:`GBCELoss`) is the generalised binary cross-entropy of gSASRec
+(Petrov & Macdonald, "gSASRec: Reducing Overconfidence in Sequential Recommendation Trained
+with Negative Sampling", RecSys 2023).
 """
 
 from __future__ import annotations
