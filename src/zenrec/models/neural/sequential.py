@@ -198,9 +198,9 @@ class SASRecConfig(TrainingConfig):
     negative_sampling=popularity); gbce: gSASRec's generalised BCE with n_negatives shared
     negatives and calibration gbce_t; bce: the SASRec paper's BCE with one negative per
     position. References: docs/neural.md."""
-    n_negatives: int = Field(100, ge=1)
+    n_negatives: int = Field(256, ge=1)
     """Negatives per batch of loss=softmax and loss=gbce (drawn once per optimiser step and
-    shared by every position of the batch)."""
+    shared by every position of the batch; 256 as in gSASRec)."""
     gbce_t: float = Field(0.75, ge=0, le=1)
     """gBCE calibration t: 0 is plain BCE, 1 fully corrects for the negative sampling rate
     (gSASRec's recommended value is 0.75)."""
