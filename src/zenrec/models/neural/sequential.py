@@ -111,9 +111,12 @@ def training_windows(train: Dataset, max_len: int, *, sliding: bool = True) -> n
 class _SequenceTask:
     """Rows are training windows; loss at every non-padded position (next-item prediction).
 
-    ``softmax`` and ``gbce`` draw one set of ``n_negatives`` items per batch, shared by every
-    position of the batch, so their scores are one (M, D) x (D, K) product instead of a gather
-    of M * K embeddings; ``bce`` draws one negative per position (the SASRec paper).
+    ``softmax`` draws one set of ``n_negatives`` items per batch, shared by every position of
+    the batch, so its scores are one (M, D) x (D, K) product instead of a gather of M * K
+    embeddings. ``gbce`` draws ``n_negatives`` per sequence, shared by that sequence's
+    positions ((B, T, D) x (B, D, K)): a batch-shared set pushes the same K items down from
+    every position of the batch at once, and gBCE then barely learned (docs/neural.md).
+    ``bce`` draws one negative per position (the SASRec paper).
     """
 
     def __init__(
@@ -152,7 +155,9 @@ class _SequenceTask:
         b: dict[str, Any] = {"seq": s[:, :-1], "target": s[:, 1:]}
         if self.loss_name == "bce":
             b["neg"] = self._draw((s.shape[0], s.shape[1] - 1, 1), gen)  # (B, T, 1)
-        elif self.loss_name != "full_softmax":
+        elif self.loss_name == "gbce":
+            b["neg_seq"] = self._draw((s.shape[0], self.n_neg), gen)  # (B, K)
+        elif self.loss_name == "softmax":
             b["neg_shared"] = self._draw((self.n_neg,), gen)  # (K,)
         return b
 
@@ -170,11 +175,14 @@ class _SequenceTask:
             neg = b["neg"][valid]  # (M, 1)
             s_neg = (hv.unsqueeze(1) * module.item(neg)).sum(-1)  # (M, 1)
             return (nn.functional.softplus(-s_pos) + nn.functional.softplus(s_neg).sum(-1)).mean()
+        if self.loss_name == "gbce":
+            e_neg = module.item(b["neg_seq"])  # (B, K, D)
+            s_all = torch.bmm(h, e_neg.transpose(1, 2))  # (B, T, K)
+            neg = b["neg_seq"].unsqueeze(1).expand(-1, tgt.shape[1], -1)[valid]  # (M, K)
+            return self.gbce(s_pos, s_all[valid], self.beta, neg == pos.unsqueeze(1))
         shared = b["neg_shared"]  # (K,)
         s_neg = hv @ module.item(shared).T  # (M, K)
         hit = shared.unsqueeze(0) == pos.unsqueeze(1)  # (M, K)
-        if self.loss_name == "gbce":
-            return self.gbce(s_pos, s_neg, self.beta, hit)
         log_q = None if self.log_q is None else self.log_q[shared - 1]  # (K,)
         return self.softmax(s_pos, s_neg, hit, log_q)
 
