@@ -33,10 +33,20 @@ class TestSASRec(SequentialConformance):
         return create_model("sasrec", **SAS)
 
 
-@pytest.mark.parametrize("loss,epochs", [("bce", 120), ("softmax", 60)])
-def test_sasrec_other_losses_learn_planted_sequences(loss, epochs):
+@pytest.mark.parametrize(
+    "loss,epochs,extra",
+    [
+        ("bce", 120, {}),
+        ("softmax", 60, {}),
+        ("softmax", 60, {"negative_sampling": "popularity"}),
+        ("gbce", 120, {"gbce_t": 0.75}),
+    ],
+)
+def test_sasrec_other_losses_learn_planted_sequences(loss, epochs, extra):
     p = planted_sequences()
-    m = create_model("sasrec", loss=loss, n_negatives=5, **{**SAS, "epochs": epochs}).fit(p.train)
+    m = create_model("sasrec", loss=loss, n_negatives=5, **{**SAS, "epochs": epochs, **extra}).fit(
+        p.train
+    )
     users = list(p.withheld)
     recs = m.recommend(users, k=1)
     assert np.mean([recs.item_lists[j][0] == p.withheld[u] for j, u in enumerate(users)]) >= 0.9
@@ -145,6 +155,77 @@ def test_sasrec_losses_and_determinism():
         "sasrec", loss="softmax", n_negatives=5, **{**SAS, "epochs": 3, "seed": 1}
     ).fit(p.train)
     assert not np.array_equal(a.score_indices(np.arange(5)), c.score_indices(np.arange(5)))
+
+
+def test_negative_softmax_loss_matches_its_definition():
+    """Sampled softmax (Blanc & Rendle 2018): negatives' logits minus log(K q_j), accidental
+    hits masked, cross-entropy with the positive as target."""
+    import torch
+
+    from zenrec.models.neural.losses import NegativeSoftmaxLoss
+
+    pos = torch.tensor([2.0, 0.5])
+    neg = torch.tensor([[1.0, 0.0, 3.0], [0.5, 1.5, -1.0]])
+    hit = torch.tensor([[False, False, True], [False, False, False]])
+    log_q = torch.log(torch.tensor([0.5, 0.1, 0.05]))
+    got = NegativeSoftmaxLoss()(pos, neg, hit, log_q).item()
+    adj = neg.numpy() - np.log(3) - log_q.numpy()[None, :]
+    adj[0, 2] = -np.inf
+    logits = np.concatenate([pos.numpy()[:, None], adj], 1)
+    ce = [-(logits[r, 0] - np.log(np.exp(logits[r]).sum())) for r in range(2)]
+    assert got == pytest.approx(float(np.mean(ce)), rel=1e-6)
+    plain = NegativeSoftmaxLoss()(pos, neg).item()  # uniform: no correction, nothing masked
+    logits = np.concatenate([pos.numpy()[:, None], neg.numpy()], 1)
+    ce = [-(logits[r, 0] - np.log(np.exp(logits[r]).sum())) for r in range(2)]
+    assert plain == pytest.approx(float(np.mean(ce)), rel=1e-6)
+
+
+def test_gbce_loss_matches_gsasrec():
+    """gBCE (Petrov & Macdonald 2023): beta = alpha (t (1 - 1/alpha) + 1/alpha), alpha = K/(N-1);
+    the positive's log-sigmoid is scaled by beta, hits among the negatives are left out, and the
+    sum is averaged over the M (1 + K) terms."""
+    import torch
+
+    from zenrec.models.neural.losses import GBCELoss, gbce_beta
+
+    alpha = 4 / 99
+    assert gbce_beta(4, 100, 0.0) == pytest.approx(1.0)
+    assert gbce_beta(4, 100, 1.0) == pytest.approx(alpha)
+    assert gbce_beta(4, 100, 0.5) == pytest.approx(alpha * (0.5 * (1 - 1 / alpha) + 1 / alpha))
+    pos = torch.tensor([1.0, -0.5])
+    neg = torch.tensor([[0.5, -1.0], [2.0, 0.0]])
+    hit = torch.tensor([[False, True], [False, False]])
+    beta = 0.3
+
+    def sp(x):
+        return np.log1p(np.exp(x))
+
+    want = (beta * (sp(-1.0) + sp(0.5)) + sp(0.5) + sp(2.0) + sp(0.0)) / (2 * 3)
+    assert GBCELoss()(pos, neg, beta, hit).item() == pytest.approx(want, rel=1e-6)
+
+
+def test_sasrec_popularity_negatives_follow_counts_and_gbce_needs_uniform():
+    import torch
+
+    from zenrec import ConfigError
+    from zenrec.models.neural.sequential import _SequenceTask
+
+    p = planted_sequences()
+    m = create_model(
+        "sasrec", loss="softmax", negative_sampling="popularity", popularity_alpha=1.0, **SAS
+    )
+    m.fit(p.train)
+    w = training_windows(p.train, 8)
+    task = _SequenceTask(m, w, p.train, torch.device("cpu"))
+    draws = task._draw((20000,), torch.Generator().manual_seed(0)) - 1
+    counts = np.bincount(p.train.items, minlength=p.train.n_items)
+    got = np.bincount(draws.numpy(), minlength=p.train.n_items) / 20000
+    np.testing.assert_allclose(got, counts / counts.sum(), atol=0.01)
+    b = task.batch(torch.arange(4), torch.Generator().manual_seed(0))
+    assert b["neg_shared"].shape == (m.config.n_negatives,)
+    assert task.log_q is not None
+    with pytest.raises(ConfigError, match="uniform"):
+        create_model("sasrec", loss="gbce", negative_sampling="popularity")
 
 
 def test_sasrec_rejects_bad_heads():

@@ -1,18 +1,38 @@
-"""Training losses, each its own module: MSE, BCE, BPR, sampled softmax, full softmax.
+"""Training losses, each its own module: MSE, BCE, BPR, sampled softmax, full softmax, gBCE.
 
 Sampled softmax with in-batch negatives and log-Q correction follows Yi et al., "Sampling-Bias-
 Corrected Neural Modeling for Large Corpus Item Recommendations" (RecSys 2019): the logit of
 item j is reduced by log q_j, the probability that j appears in a batch, so popular items are
 not over-penalised for being frequent negatives.
+
+Softmax over a positive and K sampled negatives (:class:`NegativeSoftmaxLoss`) corrects each
+negative's logit by ``log(K q_j)`` (q: the sampling distribution), the sampled-softmax estimate
+of the full softmax (Bengio & Senecal, IEEE TNN 2008; Blanc & Rendle, "Adaptive Sampled Softmax
+with Kernel Based Sampling", ICML 2018); uniform negatives go uncorrected. Klenitskiy & Vasilev
+("Turning Dross Into Gold Loss: is BERT4Rec really better than SASRec?", RecSys 2023) train
+SASRec with it. gBCE (:class:`GBCELoss`) is the generalised binary cross-entropy of gSASRec
+(Petrov & Macdonald, "gSASRec: Reducing Overconfidence in Sequential Recommendation Trained
+with Negative Sampling", RecSys 2023).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["BCELoss", "BPRLoss", "FullSoftmaxLoss", "MSELoss", "SampledSoftmaxLoss"]
+__all__ = [
+    "BCELoss",
+    "BPRLoss",
+    "FullSoftmaxLoss",
+    "GBCELoss",
+    "MSELoss",
+    "NegativeSoftmaxLoss",
+    "SampledSoftmaxLoss",
+    "gbce_beta",
+]
 
 
 class MSELoss(nn.Module):
@@ -75,3 +95,64 @@ class FullSoftmaxLoss(nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(logits.float(), target)
+
+
+class NegativeSoftmaxLoss(nn.Module):
+    """Softmax over each positive and K sampled negatives, with the sampled-softmax correction.
+
+    The logits are ``[s_pos, s_neg_1 - log(K q_1), ..., s_neg_K - log(K q_K)]`` and the target
+    is the positive; a negative equal to its row's positive (an accidental hit) is masked out.
+
+    Args (forward):
+        pos: (M,) scores of the positives.
+        neg: (M, K) scores of the negatives.
+        hit: (M, K) bool, True where a negative is the row's positive (masked), or None.
+        log_q: (K,) or (M, K) log sampling probability of each negative, or None: no
+            correction (uniform negatives, as Klenitskiy & Vasilev train them).
+    """
+
+    def forward(
+        self, pos: Tensor, neg: Tensor, hit: Tensor | None = None, log_q: Tensor | None = None
+    ) -> Tensor:
+        neg = neg.float()
+        if log_q is not None:
+            neg = neg - (math.log(neg.shape[-1]) + log_q.float())  # (M, K)
+        if hit is not None:
+            neg = neg.masked_fill(hit, float("-inf"))
+        logits = torch.cat([pos.float().unsqueeze(-1), neg], -1)  # (M, 1 + K)
+        target = torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device)
+        return F.cross_entropy(logits, target)
+
+
+def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
+    """gSASRec's exponent ``beta = alpha (t (1 - 1/alpha) + 1/alpha)`` of the positive's
+    probability, with ``alpha = K / (N - 1)`` the negative sampling rate; ``t = 0`` gives
+    beta = 1 (plain BCE), ``t = 1`` gives beta = alpha (fully calibrated).
+
+    Example:
+        >>> gbce_beta(256, 3417, 0.0)
+        1.0
+        >>> round(gbce_beta(256, 3417, 1.0), 4)  # alpha
+        0.0749
+    """
+    alpha = min(1.0, n_negatives / max(1, n_items - 1))
+    return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+
+
+class GBCELoss(nn.Module):
+    """Generalised binary cross-entropy (gSASRec): ``-beta log sigma(s_pos) - sum_j log(1 -
+    sigma(s_neg_j))``, averaged over the M * (1 + K) terms as gSASRec's code does.
+
+    Args (forward):
+        pos: (M,) scores of the positives.
+        neg: (M, K) scores of the negatives.
+        beta: The exponent from :func:`gbce_beta`.
+        hit: (M, K) bool, True where a negative is the row's positive (left out), or None.
+    """
+
+    def forward(self, pos: Tensor, neg: Tensor, beta: float, hit: Tensor | None = None) -> Tensor:
+        pos_term = beta * F.softplus(-pos.float())  # (M,)
+        neg_terms = F.softplus(neg.float())  # (M, K)
+        if hit is not None:
+            neg_terms = neg_terms.masked_fill(hit, 0.0)
+        return (pos_term.sum() + neg_terms.sum()) / (neg.shape[0] * (1 + neg.shape[1]))

@@ -8,6 +8,7 @@ SASRec (Kang & McAuley, ICDM 2018) reads each user's chronological history (see
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ from zenrec.data.dataset import Dataset
 from zenrec.data.sequences import chronological_order, pad_left, user_sequences
 from zenrec.models.neural.base import NeuralRecommender, TaskOptions
 from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
+from zenrec.models.neural.losses import GBCELoss, NegativeSoftmaxLoss, gbce_beta
 from zenrec.models.neural.nn import ScoringModule
 from zenrec.models.neural.nn_seq import SASRecNet
 from zenrec.models.neural.trainer import TrainingConfig, eval_mode
@@ -107,10 +109,18 @@ def training_windows(train: Dataset, max_len: int, *, sliding: bool = True) -> n
 
 
 class _SequenceTask:
-    """Rows are training windows; loss at every non-padded position (next-item prediction)."""
+    """Rows are training windows; loss at every non-padded position (next-item prediction).
+
+    ``softmax`` draws one set of ``n_negatives`` items per batch, shared by every position of
+    the batch, so its scores are one (M, D) x (D, K) product instead of a gather of M * K
+    embeddings. ``gbce`` draws ``n_negatives`` per sequence, shared by that sequence's
+    positions ((B, T, D) x (B, D, K)): a batch-shared set pushes the same K items down from
+    every position of the batch at once, and gBCE then barely learned (docs/neural.md).
+    ``bce`` draws one negative per position (the SASRec paper).
+    """
 
     def __init__(
-        self, model: SASRec, windows: np.ndarray, n_items: int, device: torch.device
+        self, model: SASRec, windows: np.ndarray, train: Dataset, device: torch.device
     ) -> None:
         c = model.config
         self.module = model.module_
@@ -118,21 +128,37 @@ class _SequenceTask:
         self.seqs = torch.as_tensor(windows, device=device)
         self.loss_name = c.loss
         self.n_neg = c.n_negatives
-        self.n_items = n_items
+        self.n_items = train.n_items
         self.device = device
+        self.popularity: Tensor | None = None
+        self.log_q: Tensor | None = None
+        if c.negative_sampling == "popularity" and c.loss != "full_softmax":
+            counts = np.bincount(train.items, minlength=train.n_items).astype(np.float64)
+            p = np.maximum(counts, 1.0) ** c.popularity_alpha
+            p /= p.sum()
+            self.popularity = torch.as_tensor(p, dtype=torch.float32, device=device)
+            self.log_q = torch.as_tensor(np.log(p), dtype=torch.float32, device=device)
+        self.beta = gbce_beta(c.n_negatives, train.n_items, c.gbce_t)
+        self.softmax = NegativeSoftmaxLoss()
+        self.gbce = GBCELoss()
+
+    def _draw(self, shape: tuple[int, ...], gen: torch.Generator) -> Tensor:
+        """Negative items (index + 1) of ``shape``: uniform, or by popularity ** alpha."""
+        if self.popularity is None:
+            return torch.randint(1, self.n_items + 1, shape, generator=gen, device=self.device)
+        n = math.prod(shape)
+        idx = torch.multinomial(self.popularity, n, replacement=True, generator=gen)
+        return (idx + 1).view(shape)
 
     def batch(self, rows: Tensor, gen: torch.Generator) -> dict[str, Any]:
         s = self.seqs[rows]  # (B, T+1)
         b: dict[str, Any] = {"seq": s[:, :-1], "target": s[:, 1:]}
-        if self.loss_name != "full_softmax":
-            k = 1 if self.loss_name == "bce" else self.n_neg
-            b["neg"] = torch.randint(
-                1,
-                self.n_items + 1,
-                (s.shape[0], s.shape[1] - 1, k),
-                generator=gen,
-                device=self.device,
-            )  # (B, T, K)
+        if self.loss_name == "bce":
+            b["neg"] = self._draw((s.shape[0], s.shape[1] - 1, 1), gen)  # (B, T, 1)
+        elif self.loss_name == "gbce":
+            b["neg_seq"] = self._draw((s.shape[0], self.n_neg), gen)  # (B, K)
+        elif self.loss_name == "softmax":
+            b["neg_shared"] = self._draw((self.n_neg,), gen)  # (K,)
         return b
 
     def loss(self, module: nn.Module, b: dict[str, Any]) -> Tensor:
@@ -144,18 +170,21 @@ class _SequenceTask:
         if self.loss_name == "full_softmax":
             logits = hv @ module.item_weights().T  # (M, N)
             return nn.functional.cross_entropy(logits.float(), pos - 1)
-        neg = b["neg"][valid]  # (M, K)
-        e_pos = module.item(pos)  # (M, D)
-        e_neg = module.item(neg)  # (M, K, D)
-        s_pos = (hv * e_pos).sum(-1)  # (M,)
-        s_neg = (hv.unsqueeze(1) * e_neg).sum(-1)  # (M, K)
+        s_pos = (hv * module.item(pos)).sum(-1)  # (M,)
         if self.loss_name == "bce":
+            neg = b["neg"][valid]  # (M, 1)
+            s_neg = (hv.unsqueeze(1) * module.item(neg)).sum(-1)  # (M, 1)
             return (nn.functional.softplus(-s_pos) + nn.functional.softplus(s_neg).sum(-1)).mean()
-        # sampled softmax over [positive, K uniform negatives] (uniform: log-Q is a constant)
-        logits = torch.cat(
-            [s_pos.unsqueeze(1), s_neg.masked_fill(neg == pos.unsqueeze(1), -1e9)], 1
-        )
-        return nn.functional.cross_entropy(logits.float(), torch.zeros_like(pos))
+        if self.loss_name == "gbce":
+            e_neg = module.item(b["neg_seq"])  # (B, K, D)
+            s_all = torch.bmm(h, e_neg.transpose(1, 2))  # (B, T, K)
+            neg = b["neg_seq"].unsqueeze(1).expand(-1, tgt.shape[1], -1)[valid]  # (M, K)
+            return self.gbce(s_pos, s_all[valid], self.beta, neg == pos.unsqueeze(1))
+        shared = b["neg_shared"]  # (K,)
+        s_neg = hv @ module.item(shared).T  # (M, K)
+        hit = shared.unsqueeze(0) == pos.unsqueeze(1)  # (M, K)
+        log_q = None if self.log_q is None else self.log_q[shared - 1]  # (K,)
+        return self.softmax(s_pos, s_neg, hit, log_q)
 
 
 class SASRecConfig(TrainingConfig):
@@ -171,11 +200,18 @@ class SASRecConfig(TrainingConfig):
     """Attention heads (must divide dim)."""
     dropout: float = Field(0.2, ge=0, lt=1)
     """Dropout on embeddings, attention weights and block outputs."""
-    loss: Literal["full_softmax", "softmax", "bce"] = "full_softmax"
-    """full_softmax: cross-entropy over the whole catalog (default); softmax: sampled softmax
-    over n_negatives uniform negatives; bce: the paper's BCE with one sampled negative."""
-    n_negatives: int = Field(100, ge=1)
-    """Uniform negatives per position of the sampled softmax (loss=softmax)."""
+    loss: Literal["full_softmax", "softmax", "gbce", "bce"] = "full_softmax"
+    """full_softmax: cross-entropy over the whole catalog; softmax: sampled softmax over the
+    positive and n_negatives negatives shared by the batch (log-Q corrected when
+    negative_sampling=popularity); gbce: gSASRec's generalised BCE with n_negatives shared
+    negatives and calibration gbce_t; bce: the SASRec paper's BCE with one negative per
+    position. References: docs/neural.md."""
+    n_negatives: int = Field(256, ge=1)
+    """Negatives per batch of loss=softmax and loss=gbce (drawn once per optimiser step and
+    shared by every position of the batch; 256 as in gSASRec)."""
+    gbce_t: float = Field(0.75, ge=0, le=1)
+    """gBCE calibration t: 0 is plain BCE, 1 fully corrects for the negative sampling rate
+    (gSASRec's recommended value is 0.75)."""
     sliding: bool = True
     """Train on every max_len window of a long history (False: the most recent window only)."""
     history_with_valid: bool = True
@@ -193,6 +229,11 @@ class SASRecConfig(TrainingConfig):
     def _heads_divide(self) -> SASRecConfig:
         if self.dim % self.n_heads:
             raise ValueError(f"dim ({self.dim}) must be divisible by n_heads ({self.n_heads})")
+        if self.loss == "gbce" and self.negative_sampling != "uniform":
+            raise ValueError(
+                "loss=gbce calibrates for uniform negatives; set negative_sampling=uniform "
+                "(or use loss=softmax, which corrects popularity sampling with log-Q)"
+            )
         return self
 
 
@@ -223,7 +264,7 @@ class SASRec(Explainable, NeuralRecommender):
             init_std=self.config.init_std,
         )
 
-    allowed_losses = ("full_softmax", "softmax", "bce")
+    allowed_losses = ("full_softmax", "softmax", "gbce", "bce")
 
     def __init__(self, config: Any = None, **params: Any) -> None:
         super().__init__(config, **params)
@@ -245,7 +286,7 @@ class SASRec(Explainable, NeuralRecommender):
             raise DataError(
                 f"sasrec: no user of '{train.name}' has 2 or more training interactions"
             )
-        return _SequenceTask(self, windows, train.n_items, self.device_)
+        return _SequenceTask(self, windows, train, self.device_)
 
     def _after_fit(self, train: Dataset, valid: Dataset | None) -> None:
         if self.config.history_with_valid and valid is not None and len(valid):
