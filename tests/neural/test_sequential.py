@@ -423,3 +423,24 @@ def test_din_reads_the_avazu_sample_click_file():
     assert m._clicks
     p = m.predict_proba(ds.user_vocab.decode(ds.users), ds.item_vocab.decode(ds.items))
     assert p.shape == (len(ds),) and ((p > 0) & (p < 1)).all()
+
+
+def test_sasrec_fit_is_repeatable_whatever_the_global_random_state():
+    """Dropout draws from torch's global generator: the fit seeds it from the config inside a
+    forked state, so two fits with the same seed give the same weights even when the caller's
+    random state differs between them, and the caller's state is left as it was."""
+    import torch
+
+    from zenrec.models.neural.sequential import SASRec
+    from zenrec.testing import planted_sequences
+
+    p = planted_sequences()
+    kw = {"dim": 16, "max_len": 8, "epochs": 2, "dropout": 0.5, "progress": False}
+    torch.manual_seed(1)
+    before = torch.get_rng_state()
+    a = SASRec(**kw).fit(p.train)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.rand(1000)  # another global state for the second fit
+    b = SASRec(**kw).fit(p.train)
+    for (name, x), (_, y) in zip(a.module_.state_dict().items(), b.module_.state_dict().items()):
+        assert torch.equal(x, y), name

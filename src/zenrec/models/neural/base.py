@@ -522,7 +522,13 @@ class NeuralRecommender(Recommender):
                 self._make_validate(train, valid) if valid is not None and len(valid) else None
             )
             trainer = Trainer(self._training_config(), self.device_, self.run_options)
-            result = trainer.fit(task, gen, validate, self.epoch_callback)
+            # Dropout draws from torch's global generator: seed it from the config inside a
+            # forked random state, so a fit is repeatable across processes and leaves the
+            # caller's random state alone.
+            cuda = [self.device_.index or 0] if self.device_.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda):
+                torch.manual_seed(c.seed + 2)
+                result = trainer.fit(task, gen, validate, self.epoch_callback)
             self.train_result_ = result
             self.history_ = result.history
             self._after_fit(train, valid)
