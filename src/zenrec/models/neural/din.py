@@ -38,6 +38,8 @@ class DINConfig(FeatureConfig):
     """Hidden widths of the output MLP."""
     attention_softmax: bool = False
     """Normalise attention weights with a softmax (the paper uses the raw weights)."""
+    user_id: bool = True
+    """Embed the user id beside the history (false: a user is their history and features)."""
     labels: Literal["auto", "implicit", "click"] = "auto"
     """implicit: interactions are positives and n_negatives unseen items per positive are
     sampled (seeded); click: a 0/1 label column is used as is; auto: click when the data's
@@ -128,6 +130,7 @@ class DIN(Explainable, NeuralRecommender):
             c.attention_layers,
             c.layers,
             c.attention_softmax,
+            c.user_id,
         )
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
