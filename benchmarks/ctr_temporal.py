@@ -61,7 +61,7 @@ def main() -> None:
                 "model": label,
                 "seed": seed,
                 **{k: round(v, 4) for k, v in record.metrics.items()},
-                "fit_s": round(record.fit_seconds, 1),
+                "fit_s": round(record.fit_seconds or 0.0, 1),
                 "epochs": len(record.history or []),
             }
             print(json.dumps(out), flush=True)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 
-from zenrec.data import synthetic_dataset  # noqa: E402
-from zenrec.models import create_model, load_model  # noqa: E402
-from zenrec.models.neural.nn import ScoringModule  # noqa: E402
-from zenrec.models.neural.nn_seq import DINNet  # noqa: E402
+import torch
+
+from zenrec.data import synthetic_dataset
+from zenrec.models import create_model, load_model
+from zenrec.models.neural.din import DIN
+from zenrec.models.neural.nn import ScoringModule
+from zenrec.models.neural.nn_seq import DINNet
 
 FAST = {"progress": False, "num_threads": 1}
 
@@ -83,10 +86,7 @@ def test_candidates_and_matrix_equal_pair_by_pair_scores():
 
 def test_training_loss_of_the_candidate_path_equals_the_repeated_pairs_path():
     ds = synthetic_dataset(n_users=30, n_items=25, seed=0)
-    m = create_model(
-        "din", dim=8, attention_layers=[8], layers=[8], history_len=5, epochs=1, **FAST
-    )
-    m.fit(ds)
+    m = DIN(dim=8, attention_layers=[8], layers=[8], history_len=5, epochs=1, **FAST).fit(ds)
     task = m._make_task(ds)
     module = m._require_module()
     b = task.batch(torch.arange(64), torch.Generator().manual_seed(3))

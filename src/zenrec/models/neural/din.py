@@ -153,7 +153,7 @@ class DIN(Explainable, NeuralRecommender):
         Returns:
             (history (T,) item index + 1 with 0 = padding, weights (K, T) float32).
         """
-        module = self._require_module()
+        module = self._module_of(DINNet)
         with eval_mode(module), torch.no_grad():
             u = torch.full((len(items),), int(user), dtype=torch.int64, device=self.device_)
             ur = module.user_repr(self._user_inputs(u))

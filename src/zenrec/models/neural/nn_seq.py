@@ -234,7 +234,7 @@ class DINNet(ScoringModule):
         term is computed once per history position, the ``q`` term once per candidate, and no
         (B, K, T, 4D) input is built.
         """
-        layers = [*self.att[0], self.att[1]]
+        layers = [*self.att[0].children(), self.att[1]]
         first = layers[0]
         assert isinstance(first, nn.Linear)
         w1, w2, w3, w4 = first.weight.split(self.dim, 1)  # 4 x (H, D)
