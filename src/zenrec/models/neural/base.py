@@ -206,6 +206,13 @@ class InteractionTask:
         if name == "full_softmax":
             logits = module.score_matrix(ur, module.item_repr(m._all_item_inputs()))  # (B, N)
             return self.losses[name](logits, b["i"])
+        many = getattr(module, "score_candidates", None)
+        if many is not None and name not in ("mse", "click"):
+            # DIN: the user's side is computed once for the positive and its K negatives
+            bsz, k = b["neg"].shape
+            nr = module.item_repr(m._item_inputs(b["neg"].reshape(-1))).view(bsz, k, -1)
+            s = many(ur, torch.cat([ir.unsqueeze(1), nr], 1))  # (B, 1 + K)
+            return self.losses[name](s[:, 0], s[:, 1:])
         pos = module.score_pairs(ur, ir)  # (B,)
         if name in ("mse", "click"):
             return (

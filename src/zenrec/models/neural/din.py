@@ -38,6 +38,8 @@ class DINConfig(FeatureConfig):
     """Hidden widths of the output MLP."""
     attention_softmax: bool = False
     """Normalise attention weights with a softmax (the paper uses the raw weights)."""
+    user_id: bool = True
+    """Embed the user id beside the history (false: a user is their history and features)."""
     labels: Literal["auto", "implicit", "click"] = "auto"
     """implicit: interactions are positives and n_negatives unseen items per positive are
     sampled (seeded); click: a 0/1 label column is used as is; auto: click when the data's
@@ -128,6 +130,7 @@ class DIN(Explainable, NeuralRecommender):
             c.attention_layers,
             c.layers,
             c.attention_softmax,
+            c.user_id,
         )
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
@@ -150,7 +153,7 @@ class DIN(Explainable, NeuralRecommender):
         Returns:
             (history (T,) item index + 1 with 0 = padding, weights (K, T) float32).
         """
-        module = self._require_module()
+        module = self._module_of(DINNet)
         with eval_mode(module), torch.no_grad():
             u = torch.full((len(items),), int(user), dtype=torch.int64, device=self.device_)
             ur = module.user_repr(self._user_inputs(u))

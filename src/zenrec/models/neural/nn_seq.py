@@ -172,6 +172,7 @@ class DINNet(ScoringModule):
         attention_layers: Hidden widths of the activation unit.
         layers: Hidden widths of the output MLP.
         softmax: Normalise attention weights with a softmax over the history.
+        user_id: Embed the user id (False: a user is its history and user fields only).
     """
 
     dot_product = False
@@ -186,14 +187,15 @@ class DINNet(ScoringModule):
         attention_layers: Sequence[int],
         layers: Sequence[int],
         softmax: bool = False,
+        user_id: bool = True,
     ) -> None:
         super().__init__()
         self.dim = dim
         self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
-        self.user = nn.Embedding(n_users + 1, dim, padding_idx=0)
+        self.user = nn.Embedding(n_users + 1, dim, padding_idx=0) if user_id else None
         self.user_fields = FieldEmbedder(list(user_fields), dim)
         self.item_fields = FieldEmbedder(list(item_fields), dim)
-        self.n_uf = len(user_fields) + 1
+        self.n_uf = len(user_fields) + int(user_id)
         self.n_if = len(item_fields) + 1
         self.att = nn.Sequential(
             _mlp([4 * dim, *attention_layers], last_act=True),
@@ -207,7 +209,10 @@ class DINNet(ScoringModule):
 
     def user_repr(self, inputs: Inputs) -> tuple[Tensor, Tensor]:
         """-> (user fields (B, Fu*D), history codes (B, T))."""
-        parts = [self.user(inputs["user"]).unsqueeze(1)]  # (B, 1, D)
+        hist = inputs["history"]
+        parts = [hist.new_zeros((hist.shape[0], 0, self.dim), dtype=torch.float32)]  # (B, 0, D)
+        if self.user is not None:
+            parts.append(self.user(inputs["user"]).unsqueeze(1))  # (B, 1, D)
         if self.user_fields.fields:
             parts.append(self.user_fields(inputs))  # (B, Fu-1, D)
         u = torch.cat(parts, 1).flatten(1)  # (B, Fu*D)
@@ -220,27 +225,61 @@ class DINNet(ScoringModule):
             parts.append(self.item_fields(inputs))
         return torch.cat(parts, 1).flatten(1)
 
+    def _activation(self, e: Tensor, q: Tensor) -> Tensor:
+        """Activation-unit logits (B, K, T) of histories ``e`` (B, T, D) for candidates ``q``
+        (B, K, D).
+
+        The first layer ``W [e, q, e - q, e * q] + b`` is evaluated as
+        ``(W_1 + W_3) e + (W_2 - W_3) q + W_4 (e * q) + b``: the same function, but the ``e``
+        term is computed once per history position, the ``q`` term once per candidate, and no
+        (B, K, T, 4D) input is built.
+        """
+        layers = [*self.att[0].children(), self.att[1]]
+        first = layers[0]
+        assert isinstance(first, nn.Linear)
+        w1, w2, w3, w4 = first.weight.split(self.dim, 1)  # 4 x (H, D)
+        he = e @ (w1 + w3).T  # (B, T, H)
+        hq = q @ (w2 - w3).T + first.bias  # (B, K, H)
+        z = (e.unsqueeze(1) * q.unsqueeze(2)) @ w4.T  # (B, K, T, H)
+        z = z + he.unsqueeze(1) + hq.unsqueeze(2)  # (B, K, T, H)
+        for layer in layers[1:]:
+            z = layer(z)
+        return z.squeeze(-1)  # (B, K, T)
+
+    def _weights(self, hist: Tensor, logits: Tensor) -> Tensor:
+        """Attention weights (B, K, T) from logits (B, K, T); padded positions get 0."""
+        valid = (hist > 0).unsqueeze(1)  # (B, 1, T)
+        if self.softmax:
+            w = torch.softmax(logits.masked_fill(~valid, float("-inf")), -1)
+            return torch.nan_to_num(w, nan=0.0)
+        return logits * valid
+
     def attention(self, u: tuple[Tensor, Tensor], v: Tensor) -> Tensor:
         """Activation-unit weights (B, T) of each history item for the aligned candidate."""
         hist = u[1]  # (B, T)
+        q = v[:, : self.dim].unsqueeze(1)  # (B, 1, D)
+        return self._weights(hist, self._activation(self.item(hist), q)).squeeze(1)
+
+    def score_candidates(self, u: tuple[Tensor, Tensor], v: Tensor) -> Tensor:
+        """(B, K) scores of each user row against its own K candidates ``v`` (B, K, Fi*D).
+
+        The history is embedded and projected once per user row, not once per candidate
+        (training scores a positive and its sampled negatives in one call).
+        """
+        hist = u[1]  # (B, T)
         e = self.item(hist)  # (B, T, D)
-        q = v[:, : self.dim].unsqueeze(1).expand_as(e)  # (B, T, D)
-        w = self.att(torch.cat([e, q, e - q, e * q], -1)).squeeze(-1)  # (B, T)
-        valid = hist > 0
-        if self.softmax:
-            w = torch.softmax(w.masked_fill(~valid, float("-inf")), -1)
-            return torch.nan_to_num(w, nan=0.0)
-        return w * valid
+        w = self._weights(hist, self._activation(e, v[..., : self.dim]))  # (B, K, T)
+        interest = w @ e  # (B, K, D)
+        k = v.shape[1]
+        x = torch.cat([u[0].unsqueeze(1).expand(-1, k, -1), interest, v], -1)  # (B, K, F*D)
+        return self.mlp(x).squeeze(-1)  # (B, K)
 
     def score_pairs(self, u: tuple[Tensor, Tensor], v: Tensor) -> Tensor:
-        w = self.attention(u, v)  # (B, T)
-        interest = (w.unsqueeze(-1) * self.item(u[1])).sum(1)  # (B, D)
-        return self.mlp(torch.cat([u[0], interest, v], 1)).squeeze(-1)  # (B,)
+        return self.score_candidates(u, v.unsqueeze(1)).squeeze(1)  # (B,)
 
     def score_matrix(self, u: tuple[Tensor, Tensor], v: Tensor) -> Tensor:
-        b, n = u[0].shape[0], v.shape[0]
-        ue = (u[0].repeat_interleave(n, 0), u[1].repeat_interleave(n, 0))
-        return self.score_pairs(ue, v.repeat(b, 1)).view(b, n)  # (B, N)
+        b = u[0].shape[0]
+        return self.score_candidates(u, v.unsqueeze(0).expand(b, -1, -1))  # (B, N)
 
 
 class MultiTaskNet(ScoringModule):
