@@ -110,6 +110,11 @@ def main() -> int:
     ap.add_argument("--overload-seconds", type=float, default=15.0)
     ap.add_argument("--hnsw-index", type=Path, help="a saved HNSW index directory to time")
     ap.add_argument("--port", type=int, default=18761)
+    ap.add_argument(
+        "--capacity",
+        type=float,
+        help="skip the ramps and run only the overload step at twice this capacity (req/s)",
+    )
     args = ap.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"measured": now_utc(), "machine": machine(), "models": {}}
@@ -119,7 +124,7 @@ def main() -> int:
             raise SystemExit(f"{bundle}: no bundle; run benchmarks/serve_capacity.sh first")
         row: dict[str, Any] = {}
         o = args.output / model
-        for threads in (1, 2):
+        for threads in () if args.capacity else (1, 2):
             with Server(
                 bundle, args.port, "--threads", str(threads), "--max-concurrency", "256"
             ) as s:
@@ -133,10 +138,11 @@ def main() -> int:
                     row["capacity_p99_50ms"] = ramp_capacity(
                         s, bundle, o.with_name(f"{model}-ramp50.json"), 50, args.step
                     )
-        cap = row["capacity_p99_50ms"]
+        cap = args.capacity or row["capacity_p99_50ms"]
         if cap:
             limit = max(1, math.ceil(cap * 50 / 1000 - 1e-9))
             with Server(bundle, args.port, "--capacity", str(cap)) as s:
+                row.setdefault("load_seconds", s.load_seconds())
                 stop, got = threading.Event(), []  # type: list[float | None]
                 t = threading.Thread(target=probe_liveness, args=(s.url, stop, got))
                 t.start()

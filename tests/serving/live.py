@@ -22,6 +22,9 @@ class LiveServer:
 
         from zenrec.serving import ServeSettings, create_app
 
+        # The in-process server shares the GIL with the test's client threads, so its event-loop
+        # lag measures the clients as much as the server: lag shedding is off unless a test asks.
+        settings.setdefault("shed_lag_ms", 0.0)
         self.settings = ServeSettings.model_validate(settings)
         self.app = create_app(bundle, self.settings)
         self.port = free_port()

@@ -172,7 +172,7 @@ def test_serve_admission_limit_flags(tmp_path):
     def limit(*argv: str) -> int:
         return int(_settings(build_parser().parse_args(["serve", "B", *argv])).admission_limit)
 
-    assert limit() == 15  # 300 req/s x 50 ms
+    assert limit() == 25  # 500 req/s x 50 ms
     assert limit("--capacity", "400", "--latency-target-ms", "100") == 40
     assert limit("--capacity", "400", "--max-concurrency", "7") == 7  # the override wins
     lt = tmp_path / "lt.json"

@@ -215,3 +215,40 @@ def test_liveness_keeps_answering_past_capacity_with_the_derived_limit(bundles):
     assert len(probes) >= 10
     assert all(code == 200 for code, _ in probes)
     assert max(s for _, s in probes) < probe_timeout
+
+
+@pytest.mark.parametrize("shed_lag_ms", [2.0, 0.0])
+def test_a_lagging_event_loop_sheds_requests_the_concurrency_limit_never_sees(bundles, shed_lag_ms):
+    """Single requests are scored inline on the event loop, so past capacity they queue in the
+    loop, not in flight: with the concurrency limit out of reach, requests are still answered
+    503 + Retry-After once the loop lags more than ``shed_lag_ms`` (and never with 0: off)."""
+    body = {"user_id": 1, "k": 200, "exclude_seen": False}
+    with live_server(bundles["ease"], max_concurrency=10_000, shed_lag_ms=shed_lag_ms) as srv:
+        stop = threading.Event()
+        codes: list[int] = []
+        retry_after: set[str | None] = set()
+        lock = threading.Lock()
+
+        def load() -> None:
+            with httpx.Client(base_url=srv.url, timeout=60) as cl:
+                while not stop.is_set():
+                    r = cl.post("/v1/recommend", json=body)
+                    with lock:
+                        codes.append(r.status_code)
+                        if r.status_code == 503:
+                            retry_after.add(r.headers.get("retry-after"))
+
+        threads = [threading.Thread(target=load, daemon=True) for _ in range(32)]
+        for t in threads:
+            t.start()
+        time.sleep(3.0)
+        stop.set()
+        for t in threads:
+            t.join(60)
+        shed = srv.state.metrics.rejected.labels("overload")._value.get()
+    assert 200 in codes
+    if shed_lag_ms:
+        assert 503 in codes and shed == codes.count(503) > 0
+        assert retry_after == {str(srv.settings.retry_after_s)}
+    else:
+        assert 503 not in codes and shed == 0

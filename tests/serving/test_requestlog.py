@@ -96,3 +96,17 @@ def test_rotation_stays_within_the_budget_and_the_volume(tmp_path, monkeypatch):
         log.log(1e9 + j, "/v1/recommend", 200, 1.5, "0123456789abcdef", j, 10)
     log.close()
     assert 0 < _total(tmp_path / "b") <= 32 * 1024
+
+
+def test_the_writer_wakes_once_per_batch_interval_and_a_flush_still_writes(tmp_path):
+    """The writer sleeps ``batch_seconds`` after the first record of a batch (one wake-up and
+    one write per interval, not per request); records logged meanwhile join that batch."""
+    log = RequestLog(tmp_path, salt=b"s", batch_seconds=1.0)
+    log.log(1.7e9, "/v1/recommend", 200, 1.0, "v", "u1", 10)
+    time.sleep(0.2)
+    log.log(1.7e9, "/v1/recommend", 200, 1.0, "v", "u2", 10)
+    assert log.written == 0  # still gathering
+    log.flush(timeout=10)
+    assert log.written == 2
+    assert len(log.path.read_text().splitlines()) == 2
+    log.close()

@@ -90,14 +90,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         metavar="N",
         help="requests processed at once per worker; more get 503 + Retry-After (default: "
-        "capacity x latency target, Little's law: 300 req/s x 50 ms = 15)",
+        "capacity x latency target, Little's law: 500 req/s x 50 ms = 25)",
     )
     cap = p.add_mutually_exclusive_group()
     cap.add_argument(
         "--capacity",
         type=float,
         metavar="RPS",
-        help="requests/s one worker serves within the latency target (default 300)",
+        help="requests/s one worker serves within the latency target (default 500)",
     )
     cap.add_argument(
         "--capacity-from",

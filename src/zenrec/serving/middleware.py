@@ -4,6 +4,7 @@ costs little."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -84,8 +85,10 @@ class ServiceMiddleware:
     """Admission control, metrics and request logging.
 
     A request beyond the admission limit in flight (``ServeSettings.admission_limit``: the
-    latency target times the capacity) is answered at once with 503 and ``Retry-After``
-    (never queued past the SLO); a body larger than ``max_body_bytes``
+    latency target times the capacity), or one that arrives while the event loop lags more than
+    ``ServeSettings.shed_lag_s`` behind (the backlog of a worker past its capacity waits in the
+    loop's queue, before any request counts as in flight), is answered at once with 503 and
+    ``Retry-After`` (never queued past the SLO); a body larger than ``max_body_bytes``
     (by ``Content-Length``, or counted while streaming) gets 413. Every answer carries an
     ``X-Request-ID`` (the client's, or a new one), also found in the access and error logs.
     """
@@ -100,6 +103,20 @@ class ServiceMiddleware:
         self.retry_after = str(s.retry_after_s).encode()
         self.access_log = s.access_log
         self.in_flight = 0
+        self.shed_lag_s = s.shed_lag_s
+        self.lag_s = 0.0
+        """The event loop's latest lag: how late the watcher's last timer fired."""
+        self._watch_loop: asyncio.AbstractEventLoop | None = None
+        self._watcher: asyncio.Task[None] | None = None  # referenced: the loop keeps weak refs
+
+    async def _watch_lag(self, interval: float = 0.005) -> None:
+        """Measure how late a timer of ``interval`` seconds fires, for as long as the loop runs:
+        a loop with a backlog runs the timer's callback only after the requests ahead of it."""
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(interval)
+            self.lag_s = max(0.0, loop.time() - t - interval)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,7 +131,15 @@ class ServiceMiddleware:
         rid = request_id(scope)
         scope.setdefault("state", {})["request_id"] = rid
         rid_header = (b"x-request-id", rid.encode("ascii"))
-        if limited and self.in_flight >= self.max_concurrency:
+        if self.shed_lag_s > 0 and self._watch_loop is not asyncio.get_running_loop():
+            # one watcher per event loop (a test client may run the app on several in turn)
+            self._watch_loop = asyncio.get_running_loop()
+            self.lag_s = 0.0
+            self._watcher = self._watch_loop.create_task(self._watch_lag())
+        if limited and (
+            self.in_flight >= self.max_concurrency
+            or (self.shed_lag_s > 0 and self.lag_s > self.shed_lag_s)
+        ):
             self.metrics.rejected.labels("overload").inc()
             status = 503
             await _send_json(

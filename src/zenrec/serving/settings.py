@@ -37,11 +37,17 @@ class ServeSettings(BaseSettings):
     """Requests processed at once per worker; more are answered 503 with ``Retry-After``
     (``None``: derived from ``capacity_rps`` and ``latency_target_ms``, see
     :attr:`admission_limit`)."""
-    capacity_rps: float = Field(300.0, gt=0)
+    capacity_rps: float = Field(500.0, gt=0)
     """Requests/s one worker serves within its p99 target (``zenrec loadtest --ramp``; the
-    default is the measured ML-1M BPR-MF capacity at p99 <= 50 ms, docs/results)."""
+    default is one worker's measured capacity at p99 <= 50 ms for the ML-1M BPR-MF and EASE
+    bundles, ``benchmarks/serve_deploy.py``, docs/deployment.md)."""
     latency_target_ms: float = Field(50.0, gt=0)
     """Longest time an admitted request may wait for the ones ahead of it (the p99 target)."""
+    shed_lag_ms: float | None = Field(None, ge=0)
+    """Event-loop lag beyond which requests are answered 503 with ``Retry-After`` at once
+    (``None``: half of ``latency_target_ms``; 0: off). A worker scores single requests inline on
+    its event loop, so past capacity the backlog waits in the loop's queue, where no count of
+    requests in flight sees it; the lag (how late a 5-ms timer fires) measures that wait."""
     retry_after_s: int = Field(1, ge=1)
     """Value of the ``Retry-After`` header of an overload answer."""
     max_body_bytes: int = Field(1_000_000, ge=1024)
@@ -120,7 +126,7 @@ class ServeSettings(BaseSettings):
         One worker completes ``capacity_rps`` requests per second, so a request admitted behind
         ``L - 1`` others waits about ``(L - 1) / capacity_rps``: with ``L`` from the formula that
         stays within the latency target, and everything beyond ``L`` is shed at once (503 +
-        ``Retry-After``) instead of queueing past the SLO. Defaults: 300 req/s x 50 ms = 15.
+        ``Retry-After``) instead of queueing past the SLO. Defaults: 500 req/s x 50 ms = 25.
 
         Example:
             >>> ServeSettings(capacity_rps=400, latency_target_ms=100).admission_limit
@@ -131,6 +137,17 @@ class ServeSettings(BaseSettings):
         if self.max_concurrency is not None:
             return self.max_concurrency
         return max(1, math.ceil(self.capacity_rps * self.latency_target_ms / 1000.0 - 1e-9))
+
+    @property
+    def shed_lag_s(self) -> float:
+        """Event-loop lag (seconds) beyond which requests are shed; 0: never.
+
+        Example:
+            >>> ServeSettings().shed_lag_s
+            0.025
+        """
+        ms = self.latency_target_ms / 2 if self.shed_lag_ms is None else self.shed_lag_ms
+        return ms / 1000.0
 
     @model_validator(mode="after")
     def _salt_with_log(self) -> ServeSettings:
