@@ -106,6 +106,7 @@ class ServiceMiddleware:
         self.shed_lag_s = s.shed_lag_s
         self.lag_s = 0.0
         """The event loop's latest lag: how late the watcher's last timer fired."""
+        self._due = 0.0  # loop time at which the watcher's pending timer is due
         self._watch_loop: asyncio.AbstractEventLoop | None = None
         self._watcher: asyncio.Task[None] | None = None  # referenced: the loop keeps weak refs
 
@@ -115,8 +116,17 @@ class ServiceMiddleware:
         loop = asyncio.get_running_loop()
         while True:
             t = loop.time()
+            self._due = t + interval
             await asyncio.sleep(interval)
             self.lag_s = max(0.0, loop.time() - t - interval)
+
+    def _lagging(self) -> bool:
+        """The loop has a backlog: its last timer fired more than ``shed_lag_s`` late and the
+        pending one is overdue now. One slow request alone leaves a late reading, but the next
+        timer is then not yet due, so the requests right after it are not shed."""
+        if self.shed_lag_s <= 0 or self.lag_s <= self.shed_lag_s:
+            return False
+        return asyncio.get_running_loop().time() > self._due
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -135,11 +145,9 @@ class ServiceMiddleware:
             # one watcher per event loop (a test client may run the app on several in turn)
             self._watch_loop = asyncio.get_running_loop()
             self.lag_s = 0.0
+            self._due = self._watch_loop.time()
             self._watcher = self._watch_loop.create_task(self._watch_lag())
-        if limited and (
-            self.in_flight >= self.max_concurrency
-            or (self.shed_lag_s > 0 and self.lag_s > self.shed_lag_s)
-        ):
+        if limited and (self.in_flight >= self.max_concurrency or self._lagging()):
             self.metrics.rejected.labels("overload").inc()
             status = 503
             await _send_json(

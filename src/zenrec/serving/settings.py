@@ -40,7 +40,7 @@ class ServeSettings(BaseSettings):
     capacity_rps: float = Field(500.0, gt=0)
     """Requests/s one worker serves within its p99 target (``zenrec loadtest --ramp``; the
     default is one worker's measured capacity at p99 <= 50 ms for the ML-1M BPR-MF and EASE
-    bundles, ``benchmarks/serve_deploy.py``, docs/deployment.md)."""
+    bundles, docs/deployment.md)."""
     latency_target_ms: float = Field(50.0, gt=0)
     """Longest time an admitted request may wait for the ones ahead of it (the p99 target)."""
     shed_lag_ms: float | None = Field(None, ge=0)
