@@ -444,3 +444,28 @@ def test_sasrec_fit_is_repeatable_whatever_the_global_random_state():
     b = SASRec(**kw).fit(p.train)
     for (name, x), (_, y) in zip(a.module_.state_dict().items(), b.module_.state_dict().items()):
         assert torch.equal(x, y), name
+
+
+def test_sasrec_validation_is_scored_without_the_validation_item(tmp_path):
+    """After fit, test scoring reads histories ending with the validation item; the protocol's
+    validation evaluation (the tuner's) scores from the training histories, exactly as a model
+    fitted with history_with_valid=false does, and a bundle keeps both tables."""
+    from zenrec.evaluation.protocols import get_protocol
+    from zenrec.models.neural.sequential import SASRec
+    from zenrec.models.registry import load_model
+    from zenrec.splits import leave_one_out
+    from zenrec.testing import planted_sequences
+
+    split = leave_one_out(planted_sequences(length=6).train, valid=True)
+    kw = {"dim": 16, "max_len": 8, "epochs": 2, "progress": False}
+    m = SASRec(**kw).fit(split.train, split.valid)
+    off = SASRec(**kw, history_with_valid=False).fit(split.train, split.valid)
+    u, v_item = split.valid.users[0], split.valid.items[0]
+    assert m.history_of([u])[0, -1] == v_item + 1
+    view = m.validation_view()
+    np.testing.assert_array_equal(view.history_of([u]), off.history_of([u]))
+    assert m.history_of([u])[0, -1] == v_item + 1  # the model itself is unchanged
+    proto = get_protocol("loo-full")
+    assert proto.evaluate(m, split, "valid").metrics == proto.evaluate(off, split, "valid").metrics
+    loaded = load_model(m.save(tmp_path / "b"))
+    np.testing.assert_array_equal(loaded.validation_view().history_of([u]), off.history_of([u]))

@@ -8,6 +8,7 @@ SASRec (Kang & McAuley, ICDM 2018) reads each user's chronological history (see
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 from typing import Any, Literal
@@ -269,6 +270,8 @@ class SASRec(Explainable, NeuralRecommender):
     def __init__(self, config: Any = None, **params: Any) -> None:
         super().__init__(config, **params)
         self.histories_: np.ndarray | None = None
+        self.train_histories_: np.ndarray | None = None
+        """The training-only histories when ``histories_`` also holds the validation items."""
 
     def _build_encoder(self, train: Dataset) -> FeatureEncoder:
         return build_feature_encoder(train)  # no features: SASRec reads item ids only
@@ -289,7 +292,9 @@ class SASRec(Explainable, NeuralRecommender):
         return _SequenceTask(self, windows, train, self.device_)
 
     def _after_fit(self, train: Dataset, valid: Dataset | None) -> None:
+        self.train_histories_ = None
         if self.config.history_with_valid and valid is not None and len(valid):
+            self.train_histories_ = self.histories_
             both = Dataset.from_raw(
                 train.user_vocab.decode(np.concatenate([train.users, valid.users])),
                 train.item_vocab.decode(np.concatenate([train.items, valid.items])),
@@ -300,6 +305,21 @@ class SASRec(Explainable, NeuralRecommender):
                 item_vocab=train.item_vocab,
             )
             self.histories_ = user_sequences(both, self.config.max_len)
+
+    def validation_view(self) -> SASRec:
+        """This model scoring from the training histories alone (no validation items).
+
+        The protocol's validation evaluation (and so the tuner) scores through this view: a
+        history ending with the validation item would give the answer away. It shares the
+        weights; the model itself is unchanged.
+        """
+        self._check_fitted()
+        if self.train_histories_ is None:
+            return self
+        view = copy.copy(self)
+        view.histories_ = self.train_histories_
+        view.train_histories_ = None
+        return view
 
     # ------------------------------------------------------------------ scoring
     def _score_seqs(self, seqs: np.ndarray) -> np.ndarray:
@@ -367,9 +387,12 @@ class SASRec(Explainable, NeuralRecommender):
         out = super()._state()
         assert self.histories_ is not None
         out["histories"] = self.histories_
+        if self.train_histories_ is not None:
+            out["train_histories"] = self.train_histories_
         return out
 
     def _load_state(self, arrays: dict[str, np.ndarray]) -> None:
         arrays = dict(arrays)
         self.histories_ = arrays.pop("histories")
+        self.train_histories_ = arrays.pop("train_histories", None)
         super()._load_state(arrays)
