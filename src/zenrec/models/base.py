@@ -8,12 +8,13 @@ catalog) and ``_state`` / ``_load_state`` (learned arrays).
 
 from __future__ import annotations
 
+import copy
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -621,3 +622,25 @@ def _item_meta(train: Dataset) -> dict[str, list[Any]]:
         else:
             out[name] = [f.row(i) for i in range(len(f))]
     return out
+
+
+_R = TypeVar("_R", bound=Recommender)
+
+
+def training_history_view(model: _R) -> _R:
+    """``model`` scoring from its training histories alone (``train_histories_``), for models
+    whose scoring histories (``histories_``) also hold the validation items.
+
+    The protocol's validation evaluation (and so the tuner) scores through such a view: a
+    history holding the validation item would give the answer away. The view shares the
+    learned arrays; ``model`` is unchanged, and returned as is when it has no separate
+    training histories.
+    """
+    model._check_fitted()
+    train = getattr(model, "train_histories_", None)
+    if train is None:
+        return model
+    view = copy.copy(model)
+    view.histories_ = train  # type: ignore[attr-defined]
+    view.train_histories_ = None  # type: ignore[attr-defined]
+    return view

@@ -36,7 +36,6 @@ Everything is sparse matrix products over users in blocks; no loop over users.
 
 from __future__ import annotations
 
-import copy
 from typing import Annotated, Any, Literal, Self
 
 import numpy as np
@@ -45,7 +44,7 @@ from pydantic import Field
 
 from zenrec._errors import DataError
 from zenrec.data.dataset import Dataset
-from zenrec.models.base import ModelConfig, Recommender
+from zenrec.models.base import ModelConfig, Recommender, training_history_view
 
 __all__ = [
     "VSKNN",
@@ -144,19 +143,9 @@ class SequenceBaseline(Recommender):
         raise NotImplementedError  # pragma: no cover
 
     def validation_view(self) -> Self:
-        """This model scoring from the training histories alone (no validation items).
-
-        The protocol's validation evaluation (and so the tuner) scores through this view: a
-        history holding the validation item would give the answer away. It shares the learned
-        arrays; the model itself is unchanged.
-        """
-        self._check_fitted()
-        if self.train_histories_ is None:
-            return self
-        view = copy.copy(self)
-        view.histories_ = self.train_histories_
-        view.train_histories_ = None
-        return view
+        """This model scoring from the training histories alone (no validation items); see
+        :func:`zenrec.models.base.training_history_view`."""
+        return training_history_view(self)
 
     def history_of(self, users: np.ndarray) -> np.ndarray:
         """(len(users), max_len) rows of the scoring history table (item index + 1, 0 = pad)."""

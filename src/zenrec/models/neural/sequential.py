@@ -8,7 +8,6 @@ SASRec (Kang & McAuley, ICDM 2018) reads each user's chronological history (see
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import replace
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from torch import Tensor, nn
 from zenrec._errors import ConfigError, DataError
 from zenrec.data.dataset import Dataset
 from zenrec.data.sequences import chronological_order, pad_left, user_sequences
+from zenrec.models.base import training_history_view
 from zenrec.models.neural.base import NeuralRecommender, TaskOptions
 from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
 from zenrec.models.neural.losses import GBCELoss, NegativeSoftmaxLoss, gbce_beta
@@ -307,19 +307,9 @@ class SASRec(Explainable, NeuralRecommender):
             self.histories_ = user_sequences(both, self.config.max_len)
 
     def validation_view(self) -> SASRec:
-        """This model scoring from the training histories alone (no validation items).
-
-        The protocol's validation evaluation (and so the tuner) scores through this view: a
-        history ending with the validation item would give the answer away. It shares the
-        weights; the model itself is unchanged.
-        """
-        self._check_fitted()
-        if self.train_histories_ is None:
-            return self
-        view = copy.copy(self)
-        view.histories_ = self.train_histories_
-        view.train_histories_ = None
-        return view
+        """This model scoring from the training histories alone (no validation items); see
+        :func:`zenrec.models.base.training_history_view`."""
+        return training_history_view(self)
 
     # ------------------------------------------------------------------ scoring
     def _score_seqs(self, seqs: np.ndarray) -> np.ndarray:
