@@ -575,3 +575,62 @@ def test_summary_remarks_when_tuned_is_worse_than_default_on_test(tmp_path, smal
     s = res.summary
     assert s["default_test"]["ndcg@10"] > res.test_record.metrics["ndcg@10"]
     assert any("below the default on test" in r for r in s["remarks"])
+
+
+_CLAIM = """
+import sys, time, optuna
+from pathlib import Path
+from zenrec.tuning.tuner import make_storage
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+st, _ = make_storage(sys.argv[1], Path("."))
+study = optuna.load_study(study_name="claims", storage=st)
+Path(sys.argv[2] + ".ready").touch()
+while not Path(sys.argv[3]).exists():  # both start claiming at once
+    time.sleep(0.005)
+got = []
+while (tid := study._pop_waiting_trial_id()) is not None:
+    got.append(tid)
+print(" ".join(map(str, got)))
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_two_processes_never_claim_the_same_waiting_trial(tmp_path, kind):
+    """Each enqueued trial (the default configuration is one) is run by one process only: on
+    SQLite both once read a trial as WAITING and claimed it, and the slower failed the tune."""
+    import optuna
+
+    from zenrec.tuning.tuner import make_storage
+
+    storage = (
+        f"sqlite:///{tmp_path / 'claims.db'}"
+        if kind == "sqlite"
+        else f"journal:{tmp_path / 'c.log'}"
+    )
+    st, _ = make_storage(storage, tmp_path)
+    study = optuna.create_study(study_name="claims", storage=st)
+    n = 200
+    for i in range(n):
+        study.enqueue_trial({"x": i})
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CLAIM, storage, str(tmp_path / f"p{j}"), str(tmp_path / "go")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+        )
+        for j in range(2)
+    ]
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"p{j}.ready").exists() for j in range(2)):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    claimed = []
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+        claimed.append([int(t) for t in out.split()])
+    assert len(claimed[0]) + len(claimed[1]) == n, "every waiting trial is claimed"
+    assert not set(claimed[0]) & set(claimed[1]), "a trial was claimed by both processes"

@@ -228,7 +228,32 @@ def make_storage(url: str | None, run_dir: Path) -> tuple[Any, str]:
                 f"storage={_hide_password(url)!r}: cannot open it ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0]}); check the URL and that its driver is installed"
             ) from None
+    if url.startswith("sqlite"):
+        _begin_immediate(storage.engine)
     return storage, _hide_password(shown)
+
+
+def _begin_immediate(engine: Any) -> None:
+    """Make every SQLite transaction take the write lock when it begins (``BEGIN IMMEDIATE``).
+
+    pysqlite runs a SELECT outside any transaction and opens one only at the first write, and
+    SQLite ignores ``SELECT ... FOR UPDATE``, so two processes could both read a trial as
+    WAITING and both claim it: the enqueued default trial then ran twice and the slower
+    process failed with "Cannot tell a COMPLETE trial" (two processes popping 200 enqueued
+    trials claimed 14 of them twice). With the lock taken at BEGIN, read and claim are one
+    step; the connect timeout makes a second process wait for it instead of failing.
+    """
+    from sqlalchemy import event
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy, not pysqlite, emits BEGIN
+
+    def on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+    engine.dispose()  # pooled connections opened before the listeners are dropped
 
 
 def _hide_password(url: str) -> str:
