@@ -324,26 +324,115 @@ def time_replay(repeats: int = 3) -> dict:
 
 PROBATION = 0.15  # NAB: detections in the first 15 % of a file (at most 750 rows) are ignored
 
+NAB_COMMIT = "ea702d7"
+"""The numenta/NAB commit whose data/ and labels/ the ``--nab-dir`` held-out section reads."""
+
+# The online detector's grid, fixed from each setting's natural range before it was scored on
+# any file (the 72-setting grid below it was narrowed while exploring on the 19 files, so its
+# leave-one-file-out figures are optimistic). Not varied: direction "both" (NAB windows hold
+# surges and drops), merge_gap 3h, level_window 7d, profile_days 14, warmup 2d (the defaults).
+WIDE_SMOOTH = ("0s", "5min", "15min", "30min")
+"""No smoothing, then the common bucket (5 min) up to 30 min: a surge worth acting on lasts
+minutes to hours, and a longer mean delays every alarm by half its span (spans shorter than a
+file's bucket mean no smoothing)."""
+WIDE_THRESHOLD = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+"""Robust z from 2 (the two-sided 95 % point of a normal) to 8 (far tail, where count data's
+heavy tails still leave a few buckets), one sigma apart up to 6 (the library default is 5)."""
+WIDE_QUANTILE = (0.0, 0.99, 0.999, 0.9999)
+"""Off, or one bucket in 100 / 1,000 / 10,000 of the series' own past |z| (decades): at 5-min
+buckets about 3 a day, one every 3.5 days, one a month."""
+WIDE_COOLDOWN = ("0s", "1h", "6h", "12h", "1d")
+"""Off, then one alarm per incident for incidents lasting an hour, a shift, half a day, a day."""
+WIDE_MIN_RATIO = (1.0, 1.5, 2.0, 3.0, 5.0)
+"""Off, then the multiple of the expected level an operator acts on: +50 %, 2x, 3x, 5x."""
+
+ONLINE_WIDE = [
+    {"mode": "online", "smooth": s, "threshold": t, "adaptive_quantile": q, "cooldown": c,
+     "min_ratio": r}
+    for s in WIDE_SMOOTH
+    for t in WIDE_THRESHOLD
+    for q in WIDE_QUANTILE
+    for c in WIDE_COOLDOWN
+    for r in WIDE_MIN_RATIO
+]  # fmt: skip
+"""2,400 settings; leave-one-file-out selection inside it is the headline figure."""
+
+ONLINE_NARROWED = [
+    {"mode": "online", "smooth": "15min", "threshold": t, "adaptive_quantile": q, "cooldown": c,
+     "min_ratio": r}
+    for t in (3.0, 4.0, 6.0)
+    for q in (0.999, 0.9995, 0.9998)
+    for c in ("12h", "1d")
+    for r in (1.0, 1.5, 2.0, 3.0)
+]  # fmt: skip
+"""The earlier 72-setting grid, narrowed while exploring on the 19 files (optimistic)."""
+
+BATCH_GRID = [
+    {"mode": "batch", "threshold": t, "max_anoms": a}
+    for t in (4.0, 5.0, 6.0, 8.0, 10.0)
+    for a in (0.005, 0.01, 0.02)
+]
+
+
+def _nab_entry(path: Path, rel: str, wins: list, points: list, freq: str | None) -> dict:
+    s = load_series(path, freq, agg="mean")
+    raw = pd.read_csv(path, usecols=["timestamp"])["timestamp"]
+    k = int(min(np.floor(PROBATION * len(raw)), PROBATION * 5000))
+    return {
+        "file": rel,
+        "series": s,
+        "windows": [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in wins],
+        "points": [pd.Timestamp(p) for p in points],
+        "probation_end": pd.Timestamp(sorted(raw)[k]),
+    }
+
 
 def nab_files(data: Path) -> list[dict]:
     """The labelled NAB files: series, windows, points and the end of NAB's probation."""
     labels = json.loads((data / "nab/labels.json").read_text())
     points = json.loads((data / "nab/labels_points.json").read_text())
-    out = []
-    for rel, wins in labels.items():
-        freq = "10min" if "TravelTime" in rel else None
-        s = load_series(data / "nab" / rel, freq, agg="mean")
-        raw = pd.read_csv(data / "nab" / rel, usecols=["timestamp"])["timestamp"]
-        k = int(min(np.floor(PROBATION * len(raw)), PROBATION * 5000))
-        out.append(
-            {
-                "file": rel,
-                "series": s,
-                "windows": [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in wins],
-                "points": [pd.Timestamp(p) for p in points.get(rel, [])],
-                "probation_end": pd.Timestamp(sorted(raw)[k]),
-            }
+    return [
+        _nab_entry(
+            data / "nab" / rel,
+            rel,
+            wins,
+            points.get(rel, []),
+            "10min" if "TravelTime" in rel else None,
         )
+        for rel, wins in labels.items()
+    ]
+
+
+def nab_heldout_files(nab_dir: Path, seen: list[str]) -> list[dict]:
+    """The files of a NAB checkout (``data/``, ``labels/combined_*.json``) not in ``seen``."""
+    windows = json.loads((nab_dir / "labels/combined_windows.json").read_text())
+    points = json.loads((nab_dir / "labels/combined_labels.json").read_text())
+    return [
+        _nab_entry(nab_dir / "data" / rel, rel, wins, points.get(rel, []), None)
+        for rel, wins in sorted(windows.items())
+        if rel not in seen
+    ]
+
+
+def upward_windows(f: dict) -> list[bool]:
+    """Which labelled windows are upward surges, by a rule fixed before any scoring.
+
+    A window is upward when the value at its labelled anomaly point (the bucket holding it;
+    the window's centre without a point) is above the median of the file's observed values
+    over the 7 days before that point (all earlier values when fewer than 7 days exist). A
+    window whose point has no earlier value counts as not upward.
+    """
+    s = f["series"]
+    idx = s.index.tz_localize(None) if s.index.tz is not None else s.index
+    out = []
+    for wa, wb in f["windows"]:
+        p = next((q for q in f["points"] if wa <= q <= wb), wa + (wb - wa) / 2)
+        i = int(np.searchsorted(idx.asi8, pd.Timestamp(p).value, side="right")) - 1
+        lo = int(np.searchsorted(idx.asi8, (pd.Timestamp(p) - pd.Timedelta("7d")).value))
+        past = s.values[lo:i]
+        past = past[np.isfinite(past)]
+        v = s.values[i] if i >= 0 else np.nan
+        out.append(bool(len(past) and np.isfinite(v) and v > np.median(past)))
     return out
 
 
@@ -355,6 +444,7 @@ def score_periods(periods: list, f: dict) -> dict:
     overlaps it (NAB: the first detection in a window is the true positive, later ones in the
     same window are neither TP nor FP); a reported span overlapping no window is a false
     positive. Lead time = labelled anomaly point minus the first detection in the window.
+    ``hit_flags`` lists, per window, whether it was detected.
     """
     W, P = f["windows"], f["points"]
     spans = []
@@ -365,9 +455,10 @@ def score_periods(periods: list, f: dict) -> dict:
             spans.append((max(a, f["probation_end"]), b))
     fp = sum(not any(a <= wb and b >= wa for wa, wb in W) for a, b in spans)
     in_win = sum(any(a <= wb and b >= wa for wa, wb in W) for a, b in spans)
-    hit, leads = 0, []
+    hit, leads, flags = 0, [], []
     for wa, wb in W:
         starts = [max(a, wa) for a, b in spans if a <= wb and b >= wa]
+        flags.append(bool(starts))
         if starts:
             hit += 1
             centre = next((p for p in P if wa <= p <= wb), wa + (wb - wa) / 2)
@@ -382,6 +473,7 @@ def score_periods(periods: list, f: dict) -> dict:
         "days": round(days, 2),
         "windows": len(W),
         "windows_hit": hit,
+        "hit_flags": flags,
         "leads_h": leads,
     }
 
@@ -409,12 +501,16 @@ def summarise(rows: list[dict]) -> dict:
 
 def _pick(results: dict, files: list[str], rule: str = "recall") -> tuple:
     """Config chosen on ``files``: ``recall`` = the highest recall at the target precision (else
-    best F1); ``precision`` = the highest precision at the target recall (else best F1)."""
+    best F1); ``precision`` = the highest precision at the target recall (else best F1). Ties go
+    to the first setting in grid order."""
     p_min, r_min = TARGETS["detect_precision"], TARGETS["detect_recall"]
 
     def key(cfg: tuple) -> tuple:
-        m = summarise([results[cfg][f] for f in files])
-        p, r = m["precision"], m["recall"]
+        rows = [results[cfg][f] for f in files]
+        tp = sum(r["windows_hit"] for r in rows)
+        fp = sum(r["false_positives"] for r in rows)
+        nw = sum(r["windows"] for r in rows)
+        p, r = round(tp / max(1, tp + fp), 3), round(tp / max(1, nw), 3)
         f1 = 2 * p * r / (p + r) if p + r else 0.0
         if rule == "precision":
             return (r >= r_min, p if r >= r_min else f1, r, f1)
@@ -423,79 +519,122 @@ def _pick(results: dict, files: list[str], rule: str = "recall") -> tuple:
     return max(results, key=key)
 
 
-def eval_detection(data: Path) -> dict:
-    """Grid of batch and online detector settings, leave-one-file-out selection."""
+def _online_periods(f: dict, grid: list[dict], check: bool = False) -> dict[tuple, list]:
+    """Online periods of one file for every setting of ``grid``.
+
+    The scores are computed once per score-affecting part and combined exactly as
+    :func:`online_scores` does: z and the expected value depend on ``smooth`` only, the
+    past-quantile limit on ``smooth`` and ``adaptive_quantile``, the ratio rule on
+    ``min_ratio`` only; ``threshold`` and ``cooldown`` act on the periods. ``check`` compares
+    a few combined settings with :func:`online_scores` itself.
+    """
+    s = f["series"]
+    base: dict = {}
+    qlim: dict = {}
+    big: dict = {}
+    out = {}
+    for g in grid:
+        cfg = DetectConfig(**g)
+        sm, q, r = cfg.smooth, cfg.adaptive_quantile, cfg.min_ratio
+        if sm not in base:
+            base[sm] = online_scores(s, DetectConfig(mode="online", smooth=sm))[:2]
+        z, exp = base[sm]
+        lim = np.full(len(z), cfg.threshold)
+        if q > 0:
+            if (sm, q) not in qlim:
+                c = DetectConfig(mode="online", smooth=sm, adaptive_quantile=q, threshold=1e-9)
+                qlim[(sm, q)] = online_scores(s, c)[2]
+            lim = np.fmax(lim, qlim[(sm, q)])
+        if r > 1:
+            if r not in big:
+                big[r] = np.isfinite(online_scores(s, DetectConfig(mode="online", min_ratio=r))[2])
+            lim = np.where(big[r], lim, np.inf)
+        if check and len(out) % 397 == 0:
+            z2, e2, l2 = online_scores(s, cfg)
+            same = (
+                np.array_equal(z, z2, equal_nan=True)
+                and np.array_equal(exp, e2, equal_nan=True)
+                and np.array_equal(lim, l2, equal_nan=True)
+            )
+            if not same:
+                raise RuntimeError(f"combined scores differ from online_scores for {g}")
+        out[tuple(sorted(g.items()))] = periods_from_scores(s, z, exp, lim, cfg)
+    return out
+
+
+def _grid_results(files: list[dict], grid: list[dict], mode: str) -> dict[tuple, dict]:
+    """``results[setting][file]``: the NAB scoring of every setting on every file."""
+    results: dict[tuple, dict[str, dict]] = {tuple(sorted(g.items())): {} for g in grid}
+    for i, f in enumerate(files):
+        if mode == "online":
+            per = _online_periods(f, grid, check=i == 0)
+        else:
+            per = {
+                tuple(sorted(g.items())): detect_anomalies(f["series"], DetectConfig(**g))[0]
+                for g in grid
+            }
+        for key, periods in per.items():
+            results[key][f["file"]] = score_periods(periods, f)
+    return results
+
+
+def _lofo(results: dict, names: list[str], default: dict) -> dict:
+    """Leave-one-file-out selection (both rules), the in-sample picks and the default."""
+    out: dict = {"grid_size": len(results)}
+    for label, rule in (("lofo", "recall"), ("lofo_precision", "precision")):
+        rows = []
+        for name in names:  # settings chosen on the other files, scored on the held-out one
+            best = _pick(results, [x for x in names if x != name], rule)
+            rows.append(results[best][name] | {"chosen": dict(best)})
+        out[label] = summarise(rows) | {"files": rows}
+    for label, rule in (("insample_best", "recall"), ("insample_best_precision", "precision")):
+        best = _pick(results, names, rule)
+        rs = list(results[best].values())
+        out[label] = {"config": dict(best)} | summarise(rs) | {"files": rs}
+    key = tuple(sorted(default.items()))
+    out["default"] = {"config": default} | summarise(list(results[key].values()))
+    return out
+
+
+def eval_detection(data: Path) -> tuple[dict, list[dict]]:
+    """Batch, online (wide grid) and online (narrowed grid) detector settings on the NAB files,
+    leave-one-file-out selection. Also returns the files (for the held-out section)."""
     files = nab_files(data)
     names = [f["file"] for f in files]
     grids = {
-        "batch": [
-            {"mode": "batch", "threshold": t, "max_anoms": a}
-            for t in (4.0, 5.0, 6.0, 8.0, 10.0)
-            for a in (0.005, 0.01, 0.02)
-        ],
-        # causal: z over 15 min, above the series' own past quantile, a multiple of the
-        # expected value, one alarm per event and a cooldown after it
-        "online": [
-            {
-                "mode": "online",
-                "smooth": "15min",
-                "threshold": t,
-                "adaptive_quantile": q,
-                "cooldown": c,
-                "min_ratio": r,
-            }
-            for t in (3.0, 4.0, 6.0)
-            for q in (0.999, 0.9995, 0.9998)
-            for c in ("12h", "1d")
-            for r in (1.0, 1.5, 2.0, 3.0)
-        ],
+        "batch": (BATCH_GRID, {"mode": "batch", "threshold": 5.0, "max_anoms": 0.02}),
+        "online": (ONLINE_WIDE, {**ONLINE_WIDE[0], "threshold": 5.0}),
+        "online_narrowed": (ONLINE_NARROWED, ONLINE_NARROWED[0]),
     }
     out: dict = {"files": names, "probation": PROBATION, "modes": {}}
-    for mode, grid in grids.items():
+    for mode, (grid, default) in grids.items():
         t0 = time.perf_counter()
-        results: dict[tuple, dict[str, dict]] = {}
-        cache: dict = {}
-        for g in grid:
-            cfg = DetectConfig(**g)
-            key = tuple(sorted(g.items()))
-            results[key] = {}
-            for f in files:
-                if mode == "online":  # scores depend on these settings, not on the others
-                    ck = (f["file"], cfg.adaptive_quantile, cfg.smooth, cfg.min_ratio)
-                    if ck not in cache:
-                        cache[ck] = online_scores(f["series"], cfg)
-                    z, exp, lim = cache[ck]
-                    lim = np.fmax(lim, cfg.threshold)
-                    periods = periods_from_scores(f["series"], z, exp, lim, cfg)
-                else:
-                    periods, _, _ = detect_anomalies(f["series"], cfg)
-                results[key][f["file"]] = score_periods(periods, f)
-        # leave one file out: settings chosen on the other 8 files, scored on the held-out one
-        lofo_rows, chosen = [], {}
-        for name in names:
-            best = _pick(results, [x for x in names if x != name])
-            chosen[name] = dict(best)
-            lofo_rows.append(results[best][name] | {"chosen": dict(best)})
-        lofo_p = []
-        for name in names:
-            best = _pick(results, [x for x in names if x != name], "precision")
-            lofo_p.append(results[best][name] | {"chosen": dict(best)})
-        insample = _pick(results, names)
-        default = tuple(sorted(grid[0].items()))
-        if mode == "batch":
-            default = tuple(sorted({"mode": "batch", "threshold": 5.0, "max_anoms": 0.02}.items()))
-        out["modes"][mode] = {
-            "grid_size": len(grid),
-            "seconds": round(time.perf_counter() - t0, 1),
-            "lofo": summarise(lofo_rows) | {"files": lofo_rows},
-            "lofo_precision": summarise(lofo_p) | {"files": lofo_p},
-            "insample_best": {"config": dict(insample)}
-            | summarise(list(results[insample].values()))
-            | {"files": list(results[insample].values())},
-            "default": {"config": dict(default)} | summarise(list(results[default].values())),
-        }
-        print(mode, "LOFO", {k: v for k, v in out["modes"][mode]["lofo"].items() if k != "files"})
-        print(mode, "in-sample", dict(insample), summarise(list(results[insample].values())))
+        results = _grid_results(files, grid, "batch" if mode == "batch" else "online")
+        m = _lofo(results, names, default)
+        out["modes"][mode] = m | {"seconds": round(time.perf_counter() - t0, 1)}
+        for rule in ("lofo", "lofo_precision"):
+            print(mode, rule, {k: v for k, v in m[rule].items() if k != "files"}, flush=True)
+    return out, files
+
+
+def eval_heldout(nab_dir: Path, det: dict) -> dict:
+    """The online settings chosen on all 19 files (each rule, wide grid), frozen and scored on
+    the NAB files outside them, per family; upward-surge windows by :func:`upward_windows`."""
+    files = nab_heldout_files(nab_dir, det["files"])
+    wide = det["modes"]["online"]
+    frozen = {
+        "recall": wide["insample_best"]["config"],
+        "precision": wide["insample_best_precision"]["config"],
+    }
+    out: dict = {"files": [f["file"] for f in files], "frozen": frozen, "rules": {}}
+    up = {f["file"]: upward_windows(f) for f in files}
+    for rule, cfg in frozen.items():
+        rows = []
+        for f in files:
+            periods = detect_anomalies(f["series"], DetectConfig(**cfg))[0]
+            rows.append(score_periods(periods, f) | {"upward": up[f["file"]]})
+        out["rules"][rule] = {"all": summarise(rows), "files": rows}
+        print("held-out", rule, cfg, summarise(rows), flush=True)
     return out
 
 
@@ -957,6 +1096,13 @@ def main() -> int:
         default=None,
         help="forecast: also write each trace's per-origin block errors to this folder",
     )
+    ap.add_argument(
+        "--nab-dir",
+        default=None,
+        help="also score the online settings chosen on the 19 files, frozen, on the other files "
+        f"of this NAB checkout (numenta/NAB at commit {NAB_COMMIT}: data/, labels/); default: "
+        "not run",
+    )
     args = ap.parse_args()
     root = os.environ.get("ZENREC_DATA")
     if not root or not (Path(root) / "traffic").exists():
@@ -982,8 +1128,16 @@ def main() -> int:
     cmd = "python benchmarks/traffic_eval.py" + (" --quick" if args.quick else "")
     res["command"] = cmd
     if "detect" in only:
-        res["detection"] = eval_detection(data)
+        res["detection"] = eval_detection(data)[0]
         res["command_detect"] = cmd + " --only detect"
+    if args.nab_dir:
+        if not res.get("detection", {}).get("modes", {}).get("online", {}).get("insample_best"):
+            print("--nab-dir needs the detect section (add --only detect)", file=sys.stderr)
+            return 2
+        res["detection_heldout"] = eval_heldout(Path(args.nab_dir), res["detection"])
+        res["command_heldout"] = (
+            cmd + " --only detect --nab-dir PATH/TO/NAB  # numenta/NAB at commit " + NAB_COMMIT
+        )
     if "forecast" in only:
         names = set(args.traces.split(",")) if args.traces else None
         keep = Path(args.keep_backtests) if args.keep_backtests else None
