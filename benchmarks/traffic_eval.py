@@ -1169,8 +1169,8 @@ def main() -> int:
         from traffic_speed import speed_lines
 
         res["speed"] = {"command": cmd + " --only speed", "lines": speed_lines()}
+    atomic_write_text(js, json.dumps(res, indent=2) + "\n")  # first: a render error keeps it
     atomic_write_text(out, render(res))
-    atomic_write_text(js, json.dumps(res, indent=2) + "\n")
     print(f"wrote {out} and {js}")
     return 0
 
