@@ -178,6 +178,8 @@ def eval_forecast(
             "out_of_sample": out_of_sample_blocks(bt),
             # the same blocks chosen by the lowest mean alone (no margin rule), for comparison
             "out_of_sample_lowest": out_of_sample_blocks(bt, switch_alpha=1.0, switch_margin=0.0),
+            # ...and with the reference baseline kept unless another one beats it clearly
+            "out_of_sample_default": out_of_sample_blocks(bt, baseline_rule="default"),
             "seconds": round(secs, 1),
             "records": bt.records,
         }
@@ -689,7 +691,10 @@ def render_forecast(res: dict) -> list[str]:
         "The choice keeps the best baseline unless a model beats it clearly (one-sided sign "
         "test p <= 0.05 over the origins and a mean gain >= 2 %), and a block of one bucket is "
         "chosen together with the next (`<= 5min` with `5min-1h`); `lowest mean` = the same "
-        "blocks served by the lowest mean MASE alone, for comparison. "
+        "blocks served by the lowest mean MASE alone, for comparison; `default baseline` = the "
+        "same choice but each block's served baseline starts from `Naive` (blocks ending <= 1 h) "
+        "or `SeasonalNaive` (beyond) and changes only when another baseline beats it by the same "
+        'sign test and margin (`baseline_rule="default"`). '
         "`origins` = the origins the served choice rests on (hourly short origins and daily "
         "ones for blocks up to 6 h, daily ones beyond), `scored` = out-of-sample scores:",
         "",
@@ -697,13 +702,14 @@ def render_forecast(res: dict) -> list[str]:
     rows = []
     for t in fc:
         low = {r["block"]: r for r in t.get("out_of_sample_lowest", [])}
+        dft = {r["block"]: r for r in t.get("out_of_sample_default", [])}
         for r in t.get("out_of_sample", []):
             blk = next((b for b in t.get("blocks", []) if b["block"] == r["block"]), {})
             r0 = low.get(r["block"], {})
+            r1 = dft.get(r["block"], {})
             rows.append(
                 [t["trace"], r["leads"], r["origins"], r["origins_scored"]]
-                + [f"{r['ratio']:.2f}" if r.get("ratio") is not None else "-"]
-                + [f"{r0['ratio']:.2f}" if r0.get("ratio") is not None else "-"]
+                + [f"{x['ratio']:.2f}" if x.get("ratio") is not None else "-" for x in (r, r0, r1)]
                 + [r.get("best_baseline", "-"), blk.get("winner", "-")]
                 + [
                     f"{blk['winner_vs_best_baseline']:.2f}"
@@ -712,6 +718,7 @@ def render_forecast(res: dict) -> list[str]:
                 ]
             )
     head = ["trace", "block", "origins", "scored", "ratio out of sample", "lowest mean"]
+    head += ["default baseline"]
     L += _table([*head, "best baseline", "served model", "ratio in sample"], rows)
 
     def best(t: dict, hd: str) -> str:
