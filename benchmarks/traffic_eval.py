@@ -178,6 +178,8 @@ def eval_forecast(
             "out_of_sample": out_of_sample_blocks(bt),
             # the same blocks chosen by the lowest mean alone (no margin rule), for comparison
             "out_of_sample_lowest": out_of_sample_blocks(bt, switch_alpha=1.0, switch_margin=0.0),
+            # ...and with the reference baseline kept unless another one beats it clearly
+            "out_of_sample_default": out_of_sample_blocks(bt, baseline_rule="default"),
             "seconds": round(secs, 1),
             "records": bt.records,
         }
@@ -324,26 +326,121 @@ def time_replay(repeats: int = 3) -> dict:
 
 PROBATION = 0.15  # NAB: detections in the first 15 % of a file (at most 750 rows) are ignored
 
+NAB_COMMIT = "ea702d7"
+"""The numenta/NAB commit whose data/ and labels/ the ``--nab-dir`` held-out section reads."""
+
+# The online detector's grid, fixed from each setting's natural range before it was scored on
+# any file (the 72-setting grid below it was narrowed while exploring on the 19 files, so its
+# leave-one-file-out figures are optimistic). Not varied: direction "both" (NAB windows hold
+# surges and drops), merge_gap 3h, level_window 7d, profile_days 14, warmup 2d (the defaults).
+WIDE_SMOOTH = ("0s", "5min", "15min", "30min")
+"""No smoothing, then the common bucket (5 min) up to 30 min: a surge worth acting on lasts
+minutes to hours, and a longer mean delays every alarm by half its span (spans shorter than a
+file's bucket mean no smoothing)."""
+WIDE_THRESHOLD = (2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+"""Robust z from 2 (the two-sided 95 % point of a normal) to 8 (far tail, where count data's
+heavy tails still leave a few buckets), one sigma apart up to 6 (the library default is 5)."""
+WIDE_QUANTILE = (0.0, 0.99, 0.999, 0.9999)
+"""Off, or one bucket in 100 / 1,000 / 10,000 of the series' own past |z| (decades): at 5-min
+buckets about 3 a day, one every 3.5 days, one a month."""
+WIDE_COOLDOWN = ("0s", "1h", "6h", "12h", "1d")
+"""Off, then one alarm per incident for incidents lasting an hour, a shift, half a day, a day."""
+WIDE_MIN_RATIO = (1.0, 1.5, 2.0, 3.0, 5.0)
+"""Off, then the multiple of the expected level an operator acts on: +50 %, 2x, 3x, 5x."""
+
+ONLINE_WIDE = [
+    {"mode": "online", "smooth": s, "threshold": t, "adaptive_quantile": q, "cooldown": c,
+     "min_ratio": r}
+    for s in WIDE_SMOOTH
+    for t in WIDE_THRESHOLD
+    for q in WIDE_QUANTILE
+    for c in WIDE_COOLDOWN
+    for r in WIDE_MIN_RATIO
+]  # fmt: skip
+"""2,400 settings; leave-one-file-out selection inside it is the headline figure."""
+
+ONLINE_WIDE_LOG = ONLINE_WIDE + [{**g, "transform": "log"} for g in ONLINE_WIDE]
+"""A design change made after the first results of ``ONLINE_WIDE`` on the 19 files and on the
+held-out files: every setting also scored on ``log(1 + y)`` (``transform``), a variance-
+stabilising transform of counts chosen from the field's practice, not from those results; no
+range of the grid was narrowed (4,800 settings)."""
+
+ONLINE_NARROWED = [
+    {"mode": "online", "smooth": "15min", "threshold": t, "adaptive_quantile": q, "cooldown": c,
+     "min_ratio": r}
+    for t in (3.0, 4.0, 6.0)
+    for q in (0.999, 0.9995, 0.9998)
+    for c in ("12h", "1d")
+    for r in (1.0, 1.5, 2.0, 3.0)
+]  # fmt: skip
+"""The earlier 72-setting grid, narrowed while exploring on the 19 files (optimistic)."""
+
+BATCH_GRID = [
+    {"mode": "batch", "threshold": t, "max_anoms": a}
+    for t in (4.0, 5.0, 6.0, 8.0, 10.0)
+    for a in (0.005, 0.01, 0.02)
+]
+
+
+def _nab_entry(path: Path, rel: str, wins: list, points: list, freq: str | None) -> dict:
+    s = load_series(path, freq, agg="mean")
+    raw = pd.read_csv(path, usecols=["timestamp"])["timestamp"]
+    k = int(min(np.floor(PROBATION * len(raw)), PROBATION * 5000))
+    return {
+        "file": rel,
+        "series": s,
+        "windows": [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in wins],
+        "points": [pd.Timestamp(p) for p in points],
+        "probation_end": pd.Timestamp(sorted(raw)[k]),
+    }
+
 
 def nab_files(data: Path) -> list[dict]:
     """The labelled NAB files: series, windows, points and the end of NAB's probation."""
     labels = json.loads((data / "nab/labels.json").read_text())
     points = json.loads((data / "nab/labels_points.json").read_text())
-    out = []
-    for rel, wins in labels.items():
-        freq = "10min" if "TravelTime" in rel else None
-        s = load_series(data / "nab" / rel, freq, agg="mean")
-        raw = pd.read_csv(data / "nab" / rel, usecols=["timestamp"])["timestamp"]
-        k = int(min(np.floor(PROBATION * len(raw)), PROBATION * 5000))
-        out.append(
-            {
-                "file": rel,
-                "series": s,
-                "windows": [(pd.Timestamp(a), pd.Timestamp(b)) for a, b in wins],
-                "points": [pd.Timestamp(p) for p in points.get(rel, [])],
-                "probation_end": pd.Timestamp(sorted(raw)[k]),
-            }
+    return [
+        _nab_entry(
+            data / "nab" / rel,
+            rel,
+            wins,
+            points.get(rel, []),
+            "10min" if "TravelTime" in rel else None,
         )
+        for rel, wins in labels.items()
+    ]
+
+
+def nab_heldout_files(nab_dir: Path, seen: list[str]) -> list[dict]:
+    """The files of a NAB checkout (``data/``, ``labels/combined_*.json``) not in ``seen``."""
+    windows = json.loads((nab_dir / "labels/combined_windows.json").read_text())
+    points = json.loads((nab_dir / "labels/combined_labels.json").read_text())
+    return [
+        _nab_entry(nab_dir / "data" / rel, rel, wins, points.get(rel, []), None)
+        for rel, wins in sorted(windows.items())
+        if rel not in seen
+    ]
+
+
+def upward_windows(f: dict) -> list[bool]:
+    """Which labelled windows are upward surges, by a rule fixed before any scoring.
+
+    A window is upward when the value at its labelled anomaly point (the bucket holding it;
+    the window's centre without a point) is above the median of the file's observed values
+    over the 7 days before that point (all earlier values when fewer than 7 days exist). A
+    window whose point has no earlier value counts as not upward.
+    """
+    s = f["series"]
+    idx = s.index.tz_localize(None) if s.index.tz is not None else s.index
+    out = []
+    for wa, wb in f["windows"]:
+        p = next((q for q in f["points"] if wa <= q <= wb), wa + (wb - wa) / 2)
+        i = int(np.searchsorted(idx.asi8, pd.Timestamp(p).value, side="right")) - 1
+        lo = int(np.searchsorted(idx.asi8, (pd.Timestamp(p) - pd.Timedelta("7d")).value))
+        past = s.values[lo:i]
+        past = past[np.isfinite(past)]
+        v = s.values[i] if i >= 0 else np.nan
+        out.append(bool(len(past) and np.isfinite(v) and v > np.median(past)))
     return out
 
 
@@ -355,6 +452,7 @@ def score_periods(periods: list, f: dict) -> dict:
     overlaps it (NAB: the first detection in a window is the true positive, later ones in the
     same window are neither TP nor FP); a reported span overlapping no window is a false
     positive. Lead time = labelled anomaly point minus the first detection in the window.
+    ``hit_flags`` lists, per window, whether it was detected.
     """
     W, P = f["windows"], f["points"]
     spans = []
@@ -365,9 +463,10 @@ def score_periods(periods: list, f: dict) -> dict:
             spans.append((max(a, f["probation_end"]), b))
     fp = sum(not any(a <= wb and b >= wa for wa, wb in W) for a, b in spans)
     in_win = sum(any(a <= wb and b >= wa for wa, wb in W) for a, b in spans)
-    hit, leads = 0, []
+    hit, leads, flags = 0, [], []
     for wa, wb in W:
         starts = [max(a, wa) for a, b in spans if a <= wb and b >= wa]
+        flags.append(bool(starts))
         if starts:
             hit += 1
             centre = next((p for p in P if wa <= p <= wb), wa + (wb - wa) / 2)
@@ -382,6 +481,7 @@ def score_periods(periods: list, f: dict) -> dict:
         "days": round(days, 2),
         "windows": len(W),
         "windows_hit": hit,
+        "hit_flags": flags,
         "leads_h": leads,
     }
 
@@ -409,12 +509,16 @@ def summarise(rows: list[dict]) -> dict:
 
 def _pick(results: dict, files: list[str], rule: str = "recall") -> tuple:
     """Config chosen on ``files``: ``recall`` = the highest recall at the target precision (else
-    best F1); ``precision`` = the highest precision at the target recall (else best F1)."""
+    best F1); ``precision`` = the highest precision at the target recall (else best F1). Ties go
+    to the first setting in grid order."""
     p_min, r_min = TARGETS["detect_precision"], TARGETS["detect_recall"]
 
     def key(cfg: tuple) -> tuple:
-        m = summarise([results[cfg][f] for f in files])
-        p, r = m["precision"], m["recall"]
+        rows = [results[cfg][f] for f in files]
+        tp = sum(r["windows_hit"] for r in rows)
+        fp = sum(r["false_positives"] for r in rows)
+        nw = sum(r["windows"] for r in rows)
+        p, r = round(tp / max(1, tp + fp), 3), round(tp / max(1, nw), 3)
         f1 = 2 * p * r / (p + r) if p + r else 0.0
         if rule == "precision":
             return (r >= r_min, p if r >= r_min else f1, r, f1)
@@ -423,79 +527,144 @@ def _pick(results: dict, files: list[str], rule: str = "recall") -> tuple:
     return max(results, key=key)
 
 
-def eval_detection(data: Path) -> dict:
-    """Grid of batch and online detector settings, leave-one-file-out selection."""
+def _online_periods(f: dict, grid: list[dict], check: bool = False) -> dict[tuple, list]:
+    """Online periods of one file for every setting of ``grid``.
+
+    The scores are computed once per score-affecting part and combined exactly as
+    :func:`online_scores` does: z and the expected value depend on ``smooth`` only, the
+    past-quantile limit on ``smooth`` and ``adaptive_quantile``, the ratio rule on
+    ``min_ratio`` only; ``threshold`` and ``cooldown`` act on the periods. ``check`` compares
+    a few combined settings with :func:`online_scores` itself.
+    """
+    s = f["series"]
+    base: dict = {}
+    qlim: dict = {}
+    big: dict = {}
+    out = {}
+    for g in grid:
+        cfg = DetectConfig(**g)
+        tr, sm, q, r = cfg.transform, cfg.smooth, cfg.adaptive_quantile, cfg.min_ratio
+        if (tr, sm) not in base:
+            c = DetectConfig(mode="online", smooth=sm, transform=tr)
+            base[(tr, sm)] = online_scores(s, c)[:2]
+        z, exp = base[(tr, sm)]
+        lim = np.full(len(z), cfg.threshold)
+        if q > 0:
+            if (tr, sm, q) not in qlim:
+                c = DetectConfig(
+                    mode="online", smooth=sm, adaptive_quantile=q, threshold=1e-9, transform=tr
+                )
+                qlim[(tr, sm, q)] = online_scores(s, c)[2]
+            lim = np.fmax(lim, qlim[(tr, sm, q)])
+        if r > 1:
+            if (tr, r) not in big:
+                c = DetectConfig(mode="online", min_ratio=r, transform=tr)
+                big[(tr, r)] = np.isfinite(online_scores(s, c)[2])
+            lim = np.where(big[(tr, r)], lim, np.inf)
+        if check and len(out) % 397 == 0:  # 397: prime, so every part of the grid is met
+            z2, e2, l2 = online_scores(s, cfg)
+            same = (
+                np.array_equal(z, z2, equal_nan=True)
+                and np.array_equal(exp, e2, equal_nan=True)
+                and np.array_equal(lim, l2, equal_nan=True)
+            )
+            if not same:
+                raise RuntimeError(f"combined scores differ from online_scores for {g}")
+        out[tuple(sorted(g.items()))] = periods_from_scores(s, z, exp, lim, cfg)
+    return out
+
+
+def _grid_results(files: list[dict], grid: list[dict], mode: str) -> dict[tuple, dict]:
+    """``results[setting][file]``: the NAB scoring of every setting on every file."""
+    results: dict[tuple, dict[str, dict]] = {tuple(sorted(g.items())): {} for g in grid}
+    for i, f in enumerate(files):
+        if mode == "online":
+            per = _online_periods(f, grid, check=i == 0)
+        else:
+            per = {
+                tuple(sorted(g.items())): detect_anomalies(f["series"], DetectConfig(**g))[0]
+                for g in grid
+            }
+        for key, periods in per.items():
+            results[key][f["file"]] = score_periods(periods, f)
+    return results
+
+
+def _lofo(results: dict, names: list[str], default: dict) -> dict:
+    """Leave-one-file-out selection (both rules), the in-sample picks and the default."""
+    out: dict = {"grid_size": len(results)}
+    for label, rule in (("lofo", "recall"), ("lofo_precision", "precision")):
+        rows = []
+        for name in names:  # settings chosen on the other files, scored on the held-out one
+            best = _pick(results, [x for x in names if x != name], rule)
+            rows.append(results[best][name] | {"chosen": dict(best)})
+        out[label] = summarise(rows) | {"files": rows}
+    for label, rule in (("insample_best", "recall"), ("insample_best_precision", "precision")):
+        best = _pick(results, names, rule)
+        rs = list(results[best].values())
+        out[label] = {"config": dict(best)} | summarise(rs) | {"files": rs}
+    key = tuple(sorted(default.items()))
+    out["default"] = {"config": default} | summarise(list(results[key].values()))
+    return out
+
+
+def eval_detection(data: Path) -> tuple[dict, list[dict]]:
+    """Batch, online (wide grid) and online (narrowed grid) detector settings on the NAB files,
+    leave-one-file-out selection. Also returns the files (for the held-out section)."""
     files = nab_files(data)
     names = [f["file"] for f in files]
+    default = {**ONLINE_WIDE[0], "threshold": 5.0}
     grids = {
-        "batch": [
-            {"mode": "batch", "threshold": t, "max_anoms": a}
-            for t in (4.0, 5.0, 6.0, 8.0, 10.0)
-            for a in (0.005, 0.01, 0.02)
-        ],
-        # causal: z over 15 min, above the series' own past quantile, a multiple of the
-        # expected value, one alarm per event and a cooldown after it
-        "online": [
-            {
-                "mode": "online",
-                "smooth": "15min",
-                "threshold": t,
-                "adaptive_quantile": q,
-                "cooldown": c,
-                "min_ratio": r,
-            }
-            for t in (3.0, 4.0, 6.0)
-            for q in (0.999, 0.9995, 0.9998)
-            for c in ("12h", "1d")
-            for r in (1.0, 1.5, 2.0, 3.0)
-        ],
+        "batch": (BATCH_GRID, {"mode": "batch", "threshold": 5.0, "max_anoms": 0.02}),
+        "online": (ONLINE_WIDE, default),
+        "online_log": (ONLINE_WIDE_LOG, default),
+        "online_log_only": (ONLINE_WIDE_LOG[len(ONLINE_WIDE) :], {**default, "transform": "log"}),
+        "online_narrowed": (ONLINE_NARROWED, ONLINE_NARROWED[0]),
     }
     out: dict = {"files": names, "probation": PROBATION, "modes": {}}
-    for mode, grid in grids.items():
+    wide: dict = {}  # ONLINE_WIDE is part of ONLINE_WIDE_LOG: scored once
+    for mode, (grid, default) in grids.items():
         t0 = time.perf_counter()
-        results: dict[tuple, dict[str, dict]] = {}
-        cache: dict = {}
-        for g in grid:
-            cfg = DetectConfig(**g)
-            key = tuple(sorted(g.items()))
-            results[key] = {}
-            for f in files:
-                if mode == "online":  # scores depend on these settings, not on the others
-                    ck = (f["file"], cfg.adaptive_quantile, cfg.smooth, cfg.min_ratio)
-                    if ck not in cache:
-                        cache[ck] = online_scores(f["series"], cfg)
-                    z, exp, lim = cache[ck]
-                    lim = np.fmax(lim, cfg.threshold)
-                    periods = periods_from_scores(f["series"], z, exp, lim, cfg)
-                else:
-                    periods, _, _ = detect_anomalies(f["series"], cfg)
-                results[key][f["file"]] = score_periods(periods, f)
-        # leave one file out: settings chosen on the other 8 files, scored on the held-out one
-        lofo_rows, chosen = [], {}
-        for name in names:
-            best = _pick(results, [x for x in names if x != name])
-            chosen[name] = dict(best)
-            lofo_rows.append(results[best][name] | {"chosen": dict(best)})
-        lofo_p = []
-        for name in names:
-            best = _pick(results, [x for x in names if x != name], "precision")
-            lofo_p.append(results[best][name] | {"chosen": dict(best)})
-        insample = _pick(results, names)
-        default = tuple(sorted(grid[0].items()))
-        if mode == "batch":
-            default = tuple(sorted({"mode": "batch", "threshold": 5.0, "max_anoms": 0.02}.items()))
-        out["modes"][mode] = {
-            "grid_size": len(grid),
-            "seconds": round(time.perf_counter() - t0, 1),
-            "lofo": summarise(lofo_rows) | {"files": lofo_rows},
-            "lofo_precision": summarise(lofo_p) | {"files": lofo_p},
-            "insample_best": {"config": dict(insample)}
-            | summarise(list(results[insample].values()))
-            | {"files": list(results[insample].values())},
-            "default": {"config": dict(default)} | summarise(list(results[default].values())),
+        keys = [tuple(sorted(g.items())) for g in grid]
+        if mode == "online":
+            wide = _grid_results(files, ONLINE_WIDE_LOG, "online")
+        if mode in ("online", "online_log", "online_log_only"):
+            results = {k: wide[k] for k in keys}  # in grid order (ties: the earlier setting)
+        else:
+            results = _grid_results(files, grid, "batch" if mode == "batch" else "online")
+        m = _lofo(results, names, default)
+        out["modes"][mode] = m | {"seconds": round(time.perf_counter() - t0, 1)}
+        for rule in ("lofo", "lofo_precision"):
+            print(mode, rule, {k: v for k, v in m[rule].items() if k != "files"}, flush=True)
+    return out, files
+
+
+HELDOUT_MODES = ("online", "online_log")
+"""The grids whose settings, chosen on the 19 files, are frozen and scored on held-out files."""
+
+
+def eval_heldout(nab_dir: Path, det: dict) -> dict:
+    """The online settings chosen on all 19 files (each rule, each grid of
+    :data:`HELDOUT_MODES`), frozen and scored on the NAB files outside them, per family;
+    upward-surge windows by :func:`upward_windows`."""
+    files = nab_heldout_files(nab_dir, det["files"])
+    out: dict = {"files": [f["file"] for f in files], "modes": {}}
+    up = {f["file"]: upward_windows(f) for f in files}
+    for mode in HELDOUT_MODES:
+        d = det["modes"][mode]
+        frozen = {
+            "recall": d["insample_best"]["config"],
+            "precision": d["insample_best_precision"]["config"],
         }
-        print(mode, "LOFO", {k: v for k, v in out["modes"][mode]["lofo"].items() if k != "files"})
-        print(mode, "in-sample", dict(insample), summarise(list(results[insample].values())))
+        rules = {}
+        for rule, cfg in frozen.items():
+            rows = []
+            for f in files:
+                periods = detect_anomalies(f["series"], DetectConfig(**cfg))[0]
+                rows.append(score_periods(periods, f) | {"upward": up[f["file"]]})
+            rules[rule] = {"all": summarise(rows), "files": rows}
+            print("held-out", mode, rule, cfg, summarise(rows), flush=True)
+        out["modes"][mode] = {"frozen": frozen, "rules": rules}
     return out
 
 
@@ -550,7 +719,10 @@ def render_forecast(res: dict) -> list[str]:
         "The choice keeps the best baseline unless a model beats it clearly (one-sided sign "
         "test p <= 0.05 over the origins and a mean gain >= 2 %), and a block of one bucket is "
         "chosen together with the next (`<= 5min` with `5min-1h`); `lowest mean` = the same "
-        "blocks served by the lowest mean MASE alone, for comparison. "
+        "blocks served by the lowest mean MASE alone, for comparison; `default baseline` = the "
+        "same choice but each block's served baseline starts from `Naive` (blocks ending <= 1 h) "
+        "or `SeasonalNaive` (beyond) and changes only when another baseline beats it by the same "
+        'sign test and margin (`baseline_rule="default"`). '
         "`origins` = the origins the served choice rests on (hourly short origins and daily "
         "ones for blocks up to 6 h, daily ones beyond), `scored` = out-of-sample scores:",
         "",
@@ -558,13 +730,14 @@ def render_forecast(res: dict) -> list[str]:
     rows = []
     for t in fc:
         low = {r["block"]: r for r in t.get("out_of_sample_lowest", [])}
+        dft = {r["block"]: r for r in t.get("out_of_sample_default", [])}
         for r in t.get("out_of_sample", []):
             blk = next((b for b in t.get("blocks", []) if b["block"] == r["block"]), {})
             r0 = low.get(r["block"], {})
+            r1 = dft.get(r["block"], {})
             rows.append(
                 [t["trace"], r["leads"], r["origins"], r["origins_scored"]]
-                + [f"{r['ratio']:.2f}" if r.get("ratio") is not None else "-"]
-                + [f"{r0['ratio']:.2f}" if r0.get("ratio") is not None else "-"]
+                + [f"{x['ratio']:.2f}" if x.get("ratio") is not None else "-" for x in (r, r0, r1)]
                 + [r.get("best_baseline", "-"), blk.get("winner", "-")]
                 + [
                     f"{blk['winner_vs_best_baseline']:.2f}"
@@ -573,6 +746,7 @@ def render_forecast(res: dict) -> list[str]:
                 ]
             )
     head = ["trace", "block", "origins", "scored", "ratio out of sample", "lowest mean"]
+    head += ["default baseline"]
     L += _table([*head, "best baseline", "served model", "ratio in sample"], rows)
 
     def best(t: dict, hd: str) -> str:
@@ -637,13 +811,48 @@ def render_forecast(res: dict) -> list[str]:
     return L
 
 
+def _short(cfg: dict) -> str:
+    """A setting in a few characters: threshold, past quantile, smooth, cooldown, min ratio."""
+    if cfg.get("mode") == "batch":
+        return f"t{cfg['threshold']:g} a{cfg['max_anoms']:g}"
+    return (
+        f"t{cfg['threshold']:g} q{cfg['adaptive_quantile']:g} s{cfg['smooth']} "
+        f"c{cfg['cooldown']} r{cfg['min_ratio']:g}"
+        + (" log" if cfg.get("transform") == "log" else "")
+    )
+
+
+def _family(name: str) -> str:
+    return name.split("/")[0]
+
+
+def _detect_row(label: str, m: dict) -> list:
+    lead = m.get("median_lead_min")
+    return [label, f"{m['precision']:.3f}", f"{m['recall']:.3f}"] + [
+        f"{m['windows_hit']}/{m['windows']}",
+        m["false_positives"],
+        m.get("false_alarms_per_day", "-"),
+        lead if lead is not None else "-",
+    ]
+
+
+def _size(modes: dict, mode: str) -> int | str:
+    return modes[mode]["grid_size"] if mode in modes else "-"
+
+
+DETECT_HEAD = ["precision", "recall", "windows hit", "false alarms", "false alarms / day"]
+
+
 def render_detection(res: dict) -> list[str]:
     det = res["detection"]
+    p_min, r_min = TARGETS["detect_precision"], TARGETS["detect_recall"]
+    n_files = len(det["files"])
     L = [
         "",
         "## Surge / anomaly detection on NAB-labelled series",
         "",
-        f"Command: `{res['command_detect']}`",
+        f"Command: `{res['command_detect']}`  ",
+        f"Measured: {res.get('date_detect', res['date'])}.",
         "",
         "NAB's window scoring (probationary period ignored), counted in alarm events: a "
         "detector's flagged buckets form periods (candidates within 3 h continue one period, "
@@ -651,62 +860,166 @@ def render_detection(res: dict) -> list[str]:
         "ones in the same window count neither way, and each period outside every window is "
         "one false alarm; precision = windows hit / (windows hit + false alarms). Lead time = "
         "labelled anomaly time minus the first alarm in its window, in minutes (a true lead "
-        "time only in the causal online mode). Settings are chosen leave-one-file-out; the "
-        "in-sample row is optimistic. The online grid (z averaged over 15 min; threshold, "
-        "past-quantile, cooldown and minimum ratio to the expected value) was narrowed while "
-        "exploring on these same files, so its leave-one-file-out figures are not fully "
-        "independent of the files.",
+        "time only in the causal online mode). Settings are chosen leave-one-file-out (on the "
+        f"other {n_files - 1} files, scored on the one left out) by one of two rules: the "
+        f"highest recall at precision >= {p_min}, or the highest precision at recall >= "
+        f"{r_min} (else the best F1).",
+        "",
+        "The online (causal) grid is fixed from each setting's natural range, not from these "
+        "files' results (`benchmarks/traffic_eval.py`, `ONLINE_WIDE`): smooth none / 5 / 15 / "
+        "30 min, threshold 2 / 3 / 4 / 5 / 6 / 8, past-|z| quantile off / 0.99 / 0.999 / "
+        "0.9999, cooldown none / 1 h / 6 h / 12 h / 1 d, minimum ratio to the expected value "
+        "off / 1.5 / 2 / 3 / 5; direction both. The earlier 72-setting grid was narrowed while "
+        "exploring on these same files: its row is optimistic. In-sample rows are optimistic "
+        "too. The `+ log` grid is a design change made after the first results of the wide "
+        "grid on these files and on the held-out files below: every setting also scored on "
+        'log(1 + y) (`transform="log"`, a variance-stabilising transform of counts, so busy '
+        "hours' larger noise and quiet hours' smaller noise share one scale), no range narrowed; "
+        "`log only` is its log half alone (ties in the selection go to the earlier setting, "
+        "so to the raw scale).",
+        "",
+    ]
+    modes = det["modes"]
+    rows = []
+    for mode, title in (
+        ("online", f"online, wide grid ({modes['online']['grid_size']} settings)"),
+        ("online_log", f"online, wide grid + log ({_size(modes, 'online_log')} settings)"),
+        ("online_log_only", f"online, log only ({_size(modes, 'online_log_only')} settings)"),
+        ("online_narrowed", "online, grid narrowed on these files (optimistic)"),
+        ("batch", f"batch (not causal; {modes['batch']['grid_size']} settings)"),
+    ):
+        d = modes.get(mode)
+        if d is None:
+            continue
+        for label, m in (
+            (f"leave-one-file-out, recall at precision >= {p_min}", d["lofo"]),
+            (f"leave-one-file-out, precision at recall >= {r_min}", d["lofo_precision"]),
+            ("in-sample best, recall rule", d["insample_best"]),
+            ("in-sample best, precision rule", d.get("insample_best_precision")),
+            ("default settings", d["default"] if mode in ("online", "batch") else None),
+        ):
+            if m is None:
+                continue
+            cfg = f" `{_short(m['config'])}`" if "config" in m else ""
+            rows.append([title, *_detect_row(label + cfg, m)])
+    L += _table(["detector", "selection", *DETECT_HEAD, "median lead min"], rows)
+    L += [
+        "",
+        "Setting codes: `t` threshold, `q` past-|z| quantile (0 = off), `s` smooth, "
+        "`c` cooldown, `r` minimum ratio (1 = off); batch: `t` threshold, `a` max_anoms.",
+        "",
+        "Online wide grid, leave-one-file-out, per file family:",
+        "",
+    ]
+    w = modes["online"]
+    fam_rows = []
+    for label, rule in (("recall rule", "lofo"), ("precision rule", "lofo_precision")):
+        files = w[rule]["files"]
+        for fam in sorted({_family(f["file"]) for f in files}):
+            m = summarise([f for f in files if _family(f["file"]) == fam])
+            fam_rows.append([label, fam, *_detect_row("", m)[1:]])
+    L += _table(["rule", "family", *DETECT_HEAD, "median lead min"], fam_rows)
+    L += [
+        "",
+        "Online wide grid, per file: the settings chosen on the other files and the outcome "
+        "(`hit/windows, false alarms`), by each rule:",
+        "",
+    ]
+    by_p = {f["file"]: f for f in w["lofo_precision"]["files"]}
+    rows = []
+    for f in w["lofo"]["files"]:
+        g = by_p[f["file"]]
+        rows.append(
+            [f["file"], f"`{_short(f['chosen'])}`", f"{f['windows_hit']}/{f['windows']}"]
+            + [f["false_positives"], f"`{_short(g['chosen'])}`"]
+            + [f"{g['windows_hit']}/{g['windows']}", g["false_positives"]]
+            + [", ".join(f"{x * 60:.0f}" for x in f["leads_h"])]
+        )
+    head = ["file", "recall rule: chosen", "hit", "false alarms", "precision rule: chosen"]
+    L += _table([*head, "hit", "false alarms", "lead min (recall rule)"], rows)
+    ho = res.get("detection_heldout")
+    if ho:
+        L += render_heldout(res, ho)
+    return L
+
+
+def _heldout_summary(rows: list[dict]) -> dict:
+    m = summarise(rows)
+    up = [(h, u) for r in rows for h, u in zip(r["hit_flags"], r["upward"])]
+    m["up_windows"] = sum(u for _, u in up)
+    m["up_hit"] = sum(h and u for h, u in up)
+    m["other_windows"] = sum(not u for _, u in up)
+    m["other_hit"] = sum(h and not u for h, u in up)
+    return m
+
+
+def render_heldout(res: dict, ho: dict) -> list[str]:
+    """The frozen online settings on the NAB files never used to choose them."""
+    fams = sorted({_family(f) for f in ho["files"]})
+    L = [
+        "",
+        "### Held-out NAB files (settings frozen)",
+        "",
+        f"Command: `{res['command_heldout']}` (a checkout of numenta/NAB at commit "
+        f"{NAB_COMMIT}: its `data/` and `labels/combined_windows.json`, "
+        "`labels/combined_labels.json`; nothing of it is copied into this repository)",
+        "",
+        f"The {len(ho['files'])} files of NAB outside the {len(res['detection']['files'])} above "
+        f"({', '.join(fams)}), never used to choose settings. The online settings chosen on all "
+        "the files above by each rule are frozen and scored here, with NAB's combined windows: "
+        "the wide grid's (fixed before these files were first scored) and the wide + log "
+        "grid's (a design change made after that first scoring, so these files are no longer "
+        "unseen for it). The detector is built for request traffic, where an incident is a "
+        "surge; many of these anomalies are drops, level shifts or changes of shape in CPU, "
+        "latency, temperature or price series. `upward` windows (a rule fixed before scoring, "
+        "`upward_windows`): the value at the labelled point is above the median of the 7 days "
+        "before it; `other` = the rest (drops, or changes at a normal level). The rule compares "
+        "with the 7-day median, not with the same time of day, so on a strongly daily series a "
+        "point near a daily peak counts as upward (the drop of `art_daily_jumpsdown` does). "
+        "artificialNoAnomaly has no windows: its false alarms per day are the figure.",
         "",
     ]
     rows = []
-    p_min, r_min = TARGETS["detect_precision"], TARGETS["detect_recall"]
-    for mode, d in det["modes"].items():
-        for label, m in (
-            ("default settings" if mode == "batch" else None, d["default"]),
-            (f"leave-one-file-out, recall at precision >= {p_min}", d["lofo"]),
-            (f"leave-one-file-out, precision at recall >= {r_min}", d.get("lofo_precision")),
-            ("in-sample best (optimistic)", d["insample_best"]),
-        ):
-            if label is None or m is None:
-                continue
-            cfg = m.get("config")
-            rows.append(
-                [mode, label + (f" `{cfg}`" if cfg else ""), f"{m['precision']:.3f}"]
-                + [f"{m['recall']:.3f}", f"{m['windows_hit']}/{m['windows']}"]
-                + [m.get("missed", "-"), m["false_positives"], m.get("false_alarms_per_day", "-")]
-                + [m.get("median_lead_min", "-")]
-            )
-    head = ["mode", "selection", "precision", "recall", "windows hit", "missed", "false alarms"]
-    L += _table([*head, "false alarms / day", "median lead min"], rows)
-    fam_rows = []
-    for mode, d in det["modes"].items():
-        for rule in ("lofo", "lofo_precision"):
-            files = d.get(rule, {}).get("files", [])
-            for fam in sorted({f["file"].split("/")[0] for f in files}):
-                m = summarise([f for f in files if f["file"].startswith(fam + "/")])
-                fam_rows.append(
-                    [mode, rule, fam, f"{m['precision']:.3f}", f"{m['recall']:.3f}"]
-                    + [f"{m['windows_hit']}/{m['windows']}", m["false_alarms_per_day"]]
+    cols = []  # (label, {file: row}) for the per-file table
+    for mode, grid in (("online", "wide"), ("online_log", "wide + log")):
+        hm = ho["modes"].get(mode)
+        if hm is None:
+            continue
+        for rule, d in hm["rules"].items():
+            cfg = _short(hm["frozen"][rule])
+            files = d["files"]
+            cols.append((f"{grid}, {rule}", {f["file"]: f for f in files}))
+            for fam in [*fams, "all"]:
+                sel = [f for f in files if fam == "all" or _family(f["file"]) == fam]
+                m = _heldout_summary(sel)
+                has = m["windows"] > 0
+                rows.append(
+                    [f"{grid}, {rule} `{cfg}`", f"{fam} ({len(sel)})"]
+                    + [f"{m['precision']:.3f}" if has else "-"]
+                    + [f"{m['recall']:.3f}" if has else "-"]
+                    + [f"{m['windows_hit']}/{m['windows']}"]
+                    + [f"{m['up_hit']}/{m['up_windows']}", f"{m['other_hit']}/{m['other_windows']}"]
+                    + [m["false_positives"], m["false_alarms_per_day"]]
                     + [m["median_lead_min"] if m["median_lead_min"] is not None else "-"]
                 )
-    L += ["", "Per file family (leave-one-file-out, both selection rules):", ""]
-    head = ["mode", "rule", "family", "precision", "recall", "windows hit", "false alarms / day"]
-    L += _table([*head, "median lead min"], fam_rows)
-    for mode, d in det["modes"].items():
-        L += [
-            "",
-            f"Per file, {mode} mode, leave-one-file-out (grid of {d['grid_size']} settings; "
-            "first the recall rule, then the precision rule):",
-            "",
-        ]
-        rows = [
-            [r["file"], f"`{ {k: v for k, v in r['chosen'].items() if k != 'mode'} }`"]
-            + [r["periods"], r["false_positives"], r["windows"], r["windows_hit"]]
-            + [", ".join(f"{x * 60:.0f}" for x in r["leads_h"])]
-            for r in d["lofo"]["files"] + d.get("lofo_precision", {}).get("files", [])
-        ]
-        head = ["file", "chosen on the other files", "periods", "false alarms", "windows", "hit"]
-        L += _table([*head, "lead min per surge"], rows)
+    head = ["grid, rule, frozen setting", "family (files)", "precision", "recall", "windows hit"]
+    head += ["upward hit", "other hit", "false alarms", "false alarms / day", "median lead min"]
+    L += _table(head, rows)
+    L += [
+        "",
+        "Per held-out file (`hit/windows, false alarms` for each frozen setting; `up` = upward "
+        "windows):",
+        "",
+    ]
+    rows = []
+    for name in ho["files"]:
+        f0 = cols[0][1][name]
+        rows.append(
+            [name, f0["windows"], sum(f0["upward"])]
+            + [f"{c[name]['windows_hit']}/{c[name]['windows']}, {c[name]['false_positives']}"
+               for _, c in cols]
+        )  # fmt: skip
+    L += _table(["file", "windows", "up", *[label for label, _ in cols]], rows)
     return L
 
 
@@ -875,8 +1188,11 @@ def target_rows(res: dict) -> list[tuple[str, str, str, bool]]:
                     ov_ok and rh <= T["hybrid_replica_hours_ratio"],
                 )
             )
-    det = res.get("detection", {}).get("modes", {}).get("online")
-    for rule in ("lofo", "lofo_precision"):
+    modes = res.get("detection", {}).get("modes", {})
+    for mode, rule in [
+        (m, r) for m in ("online", "online_log") for r in ("lofo", "lofo_precision")
+    ]:
+        det = modes.get(mode)
         if not det or rule not in det:
             continue
         m = det[rule]
@@ -889,8 +1205,31 @@ def target_rows(res: dict) -> list[tuple[str, str, str, bool]]:
         rows.append(
             (
                 f"causal detector precision >= {T['detect_precision']} at recall >= "
-                f"{T['detect_recall']}, median lead >= {T['detect_median_lead_min']:g} ({rule})",
+                f"{T['detect_recall']}, median lead >= {T['detect_median_lead_min']:g} ({rule}"
+                + (", wide grid)" if mode == "online" else ", wide grid + log)"),
                 f"NAB ({len(res['detection']['files'])} files)",
+                f"precision {m['precision']:.3f}, recall {m['recall']:.3f}, median lead {lead} min",
+                ok,
+            )
+        )
+    ho = res.get("detection_heldout") or {}
+    for mode, rule, d in [
+        (mode, rule, d)
+        for mode, hm in ho.get("modes", {}).items()
+        for rule, d in hm["rules"].items()
+    ]:
+        m = d["all"]
+        lead = m.get("median_lead_min")
+        ok = (
+            m["precision"] >= T["detect_precision"]
+            and m["recall"] >= T["detect_recall"]
+            and (lead if lead is not None else -1) >= T["detect_median_lead_min"]
+        )
+        grid = "wide grid" if mode == "online" else "wide grid + log"
+        rows.append(
+            (
+                f"the same on held-out NAB files, settings frozen ({rule} rule, {grid})",
+                f"NAB held out ({len(ho['files'])} files)",
                 f"precision {m['precision']:.3f}, recall {m['recall']:.3f}, median lead {lead} min",
                 ok,
             )
@@ -957,6 +1296,13 @@ def main() -> int:
         default=None,
         help="forecast: also write each trace's per-origin block errors to this folder",
     )
+    ap.add_argument(
+        "--nab-dir",
+        default=None,
+        help="also score the online settings chosen on the 19 files, frozen, on the other files "
+        f"of this NAB checkout (numenta/NAB at commit {NAB_COMMIT}: data/, labels/); default: "
+        "not run",
+    )
     args = ap.parse_args()
     root = os.environ.get("ZENREC_DATA")
     if not root or not (Path(root) / "traffic").exists():
@@ -982,8 +1328,15 @@ def main() -> int:
     cmd = "python benchmarks/traffic_eval.py" + (" --quick" if args.quick else "")
     res["command"] = cmd
     if "detect" in only:
-        res["detection"] = eval_detection(data)
+        res["detection"] = eval_detection(data)[0]
         res["command_detect"] = cmd + " --only detect"
+        res["date_detect"] = res["date"]
+    if args.nab_dir:
+        if not res.get("detection", {}).get("modes", {}).get("online", {}).get("insample_best"):
+            print("--nab-dir needs the detect section (add --only detect)", file=sys.stderr)
+            return 2
+        res["detection_heldout"] = eval_heldout(Path(args.nab_dir), res["detection"])
+        res["command_heldout"] = cmd + f" --only detect --nab-dir {args.nab_dir}"
     if "forecast" in only:
         names = set(args.traces.split(",")) if args.traces else None
         keep = Path(args.keep_backtests) if args.keep_backtests else None
@@ -1015,8 +1368,8 @@ def main() -> int:
         from traffic_speed import speed_lines
 
         res["speed"] = {"command": cmd + " --only speed", "lines": speed_lines()}
+    atomic_write_text(js, json.dumps(res, indent=2) + "\n")  # first: a render error keeps it
     atomic_write_text(out, render(res))
-    atomic_write_text(js, json.dumps(res, indent=2) + "\n")
     print(f"wrote {out} and {js}")
     return 0
 

@@ -117,3 +117,52 @@ def test_cli_passes_the_online_settings(tmp_path) -> None:
     assert doc["config"] | NAB_TUNED.model_dump() == doc["config"]  # the settings arrived
     alarms_cli = [p["alarm"] for p in doc["periods"] if p["kind"] == "surge"]
     assert alarms_cli == [str(a) for a in alarms(y, NAB_TUNED)]
+
+
+def test_log_transform_scores_log_counts_and_reports_expected_in_units() -> None:
+    y = counts(10, PLANTED)
+    cfg = NAB_TUNED.model_copy(update={"transform": "log"})
+    z, expected, limit = online_scores(series_from_values(y, freq="5min"), cfg)
+    # the same scores as the untransformed detector run on log(1 + y)
+    on_log = series_from_values(np.log1p(y), freq="5min")
+    z_log, exp_log, _ = online_scores(on_log, NAB_TUNED.model_copy(update={"min_ratio": 1.0}))
+    np.testing.assert_allclose(z, z_log, equal_nan=True)
+    np.testing.assert_allclose(expected, np.expm1(exp_log), equal_nan=True)
+    # the ratio rule compares counts with the expected count
+    ok = np.isfinite(expected)
+    ratio = (y[ok] + 1) / (np.maximum(expected[ok], 0) + 1)
+    small = (ratio < 3.0) & (ratio > 1 / 3.0)
+    assert small.any() and (~small).any()
+    assert np.isinf(limit[ok][small]).all() and np.isfinite(limit[ok][~small]).all()
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13, 14])
+def test_a_night_surge_that_doubles_the_rate_stands_out_on_the_log_scale(seed: int) -> None:
+    # on the raw scale the spread is the busy day's, so doubling a quiet night's rate scores
+    # below the day's noise; on the log scale it scores above every other bucket
+    start = PER_DAY * 15 + 2 * 12  # day 15, 02:00, for 2 hours
+    s = series_from_values(counts(seed, {start: 2.0}), freq="5min")
+    inside = np.zeros(s.n, dtype=bool)
+    inside[start : start + 24] = True
+    inside[: 3 * PER_DAY] = True  # the first days: no history yet
+    top = {}
+    for tr in ("none", "log"):
+        cfg = DetectConfig(mode="online", smooth="15min", transform=tr)
+        z = online_scores(s, cfg)[0]
+        top[tr] = (np.nanmax(z[start : start + 24]), np.nanmax(z[~inside]))
+    assert top["log"][0] > top["log"][1], top
+    assert top["none"][0] < top["none"][1], top
+
+
+def test_cli_passes_the_transform(tmp_path) -> None:
+    import json
+
+    from zenrec.cli.main import main
+
+    y = counts(9)
+    pd.DataFrame({"timestamp": _index(), "value": y}).to_csv(tmp_path / "t.csv", index=False)
+    args = ["traffic", "detect", "--input", str(tmp_path / "t.csv"), "--no-forecast"]
+    args += ["--mode", "online", "--transform", "log", "--output", str(tmp_path / "out")]
+    assert main(args) == 0
+    doc = json.loads((tmp_path / "out" / "surges.json").read_text())
+    assert doc["config"]["transform"] == "log"

@@ -7,15 +7,18 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from zenrec._errors import ConfigError
 from zenrec.traffic import ForecastConfig, forecast_series, series_from_values
 from zenrec.traffic.backtest import (
     BY_BLOCK,
     _block_choice,
     backtest,
     choice_groups,
+    default_baseline,
     out_of_sample_blocks,
     sign_test_p,
 )
@@ -163,3 +166,65 @@ def test_a_lower_mean_from_one_lucky_origin_keeps_the_baseline() -> None:
     assert ch["lowest"] == "MSTL" and ch["winner"] == "Naive"
     # better on every origin by 10 %: clear, so the model is served
     assert _choice(base, base * 0.9)["winner"] == "MSTL"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(5, 40),
+    seed=st.integers(0, 10_000),
+    gain=st.floats(-0.2, 0.3),
+    model_gain=st.floats(-0.2, 0.3),
+    noise=st.sampled_from([0.0, 0.1, 0.5]),
+)
+def test_the_default_baseline_is_served_unless_another_baseline_beats_it_clearly(
+    n: int, seed: int, gain: float, model_gain: float, noise: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    ref = rng.uniform(0.5, 2.0, n)
+    other = ref * (1 - gain) * np.exp(rng.normal(0, noise, n))
+    model = ref * (1 - model_gain) * np.exp(rng.normal(0, noise, n))
+    for a, b in ((other, ref), (model, ref), (model, other)):  # exact margin ties: rounding
+        assume(abs((1 - a.mean() / b.mean()) - 0.02) > 1e-9)
+    errs = {
+        "Naive": dict(enumerate(ref)),
+        "WindowAverage": dict(enumerate(other)),
+        "MSTL": dict(enumerate(model)),
+    }
+
+    def clearly(a: np.ndarray, b: np.ndarray) -> bool:
+        p = sign_test_p(int(np.sum(a < b)), int(np.sum(a != b)))
+        return p <= 0.05 and a.mean() <= 0.98 * b.mean()
+
+    ch = _block_choice(errs, list(errs), list(range(n)), 0.05, 0.02, reference="Naive")
+    assert ch is not None
+    lowest_base = "WindowAverage" if other.mean() < ref.mean() else "Naive"
+    served = "WindowAverage" if lowest_base == "WindowAverage" and clearly(other, ref) else "Naive"
+    assert ch["served_baseline"] == served and ch["best_baseline"] == lowest_base
+    s_err = other if served == "WindowAverage" else ref
+    lowest_is_model = model.mean() < min(ref.mean(), other.mean())
+    assert ch["winner"] == ("MSTL" if lowest_is_model and clearly(model, s_err) else served)
+    # without a reference the rule is the lowest baseline's, as before
+    ch0 = _block_choice(errs, list(errs), list(range(n)), 0.05, 0.02)
+    assert ch0 is not None and "served_baseline" not in ch0
+    b_err = other if lowest_base == "WindowAverage" else ref
+    assert ch0["winner"] == ("MSTL" if lowest_is_model and clearly(model, b_err) else lowest_base)
+
+
+def test_the_baseline_rule_reaches_the_blocks_and_the_out_of_sample_score() -> None:
+    s = series_from_values(walk_with_cycle(seed=4, walk=40.0, cycle=0.0, days=21), freq="1h")
+    kw = {"models": [], "input_size": 14 * 24, "windows": 6, "step": 24}
+    bt = backtest(s, 48, baseline_rule="default", **kw)
+    assert bt is not None and bt.baseline_rule == "default"
+    for b in bt.blocks:
+        assert b["default_baseline"] == default_baseline(b["end"] * 3600.0)
+        assert b["served_baseline"] == b["winner"]  # baselines only
+    lowest = backtest(s, 48, **kw)
+    assert lowest is not None and all("served_baseline" not in b for b in lowest.blocks)
+    # out of sample, either rule on the same backtest
+    a = out_of_sample_blocks(lowest, min_origins=3, baseline_rule="default")
+    b = out_of_sample_blocks(bt, min_origins=3)
+    assert [r.get("mase") for r in a] == [r.get("mase") for r in b]
+    with pytest.raises(ConfigError, match="baseline_rule"):
+        out_of_sample_blocks(bt, baseline_rule="best")
+    with pytest.raises(ConfigError, match="baseline_rule"):
+        backtest(s, 48, baseline_rule="best", **kw)

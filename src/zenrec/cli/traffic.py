@@ -132,6 +132,12 @@ def register(subparsers: Any) -> None:
         help="online: a candidate is at least this multiple of its expected value (e.g. 1.5)",
     )
     pd_.add_argument(
+        "--transform",
+        choices=["none", "log"],
+        default=None,
+        help="online: score log(1 + y) so busy hours' larger noise gets one scale (log)",
+    )
+    pd_.add_argument(
         "--cooldown", default=None, help="online: no new alarm this long after one (e.g. 1d)"
     )
     pd_.add_argument(
@@ -433,6 +439,7 @@ def run_detect(args: argparse.Namespace) -> int:
         "smooth",
         "min_ratio",
         "cooldown",
+        "transform",
     ):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)

@@ -44,6 +44,7 @@ __all__ = [
     "BacktestResult",
     "backtest",
     "choice_groups",
+    "default_baseline",
     "out_of_sample_blocks",
     "sign_test_p",
 ]
@@ -64,6 +65,23 @@ SWITCH_MARGIN = 0.02
 """Relative mean-MASE gain over the best baseline a model needs to be served instead."""
 MIN_BLOCK_BUCKETS = 2
 """A lead-time block shorter than this many buckets is chosen together with the next one."""
+DEFAULT_BASELINE_LEAD = 3600.0
+"""With ``baseline_rule="default"``, blocks ending at most this far ahead start from ``Naive``
+as their reference baseline, later blocks from ``SeasonalNaive`` (see
+:func:`default_baseline`)."""
+
+
+def default_baseline(end_seconds: float) -> str:
+    """The reference baseline a lead-time block ending ``end_seconds`` ahead starts from.
+
+    The last value (``Naive``) up to :data:`DEFAULT_BASELINE_LEAD`, where traffic is
+    persistent; the value one season ago (``SeasonalNaive``) beyond, where the daily (or
+    weekly) cycle dominates.
+
+    >>> default_baseline(300.0), default_baseline(6 * 3600.0)
+    ('Naive', 'SeasonalNaive')
+    """
+    return "Naive" if end_seconds <= DEFAULT_BASELINE_LEAD + 1e-9 else "SeasonalNaive"
 
 
 @dataclass
@@ -95,6 +113,10 @@ class BacktestResult:
     """Sign-test level of the choice (see :func:`_block_choice`)."""
     switch_margin: float = SWITCH_MARGIN
     """Relative gain over the best baseline the choice requires."""
+    baseline_rule: str = "lowest"
+    """Which baseline a block serves (and a model must beat): ``lowest`` (the lowest mean
+    MASE) or ``default`` (:func:`default_baseline`, unless another baseline beats it
+    clearly); see :func:`_block_choice`."""
 
     def calibrator(self, model: str, min_scores: int = 20) -> ConformalCalibrator | None:
         """Conformal calibrator of ``model`` from the scores of all origins (``None``: none)."""
@@ -473,6 +495,7 @@ def _block_choice(
     origins: list[int],
     alpha: float = SWITCH_ALPHA,
     margin: float = SWITCH_MARGIN,
+    reference: str | None = None,
 ) -> dict[str, Any] | None:
     """A block judged on ``origins``: every model scored on all of them, its mean MASE.
 
@@ -483,6 +506,12 @@ def _block_choice(
     least ``margin`` (relative) lower and it has the lower error on more origins than chance
     allows (one-sided sign test at level ``alpha``). ``alpha=1, margin=0`` serves the
     lowest mean MASE whatever the evidence.
+
+    With a ``reference`` baseline (scored on every origin), the baselines follow the same
+    rule: the reference is served unless the best baseline beats it clearly, and a model
+    must beat the served baseline (``served_baseline``) clearly. So the served baseline does
+    not flip between baselines on a few origins' noise; the price is that the served block
+    may be up to the margin (or the sign test's chance) worse than the best baseline.
     """
     base_ok = [
         o for o in origins if any(np.isfinite(errs.get(m, {}).get(o, math.nan)) for m in BASELINES)
@@ -501,15 +530,19 @@ def _block_choice(
     bases = [m for m in BASELINES if m in scores]
     best_base = min(bases, key=lambda m: (scores[m], _model_order(m))) if bases else None
     out: dict[str, Any] = {"origins": len(base_ok), "lowest": lowest}
-    winner = lowest
-    if best_base is not None and lowest != best_base and lowest not in BASELINES:
-        d = np.array([errs[best_base][o] - errs[lowest][o] for o in base_ok])
-        wins, n = int(np.sum(d > 0)), int(np.sum(d != 0))
-        p = sign_test_p(wins, n)
-        gain = 1.0 - scores[lowest] / scores[best_base] if scores[best_base] > 0 else 0.0
-        out |= {"wins": wins, "decided": n, "sign_p": round(p, 4)}
-        if not (p <= alpha and gain >= margin):
-            winner = best_base
+    served = best_base
+    if reference is not None and reference in scores and best_base is not None:
+        served = reference
+        if best_base != reference:
+            clear, _ = _beats(errs, scores, best_base, reference, base_ok, alpha, margin)
+            served = best_base if clear else reference
+        out["served_baseline"] = served
+    winner = lowest if served is None or lowest not in BASELINES else served
+    if served is not None and lowest != served and lowest not in BASELINES:
+        clear, test = _beats(errs, scores, lowest, served, base_ok, alpha, margin)
+        out |= test
+        if not clear:
+            winner = served
     out |= {
         "winner": winner,
         "mase": round(scores[winner], 4),
@@ -519,6 +552,23 @@ def _block_choice(
         out["best_baseline"] = best_base
         out["winner_vs_best_baseline"] = round(scores[winner] / scores[best_base], 4)
     return out
+
+
+def _beats(
+    errs: dict[str, dict[int, float]],
+    scores: dict[str, float],
+    new: str,
+    old: str,
+    origins: list[int],
+    alpha: float,
+    margin: float,
+) -> tuple[bool, dict[str, Any]]:
+    """Whether ``new`` beats ``old`` clearly on ``origins`` (sign test and mean gain)."""
+    d = np.array([errs[old][o] - errs[new][o] for o in origins])
+    wins, n = int(np.sum(d > 0)), int(np.sum(d != 0))
+    p = sign_test_p(wins, n)
+    gain = 1.0 - scores[new] / scores[old] if scores[old] > 0 else 0.0
+    return p <= alpha and gain >= margin, {"wins": wins, "decided": n, "sign_p": round(p, 4)}
 
 
 def _block_origins(reach: dict[int, int], end: int, before: int | None = None) -> list[int]:
@@ -535,6 +585,7 @@ def _blocks_table(
     alpha: float = SWITCH_ALPHA,
     margin: float = SWITCH_MARGIN,
     min_buckets: int = MIN_BLOCK_BUCKETS,
+    baseline_rule: str = "lowest",
 ) -> list[dict[str, Any]]:
     """The per-block table the ``by_block`` choice is made from (all origins)."""
     table = []
@@ -544,9 +595,14 @@ def _blocks_table(
         if start:
             span = f"{fmt_seconds(start * step)}-{label}"
         errs = _group_errors(block_err, ends, (a, b))
-        ch = _block_choice(errs, models, _block_origins(reach, end), alpha, margin)
+        ref = default_baseline(end * step)
+        origins = _block_origins(reach, end)
+        ch = _block_choice(
+            errs, models, origins, alpha, margin, ref if baseline_rule == "default" else None
+        )
         if ch is not None:
-            table.append({"block": label, "leads": span, "start": start, "end": end} | ch)
+            row = {"block": label, "leads": span, "start": start, "end": end}
+            table.append(row | {"default_baseline": ref} | ch)
     return table
 
 
@@ -556,6 +612,7 @@ def out_of_sample_blocks(
     *,
     switch_alpha: float | None = None,
     switch_margin: float | None = None,
+    baseline_rule: str | None = None,
 ) -> list[dict[str, Any]]:
     """Per lead-time block, the ``by_block`` choice scored out of sample.
 
@@ -571,6 +628,8 @@ def out_of_sample_blocks(
         switch_alpha: Sign-test level of the choice (default: the backtest's); ``1`` with
             ``switch_margin=0`` scores the plain lowest-mean choice on the same blocks.
         switch_margin: Relative gain the choice requires (default: the backtest's).
+        baseline_rule: ``lowest`` or ``default`` (default: the backtest's), see
+            :func:`backtest`.
 
     Returns:
         One dict per block: ``block``, ``leads``, ``origins`` (all), ``origins_scored``,
@@ -580,6 +639,9 @@ def out_of_sample_blocks(
     models = list(bt.block_err)
     alpha = bt.switch_alpha if switch_alpha is None else switch_alpha
     margin = bt.switch_margin if switch_margin is None else switch_margin
+    rule = bt.baseline_rule if baseline_rule is None else baseline_rule
+    if rule not in ("lowest", "default"):
+        raise ConfigError(f"baseline_rule must be 'lowest' or 'default', got {rule!r}")
     out = []
     for x in bt.blocks:
         group = (
@@ -593,7 +655,8 @@ def out_of_sample_blocks(
         choices: dict[str, int] = {}
         for i in range(min_origins, len(origins)):
             o = origins[i]
-            ch = _block_choice(errs, models, origins[:i], alpha, margin)
+            ref = x.get("default_baseline") if rule == "default" else None
+            ch = _block_choice(errs, models, origins[:i], alpha, margin, ref)
             if ch is None or o not in errs.get(ch["winner"], {}):
                 continue
             e = errs[ch["winner"]][o]
@@ -684,6 +747,7 @@ def backtest(
     short_step: int | None = None,
     switch_alpha: float = SWITCH_ALPHA,
     switch_margin: float = SWITCH_MARGIN,
+    baseline_rule: str = "lowest",
 ) -> BacktestResult | None:
     """Rolling-origin backtest of the candidate models on ``series``.
 
@@ -726,10 +790,19 @@ def backtest(
             allows by chance (1: no test).
         switch_margin: ``by_block``: ...and lowers the best baseline's mean MASE by at least
             this fraction (0: any gain).
+        baseline_rule: ``by_block``: the baseline a block serves. ``lowest``: the one with
+            the lowest mean MASE. ``default``: :func:`default_baseline` (``Naive`` up to 1 h
+            ahead, ``SeasonalNaive`` beyond) unless another baseline beats it clearly by the
+            same rule, so the served baseline does not flip on a few origins' noise.
 
     Returns:
         The scores, or ``None`` if not even one origin fits.
+
+    Raises:
+        ConfigError: ``baseline_rule`` or ``select_on`` is not one of the allowed values.
     """
+    if baseline_rule not in ("lowest", "default"):
+        raise ConfigError(f"baseline_rule must be 'lowest' or 'default', got {baseline_rule!r}")
     n = series.n
     step = step or h
     models = list(dict.fromkeys([*BASELINES, *models]))
@@ -782,7 +855,14 @@ def backtest(
         )
     block_err = {m: dict(v) for m, v in board.block_err.items()}
     blocks = _blocks_table(
-        block_err, models, reach, board.ends, series.step_seconds, switch_alpha, switch_margin
+        block_err,
+        models,
+        reach,
+        board.ends,
+        series.step_seconds,
+        switch_alpha,
+        switch_margin,
+        baseline_rule=baseline_rule,
     )
     final_weights: list[dict[str, float]] | None = None
     if combine == "by_block" and blocks:
@@ -802,7 +882,8 @@ def backtest(
                     board.add(BY_BLOCK, windows_at[o], stitched, reach[o])
         final_weights = [{m: 1.0} for m in winners]
         selection = (
-            "per lead-time block, the best baseline unless a model beats it clearly "
+            f"per lead-time block, the {'default' if baseline_rule == 'default' else 'best'} "
+            "baseline unless a model beats it clearly "
             f"(sign test p <= {switch_alpha:g}, mean MASE gain >= {switch_margin:.0%}) "
             "on the origins reaching it: "
         ) + (", ".join(f"{x['leads']}: {x['winner']} ({x['origins']} origins)" for x in blocks))
@@ -835,4 +916,5 @@ def backtest(
         reach=dict(reach),
         switch_alpha=switch_alpha,
         switch_margin=switch_margin,
+        baseline_rule=baseline_rule,
     )

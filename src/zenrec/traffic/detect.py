@@ -16,9 +16,13 @@ level of the remaining deviation; the residual is scaled by a trailing robust MA
 bucket). A bucket is a candidate when ``|z| >= threshold`` and, with ``adaptive_quantile > 0``,
 also above that quantile of the series' own past ``|z|`` (a per-series, data-driven threshold),
 and, with ``min_ratio > 1``, at least that multiple of its expected value (or at most its
-inverse). A period is reported once ``min_duration`` of consecutive observed candidates is
-reached (gaps of irregular sensors are skipped, not counted as breaks); its ``alarm`` is the
-bucket at which that happened, so ``alarm`` minus an event time is a true lead time.
+inverse). With ``transform="log"`` all of this runs on ``log(1 + y)``: count noise grows with
+the level (Poisson-like; busy hours are noisier than quiet ones), and on the log scale a surge
+is scored by the factor it multiplies the norm by, at any time of day (the variance-stabilising
+log of count data; Box and Cox 1964). A period is reported once ``min_duration`` of consecutive
+observed candidates is reached (gaps of irregular sensors are skipped, not counted as breaks);
+its ``alarm`` is the bucket at which that happened, so ``alarm`` minus an event time is a true
+lead time.
 Candidates within ``merge_gap`` of a period continue it (one event, one alarm) and
 ``cooldown`` suppresses new alarms for a while after one. No flags are raised during
 ``warmup``.
@@ -112,6 +116,9 @@ class DetectConfig(BaseModel):
             of its expected value (a drop: at most its inverse), compared as
             ``(y + 1) / (expected + 1)``, so a large z on a tiny spread is not enough
             (``1`` disables).
+        transform: Online: score ``y`` (``none``) or ``log(1 + y)`` (``log``; values below 0
+            count as 0), so noise that grows with the level gets one scale; the expected value
+            is reported in the series' units either way.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -132,6 +139,7 @@ class DetectConfig(BaseModel):
     gap_suppress: str = "0s"
     smooth: str = "0s"
     min_ratio: float = Field(default=1.0, ge=1.0)
+    transform: Literal["none", "log"] = "none"
 
     @field_validator("merge_gap", "level_window", "warmup")
     @classmethod
@@ -295,7 +303,8 @@ def online_scores(
         where ``min_ratio`` rules the bucket out).
     """
     cfg = config or DetectConfig()
-    y = np.asarray(series.values, dtype=float)
+    y_raw = np.asarray(series.values, dtype=float)
+    y = np.log1p(np.maximum(y_raw, 0.0)) if cfg.transform == "log" else y_raw
     n = len(y)
     step = series.step_seconds
     m = season_lengths(step).get("daily")
@@ -324,6 +333,8 @@ def online_scores(
     level = np.where(np.isfinite(level), level, 0.0)
     expected = profile + level
     resid = y - expected
+    if cfg.transform == "log":  # scored on the log scale, reported in the series' units
+        expected = np.expm1(expected)
     med = _trailing(resid, win, "median", max(3, day_w // 8))
     mad = 1.4826 * _trailing(np.abs(resid - med), win, "median", max(3, day_w // 8))
     spread = _trailing(np.abs(np.diff(y, prepend=np.nan)), win, "median", 3)
@@ -341,7 +352,7 @@ def online_scores(
         limit = np.fmax(limit, q)
     if cfg.min_ratio > 1:  # too small a change against the expected value: never a candidate
         with np.errstate(all="ignore"):
-            ratio = (np.maximum(y, 0.0) + 1.0) / (np.maximum(expected, 0.0) + 1.0)
+            ratio = (np.maximum(y_raw, 0.0) + 1.0) / (np.maximum(expected, 0.0) + 1.0)
         big = (ratio >= cfg.min_ratio) | (ratio <= 1.0 / cfg.min_ratio)
         limit = np.where(big, limit, np.inf)
     return z, expected, limit

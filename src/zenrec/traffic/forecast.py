@@ -89,6 +89,9 @@ class ForecastConfig(BaseModel):
             lower error on more backtest origins than a one-sided sign test at this level
             allows by chance (1: no test; blocks of one bucket are chosen with the next).
         switch_margin: ``by_block``: ...and lowers the baseline's mean MASE by this fraction.
+        baseline_rule: ``by_block``: the baseline a block serves, ``lowest`` (lowest mean
+            MASE) or ``default`` (``Naive`` up to 1 h ahead, ``SeasonalNaive`` beyond, unless
+            another baseline beats it clearly); see :func:`zenrec.traffic.backtest.backtest`.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -107,6 +110,7 @@ class ForecastConfig(BaseModel):
     combine: Literal["by_block", "by_lead", "best"] = "by_block"
     switch_alpha: float = Field(default=SWITCH_ALPHA, gt=0, le=1)
     switch_margin: float = Field(default=SWITCH_MARGIN, ge=0, lt=1)
+    baseline_rule: Literal["lowest", "default"] = "lowest"
 
     @field_validator("horizon", "history", "min_history", "backtest_step", "select_on")
     @classmethod
@@ -344,6 +348,7 @@ def forecast_series(
             short_windows=cfg.short_windows,
             switch_alpha=cfg.switch_alpha,
             switch_margin=cfg.switch_margin,
+            baseline_rule=cfg.baseline_rule,
         )
     lo = max(0, series.n - input_size)
     train_raw = _training_values(series, lo, series.n, events)
