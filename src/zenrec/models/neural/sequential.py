@@ -23,7 +23,12 @@ from zenrec.data.sequences import chronological_order, pad_left, user_sequences
 from zenrec.models.base import training_history_view
 from zenrec.models.neural.base import NeuralRecommender, TaskOptions
 from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
-from zenrec.models.neural.losses import GBCELoss, NegativeSoftmaxLoss, gbce_beta
+from zenrec.models.neural.losses import (
+    GBCELoss,
+    NegativeSoftmaxLoss,
+    gbce_beta,
+    linear_cross_entropy,
+)
 from zenrec.models.neural.nn import ScoringModule
 from zenrec.models.neural.nn_seq import SASRecNet
 from zenrec.models.neural.trainer import TrainingConfig, eval_mode
@@ -169,7 +174,10 @@ class _SequenceTask:
         hv = h[valid]  # (M, D)
         pos = tgt[valid]  # (M,)
         if self.loss_name == "full_softmax":
-            logits = hv @ module.item_weights().T  # (M, N)
+            w = module.item_weights()  # (N, D)
+            if hv.device.type == "cpu" and hv.dtype == w.dtype == torch.float32:
+                return linear_cross_entropy(hv, w, pos - 1)  # the (M, N) logits in chunks
+            logits = hv @ w.T  # (M, N)
             return nn.functional.cross_entropy(logits.float(), pos - 1)
         s_pos = (hv * module.item(pos)).sum(-1)  # (M,)
         if self.loss_name == "bce":
