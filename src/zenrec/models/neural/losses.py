@@ -105,9 +105,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     softmax, whose gradient is formed in place: ``dL/dlogits = (softmax - onehot) / M``."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, h: Tensor, w: Tensor, target: Tensor, chunk: int
-    ) -> Tensor:
+    def forward(ctx: Any, h: Tensor, w: Tensor, target: Tensor, chunk: int) -> Tensor:
         m = h.shape[0]
         lse = h.new_empty(m)  # (M,)
         for s in range(0, m, chunk):
@@ -118,7 +116,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return (lse - pos).mean()
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
         h, w, target, lse = ctx.saved_tensors
         m, chunk = h.shape[0], ctx.chunk
         gh = torch.empty_like(h)  # (M, D)
@@ -156,7 +154,7 @@ def linear_cross_entropy(h: Tensor, w: Tensor, target: Tensor, chunk: int = 128)
     """
     if h.shape[0] == 0:
         return F.cross_entropy(h @ w.T, target)
-    return _LinearCrossEntropy.apply(h, w, target, chunk)  # type: ignore[no-any-return]
+    return _LinearCrossEntropy.apply(h, w, target, chunk)
 
 
 class NegativeSoftmaxLoss(nn.Module):
