@@ -29,8 +29,8 @@ $Z benchmark benchmarks/multitask-ml100k.toml --output-dir "$out/multitask-ml100
 $Z benchmark benchmarks/ctr-ml100k.toml --output-dir "$out/ctr-ml100k" --quiet
 [[ -s "$out/ctr-temporal.jsonl" ]] || $PY benchmarks/ctr_temporal.py --seeds 0,1,2 \
     --models din,mlpranker,mlpranker-history20,twotower > "$out/ctr-temporal.jsonl"
-# 4. ml-1m-ts: SASRec (checkpointed training, 10 epochs at most), then loo-uni100
-$Z train --dataset ml-1m-ts --protocol loo-full --model sasrec "${S[@]}" --set epochs=10 \
-    --set eval_every=2 --set patience=2 --output "$out/ml-1m-ts/sasrec-train" --resume
+# 4. ml-1m-ts: SASRec with its defaults (checkpointed training), then loo-uni100
+$Z train --dataset ml-1m-ts --protocol loo-full --model sasrec "${S[@]}" \
+    --output "$out/ml-1m-ts/sasrec-train" --resume
 [[ -f "$out/ml-1m-ts/sasrec-loo-uni100.json" ]] || $PY benchmarks/sequential_sampled.py \
     ml-1m-ts "$out/ml-1m-ts/sasrec-train/bundle" "$out/ml-1m-ts/sasrec-loo-uni100.json"

@@ -23,7 +23,12 @@ from zenrec.data.sequences import chronological_order, pad_left, user_sequences
 from zenrec.models.base import training_history_view
 from zenrec.models.neural.base import NeuralRecommender, TaskOptions
 from zenrec.models.neural.features import FeatureEncoder, build_feature_encoder
-from zenrec.models.neural.losses import GBCELoss, NegativeSoftmaxLoss, gbce_beta
+from zenrec.models.neural.losses import (
+    GBCELoss,
+    NegativeSoftmaxLoss,
+    gbce_beta,
+    linear_cross_entropy,
+)
 from zenrec.models.neural.nn import ScoringModule
 from zenrec.models.neural.nn_seq import SASRecNet
 from zenrec.models.neural.trainer import TrainingConfig, eval_mode
@@ -169,7 +174,10 @@ class _SequenceTask:
         hv = h[valid]  # (M, D)
         pos = tgt[valid]  # (M,)
         if self.loss_name == "full_softmax":
-            logits = hv @ module.item_weights().T  # (M, N)
+            w = module.item_weights()  # (N, D)
+            if hv.device.type == "cpu" and hv.dtype == w.dtype == torch.float32:
+                return linear_cross_entropy(hv, w, pos - 1)  # the (M, N) logits in chunks
+            logits = hv @ w.T  # (M, N)
             return nn.functional.cross_entropy(logits.float(), pos - 1)
         s_pos = (hv * module.item(pos)).sum(-1)  # (M,)
         if self.loss_name == "bce":
@@ -222,9 +230,14 @@ class SASRecConfig(TrainingConfig):
     """Standard deviation of the initial embeddings."""
     epochs: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    eval_every: int = Field(5, ge=1)
-    patience: int = Field(4, ge=0)
+    lr: float = Field(2e-3, gt=0)
+    """2e-3: on ml-1m-ts it reaches in 7 epochs the validation NDCG@10 that 1e-3 reaches in 14;
+    on ML-100K its best is as good and sooner (docs/results/sequential.md, "SASRec: time to
+    fit")."""
+    eval_every: int = Field(1, ge=1)
+    """Validate every epoch (a round costs about 0.2 s on ML-100K, 1 s on ml-1m-ts)."""
+    patience: int = Field(10, ge=0)
+    """Stop 10 epochs after the best validation epoch."""
 
     @model_validator(mode="after")
     def _heads_divide(self) -> SASRecConfig:
