@@ -554,6 +554,11 @@ def _block_choice(
     return out
 
 
+def _check_baseline_rule(rule: str) -> None:
+    if rule not in ("lowest", "default"):
+        raise ConfigError(f"baseline_rule must be 'lowest' or 'default', got {rule!r}")
+
+
 def _beats(
     errs: dict[str, dict[int, float]],
     scores: dict[str, float],
@@ -640,8 +645,7 @@ def out_of_sample_blocks(
     alpha = bt.switch_alpha if switch_alpha is None else switch_alpha
     margin = bt.switch_margin if switch_margin is None else switch_margin
     rule = bt.baseline_rule if baseline_rule is None else baseline_rule
-    if rule not in ("lowest", "default"):
-        raise ConfigError(f"baseline_rule must be 'lowest' or 'default', got {rule!r}")
+    _check_baseline_rule(rule)
     out = []
     for x in bt.blocks:
         group = (
@@ -653,9 +657,9 @@ def out_of_sample_blocks(
         chosen_err: list[float] = []
         base_err: dict[str, list[float]] = {m: [] for m in BASELINES if m in errs}
         choices: dict[str, int] = {}
+        ref = x.get("default_baseline") if rule == "default" else None
         for i in range(min_origins, len(origins)):
             o = origins[i]
-            ref = x.get("default_baseline") if rule == "default" else None
             ch = _block_choice(errs, models, origins[:i], alpha, margin, ref)
             if ch is None or o not in errs.get(ch["winner"], {}):
                 continue
@@ -801,8 +805,7 @@ def backtest(
     Raises:
         ConfigError: ``baseline_rule`` or ``select_on`` is not one of the allowed values.
     """
-    if baseline_rule not in ("lowest", "default"):
-        raise ConfigError(f"baseline_rule must be 'lowest' or 'default', got {baseline_rule!r}")
+    _check_baseline_rule(baseline_rule)
     n = series.n
     step = step or h
     models = list(dict.fromkeys([*BASELINES, *models]))

@@ -75,6 +75,12 @@ class _Dropout(nn.Module):
         return x * keep
 
 
+def _attention_probs(q: Tensor, k: Tensor, mask: Tensor) -> Tensor:
+    """Scaled dot-product attention probabilities (B, H, T, T); mask True = may attend."""
+    s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, T, T)
+    return torch.softmax(s.masked_fill(~mask, float("-inf")), -1)
+
+
 class _Block(nn.Module):
     """One pre-LN causal self-attention block (attention + position-wise FFN)."""
 
@@ -105,9 +111,7 @@ class _Block(nn.Module):
         if self.training and self.p > 0 and x.device.type == "cpu":
             # SDPA's own attention dropout draws with bernoulli_, slow on CPU: the same
             # attention written out, with the cheaper mask of _Dropout
-            s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, T, T)
-            w = torch.softmax(s.masked_fill(~mask, float("-inf")), -1)
-            a = self.drop(w) @ v  # (B, H, T, D/H)
+            a = self.drop(_attention_probs(q, k, mask)) @ v  # (B, H, T, D/H)
         else:
             a = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=self.p if self.training else 0.0
@@ -119,8 +123,7 @@ class _Block(nn.Module):
     def weights(self, x: Tensor, mask: Tensor) -> Tensor:
         """Attention probabilities (B, H, T, T), computed explicitly (for explanations)."""
         q, k, _ = self._qkv(x)
-        s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])  # (B, H, T, T)
-        return torch.softmax(s.masked_fill(~mask, float("-inf")), -1)
+        return _attention_probs(q, k, mask)
 
 
 class SASRecNet(ScoringModule):
