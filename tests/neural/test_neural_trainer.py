@@ -334,3 +334,47 @@ def test_holdout_picks_the_epoch_count_when_no_validation_is_given(split, tmp_pa
     assert cos.history_[-1]["lr"] == pytest.approx(
         0.2 * 0.5 * (1 + math.cos(math.pi * e / 30)), rel=0.05
     )
+
+
+def _expected_stop(curve: list[float], patience: int, min_delta: float) -> int:
+    """The epoch (1-based) a run with ``curve`` stops at: patience counts rounds since the last
+    round that beat the previous counted round by ``min_delta`` (relative)."""
+    ref, bad = None, 0
+    for epoch, v in enumerate(curve, 1):
+        if ref is None or v > ref * (1 + min_delta):
+            ref, bad = v, 0
+        else:
+            bad += 1
+        if bad >= patience:
+            return epoch
+    return len(curve)
+
+
+def test_min_delta_ignores_small_gains_for_stopping_but_keeps_the_best_weights(split):
+    params = {**SMALL, "lr": 0.005, "eval_every": 1, "seed": 3}
+    full = create_model("bprmf", epochs=20, patience=0, **params).fit(split.train, split.valid)
+    curve = [h["valid_ndcg@10"] for h in full.history_]
+    plain, strict = _expected_stop(curve, 3, 0.0), _expected_stop(curve, 3, 0.05)
+    assert strict < plain, f"the curve should hold gains under 5%: {curve}"
+    m = create_model("bprmf", epochs=20, patience=3, min_delta=0.05, **params)
+    m.fit(split.train, split.valid)
+    assert len(m.history_) == strict
+    ran = curve[:strict]
+    assert m.train_result_.best_epoch == 1 + int(np.argmax(ran))
+    assert m.train_result_.best_score == pytest.approx(max(ran), abs=1e-12)
+    assert create_model("bprmf", min_delta=0.0).config.min_delta == 0.0
+
+
+def test_min_delta_stopping_survives_a_resume(split, tmp_path):
+    params = {**SMALL, "lr": 0.005, "eval_every": 1, "seed": 3, "patience": 3, "min_delta": 0.05}
+    full = create_model("bprmf", epochs=20, **params).fit(split.train, split.valid)
+    first = create_model("bprmf", epochs=20, **params).set_run_options(
+        checkpoint_dir=tmp_path, stop_after_epoch=5
+    )
+    with pytest.raises(TrainingInterrupted):
+        first.fit(split.train, split.valid)
+    resumed = create_model("bprmf", epochs=20, **params).set_run_options(
+        checkpoint_dir=tmp_path, resume=True
+    )
+    resumed.fit(split.train, split.valid)
+    assert len(resumed.history_) == len(full.history_) < 20

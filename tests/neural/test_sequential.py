@@ -230,6 +230,8 @@ def test_linear_cross_entropy_equals_full_softmax_loss_and_gradients(chunk):
     torch.testing.assert_close(lb, la, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(hb, ha, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(wb, wa, rtol=1e-5, atol=1e-6)
+    plain = linear_cross_entropy(h0, w0, target, chunk=chunk)  # no gradient wanted
+    torch.testing.assert_close(plain, la, rtol=1e-6, atol=1e-6)
 
 
 def test_sasrec_full_softmax_step_gives_the_reference_loss_and_gradients():

@@ -101,43 +101,51 @@ class FullSoftmaxLoss(nn.Module):
 
 class _LinearCrossEntropy(torch.autograd.Function):
     """``cross_entropy(h @ w.T, target)`` (mean) with the (M, N) logits made ``chunk`` rows at
-    a time, in the forward pass for the log-sum-exp and again in the backward pass for the
-    softmax, whose gradient is formed in place: ``dL/dlogits = (softmax - onehot) / M``."""
+    a time, once: the forward pass turns each chunk of logits into its softmax in place and
+    forms the gradients there, ``dL/dlogits = (softmax - onehot) / M`` (the loss is a scalar,
+    so the backward pass only scales them by the incoming gradient). Three products of the
+    catalog per chunk instead of four, and one ``exp`` pass instead of two."""
 
     @staticmethod
     def forward(ctx: Any, h: Tensor, w: Tensor, target: Tensor, chunk: int) -> Tensor:
         m = h.shape[0]
+        want = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         lse = h.new_empty(m)  # (M,)
-        for s in range(0, m, chunk):
-            lse[s : s + chunk] = torch.logsumexp(h[s : s + chunk] @ w.T, -1)  # (C, N) -> (C,)
-        pos = (h * w[target]).sum(-1)  # (M,)
-        ctx.save_for_backward(h, w, target, lse)
-        ctx.chunk = chunk
-        return (lse - pos).mean()
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
-        h, w, target, lse = ctx.saved_tensors
-        m, chunk = h.shape[0], ctx.chunk
-        gh = torch.empty_like(h)  # (M, D)
-        gw = torch.zeros_like(w)  # (N, D)
-        scale = grad / max(1, m)
+        gh = torch.empty_like(h) if want else None  # (M, D)
+        gw = torch.zeros_like(w) if want else None  # (N, D)
         for s in range(0, m, chunk):
             hc = h[s : s + chunk]  # (C, D)
             p = hc @ w.T  # (C, N)
-            p.sub_(lse[s : s + chunk, None]).exp_()  # softmax
-            p[torch.arange(p.shape[0], device=p.device), target[s : s + chunk]] -= 1.0
-            p.mul_(scale)
-            gh[s : s + chunk] = p @ w
-            gw.addmm_(p.T, hc)
-        return gh, gw, None, None
+            top = p.amax(-1, keepdim=True)  # (C, 1)
+            p.sub_(top).exp_()
+            total = p.sum(-1, keepdim=True)  # (C, 1)
+            lse[s : s + chunk] = (total.log() + top).squeeze(-1)
+            if gh is not None and gw is not None:
+                p.mul_(1.0 / (total * m))  # softmax / M
+                p[torch.arange(p.shape[0], device=p.device), target[s : s + chunk]] -= 1.0 / m
+                gh[s : s + chunk] = p @ w
+                gw.addmm_(p.T, hc)
+        pos = (h * w[target]).sum(-1)  # (M,)
+        ctx.save_for_backward(gh, gw)
+        return (lse - pos).mean()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
+        gh, gw = ctx.saved_tensors
+        return (
+            None if gh is None else gh * grad,
+            None if gw is None else gw * grad,
+            None,
+            None,
+        )
 
 
 def linear_cross_entropy(h: Tensor, w: Tensor, target: Tensor, chunk: int = 128) -> Tensor:
     """Mean cross-entropy of the logits ``h @ w.T`` against ``target``, the (M, N) logits never
     held whole: the same loss and gradients as ``F.cross_entropy(h @ w.T, target)`` up to float
-    rounding, at about 30 % less time on one CPU core for M = 5,700, N = 3,266, D = 64 (the
-    logits stay in cache, and no log-softmax output or zero-filled gradient is materialised).
+    rounding, in less time on a CPU: the logits stay in cache, no log-softmax output or
+    zero-filled gradient is materialised, and the gradients are formed in the forward pass,
+    so each chunk of logits is made once (three catalog products in all, as autograd's).
 
     Args:
         h: (M, D) float32 hidden states.

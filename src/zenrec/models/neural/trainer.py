@@ -92,6 +92,12 @@ class TrainingConfig(ModelConfig):
     """Validate every N epochs."""
     patience: int = Field(5, ge=0)
     """Validation rounds without improvement before stopping (0: never stop early)."""
+    min_delta: float = Field(0.0, ge=0, lt=1)
+    """Relative gain a validation round needs to count as an improvement for ``patience``:
+    the round must beat the score of the last round that counted by this share (0.01: 1%).
+    The best weights are kept whatever the gain; only the stopping counter ignores gains
+    smaller than this, so a flat, noisy validation curve stops instead of resetting the
+    counter on every new small maximum. 0: any gain counts."""
     holdout: float = Field(0.1, ge=0, lt=0.5)
     """When ``fit`` gets no validation data (e.g. the ``msrec`` protocol, or ``zenrec train`` on
     a whole log) and ``patience`` > 0: hold out this share of each user's training interactions
@@ -363,6 +369,8 @@ class _LoopState:
     res: TrainResult
     best_state: dict[str, Tensor] | None = None
     bad_rounds: int = 0
+    ref_score: float | None = None
+    """The score of the last round that reset ``bad_rounds`` (``min_delta``'s reference)."""
     epoch: int = 0
     """Epochs completed."""
     step: int = 0
@@ -370,6 +378,14 @@ class _LoopState:
     elapsed0: float = 0.0
     """Seconds of training before a resume."""
     stopped: bool = False
+
+
+def _counts_as_gain(score: float, ref: float | None, min_delta: float, higher: bool) -> bool:
+    """Whether ``score`` improves on ``ref`` by at least the relative share ``min_delta``."""
+    if ref is None:
+        return True
+    margin = min_delta * abs(ref)
+    return score > ref + margin if higher else score < ref - margin
 
 
 class Trainer:
@@ -551,6 +567,7 @@ class Trainer:
                 k[5:]: v.to(self.device) for k, v in tensors.items() if k.startswith("best.")
             }
         state.bad_rounds, state.epoch, state.step = meta["bad_rounds"], meta["epoch"], meta["step"]
+        state.ref_score = meta.get("ref_score", meta["best_score"])
         state.elapsed0, state.stopped = meta["seconds"], meta["stopped"]
         return state
 
@@ -631,6 +648,10 @@ class Trainer:
         if better and math.isfinite(score):
             res.best_score, res.best_epoch = score, epoch
             state.best_state = {k: v.detach().clone() for k, v in loop.module.state_dict().items()}
+        if math.isfinite(score) and _counts_as_gain(
+            score, state.ref_score, c.min_delta, higher_is_better(c.valid_metric)
+        ):
+            state.ref_score = score
             state.bad_rounds = 0
         else:
             state.bad_rounds += 1
@@ -672,6 +693,7 @@ class Trainer:
                 epoch,
                 state.step,
                 state.bad_rounds,
+                state.ref_score,
                 state.stopped,
                 state.elapsed0 + time.perf_counter() - t0,
             )
@@ -698,6 +720,7 @@ class Trainer:
         epoch: int,
         step: int,
         bad_rounds: int,
+        ref_score: float | None,
         stopped: bool,
         seconds: float,
     ) -> None:
@@ -717,6 +740,7 @@ class Trainer:
             "epoch": epoch,
             "step": step,
             "bad_rounds": bad_rounds,
+            "ref_score": ref_score,
             "stopped": stopped,
             "seconds": seconds,
             "best_epoch": res.best_epoch,
