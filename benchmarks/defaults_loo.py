@@ -223,6 +223,7 @@ def main() -> None:
             data[d] = load(d)
             stats[d] = train_stats(data[d], d)
             write_json(stats_path, stats)
+    done = json.loads((out / "loo.json").read_text())["rows"] if (out / "loo.json").exists() else []
     rows: list[dict[str, Any]] = []
     for model in args.models.split(","):
         for h in args.holdout.split(","):
@@ -262,9 +263,14 @@ def main() -> None:
                 score = evaluate(data.get(h), h, model, params, path)
                 row[name] = {"params": params, "ndcg@10": score, "ratio": score / row["tuned"]}
             rows.append(row)
-            write_json(out / "loo.json", {"stats": stats, "rows": rows})
-    write_text(out / "loo.md", summarise(rows))
+            kept = [r for r in done if (r["model"], r["held_out"]) not in _keys(rows)]
+            write_json(out / "loo.json", {"stats": stats, "rows": kept + rows})
+    write_text(out / "loo.md", summarise(json.loads((out / "loo.json").read_text())["rows"]))
     print((out / "loo.md").read_text())
+
+
+def _keys(rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(r["model"], r["held_out"]) for r in rows}
 
 
 def summarise(rows: list[dict[str, Any]]) -> str:
