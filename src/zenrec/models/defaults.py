@@ -116,9 +116,11 @@ def als_regularization(stats: DataStats, alpha: float) -> float:
     """L2 of iALS (``implicit``'s unscaled lambda): ``7 / sqrt(density)``, within 1..10^4.
 
     Tuned values: 42 on ML-1M (density 3.0%; the rule gives 40), 44 on ML-100K (4.7%; 32), and
-    230-500 on the sparse synthetic set (0.07%; 259), where a MovieLens-sized lambda (or one
-    that shrinks with the interactions per user) overfits: validation NDCG@10 0.07 at lambda
-    1.5 against 0.51 at 230. ``alpha`` (default 5) is not part of the rule.
+    230-500 on the sparse synthetic set (0.04% in train; 343), where a MovieLens-sized lambda
+    (or one that shrinks with the interactions per user) overfits: validation NDCG@10 0.07 at
+    lambda 1.5 against 0.51 at 230. ``alpha`` (default 5) is not part of the rule. Refitted
+    from any three of the four sets, the constant stays within 7.1-7.3 and the held-out set
+    scores 98.6-101.4% of its tuned NDCG@10.
     """
     return clip(7.0 / np.sqrt(max(stats.density, 1e-12)), 1.0, 1e4)
 
@@ -141,8 +143,10 @@ def rp3_beta(stats: DataStats) -> float:
     """Popularity penalty of RP3beta: ``0.13 ln(mean interactions per user)``, at most 0.6.
 
     Long histories (ML-1M, 111 per user) make the walk drift to popular items, and the
-    penalty that tuned best there is 0.6; on sparse data (3 per user) popularity is most of the
-    signal and the tuned penalty is about 0.1 (0.14 here); ML-100K (80 per user) gets 0.57.
+    penalty that tuned best there is 0.6; on sparse data (1.7 per user in train) popularity is
+    most of the signal and the tuned penalty is about 0.1 (0.07 here); ML-100K (80 per user)
+    gets 0.57. Refitted from three of the four sets, the constant stays within 0.12-0.14 and
+    the held-out set scores 92.7-100% of its tuned NDCG@10.
     """
     return clip(0.13 * np.log(max(stats.per_user, 1.0)), 0.0, 0.6)
 

@@ -33,7 +33,7 @@ class RP3betaConfig(ModelConfig):
     """Exponent of the transition probabilities (sharpens or flattens the walk)."""
     beta: Annotated[float, Field(ge=0)] | Auto = AUTO
     """Popularity penalty: weights into item j are divided by pop(j) ** beta ("auto":
-    0.13 ln(mean interactions per user), at most 0.6: 0.6 on ML-1M, about 0.14 on sparse data)."""
+    0.13 ln(mean interactions per user), at most 0.6: 0.6 on ML-1M, about 0.07 on sparse data)."""
     k: int = Field(200, ge=1)
     """Neighbours kept per item (largest weights of each row of W)."""
     normalize_rows: bool = False
