@@ -17,6 +17,10 @@ with ``--set`` values on the split that zenrec's protocol makes (exported to
 validation NDCG@10** of its kept epoch (``valid_metrics`` of the runner's record). Test
 figures never enter the choice.
 
+A trial that draws settings an earlier trial ran (TPE repeats itself on small categorical
+grids) counts as a trial, as in ``zenrec tune``, but reuses that trial's record instead of
+refitting: RecBole reseeds every run with the same seed, so the refit would give the same model.
+
 Resumable: the study lives in ``OUT/MODEL/optuna.db`` (SQLite) and every trial's whole runner
 record in ``OUT/MODEL/trials/NNN.json``; a rerun (after Ctrl-C, a crash or a timeout) continues
 until the study has ``--trials`` finished trials. At the end ``OUT/MODEL/best.json`` holds the
@@ -49,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from zenrec import ConfigError
 from zenrec.data import load_dataset
@@ -159,23 +164,36 @@ def tune(args: argparse.Namespace) -> dict[str, Any]:
     if not study.trials:
         study.enqueue_trial(defaults)  # trial 0: RecBole's defaults
     # a trial left RUNNING by a killed process is failed and asked again
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(t.number, state=TrialState.FAIL)
         study.enqueue_trial(t.params)
 
     def done() -> int:
-        return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
     while done() < args.trials:
         trial = study.ask()
         params = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
         t0 = time.perf_counter()
-        try:
-            rec = run_trial(model, split, params, args)
-        except RuntimeError as exc:
-            print(f"trial {trial.number} {params} failed: {exc}", flush=True)
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            continue
+        same = next(
+            (
+                t
+                for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if t.params == params
+            ),
+            None,
+        )
+        if same is not None:
+            # RecBole reseeds every run with the same seed: the repeat would fit the same model
+            rec = json.loads((run_dir / "trials" / f"{same.number:03d}.json").read_text())
+            rec["repeat_of"] = same.number
+        else:
+            try:
+                rec = run_trial(model, split, params, args)
+            except RuntimeError as exc:
+                print(f"trial {trial.number} {params} failed: {exc}", flush=True)
+                study.tell(trial, state=TrialState.FAIL)
+                continue
         value = float(rec["valid_metrics"][OBJECTIVE])
         rec["trial"], rec["params"], rec["wall_seconds"] = (
             trial.number,

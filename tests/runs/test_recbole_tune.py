@@ -70,7 +70,7 @@ def test_defaults_first_and_choice_on_validation(rt, tmp_path, monkeypatch):
     split = _split(tmp_path)
     rt.main(_argv(tmp_path, split, 6))
     assert calls[0] == rt.DEFAULTS["SLIMElastic"]
-    assert len(calls) == 6
+    assert len(calls) == len({tuple(sorted(c.items())) for c in calls})  # repeats not refitted
     best = json.loads((tmp_path / "out" / "SLIMElastic" / "best.json").read_text())
     top = max(calls, key=_valid)
     assert best["best_params"] == top
@@ -87,8 +87,9 @@ def test_resume_runs_only_the_missing_trials(rt, tmp_path, monkeypatch):
     split = _split(tmp_path)
     rt.main(_argv(tmp_path, split, 3))
     rt.main(_argv(tmp_path, split, 5))
-    assert len(calls) == 5
-    assert calls.count(rt.DEFAULTS["SLIMElastic"]) <= 2  # defaults enqueued once, not per run
+    trials = sorted((tmp_path / "out" / "SLIMElastic" / "trials").glob("*.json"))
+    assert [f.name for f in trials] == [f"{n:03d}.json" for n in range(5)]
+    assert len(calls) <= 5
     best = json.loads((tmp_path / "out" / "SLIMElastic" / "best.json").read_text())
     assert best["trials"] == 5
 
@@ -98,7 +99,8 @@ def test_failed_run_is_not_a_finished_trial(rt, tmp_path, monkeypatch):
     monkeypatch.setattr(rt, "run_trial", _fake(calls, fail=(2,)))
     split = _split(tmp_path)
     rt.main(_argv(tmp_path, split, 3))
-    assert len(calls) == 4
+    trials = sorted(f.name for f in (tmp_path / "out" / "SLIMElastic" / "trials").glob("*.json"))
+    assert trials == ["000.json", "002.json", "003.json"]  # trial 1 failed: one more was run
     best = json.loads((tmp_path / "out" / "SLIMElastic" / "best.json").read_text())
     assert best["trials"] == 3
 
@@ -108,3 +110,17 @@ def test_every_default_is_in_its_space(rt):
         for key, value in defaults.items():
             assert value in rt.SPACES[model][key], (model, key)
         assert set(defaults) == set(rt.SPACES[model])
+
+
+def test_repeated_settings_reuse_the_earlier_run(rt, tmp_path, monkeypatch):
+    calls: list[dict] = []
+    monkeypatch.setattr(rt, "run_trial", _fake(calls))
+    monkeypatch.setitem(rt.SPACES, "SLIMElastic", {"alpha": [0.2, 0.8], "l1_ratio": [0.02]})
+    split = _split(tmp_path)
+    rt.main(_argv(tmp_path, split, 5))
+    assert len(calls) == 2  # two distinct settings: the other three trials are repeats
+    run_dir = tmp_path / "out" / "SLIMElastic"
+    best = json.loads((run_dir / "best.json").read_text())
+    assert best["trials"] == 5 and best["best_params"] == {"alpha": 0.8, "l1_ratio": 0.02}
+    repeats = [json.loads(f.read_text()).get("repeat_of") for f in run_dir.glob("trials/*.json")]
+    assert sum(r is not None for r in repeats) == 3
