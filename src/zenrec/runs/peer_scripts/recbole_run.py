@@ -97,7 +97,9 @@ def main() -> None:
     t0 = time.perf_counter()
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    best_valid_score, best_valid = trainer.fit(
+        train_data, valid_data, saved=True, show_progress=False
+    )
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     test = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
@@ -106,6 +108,9 @@ def main() -> None:
         "library": "recbole",
         "model": args.model,
         "metrics": {k.lower(): float(v) for k, v in dict(test).items()},
+        # RecBole's own validation figures of the kept (best) epoch: what a tuner selects on
+        "valid_metrics": {k.lower(): float(v) for k, v in dict(best_valid or {}).items()},
+        "best_valid_score": None if best_valid_score is None else float(best_valid_score),
         "fit_seconds": fit_s,
         "eval_seconds": eval_s,
         "users": int(dataset.user_num - 1),
