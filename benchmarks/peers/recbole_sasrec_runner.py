@@ -70,6 +70,26 @@ def main():
     )
     args = ap.parse_args()
     state = os.path.abspath(args.state)
+    pid_file = os.path.join(state, "running.pid")
+    if os.path.exists(pid_file):
+        with open(pid_file) as f:
+            other = int(f.read().strip() or 0)
+        try:
+            os.kill(other, 0)
+            alive = 0 < other != os.getpid()
+        except (ProcessLookupError, PermissionError, ValueError):
+            alive = False
+        if alive:
+            sys.exit(f"process {other} is training in {state} ({pid_file}); wait for it or end it.")
+    with open(pid_file, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        train_and_test(args, state)
+    finally:
+        os.remove(pid_file)
+
+
+def train_and_test(args, state):
     data_dir = os.path.join(state, "data")
     torch.set_num_threads(args.threads)
     settings = {

@@ -57,6 +57,7 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     run(csv, tmp_path / "resumed", epochs=n, session=cut)
     assert [r["epoch"] for r in log(tmp_path / "resumed")] == list(range(cut))
     assert not (tmp_path / "resumed" / "result.json").exists()
+    assert not (tmp_path / "resumed" / "running.pid").exists()  # released for the next process
     run(csv, tmp_path / "resumed", epochs=n, session=n)
 
     assert log(tmp_path / "resumed") == straight
