@@ -16,8 +16,9 @@ Run from the repository root with zenrec's interpreter (RecBole's from
    operators by self CPU time; and the process CPU seconds per step (the same steps, measured
    without the profiler), times the steps of an epoch (RecBole: ceil(rows / 2048); zenrec:
    ceil(windows / 128)). RecBole's steps are
-   measured as it runs them (autograd anomaly detection on: importing its sequential models
-   runs ``torch.autograd.set_detect_anomaly(True)`` in ``sine.py``) and again with it off.
+   measured as it runs them (autograd anomaly detection on: looking up a sequential model
+   imports ``sine.py``, which runs ``torch.autograd.set_detect_anomaly(True)``) and again
+   with it off.
 """
 
 from __future__ import annotations
