@@ -10,8 +10,19 @@ zenrec's loo-full split (filters, leave-one-out by time, ties by file order) is 
 RecBole's pre-augmented sequential benchmark files: every training item with the (up to 50)
 training items before it; the validation item with the user's training history; the test item
 with training + validation history. RecBole then trains SASRec (CE loss, its defaults: 2 layers,
-2 heads, hidden 64, inner 256, dropout 0.5, lr 1e-3, batch 2048) for ``--epochs`` epochs,
-validating every epoch, and scores the test part by full ranking. Note: RecBole's full ranking of
+2 heads, hidden 64, inner 256, dropout 0.5, lr 1e-3, batch 2048) for at most ``--epochs``
+epochs, validating every epoch and stopping after ``--stopping-step`` validations without a gain
+(RecBole's rule), and scores the test part by full ranking.
+
+A long run: ``--state DIR`` keeps the split, ``epochs.jsonl`` (one line per epoch) and the
+training state in DIR (``recbole_sasrec_runner.py``, copied there as ``runner.py``); the same
+command, or ``$ZENREC_PEER_PYTHON_RECBOLE DIR/runner.py --state DIR --epochs N`` without the
+checkout, resumes where the last finished epoch left off:
+
+    .venv/bin/python benchmarks/peers/recbole_sasrec.py --dataset ml-100k --epochs 300 \
+        --state runs/recbole-sasrec-long --out runs/recbole-sasrec-long.json
+
+Note: RecBole's full ranking of
 sequential models does not remove the user's history items from the ranking (zenrec's loo-full
 does), which can only lower RecBole's figures slightly.
 """
@@ -128,7 +139,9 @@ def main() -> None:
     cmd += ["--epochs", str(args.epochs), "--stopping-step", str(args.stopping_step)]
     cmd += ["--max-len", str(args.max_len), "--threads", str(args.threads)]
     cmd += ["--session-epochs", str(args.session_epochs)]
-    subprocess.run(cmd, check=True, env=env, cwd=state)
+    rc = subprocess.run(cmd, env=env, cwd=state).returncode
+    if rc:
+        sys.exit(f"RecBole's runner stopped with exit status {rc} (its message is above).")
     result = state / "result.json"
     if not result.exists():
         print(f"not finished; resume with the same command and --state {state}")
