@@ -10,8 +10,19 @@ zenrec's loo-full split (filters, leave-one-out by time, ties by file order) is 
 RecBole's pre-augmented sequential benchmark files: every training item with the (up to 50)
 training items before it; the validation item with the user's training history; the test item
 with training + validation history. RecBole then trains SASRec (CE loss, its defaults: 2 layers,
-2 heads, hidden 64, inner 256, dropout 0.5, lr 1e-3, batch 2048) for ``--epochs`` epochs,
-validating every epoch, and scores the test part by full ranking. Note: RecBole's full ranking of
+2 heads, hidden 64, inner 256, dropout 0.5, lr 1e-3, batch 2048) for at most ``--epochs``
+epochs, validating every epoch and stopping after ``--stopping-step`` validations without a gain
+(RecBole's rule), and scores the test part by full ranking.
+
+A long run: ``--state DIR`` keeps the split, ``epochs.jsonl`` (one line per epoch) and the
+training state in DIR (``recbole_sasrec_runner.py``, copied there as ``runner.py``); the same
+command, or ``$ZENREC_PEER_PYTHON_RECBOLE DIR/runner.py --state DIR --epochs N`` without the
+checkout, resumes where the last finished epoch left off:
+
+    .venv/bin/python benchmarks/peers/recbole_sasrec.py --dataset ml-100k --epochs 300 \
+        --state runs/recbole-sasrec-long --out runs/recbole-sasrec-long.json
+
+Note: RecBole's full ranking of
 sequential models does not remove the user's history items from the ranking (zenrec's loo-full
 does), which can only lower RecBole's figures slightly.
 """
@@ -21,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,55 +41,23 @@ from pathlib import Path
 import numpy as np
 
 from zenrec import ConfigError
+from zenrec.data import Dataset
 from zenrec.runs.peers import peer_python
 
-RUNNER = r"""
-import json, os, sys, time
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-import torch
-from recbole.config import Config
-from recbole.data import create_dataset, data_preparation
-from recbole.utils import get_model, get_trainer, init_seed
-data_dir, out, epochs, max_len = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-os.chdir(data_dir)
-cfg = {"data_path": data_dir, "benchmark_filename": ["train", "valid", "test"],
-       "load_col": {"inter": ["user_id", "item_id_list", "item_id"]},
-       "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "MAX_ITEM_LIST_LENGTH": max_len,
-       "eval_args": {"group_by": "user", "order": "TO", "mode": "full"},
-       "train_neg_sample_args": None,
-       "loss_type": "CE", "epochs": epochs, "eval_step": 1, "stopping_step": 10,
-       "metrics": ["Hit", "NDCG", "MRR"], "topk": [10], "valid_metric": "NDCG@10",
-       "device": "cpu", "use_gpu": False, "show_progress": False,
-       "checkpoint_dir": data_dir + "/saved",
-       "seed": 2020, "reproducibility": True, "worker": 0, "log_wandb": False}
-config = Config(model="SASRec", dataset="seq", config_dict=cfg)
-init_seed(config["seed"], config["reproducibility"])
-dataset = create_dataset(config)
-train, valid, test = data_preparation(config, dataset)
-model = get_model("SASRec")(config, train._dataset).to("cpu")
-trainer = get_trainer(config["MODEL_TYPE"], "SASRec")(config, model)
-t0 = time.perf_counter()
-best, _ = trainer.fit(train, valid, saved=True, show_progress=False)
-fit_s = time.perf_counter() - t0
-res = trainer.evaluate(test, load_best_model=True, show_progress=False)
-json.dump({"library": "recbole", "model": "SASRec", "epochs_run": epochs,
-           "metrics": {k.lower(): float(v) for k, v in dict(res).items()},
-           "fit_seconds": fit_s, "torch_threads": torch.get_num_threads(),
-           "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1)},
-          open(out, "w"), indent=2)
-"""
+RUNNER = Path(__file__).with_name("recbole_sasrec_runner.py")
 
 
-def write_files(dataset: str, d: Path, max_len: int) -> dict[str, int]:
-    from zenrec.data import Dataset, load_dataset
+def write_files(dataset: str | Dataset, d: Path, max_len: int) -> dict[str, int]:
+    """Write zenrec's loo-full split of ``dataset`` (a name or a Dataset) as RecBole files."""
+    from zenrec.data import load_dataset
     from zenrec.data.sequences import chronological_order
     from zenrec.evaluation.protocols import get_protocol, prepare_dataset
 
     proto = get_protocol("loo-full")
-    data = prepare_dataset(load_dataset(dataset), proto)
+    raw = load_dataset(dataset) if isinstance(dataset, str) else dataset
+    data = prepare_dataset(raw, proto)
     split = proto.splits(data, proto.default_seed)[0]
-    (d / "seq").mkdir(parents=True)
+    (d / "seq").mkdir(parents=True, exist_ok=True)
     iv, uv = data.item_vocab, data.user_vocab
 
     def seqs(part: Dataset) -> dict[int, list[int]]:
@@ -117,41 +97,59 @@ def write_files(dataset: str, d: Path, max_len: int) -> dict[str, int]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="ml-100k")
-    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=2, help="at most this many epochs (RecBole: 300)")
+    ap.add_argument(
+        "--stopping-step", type=int, default=10, help="RecBole's early-stopping patience"
+    )
     ap.add_argument("--max-len", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", required=True)
+    ap.add_argument(
+        "--state",
+        help="run folder that keeps the split, per-epoch log and checkpoints; a second call with "
+        "the same folder resumes (default: a new temporary folder)",
+    )
+    ap.add_argument(
+        "--session-epochs", type=int, default=0, help="stop after this many epochs (0: no limit)"
+    )
+    ap.add_argument("--out", help="also write the final result JSON here")
     args = ap.parse_args()
     try:
         recbole_python = peer_python("recbole")
     except ConfigError as exc:
         sys.exit(str(exc))
-    tmp = Path(tempfile.mkdtemp(prefix="recbole-sasrec-"))
-    counts = write_files(args.dataset, tmp, args.max_len)
+    state = Path(args.state or tempfile.mkdtemp(prefix="recbole-sasrec-")).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    rows_file = state / "rows.json"
+    if not rows_file.exists():
+        counts = write_files(args.dataset, state / "data", args.max_len)
+        rows_file.write_text(json.dumps({"dataset": args.dataset, "rows": counts}))
+    meta = json.loads(rows_file.read_text())
+    if meta["dataset"] != args.dataset:
+        sys.exit(
+            f"{state} holds a run on {meta['dataset']}, not {args.dataset}; use a new --state."
+        )
+    shutil.copyfile(RUNNER, state / "runner.py")
     env = {
         **os.environ,
         "OMP_NUM_THREADS": str(args.threads),
         "MKL_NUM_THREADS": str(args.threads),
         "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
     }
-    out = Path(args.out).resolve()
-    subprocess.run(
-        [
-            str(recbole_python),
-            "-c",
-            RUNNER,
-            str(tmp),
-            str(out),
-            str(args.epochs),
-            str(args.max_len),
-        ],
-        check=True,
-        env=env,
-        cwd=tmp,
-    )
-    rec = json.loads(out.read_text())
-    rec.update(dataset=args.dataset, split="zenrec loo-full", rows=counts)
-    out.write_text(json.dumps(rec, indent=2))
+    cmd = [str(recbole_python), str(state / "runner.py"), "--state", str(state)]
+    cmd += ["--epochs", str(args.epochs), "--stopping-step", str(args.stopping_step)]
+    cmd += ["--max-len", str(args.max_len), "--threads", str(args.threads)]
+    cmd += ["--session-epochs", str(args.session_epochs)]
+    rc = subprocess.run(cmd, env=env, cwd=state).returncode
+    if rc:
+        sys.exit(f"RecBole's runner stopped with exit status {rc} (its message is above).")
+    result = state / "result.json"
+    if not result.exists():
+        print(f"not finished; resume with the same command and --state {state}")
+        return
+    rec = json.loads(result.read_text())
+    rec.update(dataset=args.dataset, split="zenrec loo-full", rows=meta["rows"])
+    if args.out:
+        Path(args.out).write_text(json.dumps(rec, indent=2))
     print(json.dumps(rec))
 
 
