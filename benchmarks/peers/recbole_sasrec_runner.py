@@ -9,8 +9,10 @@ The loop is RecBole 1.2.1's ``Trainer.fit`` (train an epoch, validate, ``early_s
 ``stopping_step``, keep the best model) with three additions: one JSON line per epoch appended to
 ``STATE/epochs.jsonl`` (train loss, validation metrics, wall and process CPU seconds), the whole
 training state (model, optimizer, stopping counter, best score, the train loader's shuffling
-generator and torch's global RNG) written to ``STATE/last.pth`` after every epoch, and a restart
-that continues from ``last.pth``. With the same settings, a resumed run reproduces the losses of
+generator and the RNGs) written to ``STATE/last.npz`` after every epoch, and a restart that
+continues from ``last.npz``. Checkpoints are numpy archives of arrays plus a JSON header, read
+with ``allow_pickle=False``: loading one runs no code (RecBole's own ``.pth`` files are
+pickles). With the same settings, a resumed run reproduces the losses of
 an uninterrupted one. When the stopping rule fires or ``--epochs`` is reached, the best model is
 scored on the test part and ``STATE/result.json`` is written.
 """
@@ -22,8 +24,6 @@ import os
 import random
 import sys
 import time
-
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
 import numpy as np
 import torch
@@ -40,10 +40,46 @@ def files_digest(seq_dir):
     return h.hexdigest()
 
 
-def atomic_save(obj, path):
+def save_arrays(path, tensors, meta):
+    """Write ``tensors`` (name -> tensor) and the JSON-able ``meta`` to one ``.npz``, atomically."""
+    arrays = {f"t/{k}": v.detach().cpu().numpy() for k, v in tensors.items()}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     tmp = path + ".tmp"
-    torch.save(obj, tmp, pickle_protocol=4)
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
     os.replace(tmp, path)
+
+
+def load_arrays(path):
+    """(name -> tensor, meta) from :func:`save_arrays`; no pickle is read."""
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(z["meta"].tobytes().decode())
+        tensors = {k[2:]: torch.from_numpy(z[k].copy()) for k in z.files if k.startswith("t/")}
+    return tensors, meta
+
+
+def split_prefix(tensors, prefix):
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def flatten_optimizer(sd):
+    """An optimizer ``state_dict`` as (tensors, JSON-able rest)."""
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}/{k}"] = v
+            else:
+                scalars[f"{pid}/{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def unflatten_optimizer(tensors, rest):
+    state = {}
+    for key, v in list(tensors.items()) + list(rest["scalars"].items()):
+        pid, k = key.split("/", 1)
+        state.setdefault(int(pid), {})[k] = v
+    return {"state": state, "param_groups": rest["param_groups"]}
 
 
 def atomic_json(obj, path):
@@ -133,26 +169,29 @@ def train_and_test(args, state):
     trainer = get_trainer(config["MODEL_TYPE"], "SASRec")(config, model)
     trainer.eval_collector.data_collect(train)
 
-    last_path = os.path.join(state, "last.pth")
-    best_path = os.path.join(state, "best.pth")
+    last_path = os.path.join(state, "last.npz")
+    best_path = os.path.join(state, "best.npz")
     log_path = os.path.join(state, "epochs.jsonl")
     start_epoch, stopped = 0, False
     if os.path.exists(last_path):
-        ck = torch.load(last_path, map_location="cpu", weights_only=False)
+        arrays, ck = load_arrays(last_path)
         if ck["settings"] != settings:
             sys.exit(
                 f"{last_path} was written with settings {ck['settings']}, this run has "
                 f"{settings}. Use the same data and options, or a new --state folder."
             )
-        model.load_state_dict(ck["state_dict"])
-        trainer.optimizer.load_state_dict(ck["optimizer"])
+        model.load_state_dict(split_prefix(arrays, "model/"))
+        opt = unflatten_optimizer(split_prefix(arrays, "opt/"), ck["optimizer"])
+        trainer.optimizer.load_state_dict(opt)
         trainer.cur_step = ck["cur_step"]
         trainer.best_valid_score = ck["best_valid_score"]
         trainer.best_valid_result = ck["best_valid_result"]
-        train.generator.set_state(ck["train_generator"])
-        torch.set_rng_state(ck["torch_rng"])
-        np.random.set_state(ck["numpy_rng"])
-        random.setstate(ck["python_rng"])
+        train.generator.set_state(arrays["rng/train_generator"])
+        torch.set_rng_state(arrays["rng/torch"])
+        name, pos, has_gauss, cached = ck["numpy_rng"]
+        np.random.set_state((name, arrays["rng/numpy"].numpy(), pos, has_gauss, cached))
+        version, internal, gauss = ck["python_rng"]
+        random.setstate((version, tuple(internal), gauss))
         start_epoch, stopped = ck["epoch"] + 1, ck["stopped"]
         # Drop log lines of epochs after the checkpoint (a process killed between the two writes).
         if os.path.exists(log_path):
@@ -182,24 +221,31 @@ def train_and_test(args, state):
             bigger=True,
         )
         if improved:
-            trainer.best_valid_result = result
-            atomic_save({"epoch": epoch, "state_dict": model.state_dict()}, best_path)
-        atomic_save(
+            trainer.best_valid_result = dict(result)
+            save_arrays(best_path, model.state_dict(), {"epoch": epoch})
+        opt_tensors, opt_rest = flatten_optimizer(trainer.optimizer.state_dict())
+        np_name, np_keys, np_pos, np_has_gauss, np_cached = np.random.get_state()
+        py_version, py_internal, py_gauss = random.getstate()
+        tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
+        tensors.update({f"opt/{k}": v for k, v in opt_tensors.items()})
+        tensors["rng/train_generator"] = train.generator.get_state()
+        tensors["rng/torch"] = torch.get_rng_state()
+        tensors["rng/numpy"] = torch.from_numpy(np_keys.copy())
+        save_arrays(
+            last_path,
+            tensors,
             {
                 "settings": settings,
                 "epoch": epoch,
                 "stopped": stopped,
-                "state_dict": model.state_dict(),
-                "optimizer": trainer.optimizer.state_dict(),
+                "optimizer": opt_rest,
                 "cur_step": trainer.cur_step,
-                "best_valid_score": trainer.best_valid_score,
-                "best_valid_result": trainer.best_valid_result,
-                "train_generator": train.generator.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "numpy_rng": np.random.get_state(),
-                "python_rng": random.getstate(),
+                "best_valid_score": float(trainer.best_valid_score),
+                "best_valid_result": trainer.best_valid_result
+                and {k: float(v) for k, v in dict(trainer.best_valid_result).items()},
+                "numpy_rng": [np_name, int(np_pos), int(np_has_gauss), float(np_cached)],
+                "python_rng": [py_version, list(py_internal), py_gauss],
             },
-            last_path,
         )
         rec = {
             "epoch": epoch,
@@ -224,8 +270,8 @@ def train_and_test(args, state):
         epoch += 1
         done_here += 1
 
-    best = torch.load(best_path, map_location="cpu", weights_only=False)
-    model.load_state_dict(best["state_dict"])
+    best_state, best = load_arrays(best_path)
+    model.load_state_dict(best_state)
     res = trainer.evaluate(test, load_best_model=False, show_progress=False)
     with open(log_path) as f:
         log = [json.loads(ln) for ln in f if ln.strip()]
